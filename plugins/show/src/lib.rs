@@ -1,0 +1,25 @@
+//! The RocKontrol show model: what a show *is*, independent of how it runs.
+//!
+//! A show is a RON file that lighting programmers write by hand and keep in git. This crate
+//! owns its serde types, loading with precise `file:line:column` errors, canonical saving
+//! (same show, same bytes; stable ordering so git diffs stay small) and validation that
+//! reports every patch or reference problem by name, all at once.
+//!
+//! It knows nothing of Bevy, time or output: the engine compiles a [`Show`] into its own
+//! runtime form.
+//!
+//! # Layout
+//! - [`model`]: the serde types — [`Show`], [`FixtureProfile`], [`Fixture`], [`CueList`], [`Cue`], …
+//! - [`value`]: [`Value`], a channel level (normalised `0.5` or raw `Dmx(200)`), and [`CueNumber`].
+//! - [`io`]: [`load_show`], [`parse_show`], [`to_ron_string`], [`save_show`].
+//! - [`validate`]: [`validate()`], returning every [`ValidationError`] found.
+
+pub mod io;
+pub mod model;
+pub mod validate;
+pub mod value;
+
+pub use io::{LoadError, ParseError, load_show, parse_show, save_show, to_ron_string};
+pub use model::*;
+pub use validate::{ValidationError, validate};
+pub use value::{CueNumber, Value};
