@@ -52,7 +52,12 @@ struct InvalidDisplay<'a>(&'a str, &'a [ValidationError]);
 impl fmt::Display for InvalidDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let n = self.1.len();
-        write!(f, "{}: {n} problem{} in the show:", self.0, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{}: {n} problem{} in the show:",
+            self.0,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in self.1 {
             write!(f, "\n  - {e}")?;
         }
@@ -121,14 +126,20 @@ fn describe(code: &ron::Error) -> String {
             found,
             outer,
         } => {
-            let within = outer.as_deref().map(|o| format!(" in {o}")).unwrap_or_default();
+            let within = outer
+                .as_deref()
+                .map(|o| format!(" in {o}"))
+                .unwrap_or_default();
             format!(
                 "unknown field `{found}`{within}, expected one of: {}",
                 expected.join(", ")
             )
         }
         E::MissingStructField { field, outer } => {
-            let within = outer.as_deref().map(|o| format!(" in {o}")).unwrap_or_default();
+            let within = outer
+                .as_deref()
+                .map(|o| format!(" in {o}"))
+                .unwrap_or_default();
             format!("missing field `{field}`{within}")
         }
         E::NoSuchEnumVariant {
@@ -136,7 +147,10 @@ fn describe(code: &ron::Error) -> String {
             found,
             outer,
         } => {
-            let within = outer.as_deref().map(|o| format!(" for {o}")).unwrap_or_default();
+            let within = outer
+                .as_deref()
+                .map(|o| format!(" for {o}"))
+                .unwrap_or_default();
             format!(
                 "unknown variant `{found}`{within}, expected one of: {}",
                 expected.join(", ")

@@ -42,7 +42,10 @@ pub struct Show {
     /// Shown in the UI and in sACN/Art-Net source names.
     pub name: String,
     /// The DMX tick in Hz: the engine computes one frame per universe per tick.
-    #[serde(default = "default_tick_rate", skip_serializing_if = "is_default_tick_rate")]
+    #[serde(
+        default = "default_tick_rate",
+        skip_serializing_if = "is_default_tick_rate"
+    )]
     pub tick_rate: u32,
     /// Grand master, 0.0..=1.0: scales every intensity output.
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -130,7 +133,10 @@ pub struct SacnOutput {
     #[serde(default, skip_serializing_if = "SacnDestination::is_multicast")]
     pub destination: SacnDestination,
     /// Per-source priority 0..=200; receivers take the highest.
-    #[serde(default = "default_sacn_priority", skip_serializing_if = "is_default_sacn_priority")]
+    #[serde(
+        default = "default_sacn_priority",
+        skip_serializing_if = "is_default_sacn_priority"
+    )]
     pub priority: u8,
     /// Universe whose sync packets switch this one; 0 or absent: no synchronization.
     #[serde(default, skip_serializing_if = "Option::is_none")]

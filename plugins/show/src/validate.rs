@@ -46,7 +46,11 @@ pub enum ValidationError {
         known: String,
     },
     #[error("fixture {id} {name:?}: universe {universe} is not defined in the show")]
-    UnknownUniverse { id: u32, name: String, universe: u16 },
+    UnknownUniverse {
+        id: u32,
+        name: String,
+        universe: u16,
+    },
     #[error("fixture {id} {name:?}: address {address} is outside 1..=512")]
     AddressRange { id: u32, name: String, address: u16 },
     #[error(
@@ -156,7 +160,9 @@ fn output_problem(output: &crate::model::Output) -> Option<String> {
                 return Some(format!("sACN priority {} is outside 0..=200", s.priority));
             }
             if let Some(u) = s.sync_universe.filter(|u| *u > MAX_UNIVERSE) {
-                return Some(format!("sACN sync universe {u} is outside 1..={MAX_UNIVERSE}"));
+                return Some(format!(
+                    "sACN sync universe {u} is outside 1..={MAX_UNIVERSE}"
+                ));
             }
             None
         }
@@ -417,7 +423,9 @@ fn check_cue_lists(show: &Show, errors: &mut Vec<ValidationError>) {
             if let Some(crate::model::Follow::After(t)) = cue.follow
                 && !(t.is_finite() && t >= 0.0)
             {
-                errors.push(cue_err(format!("follows after {t} s; times are seconds ≥ 0")));
+                errors.push(cue_err(format!(
+                    "follows after {t} s; times are seconds ≥ 0"
+                )));
             }
             for (target, values) in &cue.values {
                 let fixtures: Vec<&Fixture> = match target {
@@ -429,7 +437,11 @@ fn check_cue_lists(show: &Show, errors: &mut Vec<ValidationError>) {
                         }
                     },
                     Target::Group(name) => match show.groups.iter().find(|g| g.name == *name) {
-                        Some(g) => g.fixtures.iter().filter_map(|id| show.fixture(*id)).collect(),
+                        Some(g) => g
+                            .fixtures
+                            .iter()
+                            .filter_map(|id| show.fixture(*id))
+                            .collect(),
                         None => {
                             errors.push(cue_err(format!("sets unknown group {name:?}")));
                             continue;
@@ -446,16 +458,22 @@ fn check_cue_lists(show: &Show, errors: &mut Vec<ValidationError>) {
                             Target::Fixture(id) => format!("fixture {id}"),
                             Target::Group(name) => format!("no fixture of group {name:?}"),
                         };
-                        errors.push(cue_err(format!("sets {} but {whom} has none", attribute.name())));
+                        errors.push(cue_err(format!(
+                            "sets {} but {whom} has none",
+                            attribute.name()
+                        )));
                         continue;
                     }
                     match *value {
-                        Value::Norm(x) if !(0.0..=1.0).contains(&x) => errors.push(cue_err(format!(
-                            "sets {} to {x}, outside 0.0..=1.0",
-                            attribute.name()
-                        ))),
+                        Value::Norm(x) if !(0.0..=1.0).contains(&x) => errors.push(cue_err(
+                            format!("sets {} to {x}, outside 0.0..=1.0", attribute.name()),
+                        )),
                         Value::Dmx(raw) => {
-                            let max = if bits.iter().all(|b| *b == 16) { 65535 } else { 255 };
+                            let max = if bits.iter().all(|b| *b == 16) {
+                                65535
+                            } else {
+                                255
+                            };
                             if raw > max {
                                 errors.push(cue_err(format!(
                                     "sets {} to Dmx({raw}), past {max} for its {}-bit channel",

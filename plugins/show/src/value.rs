@@ -177,12 +177,29 @@ mod tests {
 
     #[test]
     fn cue_numbers_print_like_a_console() {
-        assert_eq!(CueNumber::parse("1").map(|c| c.to_string()).as_deref(), Some("1"));
-        assert_eq!(CueNumber::parse("1.5").map(|c| c.to_string()).as_deref(), Some("1.5"));
-        assert_eq!(CueNumber::parse("2.25").map(|c| c.to_string()).as_deref(), Some("2.25"));
+        assert_eq!(
+            CueNumber::parse("1").map(|c| c.to_string()).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            CueNumber::parse("1.5").map(|c| c.to_string()).as_deref(),
+            Some("1.5")
+        );
+        assert_eq!(
+            CueNumber::parse("2.25").map(|c| c.to_string()).as_deref(),
+            Some("2.25")
+        );
         assert_eq!(CueNumber::parse("0.001"), Some(CueNumber(1)));
-        assert_eq!(CueNumber::parse("1.0001"), None, "four decimals are refused");
-        assert_eq!(CueNumber::parse("-1"), None, "negative cue numbers are refused");
+        assert_eq!(
+            CueNumber::parse("1.0001"),
+            None,
+            "four decimals are refused"
+        );
+        assert_eq!(
+            CueNumber::parse("-1"),
+            None,
+            "negative cue numbers are refused"
+        );
         assert!(CueNumber::parse("1.5") < CueNumber::parse("2"));
     }
 

@@ -23,10 +23,14 @@ fn demo_show_loads_and_is_valid() {
 fn save_load_save_is_lossless_and_byte_identical() {
     let show = parse_show(&demo_text(), "demo.ron").expect("demo parses");
     let first = to_ron_string(&show);
-    let reloaded = parse_show(&first, "saved.ron").unwrap_or_else(|e| panic!("saved text must parse: {e}\n{first}"));
+    let reloaded = parse_show(&first, "saved.ron")
+        .unwrap_or_else(|e| panic!("saved text must parse: {e}\n{first}"));
     assert_eq!(reloaded, show, "load(save(show)) must equal show");
     let second = to_ron_string(&reloaded);
-    assert_eq!(first, second, "saving the same show twice must give the same bytes");
+    assert_eq!(
+        first, second,
+        "saving the same show twice must give the same bytes"
+    );
 }
 
 #[test]
@@ -36,18 +40,35 @@ fn canonical_file_round_trips_byte_for_byte() {
     let canonical = to_ron_string(&parse_show(&demo_text(), "demo.ron").expect("demo parses"));
     let again = to_ron_string(&parse_show(&canonical, "canonical.ron").expect("canonical parses"));
     assert_eq!(canonical.as_bytes(), again.as_bytes());
-    assert!(canonical.starts_with("#![enable(implicit_some)]\n#![enable(unwrap_variant_newtypes)]\n("), "{}", &canonical[..80]);
-    assert!(canonical.contains("Dmx(64)"), "raw DMX values keep their Dmx(..) form");
-    assert!(canonical.contains("number: 3.5,"), "cue numbers keep their decimals");
+    assert!(
+        canonical.starts_with("#![enable(implicit_some)]\n#![enable(unwrap_variant_newtypes)]\n("),
+        "{}",
+        &canonical[..80]
+    );
+    assert!(
+        canonical.contains("Dmx(64)"),
+        "raw DMX values keep their Dmx(..) form"
+    );
+    assert!(
+        canonical.contains("number: 3.5,"),
+        "cue numbers keep their decimals"
+    );
 }
 
 #[test]
 fn syntax_error_names_file_line_and_column() {
     let text = "(\n    name: \"x\",\n    tick_rate: 44\n    universes: [],\n)";
     let err = parse_show(text, "broken.ron").expect_err("missing comma must fail");
-    assert_eq!((err.file.as_str(), err.line, err.column), ("broken.ron", 4, 5), "{err}");
+    assert_eq!(
+        (err.file.as_str(), err.line, err.column),
+        ("broken.ron", 4, 5),
+        "{err}"
+    );
     assert!(err.to_string().starts_with("broken.ron:4:5: "), "{err}");
-    assert!(err.message.contains("Expected"), "says what was expected: {err}");
+    assert!(
+        err.message.contains("Expected"),
+        "says what was expected: {err}"
+    );
 }
 
 #[test]
@@ -56,7 +77,10 @@ fn unknown_field_lists_the_expected_ones() {
     let err = parse_show(text, "typo.ron").expect_err("unknown field must fail");
     assert_eq!((err.line, err.column), (3, 5), "{err}");
     assert!(err.message.contains("unknown field `tickrate`"), "{err}");
-    assert!(err.message.contains("tick_rate"), "lists the field meant: {err}");
+    assert!(
+        err.message.contains("tick_rate"),
+        "lists the field meant: {err}"
+    );
 }
 
 #[test]
@@ -133,9 +157,18 @@ fn every_patch_problem_is_reported_by_name_at_once() {
         "playback \"P\" master 1.5 is outside 0.0..=1.0",
     ];
     for e in expect {
-        assert!(messages.iter().any(|m| m == e), "missing error {e:?} in:\n{}", messages.join("\n"));
+        assert!(
+            messages.iter().any(|m| m == e),
+            "missing error {e:?} in:\n{}",
+            messages.join("\n")
+        );
     }
-    assert_eq!(messages.len(), expect.len(), "no extra errors:\n{}", messages.join("\n"));
+    assert_eq!(
+        messages.len(),
+        expect.len(),
+        "no extra errors:\n{}",
+        messages.join("\n")
+    );
 }
 
 #[test]
@@ -172,7 +205,15 @@ fn load_show_reports_invalid_file_with_its_path() {
     let err = load_show(&path).expect_err("tick rate 0 is invalid");
     assert!(matches!(err, LoadError::Invalid { .. }));
     let text = err.to_string();
-    assert!(text.ends_with("invalid.ron: 1 problem in the show:\n  - tick_rate 0 is outside 1..=1000 Hz"), "{text}");
+    assert!(
+        text.ends_with(
+            "invalid.ron: 1 problem in the show:\n  - tick_rate 0 is outside 1..=1000 Hz"
+        ),
+        "{text}"
+    );
     let missing = load_show(dir.join("nope.ron")).expect_err("missing file");
-    assert!(missing.to_string().starts_with("cannot read show file "), "{missing}");
+    assert!(
+        missing.to_string().starts_with("cannot read show file "),
+        "{missing}"
+    );
 }
