@@ -1,1 +1,186 @@
-fn main() {}
+//! `rockontrol`: the RocKontrol command line.
+//!
+//! # Layout
+//! - `main.rs`: the CLI (clap) and dispatch.
+//! - `render.rs`: `rockontrol render`, the engine run offline, tick by tick, to CSV or JSON.
+//! - `live.rs`: `rockontrol run`, the engine live with a terminal console.
+//! - `timearg.rs`: `10s`, `1m30s`, `7.5s go main` arguments.
+//! - `fixtures_cli.rs`: `rockontrol fixtures …` and `import-qlc`.
+
+mod fixtures_cli;
+mod live;
+mod render;
+mod timearg;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rockontrol_show::{LoadError, load_show, parse_show, to_ron_string, validate};
+
+use crate::timearg::{TimedCommand, parse_seconds};
+
+#[derive(Debug, Parser)]
+#[command(name = "rockontrol", version, about = "Distributed show engine: lighting console and media server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Validate a show file: exit 0, or print every problem and exit 1.
+    Check { show: PathBuf },
+    /// Run the engine offline, tick by tick, and write every frame (deterministic).
+    Render {
+        show: PathBuf,
+        /// Render show time 0 through this time, e.g. `10s`, `1m30s`, `500ms`.
+        #[arg(long, value_parser = parse_seconds)]
+        until: f64,
+        /// Only these universes (repeatable). Default: all.
+        #[arg(long = "universe")]
+        universes: Vec<u16>,
+        #[arg(long, value_enum, default_value_t = render::Format::Csv)]
+        format: render::Format,
+        /// An action at a show time, e.g. `'0s go main'`, `'7.5s goto main 3'`, `'9s blackout'`.
+        #[arg(long = "at")]
+        at: Vec<TimedCommand>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Run a show live: status line, GO/BACK from the terminal, Ctrl-C stops.
+    Run {
+        show: PathBuf,
+        /// Never open a window (the default when there is no display).
+        #[arg(long)]
+        headless: bool,
+        /// Actions at show times, as for `render`.
+        #[arg(long = "at")]
+        at: Vec<TimedCommand>,
+        /// Stop by itself after this long, e.g. `30s`.
+        #[arg(long, value_parser = parse_seconds)]
+        duration: Option<f64>,
+    },
+    /// Rewrite a show file in canonical form.
+    Fmt {
+        show: PathBuf,
+        /// Only check: exit 1 if the file is not canonical.
+        #[arg(long)]
+        check: bool,
+        /// Rewrite even though the file has comments (canonical form cannot keep them).
+        #[arg(long)]
+        drop_comments: bool,
+    },
+    /// The fixture library: import, search, show.
+    #[command(subcommand)]
+    Fixtures(fixtures_cli::FixturesCommand),
+    /// Convert a QLC+ workspace (.qxw) into a RocKontrol show.
+    ImportQlc {
+        workspace: PathBuf,
+        /// Write the show here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Check { show } => check(&show),
+        Cmd::Render {
+            show,
+            until,
+            universes,
+            format,
+            at,
+            out,
+        } => render::render(&show, until, &universes, format, &at, out.as_deref()),
+        Cmd::Run {
+            show,
+            headless,
+            at,
+            duration,
+        } => live::run(&show, headless, &at, duration),
+        Cmd::Fmt {
+            show,
+            check,
+            drop_comments,
+        } => fmt(&show, check, drop_comments),
+        Cmd::Fixtures(command) => fixtures_cli::run(command),
+        Cmd::ImportQlc { workspace, out } => fixtures_cli::import_qlc(workspace, out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &PathBuf) -> anyhow::Result<ExitCode> {
+    match load_show(path) {
+        Ok(show) => {
+            let cues: usize = show.cue_lists.iter().map(|l| l.cues.len()).sum();
+            println!(
+                "{}: OK — {:?}: {} universes, {} fixtures, {} cue lists ({cues} cues), {} playbacks, {} Hz",
+                path.display(),
+                show.name,
+                show.universes.len(),
+                show.fixtures.len(),
+                show.cue_lists.len(),
+                show.playbacks.len(),
+                show.tick_rate
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ (LoadError::Parse(_) | LoadError::Invalid { .. })) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn fmt(path: &PathBuf, check_only: bool, drop_comments: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read show file {}", path.display()))?;
+    let file = path.display().to_string();
+    let show = match parse_show(&text, &file) {
+        Ok(show) => show,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(errors) = validate(&show) {
+        eprintln!("{}", LoadError::Invalid { file, errors });
+        return Ok(ExitCode::FAILURE);
+    }
+    let canonical = to_ron_string(&show);
+    if canonical == text {
+        if !check_only {
+            println!("{}: already canonical", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if check_only {
+        eprintln!("{}: not in canonical form (run `rockontrol fmt {}`)", path.display(), path.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    let comments = text.lines().filter(|l| l.trim_start().starts_with("//")).count();
+    if comments > 0 && !drop_comments {
+        eprintln!(
+            "{}: has {comments} comment line(s) that canonical form cannot keep; \
+             rerun with --drop-comments to rewrite anyway",
+            path.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    rockontrol_show::save_show(&show, path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}: rewritten in canonical form", path.display());
+    Ok(ExitCode::SUCCESS)
+}

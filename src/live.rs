@@ -1,0 +1,201 @@
+//! `rockontrol run`: the engine live, with a terminal console.
+//!
+//! Headless (no window) until the UI plugin lands; the DMX tick runs in `FixedUpdate` at the
+//! show's rate, driven by a fast outer loop. Commands come from standard input (one per line;
+//! an empty line is GO on the first playback) and from `--at`; a status line prints every
+//! second. Ctrl-C (SIGINT) or SIGTERM stops cleanly within one loop period.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::Duration;
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use rockontrol_engine::{
+    Command, CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, ShowClock, ShowEngine,
+    load_show as spawn_show, seconds_to_ticks,
+};
+use rockontrol_show::{LoadError, load_show};
+
+use crate::timearg::TimedCommand;
+
+/// Outer loop period: sets how evenly `FixedUpdate` ticks are spaced in wall time.
+const LOOP_PERIOD: Duration = Duration::from_millis(2);
+
+#[derive(Resource)]
+struct Console {
+    lines: std::sync::Mutex<Receiver<String>>,
+    stop: Arc<AtomicBool>,
+    stop_at: Option<Duration>,
+    last_status: Duration,
+    last_status_tick: u64,
+}
+
+pub fn run(path: &Path, headless: bool, at: &[TimedCommand], duration: Option<f64>) -> anyhow::Result<ExitCode> {
+    let show = match load_show(path) {
+        Ok(show) => show,
+        Err(e @ (LoadError::Parse(_) | LoadError::Invalid { .. })) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let has_display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if has_display && !headless {
+        eprintln!("note: the windowed UI is not part of this build yet; running headless");
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    }
+    let (tx, rx) = sync_channel::<String>(64);
+    std::thread::Builder::new()
+        .name("console-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })?;
+
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)))
+        .add_plugins(LogPlugin {
+            filter: "info".into(),
+            ..default()
+        })
+        .add_plugins(EnginePlugin)
+        .insert_resource(Console {
+            lines: std::sync::Mutex::new(rx),
+            stop,
+            stop_at: duration.map(Duration::from_secs_f64),
+            last_status: Duration::ZERO,
+            last_status_tick: 0,
+        })
+        .add_systems(Update, (read_console, print_events, status_line, stop_when_asked));
+    // Ticks must keep up with wall time after a stall instead of being dropped.
+    app.world_mut()
+        .resource_mut::<Time<Virtual>>()
+        .set_max_delta(Duration::from_secs(5));
+    spawn_show(app.world_mut(), &show);
+    let rate = f64::from(show.tick_rate);
+    {
+        let mut queue = app.world_mut().resource_mut::<CommandQueue>();
+        for timed in at {
+            queue.at(seconds_to_ticks(timed.seconds, rate), timed.command.clone());
+        }
+    }
+    println!(
+        "running {:?} at {} Hz: {} universes, {} fixtures. Type a command (go PB, back PB, goto PB CUE, release, blackout, gm 50%), Enter = GO {}, Ctrl-C stops.",
+        show.name,
+        show.tick_rate,
+        show.universes.len(),
+        show.fixtures.len(),
+        show.playbacks.first().map(|p| p.name.as_str()).unwrap_or("(no playback)")
+    );
+    let exit = app.run();
+    println!("stopped");
+    Ok(if exit.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMut<CommandQueue>) {
+    let Ok(lines) = console.lines.lock() else { return };
+    while let Ok(line) = lines.try_recv() {
+        let line = line.trim();
+        let first = engine
+            .engine
+            .as_ref()
+            .and_then(|e| e.show().playbacks.first())
+            .map(|p| p.name.clone());
+        let command = match (line, first) {
+            ("" | "g" | "go", Some(pb)) => Ok(Command::Go { playback: pb, fade: None }),
+            ("b" | "back", Some(pb)) => Ok(Command::Back { playback: pb, fade: None }),
+            ("q" | "quit" | "exit", _) => {
+                console.stop.store(true, Ordering::SeqCst);
+                continue;
+            }
+            (text, _) => text.parse::<Command>(),
+        };
+        match command {
+            Ok(command) => queue.push(command),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+}
+
+fn print_events(
+    mut events: MessageReader<EngineEvent>,
+    mut rejected: MessageReader<CommandRejected>,
+    engine: Res<ShowEngine>,
+) {
+    let rate = engine.engine.as_ref().map(|e| e.rate()).unwrap_or(44.0);
+    for EngineEvent(event) in events.read() {
+        match event {
+            Event::Cue {
+                playback,
+                cue,
+                label,
+                tick,
+                by_follow,
+            } => println!(
+                "[{:>9.3} s] {playback} → cue {cue} {label:?}{}",
+                *tick as f64 / rate,
+                if *by_follow { " (follow)" } else { "" }
+            ),
+            Event::Off { playback, tick } => println!("[{:>9.3} s] {playback} off", *tick as f64 / rate),
+            Event::Changed { what, tick } => println!("[{:>9.3} s] {what}", *tick as f64 / rate),
+        }
+    }
+    for r in rejected.read() {
+        eprintln!("[{:>9.3} s] {} refused: {}", r.tick as f64 / rate, r.command, r.error);
+    }
+}
+
+fn status_line(time: Res<Time<Real>>, clock: Res<ShowClock>, engine: Res<ShowEngine>, mut console: ResMut<Console>) {
+    let now = time.elapsed();
+    let since = now.saturating_sub(console.last_status);
+    if since < Duration::from_secs(1) {
+        return;
+    }
+    let ticks = clock.next_tick - console.last_status_tick;
+    console.last_status = now;
+    console.last_status_tick = clock.next_tick;
+    let (Some(fade), Some(state)) = (&engine.engine, &engine.state) else {
+        return;
+    };
+    let playbacks: Vec<String> = fade
+        .show()
+        .playbacks
+        .iter()
+        .zip(&state.playbacks)
+        .map(|(pb, run)| match run.cue {
+            Some(c) => format!("{} cue {}", pb.name, fade.show().lists[pb.list].cues[c].number),
+            None => format!("{} off", pb.name),
+        })
+        .collect();
+    println!(
+        "tick {} | {:.1} Hz | {} | GM {:.0}%{}",
+        clock.next_tick,
+        ticks as f64 / since.as_secs_f64(),
+        playbacks.join(" | "),
+        state.grand_master * 100.0,
+        if state.blackout { " | BLACKOUT" } else { "" }
+    );
+}
+
+fn stop_when_asked(console: Res<Console>, time: Res<Time<Real>>, mut exit: MessageWriter<AppExit>) {
+    let timed_out = console.stop_at.is_some_and(|d| time.elapsed() >= d);
+    if console.stop.load(Ordering::SeqCst) || timed_out {
+        exit.write(AppExit::Success);
+    }
+}
