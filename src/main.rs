@@ -6,9 +6,11 @@
 //! - `live.rs`: `rockontrol run`, the engine live with a terminal console.
 //! - `timearg.rs`: `10s`, `1m30s`, `7.5s go main` arguments.
 //! - `fixtures_cli.rs`: `rockontrol fixtures …` and `import-qlc`.
+//! - `node_cli.rs`: `rockontrol master`, `receiver` and `demo`.
 
 mod fixtures_cli;
 mod live;
+mod node_cli;
 mod render;
 mod timearg;
 
@@ -76,6 +78,12 @@ enum Cmd {
     /// The fixture library: import, search, show.
     #[command(subcommand)]
     Fixtures(fixtures_cli::FixturesCommand),
+    /// Run a master node: drives receivers found by mDNS or listed in its config.
+    Master(node_cli::NodeArgs),
+    /// Run a receiver node: outputs its universes and media for a master.
+    Receiver(node_cli::NodeArgs),
+    /// A master and two receivers on this machine, running the demo show.
+    Demo,
     /// Convert a QLC+ workspace (.qxw) into a RocKontrol show.
     ImportQlc {
         workspace: PathBuf,
@@ -110,6 +118,9 @@ fn main() -> ExitCode {
         } => fmt(&show, check, drop_comments),
         Cmd::Fixtures(command) => fixtures_cli::run(command),
         Cmd::ImportQlc { workspace, out } => fixtures_cli::import_qlc(workspace, out),
+        Cmd::Master(args) => node_cli::master(args),
+        Cmd::Receiver(args) => node_cli::receiver(args),
+        Cmd::Demo => node_cli::demo(),
     };
     match result {
         Ok(code) => code,
