@@ -14,7 +14,9 @@
 //! - [`io`]: [`load_show`], [`parse_show`], [`to_ron_string`], [`save_show`].
 //! - [`validate`]: [`validate()`], returning every [`ValidationError`] found.
 
+pub mod import;
 pub mod io;
+pub mod library;
 pub mod model;
 pub mod validate;
 pub mod value;
