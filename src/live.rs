@@ -13,12 +13,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Duration;
 
+use std::net::Ipv4Addr;
+
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
+use rockontrol_dmx::{DmxPlugin, DmxSettings, DmxStats};
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, ShowClock, ShowEngine,
-    load_show as spawn_show, seconds_to_ticks,
+    Command, CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, ShowClock,
+    ShowEngine, load_show as spawn_show, seconds_to_ticks,
 };
 use rockontrol_show::{LoadError, load_show};
 
@@ -36,7 +39,13 @@ struct Console {
     last_status_tick: u64,
 }
 
-pub fn run(path: &Path, headless: bool, at: &[TimedCommand], duration: Option<f64>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    path: &Path,
+    headless: bool,
+    at: &[TimedCommand],
+    duration: Option<f64>,
+    dmx_interface: Option<Ipv4Addr>,
+) -> anyhow::Result<ExitCode> {
     let show = match load_show(path) {
         Ok(show) => show,
         Err(e @ (LoadError::Parse(_) | LoadError::Invalid { .. })) => {
@@ -45,11 +54,19 @@ pub fn run(path: &Path, headless: bool, at: &[TimedCommand], duration: Option<f6
         }
         Err(e) => return Err(e.into()),
     };
-    let has_display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let has_display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if has_display && !headless {
         eprintln!("note: the windowed UI is not part of this build yet; running headless");
     }
 
+    let mut dmx = DmxSettings {
+        source_name: rockontrol_dmx::plugin::source_name(&show.name),
+        ..DmxSettings::default()
+    };
+    if let Some(interface) = dmx_interface {
+        dmx.interface = interface;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -75,6 +92,8 @@ pub fn run(path: &Path, headless: bool, at: &[TimedCommand], duration: Option<f6
             ..default()
         })
         .add_plugins(EnginePlugin)
+        .add_plugins(DmxPlugin)
+        .insert_resource(dmx)
         .insert_resource(Console {
             lines: std::sync::Mutex::new(rx),
             stop,
@@ -82,7 +101,10 @@ pub fn run(path: &Path, headless: bool, at: &[TimedCommand], duration: Option<f6
             last_status: Duration::ZERO,
             last_status_tick: 0,
         })
-        .add_systems(Update, (read_console, print_events, status_line, stop_when_asked));
+        .add_systems(
+            Update,
+            (read_console, print_events, status_line, stop_when_asked),
+        );
     // Ticks must keep up with wall time after a stall instead of being dropped.
     app.world_mut()
         .resource_mut::<Time<Virtual>>()
@@ -101,15 +123,24 @@ pub fn run(path: &Path, headless: bool, at: &[TimedCommand], duration: Option<f6
         show.tick_rate,
         show.universes.len(),
         show.fixtures.len(),
-        show.playbacks.first().map(|p| p.name.as_str()).unwrap_or("(no playback)")
+        show.playbacks
+            .first()
+            .map(|p| p.name.as_str())
+            .unwrap_or("(no playback)")
     );
     let exit = app.run();
     println!("stopped");
-    Ok(if exit.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if exit.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMut<CommandQueue>) {
-    let Ok(lines) = console.lines.lock() else { return };
+    let Ok(lines) = console.lines.lock() else {
+        return;
+    };
     while let Ok(line) = lines.try_recv() {
         let line = line.trim();
         let first = engine
@@ -118,8 +149,14 @@ fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMu
             .and_then(|e| e.show().playbacks.first())
             .map(|p| p.name.clone());
         let command = match (line, first) {
-            ("" | "g" | "go", Some(pb)) => Ok(Command::Go { playback: pb, fade: None }),
-            ("b" | "back", Some(pb)) => Ok(Command::Back { playback: pb, fade: None }),
+            ("" | "g" | "go", Some(pb)) => Ok(Command::Go {
+                playback: pb,
+                fade: None,
+            }),
+            ("b" | "back", Some(pb)) => Ok(Command::Back {
+                playback: pb,
+                fade: None,
+            }),
             ("q" | "quit" | "exit", _) => {
                 console.stop.store(true, Ordering::SeqCst);
                 continue;
@@ -152,16 +189,29 @@ fn print_events(
                 *tick as f64 / rate,
                 if *by_follow { " (follow)" } else { "" }
             ),
-            Event::Off { playback, tick } => println!("[{:>9.3} s] {playback} off", *tick as f64 / rate),
+            Event::Off { playback, tick } => {
+                println!("[{:>9.3} s] {playback} off", *tick as f64 / rate)
+            }
             Event::Changed { what, tick } => println!("[{:>9.3} s] {what}", *tick as f64 / rate),
         }
     }
     for r in rejected.read() {
-        eprintln!("[{:>9.3} s] {} refused: {}", r.tick as f64 / rate, r.command, r.error);
+        eprintln!(
+            "[{:>9.3} s] {} refused: {}",
+            r.tick as f64 / rate,
+            r.command,
+            r.error
+        );
     }
 }
 
-fn status_line(time: Res<Time<Real>>, clock: Res<ShowClock>, engine: Res<ShowEngine>, mut console: ResMut<Console>) {
+fn status_line(
+    time: Res<Time<Real>>,
+    clock: Res<ShowClock>,
+    engine: Res<ShowEngine>,
+    dmx: Res<DmxStats>,
+    mut console: ResMut<Console>,
+) {
     let now = time.elapsed();
     let since = now.saturating_sub(console.last_status);
     if since < Duration::from_secs(1) {
@@ -179,17 +229,25 @@ fn status_line(time: Res<Time<Real>>, clock: Res<ShowClock>, engine: Res<ShowEng
         .iter()
         .zip(&state.playbacks)
         .map(|(pb, run)| match run.cue {
-            Some(c) => format!("{} cue {}", pb.name, fade.show().lists[pb.list].cues[c].number),
+            Some(c) => format!(
+                "{} cue {}",
+                pb.name,
+                fade.show().lists[pb.list].cues[c].number
+            ),
             None => format!("{} off", pb.name),
         })
         .collect();
     println!(
-        "tick {} | {:.1} Hz | {} | GM {:.0}%{}",
+        "tick {} | {:.1} Hz | {} | GM {:.0}%{} | DMX {} streams, {} packets, {} late, {} errors",
         clock.next_tick,
         ticks as f64 / since.as_secs_f64(),
         playbacks.join(" | "),
         state.grand_master * 100.0,
-        if state.blackout { " | BLACKOUT" } else { "" }
+        if state.blackout { " | BLACKOUT" } else { "" },
+        dmx.streams,
+        dmx.packets,
+        dmx.late_frames,
+        dmx.send_errors
     );
 }
 

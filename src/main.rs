@@ -24,7 +24,11 @@ use rockontrol_show::{LoadError, load_show, parse_show, to_ron_string, validate}
 use crate::timearg::{TimedCommand, parse_seconds};
 
 #[derive(Debug, Parser)]
-#[command(name = "rockontrol", version, about = "Distributed show engine: lighting console and media server")]
+#[command(
+    name = "rockontrol",
+    version,
+    about = "Distributed show engine: lighting console and media server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -64,6 +68,10 @@ enum Cmd {
         /// Stop by itself after this long, e.g. `30s`.
         #[arg(long, value_parser = parse_seconds)]
         duration: Option<f64>,
+        /// IPv4 address of the interface DMX (sACN/Art-Net) leaves from. Default:
+        /// $ROCKONTROL_DMX_INTERFACE, else 127.0.0.1 (this machine only).
+        #[arg(long)]
+        dmx_interface: Option<std::net::Ipv4Addr>,
     },
     /// Rewrite a show file in canonical form.
     Fmt {
@@ -110,7 +118,8 @@ fn main() -> ExitCode {
             headless,
             at,
             duration,
-        } => live::run(&show, headless, &at, duration),
+            dmx_interface,
+        } => live::run(&show, headless, &at, duration, dmx_interface),
         Cmd::Fmt {
             show,
             check,
@@ -178,10 +187,17 @@ fn fmt(path: &PathBuf, check_only: bool, drop_comments: bool) -> anyhow::Result<
         return Ok(ExitCode::SUCCESS);
     }
     if check_only {
-        eprintln!("{}: not in canonical form (run `rockontrol fmt {}`)", path.display(), path.display());
+        eprintln!(
+            "{}: not in canonical form (run `rockontrol fmt {}`)",
+            path.display(),
+            path.display()
+        );
         return Ok(ExitCode::FAILURE);
     }
-    let comments = text.lines().filter(|l| l.trim_start().starts_with("//")).count();
+    let comments = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("//"))
+        .count();
     if comments > 0 && !drop_comments {
         eprintln!(
             "{}: has {comments} comment line(s) that canonical form cannot keep; \

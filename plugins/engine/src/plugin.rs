@@ -119,6 +119,8 @@ pub struct ShowEngine {
     pub dirty: bool,
     /// The error of the latest failed recompile (the previous show keeps running).
     pub last_error: Option<String>,
+    /// Counts successful compiles, so dependents (outputs, UI) notice a new show.
+    pub generation: u64,
 }
 
 /// Commands waiting for the engine: immediate ones, and ones scheduled for a tick.
@@ -381,6 +383,7 @@ pub fn compile_show(world: &mut World) {
             slot.state = Some(state);
             slot.dirty = false;
             slot.last_error = None;
+            slot.generation += 1;
             world.resource_mut::<Time<Fixed>>().set_timestep_hz(rate);
         }
         Err(e) => {

@@ -1,0 +1,255 @@
+//! The output thread on real sockets: exact bytes, order, pacing and termination.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use rockontrol_dmx::output::{OutputConfig, OutputThread};
+use rockontrol_dmx::routes::{ArtNetRoute, OutputPlan, SacnRoute};
+use rockontrol_engine::FrameSet;
+use rockontrol_wire::artnet::{self, ArtPacket, PortAddress};
+use rockontrol_wire::sacn::{self, Packet};
+
+const CID: [u8; 16] = [0xa5; 16];
+
+fn listener() -> (UdpSocket, SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind listener");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let addr = socket.local_addr().expect("addr");
+    (socket, addr)
+}
+
+fn config() -> OutputConfig {
+    OutputConfig {
+        cid: CID,
+        source_name: "Test source".into(),
+        interface: Ipv4Addr::LOCALHOST,
+        multicast_ttl: 1,
+        idle_rate: None,
+        artnet_broadcast: None,
+    }
+}
+
+fn frame(tick: u64, universes: &[u16]) -> Arc<FrameSet> {
+    let mut data = vec![0u8; universes.len() * 512];
+    for (i, chunk) in data.chunks_mut(512).enumerate() {
+        chunk[0] = tick as u8; // slot 1 carries the tick
+        chunk[1] = i as u8; // slot 2 the universe index
+        chunk[511] = 0xee;
+    }
+    Arc::new(FrameSet {
+        tick,
+        time: tick as f64 / 44.0,
+        rate: 44,
+        universes: universes.to_vec(),
+        data,
+    })
+}
+
+fn recv(socket: &UdpSocket) -> (Vec<u8>, Instant) {
+    let mut buf = [0u8; 1500];
+    let (len, _) = socket.recv_from(&mut buf).expect("a packet within 3 s");
+    (buf[..len].to_vec(), Instant::now())
+}
+
+fn sacn_route(universe: u16, frame_index: usize, dest: SocketAddr) -> SacnRoute {
+    SacnRoute {
+        frame_index,
+        universe,
+        priority: 150,
+        sync_address: 99,
+        preview: false,
+        destinations: vec![dest],
+    }
+}
+
+#[test]
+fn frames_go_out_in_order_with_sync_and_are_paced() {
+    let (sacn_rx, sacn_addr) = listener();
+    let (art_rx, art_addr) = listener();
+    let plan = OutputPlan {
+        sacn: vec![sacn_route(7, 0, sacn_addr), sacn_route(8, 1, sacn_addr)],
+        artnet: vec![ArtNetRoute {
+            frame_index: 1,
+            port_address: PortAddress::new(3).expect("valid"),
+            destinations: vec![art_addr],
+            discovered: false,
+        }],
+        usbpro: vec![],
+    };
+    let (tx, rx) = sync_channel(16);
+    let mut thread = OutputThread::start(config(), plan, rx).expect("start");
+    // Five frames handed over at once: the thread must space them a tick apart.
+    for tick in 0..5 {
+        tx.send(frame(tick, &[1, 2])).expect("send frame");
+    }
+    let mut times = Vec::new();
+    for tick in 0..5u64 {
+        for (universe, index) in [(7u16, 0u8), (8, 1)] {
+            let (bytes, at) = recv(&sacn_rx);
+            let Ok(Packet::Data(p)) = sacn::decode(&bytes) else {
+                panic!("tick {tick}: expected sACN data for universe {universe}, got {bytes:02x?}");
+            };
+            assert_eq!(
+                (p.universe, p.sequence, p.priority, p.sync_address),
+                (universe, tick as u8, 150, 99),
+                "universe, per-universe sequence, priority, sync address"
+            );
+            assert_eq!(
+                (p.slots.len(), p.slots[0], p.slots[1], p.slots[511]),
+                (512, tick as u8, index, 0xee)
+            );
+            assert_eq!((p.cid, &*p.source_name), (CID, "Test source"));
+            assert!(!p.options.preview && !p.options.stream_terminated);
+            if universe == 7 {
+                times.push(at);
+            }
+        }
+        let (bytes, _) = recv(&sacn_rx);
+        let Ok(Packet::Sync(s)) = sacn::decode(&bytes) else {
+            panic!("tick {tick}: expected a sync packet after the frame's data, got {bytes:02x?}");
+        };
+        assert_eq!(
+            (s.sync_address, s.sequence),
+            (99, tick as u8),
+            "one sync per frame, after its data"
+        );
+
+        let (bytes, _) = recv(&art_rx);
+        let Ok(ArtPacket::Dmx(d)) = artnet::decode(&bytes) else {
+            panic!("tick {tick}: expected ArtDmx, got {bytes:02x?}");
+        };
+        assert_eq!(
+            (d.port_address.get(), d.sequence, d.data.len()),
+            (3, tick as u8 + 1, 512)
+        );
+        assert_eq!(
+            (d.data[0], d.data[1]),
+            (tick as u8, 1),
+            "Art-Net carries the second universe"
+        );
+        let (bytes, _) = recv(&art_rx);
+        assert!(
+            matches!(artnet::decode(&bytes), Ok(ArtPacket::Sync(_))),
+            "ArtSync after the ArtDmx of each frame"
+        );
+        assert_eq!(bytes.len(), 14, "ArtSync is 14 bytes");
+    }
+    // Deadlines are a tick apart; sleeping can make a send late, never early.
+    let span = times[4] - times[0];
+    assert!(
+        span >= Duration::from_micros(4 * 22_727 - 2_000),
+        "5 frames handed over at once were sent over {span:?}, not paced a tick apart"
+    );
+    // Stopping sends three stream-terminated packets per universe.
+    thread.stop();
+    let mut terminated = Vec::new();
+    for _ in 0..6 {
+        let (bytes, _) = recv(&sacn_rx);
+        let Ok(Packet::Data(p)) = sacn::decode(&bytes) else {
+            panic!("expected stream-terminated data, got {bytes:02x?}");
+        };
+        assert!(
+            p.options.stream_terminated,
+            "universe {} packet without the terminated bit",
+            p.universe
+        );
+        terminated.push((p.universe, p.sequence));
+    }
+    assert_eq!(
+        terminated,
+        vec![(7, 5), (8, 5), (7, 6), (8, 6), (7, 7), (8, 7)],
+        "3 × each universe, sequence continues"
+    );
+    let stats = thread.stats();
+    assert_eq!(stats.frames, 5);
+    assert_eq!(stats.send_errors, 0);
+}
+
+#[test]
+fn a_released_universe_is_terminated_and_the_others_continue() {
+    let (rx_socket, addr) = listener();
+    let plan = OutputPlan {
+        sacn: vec![sacn_route(1, 0, addr), sacn_route(2, 1, addr)],
+        ..OutputPlan::default()
+    };
+    let (tx, rx) = sync_channel(16);
+    let thread = OutputThread::start(config(), plan, rx).expect("start");
+    tx.send(frame(0, &[1, 2])).expect("frame");
+    for _ in 0..3 {
+        recv(&rx_socket); // data 1, data 2, sync
+    }
+    thread.set_plan(OutputPlan {
+        sacn: vec![sacn_route(2, 1, addr)],
+        ..OutputPlan::default()
+    });
+    tx.send(frame(1, &[1, 2])).expect("frame");
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let (bytes, _) = recv(&rx_socket);
+        match sacn::decode(&bytes) {
+            Ok(Packet::Data(p)) => seen.push(format!(
+                "{}{}",
+                p.universe,
+                if p.options.stream_terminated { "T" } else { "" }
+            )),
+            Ok(Packet::Sync(_)) => seen.push("S".into()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec!["1T", "1T", "1T", "2", "S"],
+        "universe 1 terminated three times, 2 goes on"
+    );
+    drop(thread);
+}
+
+#[test]
+fn idle_rate_skips_unchanged_universes_but_keeps_them_alive() {
+    let (rx_socket, addr) = listener();
+    let plan = OutputPlan {
+        sacn: vec![SacnRoute {
+            sync_address: 0,
+            ..sacn_route(5, 0, addr)
+        }],
+        ..OutputPlan::default()
+    };
+    let (tx, rx) = sync_channel(64);
+    let thread = OutputThread::start(
+        OutputConfig {
+            idle_rate: Some(1.0),
+            ..config()
+        },
+        plan,
+        rx,
+    )
+    .expect("start");
+    let same = |tick| {
+        let mut f = (*frame(tick, &[1])).clone();
+        f.data[0] = 42;
+        Arc::new(f)
+    };
+    for tick in 0..10 {
+        tx.send(same(tick)).expect("frame");
+    }
+    let mut changed = (*same(10)).clone();
+    changed.data[0] = 43;
+    tx.send(Arc::new(changed)).expect("frame");
+    let (first, _) = recv(&rx_socket);
+    let (second, _) = recv(&rx_socket);
+    let value = |b: &[u8]| match sacn::decode(b) {
+        Ok(Packet::Data(p)) => (p.sequence, p.slots[0]),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(value(&first), (0, 42), "the first frame goes out");
+    assert_eq!(
+        value(&second),
+        (1, 43),
+        "nine unchanged frames skipped, the change goes out at once"
+    );
+    drop(thread);
+}
