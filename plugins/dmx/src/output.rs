@@ -213,6 +213,9 @@ struct Sender {
     subscribers: BTreeMap<u16, BTreeSet<Ipv4Addr>>,
     usbpro: HashMap<String, Option<Box<dyn serialport::SerialPort>>>,
     local: Stats,
+    /// The latest frame sent: stream-terminated packets repeat its slots, so a receiver that
+    /// ignores the terminated bit holds the last look instead of blacking out.
+    last_frame: Option<Arc<FrameSet>>,
 }
 
 /// Counters kept locally and copied to the shared stats once per frame (one lock per frame).
@@ -246,6 +249,7 @@ impl Sender {
             subscribers: BTreeMap::new(),
             usbpro: HashMap::new(),
             local: Stats::default(),
+            last_frame: None,
         };
         sender.replace_plan(plan);
         sender
@@ -335,7 +339,8 @@ impl Sender {
         deadline
     }
 
-    fn send_frame(&mut self, set: &FrameSet) {
+    fn send_frame(&mut self, set: &Arc<FrameSet>) {
+        self.last_frame = Some(Arc::clone(set));
         let deadline = self.deadline(set);
         let now = Instant::now();
         if deadline > now {
@@ -565,8 +570,16 @@ impl Sender {
 
     /// Three stream-terminated packets per universe (E1.31 §6.7.1), to its own destinations.
     fn terminate(&mut self, routes: &[SacnRoute]) {
+        let last = self.last_frame.clone();
         for _ in 0..3 {
             for route in routes {
+                let slots = last
+                    .as_ref()
+                    .and_then(|f| {
+                        f.data
+                            .get(route.frame_index * 512..(route.frame_index + 1) * 512)
+                    })
+                    .unwrap_or(&[0u8; 512][..]);
                 let sequence = next(&mut self.sacn_sequence, route.universe);
                 let packet = DataPacket {
                     cid: self.config.cid,
@@ -581,7 +594,7 @@ impl Sender {
                     },
                     universe: route.universe,
                     start_code: 0,
-                    slots: (&[][..]).into(),
+                    slots: slots.into(),
                 };
                 if packet.encode_into(&mut self.buf).is_ok() {
                     for dest in &route.destinations {
