@@ -387,10 +387,13 @@ impl Sender {
                 start_code: 0,
                 slots: slots.into(),
             };
-            if packet.encode_into(&mut self.buf).is_ok() {
-                for dest in &route.destinations {
-                    send(&self.sockets.udp, &self.buf, *dest, &mut self.local);
+            match packet.encode_into(&mut self.buf) {
+                Ok(()) => {
+                    for dest in &route.destinations {
+                        send(&self.sockets.udp, &self.buf, *dest, &mut self.local);
+                    }
                 }
+                Err(e) => encode_failed(&mut self.local, route.universe, &e),
             }
             if route.sync_address != 0 {
                 sent_sync.insert(route.sync_address);
@@ -435,10 +438,13 @@ impl Sender {
                 sequence,
                 sync_address,
             };
-            if packet.encode_into(&mut self.buf).is_ok() {
-                for dest in sync_destinations(&self.plan, sync_address) {
-                    send(&self.sockets.udp, &self.buf, dest, &mut self.local);
+            match packet.encode_into(&mut self.buf) {
+                Ok(()) => {
+                    for dest in sync_destinations(&self.plan, sync_address) {
+                        send(&self.sockets.udp, &self.buf, dest, &mut self.local);
+                    }
                 }
+                Err(e) => encode_failed(&mut self.local, sync_address, &e),
             }
         }
         if !self.plan.artnet.is_empty() {
@@ -626,6 +632,17 @@ fn sync_destinations(plan: &OutputPlan, sync_address: u16) -> BTreeSet<SocketAdd
         }
     }
     dests
+}
+
+/// A packet that cannot be encoded (a route the show validator should have refused).
+fn encode_failed(stats: &mut Stats, universe: u16, error: &dyn std::fmt::Display) {
+    stats.send_errors += 1;
+    if stats.send_errors.is_power_of_two() {
+        warn!(
+            "DMX output: universe {universe} cannot be encoded: {error} ({} errors so far)",
+            stats.send_errors
+        );
+    }
 }
 
 fn next(sequences: &mut HashMap<u16, u8>, key: u16) -> u8 {
