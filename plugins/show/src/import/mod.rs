@@ -138,6 +138,8 @@ pub enum NoticeKind {
     /// Descriptive data our model has no place for (bulb, dimensions, gobo images, pixel
     /// layout): the fixture is driven exactly as before.
     Dropped,
+    /// Neither lost nor changed: where something came from.
+    Info,
 }
 
 /// Something an import changed or left out.
@@ -156,6 +158,7 @@ impl fmt::Display for Notice {
         let kind = match self.kind {
             NoticeKind::Warning => "warning",
             NoticeKind::Dropped => "dropped",
+            NoticeKind::Info => "note",
         };
         match self.line {
             Some(line) => write!(f, "{kind}: line {line}: {}: {}", self.element, self.message),

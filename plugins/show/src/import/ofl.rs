@@ -75,10 +75,18 @@ pub fn import_ofl_str(
     file: &str,
     manufacturer: &str,
 ) -> Result<ImportedProfile, ImportError> {
-    let root: Value = serde_json::from_str(text).map_err(|e| ImportError::Malformed {
-        at: Location::at(file, e.line(), e.column()),
-        format: "JSON",
-        message: e.to_string(),
+    let root: Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json appends " at line L column C"; the location says it already.
+        let message = e.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        ImportError::Malformed {
+            at: Location::at(file, e.line(), e.column()),
+            format: "JSON",
+            message,
+        }
     })?;
     let reader = Reader {
         file,
@@ -110,8 +118,8 @@ struct Reader<'a> {
 struct ChannelDef<'a> {
     key: String,
     def: &'a Map<String, Value>,
-    /// `$pixelKey` substitution for template channels.
-    pixel: Option<String>,
+    /// For a resolved template channel: the template's key and the pixel key.
+    template: Option<(String, String)>,
 }
 
 impl Reader<'_> {
@@ -136,6 +144,27 @@ impl Reader<'_> {
         self.text
             .find(&quoted)
             .map(|at| self.lines.line_column(at).0)
+    }
+
+    /// Line of the `nth` (0-based) `"name": "<name>"` in the file: where the nth mode of
+    /// that name starts.
+    fn line_of_name(&self, name: &str, nth: usize) -> Option<usize> {
+        let quoted = serde_json::to_string(name).ok()?;
+        let mut seen = 0;
+        let mut from = 0;
+        while let Some(found) = self.text[from..].find(&quoted) {
+            let at = from + found;
+            if let Some(before) = self.text[..at].trim_end().strip_suffix(':')
+                && before.trim_end().ends_with("\"name\"")
+            {
+                if seen == nth {
+                    return Some(self.lines.line_column(at).0);
+                }
+                seen += 1;
+            }
+            from = at + quoted.len();
+        }
+        None
     }
 
     fn location(&self, line: Option<usize>) -> Location {
@@ -242,7 +271,7 @@ impl Reader<'_> {
                 v.as_object().map(|def| ChannelDef {
                     key: k.clone(),
                     def,
-                    pixel: None,
+                    template: None,
                 })
             })
             .collect();
@@ -276,7 +305,7 @@ impl Reader<'_> {
                     defs.push(ChannelDef {
                         key,
                         def,
-                        pixel: Some(pixel.clone()),
+                        template: Some((template_key.clone(), pixel.clone())),
                     });
                 }
             }
@@ -398,7 +427,19 @@ impl Reader<'_> {
             Some(Value::String(n)) if !n.trim().is_empty() => n.trim().to_string(),
             _ => return Err(self.defect(self.line_of_key("modes"), element, "mode has no name")),
         };
-        let line = self.line_of_value(&name);
+        let earlier_namesakes = root
+            .get("modes")
+            .and_then(Value::as_array)
+            .map(|modes| {
+                modes[..index]
+                    .iter()
+                    .filter(|m| {
+                        m.get("name").and_then(Value::as_str).map(str::trim) == Some(name.as_str())
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let line = self.line_of_name(&name, earlier_namesakes);
         let element = format!("modes[{index}] {name:?}");
         check_name(&name, || self.location(line), || element.clone())?;
         let Some(Value::Array(entries)) = m.get("channels") else {
@@ -496,17 +537,20 @@ impl Reader<'_> {
         switch_targets: &mut BTreeSet<String>,
         notices: &mut Vec<Notice>,
     ) -> Result<(), ImportError> {
-        let section = if d.pixel.is_some() {
-            "templateChannels"
-        } else {
-            "availableChannels"
+        let (element, line) = match &d.template {
+            Some((template, pixel)) => (
+                format!("templateChannels.{template:?} for pixel {pixel:?}"),
+                self.line_of_key(template),
+            ),
+            None => (
+                format!("availableChannels.{:?}", d.key),
+                self.line_of_key(&d.key),
+            ),
         };
-        let element = format!("{section}.{:?}", d.key);
-        let line = self.line_of_key(&d.key);
         let defect = |message: String| self.defect(line, element.clone(), message);
         check_name(&d.key, || self.location(line), || element.clone())?;
-        let subst = |s: &str| match &d.pixel {
-            Some(p) => s.replace("$pixelKey", p),
+        let subst = |s: &str| match &d.template {
+            Some((_, p)) => s.replace("$pixelKey", p),
             None => s.to_string(),
         };
 

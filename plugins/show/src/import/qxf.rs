@@ -5,7 +5,7 @@
 //! channels by name. QLC+ has no notion of a fine *alias*: a 16-bit pair is two channels, the
 //! fine one marked by a `…Fine` preset or `<Group Byte="1">`. We pair each fine channel with
 //! its coarse one by name ("Pan fine" → "Pan"), else by attribute (the only coarse `Pan`),
-//! else by position (the nearest coarse channel of that attribute before it in a mode); an
+//! else by position (a coarse channel of that attribute right before it in a mode); an
 //! unpaired fine channel is kept as an 8-bit `Other` channel, with a warning.
 //!
 //! Kept: every mode with its exact footprint, channel defaults, capability ranges and
@@ -490,15 +490,15 @@ fn pair_fines(raws: &[RawChannel], modes: &[DraftMode]) -> Vec<Option<String>> {
                 _ => None,
             }
         };
-        // 3. The nearest free coarse channel of that attribute before it in a mode.
+        // 3. A coarse channel of that attribute right before it in a mode ("Red 1",
+        //    "Red 1 Fine"). Farther apart, position says nothing: fine channels grouped
+        //    at the end of a mode would pair with the wrong wheel.
         let by_position = || {
             modes.iter().find_map(|m| {
                 let pos = m.slots.iter().position(|s| *s == raw.name)?;
-                m.slots[..pos].iter().rev().find_map(|s| {
-                    let j = index_of(s)?;
-                    let r = &raws[j];
-                    (r.attribute == raw.attribute && free(j)).then_some((j, r))
-                })
+                let j = index_of(m.slots.get(pos.checked_sub(1)?)?)?;
+                let r = &raws[j];
+                (r.attribute == raw.attribute && free(j)).then_some((j, r))
             })
         };
         if let Some((j, coarse)) = by_name.or_else(by_attribute).or_else(by_position) {
@@ -600,7 +600,15 @@ fn group_attribute(group: &str, colour: Option<&str>, name: &str) -> Attribute {
             A::ColorTemperature
         }
         "Colour" => A::ColorWheel,
-        "Gobo" if has("rot") || has("index") => A::GoboRotation,
+        // "Rotating gobo 1" selects on the rotating wheel; "Gobo rotation" turns it.
+        "Gobo"
+            if has("rotation")
+                || has("index")
+                || has("spin")
+                || (has("rot") && !has("rotating")) =>
+        {
+            A::GoboRotation
+        }
         "Gobo" => A::Gobo,
         "Speed" if has("pan") || has("tilt") || has("p/t") || has("movement") => A::PanTiltSpeed,
         "Speed" => A::Speed,

@@ -12,7 +12,7 @@
 //! - **Chasers** to cue lists, step by step, with their fade in, fade out and hold times
 //!   (taken per step, from the chaser, or from the step's scene as QLC+'s speed modes
 //!   say), direction and run order (loop, single shot, ping-pong); each list gets a
-//!   playback.
+//!   playback, named like the list with spaces turned to `-` so `go SC-Pan` reaches it.
 //! - **Output** universes named E1.31 or Art-Net in the I/O map get an sACN or Art-Net output.
 //!
 //! QLC+ scenes do not track: when a step ends its intensities fade out. Our cue lists
@@ -436,6 +436,33 @@ impl Converter<'_> {
         Ok(())
     }
 
+    /// A playback for a cue list, named without spaces so `go NAME` can address it
+    /// ("SC Pan" → "SC-Pan").
+    fn add_playback(&mut self, cue_list: &str) {
+        let base = cue_list.split_whitespace().collect::<Vec<_>>().join("-");
+        let taken: BTreeSet<&str> = self
+            .show
+            .playbacks
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let name = (1..)
+            .map(|n| {
+                if n == 1 {
+                    base.clone()
+                } else {
+                    format!("{base}-{n}")
+                }
+            })
+            .find(|candidate| !taken.contains(candidate.as_str()))
+            .unwrap_or(base);
+        self.show.playbacks.push(Playback {
+            name,
+            cue_list: cue_list.to_string(),
+            master: 1.0,
+        });
+    }
+
     fn add_profile(&mut self, profile: FixtureProfile, origin: String, notices: Vec<Notice>) {
         let reference = profile.reference();
         if self.show.profile(&reference).is_some() {
@@ -446,7 +473,7 @@ impl Converter<'_> {
             .filter(|n| n.kind == NoticeKind::Warning)
             .count();
         self.notices.push(Notice {
-            kind: NoticeKind::Dropped,
+            kind: NoticeKind::Info,
             line: None,
             element: format!("profile {reference:?}"),
             message: if warnings > 0 {
@@ -527,11 +554,7 @@ impl Converter<'_> {
                 }
                 "Chaser" => {
                     if let Some(list) = self.chaser(f, &by_id)? {
-                        self.show.playbacks.push(Playback {
-                            name: list.name.clone(),
-                            cue_list: list.name.clone(),
-                            master: 1.0,
-                        });
+                        self.add_playback(&list.name);
                         self.show.cue_lists.push(list);
                     }
                 }
@@ -571,11 +594,7 @@ impl Converter<'_> {
                     "{count} scenes that no chaser uses became its cues in function order; QLC+ can run several scenes at once, a cue list runs one cue at a time"
                 ),
             });
-            self.show.playbacks.push(Playback {
-                name: list.name.clone(),
-                cue_list: list.name.clone(),
-                master: 1.0,
-            });
+            self.add_playback(&list.name);
             self.show.cue_lists.insert(0, list);
         }
         Ok(())
@@ -917,10 +936,11 @@ impl Converter<'_> {
     }
 
     fn outputs(&mut self, engine: &Element) {
-        let Some(map) = engine.child("InputOutputMap") else {
-            return;
-        };
-        for u in map.children_named("Universe") {
+        let universes = engine
+            .child("InputOutputMap")
+            .into_iter()
+            .flat_map(|map| map.children_named("Universe"));
+        for u in universes {
             let Some(id) = u
                 .attr("ID")
                 .and_then(|v| v.parse::<u16>().ok())

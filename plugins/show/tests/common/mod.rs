@@ -20,7 +20,7 @@ pub fn corpus_root() -> PathBuf {
          (or point ROCKONTROL_QLC_CORPUS at an unpacked qlcplus-data package)",
         fixtures.display()
     );
-    root
+    root.canonicalize().unwrap_or(root)
 }
 
 /// The corpus's fixture definitions folder.
