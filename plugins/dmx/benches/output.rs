@@ -92,6 +92,7 @@ fn main() {
         multicast_ttl: 1,
         idle_rate: None,
         artnet_broadcast: None,
+        artnet_timecode: None,
     };
     let (tx, rx) = sync_channel(8);
     let mut thread = OutputThread::start(config, plan, rx).expect("output thread");

@@ -20,8 +20,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rockontrol_engine::FrameSet;
-use rockontrol_wire::artnet::{self, ArtDmx, ArtPoll, ArtSync, PortAddress};
+use rockontrol_wire::artnet::{self, ArtDmx, ArtPoll, ArtSync, ArtTimeCode, PortAddress};
 use rockontrol_wire::sacn::{self, DataPacket, DiscoveryPacket, Options, SyncPacket};
+use rockontrol_wire::timecode::{FrameRate, Timecode};
 use rockontrol_wire::usbpro;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
@@ -43,6 +44,8 @@ pub struct OutputConfig {
     pub idle_rate: Option<f64>,
     /// Where ArtPoll goes to find subscribers (a directed broadcast address).
     pub artnet_broadcast: Option<Ipv4Addr>,
+    /// Send the show clock as ArtTimeCode at this rate to every Art-Net destination.
+    pub artnet_timecode: Option<FrameRate>,
 }
 
 /// What the output thread has done.
@@ -216,6 +219,8 @@ struct Sender {
     /// The latest frame sent: stream-terminated packets repeat its slots, so a receiver that
     /// ignores the terminated bit holds the last look instead of blacking out.
     last_frame: Option<Arc<FrameSet>>,
+    /// Timecode frame last sent as ArtTimeCode.
+    last_timecode: Option<u32>,
 }
 
 /// Counters kept locally and copied to the shared stats once per frame (one lock per frame).
@@ -250,6 +255,7 @@ impl Sender {
             usbpro: HashMap::new(),
             local: Stats::default(),
             last_frame: None,
+            last_timecode: None,
         };
         sender.replace_plan(plan);
         sender
@@ -467,6 +473,9 @@ impl Sender {
                 send(&self.sockets.udp, &self.buf, dest, &mut self.local);
             }
         }
+        if let Some(rate) = self.config.artnet_timecode {
+            self.send_timecode(set, rate);
+        }
         for i in 0..self.plan.usbpro.len() {
             let route = &self.plan.usbpro[i];
             let Some(slots) = set
@@ -498,6 +507,35 @@ impl Sender {
                 stats.lateness_us.drain(..LATENESS_SAMPLES / 2);
             }
             stats.lateness_us.push(lateness);
+        }
+    }
+
+    /// ArtTimeCode for the show time of this frame, when the timecode frame changed.
+    fn send_timecode(&mut self, set: &FrameSet, rate: FrameRate) {
+        let frame = (set.time * rate.fps()).floor() as u32;
+        if self.last_timecode == Some(frame) {
+            return;
+        }
+        self.last_timecode = Some(frame);
+        let packet = ArtTimeCode {
+            stream_id: 0,
+            timecode: Timecode::from_frames(frame, rate),
+        };
+        if packet.encode_into(&mut self.buf).is_err() {
+            return;
+        }
+        let mut dests: BTreeSet<SocketAddr> = BTreeSet::new();
+        for route in &self.plan.artnet {
+            dests.extend(route.destinations.iter().copied());
+        }
+        for ips in self.subscribers.values() {
+            dests.extend(
+                ips.iter()
+                    .map(|ip| SocketAddr::new(IpAddr::V4(*ip), ARTNET_PORT)),
+            );
+        }
+        for dest in dests {
+            send(&self.sockets.udp, &self.buf, dest, &mut self.local);
         }
     }
 

@@ -34,6 +34,8 @@ pub struct DmxSettings {
     pub idle_rate: Option<f64>,
     /// Directed broadcast address for ArtPoll.
     pub artnet_broadcast: Option<Ipv4Addr>,
+    /// Send the show clock as ArtTimeCode at this rate.
+    pub artnet_timecode: Option<rockontrol_wire::timecode::FrameRate>,
     /// Only these show universes are output (a receiver's assignment); `None`: all.
     pub only_universes: Option<Vec<u16>>,
     /// Where the persistent CID lives.
@@ -53,6 +55,7 @@ impl Default for DmxSettings {
             multicast_ttl: 1,
             idle_rate: None,
             artnet_broadcast: None,
+            artnet_timecode: None,
             only_universes: None,
             state_dir: crate::cid::state_dir(),
         }
@@ -180,6 +183,7 @@ fn update_output(world: &mut World) {
             multicast_ttl: settings.multicast_ttl,
             idle_rate: settings.idle_rate,
             artnet_broadcast: settings.artnet_broadcast,
+            artnet_timecode: settings.artnet_timecode,
         };
         let frames = world.resource_mut::<FrameBus>().subscribe(8);
         match OutputThread::start(config, plan, frames) {
@@ -204,6 +208,7 @@ fn output_needs_restart(output: &DmxOutput, settings: &DmxSettings) -> bool {
             || old.source_name != settings.source_name
             || old.idle_rate != settings.idle_rate
             || old.artnet_broadcast != settings.artnet_broadcast
+            || old.artnet_timecode != settings.artnet_timecode
     })
 }
 

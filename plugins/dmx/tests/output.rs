@@ -30,6 +30,7 @@ fn config() -> OutputConfig {
         multicast_ttl: 1,
         idle_rate: None,
         artnet_broadcast: None,
+        artnet_timecode: None,
     }
 }
 
@@ -250,6 +251,47 @@ fn idle_rate_skips_unchanged_universes_but_keeps_them_alive() {
         value(&second),
         (1, 43),
         "nine unchanged frames skipped, the change goes out at once"
+    );
+    drop(thread);
+}
+
+#[test]
+fn art_timecode_follows_the_show_clock() {
+    let (art_rx, art_addr) = listener();
+    let plan = OutputPlan {
+        artnet: vec![ArtNetRoute {
+            frame_index: 0,
+            port_address: PortAddress::new(0).expect("valid"),
+            destinations: vec![art_addr],
+            discovered: false,
+        }],
+        ..OutputPlan::default()
+    };
+    let (tx, rx) = sync_channel(64);
+    let config = OutputConfig {
+        artnet_timecode: Some(rockontrol_wire::timecode::FrameRate::Ebu25),
+        ..config()
+    };
+    let thread = OutputThread::start(config, plan, rx).expect("start");
+    // 1 s of ticks at 44 Hz starting at show time 3599 s (00:59:59:00).
+    for tick in 0..=44u64 {
+        let mut set = (*frame(3599 * 44 + tick, &[1])).clone();
+        set.time = 3599.0 + tick as f64 / 44.0;
+        tx.send(Arc::new(set)).expect("frame");
+    }
+    let mut timecodes = Vec::new();
+    while timecodes.len() < 26 {
+        let (bytes, _) = recv(&art_rx);
+        if let Ok(ArtPacket::TimeCode(tc)) = artnet::decode(&bytes) {
+            timecodes.push(tc.timecode.to_string());
+        }
+    }
+    assert_eq!(timecodes.first().map(String::as_str), Some("00:59:59:00"));
+    assert_eq!(timecodes.get(12).map(String::as_str), Some("00:59:59:12"));
+    assert_eq!(
+        timecodes.last().map(String::as_str),
+        Some("01:00:00:00"),
+        "every EBU frame once, across the hour"
     );
     drop(thread);
 }

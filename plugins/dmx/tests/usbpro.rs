@@ -29,6 +29,7 @@ fn usb_pro_gets_label_6_frames_with_start_code_and_512_slots() {
         multicast_ttl: 1,
         idle_rate: None,
         artnet_broadcast: None,
+        artnet_timecode: None,
     };
     let (tx, rx) = sync_channel(4);
     let mut thread = OutputThread::start(config, plan, rx).expect("start");
@@ -45,7 +46,9 @@ fn usb_pro_gets_label_6_frames_with_start_code_and_512_slots() {
     }))
     .expect("frame");
 
-    master.set_timeout(Duration::from_millis(200)).expect("timeout");
+    master
+        .set_timeout(Duration::from_millis(200))
+        .expect("timeout");
     let mut bytes = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(3);
     while bytes.len() < 518 && Instant::now() < deadline {
@@ -54,10 +57,22 @@ fn usb_pro_gets_label_6_frames_with_start_code_and_512_slots() {
             bytes.extend_from_slice(&chunk[..n]);
         }
     }
-    assert_eq!(bytes.len(), 518, "one message: 4 header + 513 data + 1 end byte");
-    assert_eq!(&bytes[..4], &[0x7e, 6, 0x01, 0x02], "start, label 6 (Output Only Send DMX), length 513 LSB first");
+    assert_eq!(
+        bytes.len(),
+        518,
+        "one message: 4 header + 513 data + 1 end byte"
+    );
+    assert_eq!(
+        &bytes[..4],
+        &[0x7e, 6, 0x01, 0x02],
+        "start, label 6 (Output Only Send DMX), length 513 LSB first"
+    );
     assert_eq!(bytes[4], 0x00, "DMX start code");
-    assert_eq!((bytes[5], bytes[6], bytes[516]), (0xff, 0x7e, 0x42), "slots 1, 2 and 512 of universe 2");
+    assert_eq!(
+        (bytes[5], bytes[6], bytes[516]),
+        (0xff, 0x7e, 0x42),
+        "slots 1, 2 and 512 of universe 2"
+    );
     assert!(bytes[7..516].iter().all(|b| *b == 0), "other slots zero");
     assert_eq!(bytes[517], 0xe7, "end of message");
     thread.stop();
