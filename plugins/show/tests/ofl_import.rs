@@ -176,6 +176,10 @@ fn pixel_bar_expands_matrix_inserts_and_renames_repeated_colours() {
         "template resolved with a pixel group key"
     );
     assert!(has_notice(&p, NoticeKind::Dropped, "pixel matrix layout"));
+    assert!(
+        has_notice(&p, NoticeKind::Dropped, "HTP precedence"),
+        "channel precedence is reported"
+    );
 }
 
 #[test]

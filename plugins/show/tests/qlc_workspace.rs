@@ -138,3 +138,123 @@ fn intensities_a_step_does_not_set_fade_out() {
         }
     }
 }
+
+/// Serves the hand-written OFL moving spot to a workspace, as a library would.
+struct OneProfile;
+
+impl rockontrol_show::import::qxw::ProfileSource for OneProfile {
+    fn find(
+        &mut self,
+        manufacturer: &str,
+        model: &str,
+    ) -> Result<Option<rockontrol_show::import::qxw::FoundProfile>, String> {
+        if (manufacturer, model) != ("Generic", "Moving Spot 16bit") {
+            return Ok(None);
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/ofl/generic/moving-spot-16bit.json");
+        let imported = rockontrol_show::import::import_file(&path).map_err(|e| e.to_string())?;
+        Ok(Some(rockontrol_show::import::qxw::FoundProfile {
+            profile: imported.profile,
+            origin: path.display().to_string(),
+            notices: imported.notices,
+        }))
+    }
+}
+
+#[test]
+fn a_qlc_4_12_workspace_keeps_outputs_groups_16_bit_values_and_step_times() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qxw/modern.qxw");
+    let imported = import_qxw_file(&path, &mut OneProfile).expect("converts");
+    let (show, notices) = (imported.show, imported.notices);
+    for n in &notices {
+        eprintln!("{n}");
+    }
+    if let Err(errors) = validate(&show) {
+        panic!("converted show is invalid: {errors:#?}");
+    }
+    assert_eq!(show.name, "modern");
+    // Universe 1 has an E1.31 output; universe 2's USB output is reported, not guessed.
+    assert!(matches!(
+        show.universes[0].outputs[..],
+        [rockontrol_show::Output::Sacn(_)]
+    ));
+    assert!(notices.iter().any(|n| {
+        n.message
+            .contains("output plugin \"DMX USB\" not carried over")
+    }));
+    // The fixture without a profile is reported by name and left out, with its values.
+    assert_eq!(show.fixtures.len(), 2);
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.element.contains("\"Mystery\"") && n.message.contains("not patched"))
+    );
+    assert_eq!(
+        show.fixture(2).map(|f| f.address),
+        Some(17),
+        "QLC+ address 16 is our 17"
+    );
+    assert_eq!(
+        show.groups
+            .iter()
+            .find(|g| g.name == "Spots")
+            .map(|g| g.fixtures.clone()),
+        Some(vec![1, 2])
+    );
+
+    // Scene "Centre & open": pan coarse 128 + fine 64 is one 16-bit value.
+    let scenes = show
+        .cue_lists
+        .iter()
+        .find(|l| l.name == "Scenes")
+        .expect("Scenes");
+    let centre = &scenes.cues[0];
+    assert_eq!(centre.label, "Centre & open");
+    assert_eq!(centre.fade_in, 0.5);
+    let spot_l = &centre.values[&Target::Fixture(1)];
+    assert_eq!(spot_l[&Attribute::Pan], Value::Dmx(128 << 8 | 64));
+    assert_eq!(
+        spot_l[&Attribute::Intensity],
+        Value::Dmx(255 << 8),
+        "16-bit dimmer, coarse only"
+    );
+    assert_eq!(spot_l[&Attribute::Gobo], Value::Dmx(20));
+
+    // Chaser "Sweep": backward, single shot, per-step times; the EFX step is dropped.
+    let sweep = show
+        .cue_lists
+        .iter()
+        .find(|l| l.name == "Sweep")
+        .expect("Sweep");
+    assert!(!sweep.looped);
+    let labels: Vec<&str> = sweep.cues.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels, ["Right", "Left"], "backward");
+    assert_eq!(sweep.cues[0].fade_in, 0.25);
+    assert_eq!(sweep.cues[0].follow, None, "an infinite hold waits for GO");
+    assert_eq!(sweep.cues[1].fade_in, 1.0);
+    assert_eq!(
+        sweep.cues[1].fade_out,
+        Some(0.0),
+        "Right's fade out (0 ms) takes it away"
+    );
+    assert_eq!(
+        sweep.cues[1].follow, None,
+        "the last cue of a single-shot list"
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.message.contains("step runs EFX \"Circle\""))
+    );
+    // Right sets Spot R's dimmer, Left does not: in Left, Spot R's dimmer goes to zero.
+    assert_eq!(
+        sweep.cues[1].values[&Target::Fixture(2)][&Attribute::Intensity],
+        Value::Dmx(0)
+    );
+    assert!(
+        show.playbacks
+            .iter()
+            .any(|p| p.name == "Sweep" && p.cue_list == "Sweep")
+    );
+}

@@ -708,6 +708,27 @@ impl Reader<'_> {
             }
         }
         let attribute = channel_attribute(&caps, &d.key, wheels);
+        // Our engine merges by attribute (intensities HTP, the rest LTP) and lets every
+        // channel be driven; a channel's own precedence or constancy has no place.
+        if let Some(p) = d.def.get("precedence").and_then(Value::as_str) {
+            notices.push(Notice {
+                kind: NoticeKind::Dropped,
+                line,
+                element: format!("{element}.precedence"),
+                message: format!(
+                    "{p} precedence (merging follows the attribute, {})",
+                    attribute.name()
+                ),
+            });
+        }
+        if d.def.get("constant").and_then(Value::as_bool) == Some(true) {
+            notices.push(Notice {
+                kind: NoticeKind::Dropped,
+                line,
+                element: format!("{element}.constant"),
+                message: "constant flag (the channel stays programmable)".to_string(),
+            });
+        }
 
         channels.push(DraftChannel {
             name: d.key.clone(),
@@ -1030,16 +1051,16 @@ fn wheel_attribute(wheel: &str, wheels: &Map<String, Value>, rotation: bool) -> 
                 .collect()
         })
         .unwrap_or_default();
-    let mostly = |t: &str| slot_types.iter().any(|s| *s == t);
-    if lower.contains("gobo") || mostly("Gobo") {
+    let has_slot = |t: &str| slot_types.contains(&t);
+    if lower.contains("gobo") || has_slot("Gobo") {
         Some(if rotation {
             Attribute::GoboRotation
         } else {
             Attribute::Gobo
         })
-    } else if lower.contains("colo") || mostly("Color") {
+    } else if lower.contains("colo") || has_slot("Color") {
         Some(Attribute::ColorWheel)
-    } else if lower.contains("prism") || mostly("Prism") {
+    } else if lower.contains("prism") || has_slot("Prism") {
         Some(Attribute::Prism)
     } else {
         None

@@ -591,7 +591,8 @@ impl Converter<'_> {
                 line: None,
                 element: format!("cue list {name:?}"),
                 message: format!(
-                    "{count} scenes that no chaser uses became its cues in function order; QLC+ can run several scenes at once, a cue list runs one cue at a time"
+                    "{count} {} that no chaser uses became its cues in function order; QLC+ can run several scenes at once, a cue list runs one cue at a time",
+                    if count == 1 { "scene" } else { "scenes" }
                 ),
             });
             self.add_playback(&list.name);
