@@ -70,7 +70,8 @@ fn import_fixtures(paths: &[PathBuf], out: &Path, verbose: bool) -> anyhow::Resu
     }
     let outcomes = import::import_files(&files);
     let mut summary = import::summarize(&outcomes);
-    // The first file to define a profile wins; a later one would silently replace it.
+    // The first file to define a profile (or its library file) wins; a later one would
+    // silently replace it.
     let mut written: BTreeMap<String, String> = BTreeMap::new();
     for outcome in &outcomes {
         let shown = outcome.path.display();
@@ -78,10 +79,32 @@ fn import_fixtures(paths: &[PathBuf], out: &Path, verbose: bool) -> anyhow::Resu
             Err(e) => println!("FAIL {e}"),
             Ok(imported) => {
                 let reference = imported.profile.reference();
-                if let Some(first) = written.get(&reference.to_lowercase()) {
-                    println!(
-                        "FAIL {shown}: profile {reference:?} was already imported from {first}; not written"
-                    );
+                let target =
+                    library.path_for(&imported.profile.manufacturer, &imported.profile.model);
+                let key = target.display().to_string().to_lowercase();
+                let refused = match written.get(&key) {
+                    Some(first) => Some(format!(
+                        "profile {reference:?} goes to {}, already written from {first}; not written",
+                        target.display()
+                    )),
+                    None => {
+                        let mut header = vec![format!(
+                            "Imported by `rockontrol fixtures import` from {} ({}).",
+                            file_name(&outcome.path),
+                            match imported.format {
+                                SourceFormat::Qxf => "QLC+ fixture definition",
+                                SourceFormat::Ofl => "Open Fixture Library",
+                            }
+                        )];
+                        header.extend(imported.notices.iter().map(ToString::to_string));
+                        library
+                            .save(&imported.profile, &header)
+                            .err()
+                            .map(|e| e.to_string())
+                    }
+                };
+                if let Some(why) = refused {
+                    println!("FAIL {shown}: {why}");
                     if imported.has_warnings() {
                         summary.with_warnings -= 1;
                     } else {
@@ -90,17 +113,8 @@ fn import_fixtures(paths: &[PathBuf], out: &Path, verbose: bool) -> anyhow::Resu
                     summary.failed += 1;
                     continue;
                 }
-                let mut header = vec![format!(
-                    "Imported by `rockontrol fixtures import` from {} ({}).",
-                    file_name(&outcome.path),
-                    match imported.format {
-                        SourceFormat::Qxf => "QLC+ fixture definition",
-                        SourceFormat::Ofl => "Open Fixture Library",
-                    }
-                )];
-                header.extend(imported.notices.iter().map(ToString::to_string));
-                let path = library.save(&imported.profile, &header)?;
-                written.insert(reference.to_lowercase(), shown.to_string());
+                written.insert(key, shown.to_string());
+                let path = target;
                 let warnings = imported.warnings().count();
                 if warnings > 0 {
                     println!("warn {shown} -> {} ({warnings} warnings)", path.display());

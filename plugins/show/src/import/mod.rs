@@ -259,7 +259,8 @@ pub fn is_fixture_file(path: &Path) -> bool {
 }
 
 /// The fixture files named by `paths`: files as given, folders searched recursively for
-/// `.qxf`/`.json` files, sorted so batch output is stable.
+/// `.qxf`/`.json` files, sorted so batch output is stable; a file named twice (itself and
+/// through its folder) is listed once.
 pub fn collect_fixture_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
     let mut files = Vec::new();
     for path in paths {
@@ -276,6 +277,8 @@ pub fn collect_fixture_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportEr
             files.push(path.clone());
         }
     }
+    let mut seen = BTreeSet::new();
+    files.retain(|f| seen.insert(f.canonicalize().unwrap_or_else(|_| f.clone())));
     Ok(files)
 }
 
