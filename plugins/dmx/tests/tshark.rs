@@ -22,7 +22,7 @@ struct Capture {
 
 impl Capture {
     /// Starts tshark on `lo` for `filter`, and waits until it is capturing.
-    fn start(filter: &str, name: &str) -> Capture {
+    fn start(filter: &str, name: &str, probe_target: std::net::SocketAddr) -> Capture {
         let file = std::env::temp_dir().join(format!("rk-{name}-{}.pcap", std::process::id()));
         let _ = std::fs::remove_file(&file);
         let mut child = Command::new("tshark")
@@ -47,6 +47,17 @@ impl Capture {
             }
         }
         std::thread::spawn(move || for _ in lines {});
+        // "Capturing on" comes before dumpcap really captures: send probes to a port in the
+        // filter until the capture file grows, so the test's first packet is not lost.
+        let probe = UdpSocket::bind("127.0.0.1:0").expect("probe socket");
+        let size = |f: &std::path::Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        let empty = size(&file);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while size(&file) <= empty {
+            assert!(Instant::now() < deadline, "tshark captured none of our probe packets within 20 s");
+            let _ = probe.send_to(b"probe", probe_target);
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Capture { child, file }
     }
 
@@ -81,7 +92,7 @@ fn wireshark_decodes_our_output_with_nothing_malformed() {
     // Art-Net on its own port so Wireshark's Art-Net dissector picks it up.
     let art_sink = UdpSocket::bind("127.0.0.1:6454").ok();
     let filter = format!("udp port {sacn_port} or udp port 6454");
-    let capture = Capture::start(&filter, "out");
+    let capture = Capture::start(&filter, "out", sink.local_addr().expect("addr"));
 
     let plan = OutputPlan {
         sacn: [(1u16, 0usize), (2, 1)]
