@@ -109,6 +109,45 @@ pub struct Universe {
     /// Where this universe is sent. Empty: computed but not output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<Output>,
+    /// DMX taken in from another console for this universe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Input>,
+}
+
+/// DMX received from another console (sACN or Art-Net) for a show universe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    pub source: InputSource,
+    /// How the input combines with the show's own output.
+    #[serde(default, skip_serializing_if = "InputMode::is_merge")]
+    pub mode: InputMode,
+}
+
+/// Where an input universe comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InputSource {
+    /// An sACN universe (all sources merged by priority, HTP within a priority).
+    Sacn(u16),
+    /// An Art-Net port-address (0..=32767).
+    ArtNet(u16),
+}
+
+/// How an input universe combines with the show's output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputMode {
+    /// Slot by slot, the higher of the input and the show's own value (HTP), after the
+    /// show's grand master: an operator on another console can bring levels up.
+    #[default]
+    Merge,
+    /// The input replaces the show's values: this node is a bridge.
+    Bridge,
+}
+
+impl InputMode {
+    fn is_merge(&self) -> bool {
+        matches!(self, InputMode::Merge)
+    }
 }
 
 /// One destination of a universe on the wire.

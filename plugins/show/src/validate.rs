@@ -138,6 +138,23 @@ fn check_universes(show: &Show, errors: &mut Vec<ValidationError>) {
         if !seen.insert(u.id) {
             errors.push(ValidationError::DuplicateUniverse(u.id));
         }
+        if let Some(input) = &u.input {
+            let problem = match input.source {
+                crate::model::InputSource::Sacn(n) if n == 0 || n > MAX_UNIVERSE => Some(format!(
+                    "input sACN universe {n} is outside 1..={MAX_UNIVERSE}"
+                )),
+                crate::model::InputSource::ArtNet(p) if p > 0x7fff => Some(format!(
+                    "input Art-Net port-address {p} is outside 0..=32767"
+                )),
+                _ => None,
+            };
+            if let Some(message) = problem {
+                errors.push(ValidationError::Output {
+                    universe: u.id,
+                    message,
+                });
+            }
+        }
         for output in &u.outputs {
             if let Some(message) = output_problem(output) {
                 errors.push(ValidationError::Output {

@@ -6,10 +6,10 @@
 //! what it had to change or drop, as [`Notice`]s. A file that cannot be imported faithfully
 //! gives one [`ImportError`] naming the file, the line where known, and the element.
 //!
-//! Both fixture formats go through one shared assembly step ([`Draft`]): pair fine channels
+//! Both fixture formats go through one shared assembly step (`Draft`): pair fine channels
 //! with their coarse ones, rename attributes that a mode would carry twice (multi-cell bars),
 //! drop channels no mode uses, and finally check the result with
-//! [`profile_problems`](crate::validate::profile_problems) so an imported profile is always
+//! [`profile_problems`] so an imported profile is always
 //! one a show accepts.
 //!
 //! # Layout
@@ -859,8 +859,7 @@ pub(crate) mod xml {
             })?;
             let after = reader.buffer_position() as usize;
             match event {
-                Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                    let _ = start;
+                Event::Start(_) | Event::Empty(_) if root.is_some() => {
                     return Err(malformed(
                         file,
                         &lines,
