@@ -121,6 +121,7 @@ fn an_imported_profile_patches_into_a_valid_show_that_round_trips() {
         id: 1,
         label: String::new(),
         outputs: Vec::new(),
+        input: None,
     });
     show.profiles.push(profile);
     for (i, address) in [1u16, 33].into_iter().enumerate() {

@@ -431,6 +431,7 @@ impl Converter<'_> {
                 id,
                 label: String::new(),
                 outputs: Vec::new(),
+                input: None,
             })
             .collect();
         Ok(())
@@ -981,6 +982,7 @@ impl Converter<'_> {
                             id,
                             label: String::new(),
                             outputs: Vec::new(),
+                            input: None,
                         });
                         self.show.universes.sort_by_key(|x| x.id);
                         match self.show.universes.iter_mut().find(|x| x.id == id) {
