@@ -50,6 +50,7 @@ fn full_show(universes: u16) -> Show {
             id: u,
             label: String::new(),
             outputs: vec![],
+            input: None,
         });
         for f in 0..128u32 {
             let id = u32::from(u) * 1000 + f;

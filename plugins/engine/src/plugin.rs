@@ -48,6 +48,7 @@ impl Plugin for EnginePlugin {
             .init_resource::<CommandQueue>()
             .init_resource::<FrameBus>()
             .init_resource::<LatestFrame>()
+            .init_resource::<ExternalInputs>()
             .add_message::<EngineEvent>()
             .add_message::<CommandRejected>()
             .configure_sets(
@@ -216,6 +217,54 @@ impl FrameBus {
                 Err(TrySendError::Disconnected(_)) => false,
             });
         self.dropped += dropped;
+    }
+}
+
+/// DMX from other consoles, per show universe, combined with the engine's frames as they are
+/// published (filled by the DMX plugin's input side).
+///
+/// The engine's own frame stays a pure function of the playback state and the tick; inputs
+/// are combined on the copy that goes to outputs, so a live input never changes what the
+/// engine computes.
+#[derive(Resource, Debug, Default)]
+pub struct ExternalInputs {
+    pub universes: BTreeMap<u16, ExternalUniverse>,
+}
+
+/// The latest merged input of one show universe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalUniverse {
+    pub mode: rockontrol_show::InputMode,
+    /// 512 slots.
+    pub slots: Vec<u8>,
+    /// False once every source has gone (2.5 s loss timeout): the input no longer counts.
+    pub live: bool,
+}
+
+impl ExternalInputs {
+    /// Combines live inputs into `data` (512 slots per universe, in `universes` order).
+    pub fn apply(&self, universes: &[u16], data: &mut [u8]) {
+        for (index, id) in universes.iter().enumerate() {
+            let Some(input) = self.universes.get(id).filter(|i| i.live) else {
+                continue;
+            };
+            let Some(frame) = data.get_mut(index * UNIVERSE_SLOTS..(index + 1) * UNIVERSE_SLOTS)
+            else {
+                continue;
+            };
+            match input.mode {
+                rockontrol_show::InputMode::Merge => {
+                    for (out, inp) in frame.iter_mut().zip(&input.slots) {
+                        *out = (*out).max(*inp);
+                    }
+                }
+                rockontrol_show::InputMode::Bridge => {
+                    let n = input.slots.len().min(frame.len());
+                    frame[..n].copy_from_slice(&input.slots[..n]);
+                    frame[n..].fill(0);
+                }
+            }
+        }
     }
 }
 
@@ -456,6 +505,7 @@ fn render_frame(mut engine: ResMut<ShowEngine>, clock: Res<ShowClock>) {
 
 fn publish_frame(
     engine: Res<ShowEngine>,
+    inputs: Res<ExternalInputs>,
     mut clock: ResMut<ShowClock>,
     mut bus: ResMut<FrameBus>,
     mut latest: ResMut<LatestFrame>,
@@ -466,12 +516,14 @@ fn publish_frame(
     let Some(fade) = &engine.engine else {
         return;
     };
+    let mut data = engine.frame.clone();
+    inputs.apply(&fade.show().universes, &mut data);
     let frames = Arc::new(FrameSet {
         tick,
         time: fade.time(tick),
         rate: fade.show().tick_rate,
         universes: fade.show().universes.clone(),
-        data: engine.frame.clone(),
+        data,
     });
     bus.publish(&frames);
     if let Some(mut capture) = capture {

@@ -89,3 +89,58 @@ fn a_broken_edit_is_refused_and_the_show_keeps_running() {
         "the fade finished on the running show"
     );
 }
+
+#[test]
+fn external_inputs_merge_htp_or_bridge_on_the_published_frame() {
+    use rockontrol_engine::{ExternalInputs, ExternalUniverse};
+    use rockontrol_show::InputMode;
+    let mut t = TestShow::new(&show(
+        r#"(name: "main", cues: [(number: 1, values: {Fixture(1): {Intensity: 0.5}, Fixture(2): {Red: 1.0}})])"#,
+        r#"(name: "main", cue_list: "main")"#,
+    ));
+    t.at(0, "go main").run_through(1);
+    let mut slots = vec![0u8; 512];
+    slots[0] = 200; // above our 128 on slot 1
+    slots[10] = 10; // below our 255 red on slot 11
+    slots[499] = 77; // a slot no fixture uses
+    let set = |t: &mut TestShow, mode, live| {
+        t.app
+            .world_mut()
+            .resource_mut::<ExternalInputs>()
+            .universes
+            .insert(
+                1,
+                ExternalUniverse {
+                    mode,
+                    slots: slots.clone(),
+                    live,
+                },
+            );
+    };
+    set(&mut t, InputMode::Merge, true);
+    t.run_through(2);
+    assert_eq!(
+        (t.dmx(2, 1, 1), t.dmx(2, 1, 11), t.dmx(2, 1, 500)),
+        (200, 255, 77),
+        "HTP per slot"
+    );
+    set(&mut t, InputMode::Bridge, true);
+    t.run_through(3);
+    assert_eq!(
+        (t.dmx(3, 1, 1), t.dmx(3, 1, 11), t.dmx(3, 1, 500)),
+        (200, 10, 77),
+        "bridge: input only"
+    );
+    set(&mut t, InputMode::Merge, false);
+    t.run_through(4);
+    assert_eq!(
+        (t.dmx(4, 1, 1), t.dmx(4, 1, 11), t.dmx(4, 1, 500)),
+        (128, 255, 0),
+        "a lost input no longer counts"
+    );
+    let engine = t.app.world().resource::<ShowEngine>();
+    assert_eq!(
+        engine.frame[0], 128,
+        "the engine's own frame never saw the input"
+    );
+}

@@ -114,6 +114,18 @@ pub struct Universe {
     pub input: Option<Input>,
 }
 
+impl Universe {
+    /// A universe with no label, outputs or input.
+    pub fn new(id: u16) -> Self {
+        Universe {
+            id,
+            label: String::new(),
+            outputs: Vec::new(),
+            input: None,
+        }
+    }
+}
+
 /// DMX received from another console (sACN or Art-Net) for a show universe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
