@@ -10,8 +10,8 @@ use anyhow::Context;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use rockontrol_engine::{
-    CommandQueue, CommandRejected, EnginePlugin, FrameBus, FrameSet, ShowClock, load_show as spawn_show,
-    seconds_to_ticks,
+    CommandQueue, CommandRejected, EnginePlugin, FrameBus, FrameSet, ShowClock,
+    load_show as spawn_show, seconds_to_ticks,
 };
 use rockontrol_show::{LoadError, load_show};
 
@@ -65,9 +65,15 @@ pub fn render(
         .add_plugins(EnginePlugin)
         .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
         .init_resource::<Refused>()
-        .add_systems(Update, |mut r: MessageReader<CommandRejected>, mut all: ResMut<Refused>| {
-            all.0.extend(r.read().map(|r| format!("tick {}: {} refused: {}", r.tick, r.command, r.error)));
-        });
+        .add_systems(
+            Update,
+            |mut r: MessageReader<CommandRejected>, mut all: ResMut<Refused>| {
+                all.0.extend(
+                    r.read()
+                        .map(|r| format!("tick {}: {} refused: {}", r.tick, r.command, r.error)),
+                );
+            },
+        );
     spawn_show(app.world_mut(), &show);
     {
         let mut queue = app.world_mut().resource_mut::<CommandQueue>();
@@ -117,7 +123,11 @@ fn format_row(line: &mut String, set: &FrameSet, index: usize, universe: u16, fo
     // Show time with 6 decimals: exact enough for any tick rate, and byte-stable.
     let _ = match format {
         Format::Csv => write!(line, "{},{:.6},{}", set.tick, set.time, universe),
-        Format::Json => write!(line, "{{\"tick\":{},\"time\":{:.6},\"universe\":{},\"dmx\":[", set.tick, set.time, universe),
+        Format::Json => write!(
+            line,
+            "{{\"tick\":{},\"time\":{:.6},\"universe\":{},\"dmx\":[",
+            set.tick, set.time, universe
+        ),
     };
     for (i, v) in slots.iter().enumerate() {
         let _ = match format {

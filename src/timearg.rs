@@ -27,7 +27,11 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
             }
             'm' => 60.0,
             's' => 1.0,
-            _ => return Err(format!("{text:?}: unexpected {c:?}; write e.g. 10s, 500ms, 1m30s")),
+            _ => {
+                return Err(format!(
+                    "{text:?}: unexpected {c:?}; write e.g. 10s, 500ms, 1m30s"
+                ));
+            }
         };
         let value: f64 = number
             .parse()
@@ -37,7 +41,9 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
         any = true;
     }
     if !number.is_empty() || !any {
-        return Err(format!("{text:?}: missing unit; write e.g. 10s, 500ms, 1m30s"));
+        return Err(format!(
+            "{text:?}: missing unit; write e.g. 10s, 500ms, 1m30s"
+        ));
     }
     check(total, text)
 }
