@@ -266,3 +266,116 @@ fn run_takes_commands_and_stops_within_a_second_on_sigint() {
     );
     assert!(out.trim_end().ends_with("stopped"), "{out}");
 }
+
+fn corpus() -> PathBuf {
+    let root = std::env::var_os("ROCKONTROL_QLC_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/qlc-corpus"));
+    let share = root.join("usr/share/qlcplus");
+    assert!(
+        share.is_dir(),
+        "QLC+ corpus missing at {}: run scripts/fetch-qlc-corpus.sh",
+        share.display()
+    );
+    share
+}
+
+#[test]
+fn fixtures_import_search_and_show_through_the_binary() {
+    let library = temp("library");
+    let _ = std::fs::remove_dir_all(&library);
+    let martin = corpus().join("fixtures/Martin");
+    let (code, out, err) = run(&[
+        "fixtures",
+        "import",
+        martin.to_str().expect("utf8"),
+        "--out",
+        library.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "Martin's definitions import: {out}{err}");
+    let summary = format!("{out}{err}");
+    assert!(
+        summary.contains("imported"),
+        "a summary counts the results: {summary}"
+    );
+    let imported = std::fs::read_dir(library.join("Martin"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        imported > 50,
+        "Martin profiles written to the library, found {imported}"
+    );
+
+    let lib = library.to_str().expect("utf8");
+    let (code, out, err) = run(&["fixtures", "search", "mac 250", "--library", lib]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Martin/MAC 250 Wash"),
+        "search finds the fixture by words: {out}"
+    );
+    let (code, out, err) = run(&["fixtures", "show", "Martin/MAC 250 Wash", "--library", lib]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("MAC 250 Wash") && out.to_lowercase().contains("mode"),
+        "show lists modes: {out}"
+    );
+    let (code, _, err) = run(&[
+        "fixtures",
+        "show",
+        "Martin/No Such Fixture",
+        "--library",
+        lib,
+    ]);
+    assert_eq!(code, 1, "an unknown fixture is an error");
+    assert!(!err.is_empty(), "with a message");
+
+    let bad = temp("bad.qxf");
+    std::fs::write(&bad, "<FixtureDefinition><Manufacturer>Acme</Manufacturer>").expect("write");
+    let (code, out, err) = run(&[
+        "fixtures",
+        "import",
+        bad.to_str().expect("utf8"),
+        "--out",
+        library.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 1, "a broken definition fails the batch's exit code");
+    assert!(
+        format!("{out}{err}").contains("bad.qxf"),
+        "the error names the file: {out}{err}"
+    );
+}
+
+#[test]
+fn qlc_workspace_converts_to_a_show_that_checks_and_renders() {
+    let sample = corpus().join("Sample.qxw");
+    let show = temp("sample.ron");
+    let (code, out, err) = run(&[
+        "import-qlc",
+        sample.to_str().expect("utf8"),
+        "-o",
+        show.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["check", show.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "the converted show is valid: {out}{err}");
+    assert!(out.contains("26 fixtures"), "{out}");
+    let (code, out, err) = run(&[
+        "render",
+        show.to_str().expect("utf8"),
+        "--until",
+        "2s",
+        "--at",
+        "0s go SC-Pan",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "the GO was accepted: {err}");
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows.len() > 88, "2 s of frames");
+    let first = rows[1];
+    let last = rows[rows.len() - 1];
+    assert_ne!(
+        first.split(',').skip(3).collect::<Vec<_>>(),
+        last.split(',').skip(3).collect::<Vec<_>>(),
+        "the chaser moves the output"
+    );
+}
