@@ -23,7 +23,6 @@ use rockontrol_engine::{
     Command, CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, ShowClock,
     ShowEngine, load_show as spawn_show, seconds_to_ticks,
 };
-use rockontrol_show::{LoadError, load_show};
 
 use crate::timearg::TimedCommand;
 
@@ -46,13 +45,8 @@ pub fn run(
     duration: Option<f64>,
     dmx_interface: Option<Ipv4Addr>,
 ) -> anyhow::Result<ExitCode> {
-    let show = match load_show(path) {
-        Ok(show) => show,
-        Err(e @ (LoadError::Parse(_) | LoadError::Invalid { .. })) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(show) = crate::load_or_report(path)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let has_display =
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();

@@ -14,7 +14,7 @@ mod node_cli;
 mod render;
 mod timearg;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -140,28 +140,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &PathBuf) -> anyhow::Result<ExitCode> {
+/// Loads and validates a show. A problem in the show file is printed for the user (it is the
+/// answer, not a failure of the program) and gives `None`; only I/O errors are errors.
+pub(crate) fn load_or_report(path: &Path) -> anyhow::Result<Option<rockontrol_show::Show>> {
     match load_show(path) {
-        Ok(show) => {
-            let cues: usize = show.cue_lists.iter().map(|l| l.cues.len()).sum();
-            println!(
-                "{}: OK — {:?}: {} universes, {} fixtures, {} cue lists ({cues} cues), {} playbacks, {} Hz",
-                path.display(),
-                show.name,
-                show.universes.len(),
-                show.fixtures.len(),
-                show.cue_lists.len(),
-                show.playbacks.len(),
-                show.tick_rate
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(show) => Ok(Some(show)),
         Err(e @ (LoadError::Parse(_) | LoadError::Invalid { .. })) => {
             eprintln!("{e}");
-            Ok(ExitCode::FAILURE)
+            Ok(None)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let Some(show) = load_or_report(path)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let cues: usize = show.cue_lists.iter().map(|l| l.cues.len()).sum();
+    println!(
+        "{}: OK — {:?}: {} universes, {} fixtures, {} cue lists ({cues} cues), {} playbacks, {} Hz",
+        path.display(),
+        show.name,
+        show.universes.len(),
+        show.fixtures.len(),
+        show.cue_lists.len(),
+        show.playbacks.len(),
+        show.tick_rate
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fmt(path: &PathBuf, check_only: bool, drop_comments: bool) -> anyhow::Result<ExitCode> {

@@ -13,7 +13,6 @@ use rockontrol_engine::{
     CommandQueue, CommandRejected, EnginePlugin, FrameBus, FrameSet, ShowClock,
     load_show as spawn_show, seconds_to_ticks,
 };
-use rockontrol_show::{LoadError, load_show};
 
 use crate::timearg::TimedCommand;
 
@@ -38,13 +37,8 @@ pub fn render(
     at: &[TimedCommand],
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let show = match load_show(path) {
-        Ok(show) => show,
-        Err(e @ (LoadError::Parse(_) | LoadError::Invalid { .. })) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(show) = crate::load_or_report(path)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let unknown: Vec<u16> = universes
         .iter()
