@@ -201,6 +201,23 @@ impl ImportedProfile {
 }
 
 /// Reads a file as UTF-8 text, refusing absurd sizes before reading.
+/// The emitter attribute of a colour name as both QLC+ (`<Colour>`) and OFL (`color`) spell
+/// it; `None` for a colour we have no attribute for.
+pub(crate) fn colour_attribute(colour: &str) -> Option<Attribute> {
+    Some(match colour {
+        "Red" => Attribute::Red,
+        "Green" => Attribute::Green,
+        "Blue" => Attribute::Blue,
+        "Cyan" => Attribute::Cyan,
+        "Magenta" => Attribute::Magenta,
+        "Yellow" => Attribute::Yellow,
+        "Amber" => Attribute::Amber,
+        "White" => Attribute::White,
+        "UV" => Attribute::Uv,
+        _ => return None,
+    })
+}
+
 pub(crate) fn read_text(path: &Path) -> Result<String, ImportError> {
     let file = path.display().to_string();
     let io = |source| ImportError::Io {

@@ -1086,17 +1086,8 @@ fn channel_attribute(
     match str_of("type").unwrap_or("") {
         "Intensity" => A::Intensity,
         "ColorIntensity" => match str_of("color").unwrap_or("") {
-            "Red" => A::Red,
-            "Green" => A::Green,
-            "Blue" => A::Blue,
-            "Cyan" => A::Cyan,
-            "Magenta" => A::Magenta,
-            "Yellow" => A::Yellow,
-            "Amber" => A::Amber,
-            "White" => A::White,
-            "UV" => A::Uv,
             "" => other(),
-            color => A::Other(color.to_string()),
+            color => super::colour_attribute(color).unwrap_or_else(|| A::Other(color.to_string())),
         },
         "ColorPreset" => A::ColorWheel,
         "ColorTemperature" => A::ColorTemperature,

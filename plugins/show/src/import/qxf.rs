@@ -584,17 +584,8 @@ fn group_attribute(group: &str, colour: Option<&str>, name: &str) -> Attribute {
     let has = |w: &str| lower.contains(w);
     match group {
         "Intensity" => match colour.unwrap_or("") {
-            "Red" => A::Red,
-            "Green" => A::Green,
-            "Blue" => A::Blue,
-            "Cyan" => A::Cyan,
-            "Magenta" => A::Magenta,
-            "Yellow" => A::Yellow,
-            "Amber" => A::Amber,
-            "White" => A::White,
-            "UV" => A::Uv,
             "" => A::Intensity,
-            other => A::Other(other.to_string()),
+            other => super::colour_attribute(other).unwrap_or_else(|| A::Other(other.to_string())),
         },
         "Colour" if has("cto") || has("ctb") || has("ctc") || has("temperature") => {
             A::ColorTemperature
