@@ -269,7 +269,7 @@ pub fn profile_problems(p: &FixtureProfile) -> Vec<String> {
                     }
                 }
                 Some((c, ByteRole::Fine)) => {
-                    if !m.channels.iter().any(|s| *s == c.name) {
+                    if !m.channels.contains(&c.name) {
                         problems.push(format!(
                             "mode {:?} lists fine channel {slot:?} without its coarse channel {:?}",
                             m.name, c.name
