@@ -12,7 +12,7 @@
 //! - [`model`]: the serde types — [`Show`], [`FixtureProfile`], [`Fixture`], [`CueList`], [`Cue`], …
 //! - [`value`]: [`Value`], a channel level (normalised `0.5` or raw `Dmx(200)`), and [`CueNumber`].
 //! - [`io`]: [`load_show`], [`parse_show`], [`to_ron_string`], [`save_show`].
-//! - [`validate`]: [`validate()`], returning every [`ValidationError`] found.
+//! - [`validate`](mod@validate): [`validate()`], returning every [`ValidationError`] found.
 //! - [`import`]: QLC+ `.qxf` and Open Fixture Library JSON fixtures into [`FixtureProfile`]s
 //!   (saying what was changed or dropped), and QLC+ `.qxw` workspaces into shows.
 //! - [`library`]: the fixture library folder (`assets/fixtures/<maker>/<model>.ron`): load
