@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
-use crate::compile::{CompiledList, CompiledShow, NO_SLOT, UNSET};
+use crate::compile::{ChannelId, CompiledList, CompiledShow, NO_SLOT, UNSET};
 
 /// When a group of lanes fades: from `start` tick, after `delay` seconds, over `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -384,7 +384,24 @@ impl FadeEngine {
     /// Writes the frame for `tick` into `frame` (512 bytes per universe, in
     /// [`CompiledShow::universes`] order). Slots no fixture uses are left as they are.
     pub fn render(&mut self, state: &PlaybackState, tick: u64, frame: &mut [u8]) {
+        self.render_with(state, tick, frame, &[]);
+    }
+
+    /// [`FadeEngine::render`] with `overrides` (the programmer's levels) replacing the merged
+    /// playback level of their channels before grand master and blackout.
+    pub fn render_with(
+        &mut self,
+        state: &PlaybackState,
+        tick: u64,
+        frame: &mut [u8],
+        overrides: &[(ChannelId, f32)],
+    ) {
         self.compute_levels(state, tick);
+        for &(channel, level) in overrides {
+            if let Some(slot) = self.levels.get_mut(channel as usize) {
+                *slot = level;
+            }
+        }
         let gm = if state.blackout {
             0.0
         } else {

@@ -15,11 +15,13 @@
 //! - [`command`]: [`Command`], the operator actions, with a text form (`go main`).
 //! - [`plugin`]: [`EnginePlugin`]: the show as ECS entities, the engine in `FixedUpdate`,
 //!   and [`FrameBus`] handing every frame to outputs (and [`CaptureSink`] for tests).
+//! - [`programmer`]: [`Programmer`], hand-set values that override playback (highlight, clear).
 
 pub mod command;
 pub mod compile;
 pub mod fade;
 pub mod plugin;
+pub mod programmer;
 
 pub use command::{Command, CommandParseError};
 pub use compile::{ChannelInfo, CompileError, CompiledShow};
@@ -27,3 +29,4 @@ pub use fade::{
     CommandError, Event, FadeEngine, PlaybackRun, PlaybackState, Timing, seconds_to_ticks,
 };
 pub use plugin::*;
+pub use programmer::{Programmer, ProgrammerPlugin};
