@@ -1,0 +1,68 @@
+//! The RocKontrol programmer UI: egui panels over a live stage preview drawn by Bevy.
+//!
+//! [`UiPlugin`] runs inside the windowed app next to the engine. Everything the operator does
+//! becomes a [`UiAction`] pushed on [`UiActions`]; one exclusive system applies them to the
+//! world (programmer values, cue lists, fixture positions, engine commands) with undo/redo.
+//! Tests, the screenshot command and the benchmark drive the UI through the same actions
+//! (see [`script`]), so what they check is what a click does.
+//!
+//! # Layout
+//! - [`actions`]: [`UiAction`], [`UiState`] (selection, unsaved changes, undo history) and the
+//!   system that applies actions.
+//! - [`panels`]: the egui panels: fixtures and groups, programmer (intensity, colour, pan/tilt
+//!   pad, other attributes), playbacks with masters, cue table, universe view.
+//! - [`preview`]: the 2D stage view: one sprite per fixture coloured by the live output frame,
+//!   beams for moving heads, drag to move fixtures.
+//! - [`live`]: per-fixture live values read from the engine's latest frame.
+//! - [`script`]: scripted runs (tests, screenshots, frame-time benchmark).
+
+pub mod actions;
+pub mod live;
+pub mod panels;
+pub mod preview;
+pub mod script;
+
+use std::path::PathBuf;
+
+use bevy::prelude::*;
+use bevy_egui::EguiPrimaryContextPass;
+
+pub use actions::{UiAction, UiActions, UiState};
+pub use script::{ScriptStep, UiScript};
+
+/// The programmer UI and stage preview. Needs the engine ([`rockontrol_engine::EnginePlugin`]),
+/// rendering and [`bevy_egui::EguiPlugin`].
+#[derive(Debug, Default, Clone)]
+pub struct UiPlugin {
+    /// Where Save writes the show (RON). `None`: saving is refused with a message.
+    pub show_path: Option<PathBuf>,
+}
+
+/// The UI's systems. Actions apply in `Update`; the preview follows in `PostUpdate`; egui
+/// panels draw in bevy_egui's context pass and push actions for the next frame.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UiSystems {
+    /// Apply queued [`UiAction`]s to the world.
+    Actions,
+    /// Update the stage preview from the latest frame; fixture dragging.
+    Preview,
+    /// Draw the egui panels.
+    Panels,
+}
+
+impl Plugin for UiPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<rockontrol_engine::ProgrammerPlugin>() {
+            app.add_plugins(rockontrol_engine::ProgrammerPlugin);
+        }
+        app.insert_resource(UiState::new(self.show_path.clone()))
+            .init_resource::<UiActions>()
+            .insert_resource(ClearColor(Color::srgb(0.06, 0.06, 0.08)))
+            .configure_sets(Update, (UiSystems::Actions, UiSystems::Preview).chain())
+            .configure_sets(EguiPrimaryContextPass, UiSystems::Panels);
+        actions::plugin(app);
+        live::plugin(app);
+        preview::plugin(app);
+        panels::plugin(app);
+    }
+}

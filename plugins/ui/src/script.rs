@@ -1,0 +1,434 @@
+//! Scripted runs of the real windowed app: UI tests, README screenshots and the frame-time
+//! benchmark all go through here, so a screenshot in the README is made exactly the way the
+//! test that checks it runs.
+//!
+//! A [`UiScript`] is a list of [`ScriptStep`]s run one after another from `Update`: push a
+//! [`UiAction`] (what a click does), wait for engine ticks or frames, take a [`Screenshot`] of
+//! the window, check the world, measure frame times, exit. [`scripted_app`] builds the app
+//! (window, egui, engine, [`UiPlugin`](crate::UiPlugin)); [`Xvfb`] gives it a display when
+//! the machine has none.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevy::app::{PluginGroupBuilder, TerminalCtrlCHandlerPlugin};
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::window::{PresentMode, WindowResolution};
+use bevy::winit::{UpdateMode, WinitSettings};
+use bevy_egui::EguiPlugin;
+use rockontrol_engine::{EnginePlugin, ShowClock, load_show};
+use rockontrol_show::Show;
+
+use crate::actions::{UiAction, UiActions};
+
+/// Window size of scripted runs (and the README screenshots).
+pub const SCRIPT_WINDOW: (u32, u32) = (1280, 720);
+
+/// A check or report run on the world; an `Err` fails the script.
+pub type WorldFn = Box<dyn FnMut(&mut World) -> Result<(), String> + Send + Sync>;
+
+/// One step of a scripted run.
+pub enum ScriptStep {
+    /// Push an action, as the widget would.
+    Act(UiAction),
+    /// Wait until the engine has run this many more ticks.
+    WaitTicks(u64),
+    /// Wait this many rendered frames.
+    WaitFrames(u32),
+    /// Wait this long (wall clock).
+    Wait(Duration),
+    /// Capture the window; saved as PNG at the path (if any) and kept in [`LastScreenshot`].
+    Screenshot(Option<PathBuf>),
+    /// Run a check or a report.
+    Run(String, WorldFn),
+    /// Record frame times and engine ticks for this long into [`FrameTimes`].
+    Measure(Duration),
+    /// Quit: success if every step passed.
+    Exit,
+}
+
+impl std::fmt::Debug for ScriptStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScriptStep::Act(a) => write!(f, "act {a:?}"),
+            ScriptStep::WaitTicks(n) => write!(f, "wait {n} ticks"),
+            ScriptStep::WaitFrames(n) => write!(f, "wait {n} frames"),
+            ScriptStep::Wait(d) => write!(f, "wait {d:?}"),
+            ScriptStep::Screenshot(p) => write!(f, "screenshot {p:?}"),
+            ScriptStep::Run(name, _) => write!(f, "run {name}"),
+            ScriptStep::Measure(d) => write!(f, "measure {d:?}"),
+            ScriptStep::Exit => write!(f, "exit"),
+        }
+    }
+}
+
+/// The script being run.
+#[derive(Resource, Debug, Default)]
+pub struct UiScript {
+    steps: VecDeque<ScriptStep>,
+    waiting: Option<Waiting>,
+    /// Frames to let the window settle before the first step.
+    warmup: u32,
+}
+
+#[derive(Debug)]
+enum Waiting {
+    Tick(u64),
+    Frames(u32),
+    Until(Instant),
+    Shot(Arc<Mutex<Option<Image>>>),
+    Measure {
+        until: Instant,
+        start: Instant,
+        start_tick: u64,
+    },
+}
+
+impl UiScript {
+    pub fn new(steps: impl IntoIterator<Item = ScriptStep>) -> Self {
+        UiScript {
+            steps: steps.into_iter().collect(),
+            waiting: None,
+            warmup: 10,
+        }
+    }
+}
+
+/// The latest screenshot a script took.
+#[derive(Resource, Debug, Clone)]
+pub struct LastScreenshot(pub Image);
+
+/// Frame times measured by [`ScriptStep::Measure`].
+#[derive(Resource, Debug, Clone, Default)]
+pub struct FrameTimes {
+    /// Wall time of every frame, in seconds.
+    pub frames: Vec<f64>,
+    /// Engine ticks over the measurement, and its wall duration in seconds.
+    pub ticks: u64,
+    pub seconds: f64,
+}
+
+impl FrameTimes {
+    /// `q`-quantile of the frame times, in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.frames.is_empty() {
+            return 0.0;
+        }
+        let mut sorted = self.frames.clone();
+        sorted.sort_by(f64::total_cmp);
+        let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+        sorted[i] * 1000.0
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.frames.is_empty() {
+            return 0.0;
+        }
+        self.frames.iter().sum::<f64>() / self.frames.len() as f64 * 1000.0
+    }
+
+    pub fn fps(&self) -> f64 {
+        self.frames.len() as f64 / self.seconds.max(1e-9)
+    }
+
+    /// Engine ticks per wall second.
+    pub fn tick_rate(&self) -> f64 {
+        self.ticks as f64 / self.seconds.max(1e-9)
+    }
+
+    /// A one-line report.
+    pub fn report(&self) -> String {
+        format!(
+            "{} frames in {:.1} s: {:.1} fps, frame time mean {:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms; DMX tick {:.2} Hz ({} ticks)",
+            self.frames.len(),
+            self.seconds,
+            self.fps(),
+            self.mean_ms(),
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.95),
+            self.quantile_ms(0.99),
+            self.quantile_ms(1.0),
+            self.tick_rate(),
+            self.ticks
+        )
+    }
+}
+
+/// The rendering plugins of the windowed app: Bevy's defaults for the features we build
+/// (window, 2D, sprites), without the log plugin and Ctrl-C handler (the binary owns both).
+pub fn window_plugins(title: &str, size: (u32, u32)) -> PluginGroupBuilder {
+    DefaultPlugins
+        .build()
+        .disable::<LogPlugin>()
+        .disable::<TerminalCtrlCHandlerPlugin>()
+        .set(WindowPlugin {
+            primary_window: Some(Window {
+                title: title.to_string(),
+                resolution: WindowResolution::new(size.0, size.1),
+                present_mode: PresentMode::AutoVsync,
+                ..default()
+            }),
+            ..default()
+        })
+}
+
+/// Everything besides the engine that the windowed app adds: window and rendering plugins,
+/// egui, the UI, and an update loop that never sleeps on an unfocused window (the DMX tick
+/// runs in `FixedUpdate`, which needs frames to happen).
+pub fn add_window_and_ui(app: &mut App, title: &str, show_path: Option<PathBuf>) {
+    app.add_plugins(window_plugins(title, SCRIPT_WINDOW))
+        .add_plugins(EguiPlugin::default())
+        .add_plugins(crate::UiPlugin { show_path })
+        .insert_resource(WinitSettings {
+            focused_mode: UpdateMode::Continuous,
+            unfocused_mode: UpdateMode::Continuous,
+        });
+}
+
+/// A windowed app running `show` with `script`: engine, UI, window 1280×720.
+pub fn scripted_app(show: &Show, show_path: Option<PathBuf>, script: UiScript) -> App {
+    let mut app = App::new();
+    add_window_and_ui(&mut app, "RocKontrol", show_path);
+    app.add_plugins(LogPlugin {
+        filter: "warn,rockontrol_ui=info".into(),
+        ..default()
+    })
+    .add_plugins(EnginePlugin)
+    .insert_resource(script)
+    .init_resource::<FrameTimes>()
+    .add_systems(Update, run_script.before(crate::UiSystems::Actions));
+    app.world_mut()
+        .resource_mut::<Time<Virtual>>()
+        .set_max_delta(Duration::from_secs(5));
+    load_show(app.world_mut(), show);
+    app
+}
+
+fn run_script(world: &mut World) {
+    loop {
+        let Some(mut script) = world.remove_resource::<UiScript>() else {
+            return;
+        };
+        let advanced = step(world, &mut script);
+        world.insert_resource(script);
+        if !advanced {
+            return;
+        }
+    }
+}
+
+/// Runs the script as far as it can this frame; returns true to be called again at once.
+fn step(world: &mut World, script: &mut UiScript) -> bool {
+    if script.warmup > 0 {
+        script.warmup -= 1;
+        return false;
+    }
+    let tick = world.resource::<ShowClock>().next_tick;
+    if let Some(waiting) = &mut script.waiting {
+        match waiting {
+            Waiting::Tick(t) if tick < *t => return false,
+            Waiting::Frames(n) if *n > 0 => {
+                *n -= 1;
+                return false;
+            }
+            Waiting::Until(t) if Instant::now() < *t => return false,
+            Waiting::Shot(slot) => {
+                let image = slot.lock().ok().and_then(|mut s| s.take());
+                match image {
+                    Some(image) => {
+                        world.insert_resource(LastScreenshot(image));
+                    }
+                    None => return false,
+                }
+            }
+            Waiting::Measure {
+                until,
+                start,
+                start_tick,
+            } => {
+                let delta = world.resource::<Time<Real>>().delta_secs_f64();
+                let mut times = world.resource_mut::<FrameTimes>();
+                times.frames.push(delta);
+                if Instant::now() < *until {
+                    return false;
+                }
+                times.ticks = tick - *start_tick;
+                times.seconds = start.elapsed().as_secs_f64();
+            }
+            _ => {}
+        }
+        script.waiting = None;
+    }
+    let Some(next) = script.steps.pop_front() else {
+        return false;
+    };
+    info!("script: {next:?}");
+    match next {
+        ScriptStep::Act(action) => world.resource_mut::<UiActions>().push(action),
+        ScriptStep::WaitTicks(n) => script.waiting = Some(Waiting::Tick(tick + n)),
+        ScriptStep::WaitFrames(n) => script.waiting = Some(Waiting::Frames(n)),
+        ScriptStep::Wait(d) => script.waiting = Some(Waiting::Until(Instant::now() + d)),
+        ScriptStep::Screenshot(path) => {
+            let slot = Arc::new(Mutex::new(None));
+            let sink = Arc::clone(&slot);
+            world.spawn(Screenshot::primary_window()).observe(
+                move |captured: On<ScreenshotCaptured>| {
+                    let image = captured.image.clone();
+                    if let Some(path) = &path
+                        && let Err(e) = save_png(&image, path)
+                    {
+                        error!("{e}");
+                    }
+                    if let Ok(mut s) = sink.lock() {
+                        *s = Some(image);
+                    }
+                },
+            );
+            script.waiting = Some(Waiting::Shot(slot));
+            return false;
+        }
+        ScriptStep::Run(name, mut f) => {
+            if let Err(e) = f(world) {
+                error!("script step {name:?} failed: {e}");
+                eprintln!("FAILED: {name}: {e}");
+                world.write_message(AppExit::error());
+                script.steps.clear();
+                return false;
+            }
+        }
+        ScriptStep::Measure(d) => {
+            *world.resource_mut::<FrameTimes>() = FrameTimes::default();
+            script.waiting = Some(Waiting::Measure {
+                until: Instant::now() + d,
+                start: Instant::now(),
+                start_tick: tick,
+            });
+            return false;
+        }
+        ScriptStep::Exit => {
+            world.write_message(AppExit::Success);
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes a captured image as an RGB PNG (alpha dropped, as Bevy's `save_to_disk` does).
+pub fn save_png(image: &Image, path: &Path) -> Result<(), String> {
+    let rgb = rgb_image(image)?;
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    rgb.save(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    info!("screenshot saved to {}", path.display());
+    Ok(())
+}
+
+/// A captured image as 8-bit RGB.
+pub fn rgb_image(image: &Image) -> Result<image::RgbImage, String> {
+    image
+        .clone()
+        .try_into_dynamic()
+        .map(|d| d.to_rgb8())
+        .map_err(|e| format!("screenshot is not convertible: {e}"))
+}
+
+/// A private X server (Xvfb) for machines without a display; killed on drop.
+#[derive(Debug)]
+pub struct Xvfb {
+    child: Child,
+    /// `:N`
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts `Xvfb :N -screen 0 WxHx24` on the first free display number from 90.
+    pub fn start(size: (u32, u32)) -> Result<Xvfb, String> {
+        for n in 90..190 {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            {
+                continue;
+            }
+            let display = format!(":{n}");
+            let mut child = Process::new("Xvfb")
+                .args([
+                    display.as_str(),
+                    "-screen",
+                    "0",
+                    &format!("{}x{}x24", size.0, size.1),
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start Xvfb (apt install xvfb): {e}"))?;
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if Path::new(&socket).exists() {
+                    return Ok(Xvfb { child, display });
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // lost a race for this number: try the next
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Err("no free X display number for Xvfb".into())
+    }
+
+    /// Environment for a child rendering on this display with Mesa's lavapipe (no GPU).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let icd = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json".to_string();
+        let mut env = vec![("DISPLAY".to_string(), self.display.clone())];
+        if Path::new(&icd).exists() {
+            env.push(("VK_ICD_FILENAMES".into(), icd.clone()));
+            env.push(("VK_DRIVER_FILES".into(), icd));
+            env.push(("WGPU_BACKEND".into(), "vulkan".into()));
+        }
+        env
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True when a display server is reachable through the environment.
+pub fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+/// Runs this same program again with the same arguments on a fresh Xvfb with lavapipe and
+/// `extra_env` set, and returns its exit status. For commands that need a window on a
+/// machine without one (environment variables must be set before the process starts).
+pub fn rerun_on_xvfb(extra_env: &[(&str, &str)]) -> Result<std::process::ExitStatus, String> {
+    let xvfb = Xvfb::start(SCRIPT_WINDOW)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut child = Process::new(exe);
+    child.args(std::env::args_os().skip(1));
+    for (k, v) in xvfb.env() {
+        child.env(k, v);
+    }
+    for (k, v) in extra_env {
+        child.env(k, v);
+    }
+    child
+        .status()
+        .map_err(|e| format!("cannot run the child on {}: {e}", xvfb.display))
+}
