@@ -1,0 +1,214 @@
+//! A real OLA `olad` in a network namespace of its own, for interop tests.
+//!
+//! Facts from `../shared/interop/PEERS.md`: OLA ignores loopback interfaces for E1.31, so it
+//! runs in a namespace with `lo` up, a multicast route on `lo`, and a port-less bridge with two
+//! benchmarking-range addresses (198.18.0.1 for OLA, 198.18.0.2 for us). Nothing can leave the
+//! machine from there. `olad` refuses to run as root: it runs as the package's `olad` user.
+//! Dropping the guard stops `olad` and deletes the namespace.
+
+#![allow(dead_code, reason = "each test binary uses part of this")]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// OLA's address inside the namespace.
+pub const OLA_IP: &str = "198.18.0.1";
+/// Our node's address inside the namespace.
+pub const NODE_IP: &str = "198.18.0.2";
+
+pub struct Ola {
+    pub namespace: String,
+    conf: PathBuf,
+    olad: Option<Child>,
+}
+
+fn run(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e} (run `./dev setup`)", args[0]))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} failed: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl Ola {
+    /// Starts `olad` with the given `ola-port.conf` patch lines (e.g. `11-1-I-0 = 1`: OLA
+    /// universe 1 receives sACN universe 1; `2-1-I-0 = 3`: OLA universe 3 receives Art-Net
+    /// port-address 0:0:3). Waits until its HTTP API answers.
+    pub fn start(name: &str, patches: &[&str]) -> Ola {
+        let namespace = format!("rk-{name}-{}", std::process::id());
+        let conf = std::env::temp_dir().join(format!("{namespace}-conf"));
+        let mut ola = Ola {
+            namespace: namespace.clone(),
+            conf: conf.clone(),
+            olad: None,
+        };
+        let ns = namespace.as_str();
+        let _ = run(&["ip", "netns", "del", ns]);
+        for step in [
+            vec!["ip", "netns", "add", ns],
+            vec!["ip", "-n", ns, "link", "set", "lo", "up"],
+            vec!["ip", "-n", ns, "link", "add", "br0", "type", "bridge"],
+            vec!["ip", "-n", ns, "link", "set", "br0", "up"],
+            vec!["ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "br0"],
+            vec!["ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", "br0"],
+            vec!["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "lo"],
+        ] {
+            run(&step).unwrap_or_else(|e| panic!("network namespace setup: {e}"));
+        }
+        let _ = std::fs::remove_dir_all(&conf);
+        std::fs::create_dir_all(&conf).expect("olad config dir");
+        let write =
+            |file: &str, text: String| std::fs::write(conf.join(file), text).expect("olad config");
+        write(
+            "ola-e131.conf",
+            format!(
+                "enabled = true\nignore_preview = true\ninput_ports = 4\noutput_ports = 4\nip = {OLA_IP}\nrevision = 0.46\n"
+            ),
+        );
+        write(
+            "ola-artnet.conf",
+            format!(
+                "enabled = true\nip = {OLA_IP}\nnet = 0\nsubnet = 0\noutput_ports = 4\nuse_limited_broadcast = false\nuse_loopback = false\nalways_broadcast = false\nshort_name = OLA test\nlong_name = OLA test node\n"
+            ),
+        );
+        for plugin in [
+            "dummy",
+            "espnet",
+            "ftdidmx",
+            "gpio",
+            "karate",
+            "kinet",
+            "milinst",
+            "opendmx",
+            "openpixelcontrol",
+            "osc",
+            "pathport",
+            "renard",
+            "sandnet",
+            "shownet",
+            "spi",
+            "stageprofi",
+            "uartdmx",
+            "usbdmx",
+            "usbserial",
+            "dmx4linux",
+            "nanoleaf",
+        ] {
+            write(&format!("ola-{plugin}.conf"), "enabled = false\n".into());
+        }
+        write(
+            "ola-port.conf",
+            patches.iter().map(|p| format!("{p}\n")).collect(),
+        );
+        run(&["chown", "-R", "olad", conf.to_str().expect("utf8 path")])
+            .expect("chown olad config");
+        let log = std::fs::File::create(conf.join("olad.log")).expect("log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "setpriv",
+                "--reuid=olad",
+                "--regid=nogroup",
+                "--clear-groups",
+            ])
+            .args([
+                "olad",
+                "-c",
+                conf.to_str().expect("utf8"),
+                "-l",
+                "3",
+                "--no-register-with-dns-sd",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start olad ({e}): install OLA with `./dev setup`"));
+        ola.olad = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ola.http("/json/server_stats").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "olad did not answer on its HTTP port within 20 s; its log:\n{}",
+                std::fs::read_to_string(conf.join("olad.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ola
+    }
+
+    /// A GET on olad's HTTP API (127.0.0.1:9090 inside the namespace).
+    pub fn http(&self, path: &str) -> Option<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.namespace,
+                "curl",
+                "-sf",
+                "--max-time",
+                "2",
+            ])
+            .arg(format!("http://127.0.0.1:9090{path}"))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The 512 slots OLA holds for one of its universes (zeros past what it received).
+    pub fn dmx(&self, universe: u16) -> Vec<u8> {
+        let text = self
+            .http(&format!("/get_dmx?u={universe}"))
+            .unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let mut slots: Vec<u8> = value["dmx"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0) as u8).collect())
+            .unwrap_or_default();
+        slots.resize(512, 0);
+        slots
+    }
+
+    /// A command run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.namespace, program]);
+        c
+    }
+
+    /// olad's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.conf.join("olad.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Ola {
+    fn drop(&mut self) {
+        // olad runs as another user under `ip netns exec`: kill the whole namespace's processes.
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.namespace])
+            .output()
+            .map(|out| {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").arg(pid).status();
+                }
+            });
+        if let Some(mut child) = self.olad.take() {
+            let _ = child.wait();
+        }
+        let _ = run(&["ip", "netns", "del", &self.namespace]);
+        let _ = std::fs::remove_dir_all(&self.conf);
+    }
+}
