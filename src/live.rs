@@ -50,9 +50,7 @@ pub fn run(
     };
     let has_display =
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    if has_display && !headless {
-        eprintln!("note: the windowed UI is not part of this build yet; running headless");
-    }
+    let windowed = has_display && !headless;
 
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&show.name),
@@ -80,25 +78,29 @@ pub fn run(
         })?;
 
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)))
-        .add_plugins(LogPlugin {
-            filter: "info".into(),
-            ..default()
-        })
-        .add_plugins(EnginePlugin)
-        .add_plugins(DmxPlugin)
-        .insert_resource(dmx)
-        .insert_resource(Console {
-            lines: std::sync::Mutex::new(rx),
-            stop,
-            stop_at: duration.map(Duration::from_secs_f64),
-            last_status: Duration::ZERO,
-            last_status_tick: 0,
-        })
-        .add_systems(
-            Update,
-            (read_console, print_events, status_line, stop_when_asked),
-        );
+    if windowed {
+        crate::windowed::add_windowed_plugins(&mut app, path);
+    } else {
+        app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)));
+    }
+    app.add_plugins(LogPlugin {
+        filter: "info".into(),
+        ..default()
+    })
+    .add_plugins(EnginePlugin)
+    .add_plugins(DmxPlugin)
+    .insert_resource(dmx)
+    .insert_resource(Console {
+        lines: std::sync::Mutex::new(rx),
+        stop,
+        stop_at: duration.map(Duration::from_secs_f64),
+        last_status: Duration::ZERO,
+        last_status_tick: 0,
+    })
+    .add_systems(
+        Update,
+        (read_console, print_events, status_line, stop_when_asked),
+    );
     // Ticks must keep up with wall time after a stall instead of being dropped.
     app.world_mut()
         .resource_mut::<Time<Virtual>>()

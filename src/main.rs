@@ -13,6 +13,7 @@ mod live;
 mod node_cli;
 mod render;
 mod timearg;
+mod windowed;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
