@@ -52,17 +52,23 @@ pub enum UiSystems {
 
 impl Plugin for UiPlugin {
     fn build(&self, app: &mut App) {
-        if !app.is_plugin_added::<rockontrol_engine::ProgrammerPlugin>() {
-            app.add_plugins(rockontrol_engine::ProgrammerPlugin);
-        }
-        app.insert_resource(UiState::new(self.show_path.clone()))
-            .init_resource::<UiActions>()
-            .insert_resource(ClearColor(Color::srgb(0.06, 0.06, 0.08)))
-            .configure_sets(Update, (UiSystems::Actions, UiSystems::Preview).chain())
+        programming_plugin(app, self.show_path.clone());
+        app.insert_resource(ClearColor(Color::srgb(0.06, 0.06, 0.08)))
             .configure_sets(EguiPrimaryContextPass, UiSystems::Panels);
-        actions::plugin(app);
-        live::plugin(app);
         preview::plugin(app);
         panels::plugin(app);
     }
+}
+
+/// The UI's model without any window: the programmer, [`UiAction`]s with undo/redo, save,
+/// and live fixture values. [`UiPlugin`] adds it; headless tests use it alone.
+pub fn programming_plugin(app: &mut App, show_path: Option<PathBuf>) {
+    if !app.is_plugin_added::<rockontrol_engine::ProgrammerPlugin>() {
+        app.add_plugins(rockontrol_engine::ProgrammerPlugin);
+    }
+    app.insert_resource(UiState::new(show_path))
+        .init_resource::<UiActions>()
+        .configure_sets(Update, (UiSystems::Actions, UiSystems::Preview).chain());
+    actions::plugin(app);
+    live::plugin(app);
 }

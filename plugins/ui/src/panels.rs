@@ -990,7 +990,7 @@ fn universe_view(ui: &mut egui::Ui, view: &View, panel: &mut PanelState) {
                 let dim = 0.25 + 0.75 * v;
                 egui::Rgba::from_rgb(base.r() * dim, base.g() * dim, base.b() * dim)
             }
-            None => egui::Rgba::from_gray(0.06 + 0.5 * v),
+            None => egui::Rgba::from_gray(0.004 + 0.4 * v),
         };
         painter.rect_filled(cell_rect, 0.0, colour);
     }

@@ -1,0 +1,169 @@
+//! `rockontrol-ui`: scripted runs of the windowed programmer UI.
+//!
+//! ```text
+//! rockontrol-ui screenshots [--out docs/] [--show shows/demo.ron]
+//! rockontrol-ui bench [--seconds 20] [--show shows/demo.ron]
+//! ```
+//! `screenshots` writes the README images (programmer with preview, universe view) through
+//! the same scripted path as the UI tests; `bench` measures frame time at 1280×720 with the
+//! show running and checks the DMX tick stays at the show's rate. Without a display both run
+//! themselves on a private Xvfb with Mesa's lavapipe.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use rockontrol_engine::{Command, ShowEngine};
+use rockontrol_show::{CueNumber, load_show};
+use rockontrol_ui::UiAction;
+use rockontrol_ui::panels::{BottomView, PanelState};
+use rockontrol_ui::script::{
+    FrameTimes, ScriptStep, UiScript, has_display, rerun_on_xvfb, scripted_app,
+};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: rockontrol-ui screenshots [--out DIR] [--show SHOW.ron]\n       rockontrol-ui bench [--seconds N] [--show SHOW.ron]"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first().cloned() else {
+        return usage();
+    };
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let show_path = PathBuf::from(option("--show").unwrap_or_else(|| "shows/demo.ron".into()));
+    if !matches!(command.as_str(), "screenshots" | "bench") {
+        return usage();
+    }
+    if !has_display() {
+        return match rerun_on_xvfb(&[]) {
+            Ok(status) if status.success() => ExitCode::SUCCESS,
+            Ok(status) => {
+                eprintln!("failed: {status}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let show = match load_show(&show_path) {
+        Ok(show) => show,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let steps = match command.as_str() {
+        "screenshots" => {
+            let out = PathBuf::from(option("--out").unwrap_or_else(|| "docs".into()));
+            screenshot_steps(&out)
+        }
+        _ => {
+            let seconds: f64 = option("--seconds")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(20.0);
+            bench_steps(seconds)
+        }
+    };
+    let exit = scripted_app(&show, Some(show_path), UiScript::new(steps)).run();
+    if exit.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn goto(cue: &str) -> ScriptStep {
+    ScriptStep::Act(UiAction::Engine(Command::Goto {
+        playback: "main".into(),
+        cue: CueNumber::parse(cue).unwrap_or(CueNumber(1000)),
+        fade: Some(0.0),
+    }))
+}
+
+fn bottom(view: BottomView) -> ScriptStep {
+    ScriptStep::Run(
+        format!("show the {view:?} view"),
+        Box::new(move |w: &mut World| {
+            w.resource_mut::<PanelState>().bottom = view;
+            Ok(())
+        }),
+    )
+}
+
+/// The README images: the demo's "spots fan out" look with the spots selected.
+fn screenshot_steps(out: &std::path::Path) -> Vec<ScriptStep> {
+    vec![
+        ScriptStep::WaitTicks(2),
+        goto("3.5"),
+        ScriptStep::Act(UiAction::SelectGroup("Spots".into())),
+        ScriptStep::Act(UiAction::SetFixture {
+            fixture: 204,
+            attribute: rockontrol_show::Attribute::Intensity,
+            level: 1.0,
+        }),
+        ScriptStep::Wait(Duration::from_millis(1500)),
+        ScriptStep::WaitFrames(5),
+        ScriptStep::Screenshot(Some(out.join("programmer.png"))),
+        bottom(BottomView::Universe),
+        ScriptStep::Act(UiAction::SelectGroup("Pars".into())),
+        ScriptStep::WaitFrames(5),
+        ScriptStep::Screenshot(Some(out.join("universe.png"))),
+        ScriptStep::Exit,
+    ]
+}
+
+/// The frame-time benchmark: both playbacks running (fades and a looped chase), the
+/// preview and panels open, measured after a warm-up.
+fn bench_steps(seconds: f64) -> Vec<ScriptStep> {
+    vec![
+        ScriptStep::WaitTicks(2),
+        ScriptStep::Act(UiAction::Engine("go main".parse().expect("command"))),
+        ScriptStep::Act(UiAction::Engine("go chase".parse().expect("command"))),
+        ScriptStep::Act(UiAction::SelectGroup("Pars".into())),
+        ScriptStep::Wait(Duration::from_secs(3)),
+        ScriptStep::Measure(Duration::from_secs_f64(seconds)),
+        ScriptStep::Run(
+            "report".into(),
+            Box::new(|w: &mut World| {
+                let times = w.resource::<FrameTimes>().clone();
+                let rate = w
+                    .resource::<ShowEngine>()
+                    .engine
+                    .as_ref()
+                    .map_or(44.0, |e| e.rate());
+                let window = w
+                    .query::<&Window>()
+                    .iter(w)
+                    .next()
+                    .map(|win| (win.physical_width(), win.physical_height()))
+                    .unwrap_or_default();
+                println!(
+                    "rockontrol-ui bench ({}x{}): {}",
+                    window.0,
+                    window.1,
+                    times.report()
+                );
+                let tick = times.tick_rate();
+                if (tick - rate).abs() > 0.02 * rate {
+                    return Err(format!(
+                        "the DMX tick ran at {tick:.2} Hz while the UI rendered; expected {rate} Hz"
+                    ));
+                }
+                Ok(())
+            }),
+        ),
+        ScriptStep::Exit,
+    ]
+}
