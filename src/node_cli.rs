@@ -1,7 +1,32 @@
 //! `rockontrol master`, `rockontrol receiver` and `rockontrol demo` (the nodes issue).
+//!
+//! Both nodes run headless (`MinimalPlugins` with a 2 ms outer loop, like `rockontrol run`):
+//! the engine in `FixedUpdate`, the DMX output thread, and the network plugin of the role.
+//! A master outputs the show universes no managed node is given; a receiver outputs the ones
+//! the master assigns it. Ctrl-C (SIGINT) or SIGTERM stops either cleanly.
 
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use rockontrol_dmx::{DmxPlugin, DmxSettings};
+use rockontrol_engine::{EnginePlugin, load_show as spawn_show};
+use rockontrol_net::auth::{self, KeySource, Keys};
+use rockontrol_net::client::MasterAddress;
+use rockontrol_net::config::{NodeConfig, Role};
+use rockontrol_net::discovery::{self, Advert};
+use rockontrol_net::{MasterPlugin, ReceiverPlugin};
+use rockontrol_show::Show;
+
+/// Outer loop period: sets how evenly `FixedUpdate` ticks are spaced in wall time.
+const LOOP_PERIOD: Duration = Duration::from_millis(2);
 
 /// Options shared by `master` and `receiver`.
 #[derive(Debug, clap::Args)]
@@ -20,16 +45,372 @@ pub struct NodeArgs {
     pub duration: Option<f64>,
 }
 
+#[derive(Resource)]
+struct StopWhen {
+    flag: Arc<AtomicBool>,
+    at: Option<Duration>,
+}
+
+fn stop_when_asked(stop: Res<StopWhen>, time: Res<Time<Real>>, mut exit: MessageWriter<AppExit>) {
+    if stop.flag.load(Ordering::SeqCst) || stop.at.is_some_and(|d| time.elapsed() >= d) {
+        exit.write(AppExit::Success);
+    }
+}
+
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    Ok(stop)
+}
+
+fn base_app(stop: Arc<AtomicBool>, duration: Option<f64>) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)))
+        .add_plugins(LogPlugin {
+            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            ..default()
+        })
+        .add_plugins(EnginePlugin)
+        .add_plugins(DmxPlugin)
+        .insert_resource(StopWhen {
+            flag: stop,
+            at: duration.map(Duration::from_secs_f64),
+        })
+        .add_systems(Update, stop_when_asked);
+    // Ticks must keep up with wall time after a stall instead of being dropped.
+    app.world_mut()
+        .resource_mut::<Time<Virtual>>()
+        .set_max_delta(Duration::from_secs(5));
+    app
+}
+
+fn load_optional_show(path: Option<&Path>, fallback_name: &str) -> anyhow::Result<Option<Show>> {
+    match path {
+        None => Ok(Some(Show::empty(fallback_name))),
+        Some(p) => crate::load_or_report(p),
+    }
+}
+
+fn state_dir(configured: Option<&Path>) -> PathBuf {
+    configured
+        .map(Path::to_path_buf)
+        .unwrap_or_else(rockontrol_dmx::cid::state_dir)
+}
+
+fn exit_code(exit: AppExit) -> ExitCode {
+    if exit.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("master nodes are not built yet")
+    let config = match NodeConfig::load(&args.config)? {
+        NodeConfig::Master(m) => m,
+        NodeConfig::Receiver(_) => bail!(
+            "{} is a receiver configuration; start it with `rockontrol receiver`",
+            args.config.display()
+        ),
+    };
+    let Some(show) = load_optional_show(args.show.as_deref(), "(no show)")? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    for c in config.conflicts() {
+        eprintln!(
+            "warning: universe {} is assigned to {} (conflict)",
+            c.universe,
+            c.nodes.join(" and ")
+        );
+    }
+    let dir = state_dir(config.state_dir.as_deref());
+    let (key, source) = auth::control_key(config.api_key.as_deref(), &dir)
+        .with_context(|| format!("cannot keep the API key in {}", dir.display()))?;
+    match &source {
+        KeySource::Environment => println!("API key: from $ROCKONTROL_API_KEY"),
+        KeySource::Config => println!("API key: from {}", args.config.display()),
+        KeySource::StateFile { path, generated } => println!(
+            "API key: {} {} (give it to receivers as $ROCKONTROL_API_KEY)",
+            if *generated {
+                "generated into"
+            } else {
+                "kept in"
+            },
+            path.display()
+        ),
+    }
+    let bind = config.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let listener = std::net::TcpListener::bind(SocketAddr::new(bind, config.listen_port))
+        .with_context(|| format!("cannot listen on {bind}:{}", config.listen_port))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "master {} listening on http://{addr} (REST /api, WebSocket /api/ws, OpenAPI /api/openapi.json)",
+        config.node_id
+    );
+    let routed = config.routed_universes();
+    let local: Vec<u16> = show
+        .universes
+        .iter()
+        .map(|u| u.id)
+        .filter(|u| !routed.contains(u))
+        .collect();
+    let _mdns = if config.broadcast_enabled {
+        discovery::advertise(
+            &Advert {
+                node_id: config.node_id.clone(),
+                role: Role::Master,
+                port: addr.port(),
+                universes: local.clone(),
+                capabilities: vec![rockontrol_net::config::Capability::DmxOutput],
+            },
+            None,
+        )
+        .map_err(|e| eprintln!("warning: {e}; receivers must be given master_ip"))
+        .ok()
+    } else {
+        None
+    };
+    let stop = stop_flag()?;
+    let mut app = base_app(stop, args.duration);
+    app.insert_resource(DmxSettings {
+        source_name: rockontrol_dmx::plugin::source_name(&show.name),
+        only_universes: Some(local),
+        ..DmxSettings::default()
+    })
+    .add_plugins(MasterPlugin {
+        config: config.clone(),
+        keys: Keys {
+            control: vec![key],
+            read_only: config.read_only_keys.clone(),
+        },
+        listener: std::sync::Mutex::new(Some(listener)),
+    });
+    spawn_show(app.world_mut(), &show);
+    let exit = app.run();
+    println!("master stopped");
+    Ok(exit_code(exit))
 }
 
 pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("receiver nodes are not built yet")
+    let config = match NodeConfig::load(&args.config)? {
+        NodeConfig::Receiver(r) => r,
+        NodeConfig::Master(_) => bail!(
+            "{} is a master configuration; start it with `rockontrol master`",
+            args.config.display()
+        ),
+    };
+    let loaded = match &args.show {
+        Some(p) => match crate::load_or_report(p)? {
+            Some(s) => Some(s),
+            None => return Ok(ExitCode::FAILURE),
+        },
+        None => None,
+    };
+    let known_show = loaded
+        .as_ref()
+        .map(|s| rockontrol_net::protocol::show_hash(&rockontrol_show::to_ron_string(s)));
+    let fixed = config
+        .master_ip
+        .map(|ip| SocketAddr::new(ip, config.master_port));
+    let master = match (config.auto_discover, fixed) {
+        (true, fallback) => MasterAddress::Discover(fallback),
+        (false, Some(a)) => MasterAddress::Fixed(a),
+        (false, None) => bail!("no master_ip and auto_discover is off"),
+    };
+    let key = auth::node_key(config.api_key.as_deref());
+    if key.is_none() {
+        println!(
+            "no API key ($ROCKONTROL_API_KEY or api_key): this node waits to be adopted on the master"
+        );
+    }
+    let _mdns = if config.broadcast_enabled {
+        discovery::advertise(
+            &Advert {
+                node_id: config.node_id.clone(),
+                role: Role::Receiver,
+                port: config.master_port,
+                universes: config.local_universes.clone(),
+                capabilities: config.capabilities.clone(),
+            },
+            None,
+        )
+        .map_err(|e| eprintln!("warning: {e}"))
+        .ok()
+    } else {
+        None
+    };
+    println!(
+        "receiver {} starting: universes {:?}, master {}",
+        config.node_id,
+        config.local_universes,
+        match &master {
+            MasterAddress::Fixed(a) => a.to_string(),
+            MasterAddress::Discover(Some(a)) => format!("mDNS, else {a}"),
+            MasterAddress::Discover(None) => "mDNS".into(),
+        }
+    );
+    let stop = stop_flag()?;
+    let mut app = base_app(stop, args.duration);
+    let mut show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
+    if let Some(dest) = &config.dmx_destination {
+        rockontrol_net::plugin::redirect_sacn(&mut show, dest);
+    }
+    app.insert_resource(DmxSettings {
+        source_name: rockontrol_dmx::plugin::source_name(&format!("RocKontrol {}", config.node_id)),
+        only_universes: Some(config.local_universes.clone()),
+        ..DmxSettings::default()
+    })
+    .add_plugins(ReceiverPlugin {
+        state_dir: state_dir(config.state_dir.as_deref()),
+        key,
+        master,
+        known_show,
+        config,
+    });
+    spawn_show(app.world_mut(), &show);
+    let exit = app.run();
+    println!("receiver stopped");
+    Ok(exit_code(exit))
 }
 
+/// The demo show, built in so `rockontrol demo` runs from anywhere.
+const DEMO_SHOW: &str = include_str!("../shows/demo.ron");
+
 pub fn demo() -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the multi-node demo is not built yet")
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let dir = std::env::temp_dir().join(format!("rockontrol-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let key = auth::random_key()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let show = dir.join("demo.ron");
+    std::fs::write(&show, DEMO_SHOW)?;
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "demo-master", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false,
+  "managed_nodes": [
+    {{"node_id": "demo-node-1", "ip": "127.0.0.1", "universe_map": [1], "role": "dmx_output"}},
+    {{"node_id": "demo-node-2", "ip": "127.0.0.1", "universe_map": [2], "role": "dmx_output"}}
+  ]}}"#
+        ),
+    )?;
+    let mut configs = Vec::new();
+    for (n, universe, sacn_port) in [(1, 1, 55681), (2, 2, 55682)] {
+        let path = dir.join(format!("node-{n}.json"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"role": "receiver", "node_id": "demo-node-{n}", "master_ip": "127.0.0.1", "master_port": {port},
+  "local_universes": [{universe}], "capabilities": ["dmx_output"], "auto_discover": false,
+  "broadcast_enabled": false, "dmx_destination": "127.0.0.1:{sacn_port}"}}"#
+            ),
+        )?;
+        configs.push(path);
+    }
+    let spawn = |role: &str, config: &Path, extra: &[&Path]| {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg(role)
+            .arg("--config")
+            .arg(config)
+            .arg("--headless")
+            .env("ROCKONTROL_API_KEY", &key)
+            .env(
+                "ROCKONTROL_STATE_DIR",
+                dir.join(format!(
+                    "state-{role}-{}",
+                    config.display().to_string().len()
+                )),
+            )
+            .env("RUST_LOG", "warn");
+        for e in extra {
+            cmd.arg("--show").arg(e);
+        }
+        cmd.spawn()
+    };
+    println!("RocKontrol demo: a master and two receivers on this machine (loopback only).");
+    let mut children = vec![spawn("master", &master_cfg, &[&show])?];
+    std::thread::sleep(Duration::from_millis(500));
+    for c in &configs {
+        children.push(spawn("receiver", c, &[])?);
+    }
+    let stop = stop_flag()?;
+    let master: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
+    let request = |method: &str, path: &str, body: Option<&str>| {
+        rockontrol_net::client::http_request_blocking(master, method, path, Some(&key), body)
+    };
+    let script: [(u64, &str, &str); 5] = [
+        (3, "demo-master", r#"{"type": "go", "playback": "main"}"#),
+        (8, "demo-master", r#"{"type": "go", "playback": "main"}"#),
+        (12, "demo-node-2", r#"{"type": "intensity", "level": 0.5}"#),
+        (15, "demo-master", r#"{"type": "go", "playback": "chase"}"#),
+        (20, "demo-master", r#"{"type": "clear"}"#),
+    ];
+    println!(
+        "master http://{master}/api/nodes (key {key}); receivers send sACN unicast to 127.0.0.1:55681 and :55682. Ctrl-C stops."
+    );
+    let start = Instant::now();
+    let mut next = 0;
+    let mut last_print = 0;
+    while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(26) {
+        let t = start.elapsed().as_secs();
+        if let Some((at, node, body)) = script.get(next)
+            && t >= *at
+        {
+            let path = format!("/api/nodes/{node}/command");
+            match request("POST", &path, Some(body)) {
+                Ok((status, reply)) => println!("[{t:>3} s] POST {path} {body} → {status} {reply}"),
+                Err(e) => println!("[{t:>3} s] POST {path}: {e}"),
+            }
+            next += 1;
+        }
+        if t >= last_print + 2 {
+            last_print = t;
+            if let Ok((200, body)) = request("GET", "/api/nodes", None)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+            {
+                let nodes: Vec<String> = v["nodes"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|n| {
+                                format!(
+                                    "{} {} {:.0} fps seq {}",
+                                    n["node_id"].as_str().unwrap_or("?"),
+                                    n["state"].as_str().unwrap_or("?"),
+                                    n["dmx_fps"].as_f64().unwrap_or(0.0),
+                                    n["seq"]
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!("[{t:>3} s] {}", nodes.join(" | "));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for child in &mut children {
+        // SIGTERM: each node stops cleanly (sACN stream-terminated packets go out).
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for child in &mut children {
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("demo finished");
+    Ok(ExitCode::SUCCESS)
 }

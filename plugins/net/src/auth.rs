@@ -1,0 +1,169 @@
+//! API keys: `Authorization: Bearer <key>` on every REST call and on the WebSocket handshake.
+//!
+//! Control keys may do everything; read-only keys may only read (GET). A master with no key
+//! configured generates one at first start into its state directory.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What a request's key allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    ReadOnly,
+    Control,
+}
+
+/// The keys a master accepts.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    pub control: Vec<String>,
+    pub read_only: Vec<String>,
+}
+
+/// Where a master's key came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    Environment,
+    Config,
+    /// Generated now (or at an earlier start) and kept in this file.
+    StateFile {
+        path: PathBuf,
+        generated: bool,
+    },
+}
+
+impl Keys {
+    /// What `Authorization` header value `header` grants.
+    pub fn check(&self, header: Option<&str>) -> Access {
+        let Some(key) = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+        else {
+            return Access::None;
+        };
+        if self.control.iter().any(|k| same(k, key)) {
+            Access::Control
+        } else if self.read_only.iter().any(|k| same(k, key)) {
+            Access::ReadOnly
+        } else {
+            Access::None
+        }
+    }
+}
+
+/// Compares without stopping at the first difference (no timing hint about the key).
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The control key from `$ROCKONTROL_API_KEY`, else `configured`, else the one kept in
+/// `state_dir/api-key` (generated there on first use).
+pub fn control_key(
+    configured: Option<&str>,
+    state_dir: &Path,
+) -> std::io::Result<(String, KeySource)> {
+    if let Ok(key) = std::env::var("ROCKONTROL_API_KEY")
+        && !key.trim().is_empty()
+    {
+        return Ok((key.trim().to_string(), KeySource::Environment));
+    }
+    if let Some(key) = configured {
+        return Ok((key.to_string(), KeySource::Config));
+    }
+    let path = state_dir.join("api-key");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && !text.trim().is_empty()
+    {
+        return Ok((
+            text.trim().to_string(),
+            KeySource::StateFile {
+                path,
+                generated: false,
+            },
+        ));
+    }
+    std::fs::create_dir_all(state_dir)?;
+    let key = random_key()?;
+    std::fs::write(&path, format!("{key}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok((
+        key,
+        KeySource::StateFile {
+            path,
+            generated: true,
+        },
+    ))
+}
+
+/// The key a node presents: `$ROCKONTROL_API_KEY`, else its configured one.
+pub fn node_key(configured: Option<&str>) -> Option<String> {
+    std::env::var("ROCKONTROL_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| k.trim().to_string())
+        .or_else(|| configured.map(str::to_string))
+}
+
+/// 32 hex digits from the OS random source.
+pub fn random_key() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_keys_grant_control_or_read_only() {
+        let keys = Keys {
+            control: vec!["control-key-1".into()],
+            read_only: vec!["reader-key-1".into()],
+        };
+        assert_eq!(keys.check(Some("Bearer control-key-1")), Access::Control);
+        assert_eq!(keys.check(Some("Bearer reader-key-1")), Access::ReadOnly);
+        assert_eq!(keys.check(Some("Bearer control-key-2")), Access::None);
+        assert_eq!(keys.check(Some("control-key-1")), Access::None, "no scheme");
+        assert_eq!(keys.check(None), Access::None);
+    }
+
+    #[test]
+    fn a_generated_key_is_kept_for_the_next_start() {
+        let dir = std::env::temp_dir().join(format!("rk-net-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // SAFETY of the test: nothing else in this test binary reads the variable's absence.
+        let (a, src) = control_key(Some("configured-key"), &dir).expect("config key");
+        if std::env::var("ROCKONTROL_API_KEY").is_err() {
+            assert_eq!((a.as_str(), src), ("configured-key", KeySource::Config));
+            let (b, src) = control_key(None, &dir).expect("generated");
+            assert!(matches!(
+                src,
+                KeySource::StateFile {
+                    generated: true,
+                    ..
+                }
+            ));
+            let (c, src) = control_key(None, &dir).expect("kept");
+            assert!(matches!(
+                src,
+                KeySource::StateFile {
+                    generated: false,
+                    ..
+                }
+            ));
+            assert_eq!(b, c);
+            assert_eq!(b.len(), 32);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,170 @@
+//! mDNS: every node advertises `_rockontrol._tcp` with TXT records (node id, role, version,
+//! universes, capabilities); receivers with `auto_discover` browse for a master.
+//!
+//! `$ROCKONTROL_MDNS_INTERFACE=lo` (or any interface name) keeps mDNS on that interface only:
+//! tests and the demo use it so no multicast leaves the machine.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+
+use crate::config::{Capability, Role};
+
+/// The DNS-SD service type.
+pub const SERVICE_TYPE: &str = "_rockontrol._tcp.local.";
+
+/// mDNS failures (the node runs on without discovery).
+#[derive(Debug, thiserror::Error)]
+#[error("mDNS: {0}")]
+pub struct DiscoveryError(String);
+
+fn daemon() -> Result<ServiceDaemon, DiscoveryError> {
+    let d = ServiceDaemon::new().map_err(|e| DiscoveryError(e.to_string()))?;
+    if let Ok(name) = std::env::var("ROCKONTROL_MDNS_INTERFACE")
+        && !name.is_empty()
+    {
+        d.disable_interface(IfKind::All)
+            .map_err(|e| DiscoveryError(e.to_string()))?;
+        let kind = if name == "lo" {
+            IfKind::LoopbackV4
+        } else {
+            IfKind::Name(name)
+        };
+        d.enable_interface(kind)
+            .map_err(|e| DiscoveryError(e.to_string()))?;
+    }
+    Ok(d)
+}
+
+/// What a node advertises.
+#[derive(Debug, Clone)]
+pub struct Advert {
+    pub node_id: String,
+    pub role: Role,
+    pub port: u16,
+    pub universes: Vec<u16>,
+    pub capabilities: Vec<Capability>,
+}
+
+impl Advert {
+    /// The TXT records.
+    pub fn txt(&self) -> BTreeMap<String, String> {
+        let join = |v: Vec<String>| v.join(",");
+        BTreeMap::from([
+            ("node_id".into(), self.node_id.clone()),
+            ("role".into(), self.role.as_str().into()),
+            ("version".into(), crate::protocol::VERSION.into()),
+            ("protocol".into(), crate::protocol::protocol_hash()),
+            (
+                "universes".into(),
+                join(self.universes.iter().map(u16::to_string).collect()),
+            ),
+            (
+                "capabilities".into(),
+                join(
+                    self.capabilities
+                        .iter()
+                        .map(|c| c.as_str().to_string())
+                        .collect(),
+                ),
+            ),
+        ])
+    }
+}
+
+/// Advertises this node until the returned daemon is dropped or shut down.
+pub fn advertise(advert: &Advert, ip: Option<IpAddr>) -> Result<ServiceDaemon, DiscoveryError> {
+    let d = daemon()?;
+    let host = format!("rockontrol-{}.local.", advert.node_id);
+    let props: Vec<(String, String)> = advert.txt().into_iter().collect();
+    let info = match ip {
+        Some(ip) => ServiceInfo::new(
+            SERVICE_TYPE,
+            &advert.node_id,
+            &host,
+            ip,
+            advert.port,
+            &props[..],
+        ),
+        None => ServiceInfo::new(
+            SERVICE_TYPE,
+            &advert.node_id,
+            &host,
+            "",
+            advert.port,
+            &props[..],
+        )
+        .map(ServiceInfo::enable_addr_auto),
+    }
+    .map_err(|e| DiscoveryError(e.to_string()))?;
+    d.register(info)
+        .map_err(|e| DiscoveryError(e.to_string()))?;
+    tracing::info!(
+        "mDNS: advertising {} ({}) on port {} as {SERVICE_TYPE}",
+        advert.node_id,
+        advert.role,
+        advert.port
+    );
+    Ok(d)
+}
+
+/// A node seen over mDNS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub node_id: String,
+    pub role: String,
+    pub addr: SocketAddr,
+    pub txt: BTreeMap<String, String>,
+}
+
+/// Browses for `timeout` and returns every node resolved.
+pub fn browse_blocking(timeout: Duration, stop_at_master: bool) -> Vec<Seen> {
+    let Ok(d) = daemon() else { return Vec::new() };
+    let Ok(rx) = d.browse(SERVICE_TYPE) else {
+        return Vec::new();
+    };
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(event) = rx.recv_timeout(left) else {
+            break;
+        };
+        if let ServiceEvent::ServiceResolved(info) = event {
+            let txt: BTreeMap<String, String> = info
+                .get_properties()
+                .iter()
+                .map(|p| (p.key().to_string(), p.val_str().to_string()))
+                .collect();
+            let v4: Vec<Ipv4Addr> = info.get_addresses_v4().into_iter().collect();
+            // Prefer loopback when present (a master on this machine), else any IPv4.
+            let ip = v4.iter().find(|a| a.is_loopback()).or(v4.first()).copied();
+            let Some(ip) = ip else { continue };
+            let s = Seen {
+                node_id: txt.get("node_id").cloned().unwrap_or_default(),
+                role: txt.get("role").cloned().unwrap_or_default(),
+                addr: SocketAddr::new(IpAddr::V4(ip), info.get_port()),
+                txt,
+            };
+            let is_master = s.role == "master";
+            seen.push(s);
+            if stop_at_master && is_master {
+                break;
+            }
+        }
+    }
+    let _ = d.shutdown();
+    seen
+}
+
+/// The first master seen within `timeout`.
+pub async fn find_master(timeout: Duration) -> Option<SocketAddr> {
+    let seen = tokio::task::spawn_blocking(move || browse_blocking(timeout, true))
+        .await
+        .ok()?;
+    seen.into_iter().find(|s| s.role == "master").map(|s| {
+        tracing::info!("mDNS: found master {} at {}", s.node_id, s.addr);
+        s.addr
+    })
+}

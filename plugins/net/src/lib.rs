@@ -1,0 +1,47 @@
+//! RocKontrol nodes: a master that programs and runs the show, and receivers that output their
+//! universes, on one network.
+//!
+//! - **Discovery**: mDNS `_rockontrol._tcp` with TXT records (node id, role, version,
+//!   universes, capabilities).
+//! - **REST** on the master's `listen_port`: the seed's endpoints (`/api/nodes/register`,
+//!   `/api/nodes/{id}/command`, `/api/nodes/{id}/status`, `/api/master/heartbeat`,
+//!   `/api/master/ack`) plus `/api/nodes`, `/api/alerts`, `/api/show/{hash}` and
+//!   `/api/openapi.json`. `Authorization: Bearer <key>` everywhere; read-only keys may only GET.
+//! - **WebSocket** `/api/ws` on the same port: one per receiver, versioned JSON text frames
+//!   (hello/welcome with a protocol hash, snapshot + ordered deltas, command/ack, heartbeat,
+//!   sync).
+//! - **Replication**: the master's engine applies every show command at a tick and streams
+//!   it as a delta with a sequence number; receivers run the same engine on the same state and
+//!   ticks, so their frames equal the master's and a fade keeps running through an outage. A
+//!   receiver that sees a gap asks for a snapshot.
+//! - **Node commands** (`/api/nodes/{id}/command`): queued in order while the node is
+//!   offline, acknowledged by id, retried 3 times, then the node is degraded and an alert is
+//!   raised; receivers never execute one id twice (kept across restarts).
+//!
+//! # Layout
+//! - [`config`]: node configuration files (the seed's JSON verbatim, or RON).
+//! - [`protocol`]: the messages, their framing and the protocol hash.
+//! - [`registry`]: the master's nodes, command queues, retries and replication stream (no I/O).
+//! - [`replica`]: the receiver's sequence tracking (no I/O).
+//! - [`master`]: the axum REST + WebSocket server.
+//! - [`client`]: the receiver's link (tokio-tungstenite), reconnecting every 5 s.
+//! - [`discovery`]: mDNS advertising and browsing.
+//! - [`auth`]: API keys.
+//! - [`health`]: timestamps, CPU and memory figures.
+//! - [`plugin`]: [`MasterPlugin`], [`ReceiverPlugin`] and [`NetSystems`].
+//! - [`openapi`]: the REST API's OpenAPI description.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod discovery;
+pub mod health;
+pub mod master;
+pub mod openapi;
+pub mod plugin;
+pub mod protocol;
+pub mod registry;
+pub mod replica;
+
+pub use config::{MasterConfig, NodeConfig, ReceiverConfig};
+pub use plugin::{MasterNet, MasterPlugin, NetSystems, ReceiverNet, ReceiverPlugin};

@@ -1,0 +1,55 @@
+//! The OpenAPI 3.0 description served at `GET /api/openapi.json`.
+
+/// The master's REST API.
+pub const OPENAPI_JSON: &str = r##"{
+  "openapi": "3.0.3",
+  "info": {"title": "RocKontrol master node API", "version": "1"},
+  "components": {
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    "schemas": {
+      "Error": {"type": "object", "required": ["error", "status"], "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
+      "Register": {"type": "object", "required": ["node_id"], "properties": {"node_id": {"type": "string"}, "capabilities": {"type": "array", "items": {"type": "string", "enum": ["dmx_output", "media_playback"]}}, "universes": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 63999}}}},
+      "NodeCommand": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["cue", "go", "back", "release", "clear", "blackout", "intensity", "grand_master", "media"]}, "cue_id": {"type": "number"}, "fade_time": {"type": "number"}, "playback": {"type": "string"}, "on": {"type": "boolean"}, "level": {"type": "number"}, "action": {"type": "string", "enum": ["play", "pause", "stop", "seek"]}, "clip": {"type": "string"}, "position": {"type": "number"}}},
+      "NodeStatus": {"type": "object", "required": ["online", "last_heartbeat", "dmx_fps", "cpu_usage"], "properties": {"online": {"type": "boolean"}, "last_heartbeat": {"type": "string", "format": "date-time", "nullable": true}, "dmx_fps": {"type": "number"}, "cpu_usage": {"type": "number"}, "node_id": {"type": "string"}, "state": {"type": "string", "enum": ["online", "degraded", "offline", "pending"]}, "state_since": {"type": "string", "format": "date-time"}, "universes": {"type": "array", "items": {"type": "integer"}}, "pending_commands": {"type": "integer"}, "commands_executed": {"type": "integer"}, "commands_failed": {"type": "integer"}, "degraded_reason": {"type": "string", "nullable": true}}},
+      "Heartbeat": {"type": "object", "required": ["node_id"], "properties": {"node_id": {"type": "string"}, "status": {"type": "string"}, "metrics": {"type": "object", "properties": {"dmx_fps": {"type": "number"}, "cpu_usage": {"type": "number"}, "memory_mb": {"type": "number"}, "frames_out": {"type": "integer"}}}}},
+      "Ack": {"type": "object", "required": ["node_id", "command_id", "status"], "properties": {"node_id": {"type": "string"}, "command_id": {"type": "string"}, "status": {"type": "string", "enum": ["executed", "failed"]}, "reason": {"type": "string"}}}
+    },
+    "responses": {
+      "Unauthorized": {"description": "missing or invalid key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Forbidden": {"description": "read-only key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "NotFound": {"description": "no such node", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "BadRequest": {"description": "invalid body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    }
+  },
+  "security": [{"bearer": []}],
+  "paths": {
+    "/api/nodes": {"get": {"summary": "Every known node with its status", "responses": {"200": {"description": "nodes"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}},
+    "/api/nodes/register": {"post": {"summary": "Register a node", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Register"}}}}, "responses": {"201": {"description": "registered"}, "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "409": {"description": "a universe belongs to another node"}}}},
+    "/api/nodes/{node_id}/command": {"post": {"summary": "Send a command to a node (queued while it is offline); to the master's own id: a show command", "parameters": [{"name": "node_id", "in": "path", "required": true, "schema": {"type": "string"}}], "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NodeCommand"}}}}, "responses": {"200": {"description": "show command executed (master)"}, "202": {"description": "sent or queued, with command_id"}, "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "404": {"$ref": "#/components/responses/NotFound"}, "422": {"description": "refused by the engine"}}}},
+    "/api/nodes/{node_id}/status": {"get": {"summary": "A node's status", "parameters": [{"name": "node_id", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NodeStatus"}}}}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}},
+    "/api/nodes/{node_id}/adopt": {"post": {"summary": "Adopt a pending (keyless) node", "parameters": [{"name": "node_id", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "adopted"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}}}},
+    "/api/master/heartbeat": {"post": {"summary": "Report node status", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Heartbeat"}}}}, "responses": {"200": {"description": "ok"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}},
+    "/api/master/ack": {"post": {"summary": "Acknowledge a command", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ack"}}}}, "responses": {"200": {"description": "ok"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}},
+    "/api/alerts": {"get": {"summary": "Operator alerts (command failures, conflicts, refused nodes)", "responses": {"200": {"description": "alerts"}}}},
+    "/api/show/{hash}": {"get": {"summary": "The replicated show as RON, by content hash", "parameters": [{"name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "show", "content": {"application/ron": {}}}, "404": {"$ref": "#/components/responses/NotFound"}}}},
+    "/api/ws": {"get": {"summary": "WebSocket control channel of a receiver (versioned JSON text frames)", "responses": {"101": {"description": "switching protocols"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}}
+  }
+}"##;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_description_is_json_and_lists_the_seed_endpoints() {
+        let v: serde_json::Value = serde_json::from_str(super::OPENAPI_JSON).expect("valid JSON");
+        for path in [
+            "/api/nodes/register",
+            "/api/nodes/{node_id}/command",
+            "/api/nodes/{node_id}/status",
+            "/api/master/heartbeat",
+            "/api/master/ack",
+            "/api/nodes",
+        ] {
+            assert!(v["paths"][path].is_object(), "{path} is described");
+        }
+    }
+}

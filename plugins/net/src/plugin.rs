@@ -1,0 +1,716 @@
+//! [`MasterPlugin`] and [`ReceiverPlugin`]: the network as Bevy systems.
+//!
+//! Sockets live on tokio (through `bevy-tokio-tasks`); the ECS talks to them over bounded
+//! channels. On a master, show commands (from the REST API and from the engine's
+//! [`CommandQueue`]) are applied by [`NetSystems::Apply`] at a tick and streamed to receivers
+//! as deltas; on a receiver the same set applies the master's snapshot and deltas at their
+//! ticks, so the receiver's engine computes the same frames and keeps running through a
+//! master outage.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bevy::prelude::*;
+use bevy_tokio_tasks::{TokioTasksPlugin, TokioTasksRuntime};
+use rockontrol_dmx::{DmxSettings, DmxStats};
+use rockontrol_engine::{
+    Command, CommandQueue, CommandRejected, EngineEvent, EngineSystems, ShowClock, ShowEngine,
+};
+use rockontrol_show::{Output, SacnDestination, SacnOutput, Show};
+use tokio::sync::mpsc;
+
+use crate::auth::Keys;
+use crate::client::{LinkConfig, LinkEvent, MasterAddress};
+use crate::config::{MasterConfig, MasterLoss, ReceiverConfig};
+use crate::health::CpuMeter;
+use crate::master::{MasterShared, ShowCommandRequest};
+use crate::protocol::{self, AckStatus, Metrics, NodeCommand, ToMaster, ToReceiver};
+use crate::registry::Registry;
+use crate::replica::{Replica, ReplicaAction};
+
+/// The network's systems, in order within a frame.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NetSystems {
+    /// `PreUpdate`: take in what the sockets received.
+    Receive,
+    /// `FixedUpdate`, after the engine compiles and before it plays: apply commands, snapshots
+    /// and deltas at this tick.
+    Apply,
+    /// `FixedUpdate`, after the engine played: publish state changes.
+    Publish,
+    /// `Update`: heartbeats and the clock.
+    Send,
+}
+
+fn configure_sets(app: &mut App) {
+    app.configure_sets(
+        FixedUpdate,
+        (
+            NetSystems::Apply
+                .after(EngineSystems::Compile)
+                .before(EngineSystems::Playback),
+            NetSystems::Publish
+                .after(EngineSystems::Playback)
+                .before(EngineSystems::Render),
+        ),
+    )
+    .configure_sets(PreUpdate, NetSystems::Receive)
+    .configure_sets(Update, NetSystems::Send);
+    if !app.world().contains_resource::<TokioTasksRuntime>() {
+        app.add_plugins(TokioTasksPlugin {
+            make_runtime: Box::new(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("rockontrol-net")
+                    .enable_all()
+                    .build()
+                    .unwrap_or_else(|e| panic!("cannot start the network runtime: {e}"))
+            }),
+            ..default()
+        });
+    }
+}
+
+/// Runs a master: REST + WebSocket server, registry, replication.
+pub struct MasterPlugin {
+    pub config: MasterConfig,
+    /// Control keys (the first is the one operators were told about).
+    pub keys: Keys,
+    /// The bound listener (bind before building so the port is known; port 0 works).
+    pub listener: std::sync::Mutex<Option<std::net::TcpListener>>,
+}
+
+/// The master's side of the network, for systems and tests.
+#[derive(Resource)]
+pub struct MasterNet {
+    pub shared: Arc<MasterShared>,
+    pub addr: Option<SocketAddr>,
+    commands: mpsc::Receiver<ShowCommandRequest>,
+    listener: Option<std::net::TcpListener>,
+    last_generation: Option<u64>,
+    last_state: Option<rockontrol_engine::PlaybackState>,
+}
+
+impl Plugin for MasterPlugin {
+    fn build(&self, app: &mut App) {
+        configure_sets(app);
+        let (tx, rx) = mpsc::channel(4096);
+        let registry = Registry::new(&self.config, SystemTime::now());
+        let shared = Arc::new(MasterShared {
+            registry: std::sync::Mutex::new(registry),
+            keys: self.keys.clone(),
+            show_commands: tx,
+            clock: AtomicU64::new(0),
+            bad_frames: AtomicU64::new(0),
+        });
+        let listener = self.listener.lock().ok().and_then(|mut l| l.take());
+        let addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        app.insert_resource(MasterNet {
+            shared,
+            addr,
+            commands: rx,
+            listener,
+            last_generation: None,
+            last_state: None,
+        })
+        .add_systems(Startup, start_master_server)
+        .add_systems(
+            FixedUpdate,
+            (
+                master_apply_commands.in_set(NetSystems::Apply),
+                master_publish.in_set(NetSystems::Publish),
+            ),
+        )
+        .add_systems(Update, master_clock.in_set(NetSystems::Send));
+    }
+}
+
+fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntime>) {
+    let Some(listener) = net.listener.take() else {
+        error!("the master has no listening socket; REST and WebSocket are off");
+        return;
+    };
+    let shared = Arc::clone(&net.shared);
+    runtime.spawn_background_task(move |_ctx| async move {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot use the master's socket: {e}");
+                return;
+            }
+        };
+        if let Err(e) = crate::master::serve(listener, shared, std::future::pending()).await {
+            tracing::error!("master server stopped: {e}");
+        }
+    });
+}
+
+fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>) {
+    net.shared.clock.store(clock.next_tick, Ordering::Relaxed);
+}
+
+/// Applies show commands at this tick, on the master, and streams each as a delta.
+fn master_apply_commands(
+    mut net: ResMut<MasterNet>,
+    mut engine: ResMut<ShowEngine>,
+    mut queue: ResMut<CommandQueue>,
+    clock: Res<ShowClock>,
+    mut events: MessageWriter<EngineEvent>,
+    mut rejected: MessageWriter<CommandRejected>,
+) {
+    let tick = clock.next_tick;
+    let mut work: Vec<(
+        Command,
+        Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+    )> = Vec::new();
+    let due: Vec<u64> = queue.scheduled.range(..=tick).map(|(k, _)| *k).collect();
+    for k in due {
+        for c in queue.scheduled.remove(&k).unwrap_or_default() {
+            work.push((c, None));
+        }
+    }
+    work.extend(queue.immediate.drain(..).map(|c| (c, None)));
+    while let Ok(req) = net.commands.try_recv() {
+        work.push((req.command, Some(req.reply)));
+    }
+    if work.is_empty() {
+        return;
+    }
+    let ShowEngine {
+        engine: Some(fade),
+        state: Some(state),
+        ..
+    } = &mut *engine
+    else {
+        for (_, reply) in work {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err("the master has no show loaded".into()));
+            }
+        }
+        return;
+    };
+    for (command, reply) in work {
+        match fade.apply(state, &command, tick) {
+            Ok(done) => {
+                for event in done {
+                    events.write(EngineEvent(event));
+                }
+                net.shared
+                    .registry()
+                    .publish_delta(tick, command.clone(), state.clone());
+                net.last_state = Some(state.clone());
+                info!("tick {tick}: {command}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(tick));
+                }
+            }
+            Err(error) => {
+                warn!("tick {tick}: {command} refused: {error}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+                rejected.write(CommandRejected {
+                    command,
+                    error,
+                    tick,
+                });
+            }
+        }
+    }
+}
+
+/// Publishes a new show (snapshot to everyone) or a changed state (for later snapshots).
+fn master_publish(world: &mut World) {
+    let tick = world.resource::<ShowClock>().next_tick;
+    let (generation, rate, state) = {
+        let engine = world.resource::<ShowEngine>();
+        let Some(fade) = &engine.engine else { return };
+        (
+            engine.generation,
+            fade.show().tick_rate,
+            engine.state.clone(),
+        )
+    };
+    let new_show = world.resource::<MasterNet>().last_generation != Some(generation);
+    if new_show {
+        let show = rockontrol_engine::show_from_world(world);
+        let ron = rockontrol_show::to_ron_string(&show);
+        let hash = protocol::show_hash(&ron);
+        info!("replicating show {:?} ({hash})", show.name);
+        let mut net = world.resource_mut::<MasterNet>();
+        net.shared
+            .registry()
+            .publish_show(Some(hash), Some(ron.into()), rate, state.clone(), tick);
+        net.last_generation = Some(generation);
+        net.last_state = state;
+        return;
+    }
+    let mut net = world.resource_mut::<MasterNet>();
+    if net.last_state != state
+        && let Some(s) = &state
+    {
+        net.shared.registry().refresh_state(s.clone(), tick + 1);
+        net.last_state = state;
+    }
+}
+
+/// Runs a receiver: the link to the master, replication, commands, heartbeats.
+pub struct ReceiverPlugin {
+    pub config: ReceiverConfig,
+    pub key: Option<String>,
+    pub master: MasterAddress,
+    /// Where executed command ids are kept across restarts.
+    pub state_dir: PathBuf,
+    /// Hash of a show loaded at start (no fetch needed if the master has the same).
+    pub known_show: Option<String>,
+}
+
+/// The receiver's side of the network.
+#[derive(Resource)]
+pub struct ReceiverNet {
+    pub node_id: String,
+    pub connected: bool,
+    pub assigned: Vec<u16>,
+    pub master_show: Option<String>,
+    pub replica: Replica,
+    events: mpsc::Receiver<LinkEvent>,
+    out: mpsc::Sender<ToMaster>,
+    link: Option<LinkConfig>,
+    pending_snapshot: Option<protocol::Snapshot>,
+    load_generation: Option<u64>,
+    deltas: Vec<(u64, Command)>,
+    commands: VecDeque<(String, NodeCommand)>,
+    executed: ExecutedLog,
+    on_loss: MasterLoss,
+    dmx_destination: Option<String>,
+    cpu: CpuMeter,
+    last_heartbeat: Option<Instant>,
+    last_frames: u64,
+    pub commands_executed: u64,
+}
+
+impl Plugin for ReceiverPlugin {
+    fn build(&self, app: &mut App) {
+        configure_sets(app);
+        let (ev_tx, ev_rx) = mpsc::channel(4096);
+        let (out_tx, out_rx) = mpsc::channel(4096);
+        let link = LinkConfig {
+            node_id: self.config.node_id.clone(),
+            key: self.key.clone(),
+            universes: self.config.local_universes.clone(),
+            capabilities: self.config.capabilities.clone(),
+            master: self.master.clone(),
+            reconnect: crate::registry::RECONNECT_PERIOD,
+            fetch_shows: true,
+            known_shows: self.known_show.iter().cloned().collect(),
+        };
+        app.insert_resource(ReceiverNet {
+            node_id: self.config.node_id.clone(),
+            connected: false,
+            assigned: self.config.local_universes.clone(),
+            master_show: self.known_show.clone(),
+            replica: Replica::default(),
+            events: ev_rx,
+            out: out_tx,
+            link: Some(link),
+            pending_snapshot: None,
+            load_generation: None,
+            deltas: Vec::new(),
+            commands: VecDeque::new(),
+            executed: ExecutedLog::open(&self.state_dir, &self.config.node_id),
+            on_loss: self.config.on_master_loss,
+            dmx_destination: self.config.dmx_destination.clone(),
+            cpu: CpuMeter::default(),
+            last_heartbeat: None,
+            last_frames: 0,
+            commands_executed: 0,
+        })
+        .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
+        .add_systems(Startup, start_receiver_link)
+        .add_systems(PreUpdate, receiver_receive.in_set(NetSystems::Receive))
+        .add_systems(FixedUpdate, receiver_apply.in_set(NetSystems::Apply))
+        .add_systems(Update, receiver_heartbeat.in_set(NetSystems::Send));
+    }
+}
+
+#[derive(Resource)]
+#[expect(clippy::type_complexity, reason = "taken once at startup")]
+struct LinkChannels(std::sync::Mutex<Option<(mpsc::Sender<LinkEvent>, mpsc::Receiver<ToMaster>)>>);
+
+fn start_receiver_link(
+    mut net: ResMut<ReceiverNet>,
+    channels: Res<LinkChannels>,
+    runtime: Res<TokioTasksRuntime>,
+) {
+    let Some((events, out)) = channels.0.lock().ok().and_then(|mut c| c.take()) else {
+        return;
+    };
+    let Some(link) = net.link.take() else { return };
+    runtime.spawn_background_task(move |_ctx| crate::client::run_link(link, events, out));
+}
+
+/// Replaces every universe's outputs with one unicast sACN destination.
+pub fn redirect_sacn(show: &mut Show, destination: &str) {
+    for u in &mut show.universes {
+        u.outputs = vec![Output::Sacn(SacnOutput {
+            universe: None,
+            destination: SacnDestination::Unicast(vec![destination.to_string()]),
+            priority: 100,
+            sync_universe: None,
+            preview: false,
+        })];
+    }
+}
+
+fn receiver_receive(world: &mut World) {
+    let mut batch = Vec::new();
+    {
+        let mut net = world.resource_mut::<ReceiverNet>();
+        while let Ok(e) = net.events.try_recv() {
+            batch.push(e);
+        }
+    }
+    for event in batch {
+        match event {
+            LinkEvent::Connected(addr) => info!("connected to master at {addr}"),
+            LinkEvent::Show { hash, ron } => match rockontrol_show::parse_show(&ron, "master show")
+            {
+                Ok(mut show) => {
+                    let dest = world.resource::<ReceiverNet>().dmx_destination.clone();
+                    if let Some(dest) = dest {
+                        redirect_sacn(&mut show, &dest);
+                    }
+                    info!("loading show {:?} ({hash}) from the master", show.name);
+                    rockontrol_engine::load_show(world, &show);
+                    let generation = world.resource::<ShowEngine>().generation;
+                    let mut net = world.resource_mut::<ReceiverNet>();
+                    net.master_show = Some(hash);
+                    net.load_generation = Some(generation);
+                }
+                Err(e) => error!("the master's show does not parse: {e}"),
+            },
+            LinkEvent::Message(msg) => receive_message(world, msg),
+            LinkEvent::Refused(reason) => {
+                error!("the master refused this node: {reason}");
+                println!("refused by master: {reason}");
+            }
+            LinkEvent::Disconnected(reason) => {
+                let mut net = world.resource_mut::<ReceiverNet>();
+                let was = net.connected;
+                net.connected = false;
+                net.replica.reset();
+                net.pending_snapshot = None;
+                let on_loss = net.on_loss;
+                if was {
+                    warn!("master lost: {reason}");
+                    println!(
+                        "master lost ({reason}); {}",
+                        match on_loss {
+                            MasterLoss::Hold => "holding the last state",
+                            MasterLoss::Blackout => "blacking out",
+                        }
+                    );
+                    if on_loss == MasterLoss::Blackout {
+                        let tick = world.resource::<ShowClock>().next_tick;
+                        let mut engine = world.resource_mut::<ShowEngine>();
+                        let ShowEngine {
+                            engine: Some(fade),
+                            state: Some(state),
+                            ..
+                        } = &mut *engine
+                        else {
+                            continue;
+                        };
+                        let _ = fade.apply(state, &Command::Blackout { on: true }, tick);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn receive_message(world: &mut World, msg: ToReceiver) {
+    match msg {
+        ToReceiver::Welcome(w) => {
+            info!(
+                "welcomed by master {} (version {}), universes {:?}",
+                w.master_id, w.version, w.assigned_universes
+            );
+            println!(
+                "connected to master {}: universes {:?}",
+                w.master_id, w.assigned_universes
+            );
+            let mut net = world.resource_mut::<ReceiverNet>();
+            net.connected = true;
+            net.assigned = w.assigned_universes.clone();
+            if let Some(mut dmx) = world.get_resource_mut::<DmxSettings>() {
+                dmx.only_universes = Some(w.assigned_universes);
+            }
+        }
+        ToReceiver::Snapshot(s) => {
+            let mut net = world.resource_mut::<ReceiverNet>();
+            if let ReplicaAction::ApplySnapshot(s) = net.replica.on_snapshot(s) {
+                net.pending_snapshot = Some(s);
+            }
+        }
+        ToReceiver::Delta(d) => {
+            let mut net = world.resource_mut::<ReceiverNet>();
+            match net.replica.on_delta(d) {
+                ReplicaAction::Apply(v) => net.deltas.extend(v),
+                ReplicaAction::RequestSnapshot { expected, got } => {
+                    warn!("replication gap: expected {expected}, got {got}; asking for a snapshot");
+                    let _ = net.out.try_send(ToMaster::SnapshotRequest {
+                        reason: format!("expected seq {expected}, got {got}"),
+                    });
+                }
+                ReplicaAction::Ignore | ReplicaAction::ApplySnapshot(_) => {}
+            }
+        }
+        ToReceiver::Command {
+            command_id,
+            command,
+            ..
+        } => {
+            world
+                .resource_mut::<ReceiverNet>()
+                .commands
+                .push_back((command_id, command));
+        }
+        ToReceiver::Sync { tick, .. } => {
+            let waiting = world.resource::<ReceiverNet>().pending_snapshot.is_some();
+            let mut clock = world.resource_mut::<ShowClock>();
+            // Small drift is left alone; a jump of more than two ticks is corrected.
+            if !waiting && clock.next_tick.abs_diff(tick) > 2 {
+                debug!("show clock {} → master's {tick}", clock.next_tick);
+                clock.next_tick = tick;
+            }
+        }
+        ToReceiver::Error { reason } => warn!("the master could not use a frame: {reason}"),
+        ToReceiver::Refused { reason } => error!("refused: {reason}"),
+    }
+}
+
+/// Applies the snapshot, due deltas and node commands at this tick.
+fn receiver_apply(
+    mut net: ResMut<ReceiverNet>,
+    mut engine: ResMut<ShowEngine>,
+    mut clock: ResMut<ShowClock>,
+) {
+    let ready =
+        engine.engine.is_some() && net.load_generation.is_none_or(|g| engine.generation > g);
+    if !ready {
+        return;
+    }
+    let generation = engine.generation;
+    let ShowEngine {
+        engine: Some(fade),
+        state: Some(state),
+        ..
+    } = &mut *engine
+    else {
+        return;
+    };
+    if net.pending_snapshot.is_some() {
+        let show_matches = net
+            .pending_snapshot
+            .as_ref()
+            .is_some_and(|s| s.show_hash.is_none() || s.show_hash == net.master_show);
+        if !show_matches {
+            // The show is still being fetched; the snapshot waits for it.
+            return;
+        }
+        if let Some(s) = net.pending_snapshot.take() {
+            if let Some(snap_state) = s.state {
+                if snap_state.playbacks.len() == state.playbacks.len() {
+                    *state = snap_state;
+                } else {
+                    warn!(
+                        "snapshot has {} playbacks, the loaded show {}; waiting for the show",
+                        snap_state.playbacks.len(),
+                        state.playbacks.len()
+                    );
+                }
+            }
+            clock.next_tick = s.tick;
+            info!(
+                "snapshot {} applied at tick {} (show generation {generation})",
+                s.seq, s.tick
+            );
+            let held = net.replica.drain_held();
+            net.deltas.extend(held);
+        }
+    }
+    let tick = clock.next_tick;
+    if !net.deltas.is_empty() {
+        let (due, later): (Vec<_>, Vec<_>) = net.deltas.drain(..).partition(|(t, _)| *t <= tick);
+        net.deltas = later;
+        for (t, command) in due {
+            if let Err(e) = fade.apply(state, &command, t) {
+                warn!("replicated {command} at tick {t} refused here: {e}");
+            }
+        }
+    }
+    let first = fade.show().playbacks.first().map(|p| p.name.clone());
+    while let Some((id, command)) = net.commands.pop_front() {
+        if net.executed.contains(&id) {
+            let _ = net.out.try_send(ToMaster::Ack {
+                command_id: id,
+                status: AckStatus::Executed,
+                reason: Some("already executed".into()),
+            });
+            continue;
+        }
+        let result = command
+            .to_engine(first.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                fade.apply(state, &c, tick)
+                    .map(|_| c)
+                    .map_err(|e| e.to_string())
+            });
+        let ack = match result {
+            Ok(c) => {
+                net.executed.insert(&id);
+                net.commands_executed += 1;
+                info!("tick {tick}: executed {id}: {c}");
+                println!("executed {id}: {c}");
+                ToMaster::Ack {
+                    command_id: id,
+                    status: AckStatus::Executed,
+                    reason: None,
+                }
+            }
+            Err(reason) => {
+                warn!("command {id} failed: {reason}");
+                ToMaster::Ack {
+                    command_id: id,
+                    status: AckStatus::Failed,
+                    reason: Some(reason),
+                }
+            }
+        };
+        let _ = net.out.try_send(ack);
+    }
+}
+
+fn receiver_heartbeat(
+    mut net: ResMut<ReceiverNet>,
+    clock: Res<ShowClock>,
+    dmx: Option<Res<DmxStats>>,
+) {
+    let now = Instant::now();
+    let Some(last) = net.last_heartbeat else {
+        net.last_heartbeat = Some(now);
+        return;
+    };
+    let elapsed = now - last;
+    if elapsed < crate::registry::HEARTBEAT_PERIOD {
+        return;
+    }
+    net.last_heartbeat = Some(now);
+    let frames = dmx.map(|d| d.frames).unwrap_or(0);
+    let dmx_fps = (frames.saturating_sub(net.last_frames)) as f64 / elapsed.as_secs_f64();
+    net.last_frames = frames;
+    if !net.connected {
+        return;
+    }
+    let metrics = Metrics {
+        dmx_fps: (dmx_fps * 10.0).round() / 10.0,
+        cpu_usage: net.cpu.sample(),
+        memory_mb: crate::health::memory_mb(None).unwrap_or(0.0),
+        frames_out: frames,
+        seq: net.replica.seq.unwrap_or(0),
+        tick: clock.next_tick,
+        show_hash: net.master_show.clone(),
+    };
+    let _ = net.out.try_send(ToMaster::Heartbeat {
+        status: "online".into(),
+        metrics,
+    });
+}
+
+/// Command ids a receiver executed, kept in its state directory so a restarted receiver never
+/// applies a re-sent command twice.
+#[derive(Debug)]
+pub struct ExecutedLog {
+    ids: BTreeSet<String>,
+    order: VecDeque<String>,
+    file: Option<std::fs::File>,
+}
+
+/// Ids remembered (older ones are forgotten; the master never re-sends that far back).
+const EXECUTED_KEPT: usize = 100_000;
+
+impl ExecutedLog {
+    /// Opens (or creates) `dir/executed-<node_id>`.
+    pub fn open(dir: &std::path::Path, node_id: &str) -> Self {
+        let path = dir.join(format!("executed-{node_id}"));
+        let mut log = ExecutedLog {
+            ids: BTreeSet::new(),
+            order: VecDeque::new(),
+            file: None,
+        };
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                log.remember(line.to_string());
+            }
+        }
+        log.file = std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+            })
+            .map_err(|e| {
+                warn!(
+                    "cannot keep executed command ids in {}: {e}",
+                    path.display()
+                )
+            })
+            .ok();
+        log
+    }
+
+    fn remember(&mut self, id: String) {
+        if self.ids.insert(id.clone()) {
+            self.order.push_back(id);
+            if self.order.len() > EXECUTED_KEPT
+                && let Some(old) = self.order.pop_front()
+            {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    pub fn insert(&mut self, id: &str) {
+        self.remember(id.to_string());
+        if let Some(f) = &mut self.file {
+            let _ = writeln!(f, "{id}");
+        }
+    }
+}
+
+/// Seconds since start, for tests that wait on the network.
+pub fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}

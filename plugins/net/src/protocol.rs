@@ -1,0 +1,505 @@
+//! The control protocol: versioned JSON text frames on the WebSocket, and the REST bodies.
+//!
+//! Every frame is one JSON object `{"v": 1, "type": "...", ...}`. [`decode_to_master`] and
+//! [`decode_to_receiver`] check size and version before they parse, and never panic on any
+//! input. The [`protocol_hash`] is computed from [`SCHEMA`], the list of messages and their
+//! fields: two builds that disagree on it refuse each other at hello time with a reason.
+
+use rockontrol_engine::{Command, PlaybackState};
+use rockontrol_show::CueNumber;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Capability, Role};
+
+/// Protocol version carried in every frame's `v`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame either side accepts, in bytes (a show travels over HTTP, not here).
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// The messages and their fields: what the protocol hash covers. Change it with the types.
+pub const SCHEMA: &str = "rockontrol-net v1;\
+    hello(node_id,role,version,protocol,protocol_hash,capabilities,universes);\
+    welcome(master_id,version,protocol_hash,assigned_universes,show_hash,heartbeat_ms,reconnect_ms);\
+    refused(reason);error(reason);\
+    snapshot(seq,tick,rate,show_hash,state);delta(seq,tick,command);\
+    command(command_id,attempt,command);ack(command_id,status,reason);\
+    heartbeat(status,metrics(dmx_fps,cpu_usage,memory_mb,frames_out,seq,tick,show_hash));\
+    sync(tick,rate,timecode,bpm);snapshot_request(reason);\
+    node_command(cue,go,back,release,clear,blackout,intensity,grand_master,media)";
+
+/// The crate version, sent in hello/welcome.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Hex SHA-256 of [`SCHEMA`], first 16 digits.
+pub fn protocol_hash() -> String {
+    let digest = Sha256::digest(SCHEMA.as_bytes());
+    hex(&digest[..8])
+}
+
+/// Hex SHA-256 of a show's canonical RON text: the show's identity in replication.
+pub fn show_hash(canonical_ron: &str) -> String {
+    hex(&Sha256::digest(canonical_ron.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A command aimed at one node (`POST /api/nodes/{node_id}/command`, and the WebSocket
+/// `command` message). The seed's `{"type": "cue", "cue_id": 1.5, "fade_time": 3.0}` is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NodeCommand {
+    /// Go to a cue (of `playback`, default the show's first playback).
+    Cue {
+        cue_id: CueNumber,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fade_time: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playback: Option<String>,
+    },
+    /// Next cue.
+    Go {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playback: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fade_time: Option<f64>,
+    },
+    /// Previous cue.
+    Back {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playback: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fade_time: Option<f64>,
+    },
+    /// Release one playback.
+    Release { playback: String },
+    /// Release every playback.
+    Clear,
+    /// Blackout on (default) or off.
+    Blackout {
+        #[serde(default = "yes")]
+        on: bool,
+    },
+    /// Output intensity 0..=1 (the node's grand master).
+    Intensity { level: f64 },
+    /// Grand master 0..=1.
+    GrandMaster { level: f64 },
+    /// Media playback control (handled by the media plugin once it exists).
+    Media {
+        action: MediaAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clip: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<f64>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a media command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaAction {
+    Play,
+    Pause,
+    Stop,
+    Seek,
+}
+
+/// Why a [`NodeCommand`] cannot become an engine command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandMapError {
+    #[error("the show has no playback to address (name one with \"playback\")")]
+    NoPlayback,
+    #[error("{0} must be within 0..=1")]
+    Level(&'static str),
+    #[error("fade_time must be a finite number of seconds ≥ 0")]
+    Fade,
+    #[error("media playback is not available on this node yet")]
+    NoMedia,
+}
+
+impl NodeCommand {
+    /// The engine command, with `first_playback` standing in where none is named.
+    pub fn to_engine(&self, first_playback: Option<&str>) -> Result<Command, CommandMapError> {
+        let pb = |p: &Option<String>| {
+            p.clone()
+                .or_else(|| first_playback.map(str::to_string))
+                .ok_or(CommandMapError::NoPlayback)
+        };
+        let fade = |f: &Option<f64>| match f {
+            Some(t) if !(t.is_finite() && *t >= 0.0) => Err(CommandMapError::Fade),
+            other => Ok(*other),
+        };
+        let level = |l: f64, what| {
+            if (0.0..=1.0).contains(&l) {
+                Ok(l)
+            } else {
+                Err(CommandMapError::Level(what))
+            }
+        };
+        Ok(match self {
+            NodeCommand::Cue {
+                cue_id,
+                fade_time,
+                playback,
+            } => Command::Goto {
+                playback: pb(playback)?,
+                cue: *cue_id,
+                fade: fade(fade_time)?,
+            },
+            NodeCommand::Go {
+                playback,
+                fade_time,
+            } => Command::Go {
+                playback: pb(playback)?,
+                fade: fade(fade_time)?,
+            },
+            NodeCommand::Back {
+                playback,
+                fade_time,
+            } => Command::Back {
+                playback: pb(playback)?,
+                fade: fade(fade_time)?,
+            },
+            NodeCommand::Release { playback } => Command::Release {
+                playback: playback.clone(),
+            },
+            NodeCommand::Clear => Command::ReleaseAll,
+            NodeCommand::Blackout { on } => Command::Blackout { on: *on },
+            NodeCommand::Intensity { level: l } => Command::GrandMaster {
+                level: level(*l, "intensity")?,
+            },
+            NodeCommand::GrandMaster { level: l } => Command::GrandMaster {
+                level: level(*l, "grand master")?,
+            },
+            NodeCommand::Media { .. } => return Err(CommandMapError::NoMedia),
+        })
+    }
+}
+
+/// Outcome of a command on a node (`POST /api/master/ack` and the `ack` message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    /// Done (also the answer to a command id seen before: nothing is applied twice).
+    Executed,
+    /// The node could not do it; the master retries.
+    Failed,
+}
+
+/// Node health metrics (the seed's heartbeat `metrics`, plus counters).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    #[serde(default)]
+    pub dmx_fps: f64,
+    #[serde(default)]
+    pub cpu_usage: f64,
+    #[serde(default)]
+    pub memory_mb: f64,
+    /// DMX frames sent since start.
+    #[serde(default)]
+    pub frames_out: u64,
+    /// Latest replication sequence applied.
+    #[serde(default)]
+    pub seq: u64,
+    /// The node's show tick.
+    #[serde(default)]
+    pub tick: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show_hash: Option<String>,
+}
+
+/// A receiver's first message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub node_id: String,
+    pub role: Role,
+    pub version: String,
+    pub protocol: u32,
+    pub protocol_hash: String,
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    #[serde(default)]
+    pub universes: Vec<u16>,
+}
+
+/// The master's answer to an accepted hello.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub master_id: String,
+    pub version: String,
+    pub protocol_hash: String,
+    /// Universes this node outputs (from `managed_nodes`, else what it asked for).
+    pub assigned_universes: Vec<u16>,
+    pub show_hash: Option<String>,
+    pub heartbeat_ms: u64,
+    pub reconnect_ms: u64,
+}
+
+/// The whole replicated state at `tick`; deltas with `seq` + 1 onwards follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub seq: u64,
+    /// The master's next show tick when the snapshot was taken.
+    pub tick: u64,
+    pub rate: u32,
+    /// Show content hash (fetch `GET /api/show/{hash}` if it is not the one loaded).
+    pub show_hash: Option<String>,
+    /// `None` while the master has no compiled show.
+    pub state: Option<PlaybackState>,
+}
+
+/// One change of the replicated state: `command` applied at `tick`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    pub seq: u64,
+    pub tick: u64,
+    pub command: Command,
+}
+
+/// Master → receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToReceiver {
+    Welcome(Welcome),
+    /// The connection is refused; it will be closed.
+    Refused {
+        reason: String,
+    },
+    /// A frame was not understood (the connection stays up).
+    Error {
+        reason: String,
+    },
+    Snapshot(Snapshot),
+    Delta(Delta),
+    Command {
+        command_id: String,
+        attempt: u32,
+        command: NodeCommand,
+    },
+    /// Show clock, 1 Hz.
+    Sync {
+        tick: u64,
+        rate: u32,
+        timecode: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bpm: Option<f64>,
+    },
+}
+
+/// Receiver → master.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToMaster {
+    Hello(Hello),
+    Heartbeat {
+        status: String,
+        metrics: Metrics,
+    },
+    Ack {
+        command_id: String,
+        status: AckStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A sequence gap (or a show change) was seen: send a snapshot.
+    SnapshotRequest {
+        reason: String,
+    },
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a, T> {
+    v: u32,
+    #[serde(flatten)]
+    msg: &'a T,
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    v: Option<u32>,
+}
+
+/// A frame that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is larger than the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("frame is not JSON: {0}")]
+    NotJson(String),
+    #[error("frame has no protocol version `v`")]
+    NoVersion,
+    #[error("protocol version {0} is not supported (this build speaks {PROTOCOL_VERSION})")]
+    Version(u32),
+    #[error("unknown or malformed message: {0}")]
+    Message(String),
+    #[error("binary frames are not part of the protocol")]
+    Binary,
+}
+
+/// Encodes a message as a text frame.
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
+    serde_json::to_string(&EnvelopeOut {
+        v: PROTOCOL_VERSION,
+        msg,
+    })
+    .unwrap_or_else(|e| format!("{{\"v\":1,\"type\":\"error\",\"reason\":\"encode: {e}\"}}"))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, FrameError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(text.len()));
+    }
+    let probe: VersionProbe =
+        serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    match probe.v {
+        None => return Err(FrameError::NoVersion),
+        Some(PROTOCOL_VERSION) => {}
+        Some(v) => return Err(FrameError::Version(v)),
+    }
+    serde_json::from_str(text).map_err(|e| FrameError::Message(e.to_string()))
+}
+
+/// Parses a frame a receiver sent.
+pub fn decode_to_master(text: &str) -> Result<ToMaster, FrameError> {
+    decode(text)
+}
+
+/// Parses a frame the master sent.
+pub fn decode_to_receiver(text: &str) -> Result<ToReceiver, FrameError> {
+    decode(text)
+}
+
+/// `hh:mm:ss:ff` at 25 fps for a show tick.
+pub fn timecode(tick: u64, rate: u32) -> String {
+    let rate = u64::from(rate.max(1));
+    let total_frames = tick * 25 / rate;
+    let ff = total_frames % 25;
+    let secs = total_frames / 25;
+    format!(
+        "{:02}:{:02}:{:02}:{:02}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        ff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_command_shape_is_a_node_command() {
+        let cmd: NodeCommand =
+            serde_json::from_str(r#"{"type": "cue", "cue_id": 1.5, "fade_time": 3.0}"#)
+                .expect("seed command");
+        assert_eq!(
+            cmd.to_engine(Some("main")).expect("maps"),
+            Command::Goto {
+                playback: "main".into(),
+                cue: CueNumber(1500),
+                fade: Some(3.0)
+            }
+        );
+        let e = serde_json::from_str::<NodeCommand>(r#"{"type": "cue", "cue": 1}"#)
+            .expect_err("unknown field");
+        assert!(e.to_string().contains("unknown field `cue`"), "{e}");
+        let e = NodeCommand::Intensity { level: 1.5 }
+            .to_engine(None)
+            .expect_err("out of range");
+        assert_eq!(e, CommandMapError::Level("intensity"));
+        assert_eq!(
+            NodeCommand::Go {
+                playback: None,
+                fade_time: None
+            }
+            .to_engine(None),
+            Err(CommandMapError::NoPlayback)
+        );
+    }
+
+    #[test]
+    fn frames_round_trip_with_their_version() {
+        let msgs = [
+            ToMaster::Hello(Hello {
+                node_id: "node-01".into(),
+                role: Role::Receiver,
+                version: VERSION.into(),
+                protocol: PROTOCOL_VERSION,
+                protocol_hash: protocol_hash(),
+                capabilities: vec![Capability::DmxOutput],
+                universes: vec![1, 2],
+            }),
+            ToMaster::Ack {
+                command_id: "cmd-12345".into(),
+                status: AckStatus::Executed,
+                reason: None,
+            },
+            ToMaster::SnapshotRequest {
+                reason: "gap".into(),
+            },
+        ];
+        for msg in msgs {
+            let text = encode(&msg);
+            assert!(text.starts_with("{\"v\":1,\"type\":"), "{text}");
+            assert_eq!(decode_to_master(&text), Ok(msg));
+        }
+        let delta = ToReceiver::Delta(Delta {
+            seq: 7,
+            tick: 440,
+            command: Command::Go {
+                playback: "main".into(),
+                fade: None,
+            },
+        });
+        let text = encode(&delta);
+        assert_eq!(
+            text,
+            r#"{"v":1,"type":"delta","seq":7,"tick":440,"command":{"type":"go","playback":"main"}}"#
+        );
+        assert_eq!(decode_to_receiver(&text), Ok(delta));
+    }
+
+    #[test]
+    fn garbage_frames_are_errors_never_panics() {
+        assert!(matches!(
+            decode_to_master("hello"),
+            Err(FrameError::NotJson(_))
+        ));
+        assert_eq!(decode_to_master("{}"), Err(FrameError::NoVersion));
+        assert_eq!(
+            decode_to_master(r#"{"v":2,"type":"hello"}"#),
+            Err(FrameError::Version(2))
+        );
+        assert!(matches!(
+            decode_to_master(r#"{"v":1,"type":"launch"}"#),
+            Err(FrameError::Message(_))
+        ));
+        let huge = format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(MAX_FRAME_BYTES));
+        assert!(matches!(
+            decode_to_master(&huge),
+            Err(FrameError::TooLarge(_))
+        ));
+        for text in ["", "[", "{\"v\":", "\u{0}", "{\"v\":1}", "null", "[1,2]"] {
+            assert!(
+                decode_to_receiver(text).is_err(),
+                "{text:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn protocol_hash_is_stable_and_short() {
+        assert_eq!(protocol_hash().len(), 16);
+        assert_eq!(protocol_hash(), protocol_hash());
+        assert_eq!(timecode(44 * 61 + 22, 44), "00:01:01:12");
+    }
+}
