@@ -4,10 +4,20 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use bevy::prelude::*;
-use rockontrol_engine::{FrameBus, ShowEngine, ShowOrder, ShowUniverse};
-use rockontrol_show::Show;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::mpsc::Receiver;
 
+use bevy::prelude::*;
+use rockontrol_engine::{
+    ExternalInputs, ExternalUniverse, FrameBus, ShowEngine, ShowOrder, ShowUniverse,
+};
+use rockontrol_show::{InputMode, InputSource, Show};
+use rockontrol_wire::artnet::PortAddress;
+
+use crate::input::{
+    InputConfig, InputFrame, InputHandle, InputProtocol, InputReceiver, UniverseKey,
+};
 use crate::output::{OutputConfig, OutputThread};
 use crate::routes;
 
@@ -40,6 +50,10 @@ pub struct DmxSettings {
     pub only_universes: Option<Vec<u16>>,
     /// Where the persistent CID lives.
     pub state_dir: PathBuf,
+    /// UDP port for sACN input (5568; 0 lets the kernel choose, for tests).
+    pub input_sacn_port: u16,
+    /// UDP port for Art-Net input (6454; 0 lets the kernel choose, for tests).
+    pub input_artnet_port: u16,
 }
 
 impl Default for DmxSettings {
@@ -58,6 +72,8 @@ impl Default for DmxSettings {
             artnet_timecode: None,
             only_universes: None,
             state_dir: crate::cid::state_dir(),
+            input_sacn_port: rockontrol_wire::sacn::PORT,
+            input_artnet_port: rockontrol_wire::artnet::PORT,
         }
     }
 }
@@ -111,16 +127,139 @@ impl DmxOutput {
     }
 }
 
+/// The running input receiver, for the show universes that take DMX from other consoles.
+#[derive(Resource, Default)]
+pub struct DmxInput {
+    handle: Option<InputHandle>,
+    frames: Option<Mutex<Receiver<InputFrame>>>,
+    /// Received universe → (show universe, how it combines).
+    routes: HashMap<UniverseKey, (u16, InputMode)>,
+    generation: Option<u64>,
+}
+
+impl DmxInput {
+    /// The receiver, if any show universe takes input.
+    pub fn handle(&self) -> Option<&InputHandle> {
+        self.handle.as_ref()
+    }
+}
+
 impl Plugin for DmxPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<DmxSettings>()
             .init_resource::<DmxOutput>()
+            .init_resource::<DmxInput>()
             .init_resource::<DmxStats>()
+            .add_systems(
+                PreUpdate,
+                (update_input, receive_input).chain().in_set(DmxSystems),
+            )
             .add_systems(
                 PostUpdate,
                 (update_output, refresh_stats).chain().in_set(DmxSystems),
             )
             .add_systems(Last, stop_on_exit);
+    }
+}
+
+/// The show's universes in file order.
+fn show_universes(world: &mut World) -> Vec<rockontrol_show::Universe> {
+    let mut items: Vec<(ShowOrder, rockontrol_show::Universe)> = world
+        .query::<(&ShowOrder, &ShowUniverse)>()
+        .iter(world)
+        .map(|(o, u)| (*o, u.0.clone()))
+        .collect();
+    items.sort_by_key(|(o, _)| *o);
+    items.into_iter().map(|(_, u)| u).collect()
+}
+
+/// (Re)starts the input receiver when the show's inputs change.
+fn update_input(world: &mut World) {
+    let generation = world.resource::<ShowEngine>().generation;
+    if world.resource::<DmxInput>().generation == Some(generation) {
+        return;
+    }
+    let settings = world.resource::<DmxSettings>().clone();
+    let mut routes = HashMap::new();
+    for u in show_universes(world) {
+        if let Some(input) = &u.input {
+            let key = match input.source {
+                InputSource::Sacn(n) => UniverseKey::sacn(n),
+                InputSource::ArtNet(p) => UniverseKey::artnet(p),
+            };
+            routes.insert(key, (u.id, input.mode));
+        }
+    }
+    let mut slot = world.resource_mut::<DmxInput>();
+    slot.generation = Some(generation);
+    if slot.routes == routes && slot.handle.is_some() {
+        return;
+    }
+    if let Some(mut old) = slot.handle.take() {
+        old.stop();
+    }
+    slot.frames = None;
+    slot.routes = routes.clone();
+    world.resource_mut::<ExternalInputs>().universes.clear();
+    if routes.is_empty() || !settings.enabled {
+        return;
+    }
+    let mut sacn_universes: Vec<u16> = routes
+        .keys()
+        .filter(|k| k.protocol == InputProtocol::Sacn)
+        .map(|k| k.universe)
+        .collect();
+    sacn_universes.sort_unstable();
+    let artnet_universes: Vec<PortAddress> = routes
+        .keys()
+        .filter(|k| k.protocol == InputProtocol::ArtNet)
+        .filter_map(|k| PortAddress::new(k.universe))
+        .collect();
+    let config = InputConfig {
+        interface: settings.interface,
+        sacn: !sacn_universes.is_empty(),
+        sacn_universes,
+        sacn_port: settings.input_sacn_port,
+        artnet: !artnet_universes.is_empty(),
+        artnet_universes,
+        artnet_port: settings.input_artnet_port,
+        node_name: settings.source_name.clone(),
+        ..InputConfig::default()
+    };
+    match InputReceiver::start(config) {
+        Ok(handle) => {
+            let frames = handle.subscribe(1024);
+            let mut slot = world.resource_mut::<DmxInput>();
+            slot.frames = Some(Mutex::new(frames));
+            slot.handle = Some(handle);
+            info!("DMX input: {} universes from other consoles", routes.len());
+        }
+        Err(e) => error!(
+            "cannot start DMX input on {}: {e}; the show runs without its inputs",
+            settings.interface
+        ),
+    }
+}
+
+/// Moves received input frames into the engine's [`ExternalInputs`].
+fn receive_input(input: Res<DmxInput>, mut external: ResMut<ExternalInputs>) {
+    let Some(frames) = input.frames.as_ref().and_then(|f| f.lock().ok()) else {
+        return;
+    };
+    while let Ok(frame) = frames.try_recv() {
+        let Some((universe, mode)) = input.routes.get(&frame.key) else {
+            continue;
+        };
+        let mut slots = frame.slots;
+        slots.resize(512, 0);
+        external.universes.insert(
+            *universe,
+            ExternalUniverse {
+                mode: *mode,
+                slots,
+                live: frame.live,
+            },
+        );
     }
 }
 
@@ -139,14 +278,8 @@ fn update_output(world: &mut World) {
     else {
         return;
     };
-    let mut items: Vec<(ShowOrder, rockontrol_show::Universe)> = world
-        .query::<(&ShowOrder, &ShowUniverse)>()
-        .iter(world)
-        .map(|(o, u)| (*o, u.0.clone()))
-        .collect();
-    items.sort_by_key(|(o, _)| *o);
     let show = Show {
-        universes: items.into_iter().map(|(_, u)| u).collect(),
+        universes: show_universes(world),
         ..Show::empty("")
     };
     let (plan, errors) = routes::plan(&show, &universes, settings.only_universes.as_deref());
