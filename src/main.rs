@@ -10,6 +10,7 @@
 
 mod fixtures_cli;
 mod live;
+mod monitor;
 mod node_cli;
 mod render;
 mod timearg;
@@ -93,6 +94,8 @@ enum Cmd {
     Receiver(node_cli::NodeArgs),
     /// A master and two receivers on this machine, running the demo show.
     Demo,
+    /// Watch incoming sACN and Art-Net: universes, sources (name, IP, priority, rate), values.
+    Monitor(monitor::MonitorArgs),
     /// Convert a QLC+ workspace (.qxw) into a RocKontrol show.
     ImportQlc {
         workspace: PathBuf,
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         Cmd::Master(args) => node_cli::master(args),
         Cmd::Receiver(args) => node_cli::receiver(args),
         Cmd::Demo => node_cli::demo(),
+        Cmd::Monitor(args) => monitor::run(args),
     };
     match result {
         Ok(code) => code,

@@ -45,10 +45,13 @@ use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket as MioUdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
-use rockontrol_wire::artnet::{self, ArtDmx, ArtNetError, ArtPacket, ArtPollReply, PortAddress};
+use rockontrol_wire::artnet::{self, ArtDmx, ArtNetError, ArtPacket, ArtPollReply};
 use rockontrol_wire::sacn::{self, MergeConfig, Merger, Packet, Reception, SacnError};
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use tracing::{debug, info, warn};
+
+/// Re-exported: the type of [`InputConfig::artnet_universes`].
+pub use rockontrol_wire::artnet::PortAddress;
 
 /// At most one warning per kind of bad packet in this interval (the rest are counted).
 pub const WARN_INTERVAL: Duration = Duration::from_secs(5);
