@@ -249,6 +249,47 @@ pub async fn http_request(
         .map_err(|_| format!("{method} {path}: no answer within 10 s"))?
 }
 
+/// A raw WebSocket client for tests and tools: connects to `/api/ws` with `key`, sends `frames`
+/// as text, and returns every text frame received until the master closes or `listen` passes.
+/// A refused handshake is an `Err` naming the HTTP status.
+pub fn probe_blocking(
+    addr: SocketAddr,
+    key: Option<&str>,
+    frames: &[String],
+    listen: Duration,
+) -> Result<Vec<String>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(async {
+        let mut request = format!("ws://{addr}/api/ws")
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        if let Some(key) = key {
+            let value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|e| e.to_string())?;
+            request.headers_mut().insert("authorization", value);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| format!("handshake refused: {e}"))?;
+        let (mut sink, mut stream) = ws.split();
+        for f in frames {
+            if sink.send(Message::Text(f.clone().into())).await.is_err() {
+                break;
+            }
+        }
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + listen;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, stream.next()).await {
+            if let Message::Text(t) = msg {
+                got.push(t.to_string());
+            }
+        }
+        Ok(got)
+    })
+}
+
 /// [`http_request`] from synchronous code (the CLI, tests, benchmarks).
 pub fn http_request_blocking(
     addr: SocketAddr,

@@ -541,9 +541,12 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
         }
     };
     let (tx, mut rx) = mpsc::channel::<Arc<str>>(LINK_QUEUE);
-    let accepted = shared
-        .registry()
-        .hello(&hello, authorized, tx, SystemTime::now());
+    let accepted = {
+        let mut reg = shared.registry();
+        // The snapshot in the welcome carries the engine's tick of this moment.
+        reg.replication.tick = shared.clock.load(Ordering::Relaxed);
+        reg.hello(&hello, authorized, tx, SystemTime::now())
+    };
     let conn_id = match accepted {
         Ok(id) => id,
         Err(refusal) => {
@@ -608,7 +611,9 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
             }
             Ok(ToMaster::SnapshotRequest { reason }) => {
                 tracing::info!("node {node_id} asks for a snapshot: {reason}");
-                shared.registry().send_snapshot(&node_id);
+                let mut reg = shared.registry();
+                reg.replication.tick = shared.clock.load(Ordering::Relaxed);
+                reg.send_snapshot(&node_id);
             }
             Ok(ToMaster::Hello(_)) => {
                 bad += 1;

@@ -1,0 +1,457 @@
+//! A master and three receivers as real `rockontrol` processes on loopback.
+//!
+//! Receivers send their universes as unicast sACN to a UDP listener in this test, which
+//! decodes them with `rockontrol_wire`. Nothing here sends to any address but 127.0.0.1; the
+//! seed's 192.168.x configurations are parsed verbatim and run with loopback substituted.
+//! Every wait is bounded.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rockontrol_net::client::{http_request_blocking, probe_blocking};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
+const KEY: &str = "e2e-control-key-0001";
+const READ_KEY: &str = "e2e-reader-key-0001";
+
+const SEED_MASTER: &str = r#"{
+  "role": "master",
+  "node_id": "master-01",
+  "listen_port": 9000,
+  "broadcast_enabled": true,
+  "managed_nodes": [
+    {
+      "node_id": "node-01",
+      "ip": "192.168.1.101",
+      "universe_map": [1, 2],
+      "role": "dmx_output"
+    },
+    {
+      "node_id": "node-02",
+      "ip": "192.168.1.102",
+      "universe_map": [3, 4],
+      "role": "media_server"
+    }
+  ]
+}"#;
+
+const SEED_RECEIVER: &str = r#"{
+  "role": "receiver",
+  "node_id": "node-01",
+  "master_ip": "192.168.1.100",
+  "master_port": 9000,
+  "local_universes": [1, 2],
+  "capabilities": ["dmx_output", "media_playback"],
+  "auto_discover": true
+}"#;
+
+/// One dimmer per universe 1..=3; cue 1 snaps to 100 % / 60 % / 20 %, cue 2 fades all to
+/// 20 % over 6 s.
+const SHOW: &str = r#"(
+    name: "net e2e",
+    universes: [(id: 1), (id: 2), (id: 3)],
+    profiles: [(manufacturer: "Test", model: "Dim", channels: [(name: "D", attribute: Intensity)],
+                modes: [(name: "1ch", channels: ["D"])])],
+    fixtures: [
+        (id: 1, name: "D1", profile: "Test/Dim", mode: "1ch", universe: 1, address: 1),
+        (id: 2, name: "D2", profile: "Test/Dim", mode: "1ch", universe: 2, address: 1),
+        (id: 3, name: "D3", profile: "Test/Dim", mode: "1ch", universe: 3, address: 1),
+    ],
+    cue_lists: [(name: "main", cues: [
+        (number: 1, label: "up", fade_in: 0.0, values: {
+            Fixture(1): {Intensity: 1.0}, Fixture(2): {Intensity: 0.6}, Fixture(3): {Intensity: 0.2}}),
+        (number: 2, label: "slow", fade_in: 6.0, fade_out: 6.0, values: {
+            Fixture(1): {Intensity: 0.2}, Fixture(2): {Intensity: 0.2}, Fixture(3): {Intensity: 0.2}}),
+    ])],
+    playbacks: [(name: "main", cue_list: "main")],
+)"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rk-nodes-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A node process; its stdout lines are collected. Killed (SIGKILL) when dropped.
+struct Node {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path) -> Node {
+        let mut cmd = Command::new(BIN);
+        cmd.arg(role)
+            .arg("--config")
+            .arg(config)
+            .arg("--headless")
+            .arg("--duration")
+            .arg("120")
+            .env("ROCKONTROL_API_KEY", KEY)
+            .env("ROCKONTROL_STATE_DIR", state)
+            .env("ROCKONTROL_MDNS_INTERFACE", "lo")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(show) = show {
+            cmd.arg("--show").arg(show);
+        }
+        let mut child = cmd.spawn().expect("start rockontrol");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Node { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no line with {needle:?} within {timeout:?}; got {:?}", self.lines())
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Latest slot 1 of every sACN universe received, with the source name.
+#[derive(Clone)]
+struct Listener {
+    port: u16,
+    latest: Arc<Mutex<BTreeMap<u16, (u8, String, Instant)>>>,
+}
+
+impl Listener {
+    fn start() -> Listener {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let port = socket.local_addr().expect("addr").port();
+        let latest = Arc::new(Mutex::new(BTreeMap::new()));
+        let sink = Arc::clone(&latest);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(300) {
+                let Ok(n) = socket.recv(&mut buf) else {
+                    continue;
+                };
+                if let Ok(rockontrol_wire::sacn::Packet::Data(p)) =
+                    rockontrol_wire::sacn::decode(&buf[..n])
+                {
+                    let v = p.slots.first().copied().unwrap_or(0);
+                    sink.lock().expect("latest").insert(
+                        p.universe,
+                        (v, p.source_name.to_string(), Instant::now()),
+                    );
+                }
+            }
+        });
+        Listener { port, latest }
+    }
+
+    fn value(&self, universe: u16) -> Option<u8> {
+        self.latest
+            .lock()
+            .expect("latest")
+            .get(&universe)
+            .filter(|(_, _, t)| t.elapsed() < Duration::from_millis(500))
+            .map(|(v, _, _)| *v)
+    }
+
+    fn wait_value(&self, universe: u16, ok: impl Fn(u8) -> bool, timeout: Duration) -> u8 {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(v) = self.value(universe)
+                && ok(v)
+            {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "universe {universe}: value {:?} never met the condition within {timeout:?}",
+            self.value(universe)
+        )
+    }
+}
+
+fn rest(master: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+    let (status, text) =
+        http_request_blocking(master, method, path, key, body).expect("REST request");
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
+}
+
+fn node_state(master: SocketAddr, node: &str) -> String {
+    let (_, v) = rest(master, "GET", &format!("/api/nodes/{node}/status"), Some(KEY), None);
+    v["state"].as_str().unwrap_or("").to_string()
+}
+
+fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if node_state(master, node) == state {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{node} never became {state} within {timeout:?} (is {})",
+        node_state(master, node)
+    );
+}
+
+fn master_addr(master: &Node) -> SocketAddr {
+    let line = master.wait_line("listening on http://", Duration::from_secs(60));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("address in the line");
+    addr.parse().expect("socket address")
+}
+
+fn receiver_config(n: u16, master_port: u16, sacn_port: u16, on_loss: &str) -> String {
+    SEED_RECEIVER
+        .replace("\"node-01\"", &format!("\"node-0{n}\""))
+        .replace("192.168.1.100", "127.0.0.1")
+        .replace("9000", &master_port.to_string())
+        .replace("[1, 2]", &format!("[{n}]"))
+        .replace("\"auto_discover\": true", &format!(
+            "\"auto_discover\": false, \"broadcast_enabled\": false, \"on_master_loss\": \"{on_loss}\", \"dmx_destination\": \"127.0.0.1:{sacn_port}\""
+        ))
+}
+
+#[test]
+fn master_and_three_receivers_replicate_queue_and_survive_failures() {
+    let dir = temp_dir("e2e");
+    let sacn = Listener::start();
+    let port = free_port();
+    let show = dir.join("show.ron");
+    std::fs::write(&show, SHOW).expect("show");
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false, "read_only_keys": ["{READ_KEY}"],
+  "managed_nodes": [
+    {{"node_id": "node-01", "ip": "127.0.0.1", "universe_map": [1], "role": "dmx_output"}},
+    {{"node_id": "node-02", "ip": "127.0.0.1", "universe_map": [2], "role": "dmx_output"}},
+    {{"node_id": "node-03", "ip": "127.0.0.1", "universe_map": [3], "role": "dmx_output"}}
+  ]}}"#
+        ),
+    )
+    .expect("master config");
+    let mut master = Node::start("master", &master_cfg, Some(&show), &dir.join("state-master"));
+    let addr = master_addr(&master);
+    let mut receivers = Vec::new();
+    let mut configs = Vec::new();
+    for n in 1..=3u16 {
+        let cfg = dir.join(format!("node-0{n}.json"));
+        let on_loss = if n == 3 { "blackout" } else { "hold" };
+        std::fs::write(&cfg, receiver_config(n, port, sacn.port, on_loss)).expect("config");
+        receivers.push(Node::start("receiver", &cfg, None, &dir.join(format!("state-{n}"))));
+        configs.push(cfg);
+    }
+
+    // Handshake: every receiver is online with its universe.
+    for n in 1..=3 {
+        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        receivers[n - 1].wait_line(
+            &format!("connected to master master-01: universes [{n}]"),
+            Duration::from_secs(10),
+        );
+    }
+    let (status, nodes) = rest(addr, "GET", "/api/nodes", Some(READ_KEY), None);
+    assert_eq!(status, 200, "a read-only key may list nodes: {nodes}");
+    assert_eq!(nodes["nodes"].as_array().map(Vec::len), Some(3), "{nodes}");
+
+    // Bad clients get clear errors and cost nobody else anything.
+    let (status, body) = rest(addr, "GET", "/api/nodes", None, None);
+    assert_eq!((status, body["status"].as_u64()), (401, Some(401)), "{body}");
+    let (status, _) = rest(addr, "GET", "/api/nodes", Some("wrong-key-123"), None);
+    assert_eq!(status, 401);
+    let go = r#"{"type": "go", "playback": "main"}"#;
+    let (status, body) = rest(addr, "POST", "/api/nodes/master-01/command", Some(READ_KEY), Some(go));
+    assert_eq!(status, 403, "read-only keys cannot control: {body}");
+    let (status, body) = rest(addr, "POST", "/api/nodes/node-01/command", Some(KEY), Some("{not json"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("invalid JSON")), "{body}");
+    let (status, _) = rest(addr, "POST", "/api/nodes/nobody/command", Some(KEY), Some(r#"{"type":"clear"}"#));
+    assert_eq!(status, 404);
+    let refused = probe_blocking(addr, Some("wrong-key-123"), &[], Duration::from_millis(200));
+    assert!(refused.as_ref().is_err_and(|e| e.contains("401")), "{refused:?}");
+    let garbage = probe_blocking(addr, Some(KEY), &["\u{1}garbage".into()], Duration::from_secs(1))
+        .expect("handshake with a good key");
+    assert!(garbage.iter().any(|f| f.contains("refused") && f.contains("not JSON")), "{garbage:?}");
+    let hello = format!(
+        r#"{{"v":1,"type":"hello","node_id":"node-01","role":"receiver","version":"0.1.0","protocol":1,"protocol_hash":"{}","capabilities":[],"universes":[1]}}"#,
+        rockontrol_net::protocol::protocol_hash()
+    );
+    let dup = probe_blocking(addr, Some(KEY), &[hello.clone()], Duration::from_secs(1)).expect("handshake");
+    assert!(dup.iter().any(|f| f.contains("already connected")), "a live id is refused: {dup:?}");
+    let old = hello.replace("node-01", "node-09").replace(&rockontrol_net::protocol::protocol_hash(), "0123456789abcdef");
+    let mismatch = probe_blocking(addr, Some(KEY), &[old], Duration::from_secs(1)).expect("handshake");
+    assert!(mismatch.iter().any(|f| f.contains("protocol mismatch")), "{mismatch:?}");
+    let huge = format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+    let _ = probe_blocking(addr, Some(KEY), &[huge], Duration::from_millis(500));
+    for n in 1..=3 {
+        assert_eq!(node_state(addr, &format!("node-0{n}")), "online", "node-0{n} unaffected");
+    }
+
+    // GO on the master: every receiver outputs its universe of cue 1.
+    let (status, body) = rest(addr, "POST", "/api/nodes/master-01/command", Some(KEY), Some(go));
+    assert_eq!(status, 200, "{body}");
+    sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
+    sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
+    sacn.wait_value(3, |v| v == 51, Duration::from_secs(10));
+
+    // Kill node-02; while it is down the master changes the show (a delta it misses) and
+    // two commands are queued for it.
+    receivers[1].kill();
+    wait_state(addr, "node-02", "offline", Duration::from_secs(10));
+    let (status, body) = rest(addr, "POST", "/api/nodes/master-01/command", Some(KEY), Some(r#"{"type": "grand_master", "level": 0.8}"#));
+    assert_eq!(status, 200, "{body}");
+    let mut ids = Vec::new();
+    for body in [r#"{"type": "intensity", "level": 0.5}"#, r#"{"type": "blackout", "on": false}"#] {
+        let (status, reply) = rest(addr, "POST", "/api/nodes/node-02/command", Some(KEY), Some(body));
+        assert_eq!((status, reply["status"].as_str()), (202, Some("queued")), "{reply}");
+        ids.push(reply["command_id"].as_str().expect("command_id").to_string());
+    }
+    sacn.wait_value(1, |v| v == 204, Duration::from_secs(5));
+    receivers[1] = Node::start("receiver", &configs[1], None, &dir.join("state-2"));
+    wait_state(addr, "node-02", "online", Duration::from_secs(30));
+    // Snapshot (GM 80 %) then the queued intensity 50 %: 0.6 × 0.5 × 255 ≈ 76.
+    sacn.wait_value(2, |v| (75..=78).contains(&v), Duration::from_secs(10));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let (_, st) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
+        if st["commands_executed"] == 2 && st["pending_commands"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = receivers[1].lines();
+    for id in &ids {
+        let n = lines.iter().filter(|l| l.starts_with(&format!("executed {id}:"))).count();
+        assert_eq!(n, 1, "{id} executed exactly once: {lines:?}");
+    }
+    let order: Vec<usize> = ids
+        .iter()
+        .filter_map(|id| lines.iter().position(|l| l.starts_with(&format!("executed {id}:"))))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "queued commands ran in order: {lines:?}");
+    let (_, st) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
+    assert_eq!(st["pending_commands"], 0, "{st}");
+    assert!(st["online"].as_bool() == Some(true) && st["last_heartbeat"].is_string(), "seed status shape: {st}");
+
+    // A command node-02 cannot execute: 1 + 3 retries, then degraded with an alert.
+    let (status, _) = rest(addr, "POST", "/api/nodes/node-02/command", Some(KEY), Some(r#"{"type": "cue", "cue_id": 9.5, "fade_time": 1.0}"#));
+    assert_eq!(status, 202);
+    wait_state(addr, "node-02", "degraded", Duration::from_secs(10));
+    let (_, alerts) = rest(addr, "GET", "/api/alerts", Some(KEY), None);
+    assert!(alerts.to_string().contains("failed after 4 attempts"), "{alerts}");
+
+    // Kill the master mid-fade: holding receivers finish the fade, node-03 blacks out.
+    let (status, _) = rest(addr, "POST", "/api/nodes/master-01/command", Some(KEY), Some(go));
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = sacn.value(1).expect("universe 1 live");
+    assert!((60..204).contains(&before), "mid-fade when the master dies: {before}");
+    master.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = sacn.value(1).expect("universe 1 still output");
+    assert!(during < before && during > 41, "the fade goes on without the master: {before} → {during}");
+    sacn.wait_value(3, |v| v == 0, Duration::from_secs(8));
+    sacn.wait_value(1, |v| v == 41, Duration::from_secs(8));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(sacn.value(1), Some(41), "node-01 holds the end of the fade (20 % × GM 80 %)");
+    receivers[0].wait_line("master lost", Duration::from_secs(5));
+    drop(receivers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_seeds_configs_run_with_loopback_addresses() {
+    let dir = temp_dir("seed");
+    let port = free_port();
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        SEED_MASTER
+            .replace("192.168.1.101", "127.0.0.1")
+            .replace("192.168.1.102", "127.0.0.1")
+            .replace("9000", &port.to_string())
+            .replace("\"broadcast_enabled\": true", "\"broadcast_enabled\": false, \"bind\": \"127.0.0.1\""),
+    )
+    .expect("write");
+    let recv_cfg = dir.join("node.json");
+    std::fs::write(
+        &recv_cfg,
+        SEED_RECEIVER
+            .replace("192.168.1.100", "127.0.0.1")
+            .replace("9000", &port.to_string())
+            .replace("\"auto_discover\": true", "\"auto_discover\": false, \"broadcast_enabled\": false"),
+    )
+    .expect("write");
+    let master = Node::start("master", &master_cfg, None, &dir.join("state-m"));
+    let addr = master_addr(&master);
+    let node = Node::start("receiver", &recv_cfg, None, &dir.join("state-r"));
+    wait_state(addr, "node-01", "online", Duration::from_secs(30));
+    node.wait_line("connected to master master-01: universes [1, 2]", Duration::from_secs(10));
+    let (status, body) = rest(addr, "POST", "/api/nodes/register", Some(KEY), Some(r#"{"node_id": "node-07", "capabilities": ["dmx_output"], "universes": [7]}"#));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = rest(addr, "POST", "/api/nodes/register", Some(KEY), Some(r#"{"node_id": "node-08", "capabilities": ["dmx_output"], "universes": [3]}"#));
+    assert_eq!(status, 409, "universe 3 is node-02's: {body}");
+    let (status, body) = rest(addr, "POST", "/api/master/heartbeat", Some(KEY), Some(r#"{"node_id": "node-07", "status": "online", "metrics": {"dmx_fps": 44, "cpu_usage": 15.2}}"#));
+    assert_eq!(status, 200, "{body}");
+    let (_, st) = rest(addr, "GET", "/api/nodes/node-07/status", Some(KEY), None);
+    assert_eq!((st["dmx_fps"].as_f64(), st["cpu_usage"].as_f64()), (Some(44.0), Some(15.2)), "{st}");
+    let (status, body) = rest(addr, "POST", "/api/master/ack", Some(KEY), Some(r#"{"node_id": "node-01", "command_id": "cmd-12345", "status": "executed"}"#));
+    assert_eq!(status, 200, "{body}");
+    let (status, spec) = rest(addr, "GET", "/api/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert!(spec["paths"]["/api/nodes/register"].is_object(), "{spec}");
+    drop(node);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
