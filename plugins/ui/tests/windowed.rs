@@ -16,7 +16,7 @@ use rockontrol_ui::actions::RecordMode;
 use rockontrol_ui::live::LiveFixtures;
 use rockontrol_ui::preview::{StageCamera, StageViewport, stage_position};
 use rockontrol_ui::script::{
-    LastScreenshot, ScriptStep, UiScript, rerun_on_xvfb, rgb_image, scripted_app,
+    FrameTimes, LastScreenshot, ScriptStep, UiScript, rerun_on_xvfb, rgb_image, scripted_app,
 };
 use rockontrol_ui::{UiAction, UiState};
 
@@ -142,7 +142,17 @@ fn red_par_scenario() -> Vec<ScriptStep> {
         }),
         ScriptStep::Screenshot(Some(out_dir().join("programmer_red_par.png"))),
         check("the preview draws Par 1 red and Par 2 dark", check_pixels),
-        ScriptStep::Wait(Duration::from_millis(10)),
+        // The DMX tick keeps the show's rate while the window renders (chase running).
+        ScriptStep::Act(UiAction::Engine("go chase".parse().expect("command"))),
+        ScriptStep::Measure(Duration::from_secs(3)),
+        check("the tick stays at 44 Hz while the UI renders", |w| {
+            let times = w.resource::<FrameTimes>();
+            eprintln!("windowed test: {}", times.report());
+            let rate = times.tick_rate();
+            ((rate - 44.0).abs() <= 1.0)
+                .then_some(())
+                .ok_or(format!("DMX tick at {rate:.2} Hz, expected 44 ± 1"))
+        }),
         ScriptStep::Exit,
     ]
 }
