@@ -44,4 +44,4 @@ pub mod registry;
 pub mod replica;
 
 pub use config::{MasterConfig, NodeConfig, ReceiverConfig};
-pub use plugin::{MasterNet, MasterPlugin, NetSystems, ReceiverNet, ReceiverPlugin};
+pub use plugin::{HistoryEntry, MasterNet, MasterPlugin, NetSystems, ReceiverNet, ReceiverPlugin};

@@ -295,6 +295,33 @@ pub struct ReceiverNet {
     last_heartbeat: Option<Instant>,
     last_frames: u64,
     pub commands_executed: u64,
+    /// The master's address while connected (the last one seen).
+    pub master_addr: Option<SocketAddr>,
+    /// When the link last went down or a connection attempt failed, and why: the next attempt
+    /// follows [`crate::registry::RECONNECT_PERIOD`] later.
+    pub link_down: Option<(Instant, String)>,
+    /// What this node did lately, oldest first (at most [`HISTORY_KEPT`]).
+    pub history: VecDeque<HistoryEntry>,
+}
+
+/// Entries kept in [`ReceiverNet::history`].
+pub const HISTORY_KEPT: usize = 200;
+
+/// One line of a receiver's history: link changes, replicated commands, node commands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The show tick it happened at.
+    pub tick: u64,
+    pub text: String,
+}
+
+impl ReceiverNet {
+    fn remember(&mut self, tick: u64, text: String) {
+        if self.history.len() >= HISTORY_KEPT {
+            self.history.pop_front();
+        }
+        self.history.push_back(HistoryEntry { tick, text });
+    }
 }
 
 impl Plugin for ReceiverPlugin {
@@ -332,6 +359,9 @@ impl Plugin for ReceiverPlugin {
             last_heartbeat: None,
             last_frames: 0,
             commands_executed: 0,
+            master_addr: None,
+            link_down: None,
+            history: VecDeque::new(),
         })
         .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
         .add_systems(Startup, start_receiver_link)
@@ -380,7 +410,10 @@ fn receiver_receive(world: &mut World) {
     }
     for event in batch {
         match event {
-            LinkEvent::Connected(addr) => info!("connected to master at {addr}"),
+            LinkEvent::Connected(addr) => {
+                info!("connected to master at {addr}");
+                world.resource_mut::<ReceiverNet>().master_addr = Some(addr);
+            }
             LinkEvent::Show { hash, ron } => match rockontrol_show::parse_show(&ron, "master show")
             {
                 Ok(mut show) => {
@@ -403,9 +436,14 @@ fn receiver_receive(world: &mut World) {
                 println!("refused by master: {reason}");
             }
             LinkEvent::Disconnected(reason) => {
+                let tick = world.resource::<ShowClock>().next_tick;
                 let mut net = world.resource_mut::<ReceiverNet>();
                 let was = net.connected;
                 net.connected = false;
+                net.link_down = Some((Instant::now(), reason.clone()));
+                if was {
+                    net.remember(tick, format!("master lost: {reason}"));
+                }
                 net.replica.reset();
                 net.pending_snapshot = None;
                 let on_loss = net.on_loss;
@@ -448,9 +486,18 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
                 "connected to master {}: universes {:?}",
                 w.master_id, w.assigned_universes
             );
+            let tick = world.resource::<ShowClock>().next_tick;
             let mut net = world.resource_mut::<ReceiverNet>();
             net.connected = true;
+            net.link_down = None;
             net.assigned = w.assigned_universes.clone();
+            net.remember(
+                tick,
+                format!(
+                    "connected to master {}: universes {:?}",
+                    w.master_id, w.assigned_universes
+                ),
+            );
             if let Some(mut dmx) = world.get_resource_mut::<DmxSettings>() {
                 dmx.only_universes = Some(w.assigned_universes);
             }
@@ -553,8 +600,12 @@ fn receiver_apply(
         let (due, later): (Vec<_>, Vec<_>) = net.deltas.drain(..).partition(|(t, _)| *t <= tick);
         net.deltas = later;
         for (t, command) in due {
-            if let Err(e) = fade.apply(state, &command, t) {
-                warn!("replicated {command} at tick {t} refused here: {e}");
+            match fade.apply(state, &command, t) {
+                Ok(_) => net.remember(t, format!("replicated: {command}")),
+                Err(e) => {
+                    warn!("replicated {command} at tick {t} refused here: {e}");
+                    net.remember(t, format!("replicated {command} refused: {e}"));
+                }
             }
         }
     }
@@ -582,6 +633,7 @@ fn receiver_apply(
                 net.commands_executed += 1;
                 info!("tick {tick}: executed {id}: {c}");
                 println!("executed {id}: {c}");
+                net.remember(tick, format!("executed {id}: {c}"));
                 ToMaster::Ack {
                     command_id: id,
                     status: AckStatus::Executed,
@@ -590,6 +642,7 @@ fn receiver_apply(
             }
             Err(reason) => {
                 warn!("command {id} failed: {reason}");
+                net.remember(tick, format!("command {id} failed: {reason}"));
                 ToMaster::Ack {
                     command_id: id,
                     status: AckStatus::Failed,
