@@ -42,6 +42,12 @@ pub struct MonitorArgs {
     /// $ROCKONTROL_DMX_INTERFACE, else every interface (multicast on the default route's).
     #[arg(long)]
     bind: Option<Ipv4Addr>,
+    /// UDP port for sACN (5568; 0: the kernel picks one, printed on standard error).
+    #[arg(long, value_name = "PORT", default_value_t = rockontrol_dmx::routes::SACN_PORT)]
+    sacn_port: u16,
+    /// UDP port for Art-Net (6454; 0: the kernel picks one, printed on standard error).
+    #[arg(long, value_name = "PORT", default_value_t = rockontrol_dmx::routes::ARTNET_PORT)]
+    artnet_port: u16,
     /// Stop after this long, e.g. `30s` (with --once: give up waiting after this long; 10 s).
     #[arg(long, value_parser = parse_seconds)]
     duration: Option<f64>,
@@ -91,7 +97,9 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         interface,
         sacn: everything || !args.sacn.is_empty(),
         sacn_universes: args.sacn.clone(),
+        sacn_port: args.sacn_port,
         artnet: everything || !args.artnet.is_empty(),
+        artnet_port: args.artnet_port,
         artnet_universes,
         artnet_announce: args
             .artnet_announce
@@ -102,9 +110,11 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let handle = InputReceiver::start(config.clone())
         .with_context(|| format!("cannot listen for DMX on {interface}"))?;
     let stats = handle.stats();
-    // This line tells scripts and tests the sockets are open.
+    // This line tells scripts and tests the sockets are open, and on which ports.
+    let port = |addr: Option<std::net::SocketAddr>| addr.map_or(0, |a| a.port());
     eprintln!(
-        "monitor: listening on {interface}: {}{}{} ({} sockets, {} multicast groups, {} per socket)",
+        "monitor: listening on {interface}: {}{}{} (sACN port {}, Art-Net port {}; {} sockets, \
+         {} multicast groups, {} per socket)",
         if config.sacn {
             describe_sacn(&args.sacn)
         } else {
@@ -120,6 +130,8 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         },
+        port(handle.sacn_addr()),
+        port(handle.artnet_addr()),
         stats.sockets,
         stats.memberships,
         stats.memberships_per_socket,
@@ -191,12 +203,20 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
-        if now >= next {
+        // The last view is always printed on the way out (Ctrl-C or --duration), so a script
+        // reading the JSON lines gets the state at the moment it stopped the monitor.
+        if now >= next || timed_out || stopping {
             let snapshot = handle.snapshot();
             print_view(&mut out, &args, &handle, &snapshot, started, terminal)?;
             next = now + interval;
         }
         if timed_out || stopping {
+            if stopping {
+                eprintln!(
+                    "monitor: stopped after {:.1} s",
+                    now.duration_since(started).as_secs_f64()
+                );
+            }
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(
@@ -333,9 +353,16 @@ fn json_view(
             "sacn": p(&stats.sacn),
             "artnet": p(&stats.artnet),
             "sacn_out_of_sequence": stats.sacn_out_of_sequence,
+            "sacn_preview": stats.sacn_preview,
             "sacn_terminated": stats.sacn_terminated,
+            "sacn_sync": stats.sacn_sync,
+            "sacn_discovery": stats.sacn_discovery,
+            "sacn_alternate_start_code": stats.sacn_alternate_start_code,
+            "too_many_sources": stats.too_many_sources,
             "artnet_polls": stats.artnet_polls,
             "artnet_poll_replies_sent": stats.artnet_poll_replies_sent,
+            "frames_dropped": stats.frames_dropped,
+            "socket_errors": stats.socket_errors,
         },
     })
 }

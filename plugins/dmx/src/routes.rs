@@ -7,6 +7,8 @@ use rockontrol_wire::{artnet, sacn};
 
 /// Art-Net's UDP port.
 pub const ARTNET_PORT: u16 = 6454;
+/// sACN's UDP port (E1.31 §9.3.1).
+pub const SACN_PORT: u16 = sacn::PORT;
 
 /// One sACN stream: a show universe sent as one E1.31 universe.
 #[derive(Debug, Clone, PartialEq)]

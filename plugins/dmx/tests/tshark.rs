@@ -54,7 +54,10 @@ impl Capture {
         let empty = size(&file);
         let deadline = Instant::now() + Duration::from_secs(20);
         while size(&file) <= empty {
-            assert!(Instant::now() < deadline, "tshark captured none of our probe packets within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "tshark captured none of our probe packets within 20 s"
+            );
             let _ = probe.send_to(b"probe", probe_target);
             std::thread::sleep(Duration::from_millis(100));
         }
