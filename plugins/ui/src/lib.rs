@@ -14,12 +14,21 @@
 //! - [`preview`]: the 2D stage view: one sprite per fixture coloured by the live output frame,
 //!   beams for moving heads, drag to move fixtures.
 //! - [`live`]: per-fixture live values read from the engine's latest frame.
+//! - [`nodes`]: the master's node view: topology, universe matrix, node graphs, alerts,
+//!   quick actions, on the real registry of [`rockontrol_net::MasterNet`].
+//! - [`receiver`]: the receiver's window (Steam Deck sized): master connection, local output,
+//!   resources, troubleshooting, command log.
+//! - [`scenes`]: a master or receiver window with real peer nodes on loopback (tests,
+//!   screenshots, benchmark).
 //! - [`script`]: scripted runs (tests, screenshots, frame-time benchmark).
 
 pub mod actions;
 pub mod live;
+pub mod nodes;
 pub mod panels;
 pub mod preview;
+pub mod receiver;
+pub mod scenes;
 pub mod script;
 
 use std::path::PathBuf;
@@ -36,6 +45,21 @@ pub use script::{ScriptStep, UiScript};
 pub struct UiPlugin {
     /// Where Save writes the show (RON). `None`: saving is refused with a message.
     pub show_path: Option<PathBuf>,
+    /// Which window this is.
+    pub view: NodeView,
+}
+
+/// Which window the UI draws.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum NodeView {
+    /// `rockontrol run`: the programmer with the stage preview.
+    #[default]
+    Programmer,
+    /// `rockontrol master`: the programmer, and the node view on a second page (needs
+    /// [`rockontrol_net::MasterPlugin`]).
+    Master,
+    /// `rockontrol receiver`: the receiver view only (needs [`rockontrol_net::ReceiverPlugin`]).
+    Receiver,
 }
 
 /// The UI's systems. Actions apply in `Update`; the preview follows in `PostUpdate`; egui
@@ -55,8 +79,18 @@ impl Plugin for UiPlugin {
         programming_plugin(app, self.show_path.clone());
         app.insert_resource(ClearColor(Color::srgb(0.06, 0.06, 0.08)))
             .configure_sets(EguiPrimaryContextPass, UiSystems::Panels);
-        preview::plugin(app);
-        panels::plugin(app);
+        match self.view {
+            NodeView::Programmer => {
+                preview::plugin(app);
+                panels::plugin(app);
+            }
+            NodeView::Master => {
+                preview::plugin(app);
+                panels::plugin(app);
+                nodes::plugin(app);
+            }
+            NodeView::Receiver => receiver::plugin(app),
+        }
     }
 }
 

@@ -24,10 +24,12 @@ use rockontrol_show::{Attribute, Cue, CueNumber, Follow};
 use crate::UiSystems;
 use crate::actions::{RecordMode, UiAction, UiActions, UiState};
 use crate::live::{FixtureView, LiveFixtures};
+use crate::nodes::{PageArea, UiPage};
 use crate::preview::{StageCamera, StageViewport, stage_position};
 
 pub(crate) fn plugin(app: &mut App) {
     app.init_resource::<PanelState>()
+        .init_resource::<PageArea>()
         .add_systems(Update, measure_rates)
         .add_systems(
             EguiPrimaryContextPass,
@@ -142,8 +144,9 @@ impl View<'_> {
     clippy::too_many_arguments,
     reason = "one system draws every panel from the resources it shows"
 )]
-fn draw_panels(
+pub(crate) fn draw_panels(
     mut contexts: EguiContexts,
+    (page, mut page_area): (Option<ResMut<UiPage>>, ResMut<PageArea>),
     mut actions: ResMut<UiActions>,
     state: Res<UiState>,
     live: Res<LiveFixtures>,
@@ -219,9 +222,23 @@ fn draw_panels(
             .max_rect(ctx.viewport_rect()),
     );
 
+    let mut page = page;
     egui::Panel::top("top").show(&mut root, |ui| {
-        top_bar(ui, &view, &panel, &mut out);
+        ui.horizontal(|ui| {
+            // A master has two pages: programming and its nodes.
+            if let Some(page) = page.as_deref_mut() {
+                ui.selectable_value(page, UiPage::Programmer, "Programmer");
+                ui.selectable_value(page, UiPage::Nodes, "Nodes");
+                ui.separator();
+            }
+            top_bar(ui, &view, &panel, &mut out);
+        });
     });
+    page_area.0 = Some(root.available_rect_before_wrap());
+    if page.as_deref().is_some_and(|p| *p != UiPage::Programmer) {
+        actions.0.extend(out);
+        return Ok(());
+    }
     egui::Panel::left("left")
         .resizable(false)
         .exact_size(310.0)

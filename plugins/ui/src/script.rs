@@ -24,10 +24,13 @@ use bevy_egui::EguiPlugin;
 use rockontrol_engine::{EnginePlugin, ShowClock, load_show};
 use rockontrol_show::Show;
 
+use crate::NodeView;
 use crate::actions::{UiAction, UiActions};
 
 /// Window size of scripted runs (and the README screenshots).
 pub const SCRIPT_WINDOW: (u32, u32) = (1280, 720);
+/// Window size of the receiver view: a Steam Deck's screen.
+pub const RECEIVER_WINDOW: (u32, u32) = (1280, 800);
 
 /// A check or report run on the world; an `Err` fails the script.
 pub type WorldFn = Box<dyn FnMut(&mut World) -> Result<(), String> + Send + Sync>;
@@ -42,6 +45,8 @@ pub enum ScriptStep {
     WaitFrames(u32),
     /// Wait this long (wall clock).
     Wait(Duration),
+    /// Wait until the check passes; fail with its last error after the timeout.
+    WaitUntil(String, Duration, WorldFn),
     /// Capture the window; saved as PNG at the path (if any) and kept in [`LastScreenshot`].
     Screenshot(Option<PathBuf>),
     /// Run a check or a report.
@@ -59,10 +64,24 @@ impl std::fmt::Debug for ScriptStep {
             ScriptStep::WaitTicks(n) => write!(f, "wait {n} ticks"),
             ScriptStep::WaitFrames(n) => write!(f, "wait {n} frames"),
             ScriptStep::Wait(d) => write!(f, "wait {d:?}"),
+            ScriptStep::WaitUntil(name, d, _) => write!(f, "wait up to {d:?} until {name}"),
             ScriptStep::Screenshot(p) => write!(f, "screenshot {p:?}"),
             ScriptStep::Run(name, _) => write!(f, "run {name}"),
             ScriptStep::Measure(d) => write!(f, "measure {d:?}"),
             ScriptStep::Exit => write!(f, "exit"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiting::Condition(name, ..) => write!(f, "until {name}"),
+            Waiting::Tick(t) => write!(f, "tick {t}"),
+            Waiting::Frames(n) => write!(f, "{n} frames"),
+            Waiting::Until(t) => write!(f, "until {t:?}"),
+            Waiting::Shot(_) => write!(f, "screenshot"),
+            Waiting::Measure { .. } => write!(f, "measuring"),
         }
     }
 }
@@ -76,11 +95,11 @@ pub struct UiScript {
     warmup: u32,
 }
 
-#[derive(Debug)]
 enum Waiting {
     Tick(u64),
     Frames(u32),
     Until(Instant),
+    Condition(String, Instant, WorldFn),
     Shot(Arc<Mutex<Option<Image>>>),
     Measure {
         until: Instant,
@@ -181,9 +200,19 @@ pub fn window_plugins(title: &str, size: (u32, u32)) -> PluginGroupBuilder {
 /// egui, the UI, and an update loop that never sleeps on an unfocused window (the DMX tick
 /// runs in `FixedUpdate`, which needs frames to happen).
 pub fn add_window_and_ui(app: &mut App, title: &str, show_path: Option<PathBuf>) {
-    app.add_plugins(window_plugins(title, SCRIPT_WINDOW))
+    add_window_and_view(app, title, show_path, NodeView::Programmer);
+}
+
+/// [`add_window_and_ui`] for a given window: the master's adds the node view, the receiver's
+/// is the receiver view alone, 1280×800.
+pub fn add_window_and_view(app: &mut App, title: &str, show_path: Option<PathBuf>, view: NodeView) {
+    let size = match view {
+        NodeView::Receiver => RECEIVER_WINDOW,
+        _ => SCRIPT_WINDOW,
+    };
+    app.add_plugins(window_plugins(title, size))
         .add_plugins(EguiPlugin::default())
-        .add_plugins(crate::UiPlugin { show_path })
+        .add_plugins(crate::UiPlugin { show_path, view })
         .insert_resource(WinitSettings {
             focused_mode: UpdateMode::Continuous,
             unfocused_mode: UpdateMode::Continuous,
@@ -192,10 +221,20 @@ pub fn add_window_and_ui(app: &mut App, title: &str, show_path: Option<PathBuf>)
 
 /// A windowed app running `show` with `script`: engine, UI, window 1280×720.
 pub fn scripted_app(show: &Show, show_path: Option<PathBuf>, script: UiScript) -> App {
+    scripted_view_app(show, show_path, script, NodeView::Programmer)
+}
+
+/// [`scripted_app`] for a given window (the caller adds the master's or receiver's network).
+pub fn scripted_view_app(
+    show: &Show,
+    show_path: Option<PathBuf>,
+    script: UiScript,
+    view: NodeView,
+) -> App {
     let mut app = App::new();
-    add_window_and_ui(&mut app, "RocKontrol", show_path);
+    add_window_and_view(&mut app, "RocKontrol", show_path, view);
     app.add_plugins(LogPlugin {
-        filter: "warn,rockontrol_ui=info".into(),
+        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rockontrol_ui=info".into()),
         ..default()
     })
     .add_plugins(EnginePlugin)
@@ -229,6 +268,7 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
         return false;
     }
     let tick = world.resource::<ShowClock>().next_tick;
+    let mut failure = None;
     if let Some(waiting) = &mut script.waiting {
         match waiting {
             Waiting::Tick(t) if tick < *t => return false,
@@ -237,6 +277,14 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
                 return false;
             }
             Waiting::Until(t) if Instant::now() < *t => return false,
+            Waiting::Condition(name, deadline, f) => {
+                if let Err(e) = f(world) {
+                    if Instant::now() < *deadline {
+                        return false;
+                    }
+                    failure = Some(format!("{name}: {e}"));
+                }
+            }
             Waiting::Shot(slot) => {
                 let image = slot.lock().ok().and_then(|mut s| s.take());
                 match image {
@@ -263,6 +311,13 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
             _ => {}
         }
         script.waiting = None;
+        if let Some(failure) = failure {
+            error!("script: waiting until {failure}");
+            eprintln!("FAILED: waiting until {failure}");
+            world.write_message(AppExit::error());
+            script.steps.clear();
+            return false;
+        }
     }
     let Some(next) = script.steps.pop_front() else {
         return false;
@@ -273,6 +328,10 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
         ScriptStep::WaitTicks(n) => script.waiting = Some(Waiting::Tick(tick + n)),
         ScriptStep::WaitFrames(n) => script.waiting = Some(Waiting::Frames(n)),
         ScriptStep::Wait(d) => script.waiting = Some(Waiting::Until(Instant::now() + d)),
+        ScriptStep::WaitUntil(name, d, f) => {
+            script.waiting = Some(Waiting::Condition(name, Instant::now() + d, f));
+            return false;
+        }
         ScriptStep::Screenshot(path) => {
             let slot = Arc::new(Mutex::new(None));
             let sink = Arc::clone(&slot);
@@ -418,7 +477,7 @@ pub fn has_display() -> bool {
 /// `extra_env` set, and returns its exit status. For commands that need a window on a
 /// machine without one (environment variables must be set before the process starts).
 pub fn rerun_on_xvfb(extra_env: &[(&str, &str)]) -> Result<std::process::ExitStatus, String> {
-    let xvfb = Xvfb::start(SCRIPT_WINDOW)?;
+    let xvfb = Xvfb::start(RECEIVER_WINDOW)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut child = Process::new(exe);
     child.args(std::env::args_os().skip(1));
