@@ -134,7 +134,10 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no line with {needle:?} within {timeout:?}; got {:?}", self.lines())
+        panic!(
+            "no line with {needle:?} within {timeout:?}; got {:?}",
+            self.lines()
+        )
     }
 
     fn kill(&mut self) {
@@ -176,10 +179,9 @@ impl Listener {
                     rockontrol_wire::sacn::decode(&buf[..n])
                 {
                     let v = p.slots.first().copied().unwrap_or(0);
-                    sink.lock().expect("latest").insert(
-                        p.universe,
-                        (v, p.source_name.to_string(), Instant::now()),
-                    );
+                    sink.lock()
+                        .expect("latest")
+                        .insert(p.universe, (v, p.source_name.to_string(), Instant::now()));
                 }
             }
         });
@@ -212,7 +214,13 @@ impl Listener {
     }
 }
 
-fn rest(master: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+fn rest(
+    master: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
     let (status, text) =
         http_request_blocking(master, method, path, key, body).expect("REST request");
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
@@ -220,7 +228,13 @@ fn rest(master: SocketAddr, method: &str, path: &str, key: Option<&str>, body: O
 }
 
 fn node_state(master: SocketAddr, node: &str) -> String {
-    let (_, v) = rest(master, "GET", &format!("/api/nodes/{node}/status"), Some(KEY), None);
+    let (_, v) = rest(
+        master,
+        "GET",
+        &format!("/api/nodes/{node}/status"),
+        Some(KEY),
+        None,
+    );
     v["state"].as_str().unwrap_or("").to_string()
 }
 
@@ -280,7 +294,12 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         ),
     )
     .expect("master config");
-    let mut master = Node::start("master", &master_cfg, Some(&show), &dir.join("state-master"));
+    let mut master = Node::start(
+        "master",
+        &master_cfg,
+        Some(&show),
+        &dir.join("state-master"),
+    );
     let addr = master_addr(&master);
     let mut receivers = Vec::new();
     let mut configs = Vec::new();
@@ -288,13 +307,23 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         let cfg = dir.join(format!("node-0{n}.json"));
         let on_loss = if n == 3 { "blackout" } else { "hold" };
         std::fs::write(&cfg, receiver_config(n, port, sacn.port, on_loss)).expect("config");
-        receivers.push(Node::start("receiver", &cfg, None, &dir.join(format!("state-{n}"))));
+        receivers.push(Node::start(
+            "receiver",
+            &cfg,
+            None,
+            &dir.join(format!("state-{n}")),
+        ));
         configs.push(cfg);
     }
 
     // Handshake: every receiver is online with its universe.
     for n in 1..=3 {
-        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
         receivers[n - 1].wait_line(
             &format!("connected to master master-01: universes [{n}]"),
             Duration::from_secs(10),
@@ -306,39 +335,100 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
 
     // Bad clients get clear errors and cost nobody else anything.
     let (status, body) = rest(addr, "GET", "/api/nodes", None, None);
-    assert_eq!((status, body["status"].as_u64()), (401, Some(401)), "{body}");
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (401, Some(401)),
+        "{body}"
+    );
     let (status, _) = rest(addr, "GET", "/api/nodes", Some("wrong-key-123"), None);
     assert_eq!(status, 401);
     let go = r#"{"type": "go", "playback": "main"}"#;
-    let (status, body) = rest(addr, "POST", "/api/nodes/master-01/command", Some(READ_KEY), Some(go));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(READ_KEY),
+        Some(go),
+    );
     assert_eq!(status, 403, "read-only keys cannot control: {body}");
-    let (status, body) = rest(addr, "POST", "/api/nodes/node-01/command", Some(KEY), Some("{not json"));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/node-01/command",
+        Some(KEY),
+        Some("{not json"),
+    );
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("invalid JSON")), "{body}");
-    let (status, _) = rest(addr, "POST", "/api/nodes/nobody/command", Some(KEY), Some(r#"{"type":"clear"}"#));
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid JSON")),
+        "{body}"
+    );
+    let (status, _) = rest(
+        addr,
+        "POST",
+        "/api/nodes/nobody/command",
+        Some(KEY),
+        Some(r#"{"type":"clear"}"#),
+    );
     assert_eq!(status, 404);
     let refused = probe_blocking(addr, Some("wrong-key-123"), &[], Duration::from_millis(200));
-    assert!(refused.as_ref().is_err_and(|e| e.contains("401")), "{refused:?}");
-    let garbage = probe_blocking(addr, Some(KEY), &["\u{1}garbage".into()], Duration::from_secs(1))
-        .expect("handshake with a good key");
-    assert!(garbage.iter().any(|f| f.contains("refused") && f.contains("not JSON")), "{garbage:?}");
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("401")),
+        "{refused:?}"
+    );
+    let garbage = probe_blocking(
+        addr,
+        Some(KEY),
+        &["\u{1}garbage".into()],
+        Duration::from_secs(1),
+    )
+    .expect("handshake with a good key");
+    assert!(
+        garbage
+            .iter()
+            .any(|f| f.contains("refused") && f.contains("not JSON")),
+        "{garbage:?}"
+    );
     let hello = format!(
         r#"{{"v":1,"type":"hello","node_id":"node-01","role":"receiver","version":"0.1.0","protocol":1,"protocol_hash":"{}","capabilities":[],"universes":[1]}}"#,
         rockontrol_net::protocol::protocol_hash()
     );
-    let dup = probe_blocking(addr, Some(KEY), &[hello.clone()], Duration::from_secs(1)).expect("handshake");
-    assert!(dup.iter().any(|f| f.contains("already connected")), "a live id is refused: {dup:?}");
-    let old = hello.replace("node-01", "node-09").replace(&rockontrol_net::protocol::protocol_hash(), "0123456789abcdef");
-    let mismatch = probe_blocking(addr, Some(KEY), &[old], Duration::from_secs(1)).expect("handshake");
-    assert!(mismatch.iter().any(|f| f.contains("protocol mismatch")), "{mismatch:?}");
+    let dup = probe_blocking(addr, Some(KEY), &[hello.clone()], Duration::from_secs(1))
+        .expect("handshake");
+    assert!(
+        dup.iter().any(|f| f.contains("already connected")),
+        "a live id is refused: {dup:?}"
+    );
+    let old = hello.replace("node-01", "node-09").replace(
+        &rockontrol_net::protocol::protocol_hash(),
+        "0123456789abcdef",
+    );
+    let mismatch =
+        probe_blocking(addr, Some(KEY), &[old], Duration::from_secs(1)).expect("handshake");
+    assert!(
+        mismatch.iter().any(|f| f.contains("protocol mismatch")),
+        "{mismatch:?}"
+    );
     let huge = format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(2 << 20));
     let _ = probe_blocking(addr, Some(KEY), &[huge], Duration::from_millis(500));
     for n in 1..=3 {
-        assert_eq!(node_state(addr, &format!("node-0{n}")), "online", "node-0{n} unaffected");
+        assert_eq!(
+            node_state(addr, &format!("node-0{n}")),
+            "online",
+            "node-0{n} unaffected"
+        );
     }
 
     // GO on the master: every receiver outputs its universe of cue 1.
-    let (status, body) = rest(addr, "POST", "/api/nodes/master-01/command", Some(KEY), Some(go));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(KEY),
+        Some(go),
+    );
     assert_eq!(status, 200, "{body}");
     sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
     sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
@@ -348,13 +438,37 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
     // two commands are queued for it.
     receivers[1].kill();
     wait_state(addr, "node-02", "offline", Duration::from_secs(10));
-    let (status, body) = rest(addr, "POST", "/api/nodes/master-01/command", Some(KEY), Some(r#"{"type": "grand_master", "level": 0.8}"#));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(KEY),
+        Some(r#"{"type": "grand_master", "level": 0.8}"#),
+    );
     assert_eq!(status, 200, "{body}");
     let mut ids = Vec::new();
-    for body in [r#"{"type": "intensity", "level": 0.5}"#, r#"{"type": "blackout", "on": false}"#] {
-        let (status, reply) = rest(addr, "POST", "/api/nodes/node-02/command", Some(KEY), Some(body));
-        assert_eq!((status, reply["status"].as_str()), (202, Some("queued")), "{reply}");
-        ids.push(reply["command_id"].as_str().expect("command_id").to_string());
+    for body in [
+        r#"{"type": "intensity", "level": 0.5}"#,
+        r#"{"type": "blackout", "on": false}"#,
+    ] {
+        let (status, reply) = rest(
+            addr,
+            "POST",
+            "/api/nodes/node-02/command",
+            Some(KEY),
+            Some(body),
+        );
+        assert_eq!(
+            (status, reply["status"].as_str()),
+            (202, Some("queued")),
+            "{reply}"
+        );
+        ids.push(
+            reply["command_id"]
+                .as_str()
+                .expect("command_id")
+                .to_string(),
+        );
     }
     sacn.wait_value(1, |v| v == 204, Duration::from_secs(5));
     receivers[1] = Node::start("receiver", &configs[1], None, &dir.join("state-2"));
@@ -372,39 +486,77 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
     std::thread::sleep(Duration::from_millis(500));
     let lines = receivers[1].lines();
     for id in &ids {
-        let n = lines.iter().filter(|l| l.starts_with(&format!("executed {id}:"))).count();
+        let n = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("executed {id}:")))
+            .count();
         assert_eq!(n, 1, "{id} executed exactly once: {lines:?}");
     }
     let order: Vec<usize> = ids
         .iter()
-        .filter_map(|id| lines.iter().position(|l| l.starts_with(&format!("executed {id}:"))))
+        .filter_map(|id| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(&format!("executed {id}:")))
+        })
         .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "queued commands ran in order: {lines:?}");
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "queued commands ran in order: {lines:?}"
+    );
     let (_, st) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
     assert_eq!(st["pending_commands"], 0, "{st}");
-    assert!(st["online"].as_bool() == Some(true) && st["last_heartbeat"].is_string(), "seed status shape: {st}");
+    assert!(
+        st["online"].as_bool() == Some(true) && st["last_heartbeat"].is_string(),
+        "seed status shape: {st}"
+    );
 
     // A command node-02 cannot execute: 1 + 3 retries, then degraded with an alert.
-    let (status, _) = rest(addr, "POST", "/api/nodes/node-02/command", Some(KEY), Some(r#"{"type": "cue", "cue_id": 9.5, "fade_time": 1.0}"#));
+    let (status, _) = rest(
+        addr,
+        "POST",
+        "/api/nodes/node-02/command",
+        Some(KEY),
+        Some(r#"{"type": "cue", "cue_id": 9.5, "fade_time": 1.0}"#),
+    );
     assert_eq!(status, 202);
     wait_state(addr, "node-02", "degraded", Duration::from_secs(10));
     let (_, alerts) = rest(addr, "GET", "/api/alerts", Some(KEY), None);
-    assert!(alerts.to_string().contains("failed after 4 attempts"), "{alerts}");
+    assert!(
+        alerts.to_string().contains("failed after 4 attempts"),
+        "{alerts}"
+    );
 
     // Kill the master mid-fade: holding receivers finish the fade, node-03 blacks out.
-    let (status, _) = rest(addr, "POST", "/api/nodes/master-01/command", Some(KEY), Some(go));
+    let (status, _) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(KEY),
+        Some(go),
+    );
     assert_eq!(status, 200);
     std::thread::sleep(Duration::from_millis(1500));
     let before = sacn.value(1).expect("universe 1 live");
-    assert!((60..204).contains(&before), "mid-fade when the master dies: {before}");
+    assert!(
+        (60..204).contains(&before),
+        "mid-fade when the master dies: {before}"
+    );
     master.kill();
     std::thread::sleep(Duration::from_millis(1500));
     let during = sacn.value(1).expect("universe 1 still output");
-    assert!(during < before && during > 41, "the fade goes on without the master: {before} → {during}");
+    assert!(
+        during < before && during > 41,
+        "the fade goes on without the master: {before} → {during}"
+    );
     sacn.wait_value(3, |v| v == 0, Duration::from_secs(8));
     sacn.wait_value(1, |v| v == 41, Duration::from_secs(8));
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(sacn.value(1), Some(41), "node-01 holds the end of the fade (20 % × GM 80 %)");
+    assert_eq!(
+        sacn.value(1),
+        Some(41),
+        "node-01 holds the end of the fade (20 % × GM 80 %)"
+    );
     receivers[0].wait_line("master lost", Duration::from_secs(5));
     drop(receivers);
     let _ = std::fs::remove_dir_all(&dir);
@@ -421,7 +573,10 @@ fn the_seeds_configs_run_with_loopback_addresses() {
             .replace("192.168.1.101", "127.0.0.1")
             .replace("192.168.1.102", "127.0.0.1")
             .replace("9000", &port.to_string())
-            .replace("\"broadcast_enabled\": true", "\"broadcast_enabled\": false, \"bind\": \"127.0.0.1\""),
+            .replace(
+                "\"broadcast_enabled\": true",
+                "\"broadcast_enabled\": false, \"bind\": \"127.0.0.1\"",
+            ),
     )
     .expect("write");
     let recv_cfg = dir.join("node.json");
@@ -430,23 +585,59 @@ fn the_seeds_configs_run_with_loopback_addresses() {
         SEED_RECEIVER
             .replace("192.168.1.100", "127.0.0.1")
             .replace("9000", &port.to_string())
-            .replace("\"auto_discover\": true", "\"auto_discover\": false, \"broadcast_enabled\": false"),
+            .replace(
+                "\"auto_discover\": true",
+                "\"auto_discover\": false, \"broadcast_enabled\": false",
+            ),
     )
     .expect("write");
     let master = Node::start("master", &master_cfg, None, &dir.join("state-m"));
     let addr = master_addr(&master);
     let node = Node::start("receiver", &recv_cfg, None, &dir.join("state-r"));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
-    node.wait_line("connected to master master-01: universes [1, 2]", Duration::from_secs(10));
-    let (status, body) = rest(addr, "POST", "/api/nodes/register", Some(KEY), Some(r#"{"node_id": "node-07", "capabilities": ["dmx_output"], "universes": [7]}"#));
+    node.wait_line(
+        "connected to master master-01: universes [1, 2]",
+        Duration::from_secs(10),
+    );
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/register",
+        Some(KEY),
+        Some(r#"{"node_id": "node-07", "capabilities": ["dmx_output"], "universes": [7]}"#),
+    );
     assert_eq!(status, 201, "{body}");
-    let (status, body) = rest(addr, "POST", "/api/nodes/register", Some(KEY), Some(r#"{"node_id": "node-08", "capabilities": ["dmx_output"], "universes": [3]}"#));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/register",
+        Some(KEY),
+        Some(r#"{"node_id": "node-08", "capabilities": ["dmx_output"], "universes": [3]}"#),
+    );
     assert_eq!(status, 409, "universe 3 is node-02's: {body}");
-    let (status, body) = rest(addr, "POST", "/api/master/heartbeat", Some(KEY), Some(r#"{"node_id": "node-07", "status": "online", "metrics": {"dmx_fps": 44, "cpu_usage": 15.2}}"#));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/master/heartbeat",
+        Some(KEY),
+        Some(
+            r#"{"node_id": "node-07", "status": "online", "metrics": {"dmx_fps": 44, "cpu_usage": 15.2}}"#,
+        ),
+    );
     assert_eq!(status, 200, "{body}");
     let (_, st) = rest(addr, "GET", "/api/nodes/node-07/status", Some(KEY), None);
-    assert_eq!((st["dmx_fps"].as_f64(), st["cpu_usage"].as_f64()), (Some(44.0), Some(15.2)), "{st}");
-    let (status, body) = rest(addr, "POST", "/api/master/ack", Some(KEY), Some(r#"{"node_id": "node-01", "command_id": "cmd-12345", "status": "executed"}"#));
+    assert_eq!(
+        (st["dmx_fps"].as_f64(), st["cpu_usage"].as_f64()),
+        (Some(44.0), Some(15.2)),
+        "{st}"
+    );
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/master/ack",
+        Some(KEY),
+        Some(r#"{"node_id": "node-01", "command_id": "cmd-12345", "status": "executed"}"#),
+    );
     assert_eq!(status, 200, "{body}");
     let (status, spec) = rest(addr, "GET", "/api/openapi.json", None, None);
     assert_eq!(status, 200);

@@ -69,13 +69,36 @@ pub struct PlaybackRun {
     /// Tick at which a release completes and the playback switches off.
     pub release_at: Option<u64>,
     /// Per lane: level the fade starts from.
+    #[serde(with = "unset_as_null")]
     pub from: Vec<f32>,
     /// Per lane: level the fade goes to; `NaN`: the lane does not contribute.
+    #[serde(with = "unset_as_null")]
     pub to: Vec<f32>,
     /// Per lane: index into `timings`.
     pub timing: Vec<u16>,
     /// Fade timings in use by lanes; index 0 is "complete".
     pub timings: Vec<Timing>,
+}
+
+/// Lane levels with `NaN` ("unset") written as `null`: JSON has no NaN, and the state is
+/// replicated to receivers as JSON.
+mod unset_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::compile::UNSET;
+
+    pub fn serialize<S: Serializer>(levels: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let wire: Vec<Option<f32>> = levels
+            .iter()
+            .map(|l| if l.is_finite() { Some(*l) } else { None })
+            .collect();
+        wire.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let wire = Vec::<Option<f32>>::deserialize(d)?;
+        Ok(wire.into_iter().map(|l| l.unwrap_or(UNSET)).collect())
+    }
 }
 
 impl PlaybackRun {

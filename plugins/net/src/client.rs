@@ -267,7 +267,8 @@ pub fn probe_blocking(
             .into_client_request()
             .map_err(|e| e.to_string())?;
         if let Some(key) = key {
-            let value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|e| e.to_string())?;
+            let value =
+                HeaderValue::from_str(&format!("Bearer {key}")).map_err(|e| e.to_string())?;
             request.headers_mut().insert("authorization", value);
         }
         let (ws, _) = tokio_tungstenite::connect_async(request)

@@ -20,11 +20,18 @@ pub const SERVICE_TYPE: &str = "_rockontrol._tcp.local.";
 #[error("mDNS: {0}")]
 pub struct DiscoveryError(String);
 
-fn daemon() -> Result<ServiceDaemon, DiscoveryError> {
+/// The interface named by `$ROCKONTROL_MDNS_INTERFACE`, if any.
+pub fn interface_from_env() -> Option<String> {
+    std::env::var("ROCKONTROL_MDNS_INTERFACE")
+        .ok()
+        .filter(|name| !name.is_empty())
+}
+
+/// A daemon on `interface` only (`lo`: IPv4 loopback), or on every interface.
+fn daemon(interface: Option<&str>) -> Result<ServiceDaemon, DiscoveryError> {
     let d = ServiceDaemon::new().map_err(|e| DiscoveryError(e.to_string()))?;
-    if let Ok(name) = std::env::var("ROCKONTROL_MDNS_INTERFACE")
-        && !name.is_empty()
-    {
+    if let Some(name) = interface {
+        let name = name.to_string();
         d.disable_interface(IfKind::All)
             .map_err(|e| DiscoveryError(e.to_string()))?;
         let kind = if name == "lo" {
@@ -74,9 +81,19 @@ impl Advert {
     }
 }
 
-/// Advertises this node until the returned daemon is dropped or shut down.
+/// Advertises this node (on `$ROCKONTROL_MDNS_INTERFACE`, else everywhere) until the
+/// returned daemon is dropped or shut down.
 pub fn advertise(advert: &Advert, ip: Option<IpAddr>) -> Result<ServiceDaemon, DiscoveryError> {
-    let d = daemon()?;
+    advertise_on(advert, ip, interface_from_env().as_deref())
+}
+
+/// [`advertise`] on one interface (`None`: every interface).
+pub fn advertise_on(
+    advert: &Advert,
+    ip: Option<IpAddr>,
+    interface: Option<&str>,
+) -> Result<ServiceDaemon, DiscoveryError> {
+    let d = daemon(interface)?;
     let host = format!("rockontrol-{}.local.", advert.node_id);
     let props: Vec<(String, String)> = advert.txt().into_iter().collect();
     let info = match ip {
@@ -119,9 +136,17 @@ pub struct Seen {
     pub txt: BTreeMap<String, String>,
 }
 
-/// Browses for `timeout` and returns every node resolved.
+/// Browses (on `$ROCKONTROL_MDNS_INTERFACE`, else everywhere) for `timeout` and returns every
+/// node resolved.
 pub fn browse_blocking(timeout: Duration, stop_at_master: bool) -> Vec<Seen> {
-    let Ok(d) = daemon() else { return Vec::new() };
+    browse_on(interface_from_env().as_deref(), timeout, stop_at_master)
+}
+
+/// [`browse_blocking`] on one interface (`None`: every interface).
+pub fn browse_on(interface: Option<&str>, timeout: Duration, stop_at_master: bool) -> Vec<Seen> {
+    let Ok(d) = daemon(interface) else {
+        return Vec::new();
+    };
     let Ok(rx) = d.browse(SERVICE_TYPE) else {
         return Vec::new();
     };

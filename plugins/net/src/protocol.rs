@@ -469,6 +469,50 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_carry_unset_lanes_as_null() {
+        // Lanes a cue does not touch are NaN in the engine; JSON has no NaN.
+        let run = rockontrol_engine::PlaybackRun {
+            cue: Some(0),
+            master: 1.0,
+            last_action: 1,
+            go_tick: 220,
+            follow_at: None,
+            release_at: None,
+            from: vec![0.0, f32::NAN],
+            to: vec![1.0, f32::NAN],
+            timing: vec![0, 0],
+            timings: vec![],
+        };
+        let snapshot = ToReceiver::Snapshot(Snapshot {
+            seq: 3,
+            tick: 221,
+            rate: 44,
+            show_hash: None,
+            state: Some(PlaybackState {
+                grand_master: 1.0,
+                blackout: false,
+                action_seq: 1,
+                playbacks: vec![run],
+            }),
+        });
+        let text = encode(&snapshot);
+        assert!(
+            text.contains(r#""from":[0.0,null],"to":[1.0,null]"#),
+            "{text}"
+        );
+        let Ok(ToReceiver::Snapshot(back)) = decode_to_receiver(&text) else {
+            panic!("the snapshot decodes: {text}");
+        };
+        let run = &back.state.as_ref().expect("state").playbacks[0];
+        assert_eq!((run.from[0], run.to[0]), (0.0, 1.0));
+        assert!(
+            run.from[1].is_nan() && run.to[1].is_nan(),
+            "unset stays unset"
+        );
+        assert_eq!(encode(&ToReceiver::Snapshot(back.clone())), text);
+    }
+
+    #[test]
     fn garbage_frames_are_errors_never_panics() {
         assert!(matches!(
             decode_to_master("hello"),
