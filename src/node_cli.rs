@@ -65,20 +65,29 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-fn base_app(stop: Arc<AtomicBool>, duration: Option<f64>) -> App {
+fn base_app(
+    stop: Arc<AtomicBool>,
+    duration: Option<f64>,
+    window: Option<crate::windowed::NodeWindow>,
+) -> App {
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)))
-        .add_plugins(LogPlugin {
-            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            ..default()
-        })
-        .add_plugins(EnginePlugin)
-        .add_plugins(DmxPlugin)
-        .insert_resource(StopWhen {
-            flag: stop,
-            at: duration.map(Duration::from_secs_f64),
-        })
-        .add_systems(Update, stop_when_asked);
+    match window {
+        Some(window) => crate::windowed::add_node_window(&mut app, window),
+        None => {
+            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)));
+        }
+    }
+    app.add_plugins(LogPlugin {
+        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ..default()
+    })
+    .add_plugins(EnginePlugin)
+    .add_plugins(DmxPlugin)
+    .insert_resource(StopWhen {
+        flag: stop,
+        at: duration.map(Duration::from_secs_f64),
+    })
+    .add_systems(Update, stop_when_asked);
     // Ticks must keep up with wall time after a stall instead of being dropped.
     app.world_mut()
         .resource_mut::<Time<Virtual>>()
@@ -173,7 +182,8 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let stop = stop_flag()?;
-    let mut app = base_app(stop, args.duration);
+    let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Master);
+    let mut app = base_app(stop, args.duration, window);
     app.insert_resource(DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&show.name),
         only_universes: Some(local),
@@ -252,7 +262,8 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         }
     );
     let stop = stop_flag()?;
-    let mut app = base_app(stop, args.duration);
+    let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Receiver);
+    let mut app = base_app(stop, args.duration, window);
     let mut show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
     if let Some(dest) = &config.dmx_destination {
         rockontrol_net::plugin::redirect_sacn(&mut show, dest);
