@@ -950,7 +950,7 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
         .unwrap_or_default();
     let now = model.started.elapsed().as_secs_f64();
     let width = (ui.available_width() - 8.0) / 2.0;
-    let height = ((ui.available_height() - 12.0) / 2.0).clamp(50.0, 110.0);
+    let height = ((ui.available_height() - 12.0) / 2.0).clamp(50.0, 150.0);
     let graphs: [(&str, &str, fn(&Sample) -> Option<f64>); 4] = [
         ("latency (round trip)", "ms", |s| s.latency_ms),
         ("DMX", "fps", |s| s.dmx_fps),

@@ -247,7 +247,7 @@ fn test_pattern(
 /// Touch-sized controls and larger text.
 fn touch_style(ctx: &egui::Context) {
     ctx.all_styles_mut(|style| {
-        style.spacing.interact_size = egui::vec2(64.0, 48.0);
+        style.spacing.interact_size = egui::vec2(64.0, 44.0);
         style.spacing.button_padding = egui::vec2(18.0, 12.0);
         style.spacing.item_spacing = egui::vec2(12.0, 10.0);
         for (text_style, size) in [
@@ -265,7 +265,7 @@ fn touch_style(ctx: &egui::Context) {
 }
 
 fn big_button(ui: &mut egui::Ui, text: &str) -> egui::Response {
-    ui.add(egui::Button::new(text).min_size(egui::vec2(220.0, 56.0)))
+    ui.add(egui::Button::new(text).min_size(egui::vec2(190.0, 56.0)))
 }
 
 #[expect(
@@ -355,7 +355,7 @@ fn draw_receiver_view(
     });
     egui::Panel::right("receiver-side")
         .resizable(false)
-        .exact_size(430.0)
+        .exact_size(440.0)
         .show(&mut root, |ui| {
             ui.heading("Resources");
             egui::Grid::new("resources").num_columns(2).show(ui, |ui| {
@@ -464,8 +464,8 @@ fn draw_receiver_view(
 /// 32 × 16 cells, one per slot, brightness = value.
 fn universe_grid(ui: &mut egui::Ui, slots: Option<&[u8]>) {
     let cols = 32;
-    let width = ui.available_width().min(800.0);
-    let cell = egui::vec2((width / cols as f32).floor(), 14.0);
+    let width = ui.available_width().min(900.0);
+    let cell = egui::vec2((width / cols as f32).floor(), 20.0);
     let (rect, response) = ui.allocate_exact_size(
         egui::vec2(cell.x * cols as f32, cell.y * 16.0),
         egui::Sense::hover(),

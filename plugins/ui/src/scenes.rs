@@ -7,7 +7,7 @@
 //! node that goes away would.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -23,8 +23,21 @@ use rockontrol_net::config::{MasterConfig, NodeConfig, ReceiverConfig, Syntax};
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
 use rockontrol_show::Show;
 
+use bevy_egui::egui;
+use rockontrol_engine::{LatestFrame, Programmer};
+use rockontrol_net::ReceiverNet;
+use rockontrol_net::protocol::NodeCommand;
+use rockontrol_net::registry::NodeState;
+
 use crate::NodeView;
-use crate::script::{UiScript, scripted_view_app};
+use crate::nodes::{
+    ASSIGNED, CONFLICT, DEGRADED, FREE, NodeAction, NodeActions, NodeViewLayout, NodesModel,
+    OFFLINE, ONLINE, ProbeResult, UiPage,
+};
+use crate::receiver::{
+    PingResult, ReceiverAction, ReceiverActions, ReceiverLayout, ReceiverView, reconnect_in,
+};
+use crate::script::{LastScreenshot, ScriptStep, UiScript, rgb_image, scripted_view_app};
 
 /// The control key every scene node uses.
 pub const SCENE_KEY: &str = "rockontrol-ui-scene-key";
@@ -284,4 +297,364 @@ pub fn receiver_scene(show: &Show, script: UiScript) -> App {
         })
         .insert_resource(ScenePeers(vec![master]));
     app
+}
+
+fn check(
+    name: &str,
+    f: impl FnMut(&mut World) -> Result<(), String> + Send + Sync + 'static,
+) -> ScriptStep {
+    ScriptStep::Run(name.to_string(), Box::new(f))
+}
+
+fn wait_until(
+    name: &str,
+    timeout: Duration,
+    f: impl FnMut(&mut World) -> Result<(), String> + Send + Sync + 'static,
+) -> ScriptStep {
+    ScriptStep::WaitUntil(name.to_string(), timeout, Box::new(f))
+}
+
+/// Pushes a node-view action, as its widget does.
+pub fn node_act(action: NodeAction) -> ScriptStep {
+    check(&format!("{action:?}"), move |w| {
+        w.resource_mut::<NodeActions>().0.push(action.clone());
+        Ok(())
+    })
+}
+
+/// Pushes a receiver-view action, as its widget does.
+pub fn receiver_act(action: ReceiverAction) -> ScriptStep {
+    check(&format!("{action:?}"), move |w| {
+        w.resource_mut::<ReceiverActions>().0.push(action);
+        Ok(())
+    })
+}
+
+/// True when two colours differ by at most `tolerance` in every channel.
+pub fn close(pixel: [u8; 3], colour: egui::Color32, tolerance: u8) -> bool {
+    pixel
+        .iter()
+        .zip([colour.r(), colour.g(), colour.b()])
+        .all(|(a, b)| a.abs_diff(b) <= tolerance)
+}
+
+fn pixel_at(w: &World, at: UVec2) -> Result<[u8; 3], String> {
+    let shot = rgb_image(&w.resource::<LastScreenshot>().0)?;
+    if at.x >= shot.width() || at.y >= shot.height() {
+        return Err(format!("{at} is outside the screenshot"));
+    }
+    Ok(shot.get_pixel(at.x, at.y).0)
+}
+
+/// The screenshot pixel at a node's disc is `colour`.
+fn node_drawn(w: &World, node: &str, colour: egui::Color32, what: &str) -> Result<(), String> {
+    let at = *w
+        .resource::<NodeViewLayout>()
+        .nodes
+        .get(node)
+        .ok_or(format!("{node} is not in the topology"))?;
+    let p = pixel_at(w, at)?;
+    if close(p, colour, 30) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{node} at {at}: expected {what} {colour:?}, pixel is {p:?}"
+        ))
+    }
+}
+
+/// The screenshot pixel of a matrix cell is `colour`.
+fn cell_drawn(
+    w: &World,
+    node: &str,
+    universe: u16,
+    colour: egui::Color32,
+    what: &str,
+) -> Result<(), String> {
+    let at = *w
+        .resource::<NodeViewLayout>()
+        .cells
+        .get(&(node.to_string(), universe))
+        .ok_or(format!("no matrix cell {node} × {universe}"))?;
+    let p = pixel_at(w, at)?;
+    if close(p, colour, 30) {
+        Ok(())
+    } else {
+        Err(format!(
+            "cell {node} × universe {universe} at {at}: expected {what} {colour:?}, pixel is {p:?}"
+        ))
+    }
+}
+
+fn node_state(w: &World, node: &str) -> Result<NodeState, String> {
+    w.resource::<NodesModel>()
+        .node(node)
+        .map(|n| n.state)
+        .ok_or(format!("the view has no node {node}"))
+}
+
+/// The master scene as a user drives it, checking what the view shows (used by the test and
+/// by `rockontrol-ui screenshots`, which saves `master.png` into `out`).
+pub fn master_steps(out: Option<&Path>) -> Vec<ScriptStep> {
+    let shot = |name: &str| ScriptStep::Screenshot(out.map(|o| o.join(name)));
+    vec![
+        ScriptStep::WaitTicks(2),
+        check("open the Nodes page", |w| {
+            *w.resource_mut::<UiPage>() = UiPage::Nodes;
+            Ok(())
+        }),
+        wait_until(
+            "stage-pars and stage-spots are online with heartbeats",
+            Duration::from_secs(20),
+            |w| {
+                let model = w.resource::<NodesModel>();
+                for id in ["stage-pars", "stage-spots"] {
+                    let n = model.node(id).ok_or(format!("no {id}"))?;
+                    if n.state != NodeState::Online || n.metrics.tick == 0 {
+                        return Err(format!(
+                            "{id} is {:?} with tick {}",
+                            n.state, n.metrics.tick
+                        ));
+                    }
+                }
+                Ok(())
+            },
+        ),
+        check(
+            "the matrix shows the configured assignment, no conflict",
+            |w| {
+                let model = w.resource::<NodesModel>();
+                let pars = model.node("stage-pars").ok_or("no stage-pars")?;
+                if pars.universes != [1] {
+                    return Err(format!(
+                        "stage-pars universes {:?}, expected [1]",
+                        pars.universes
+                    ));
+                }
+                if !model.conflicts.is_empty() {
+                    return Err(format!("unexpected conflicts {:?}", model.conflicts));
+                }
+                if node_state(w, "balcony")? != NodeState::Offline {
+                    return Err("balcony never ran: expected offline".into());
+                }
+                Ok(())
+            },
+        ),
+        // A few seconds of graphs and a connection test.
+        node_act(NodeAction::Select("stage-pars".into())),
+        node_act(NodeAction::TestConnection("stage-pars".into())),
+        wait_until(
+            "the connection test of stage-pars measured a round trip",
+            Duration::from_secs(5),
+            |w| match w.resource::<NodesModel>().last_probe.get("stage-pars") {
+                Some(ProbeResult::RoundTrip(_)) => Ok(()),
+                other => Err(format!("last probe: {other:?}")),
+            },
+        ),
+        ScriptStep::Wait(Duration::from_secs(4)),
+        ScriptStep::WaitFrames(3),
+        shot("master-online.png"),
+        check(
+            "the topology draws online nodes green and balcony red",
+            |w| {
+                node_drawn(w, "stage-pars", ONLINE, "online")?;
+                node_drawn(w, "stage-spots", ONLINE, "online")?;
+                node_drawn(w, "balcony", OFFLINE, "offline")?;
+                cell_drawn(w, "stage-pars", 1, ASSIGNED, "assigned")?;
+                cell_drawn(w, "balcony", 1, FREE, "free")
+            },
+        ),
+        // Edit the matrix into a conflict: universe 1 to balcony as well.
+        node_act(NodeAction::Assign {
+            node: "balcony".into(),
+            universe: 1,
+            on: true,
+        }),
+        wait_until(
+            "universe 1 is marked as a conflict",
+            Duration::from_secs(3),
+            |w| {
+                let model = w.resource::<NodesModel>();
+                if !model.conflicts.contains(&1) {
+                    return Err(format!("conflicts {:?}", model.conflicts));
+                }
+                if !model
+                    .alerts
+                    .iter()
+                    .any(|a| a.message.contains("universe conflict: universe 1"))
+                {
+                    return Err("no conflict alert".into());
+                }
+                Ok(())
+            },
+        ),
+        // A command stage-spots cannot carry out, four times: it is degraded.
+        node_act(NodeAction::Command(
+            "stage-spots".into(),
+            NodeCommand::Release {
+                playback: "no-such-playback".into(),
+            },
+        )),
+        wait_until(
+            "stage-spots is degraded after its command failed four times",
+            Duration::from_secs(10),
+            |w| match node_state(w, "stage-spots")? {
+                NodeState::Degraded => Ok(()),
+                s => Err(format!("stage-spots is {s:?}")),
+            },
+        ),
+        node_act(NodeAction::Select("stage-pars".into())),
+        ScriptStep::WaitFrames(5),
+        shot("master.png"),
+        check(
+            "conflict cells red, stage-spots amber, stage-pars green",
+            |w| {
+                cell_drawn(w, "stage-pars", 1, CONFLICT, "conflict")?;
+                cell_drawn(w, "balcony", 1, CONFLICT, "conflict")?;
+                cell_drawn(w, "stage-spots", 2, ASSIGNED, "assigned")?;
+                node_drawn(w, "stage-spots", DEGRADED, "degraded")?;
+                node_drawn(w, "stage-pars", ONLINE, "online")?;
+                node_drawn(w, "balcony", OFFLINE, "offline")
+            },
+        ),
+        ScriptStep::Exit,
+    ]
+}
+
+/// Universe 1 as the receiver's engine last output it.
+fn universe_1(w: &World) -> Result<Vec<u8>, String> {
+    let frame = w
+        .resource::<LatestFrame>()
+        .0
+        .clone()
+        .ok_or("no frame yet")?;
+    Ok(frame.universe(1).ok_or("no universe 1")?.to_vec())
+}
+
+fn badge(w: &World, colour: egui::Color32, what: &str) -> Result<(), String> {
+    let at = w
+        .resource::<ReceiverLayout>()
+        .badge
+        .ok_or("no connection badge drawn")?;
+    let p = pixel_at(w, at)?;
+    if close(p, colour, 30) {
+        Ok(())
+    } else {
+        Err(format!(
+            "connection badge at {at}: expected {what} {colour:?}, pixel is {p:?}"
+        ))
+    }
+}
+
+/// The receiver scene as a user drives it (test and `rockontrol-ui screenshots`, which saves
+/// `receiver.png` into `out`).
+pub fn receiver_steps(out: Option<&Path>) -> Vec<ScriptStep> {
+    let shot = |name: &str| ScriptStep::Screenshot(out.map(|o| o.join(name)));
+    vec![
+        ScriptStep::WaitTicks(2),
+        wait_until(
+            "connected, the master's show loaded and universe 1 lit by its GO",
+            Duration::from_secs(20),
+            |w| {
+                let net = w.resource::<ReceiverNet>();
+                if !net.connected || net.master_show.is_none() {
+                    return Err(format!(
+                        "connected {}, show {:?}",
+                        net.connected, net.master_show
+                    ));
+                }
+                let u1 = universe_1(w)?;
+                if u1.iter().all(|v| *v == 0) {
+                    return Err("universe 1 is dark".into());
+                }
+                Ok(())
+            },
+        ),
+        receiver_act(ReceiverAction::PingMaster),
+        wait_until(
+            "the master answered the ping",
+            Duration::from_secs(5),
+            |w| match &w.resource::<ReceiverView>().ping {
+                Some(PingResult::Answered(200, _)) => Ok(()),
+                other => Err(format!("ping: {other:?}")),
+            },
+        ),
+        ScriptStep::Wait(Duration::from_secs(2)),
+        ScriptStep::WaitFrames(3),
+        shot("receiver.png"),
+        check("the badge is green while connected", |w| {
+            badge(w, ONLINE, "connected")
+        }),
+        receiver_act(ReceiverAction::TestPattern(true)),
+        wait_until(
+            "the test pattern puts all 12 pars at full red on the wire",
+            Duration::from_secs(3),
+            |w| {
+                let u1 = universe_1(w)?;
+                // Pars at 1, 7, 13, …: dimmer, R, G, B, W, strobe.
+                for par in 0..12 {
+                    let slots = &u1[par * 6..par * 6 + 5];
+                    if slots != [255, 255, 0, 0, 0] {
+                        return Err(format!("Par {} is {slots:?}", par + 1));
+                    }
+                }
+                Ok(())
+            },
+        ),
+        receiver_act(ReceiverAction::TestPattern(false)),
+        ScriptStep::WaitTicks(2),
+        check("the test pattern handed the output back to the show", |w| {
+            if w.resource::<Programmer>().is_empty() {
+                Ok(())
+            } else {
+                Err("the programmer still holds test-pattern values".into())
+            }
+        }),
+        check("stop the master", |w| {
+            if w.resource_mut::<ScenePeers>().stop("master") {
+                Ok(())
+            } else {
+                Err("no master peer".into())
+            }
+        }),
+        wait_until(
+            "the link is down with a reconnect countdown",
+            Duration::from_secs(10),
+            |w| {
+                let net = w.resource::<ReceiverNet>();
+                match reconnect_in(net) {
+                    Some(d) if !d.is_zero() && !net.connected => Ok(()),
+                    other => Err(format!(
+                        "connected {}, reconnect in {other:?}",
+                        net.connected
+                    )),
+                }
+            },
+        ),
+        ScriptStep::WaitFrames(3),
+        shot("receiver-lost.png"),
+        check("the badge is red, the log says the master was lost", |w| {
+            badge(w, OFFLINE, "master lost")?;
+            let net = w.resource::<ReceiverNet>();
+            if !net
+                .history
+                .iter()
+                .any(|e| e.text.starts_with("master lost"))
+            {
+                return Err("no 'master lost' in the command log".into());
+            }
+            if !net
+                .history
+                .iter()
+                .any(|e| e.text.starts_with("replicated: go"))
+            {
+                return Err(format!(
+                    "no replicated GO in the command log: {:?}",
+                    net.history
+                ));
+            }
+            Ok(())
+        }),
+        ScriptStep::Exit,
+    ]
 }
