@@ -39,10 +39,19 @@ fn run(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Whether OLA's `olad` is on `PATH` (tests that need it skip, loudly, when it is not).
+pub fn installed() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("olad").is_file()))
+}
+
 impl Ola {
     /// Starts `olad` with the given `ola-port.conf` patch lines (e.g. `11-1-I-0 = 1`: OLA
     /// universe 1 receives sACN universe 1; `2-1-I-0 = 3`: OLA universe 3 receives Art-Net
-    /// port-address 0:0:3). Waits until its HTTP API answers.
+    /// port-address 0:0:3; `11-1-O-0 = 10`: OLA universe 10 sends sACN universe 10, and
+    /// `11-1-O-0_priority_value = 150` with `11-1-O-0_priority_mode = 1` at priority 150).
+    /// Waits until its HTTP API answers. Its sACN source name is its instance name,
+    /// `OLA Server` (no host name prepended); its Art-Net long name is `OLA test node`.
     pub fn start(name: &str, patches: &[&str]) -> Ola {
         let namespace = format!("rk-{name}-{}", std::process::id());
         let conf = std::env::temp_dir().join(format!("{namespace}-conf"));
@@ -58,8 +67,32 @@ impl Ola {
             vec!["ip", "-n", ns, "link", "set", "lo", "up"],
             vec!["ip", "-n", ns, "link", "add", "br0", "type", "bridge"],
             vec!["ip", "-n", ns, "link", "set", "br0", "up"],
-            vec!["ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "br0"],
-            vec!["ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", "br0"],
+            // With the broadcast address set, so directed broadcasts (OLA's ArtPoll and
+            // ArtPollReply, our announcements) reach every socket in the namespace.
+            vec![
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                "198.18.0.1/24",
+                "broadcast",
+                "198.18.0.255",
+                "dev",
+                "br0",
+            ],
+            vec![
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                "198.18.0.2/24",
+                "broadcast",
+                "198.18.0.255",
+                "dev",
+                "br0",
+            ],
             vec!["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "lo"],
         ] {
             run(&step).unwrap_or_else(|e| panic!("network namespace setup: {e}"));
@@ -71,7 +104,7 @@ impl Ola {
         write(
             "ola-e131.conf",
             format!(
-                "enabled = true\nignore_preview = true\ninput_ports = 4\noutput_ports = 4\nip = {OLA_IP}\nrevision = 0.46\n"
+                "enabled = true\nignore_preview = true\ninput_ports = 4\noutput_ports = 4\nip = {OLA_IP}\nrevision = 0.46\nprepend_hostname = false\n"
             ),
         );
         write(
