@@ -159,7 +159,8 @@ async fn session(
                 let msg = match decode_to_receiver(&text) {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!("bad frame from the master: {e}");
+                        let excerpt: String = text.chars().take(200).collect();
+                        tracing::warn!("bad frame from the master: {e} (frame: {excerpt})");
                         continue;
                     }
                 };
