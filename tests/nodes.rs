@@ -412,7 +412,29 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         "{mismatch:?}"
     );
     let huge = format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(2 << 20));
-    let _ = probe_blocking(addr, Some(KEY), &[huge], Duration::from_millis(500));
+    let oversized =
+        probe_blocking(addr, Some(KEY), &[huge], Duration::from_secs(2)).expect("handshake");
+    assert!(
+        oversized
+            .iter()
+            .any(|f| f.contains("refused") && f.contains("larger than the 1048576-byte limit")),
+        "{oversized:?}"
+    );
+    let reader = probe_blocking(addr, Some(READ_KEY), &[], Duration::from_millis(200));
+    assert!(
+        reader.as_ref().is_err_and(|e| e.contains("403")),
+        "a read-only key cannot connect a node: {reader:?}"
+    );
+    let intruder = hello.replace("node-01", "node-09");
+    let taken =
+        probe_blocking(addr, Some(KEY), &[intruder], Duration::from_secs(1)).expect("handshake");
+    assert!(
+        taken
+            .iter()
+            .any(|f| f.contains("refused")
+                && f.contains("universe 1 belongs to node \\\"node-01\\\"")),
+        "another node's universe is refused: {taken:?}"
+    );
     for n in 1..=3 {
         assert_eq!(
             node_state(addr, &format!("node-0{n}")),
@@ -443,7 +465,7 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         "POST",
         "/api/nodes/master-01/command",
         Some(KEY),
-        Some(r#"{"type": "grand_master", "level": 0.8}"#),
+        Some(r#"{"type": "master", "playback": "main", "level": 0.8}"#),
     );
     assert_eq!(status, 200, "{body}");
     let mut ids = Vec::new();
@@ -473,8 +495,9 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
     sacn.wait_value(1, |v| v == 204, Duration::from_secs(5));
     receivers[1] = Node::start("receiver", &configs[1], None, &dir.join("state-2"));
     wait_state(addr, "node-02", "online", Duration::from_secs(30));
-    // Snapshot (GM 80 %) then the queued intensity 50 %: 0.6 × 0.5 × 255 ≈ 76.
-    sacn.wait_value(2, |v| (75..=78).contains(&v), Duration::from_secs(10));
+    // The snapshot brings the playback master it missed (80 %), the queued intensity sets its
+    // grand master (50 %): 60 % × 80 % × 50 % of 255.
+    sacn.wait_value(2, |v| v == 61, Duration::from_secs(10));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
         let (_, st) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
@@ -555,7 +578,7 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
     assert_eq!(
         sacn.value(1),
         Some(41),
-        "node-01 holds the end of the fade (20 % × GM 80 %)"
+        "node-01 holds the end of the fade (20 % × playback master 80 %)"
     );
     receivers[0].wait_line("master lost", Duration::from_secs(5));
     drop(receivers);

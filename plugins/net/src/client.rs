@@ -251,7 +251,8 @@ pub async fn http_request(
 }
 
 /// A raw WebSocket client for tests and tools: connects to `/api/ws` with `key`, sends `frames`
-/// as text, and returns every text frame received until the master closes or `listen` passes.
+/// as text, and returns every text frame received (and a close frame as `close CODE: REASON`)
+/// until the master closes or `listen` passes.
 /// A refused handshake is an `Err` naming the HTTP status.
 pub fn probe_blocking(
     addr: SocketAddr,
@@ -284,8 +285,12 @@ pub fn probe_blocking(
         let mut got = Vec::new();
         let deadline = tokio::time::Instant::now() + listen;
         while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, stream.next()).await {
-            if let Message::Text(t) = msg {
-                got.push(t.to_string());
+            match msg {
+                Message::Text(t) => got.push(t.to_string()),
+                Message::Close(Some(frame)) => {
+                    got.push(format!("close {}: {}", u16::from(frame.code), frame.reason));
+                }
+                _ => {}
             }
         }
         Ok(got)

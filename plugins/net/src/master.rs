@@ -516,6 +516,15 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
                     .await;
                 return;
             }
+            Ok(Some(Err(e))) => {
+                // Oversized frames end here (the WebSocket layer refuses them unread).
+                shared.bad_frames.fetch_add(1, Ordering::Relaxed);
+                let reason = link_error(&e);
+                tracing::warn!("a node link was refused before its hello: {reason}");
+                let _ = sink.send(reply(&ToReceiver::Refused { reason })).await;
+                let _ = sink.close().await;
+                return;
+            }
             _ => return,
         };
         match decode_to_master(&text) {
@@ -582,7 +591,14 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
     while let Some(msg) = stream.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
-            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(Message::Close(_)) => break,
+            Err(e) => {
+                shared.bad_frames.fetch_add(1, Ordering::Relaxed);
+                let reason = link_error(&e);
+                tracing::warn!("node {node_id}: link closed: {reason}");
+                send_error(&shared, &node_id, reason);
+                break;
+            }
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             Ok(Message::Binary(_)) => {
                 bad += 1;
@@ -631,11 +647,31 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
             break;
         }
     }
-    writer.abort();
     shared
         .registry()
         .disconnect(&node_id, conn_id, SystemTime::now());
+    // The registry dropped this link's sender: the writer sends what is queued (a last error,
+    // say), closes, and ends; a peer that does not read is not waited for long.
+    if tokio::time::timeout(Duration::from_secs(1), writer)
+        .await
+        .is_err()
+    {
+        tracing::debug!("node {node_id}: writer did not finish within 1 s");
+    }
     tracing::info!("node {node_id} disconnected");
+}
+
+/// A WebSocket receive error, said plainly (oversized frames name the limit).
+fn link_error(e: &axum::Error) -> String {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        format!(
+            "frame larger than the {}-byte limit refused ({text})",
+            protocol::MAX_FRAME_BYTES
+        )
+    } else {
+        format!("WebSocket error: {text}")
+    }
 }
 
 fn send_error(shared: &MasterShared, node_id: &str, reason: String) {

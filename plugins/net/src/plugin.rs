@@ -767,3 +767,30 @@ pub fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executed_command_ids_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("rk-executed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut log = ExecutedLog::open(&dir, "node-01");
+        assert!(!log.contains("cmd-master-01-1"));
+        log.insert("cmd-master-01-1");
+        log.insert("cmd-master-01-2");
+        drop(log);
+        let log = ExecutedLog::open(&dir, "node-01");
+        assert!(
+            log.contains("cmd-master-01-1") && log.contains("cmd-master-01-2"),
+            "a re-sent id is recognised after a restart"
+        );
+        assert!(!log.contains("cmd-master-01-3"));
+        assert!(
+            !ExecutedLog::open(&dir, "node-02").contains("cmd-master-01-1"),
+            "per node"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -163,6 +163,8 @@ pub enum Refusal {
     DuplicateId(String),
     #[error("node {0:?} has no valid key and waits for an operator to adopt it")]
     Pending(String),
+    #[error("universe {universe} belongs to node {owner:?}; this node may not output it")]
+    UniverseTaken { universe: u16, owner: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -359,6 +361,21 @@ impl Registry {
             return Err(Refusal::DuplicateId(hello.node_id.clone()));
         }
         let authorized = authorized || self.adopted.contains(&hello.node_id);
+        // A node's universes are its permissions: an unconfigured node may not take another's.
+        let has_map = self
+            .nodes
+            .get(&hello.node_id)
+            .is_some_and(|n| n.managed.is_some() || !n.universes.is_empty());
+        let taken = if has_map {
+            None
+        } else {
+            hello.universes.iter().find_map(|u| {
+                self.nodes
+                    .values()
+                    .find(|n| n.node_id != hello.node_id && n.universes.contains(u))
+                    .map(|n| (*u, n.node_id.clone()))
+            })
+        };
         let entry = self
             .nodes
             .entry(hello.node_id.clone())
@@ -370,29 +387,31 @@ impl Registry {
             entry.link = None;
             return Err(Refusal::Pending(hello.node_id.clone()));
         }
-        match &entry.managed {
-            Some(m) => {
-                let outside: Vec<u16> = hello
-                    .universes
-                    .iter()
-                    .copied()
-                    .filter(|u| !m.universe_map.contains(u))
-                    .collect();
-                if !outside.is_empty() {
-                    tracing::warn!(
-                        "node {} asked for universes {outside:?} outside its universe_map {:?}; it outputs its map only",
-                        hello.node_id,
-                        m.universe_map
-                    );
-                }
-                entry.universes = m.universe_map.clone();
-            }
-            None => {
-                if entry.universes.is_empty() {
-                    entry.universes = hello.universes.clone();
-                }
-            }
+        if let Some((universe, owner)) = taken {
+            let refusal = Refusal::UniverseTaken { universe, owner };
+            self.alert(Some(&hello.node_id), refusal.to_string(), now);
+            return Err(refusal);
         }
+        if entry.managed.is_none() && entry.universes.is_empty() {
+            entry.universes = hello.universes.clone();
+        }
+        if let Some(m) = &entry.managed {
+            entry.universes = m.universe_map.clone();
+        }
+        let outside: Vec<u16> = hello
+            .universes
+            .iter()
+            .copied()
+            .filter(|u| !entry.universes.contains(u))
+            .collect();
+        let denied = (!outside.is_empty()).then(|| {
+            let message = format!(
+                "universes {outside:?} are not this node's (its universes: {:?}); it outputs its own only",
+                entry.universes
+            );
+            tracing::warn!("node {}: {message}", hello.node_id);
+            ToReceiver::Error { reason: message }
+        });
         self.next_conn += 1;
         let conn_id = self.next_conn;
         let welcome = ToReceiver::Welcome(Welcome {
@@ -415,6 +434,9 @@ impl Registry {
         };
         entry.set_state(state, now);
         entry.send(protocol::encode(&welcome).into());
+        if let Some(denied) = denied {
+            entry.send(protocol::encode(&denied).into());
+        }
         entry.send(protocol::encode(&snapshot).into());
         // Unacknowledged commands of the previous link go first, then the queue, in order.
         let mut resend: VecDeque<QueuedCommand> = std::mem::take(&mut entry.in_flight);
@@ -767,7 +789,11 @@ mod tests {
             matches!(&msgs[0], ToReceiver::Welcome(w) if w.assigned_universes == vec![1, 2]),
             "welcome with the universe_map (9 is outside it): {msgs:?}"
         );
-        assert!(matches!(msgs[1], ToReceiver::Snapshot(_)), "{msgs:?}");
+        assert!(
+            matches!(&msgs[1], ToReceiver::Error { reason } if reason.contains("universes [9] are not this node's")),
+            "{msgs:?}"
+        );
+        assert!(matches!(msgs[2], ToReceiver::Snapshot(_)), "{msgs:?}");
         assert_eq!(command_ids(&msgs), vec![a.clone(), b.clone()]);
         // The link drops before any ack: both go out again, in order, on the next link.
         reg.disconnect("node-01", 1, now);
@@ -840,9 +866,18 @@ mod tests {
         assert_eq!(reg.nodes["node-03"].state, NodeState::Pending);
         reg.adopt("node-03");
         assert!(
-            reg.hello(&hello("node-03"), false, tx2, now).is_ok(),
-            "adopted"
+            reg.hello(&hello("node-03"), false, tx2.clone(), now)
+                .is_err_and(|r| r
+                    == Refusal::UniverseTaken {
+                        universe: 1,
+                        owner: "node-01".into()
+                    }),
+            "adopted, but universes 1 and 2 are node-01's"
         );
+        let mut own = hello("node-03");
+        own.universes = vec![7];
+        assert!(reg.hello(&own, false, tx2, now).is_ok(), "adopted");
+        assert_eq!(reg.nodes["node-03"].universes, vec![7]);
     }
 
     #[test]
