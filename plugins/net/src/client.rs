@@ -331,10 +331,7 @@ fn parse_response(bytes: &[u8]) -> Result<(u16, String), String> {
     }
     let mut out = String::new();
     let mut rest = body;
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else {
-            break;
-        };
+    while let Some((size, after)) = rest.split_once("\r\n") {
         let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
             break;
         };

@@ -68,6 +68,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response, returned at once"
+)]
 fn authorize(shared: &MasterShared, headers: &HeaderMap, need: Access) -> Result<(), Response> {
     let header = headers
         .get(header::AUTHORIZATION)
@@ -89,6 +93,10 @@ fn authorize(shared: &MasterShared, headers: &HeaderMap, need: Access) -> Result
     })
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response, returned at once"
+)]
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
     if body.len() > protocol::MAX_FRAME_BYTES {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"));
@@ -121,8 +129,15 @@ pub async fn serve(
     shared: Arc<MasterShared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(Arc::clone(&shared));
     tokio::spawn(housekeeping(Arc::clone(&shared)));
+    // Frames are small and latency matters: no Nagle delay behind an unacknowledged segment.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

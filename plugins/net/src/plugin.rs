@@ -157,6 +157,9 @@ fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>) {
     net.shared.clock.store(clock.next_tick, Ordering::Relaxed);
 }
 
+/// Where the REST handler waits for the tick a show command was applied at.
+type ShowCommandReply = tokio::sync::oneshot::Sender<Result<u64, String>>;
+
 /// Applies show commands at this tick, on the master, and streams each as a delta.
 fn master_apply_commands(
     mut net: ResMut<MasterNet>,
@@ -167,10 +170,7 @@ fn master_apply_commands(
     mut rejected: MessageWriter<CommandRejected>,
 ) {
     let tick = clock.next_tick;
-    let mut work: Vec<(
-        Command,
-        Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
-    )> = Vec::new();
+    let mut work: Vec<(Command, Option<ShowCommandReply>)> = Vec::new();
     let due: Vec<u64> = queue.scheduled.range(..=tick).map(|(k, _)| *k).collect();
     for k in due {
         for c in queue.scheduled.remove(&k).unwrap_or_default() {
@@ -372,7 +372,6 @@ impl Plugin for ReceiverPlugin {
 }
 
 #[derive(Resource)]
-#[expect(clippy::type_complexity, reason = "taken once at startup")]
 struct LinkChannels(std::sync::Mutex<Option<(mpsc::Sender<LinkEvent>, mpsc::Receiver<ToMaster>)>>);
 
 fn start_receiver_link(
