@@ -160,7 +160,7 @@ pub enum ProbeResult {
 /// Samples kept per node: five minutes at one a second.
 pub const HISTORY_SECONDS: usize = 300;
 /// Automatic connection probes (the latency graph) this often per online node.
-pub const PROBE_PERIOD: Duration = Duration::from_secs(5);
+pub const PROBE_PERIOD: Duration = Duration::from_secs(10);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The registry as the view last read it, plus the view's own history and probes.
@@ -951,7 +951,7 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
     let now = model.started.elapsed().as_secs_f64();
     let width = (ui.available_width() - 8.0) / 2.0;
     let height = ((ui.available_height() - 12.0) / 2.0).clamp(50.0, 150.0);
-    let graphs: [(&str, &str, fn(&Sample) -> Option<f64>); 4] = [
+    let graphs: [(&str, &str, SampleField); 4] = [
         ("latency (round trip)", "ms", |s| s.latency_ms),
         ("DMX", "fps", |s| s.dmx_fps),
         ("CPU", "%", |s| s.cpu),
@@ -969,6 +969,9 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
         });
     }
 }
+
+/// One figure of a [`Sample`].
+type SampleField = fn(&Sample) -> Option<f64>;
 
 /// A line graph of the last [`HISTORY_SECONDS`], with the latest value in its title.
 fn graph(

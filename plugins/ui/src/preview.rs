@@ -129,6 +129,10 @@ fn beam(fixture: &FixtureView) -> Option<(Vec2, f32)> {
     Some((dir, BEAM_LENGTH * tilt_angle.sin().abs()))
 }
 
+#[expect(
+    clippy::type_complexity,
+    reason = "the beam query must exclude fixture sprites to borrow Transform twice"
+)]
 fn sync_sprites(
     mut commands: Commands,
     live: Res<LiveFixtures>,
@@ -224,6 +228,10 @@ fn sync_sprites(
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "dragging reads pointer, keys, window, camera, sprites and writes actions"
+)]
 fn drag_fixtures(
     buttons: Res<ButtonInput<MouseButton>>,
     keys: Res<ButtonInput<KeyCode>>,

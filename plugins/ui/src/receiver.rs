@@ -314,19 +314,13 @@ fn draw_receiver_view(
                         n.master_addr.map(|a| a.to_string()).unwrap_or_default()
                     ),
                 ),
-                Some(n) => {
-                    let why = n
-                        .link_down
-                        .as_ref()
-                        .map_or("connecting…".to_string(), |(_, r)| r.clone());
-                    match reconnect_in(n) {
-                        Some(d) if !d.is_zero() => (
-                            OFFLINE,
-                            format!("Master lost: {why} — reconnecting in {} s", d.as_secs() + 1),
-                        ),
-                        _ => (DEGRADED, format!("Connecting to the master… ({why})")),
-                    }
-                }
+                Some(n) => match (&n.link_down, reconnect_in(n)) {
+                    (Some((_, why)), Some(d)) if !d.is_zero() => (
+                        OFFLINE,
+                        format!("Master lost: {why} — reconnecting in {} s", d.as_secs() + 1),
+                    ),
+                    _ => (DEGRADED, "Connecting to the master…".to_string()),
+                },
                 None => (OFFLINE, "no network link configured".to_string()),
             };
             let (rect, _) = ui.allocate_exact_size(egui::vec2(36.0, 36.0), egui::Sense::hover());

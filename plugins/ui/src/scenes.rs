@@ -314,6 +314,26 @@ fn wait_until(
     ScriptStep::WaitUntil(name.to_string(), timeout, Box::new(f))
 }
 
+/// Clicks a point of the node view's last drawn layout.
+fn click_layout(
+    name: &str,
+    find: impl Fn(&NodeViewLayout) -> Option<UVec2> + Send + Sync + 'static,
+) -> ScriptStep {
+    let what = name.to_string();
+    ScriptStep::Click(
+        name.to_string(),
+        Box::new(move |w| {
+            let scale = w
+                .query::<&Window>()
+                .iter(w)
+                .next()
+                .map_or(1.0, |win| win.scale_factor());
+            let p = find(w.resource::<NodeViewLayout>()).ok_or(format!("{what} is not drawn"))?;
+            Ok(p.as_vec2() / scale)
+        }),
+    )
+}
+
 /// Pushes a node-view action, as its widget does.
 pub fn node_act(action: NodeAction) -> ScriptStep {
     check(&format!("{action:?}"), move |w| {
@@ -453,7 +473,7 @@ pub fn master_steps(out: Option<&Path>) -> Vec<ScriptStep> {
         ),
         ScriptStep::Wait(Duration::from_secs(4)),
         ScriptStep::WaitFrames(3),
-        shot("master-online.png"),
+        ScriptStep::Screenshot(None),
         check(
             "the topology draws online nodes green and balcony red",
             |w| {
@@ -464,11 +484,21 @@ pub fn master_steps(out: Option<&Path>) -> Vec<ScriptStep> {
                 cell_drawn(w, "balcony", 1, FREE, "free")
             },
         ),
-        // Edit the matrix into a conflict: universe 1 to balcony as well.
-        node_act(NodeAction::Assign {
-            node: "balcony".into(),
-            universe: 1,
-            on: true,
+        // Click stage-spots in the topology: it is selected.
+        click_layout("the stage-spots disc", |l| {
+            l.nodes.get("stage-spots").copied()
+        }),
+        wait_until(
+            "stage-spots is selected",
+            Duration::from_secs(2),
+            |w| match w.resource::<NodesModel>().selected.as_deref() {
+                Some("stage-spots") => Ok(()),
+                other => Err(format!("selected: {other:?}")),
+            },
+        ),
+        // Edit the matrix into a conflict: click balcony × universe 1.
+        click_layout("the matrix cell balcony × 1", |l| {
+            l.cells.get(&("balcony".to_string(), 1)).copied()
         }),
         wait_until(
             "universe 1 is marked as a conflict",

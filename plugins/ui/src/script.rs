@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::app::{PluginGroupBuilder, TerminalCtrlCHandlerPlugin};
+use bevy::input::ButtonState;
+use bevy::input::mouse::MouseButtonInput;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
-use bevy::window::{PresentMode, WindowResolution};
+use bevy::window::{CursorMoved, PresentMode, PrimaryWindow, WindowEvent, WindowResolution};
 use bevy::winit::{UpdateMode, WinitSettings};
 use bevy_egui::EguiPlugin;
 use rockontrol_engine::{EnginePlugin, ShowClock, load_show};
@@ -35,6 +37,9 @@ pub const RECEIVER_WINDOW: (u32, u32) = (1280, 800);
 /// A check or report run on the world; an `Err` fails the script.
 pub type WorldFn = Box<dyn FnMut(&mut World) -> Result<(), String> + Send + Sync>;
 
+/// Finds a point in the window to click (logical pixels).
+pub type PointFn = Box<dyn FnMut(&mut World) -> Result<Vec2, String> + Send + Sync>;
+
 /// One step of a scripted run.
 pub enum ScriptStep {
     /// Push an action, as the widget would.
@@ -47,6 +52,9 @@ pub enum ScriptStep {
     Wait(Duration),
     /// Wait until the check passes; fail with its last error after the timeout.
     WaitUntil(String, Duration, WorldFn),
+    /// Click the left mouse button at the window point (logical pixels) the function finds,
+    /// through the window's input messages, as the pointer would: move, press, release.
+    Click(String, PointFn),
     /// Capture the window; saved as PNG at the path (if any) and kept in [`LastScreenshot`].
     Screenshot(Option<PathBuf>),
     /// Run a check or a report.
@@ -65,6 +73,7 @@ impl std::fmt::Debug for ScriptStep {
             ScriptStep::WaitFrames(n) => write!(f, "wait {n} frames"),
             ScriptStep::Wait(d) => write!(f, "wait {d:?}"),
             ScriptStep::WaitUntil(name, d, _) => write!(f, "wait up to {d:?} until {name}"),
+            ScriptStep::Click(name, _) => write!(f, "click {name}"),
             ScriptStep::Screenshot(p) => write!(f, "screenshot {p:?}"),
             ScriptStep::Run(name, _) => write!(f, "run {name}"),
             ScriptStep::Measure(d) => write!(f, "measure {d:?}"),
@@ -77,6 +86,7 @@ impl std::fmt::Debug for Waiting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Waiting::Condition(name, ..) => write!(f, "until {name}"),
+            Waiting::Click(p, phase) => write!(f, "click at {p} (phase {phase})"),
             Waiting::Tick(t) => write!(f, "tick {t}"),
             Waiting::Frames(n) => write!(f, "{n} frames"),
             Waiting::Until(t) => write!(f, "until {t:?}"),
@@ -100,11 +110,16 @@ enum Waiting {
     Frames(u32),
     Until(Instant),
     Condition(String, Instant, WorldFn),
+    /// Press (1), release (2), move the pointer out of the way (3), then done.
+    Click(Vec2, u8),
     Shot(Arc<Mutex<Option<Image>>>),
     Measure {
         until: Instant,
-        start: Instant,
+        /// `Time<Real>` elapsed at the first frame (its start).
+        start: Duration,
         start_tick: u64,
+        /// Overstep of the fixed clock then, in ticks.
+        start_overstep: f64,
     },
 }
 
@@ -130,6 +145,11 @@ pub struct FrameTimes {
     /// Engine ticks over the measurement, and its wall duration in seconds.
     pub ticks: u64,
     pub seconds: f64,
+    /// Change of the fixed clock's overstep over the measurement, in ticks: time the fixed
+    /// clock has taken in but not yet ticked for. Both ends are read at frame starts (where
+    /// the fixed clock takes in time), so `ticks + overstep_ticks` over `seconds` is the rate
+    /// the tick kept, without an error of up to a frame's worth of ticks at each end.
+    pub overstep_ticks: f64,
 }
 
 impl FrameTimes {
@@ -157,7 +177,7 @@ impl FrameTimes {
 
     /// Engine ticks per wall second.
     pub fn tick_rate(&self) -> f64 {
-        self.ticks as f64 / self.seconds.max(1e-9)
+        (self.ticks as f64 + self.overstep_ticks) / self.seconds.max(1e-9)
     }
 
     /// A one-line report.
@@ -277,6 +297,38 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
                 return false;
             }
             Waiting::Until(t) if Instant::now() < *t => return false,
+            Waiting::Click(_, phase) if *phase == 3 => {
+                *phase += 1;
+                // Park the pointer in the bottom-left corner, so no tooltip covers the view.
+                let window = primary_window(world);
+                let height = window
+                    .and_then(|w| world.get::<Window>(w))
+                    .map_or(0.0, |w| w.height());
+                if let Some(window) = window {
+                    world.write_message(WindowEvent::CursorMoved(CursorMoved {
+                        window,
+                        position: Vec2::new(2.0, height - 2.0),
+                        delta: None,
+                    }));
+                }
+                return false;
+            }
+            Waiting::Click(_, phase) if *phase < 3 => {
+                let state = if *phase == 1 {
+                    ButtonState::Pressed
+                } else {
+                    ButtonState::Released
+                };
+                *phase += 1;
+                if let Some(window) = primary_window(world) {
+                    world.write_message(WindowEvent::MouseButtonInput(MouseButtonInput {
+                        button: MouseButton::Left,
+                        state,
+                        window,
+                    }));
+                }
+                return false;
+            }
             Waiting::Condition(name, deadline, f) => {
                 if let Err(e) = f(world) {
                     if Instant::now() < *deadline {
@@ -298,15 +350,19 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
                 until,
                 start,
                 start_tick,
+                start_overstep,
             } => {
-                let delta = world.resource::<Time<Real>>().delta_secs_f64();
+                let real = world.resource::<Time<Real>>();
+                let (delta, now) = (real.delta_secs_f64(), real.elapsed());
+                let overstep = overstep_ticks(world);
                 let mut times = world.resource_mut::<FrameTimes>();
                 times.frames.push(delta);
                 if Instant::now() < *until {
                     return false;
                 }
                 times.ticks = tick - *start_tick;
-                times.seconds = start.elapsed().as_secs_f64();
+                times.seconds = (now - *start).as_secs_f64();
+                times.overstep_ticks = overstep - *start_overstep;
             }
             _ => {}
         }
@@ -328,6 +384,30 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
         ScriptStep::WaitTicks(n) => script.waiting = Some(Waiting::Tick(tick + n)),
         ScriptStep::WaitFrames(n) => script.waiting = Some(Waiting::Frames(n)),
         ScriptStep::Wait(d) => script.waiting = Some(Waiting::Until(Instant::now() + d)),
+        ScriptStep::Click(name, mut f) => {
+            let found = f(world).and_then(|p| {
+                primary_window(world)
+                    .map(|w| (w, p))
+                    .ok_or("no window".to_string())
+            });
+            match found {
+                Ok((window, position)) => {
+                    world.write_message(WindowEvent::CursorMoved(CursorMoved {
+                        window,
+                        position,
+                        delta: None,
+                    }));
+                    script.waiting = Some(Waiting::Click(position, 1));
+                }
+                Err(e) => {
+                    error!("script: cannot click {name}: {e}");
+                    eprintln!("FAILED: click {name}: {e}");
+                    world.write_message(AppExit::error());
+                    script.steps.clear();
+                }
+            }
+            return false;
+        }
         ScriptStep::WaitUntil(name, d, f) => {
             script.waiting = Some(Waiting::Condition(name, Instant::now() + d, f));
             return false;
@@ -364,8 +444,9 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
             *world.resource_mut::<FrameTimes>() = FrameTimes::default();
             script.waiting = Some(Waiting::Measure {
                 until: Instant::now() + d,
-                start: Instant::now(),
+                start: world.resource::<Time<Real>>().elapsed(),
                 start_tick: tick,
+                start_overstep: overstep_ticks(world),
             });
             return false;
         }
@@ -375,6 +456,19 @@ fn step(world: &mut World, script: &mut UiScript) -> bool {
         }
     }
     true
+}
+
+/// The fixed clock's overstep in ticks.
+fn overstep_ticks(world: &World) -> f64 {
+    let fixed = world.resource::<Time<Fixed>>();
+    fixed.overstep().as_secs_f64() / fixed.timestep().as_secs_f64().max(1e-9)
+}
+
+fn primary_window(world: &mut World) -> Option<Entity> {
+    world
+        .query_filtered::<Entity, With<PrimaryWindow>>()
+        .iter(world)
+        .next()
 }
 
 /// Writes a captured image as an RGB PNG (alpha dropped, as Bevy's `save_to_disk` does).

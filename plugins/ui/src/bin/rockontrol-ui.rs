@@ -1,13 +1,16 @@
-//! `rockontrol-ui`: scripted runs of the windowed programmer UI.
+//! `rockontrol-ui`: scripted runs of the windowed programmer, master and receiver views.
 //!
 //! ```text
 //! rockontrol-ui screenshots [--out docs/] [--show shows/demo.ron]
-//! rockontrol-ui bench [--seconds 20] [--show shows/demo.ron]
+//! rockontrol-ui bench [--seconds 20] [--show shows/demo.ron] [--master]
 //! ```
-//! `screenshots` writes the README images (programmer with preview, universe view) through
-//! the same scripted path as the UI tests; `bench` measures frame time at 1280×720 with the
-//! show running and checks the DMX tick stays at the show's rate. Without a display both run
-//! themselves on a private Xvfb with Mesa's lavapipe.
+//! `screenshots` writes the README images (programmer with preview, universe view, the
+//! master's node view, the receiver view) through the same scripted path as the UI tests —
+//! the node views run exactly the steps and checks of `tests/nodes_windowed.rs`, one child
+//! process per window; `bench` measures frame time at 1280×720 with the show running and
+//! checks the DMX tick stays at the show's rate (`--master`: the master window, with its
+//! network and two receivers linked, on the programmer page with the preview). Without a
+//! display both run themselves on a private Xvfb with Mesa's lavapipe.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,13 +21,14 @@ use rockontrol_engine::{Command, ShowEngine};
 use rockontrol_show::{CueNumber, load_show};
 use rockontrol_ui::UiAction;
 use rockontrol_ui::panels::{BottomView, PanelState};
+use rockontrol_ui::scenes::{master_scene, master_steps, receiver_scene, receiver_steps};
 use rockontrol_ui::script::{
     FrameTimes, ScriptStep, UiScript, has_display, rerun_on_xvfb, scripted_app,
 };
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: rockontrol-ui screenshots [--out DIR] [--show SHOW.ron]\n       rockontrol-ui bench [--seconds N] [--show SHOW.ron]"
+        "usage: rockontrol-ui screenshots [--out DIR] [--show SHOW.ron]\n       rockontrol-ui bench [--seconds N] [--show SHOW.ron] [--master]"
     );
     ExitCode::from(2)
 }
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
             .cloned()
     };
     let show_path = PathBuf::from(option("--show").unwrap_or_else(|| "shows/demo.ron".into()));
-    if !matches!(command.as_str(), "screenshots" | "bench") {
+    if !matches!(command.as_str(), "screenshots" | "bench" | "scene") {
         return usage();
     }
     if !has_display() {
@@ -64,19 +68,57 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let steps = match command.as_str() {
+    let out = PathBuf::from(option("--out").unwrap_or_else(|| "docs".into()));
+    let exit = match command.as_str() {
         "screenshots" => {
-            let out = PathBuf::from(option("--out").unwrap_or_else(|| "docs".into()));
-            screenshot_steps(&out)
+            // One window per process: the programmer here, the node views in children.
+            let exit = scripted_app(
+                &show,
+                Some(show_path),
+                UiScript::new(screenshot_steps(&out)),
+            )
+            .run();
+            if !exit.is_success() {
+                return ExitCode::FAILURE;
+            }
+            for scene in ["master", "receiver"] {
+                let status = std::env::current_exe().and_then(|exe| {
+                    std::process::Command::new(exe)
+                        .args(["scene", scene])
+                        .args(args.iter().skip(1))
+                        .status()
+                });
+                match status {
+                    Ok(s) if s.success() => {}
+                    other => {
+                        eprintln!("the {scene} scene failed: {other:?}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            return ExitCode::SUCCESS;
         }
+        "scene" => match args.get(1).map(String::as_str) {
+            Some("master") => {
+                master_scene(&show, None, UiScript::new(master_steps(Some(&out)))).run()
+            }
+            Some("receiver") => {
+                receiver_scene(&show, UiScript::new(receiver_steps(Some(&out)))).run()
+            }
+            _ => return usage(),
+        },
         _ => {
             let seconds: f64 = option("--seconds")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(20.0);
-            bench_steps(seconds)
+            let script = UiScript::new(bench_steps(seconds));
+            if args.iter().any(|a| a == "--master") {
+                master_scene(&show, Some(show_path), script).run()
+            } else {
+                scripted_app(&show, Some(show_path), script).run()
+            }
         }
     };
-    let exit = scripted_app(&show, Some(show_path), UiScript::new(steps)).run();
     if exit.is_success() {
         ExitCode::SUCCESS
     } else {
@@ -149,8 +191,13 @@ fn bench_steps(seconds: f64) -> Vec<ScriptStep> {
                     .next()
                     .map(|win| (win.physical_width(), win.physical_height()))
                     .unwrap_or_default();
+                let role = if w.contains_resource::<rockontrol_net::MasterNet>() {
+                    "master window, 2 receivers linked"
+                } else {
+                    "programmer window"
+                };
                 println!(
-                    "rockontrol-ui bench ({}x{}): {}",
+                    "rockontrol-ui bench ({role}, {}x{}): {}",
                     window.0,
                     window.1,
                     times.report()
