@@ -286,6 +286,37 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(exit))
 }
 
+/// The latest first slots of one sACN universe received on a fresh loopback port.
+type LatestSlots = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
+/// Binds 127.0.0.1:0 and keeps the first 6 slots of `universe` from the sACN data received
+/// there, until `listening` goes false. Returns the port.
+fn sacn_sink(universe: u16, listening: Arc<AtomicBool>) -> anyhow::Result<(u16, LatestSlots)> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let port = socket.local_addr()?.port();
+    let latest: LatestSlots = Arc::default();
+    let sink = Arc::clone(&latest);
+    std::thread::Builder::new()
+        .name(format!("demo-sacn-{universe}"))
+        .spawn(move || {
+            let mut buf = [0u8; 1500];
+            while listening.load(Ordering::Relaxed) {
+                let Ok(n) = socket.recv(&mut buf) else {
+                    continue;
+                };
+                if let Ok(rockontrol_wire::sacn::Packet::Data(p)) =
+                    rockontrol_wire::sacn::decode(&buf[..n])
+                    && p.universe == universe
+                    && let Ok(mut l) = sink.lock()
+                {
+                    *l = Some(p.slots.iter().take(6).copied().collect());
+                }
+            }
+        })?;
+    Ok((port, latest))
+}
+
 /// The demo show, built in so `rockontrol demo` runs from anywhere.
 const DEMO_SHOW: &str = include_str!("../shows/demo.ron");
 
@@ -311,8 +342,16 @@ pub fn demo() -> anyhow::Result<ExitCode> {
   ]}}"#
         ),
     )?;
+    // Each receiver sends its universe as unicast sACN to a socket of ours: the status lines
+    // show what the receivers really put on the wire.
+    let listening = Arc::new(AtomicBool::new(true));
+    let mut outputs = Vec::new();
+    for universe in [1u16, 2] {
+        let (port, latest) = sacn_sink(universe, Arc::clone(&listening))?;
+        outputs.push((universe, port, latest));
+    }
     let mut configs = Vec::new();
-    for (n, universe, sacn_port) in [(1, 1, 55681), (2, 2, 55682)] {
+    for (n, universe, sacn_port) in [(1, 1, outputs[0].1), (2, 2, outputs[1].1)] {
         let path = dir.join(format!("node-{n}.json"));
         std::fs::write(
             &path,
@@ -363,7 +402,8 @@ pub fn demo() -> anyhow::Result<ExitCode> {
         (20, "demo-master", r#"{"type": "clear"}"#),
     ];
     println!(
-        "master http://{master}/api/nodes (key {key}); receivers send sACN unicast to 127.0.0.1:55681 and :55682. Ctrl-C stops."
+        "master http://{master}/api/nodes (key {key}); receivers send sACN unicast to 127.0.0.1:{} and :{} (shown: the first 6 slots). Ctrl-C stops.",
+        outputs[0].1, outputs[1].1
     );
     let start = Instant::now();
     let mut next = 0;
@@ -401,12 +441,26 @@ pub fn demo() -> anyhow::Result<ExitCode> {
                             .collect()
                     })
                     .unwrap_or_default();
-                println!("[{t:>3} s] {}", nodes.join(" | "));
+                let slots: Vec<String> = outputs
+                    .iter()
+                    .map(|(universe, _, latest)| {
+                        let slots = latest.lock().map(|l| l.clone()).unwrap_or_default();
+                        match slots {
+                            Some(s) => format!("u{universe} {s:?}"),
+                            None => format!("u{universe} (nothing yet)"),
+                        }
+                    })
+                    .collect();
+                println!(
+                    "[{t:>3} s] {} | sACN {}",
+                    nodes.join(" | "),
+                    slots.join(" ")
+                );
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    for child in &mut children {
+    for child in children.iter_mut().rev() {
         // SIGTERM: each node stops cleanly (sACN stream-terminated packets go out).
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
@@ -414,13 +468,15 @@ pub fn demo() -> anyhow::Result<ExitCode> {
             .status();
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    for child in &mut children {
+    // Receivers first, so they do not report the master lost on the way out.
+    for child in children.iter_mut().rev() {
         while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
     }
+    listening.store(false, Ordering::Relaxed);
     let _ = std::fs::remove_dir_all(&dir);
     println!("demo finished");
     Ok(ExitCode::SUCCESS)
