@@ -973,7 +973,7 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
 /// One figure of a [`Sample`].
 type SampleField = fn(&Sample) -> Option<f64>;
 
-/// A line graph of the last [`HISTORY_SECONDS`], with the latest value in its title.
+/// A line graph of up to the last [`HISTORY_SECONDS`], with the latest value in its title.
 fn graph(
     ui: &mut egui::Ui,
     size: egui::Vec2,
@@ -985,7 +985,9 @@ fn graph(
     let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 3.0, egui::Color32::from_rgb(24, 24, 30));
-    let span = HISTORY_SECONDS as f64;
+    // The last five minutes, or less while there is less history (at least 30 s).
+    let oldest = points.first().map_or(now, |(t, _)| *t);
+    let span = (now - oldest).clamp(30.0, HISTORY_SECONDS as f64);
     let visible: Vec<(f64, f64)> = points
         .iter()
         .copied()
@@ -1025,13 +1027,18 @@ fn graph(
     } else if let Some(p) = line.first() {
         painter.circle_filled(*p, 2.5, PENDING);
     }
+    let max = visible.iter().map(|(_, v)| *v).fold(f64::NAN, f64::max);
     let latest = visible
         .last()
         .map_or("—".to_string(), |(_, v)| format!("{v:.1} {unit}"));
     painter.text(
         rect.min + egui::vec2(6.0, 3.0),
         egui::Align2::LEFT_TOP,
-        format!("{title}: {latest}   (max {hi:.1}, 5 min)"),
+        if visible.is_empty() {
+            format!("{title}: no data yet")
+        } else {
+            format!("{title}: {latest}   (max {max:.1}, last {span:.0} s)")
+        },
         egui::FontId::proportional(12.0),
         egui::Color32::LIGHT_GRAY,
     );

@@ -196,6 +196,16 @@ fn bench_steps(seconds: f64) -> Vec<ScriptStep> {
                 } else {
                     "programmer window"
                 };
+                // The receivers' own DMX output rate, from their latest heartbeats.
+                if let Some(net) = w.get_resource::<rockontrol_net::MasterNet>() {
+                    let reg = net.shared.registry();
+                    for n in reg.nodes.values() {
+                        println!(
+                            "  node {} ({:?}): DMX out {:.1} frames/s, tick {}",
+                            n.node_id, n.state, n.metrics.dmx_fps, n.metrics.tick
+                        );
+                    }
+                }
                 println!(
                     "rockontrol-ui bench ({role}, {}x{}): {}",
                     window.0,
