@@ -111,7 +111,9 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen for DMX on {interface}"))?;
     let stats = handle.stats();
     // This line tells scripts and tests the sockets are open, and on which ports.
-    let port = |addr: Option<std::net::SocketAddr>| addr.map_or(0, |a| a.port());
+    let port = |addr: Option<std::net::SocketAddr>| {
+        addr.map_or_else(|| "-".to_string(), |a| a.port().to_string())
+    };
     eprintln!(
         "monitor: listening on {interface}: {}{}{} (sACN port {}, Art-Net port {}; {} sockets, \
          {} multicast groups, {} per socket)",

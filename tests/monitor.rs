@@ -129,7 +129,8 @@ impl Drop for Monitor {
     }
 }
 
-/// `(sACN port, Art-Net port)` from "monitor: listening on …(sACN port N, Art-Net port M; …".
+/// `(sACN port, Art-Net port)` from "monitor: listening on …(sACN port N, Art-Net port M; …"
+/// (0 for one it does not listen to).
 fn listening_ports(line: &str) -> Option<(u16, u16)> {
     if !line.starts_with("monitor: listening on") {
         return None;
@@ -141,7 +142,11 @@ fn listening_ports(line: &str) -> Option<(u16, u16)> {
             .parse()
             .ok()
     };
-    Some((number_after("sACN port ")?, number_after("Art-Net port ")?))
+    // "-" for a protocol the monitor does not listen to.
+    Some((
+        number_after("sACN port ").unwrap_or(0),
+        number_after("Art-Net port ").unwrap_or(0),
+    ))
 }
 
 fn sacn_packet(
