@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use bevy::window::{MonitorSelection, WindowMode};
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use rockontrol_dmx::DmxStats;
 use rockontrol_engine::{Programmer, ShowClock};
@@ -286,6 +287,13 @@ fn draw_receiver_view(
     if !view.styled {
         touch_style(&ctx);
         view.styled = true;
+    }
+    // F11: fullscreen (a Steam Deck's screen is the window's 1280×800).
+    if ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::F11)) {
+        window.mode = match window.mode {
+            WindowMode::Windowed => WindowMode::BorderlessFullscreen(MonitorSelection::Current),
+            _ => WindowMode::Windowed,
+        };
     }
     let ppp = ctx.pixels_per_point();
     let mut out = Vec::new();

@@ -417,6 +417,8 @@ fn node_state(w: &World, node: &str) -> Result<NodeState, String> {
 /// by `rockontrol-ui screenshots`, which saves `master.png` into `out`).
 pub fn master_steps(out: Option<&Path>) -> Vec<ScriptStep> {
     let shot = |name: &str| ScriptStep::Screenshot(out.map(|o| o.join(name)));
+    let before = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let before_check = Arc::clone(&before);
     vec![
         ScriptStep::WaitTicks(2),
         check("open the Nodes page", |w| {
@@ -547,8 +549,53 @@ pub fn master_steps(out: Option<&Path>) -> Vec<ScriptStep> {
                 node_drawn(w, "balcony", OFFLINE, "offline")
             },
         ),
+        // Identify: nine blackout commands (four flashes, then the master's state) executed.
+        check("note stage-pars' executed commands", move |w| {
+            let n = executed(w, "stage-pars")?;
+            before.store(n, Ordering::SeqCst);
+            Ok(())
+        }),
+        node_act(NodeAction::Identify("stage-pars".into())),
+        wait_until(
+            "stage-pars executed the identify flashes",
+            Duration::from_secs(6),
+            move |w| {
+                let n = executed(w, "stage-pars")?;
+                let was = before_check.load(Ordering::SeqCst);
+                if n >= was + 9 {
+                    Ok(())
+                } else {
+                    Err(format!("{} of 9 executed", n - was))
+                }
+            },
+        ),
+        // Restart link: the node goes offline, reconnects by itself and is online again.
+        node_act(NodeAction::RestartLink("stage-pars".into())),
+        wait_until(
+            "stage-pars is offline after its link was restarted",
+            Duration::from_secs(4),
+            |w| match node_state(w, "stage-pars")? {
+                NodeState::Offline => Ok(()),
+                s => Err(format!("stage-pars is {s:?}")),
+            },
+        ),
+        wait_until(
+            "stage-pars reconnected",
+            Duration::from_secs(15),
+            |w| match node_state(w, "stage-pars")? {
+                NodeState::Online => Ok(()),
+                s => Err(format!("stage-pars is {s:?}")),
+            },
+        ),
         ScriptStep::Exit,
     ]
+}
+
+fn executed(w: &World, node: &str) -> Result<u64, String> {
+    w.resource::<NodesModel>()
+        .node(node)
+        .map(|n| n.executed)
+        .ok_or(format!("the view has no node {node}"))
 }
 
 /// Universe 1 as the receiver's engine last output it.
