@@ -92,6 +92,25 @@ struct Node {
 }
 
 impl Node {
+    /// Runs `cmd` in a process group of its own (killed as a whole), collecting stdout.
+    fn spawn(mut cmd: Command) -> Node {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start a node");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Node { child, lines }
+    }
+
     fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path) -> Node {
         let mut cmd = Command::new(BIN);
         cmd.arg(role)
@@ -103,23 +122,11 @@ impl Node {
             .env("ROCKONTROL_API_KEY", KEY)
             .env("ROCKONTROL_STATE_DIR", state)
             .env("ROCKONTROL_MDNS_INTERFACE", "lo")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .env("RUST_LOG", "info");
         if let Some(show) = show {
             cmd.arg("--show").arg(show);
         }
-        let mut child = cmd.spawn().expect("start rockontrol");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        Node { child, lines }
+        Node::spawn(cmd)
     }
 
     fn lines(&self) -> Vec<String> {
@@ -141,6 +148,11 @@ impl Node {
     }
 
     fn kill(&mut self) {
+        // The whole group: a shell's children too.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -668,4 +680,111 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     drop(node);
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// The seed's receiver config as written (`auto_discover: true`) without its `master_ip`
+/// finds the master over mDNS. Both run in a network namespace of their own (only `lo`, with
+/// a multicast route), so no other master on this machine can answer and nothing leaves it.
+#[test]
+fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
+    if !is_root() {
+        eprintln!("SKIPPED: a network namespace of our own needs root (unshare --net)");
+        return;
+    }
+    let dir = temp_dir("mdns");
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        SEED_MASTER
+            .replace("192.168.1.101", "127.0.0.1")
+            .replace("192.168.1.102", "127.0.0.1")
+            .replace(
+                "\"broadcast_enabled\": true",
+                "\"broadcast_enabled\": true, \"bind\": \"127.0.0.1\"",
+            ),
+    )
+    .expect("write");
+    let recv_cfg = dir.join("node.json");
+    let receiver = SEED_RECEIVER.replace("\"master_ip\": \"192.168.1.100\",\n", "");
+    assert!(!receiver.contains("master_ip"), "{receiver}");
+    std::fs::write(&recv_cfg, receiver).expect("write");
+    let script = format!(
+        "ip link set lo up && ip route add 224.0.0.0/4 dev lo && \
+         (ROCKONTROL_STATE_DIR={dir}/state-m {BIN} master --config {m} --headless --duration 60 &) && \
+         ROCKONTROL_STATE_DIR={dir}/state-r exec {BIN} receiver --config {r} --headless --duration 60",
+        dir = dir.display(),
+        m = master_cfg.display(),
+        r = recv_cfg.display(),
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "--", "sh", "-c", &script])
+        .env("ROCKONTROL_API_KEY", KEY)
+        .env("ROCKONTROL_MDNS_INTERFACE", "lo")
+        .env("RUST_LOG", "warn");
+    let node = Node::spawn(cmd);
+    let start = node.wait_line("receiver node-01 starting", Duration::from_secs(30));
+    assert!(
+        start.contains("master mDNS"),
+        "no address configured: {start}"
+    );
+    node.wait_line(
+        "connected to master master-01: universes [1, 2]",
+        Duration::from_secs(30),
+    );
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `rockontrol demo`: a master and two receivers, a scripted show, and an exit of its own.
+#[test]
+fn the_demo_runs_a_master_and_two_receivers_and_stops_by_itself() {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("demo")
+        .env("RUST_LOG", "warn")
+        .env_remove("ROCKONTROL_API_KEY")
+        .stdin(Stdio::null());
+    let mut demo = Node::spawn(cmd);
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = demo.child.try_wait() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the demo did not stop by itself within 90 s: {:?}",
+            demo.lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The reader thread may still be draining the pipe.
+    demo.wait_line("demo finished", Duration::from_secs(5));
+    let lines = demo.lines();
+    assert!(status.success(), "exit status {status}: {lines:?}");
+    for needle in [
+        "connected to master demo-master: universes [1]",
+        "connected to master demo-master: universes [2]",
+        "executed cmd-demo-master-1: gm 0.5",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(needle)),
+            "{needle:?} missing: {lines:?}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("sACN u1 [255, 255,")),
+        "universe 1 reaches full (cue 2 of main) on the wire: {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("master lost")),
+        "receivers stop before the master: {lines:?}"
+    );
 }
