@@ -40,6 +40,12 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Why the test cannot run: skipped where avahi is absent, failed where it is broken.
+enum Unavailable {
+    NotHere(String),
+    Broken(String),
+}
+
 /// A running `avahi-daemon`; stopped on drop if this test started it.
 struct Avahi {
     started: bool,
@@ -66,9 +72,11 @@ publish-domain=no
 
 impl Avahi {
     /// The running daemon, or one started here; `Err` says why the test cannot run.
-    fn ensure() -> Result<Avahi, String> {
+    fn ensure() -> Result<Avahi, Unavailable> {
         if !on_path("avahi-browse") || !on_path("avahi-daemon") {
-            return Err("avahi-browse/avahi-daemon not installed (run scripts/setup.sh)".into());
+            return Err(Unavailable::NotHere(
+                "avahi-browse/avahi-daemon not installed (run scripts/setup.sh)".into(),
+            ));
         }
         if succeeds("avahi-daemon", &["--check"]) {
             return Ok(Avahi {
@@ -77,12 +85,20 @@ impl Avahi {
             });
         }
         if !is_root() {
-            return Err("avahi-daemon is not running and only root may start it".into());
+            return Err(Unavailable::NotHere(
+                "avahi-daemon is not running and only root may start it".into(),
+            ));
         }
+        Avahi::start().map_err(Unavailable::Broken)
+    }
+
+    fn start() -> Result<Avahi, String> {
         // The system bus: avahi-browse talks to the daemon over D-Bus.
-        if !std::path::Path::new("/run/dbus/system_bus_socket").exists() {
+        const BUS: &str = "/run/dbus/system_bus_socket";
+        if std::os::unix::net::UnixStream::connect(BUS).is_err() {
             std::fs::create_dir_all("/run/dbus").map_err(|e| format!("/run/dbus: {e}"))?;
-            // A pid file left behind by a bus that is gone stops a new one from starting.
+            // A socket and pid file left behind by a bus that is gone stop a new one.
+            let _ = std::fs::remove_file(BUS);
             let _ = std::fs::remove_file("/run/dbus/pid");
             if !succeeds("dbus-daemon", &["--system", "--fork"]) {
                 return Err("cannot start the D-Bus system bus (dbus-daemon --system)".into());
@@ -214,10 +230,11 @@ fn avahi_browse_parses_its_own_output_format() {
 fn avahi_browse_sees_a_node_advertised_with_mdns_sd() {
     let _avahi = match Avahi::ensure() {
         Ok(a) => a,
-        Err(why) => {
+        Err(Unavailable::NotHere(why)) => {
             eprintln!("SKIPPED avahi_browse_sees_a_node_advertised_with_mdns_sd: {why}");
             return;
         }
+        Err(Unavailable::Broken(why)) => panic!("avahi is installed but unusable: {why}"),
     };
     let node_id = format!("avahi-probe-{}", std::process::id());
     let advert = Advert {
