@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! rockontrol-ui screenshots [--out docs/] [--show shows/demo.ron]
-//! rockontrol-ui bench [--seconds 20] [--show shows/demo.ron] [--master]
+//! rockontrol-ui bench [--seconds 20] [--show shows/demo.ron] [--master [--page nodes]]
 //! ```
 //! `screenshots` writes the README images (programmer with preview, universe view, the
 //! master's node view, the receiver view) through the same scripted path as the UI tests —
 //! the node views run exactly the steps and checks of `tests/nodes_windowed.rs`, one child
 //! process per window; `bench` measures frame time at 1280×720 with the show running and
 //! checks the DMX tick stays at the show's rate (`--master`: the master window, with its
-//! network and two receivers linked, on the programmer page with the preview). Without a
+//! network and two receivers linked, on the programmer page with the preview, or with
+//! `--page nodes` on the node view). Without a
 //! display both run themselves on a private Xvfb with Mesa's lavapipe.
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use bevy::prelude::*;
 use rockontrol_engine::{Command, ShowEngine};
 use rockontrol_show::{CueNumber, load_show};
 use rockontrol_ui::UiAction;
+use rockontrol_ui::nodes::UiPage;
 use rockontrol_ui::panels::{BottomView, PanelState};
 use rockontrol_ui::scenes::{master_scene, master_steps, receiver_scene, receiver_steps};
 use rockontrol_ui::script::{
@@ -28,7 +30,7 @@ use rockontrol_ui::script::{
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: rockontrol-ui screenshots [--out DIR] [--show SHOW.ron]\n       rockontrol-ui bench [--seconds N] [--show SHOW.ron] [--master]"
+        "usage: rockontrol-ui screenshots [--out DIR] [--show SHOW.ron]\n       rockontrol-ui bench [--seconds N] [--show SHOW.ron] [--master [--page nodes]]"
     );
     ExitCode::from(2)
 }
@@ -111,7 +113,8 @@ fn main() -> ExitCode {
             let seconds: f64 = option("--seconds")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(20.0);
-            let script = UiScript::new(bench_steps(seconds));
+            let nodes_page = option("--page").as_deref() == Some("nodes");
+            let script = UiScript::new(bench_steps(seconds, nodes_page));
             if args.iter().any(|a| a == "--master") {
                 master_scene(&show, Some(show_path), script).run()
             } else {
@@ -168,9 +171,22 @@ fn screenshot_steps(out: &std::path::Path) -> Vec<ScriptStep> {
 
 /// The frame-time benchmark: both playbacks running (fades and a looped chase), the
 /// preview and panels open, measured after a warm-up.
-fn bench_steps(seconds: f64) -> Vec<ScriptStep> {
+fn bench_steps(seconds: f64, nodes_page: bool) -> Vec<ScriptStep> {
     vec![
         ScriptStep::WaitTicks(2),
+        ScriptStep::Run(
+            "open the page".into(),
+            Box::new(move |w: &mut World| {
+                if let Some(mut page) = w.get_resource_mut::<UiPage>() {
+                    *page = if nodes_page {
+                        UiPage::Nodes
+                    } else {
+                        UiPage::Programmer
+                    };
+                }
+                Ok(())
+            }),
+        ),
         ScriptStep::Act(UiAction::Engine("go main".parse().expect("command"))),
         ScriptStep::Act(UiAction::Engine("go chase".parse().expect("command"))),
         ScriptStep::Act(UiAction::SelectGroup("Pars".into())),
@@ -191,7 +207,9 @@ fn bench_steps(seconds: f64) -> Vec<ScriptStep> {
                     .next()
                     .map(|win| (win.physical_width(), win.physical_height()))
                     .unwrap_or_default();
-                let role = if w.contains_resource::<rockontrol_net::MasterNet>() {
+                let role = if w.get_resource::<UiPage>() == Some(&UiPage::Nodes) {
+                    "master window on the Nodes page, 2 receivers linked"
+                } else if w.contains_resource::<rockontrol_net::MasterNet>() {
                     "master window, 2 receivers linked"
                 } else {
                     "programmer window"
