@@ -30,21 +30,28 @@ use rockontrol_net::registry::{Alert, NodeState};
 use crate::UiSystems;
 
 pub(crate) fn plugin(app: &mut App) {
+    model_plugin(app);
     app.init_resource::<UiPage>()
-        .init_resource::<NodesModel>()
-        .init_resource::<NodeActions>()
         .init_resource::<NodeViewLayout>()
-        .add_systems(
-            Update,
-            (apply_node_actions, refresh_nodes)
-                .chain()
-                .in_set(UiSystems::Actions),
-        )
         .add_systems(
             EguiPrimaryContextPass,
             draw_master_view
                 .in_set(UiSystems::Panels)
                 .after(crate::panels::draw_panels),
+        );
+}
+
+/// The node view's model without a window: [`NodesModel`] kept from the master's registry,
+/// [`NodeAction`]s carried out. [`crate::UiPlugin`] adds it for a master; headless tests use
+/// it alone.
+pub fn model_plugin(app: &mut App) {
+    app.init_resource::<NodesModel>()
+        .init_resource::<NodeActions>()
+        .add_systems(
+            Update,
+            (apply_node_actions, refresh_nodes)
+                .chain()
+                .in_set(UiSystems::Actions),
         );
 }
 
@@ -364,7 +371,14 @@ fn start_probe(
     let Some(entry) = reg.nodes.get(id) else {
         return;
     };
-    if model.probes.contains_key(id) {
+    if let Some(probe) = model.probes.get_mut(id) {
+        // One is in flight already (an automatic one): its result is shown.
+        if manual {
+            probe.manual = true;
+            model
+                .last_probe
+                .insert(id.to_string(), ProbeResult::Running);
+        }
         return;
     }
     if entry.link.is_none() {
