@@ -692,7 +692,7 @@ fn is_root() -> bool {
 }
 
 /// The seed's receiver config as written (`auto_discover: true`) without its `master_ip`
-/// finds the master over mDNS. Both run in a network namespace of their own (only `lo`, with
+/// finds the master over mDNS, and the master sees the receiver's advertisement. Both run in a network namespace of their own (only `lo`, with
 /// a multicast route), so no other master on this machine can answer and nothing leaves it.
 #[test]
 fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
@@ -739,6 +739,11 @@ fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
     node.wait_line(
         "connected to master master-01: universes [1, 2]",
         Duration::from_secs(30),
+    );
+    // …and the master lists the receiver it sees advertised.
+    node.wait_line(
+        "mDNS: sees receiver node-01 at 127.0.0.1",
+        Duration::from_secs(15),
     );
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);

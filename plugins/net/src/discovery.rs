@@ -157,21 +157,7 @@ pub fn browse_on(interface: Option<&str>, timeout: Duration, stop_at_master: boo
             break;
         };
         if let ServiceEvent::ServiceResolved(info) = event {
-            let txt: BTreeMap<String, String> = info
-                .get_properties()
-                .iter()
-                .map(|p| (p.key().to_string(), p.val_str().to_string()))
-                .collect();
-            let v4: Vec<Ipv4Addr> = info.get_addresses_v4().into_iter().collect();
-            // Prefer loopback when present (a master on this machine), else any IPv4.
-            let ip = v4.iter().find(|a| a.is_loopback()).or(v4.first()).copied();
-            let Some(ip) = ip else { continue };
-            let s = Seen {
-                node_id: txt.get("node_id").cloned().unwrap_or_default(),
-                role: txt.get("role").cloned().unwrap_or_default(),
-                addr: SocketAddr::new(IpAddr::V4(ip), info.get_port()),
-                txt,
-            };
+            let Some(s) = seen_from(&info) else { continue };
             let is_master = s.role == "master";
             seen.push(s);
             if stop_at_master && is_master {
@@ -191,5 +177,71 @@ pub async fn find_master(timeout: Duration) -> Option<SocketAddr> {
     seen.into_iter().find(|s| s.role == "master").map(|s| {
         tracing::info!("mDNS: found master {} at {}", s.node_id, s.addr);
         s.addr
+    })
+}
+
+/// Browses on `interface` (`None`: every interface) until the process ends, calling `seen`
+/// for every node resolved (again when its records change) and `gone` when one says goodbye.
+/// Runs on a thread of its own; mDNS failures are logged and end the watch.
+pub fn watch(
+    interface: Option<String>,
+    mut seen: impl FnMut(Seen) + Send + 'static,
+    mut gone: impl FnMut(&str) + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("rockontrol-mdns-watch".into())
+        .spawn(move || {
+            let daemon = match daemon(interface.as_deref()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("{e}; nodes are not watched over mDNS");
+                    return;
+                }
+            };
+            let rx = match daemon.browse(SERVICE_TYPE) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    tracing::warn!("mDNS browse: {e}; nodes are not watched over mDNS");
+                    return;
+                }
+            };
+            while let Ok(event) = rx.recv() {
+                match event {
+                    ServiceEvent::ServiceResolved(info) => {
+                        if let Some(s) = seen_from(&info) {
+                            seen(s);
+                        }
+                    }
+                    ServiceEvent::ServiceRemoved(_, fullname) => {
+                        let instance = fullname
+                            .strip_suffix(&format!(".{SERVICE_TYPE}"))
+                            .unwrap_or(&fullname);
+                        gone(instance);
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+fn seen_from(info: &mdns_sd::ResolvedService) -> Option<Seen> {
+    let txt: BTreeMap<String, String> = info
+        .get_properties()
+        .iter()
+        .map(|p| (p.key().to_string(), p.val_str().to_string()))
+        .collect();
+    let v4: Vec<Ipv4Addr> = info.get_addresses_v4().into_iter().collect();
+    // Prefer loopback when present (a node on this machine), else any IPv4.
+    let ip = v4
+        .iter()
+        .find(|a| a.is_loopback())
+        .or(v4.first())
+        .copied()?;
+    Some(Seen {
+        node_id: txt.get("node_id").cloned().unwrap_or_default(),
+        role: txt.get("role").cloned().unwrap_or_default(),
+        addr: SocketAddr::new(IpAddr::V4(ip), info.get_port()),
+        txt,
     })
 }

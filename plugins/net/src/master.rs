@@ -220,6 +220,7 @@ async fn list_nodes(State(shared): State<Arc<MasterShared>>, headers: HeaderMap)
         "tick": reg.replication.tick,
         "show_hash": reg.replication.show_hash,
         "nodes": nodes,
+        "discovered": reg.discovered.values().collect::<Vec<_>>(),
     }))
     .into_response()
 }
@@ -695,6 +696,32 @@ fn send_error(shared: &MasterShared, node_id: &str, reason: String) {
     if let Some(link) = reg.nodes.get(node_id).and_then(|n| n.link.as_ref()) {
         let _ = link.tx.try_send(frame);
     }
+}
+
+/// Keeps the registry's list of nodes seen over mDNS (on `interface`, `None`: every one).
+pub fn watch_mdns(shared: Arc<MasterShared>, interface: Option<String>) -> std::io::Result<()> {
+    let gone = Arc::clone(&shared);
+    crate::discovery::watch(
+        interface,
+        move |seen| {
+            if shared.registry().saw_over_mdns(&seen, SystemTime::now()) {
+                tracing::info!(
+                    "mDNS: sees {} {} at {} (universes {})",
+                    seen.role,
+                    seen.node_id,
+                    seen.addr.ip(),
+                    seen.txt.get("universes").map_or("", String::as_str)
+                );
+                println!(
+                    "mDNS: sees {} {} at {}",
+                    seen.role,
+                    seen.node_id,
+                    seen.addr.ip()
+                );
+            }
+        },
+        move |instance| gone.registry().mdns_goodbye(instance),
+    )
 }
 
 /// Binds the master's port (`port` 0: any free port) and returns the listener and its address.

@@ -94,6 +94,8 @@ pub struct MasterNet {
     listener: Option<std::net::TcpListener>,
     last_generation: Option<u64>,
     last_state: Option<rockontrol_engine::PlaybackState>,
+    /// List the nodes seen over mDNS (`broadcast_enabled`).
+    watch_mdns: bool,
 }
 
 impl Plugin for MasterPlugin {
@@ -117,6 +119,7 @@ impl Plugin for MasterPlugin {
             listener,
             last_generation: None,
             last_state: None,
+            watch_mdns: self.config.broadcast_enabled,
         })
         .add_systems(Startup, start_master_server)
         .add_systems(
@@ -131,6 +134,14 @@ impl Plugin for MasterPlugin {
 }
 
 fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntime>) {
+    if net.watch_mdns
+        && let Err(e) = crate::master::watch_mdns(
+            Arc::clone(&net.shared),
+            crate::discovery::interface_from_env(),
+        )
+    {
+        warn!("cannot watch for nodes over mDNS: {e}");
+    }
     let Some(listener) = net.listener.take() else {
         error!("the master has no listening socket; REST and WebSocket are off");
         return;

@@ -220,6 +220,18 @@ impl Replication {
     }
 }
 
+/// A node seen over mDNS (connected or not).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Discovered {
+    pub node_id: String,
+    pub role: String,
+    pub address: String,
+    pub version: String,
+    pub universes: String,
+    pub capabilities: String,
+    pub last_seen: String,
+}
+
 /// Everything the master's servers and systems share.
 #[derive(Debug)]
 pub struct Registry {
@@ -232,6 +244,8 @@ pub struct Registry {
     next_conn: u64,
     /// Commands accepted for nodes (all time).
     pub commands_submitted: u64,
+    /// Nodes advertising `_rockontrol._tcp`, by node id.
+    pub discovered: BTreeMap<String, Discovered>,
 }
 
 impl Registry {
@@ -256,6 +270,7 @@ impl Registry {
             next_command: 0,
             next_conn: 0,
             commands_submitted: 0,
+            discovered: BTreeMap::new(),
         };
         for c in config.conflicts() {
             registry.alert(
@@ -689,6 +704,31 @@ impl Registry {
         }
     }
 
+    /// A node advertised itself over mDNS. Returns true the first time it is seen.
+    pub fn saw_over_mdns(&mut self, seen: &crate::discovery::Seen, now: SystemTime) -> bool {
+        if seen.node_id.is_empty() || seen.node_id == self.master_id {
+            return false;
+        }
+        let txt = |k: &str| seen.txt.get(k).cloned().unwrap_or_default();
+        let entry = Discovered {
+            node_id: seen.node_id.clone(),
+            role: seen.role.clone(),
+            address: seen.addr.ip().to_string(),
+            version: txt("version"),
+            universes: txt("universes"),
+            capabilities: txt("capabilities"),
+            last_seen: crate::health::rfc3339(now),
+        };
+        self.discovered
+            .insert(seen.node_id.clone(), entry)
+            .is_none()
+    }
+
+    /// A node withdrew its mDNS advertisement (`instance` is its node id).
+    pub fn mdns_goodbye(&mut self, instance: &str) {
+        self.discovered.remove(instance);
+    }
+
     /// Lets a pending node in: its next connection is accepted without a key.
     pub fn adopt(&mut self, node_id: &str) -> bool {
         self.adopted.insert(node_id.to_string());
@@ -878,6 +918,29 @@ mod tests {
         own.universes = vec![7];
         assert!(reg.hello(&own, false, tx2, now).is_ok(), "adopted");
         assert_eq!(reg.nodes["node-03"].universes, vec![7]);
+    }
+
+    #[test]
+    fn nodes_seen_over_mdns_are_listed_until_they_say_goodbye() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        let seen = crate::discovery::Seen {
+            node_id: "node-05".into(),
+            role: "receiver".into(),
+            addr: "127.0.0.1:9000".parse().expect("addr"),
+            txt: [("universes", "5,6"), ("version", "0.1.0")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        assert!(reg.saw_over_mdns(&seen, now), "new");
+        assert!(!reg.saw_over_mdns(&seen, now), "seen again: not new");
+        assert_eq!(reg.discovered["node-05"].universes, "5,6");
+        let mut me = seen.clone();
+        me.node_id = "master-01".into();
+        assert!(!reg.saw_over_mdns(&me, now), "the master's own advert");
+        reg.mdns_goodbye("node-05");
+        assert!(reg.discovered.is_empty());
     }
 
     #[test]
