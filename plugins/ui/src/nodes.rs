@@ -1,7 +1,8 @@
 //! The master's node view (the seed's Configuration UI), on the master's real registry.
 //!
 //! - **Topology**: the master and every receiver it knows, linked, coloured by state
-//!   (online green, degraded amber, offline red, pending blue). Click a node to select it.
+//!   (online green, degraded amber, offline red, pending blue); nodes seen over mDNS but not
+//!   known yet hollow grey. Click a node to select it.
 //! - **Universe matrix**: nodes × universes. Click a cell to assign or unassign; a universe
 //!   given to two nodes is a conflict (red cells, and an alert). The master row shows the
 //!   universes it outputs itself (those no node has). A node learns a new assignment in its
@@ -183,6 +184,8 @@ pub struct NodesModel {
     /// Universes the master outputs itself.
     pub master_universes: Vec<u16>,
     pub alerts: Vec<Alert>,
+    /// Nodes seen over mDNS that the master does not know yet: (node id, address).
+    pub discovered: Vec<(String, String)>,
     pub history: BTreeMap<String, VecDeque<Sample>>,
     pub selected: Option<String>,
     pub last_probe: BTreeMap<String, ProbeResult>,
@@ -207,6 +210,7 @@ impl Default for NodesModel {
             conflicts: BTreeSet::new(),
             master_universes: Vec::new(),
             alerts: Vec::new(),
+            discovered: Vec::new(),
             history: BTreeMap::new(),
             selected: None,
             last_probe: BTreeMap::new(),
@@ -519,6 +523,12 @@ pub fn refresh_nodes(
         })
         .collect();
     model.alerts = reg.alerts.clone();
+    model.discovered = reg
+        .discovered
+        .values()
+        .filter(|d| d.node_id != reg.master_id && !reg.nodes.contains_key(&d.node_id))
+        .map(|d| (d.node_id.clone(), d.address.clone()))
+        .collect();
     drop(reg);
     let mut universes: BTreeSet<u16> = engine
         .engine
@@ -716,6 +726,18 @@ fn topology(
             out.push(NodeAction::Select(node.id.clone()));
         }
         layout.nodes.insert(node.id.clone(), to_pixels(pos, ppp));
+    }
+    // Seen over mDNS but never connected: hollow, along the right edge.
+    for (i, (id, address)) in model.discovered.iter().enumerate() {
+        let pos = egui::pos2(rect.max.x - 30.0, rect.min.y + 30.0 + 44.0 * i as f32);
+        painter.circle_stroke(pos, 10.0, egui::Stroke::new(2.0, egui::Color32::GRAY));
+        painter.text(
+            pos - egui::vec2(16.0, 0.0),
+            egui::Align2::RIGHT_CENTER,
+            format!("{id} (mDNS)\n{address}"),
+            egui::FontId::proportional(12.0),
+            egui::Color32::GRAY,
+        );
     }
     // Legend.
     let mut x = rect.min.x + 10.0;
