@@ -164,11 +164,14 @@ impl Drop for Node {
     }
 }
 
+/// Slot 1, source name and arrival time of the latest packet, per universe.
+type LatestByUniverse = Arc<Mutex<BTreeMap<u16, (u8, String, Instant)>>>;
+
 /// Latest slot 1 of every sACN universe received, with the source name.
 #[derive(Clone)]
 struct Listener {
     port: u16,
-    latest: Arc<Mutex<BTreeMap<u16, (u8, String, Instant)>>>,
+    latest: LatestByUniverse,
 }
 
 impl Listener {
@@ -407,8 +410,13 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         r#"{{"v":1,"type":"hello","node_id":"node-01","role":"receiver","version":"0.1.0","protocol":1,"protocol_hash":"{}","capabilities":[],"universes":[1]}}"#,
         rockontrol_net::protocol::protocol_hash()
     );
-    let dup = probe_blocking(addr, Some(KEY), &[hello.clone()], Duration::from_secs(1))
-        .expect("handshake");
+    let dup = probe_blocking(
+        addr,
+        Some(KEY),
+        std::slice::from_ref(&hello),
+        Duration::from_secs(1),
+    )
+    .expect("handshake");
     assert!(
         dup.iter().any(|f| f.contains("already connected")),
         "a live id is refused: {dup:?}"
