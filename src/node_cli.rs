@@ -460,18 +460,16 @@ pub fn demo() -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Receivers first, so they do not report the master lost on the way out. SIGTERM: each
+    // node stops cleanly (sACN stream-terminated packets go out); 5 s each at most.
     for child in children.iter_mut().rev() {
-        // SIGTERM: each node stops cleanly (sACN stream-terminated packets go out).
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
             .status();
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    // Receivers first, so they do not report the master lost on the way out.
-    for child in children.iter_mut().rev() {
+        let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         let _ = child.wait();
