@@ -265,11 +265,68 @@ fn master_publish(world: &mut World) {
         return;
     }
     let mut net = world.resource_mut::<MasterNet>();
-    if net.last_state != state
+    if !same_state(net.last_state.as_ref(), state.as_ref())
         && let Some(s) = &state
     {
         net.shared.registry().refresh_state(s.clone(), tick + 1);
         net.last_state = state;
+    }
+}
+
+/// Equal playback states, with unset (`NaN`) lanes equal to each other — derived `==` says
+/// a state with an unset lane differs from itself, which would republish it every tick.
+fn same_state(
+    a: Option<&rockontrol_engine::PlaybackState>,
+    b: Option<&rockontrol_engine::PlaybackState>,
+) -> bool {
+    use rockontrol_engine::{PlaybackRun, PlaybackState};
+    let lanes = |x: &[f32], y: &[f32]| {
+        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+    };
+    let same_run = |p: &PlaybackRun, q: &PlaybackRun| {
+        // Destructured so that a new field cannot be forgotten here.
+        let PlaybackRun {
+            cue,
+            master,
+            last_action,
+            go_tick,
+            follow_at,
+            release_at,
+            from,
+            to,
+            timing,
+            timings,
+        } = p;
+        *cue == q.cue
+            && *master == q.master
+            && *last_action == q.last_action
+            && *go_tick == q.go_tick
+            && *follow_at == q.follow_at
+            && *release_at == q.release_at
+            && *timing == q.timing
+            && *timings == q.timings
+            && lanes(from, &q.from)
+            && lanes(to, &q.to)
+    };
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            let PlaybackState {
+                grand_master,
+                blackout,
+                action_seq,
+                playbacks,
+            } = a;
+            *grand_master == b.grand_master
+                && *blackout == b.blackout
+                && *action_seq == b.action_seq
+                && playbacks.len() == b.playbacks.len()
+                && playbacks
+                    .iter()
+                    .zip(&b.playbacks)
+                    .all(|(p, q)| same_run(p, q))
+        }
+        _ => false,
     }
 }
 
@@ -781,6 +838,32 @@ pub fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_with_unset_lanes_equals_itself() {
+        let state = rockontrol_engine::PlaybackState {
+            grand_master: 1.0,
+            blackout: false,
+            action_seq: 0,
+            playbacks: vec![rockontrol_engine::PlaybackRun {
+                cue: None,
+                master: 1.0,
+                last_action: 0,
+                go_tick: 0,
+                follow_at: None,
+                release_at: None,
+                from: vec![f32::NAN, 0.5],
+                to: vec![f32::NAN, 1.0],
+                timing: vec![0, 0],
+                timings: vec![],
+            }],
+        };
+        assert!(same_state(Some(&state), Some(&state.clone())));
+        let mut moved = state.clone();
+        moved.playbacks[0].to[1] = 0.9;
+        assert!(!same_state(Some(&state), Some(&moved)));
+        assert!(!same_state(Some(&state), None));
+    }
 
     #[test]
     fn executed_command_ids_survive_a_restart() {
