@@ -4,7 +4,9 @@
 //! Per universe: the winning priority, each live source with name, address, priority and packet
 //! rate, and the merged values (a 32-wide hex or decimal grid, or only the non-zero slots).
 //! `--json` prints one JSON object per refresh instead (for scripts and tests); `--once` waits
-//! until every requested universe has data, prints it once and exits.
+//! until every requested universe has data, prints it once and exits. Ctrl-C (or SIGTERM) and
+//! `--duration` end it cleanly, after one last view. `--sacn-port 0 --artnet-port 0` listen on
+//! free ports (named on standard error), so tests never compete with other software on the host.
 
 use std::io::{IsTerminal, Write};
 use std::net::Ipv4Addr;
