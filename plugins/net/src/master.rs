@@ -511,6 +511,8 @@ async fn websocket(
 
 /// Garbage frames tolerated on one link before it is closed.
 const MAX_BAD_FRAMES: u32 = 10;
+/// Frames written to a node in one go at most.
+const WRITE_BATCH: usize = 64;
 /// Frames buffered for one node before it is cut off as too slow.
 const LINK_QUEUE: usize = 8192;
 
@@ -592,12 +594,27 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
         hello.universes
     );
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
+        // Frames queued behind the first go out in the same write: one system call per
+        // burst, not per frame, when a node falls behind.
+        'link: while let Some(frame) = rx.recv().await {
             if sink
-                .send(Message::Text(frame.as_ref().into()))
+                .feed(Message::Text(frame.as_ref().into()))
                 .await
                 .is_err()
             {
+                break;
+            }
+            for _ in 0..WRITE_BATCH {
+                let Ok(frame) = rx.try_recv() else { break };
+                if sink
+                    .feed(Message::Text(frame.as_ref().into()))
+                    .await
+                    .is_err()
+                {
+                    break 'link;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
