@@ -1,6 +1,6 @@
 //! OLA's `olad` as the console: it sends sACN (multicast, one universe at a static priority of
-//! 150, one at the default 100) and Art-Net (unicast, to the node that subscribed with an
-//! ArtPollReply), and our input receiver decodes exactly those 512 slots per universe, OLA's
+//! 150, one at the default 100) and Art-Net (unicast, to the node that answered its ArtPoll
+//! with an ArtPollReply naming the universe), and our input receiver decodes exactly those 512 slots per universe, OLA's
 //! sACN source name and priorities, and OLA's Art-Net node name.
 //!
 //! Our side is `rockontrol monitor --json` (the input receiver of `rockontrol_dmx::input` with
@@ -120,9 +120,10 @@ fn our_input_decodes_exactly_what_olad_sends() {
         .command(BIN)
         .args(["monitor", "--bind", NODE_IP])
         .args(["--sacn", "10", "--sacn", "12", "--artnet", "11"])
-        // Subscribe to OLA's Art-Net output: it only unicasts to nodes that advertise the
-        // universe in an ArtPollReply.
-        .args(["--artnet-announce", "198.18.0.255"])
+        // No --artnet-announce: OLA only unicasts ArtDmx to nodes that advertise the universe in
+        // an ArtPollReply, so it must get our reply to its own ArtPoll. That reply goes to olad's
+        // address on port 6454, which our receiver also listens on: this checks that none of
+        // our sockets takes it first (a wildcard socket did).
         .args(["--json", "--interval", "200ms", "--duration", "30s"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -178,9 +179,10 @@ fn our_input_decodes_exactly_what_olad_sends() {
     };
 
     // olad sends on each change only (no keep-alive), and Art-Net only once it has our
-    // ArtPollReply: set the looks again every half second until a view shows all three
-    // universes and OLA's Art-Net name. Bounded: 20 s.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // ArtPollReply (it polls every few seconds): set the looks again every half second until a
+    // view shows all three universes and OLA's Art-Net name (its reply to its own poll).
+    // Bounded: 25 s.
+    let deadline = Instant::now() + Duration::from_secs(25);
     let mut next_set = Instant::now();
     let mut last = Value::Null;
     let view = loop {
@@ -194,7 +196,7 @@ fn our_input_decodes_exactly_what_olad_sends() {
             Ok(line) => line,
             Err(_) if Instant::now() < deadline => continue,
             Err(_) => panic!(
-                "no view with all three universes within 20 s; last view:\n{}\n\
+                "no view with all three universes within 25 s; last view:\n{}\n\
                  monitor stderr:\n{}\nolad log:\n{}",
                 brief(&last),
                 stderr_text(),

@@ -24,8 +24,13 @@
 //!   gets the groups it joined. A join the kernel still refuses is an error naming the limit.
 //! - sACN unicast: a socket bound to `interface:5568` (more specific than the wildcard sockets, so
 //!   unicast to our address lands there even when a peer on this host holds `0.0.0.0:5568`).
-//! - Art-Net: `0.0.0.0:6454` for broadcasts, plus `interface:6454` for unicast and for sending
-//!   ArtPollReply from our own address.
+//! - Art-Net: `interface:6454` for unicast and for sending ArtPollReply from our own address, and
+//!   for broadcasts the interface's broadcast address (e.g. `2.255.255.255:6454`) plus
+//!   `255.255.255.255:6454`. Not `0.0.0.0:6454` when an interface is given: a wildcard socket
+//!   would also match unicast to *other* addresses of this host, and the kernel hands each such
+//!   datagram to one socket only — measured with `olad` on the same host, our wildcard socket took
+//!   the ArtPollReplies we sent to olad, so olad never subscribed us. The wildcard is used only
+//!   when no interface is given or its broadcast address is unknown (loopback has none).
 //! - Nothing here sends multicast (multicast loop is off on every socket anyway).
 //!
 //! # Bad input
@@ -571,6 +576,21 @@ fn kernel_membership_limit() -> usize {
         .unwrap_or(LINUX_DEFAULT_MEMBERSHIPS)
 }
 
+/// The broadcast address of the interface that holds `ip`, if it has one.
+fn interface_broadcast(ip: Ipv4Addr) -> Option<Ipv4Addr> {
+    let interfaces = match if_addrs::get_if_addrs() {
+        Ok(list) => list,
+        Err(e) => {
+            debug!("cannot list interfaces ({e}); Art-Net broadcasts on 0.0.0.0");
+            return None;
+        }
+    };
+    interfaces.into_iter().find_map(|i| match i.addr {
+        if_addrs::IfAddr::V4(a) if a.ip == ip => a.broadcast.filter(|b| !b.is_unspecified()),
+        _ => None,
+    })
+}
+
 fn open_sockets(config: &InputConfig) -> Result<OpenSockets, InputError> {
     let mut list = Vec::new();
     let mut memberships: usize = 0;
@@ -667,7 +687,9 @@ fn open_sockets(config: &InputConfig) -> Result<OpenSockets, InputError> {
     }
     if config.artnet {
         let mut port = config.artnet_port;
-        if !iface.is_unspecified() {
+        let broadcast = if iface.is_unspecified() {
+            None
+        } else {
             let socket = udp_socket("Art-Net unicast", SocketAddrV4::new(iface, port), true)?;
             port = local_port(&socket);
             artnet_addr = Some(SocketAddr::V4(SocketAddrV4::new(iface, port)));
@@ -675,20 +697,45 @@ fn open_sockets(config: &InputConfig) -> Result<OpenSockets, InputError> {
                 socket: socket.into(),
                 kind: SocketKind::ArtNet,
             });
+            interface_broadcast(iface)
+        };
+        match broadcast {
+            Some(directed) => {
+                let socket =
+                    udp_socket("Art-Net broadcast", SocketAddrV4::new(directed, port), true)?;
+                list.push(OpenSocket {
+                    socket: socket.into(),
+                    kind: SocketKind::ArtNet,
+                });
+                // Limited broadcast too (some controllers use it); best effort.
+                match udp_socket(
+                    "Art-Net limited broadcast",
+                    SocketAddrV4::new(Ipv4Addr::BROADCAST, port),
+                    true,
+                ) {
+                    Ok(socket) => list.push(OpenSocket {
+                        socket: socket.into(),
+                        kind: SocketKind::ArtNet,
+                    }),
+                    Err(e) => debug!("Art-Net: no socket for 255.255.255.255 ({e})"),
+                }
+            }
+            None => {
+                let socket = udp_socket(
+                    "Art-Net broadcast",
+                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+                    true,
+                )?;
+                let port = local_port(&socket);
+                if artnet_addr.is_none() {
+                    artnet_addr = Some(SocketAddr::V4(SocketAddrV4::new(iface, port)));
+                }
+                list.push(OpenSocket {
+                    socket: socket.into(),
+                    kind: SocketKind::ArtNet,
+                });
+            }
         }
-        let socket = udp_socket(
-            "Art-Net broadcast",
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
-            true,
-        )?;
-        let port = local_port(&socket);
-        if artnet_addr.is_none() {
-            artnet_addr = Some(SocketAddr::V4(SocketAddrV4::new(iface, port)));
-        }
-        list.push(OpenSocket {
-            socket: socket.into(),
-            kind: SocketKind::ArtNet,
-        });
     }
     Ok(OpenSockets {
         list,
