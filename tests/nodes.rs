@@ -554,6 +554,54 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         "seed status shape: {st}"
     );
 
+    // A command whose ack is lost is sent again and not applied twice: node-02 is frozen
+    // (SIGSTOP) with the command in its socket; the master declares it offline, so the ack
+    // the thawed node sends goes nowhere; after the reconnect the master sends it again.
+    let pid = receivers[1].child.id().to_string();
+    signal("-STOP", &pid);
+    let (status, reply) = rest(
+        addr,
+        "POST",
+        "/api/nodes/node-02/command",
+        Some(KEY),
+        Some(r#"{"type": "intensity", "level": 0.5}"#),
+    );
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (202, Some("sent")),
+        "{reply}"
+    );
+    let resent = reply["command_id"]
+        .as_str()
+        .expect("command_id")
+        .to_string();
+    wait_state(addr, "node-02", "offline", Duration::from_secs(10));
+    signal("-CONT", &pid);
+    receivers[1].wait_line(&format!("executed {resent}:"), Duration::from_secs(10));
+    receivers[1].wait_line(
+        &format!("already executed {resent}: acknowledged again"),
+        Duration::from_secs(20),
+    );
+    wait_state(addr, "node-02", "online", Duration::from_secs(10));
+    let lines = receivers[1].lines();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("executed {resent}:")))
+            .count(),
+        1,
+        "executed once though delivered twice: {lines:?}"
+    );
+    let (_, st) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
+    assert_eq!(
+        (
+            st["pending_commands"].as_u64(),
+            st["commands_executed"].as_u64()
+        ),
+        (Some(0), Some(3)),
+        "{st}"
+    );
+
     // A command node-02 cannot execute: 1 + 3 retries, then degraded with an alert.
     let (status, _) = rest(
         addr,
@@ -688,6 +736,15 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     drop(node);
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to process `pid`.
+fn signal(sig: &str, pid: &str) {
+    let ok = Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
 }
 
 fn is_root() -> bool {

@@ -679,6 +679,10 @@ fn receiver_apply(
     let first = fade.show().playbacks.first().map(|p| p.name.clone());
     while let Some((id, command)) = net.commands.pop_front() {
         if net.executed.contains(&id) {
+            // Sent again (its ack was lost): acknowledged, not applied twice.
+            info!("tick {tick}: {id} was executed before; acknowledging it again");
+            println!("already executed {id}: acknowledged again");
+            net.remember(tick, format!("already executed {id}: acknowledged again"));
             let _ = net.out.try_send(ToMaster::Ack {
                 command_id: id,
                 status: AckStatus::Executed,
