@@ -21,6 +21,9 @@ use crate::protocol::{self, Hello, ToMaster, ToReceiver, decode_to_receiver};
 /// Silence from the master for this long means it is gone (it sends the clock every second).
 pub const MASTER_SILENCE: Duration = Duration::from_secs(3);
 
+/// After [`MASTER_SILENCE`], how long frames that are already on their way still count.
+const STALL_GRACE: Duration = Duration::from_millis(250);
+
 /// How a link finds its master.
 #[derive(Debug, Clone)]
 pub enum MasterAddress {
@@ -148,8 +151,16 @@ async fn session(
     loop {
         tokio::select! {
             incoming = tokio::time::timeout(MASTER_SILENCE, stream.next()) => {
+                // If this node itself was stalled (suspended, frozen), what the master sent
+                // meanwhile is already here: read it before calling the master silent.
+                let incoming = match incoming {
+                    Err(_) => tokio::time::timeout(STALL_GRACE, stream.next())
+                        .await
+                        .map_err(|_| ()),
+                    ready => ready.map_err(|_| ()),
+                };
                 let text = match incoming {
-                    Err(_) => return Ok(format!("master silent for {MASTER_SILENCE:?}")),
+                    Err(()) => return Ok(format!("master silent for {MASTER_SILENCE:?}")),
                     Ok(None) => return Ok("master closed the connection".into()),
                     Ok(Some(Err(e))) => return Ok(format!("connection error: {e}")),
                     Ok(Some(Ok(Message::Text(t)))) => t,
