@@ -741,6 +741,57 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     let (status, spec) = rest(addr, "GET", "/api/openapi.json", None, None);
     assert_eq!(status, 200);
     assert!(spec["paths"]["/api/nodes/register"].is_object(), "{spec}");
+
+    // A receiver without a key is pending until an operator adopts it.
+    let keyless_cfg = dir.join("node-05.json");
+    std::fs::write(
+        &keyless_cfg,
+        SEED_RECEIVER
+            .replace("\"node-01\"", "\"node-05\"")
+            .replace("192.168.1.100", "127.0.0.1")
+            .replace("9000", &port.to_string())
+            .replace("[1, 2]", "[5]")
+            .replace(
+                "\"auto_discover\": true",
+                "\"auto_discover\": false, \"broadcast_enabled\": false",
+            ),
+    )
+    .expect("write");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("receiver")
+        .arg("--config")
+        .arg(&keyless_cfg)
+        .args(["--headless", "--duration", "120"])
+        .env_remove("ROCKONTROL_API_KEY")
+        .env("ROCKONTROL_STATE_DIR", dir.join("state-5"))
+        .env("RUST_LOG", "info");
+    let keyless = Node::spawn(cmd);
+    let refused = keyless.wait_line("refused by master", Duration::from_secs(15));
+    assert!(
+        refused.contains("waits for an operator to adopt it"),
+        "{refused}"
+    );
+    wait_state(addr, "node-05", "pending", Duration::from_secs(5));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/node-05/adopt",
+        Some(READ_KEY),
+        None,
+    );
+    assert_eq!(status, 401, "no read-only keys in this config: {body}");
+    let (status, body) = rest(addr, "POST", "/api/nodes/node-05/adopt", Some(KEY), None);
+    assert_eq!(
+        (status, body["adopted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    wait_state(addr, "node-05", "online", Duration::from_secs(15));
+    keyless.wait_line(
+        "connected to master master-01: universes [5]",
+        Duration::from_secs(5),
+    );
+    drop(keyless);
     drop(node);
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
