@@ -14,41 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rockontrol_net::client::{http_request_blocking, probe_blocking};
+use rockontrol_net::config::seed;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
 const KEY: &str = "e2e-control-key-0001";
 const READ_KEY: &str = "e2e-reader-key-0001";
-
-const SEED_MASTER: &str = r#"{
-  "role": "master",
-  "node_id": "master-01",
-  "listen_port": 9000,
-  "broadcast_enabled": true,
-  "managed_nodes": [
-    {
-      "node_id": "node-01",
-      "ip": "192.168.1.101",
-      "universe_map": [1, 2],
-      "role": "dmx_output"
-    },
-    {
-      "node_id": "node-02",
-      "ip": "192.168.1.102",
-      "universe_map": [3, 4],
-      "role": "media_server"
-    }
-  ]
-}"#;
-
-const SEED_RECEIVER: &str = r#"{
-  "role": "receiver",
-  "node_id": "node-01",
-  "master_ip": "192.168.1.100",
-  "master_port": 9000,
-  "local_universes": [1, 2],
-  "capabilities": ["dmx_output", "media_playback"],
-  "auto_discover": true
-}"#;
 
 /// One dimmer per universe 1..=3; cue 1 snaps to 100 % / 60 % / 20 %, cue 2 fades all to
 /// 20 % over 6 s.
@@ -278,7 +248,7 @@ fn master_addr(master: &Node) -> SocketAddr {
 }
 
 fn receiver_config(n: u16, master_port: u16, sacn_port: u16, on_loss: &str) -> String {
-    SEED_RECEIVER
+    seed::RECEIVER
         .replace("\"node-01\"", &format!("\"node-0{n}\""))
         .replace("192.168.1.100", "127.0.0.1")
         .replace("9000", &master_port.to_string())
@@ -668,7 +638,7 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     let master_cfg = dir.join("master.json");
     std::fs::write(
         &master_cfg,
-        SEED_MASTER
+        seed::MASTER
             .replace("192.168.1.101", "127.0.0.1")
             .replace("192.168.1.102", "127.0.0.1")
             .replace("9000", &port.to_string())
@@ -681,7 +651,7 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     let recv_cfg = dir.join("node.json");
     std::fs::write(
         &recv_cfg,
-        SEED_RECEIVER
+        seed::RECEIVER
             .replace("192.168.1.100", "127.0.0.1")
             .replace("9000", &port.to_string())
             .replace(
@@ -746,7 +716,7 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     let keyless_cfg = dir.join("node-05.json");
     std::fs::write(
         &keyless_cfg,
-        SEED_RECEIVER
+        seed::RECEIVER
             .replace("\"node-01\"", "\"node-05\"")
             .replace("192.168.1.100", "127.0.0.1")
             .replace("9000", &port.to_string())
@@ -828,7 +798,7 @@ fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
     let master_cfg = dir.join("master.json");
     std::fs::write(
         &master_cfg,
-        SEED_MASTER
+        seed::MASTER
             .replace("192.168.1.101", "127.0.0.1")
             .replace("192.168.1.102", "127.0.0.1")
             .replace(
@@ -838,7 +808,7 @@ fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
     )
     .expect("write");
     let recv_cfg = dir.join("node.json");
-    let receiver = SEED_RECEIVER.replace("\"master_ip\": \"192.168.1.100\",\n", "");
+    let receiver = seed::RECEIVER.replace("\"master_ip\": \"192.168.1.100\",\n", "");
     assert!(!receiver.contains("master_ip"), "{receiver}");
     std::fs::write(&recv_cfg, receiver).expect("write");
     let script = format!(

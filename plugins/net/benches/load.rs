@@ -33,6 +33,7 @@ use rockontrol_engine::{Command as ShowCommand, PlaybackState};
 use rockontrol_net::auth::Keys;
 use rockontrol_net::client::{LinkConfig, LinkEvent, MasterAddress, run_link};
 use rockontrol_net::config::{Capability, NodeConfig, Syntax};
+use rockontrol_net::health;
 use rockontrol_net::master::{self, MasterShared};
 use rockontrol_net::protocol::{AckStatus, Metrics, NodeCommand, ToMaster, ToReceiver};
 use rockontrol_net::registry::Registry;
@@ -186,30 +187,14 @@ impl MasterProcess {
         }
     }
 
-    /// (user + system CPU seconds, RSS KiB, peak RSS KiB).
-    fn usage(&self) -> (f64, u64, u64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let cpu = (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (cpu, kib("VmRSS:"), kib("VmHWM:"))
+    /// (user + system CPU seconds, RSS MiB, peak RSS MiB).
+    fn usage(&self) -> (f64, f64, f64) {
+        let pid = Some(self.child.id());
+        (
+            health::cpu_time(pid).unwrap_or_default().as_secs_f64(),
+            health::memory_mb(pid).unwrap_or(0.0),
+            health::peak_memory_mb(pid).unwrap_or(0.0),
+        )
     }
 }
 
@@ -222,25 +207,7 @@ impl Drop for MasterProcess {
 
 /// This process's user + system CPU seconds.
 fn own_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    health::cpu_time(None).unwrap_or_default().as_secs_f64()
 }
 
 /// What every client shares: when each command was posted and how often it arrived.
@@ -559,7 +526,7 @@ fn run_bench(secs: u64, rate: u64, receivers: usize, phases: &str) {
         clients_cpu = Some((own_cpu_seconds() - own_before) / phase_secs * 100.0);
     }
 
-    let (_, rss_kib, peak_kib) = master.usage();
+    let (_, rss_mib, peak_mib) = master.usage();
     let _ = stop_tx.send(true);
     let results: Vec<ReceiverResult> = handles
         .into_iter()
@@ -647,8 +614,8 @@ fn run_bench(secs: u64, rate: u64, receivers: usize, phases: &str) {
     println!(
         "link drops: {}; master RSS {:.1} MiB (peak {:.1} MiB); master CPU per phase in the table (% of one core)",
         tally.disconnects.load(Ordering::Relaxed),
-        rss_kib as f64 / 1024.0,
-        peak_kib as f64 / 1024.0
+        rss_mib,
+        peak_mib
     );
     println!("| load | p50 | p99 | p99.9 | max | lost | master CPU |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");

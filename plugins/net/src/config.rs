@@ -402,45 +402,23 @@ fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The example node configurations of the seed design document, verbatim (its 192.168.x
+/// addresses included): what `--config` must accept exactly as written.
+pub mod seed {
+    /// The seed's master configuration (`master-01`, two managed nodes).
+    pub const MASTER: &str = include_str!("../seed/master.json");
+    /// The seed's receiver configuration (`node-01`, `auto_discover`).
+    pub const RECEIVER: &str = include_str!("../seed/receiver.json");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    pub const SEED_MASTER: &str = r#"{
-  "role": "master",
-  "node_id": "master-01",
-  "listen_port": 9000,
-  "broadcast_enabled": true,
-  "managed_nodes": [
-    {
-      "node_id": "node-01",
-      "ip": "192.168.1.101",
-      "universe_map": [1, 2],
-      "role": "dmx_output"
-    },
-    {
-      "node_id": "node-02",
-      "ip": "192.168.1.102",
-      "universe_map": [3, 4],
-      "role": "media_server"
-    }
-  ]
-}"#;
-
-    pub const SEED_RECEIVER: &str = r#"{
-  "role": "receiver",
-  "node_id": "node-01",
-  "master_ip": "192.168.1.100",
-  "master_port": 9000,
-  "local_universes": [1, 2],
-  "capabilities": ["dmx_output", "media_playback"],
-  "auto_discover": true
-}"#;
-
     #[test]
     fn the_seeds_json_configs_parse_verbatim() {
         let NodeConfig::Master(m) =
-            NodeConfig::parse(SEED_MASTER, Syntax::Json, "master.json").expect("seed master")
+            NodeConfig::parse(seed::MASTER, Syntax::Json, "master.json").expect("seed master")
         else {
             panic!("expected a master")
         };
@@ -451,7 +429,7 @@ mod tests {
         assert_eq!(m.managed_nodes[0].universe_map, vec![1, 2]);
         assert!(m.conflicts().is_empty(), "no universe is shared");
         let NodeConfig::Receiver(r) =
-            NodeConfig::parse(SEED_RECEIVER, Syntax::Json, "node.json").expect("seed receiver")
+            NodeConfig::parse(seed::RECEIVER, Syntax::Json, "node.json").expect("seed receiver")
         else {
             panic!("expected a receiver")
         };
@@ -474,13 +452,13 @@ mod tests {
             ],
         )"#;
         let from_ron = NodeConfig::parse(ron, Syntax::Ron, "m.ron").expect("ron master");
-        let from_json = NodeConfig::parse(SEED_MASTER, Syntax::Json, "m.json").expect("json");
+        let from_json = NodeConfig::parse(seed::MASTER, Syntax::Json, "m.json").expect("json");
         assert_eq!(from_ron, from_json);
         let ron = r#"(role: "receiver", node_id: "node-01", master_ip: "192.168.1.100",
             master_port: 9000, local_universes: [1, 2],
             capabilities: ["dmx_output", "media_playback"], auto_discover: true)"#;
         let from_ron = NodeConfig::parse(ron, Syntax::Ron, "r.ron").expect("ron receiver");
-        let from_json = NodeConfig::parse(SEED_RECEIVER, Syntax::Json, "r.json").expect("json");
+        let from_json = NodeConfig::parse(seed::RECEIVER, Syntax::Json, "r.json").expect("json");
         assert_eq!(from_ron, from_json);
     }
 
@@ -488,36 +466,36 @@ mod tests {
     fn unknown_keys_and_bad_values_are_clear_errors() {
         let cases = [
             (
-                SEED_RECEIVER.replace("\"auto_discover\"", "\"auto_discovery\""),
+                seed::RECEIVER.replace("\"auto_discover\"", "\"auto_discovery\""),
                 "unknown field `auto_discovery`",
             ),
             (
-                SEED_RECEIVER.replace("\"media_playback\"", "\"lasers\""),
+                seed::RECEIVER.replace("\"media_playback\"", "\"lasers\""),
                 "unknown capability \"lasers\"",
             ),
             (
-                SEED_RECEIVER.replace("192.168.1.100", "192.168.1"),
+                seed::RECEIVER.replace("192.168.1.100", "192.168.1"),
                 "invalid IP address",
             ),
             (
-                SEED_RECEIVER.replace("[1, 2]", "[0, 2]"),
+                seed::RECEIVER.replace("[1, 2]", "[0, 2]"),
                 "universe 0 is outside 1..=63999",
             ),
             (
-                SEED_RECEIVER.replace("\"receiver\"", "\"slave\""),
+                seed::RECEIVER.replace("\"receiver\"", "\"slave\""),
                 "unknown role \"slave\"",
             ),
             (
-                SEED_MASTER.replace("\"dmx_output\"", "\"dmx\""),
+                seed::MASTER.replace("\"dmx_output\"", "\"dmx\""),
                 "unknown node role \"dmx\"",
             ),
             (
-                SEED_MASTER.replace("\"node-02\"", "\"node-01\""),
+                seed::MASTER.replace("\"node-02\"", "\"node-01\""),
                 "listed twice",
             ),
-            (SEED_MASTER.replace("9000", "90000"), "invalid value"),
+            (seed::MASTER.replace("9000", "90000"), "invalid value"),
             (
-                SEED_RECEIVER
+                seed::RECEIVER
                     .replace("\"master_ip\": \"192.168.1.100\",", "")
                     .replace("true", "false"),
                 "no master",
@@ -543,7 +521,7 @@ mod tests {
 
     #[test]
     fn shared_universes_are_reported_as_conflicts() {
-        let text = SEED_MASTER.replace("[3, 4]", "[2, 3]");
+        let text = seed::MASTER.replace("[3, 4]", "[2, 3]");
         let NodeConfig::Master(m) =
             NodeConfig::parse(&text, Syntax::Json, "m.json").expect("parses")
         else {

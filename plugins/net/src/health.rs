@@ -47,14 +47,23 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
 
 /// Resident memory in MiB, from `/proc/<pid>/status`.
 pub fn memory_mb(pid: Option<u32>) -> Option<f64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib as f64 / 1024.0)
+}
+
+/// Peak resident memory (high-water mark) in MiB, from `/proc/<pid>/status`.
+pub fn peak_memory_mb(pid: Option<u32>) -> Option<f64> {
+    status_kib(pid, "VmHWM:").map(|kib| kib as f64 / 1024.0)
+}
+
+/// One `KEY: N kB` line of `/proc/<pid>/status` (`/proc/self` when `pid` is `None`).
+fn status_kib(pid: Option<u32>, key: &str) -> Option<u64> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/status"),
         None => "/proc/self/status".into(),
     };
     let text = std::fs::read_to_string(path).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU use of this process in percent of one core, between calls.
