@@ -226,7 +226,7 @@ fn art_time_code() -> impl Strategy<Value = ArtTimeCode> {
 }
 
 /// Every decoder in the crate, run on the same bytes; none may panic.
-fn decode_everything(bytes: &[u8]) {
+pub fn decode_everything(bytes: &[u8]) {
     let _ = sacn::decode(bytes);
     let _ = artnet::decode(bytes);
     let _ = ArtDmx::decode(bytes);
@@ -263,13 +263,13 @@ fn valid_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// Byte flips, a cut and some appended bytes, applied to a valid packet.
 #[derive(Debug, Clone)]
-struct Mutation {
+pub struct Mutation {
     flips: Vec<(usize, u8)>,
     cut: Option<usize>,
     appended: Vec<u8>,
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub fn mutation() -> impl Strategy<Value = Mutation> {
     (
         vec((any::<usize>(), any::<u8>()), 0..6),
         proptest::option::of(any::<usize>()),
@@ -282,7 +282,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         })
 }
 
-fn mutate(mut bytes: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
+pub fn mutate(mut bytes: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
     if !bytes.is_empty() {
         let len = bytes.len();
         for &(index, value) in &mutation.flips {

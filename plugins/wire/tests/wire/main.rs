@@ -5,12 +5,15 @@
 //!   `E131PDUTest.cpp` / `ArtNetNodeTest.cpp` style).
 //! - `merge`: the sACN [`SequenceTracker`] and [`Merger`], table-driven.
 //! - `peers`: our bytes against the `sacn` and `artnet_protocol` crates, and their known faults.
+//! - `corpus`: the kept fuzz corpus (`tests/corpus`, olad captures included), each file decoded
+//!   as its name says, and every file a seed for mutation.
 //! - `fuzz`: proptest — arbitrary and mutated input never panics; encode → decode round-trips.
 //!
 //! [`SequenceTracker`]: rockontrol_wire::sacn::SequenceTracker
 //! [`Merger`]: rockontrol_wire::sacn::Merger
 
 mod artnet_vectors;
+mod corpus;
 mod fuzz;
 mod merge;
 mod peers;
