@@ -4,6 +4,10 @@
 //! the engine in `FixedUpdate`, the DMX output thread, and the network plugin of the role.
 //! A master outputs the show universes no managed node is given; a receiver outputs the ones
 //! the master assigns it. Ctrl-C (SIGINT) or SIGTERM stops either cleanly.
+//!
+//! A receiver told to restart (the `restart` node command) stops the same clean way and then
+//! re-executes this program with the same arguments: same pid, node id and state directory
+//! (so its executed-command log keeps anything from being applied twice).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,6 +26,7 @@ use rockontrol_net::auth::{self, KeySource, Keys};
 use rockontrol_net::client::MasterAddress;
 use rockontrol_net::config::{NodeConfig, Role};
 use rockontrol_net::discovery::{self, Advert};
+use rockontrol_net::plugin::NodeRestart;
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
 use rockontrol_show::Show;
 
@@ -264,6 +269,9 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_flag()?;
     let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Receiver);
     let mut app = base_app(stop, args.duration, window);
+    let restart = NodeRestart::default();
+    app.insert_resource(restart.clone());
+    let node_id = config.node_id.clone();
     let mut show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
     if let Some(dest) = &config.dmx_destination {
         rockontrol_net::plugin::redirect_sacn(&mut show, dest);
@@ -282,8 +290,33 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     });
     spawn_show(app.world_mut(), &show);
     let exit = app.run();
+    if restart.requested() {
+        println!("receiver {node_id} restarting");
+        // The advert goes before the new process makes its own.
+        drop(_mdns);
+        return Err(re_execute());
+    }
     println!("receiver stopped");
     Ok(exit_code(exit))
+}
+
+/// Replaces this process with a fresh run of the same program and arguments. Returns only
+/// if that fails.
+fn re_execute() -> anyhow::Error {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let _ = std::io::stdout().flush();
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return anyhow::anyhow!("cannot restart: cannot find this program's path: {e}"),
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(&exe);
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    let e = command.args(args).exec();
+    anyhow::anyhow!("cannot restart {}: {e}", exe.display())
 }
 
 /// The latest first slots of one sACN universe received on a fresh loopback port.

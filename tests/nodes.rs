@@ -887,3 +887,166 @@ fn the_demo_runs_a_master_and_two_receivers_and_stops_by_itself() {
         "receivers stop before the master: {lines:?}"
     );
 }
+
+/// How many collected lines contain `needle`.
+fn count_lines(node: &Node, needle: &str) -> usize {
+    node.lines().iter().filter(|l| l.contains(needle)).count()
+}
+
+/// Sends a node command and returns its id.
+fn send_command(master: SocketAddr, node: &str, body: &str) -> String {
+    let (status, reply) = rest(
+        master,
+        "POST",
+        &format!("/api/nodes/{node}/command"),
+        Some(KEY),
+        Some(body),
+    );
+    assert_eq!(status, 202, "{body} is accepted for {node}: {reply}");
+    reply["command_id"]
+        .as_str()
+        .expect("command_id in the reply")
+        .to_string()
+}
+
+#[test]
+fn identify_flashes_a_receiver_and_restart_brings_it_back() {
+    let dir = temp_dir("quick-actions");
+    let sacn = Listener::start();
+    let port = free_port();
+    let show = dir.join("show.ron");
+    std::fs::write(&show, SHOW).expect("show");
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false,
+  "managed_nodes": [{{"node_id": "node-02", "ip": "127.0.0.1", "universe_map": [2], "role": "dmx_output"}}]}}"#
+        ),
+    )
+    .expect("master config");
+    let _master = Node::start(
+        "master",
+        &master_cfg,
+        Some(&show),
+        &dir.join("state-master"),
+    );
+    let addr = master_addr(&_master);
+    let cfg = dir.join("node-02.json");
+    std::fs::write(&cfg, receiver_config(2, port, sacn.port, "hold")).expect("config");
+    let mut receiver = Node::start("receiver", &cfg, None, &dir.join("state-2"));
+    wait_state(addr, "node-02", "online", Duration::from_secs(30));
+    let (status, reply) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(KEY),
+        Some(r#"{"type": "go", "playback": "main"}"#),
+    );
+    assert_eq!(status, 200, "GO on the master: {reply}");
+    // Cue 1: universe 2 at 60 % = 153.
+    sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
+
+    // Bad identify lengths and node actions aimed at the master are clear errors.
+    for bad in [
+        r#"{"type": "identify", "seconds": 0}"#,
+        r#"{"type": "identify", "seconds": 600}"#,
+    ] {
+        let (status, reply) = rest(
+            addr,
+            "POST",
+            "/api/nodes/node-02/command",
+            Some(KEY),
+            Some(bad),
+        );
+        assert_eq!(status, 400, "{bad} is refused: {reply}");
+        assert!(
+            reply["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("identify seconds")),
+            "{reply}"
+        );
+    }
+    let (status, reply) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(KEY),
+        Some(r#"{"type": "restart"}"#),
+    );
+    assert_eq!(
+        status, 422,
+        "the master does not restart through its show: {reply}"
+    );
+
+    // Identify: the dimmer flashes full on the wire, then the show's 153 is back.
+    let sent = Instant::now();
+    let identify = send_command(addr, "node-02", r#"{"type": "identify", "seconds": 1.5}"#);
+    sacn.wait_value(2, |v| v == 255, Duration::from_secs(3));
+    receiver.wait_line(&format!("executed {identify}"), Duration::from_secs(3));
+    receiver.wait_line("identify done", Duration::from_secs(5));
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1400),
+        "the flash lasted its 1.5 s (done after {:?})",
+        sent.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(1) {
+        assert_eq!(
+            sacn.value(2),
+            Some(153),
+            "after the identify, universe 2 is the show's 60 % again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Restart: acknowledged, the same process (exec keeps the pid) starts again and is back
+    // online, caught up, without running an earlier command twice.
+    let pid = receiver.child.id();
+    assert_eq!(count_lines(&receiver, "receiver node-02 starting"), 1);
+    let restart = send_command(addr, "node-02", r#"{"type": "restart"}"#);
+    receiver.wait_line(&format!("executed {restart}"), Duration::from_secs(5));
+    receiver.wait_line("receiver node-02 restarting", Duration::from_secs(5));
+    let start = Instant::now();
+    while count_lines(&receiver, "receiver node-02 starting") < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the receiver never started again: {:?}",
+            receiver.lines()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    while count_lines(&receiver, "connected to master master-01: universes [2]") < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the restarted receiver never reconnected: {:?}",
+            receiver.lines()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_state(addr, "node-02", "online", Duration::from_secs(10));
+    assert_eq!(
+        receiver.child.try_wait().expect("wait"),
+        None,
+        "the receiver re-executed itself rather than exiting"
+    );
+    assert_eq!(receiver.child.id(), pid, "exec keeps the process id");
+    sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
+    // A command after the restart still works, and nothing before it ran twice.
+    let after = send_command(addr, "node-02", r#"{"type": "blackout", "on": false}"#);
+    receiver.wait_line(&format!("executed {after}"), Duration::from_secs(10));
+    for id in [&identify, &restart] {
+        assert_eq!(
+            count_lines(&receiver, &format!("executed {id}:")),
+            1,
+            "{id} was executed once: {:?}",
+            receiver.lines()
+        );
+    }
+    let (_, status) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
+    assert_eq!(status["commands_failed"].as_u64(), Some(0), "{status}");
+    receiver.kill();
+}

@@ -338,6 +338,9 @@ async fn node_command(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Err(e) = command.check() {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
     let submitted = shared.registry().submit(&node_id, command);
     match submitted {
         Ok((command_id, delivery)) => (

@@ -6,20 +6,26 @@
 //! as deltas; on a receiver the same set applies the master's snapshot and deltas at their
 //! ticks, so the receiver's engine computes the same frames and keeps running through a
 //! master outage.
+//!
+//! Two node commands act on the receiver itself rather than on the show: *identify* flashes
+//! the fixtures of its universes through the engine's [`Programmer`] highlight (so the wire
+//! shows it and playback is untouched), and *restart* acknowledges, stops the app cleanly
+//! (sACN stream-terminated) and asks the binary, through [`NodeRestart`], to re-execute itself.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bevy::prelude::*;
 use bevy_tokio_tasks::{TokioTasksPlugin, TokioTasksRuntime};
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, EngineSystems, ShowClock, ShowEngine,
+    Command, CommandQueue, CommandRejected, EngineEvent, EngineSystems, Programmer,
+    ProgrammerPlugin, ShowClock, ShowEngine,
 };
 use rockontrol_show::{Output, SacnDestination, SacnOutput, Show};
 use tokio::sync::mpsc;
@@ -370,6 +376,54 @@ pub struct ReceiverNet {
     pub link_down: Option<(Instant, String)>,
     /// What this node did lately, oldest first (at most [`HISTORY_KEPT`]).
     pub history: VecDeque<HistoryEntry>,
+    /// The identify flash in progress.
+    pub identify: Option<IdentifyFlash>,
+    /// When an acknowledged restart stops the app (the ack gets this long to leave).
+    restart_at: Option<Instant>,
+}
+
+/// How long a restart waits after its acknowledgement was queued, so the ack reaches the
+/// master before the connection closes.
+pub const RESTART_GRACE: Duration = Duration::from_millis(300);
+
+/// A receiver's identify: its fixtures highlighted for the first half of every 0.5 s, on
+/// top of whatever the programmer held before, which is handed back at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentifyFlash {
+    /// Fixtures patched on the node's universes.
+    pub fixtures: BTreeSet<u32>,
+    /// The programmer's highlight when the identify began (restored after).
+    pub saved_highlight: BTreeSet<u32>,
+    /// Ticks run so far (counted, so a clock correction cannot stretch or cut the flash).
+    pub elapsed: u64,
+    /// Ticks in all.
+    pub length: u64,
+    /// Ticks per on or off half of a flash (a quarter second).
+    pub half_period: u64,
+}
+
+impl IdentifyFlash {
+    /// Whether the fixtures are lit at `elapsed` ticks in.
+    pub fn lit_at(&self, elapsed: u64) -> bool {
+        elapsed < self.length && (elapsed / self.half_period.max(1)).is_multiple_of(2)
+    }
+}
+
+/// Lets a receiver restart its own process. The binary inserts it before running the app;
+/// once the app has exited it re-executes itself if [`NodeRestart::requested`]. A receiver
+/// without it (one inside another program, as in tests) refuses restart commands.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct NodeRestart(Arc<AtomicBool>);
+
+impl NodeRestart {
+    /// True once an acknowledged restart command stopped the app.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Entries kept in [`ReceiverNet::history`].
@@ -430,12 +484,26 @@ impl Plugin for ReceiverPlugin {
             master_addr: None,
             link_down: None,
             history: VecDeque::new(),
+            identify: None,
+            restart_at: None,
         })
         .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
         .add_systems(Startup, start_receiver_link)
         .add_systems(PreUpdate, receiver_receive.in_set(NetSystems::Receive))
-        .add_systems(FixedUpdate, receiver_apply.in_set(NetSystems::Apply))
-        .add_systems(Update, receiver_heartbeat.in_set(NetSystems::Send));
+        .add_systems(
+            FixedUpdate,
+            (receiver_apply, receiver_identify)
+                .chain()
+                .in_set(NetSystems::Apply),
+        )
+        .add_systems(
+            Update,
+            (receiver_heartbeat, receiver_restart).in_set(NetSystems::Send),
+        );
+        // Identify lights fixtures through the programmer's highlight.
+        if !app.is_plugin_added::<ProgrammerPlugin>() {
+            app.add_plugins(ProgrammerPlugin);
+        }
     }
 }
 
@@ -617,6 +685,8 @@ fn receiver_apply(
     mut net: ResMut<ReceiverNet>,
     mut engine: ResMut<ShowEngine>,
     mut clock: ResMut<ShowClock>,
+    programmer: Res<Programmer>,
+    restart: Option<Res<NodeRestart>>,
 ) {
     let ready =
         engine.engine.is_some() && net.load_generation.is_none_or(|g| engine.generation > g);
@@ -690,16 +760,53 @@ fn receiver_apply(
             });
             continue;
         }
-        let result = command
-            .to_engine(first.as_deref())
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                fade.apply(state, &c, tick)
-                    .map(|_| c)
+        let result = match &command {
+            NodeCommand::Identify { seconds } => {
+                protocol::identify_duration(*seconds)
                     .map_err(|e| e.to_string())
-            });
+                    .map(|length| {
+                        let flash = identify_flash(
+                            fade.show(),
+                            &net.assigned,
+                            programmer.highlighted(),
+                            length,
+                        );
+                        let text = format!(
+                            "identify: {} fixtures on universes {:?} flash for {seconds} s",
+                            flash.fixtures.len(),
+                            net.assigned
+                        );
+                        // A second identify starts over, handing back what the first saved.
+                        let saved = net.identify.take().map(|f| f.saved_highlight);
+                        net.identify = Some(IdentifyFlash {
+                            saved_highlight: saved.unwrap_or(flash.saved_highlight.clone()),
+                            ..flash
+                        });
+                        text
+                    })
+            }
+            NodeCommand::Restart => match &restart {
+                Some(_) if net.restart_at.is_some() => Ok("restart (already under way)".into()),
+                Some(_) => {
+                    net.restart_at = Some(Instant::now() + RESTART_GRACE);
+                    Ok("restart: stopping and starting again".into())
+                }
+                None => {
+                    Err("this node cannot restart itself (it runs inside another program)".into())
+                }
+            },
+            _ => command
+                .to_engine(first.as_deref())
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    fade.apply(state, &c, tick)
+                        .map(|_| c.to_string())
+                        .map_err(|e| e.to_string())
+                }),
+        };
         let ack = match result {
             Ok(c) => {
+                // Written (unbuffered) before the ack: a restart's re-sent id is not re-run.
                 net.executed.insert(&id);
                 net.commands_executed += 1;
                 info!("tick {tick}: executed {id}: {c}");
@@ -723,6 +830,86 @@ fn receiver_apply(
         };
         let _ = net.out.try_send(ack);
     }
+}
+
+/// The fixtures patched on `universes` of `show`, flashing for `length`.
+fn identify_flash(
+    show: &rockontrol_engine::CompiledShow,
+    universes: &[u16],
+    highlight: &BTreeSet<u32>,
+    length: Duration,
+) -> IdentifyFlash {
+    let fixtures = show
+        .channels
+        .iter()
+        .filter(|c| {
+            show.universes
+                .get((c.coarse / 512) as usize)
+                .is_some_and(|u| universes.contains(u))
+        })
+        .map(|c| c.fixture)
+        .collect();
+    let rate = f64::from(show.tick_rate.max(1));
+    IdentifyFlash {
+        fixtures,
+        saved_highlight: highlight.clone(),
+        elapsed: 0,
+        length: (length.as_secs_f64() * rate).round().max(1.0) as u64,
+        // 2 Hz: lit for a quarter second, dark (the show) for a quarter second.
+        half_period: (rate / 4.0).round().max(1.0) as u64,
+    }
+}
+
+/// Drives the identify flash: sets the programmer's highlight for this tick, and hands the
+/// saved highlight back when the flash is over.
+fn receiver_identify(
+    mut net: ResMut<ReceiverNet>,
+    mut programmer: ResMut<Programmer>,
+    clock: Res<ShowClock>,
+) {
+    let Some(flash) = &mut net.identify else {
+        return;
+    };
+    let elapsed = flash.elapsed;
+    flash.elapsed += 1;
+    if elapsed >= flash.length {
+        programmer.highlight(flash.saved_highlight.clone());
+        net.identify = None;
+        info!("identify done: the output is the show's again");
+        println!("identify done");
+        net.remember(clock.next_tick, "identify done".into());
+        return;
+    }
+    let lit = if flash.lit_at(elapsed) {
+        flash
+            .saved_highlight
+            .union(&flash.fixtures)
+            .copied()
+            .collect()
+    } else {
+        flash.saved_highlight.clone()
+    };
+    if programmer.highlighted() != &lit {
+        programmer.highlight(lit);
+    }
+}
+
+/// Stops the app once an acknowledged restart's grace is over; the binary re-executes itself.
+fn receiver_restart(
+    mut net: ResMut<ReceiverNet>,
+    restart: Option<Res<NodeRestart>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let (Some(at), Some(restart)) = (net.restart_at, restart) else {
+        return;
+    };
+    if Instant::now() < at || restart.requested() {
+        return;
+    }
+    info!("restarting: stopping the app (sACN streams are terminated)");
+    restart.request();
+    net.restart_at = None;
+    exit.write(AppExit::Success);
 }
 
 fn receiver_heartbeat(

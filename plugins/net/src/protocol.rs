@@ -27,7 +27,7 @@ pub const SCHEMA: &str = "rockontrol-net v1;\
     command(command_id,attempt,command);ack(command_id,status,reason);\
     heartbeat(status,metrics(dmx_fps,cpu_usage,memory_mb,frames_out,seq,tick,show_hash));\
     sync(tick,rate,timecode,bpm);snapshot_request(reason);\
-    node_command(cue,go,back,release,clear,blackout,intensity,grand_master,media)";
+    node_command(cue,go,back,release,clear,blackout,intensity,grand_master,media,identify(seconds),restart)";
 
 /// The crate version, sent in hello/welcome.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -95,10 +95,29 @@ pub enum NodeCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<f64>,
     },
+    /// Flash every fixture of the node's universes at 2 Hz for `seconds` (default
+    /// [`IDENTIFY_SECONDS`]), on top of the show, then hand the output back as it was.
+    Identify {
+        #[serde(default = "identify_seconds")]
+        seconds: f64,
+    },
+    /// Restart the node's process: same arguments, same node id and executed-command log; it
+    /// comes back online by itself.
+    Restart,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// How long an identify flashes when the command does not say.
+pub const IDENTIFY_SECONDS: f64 = 5.0;
+
+/// The longest identify a node accepts, in seconds.
+pub const MAX_IDENTIFY_SECONDS: f64 = 60.0;
+
+fn identify_seconds() -> f64 {
+    IDENTIFY_SECONDS
 }
 
 /// What a media command does.
@@ -122,9 +141,23 @@ pub enum CommandMapError {
     Fade,
     #[error("media playback is not available on this node yet")]
     NoMedia,
+    #[error(
+        "identify seconds must be a finite number within 0 < seconds <= {MAX_IDENTIFY_SECONDS}"
+    )]
+    IdentifySeconds,
+    #[error("{0} is an action of a receiver node, not a show command")]
+    NodeAction(&'static str),
 }
 
 impl NodeCommand {
+    /// Checks what can be checked without a show (the master does before it queues a command).
+    pub fn check(&self) -> Result<(), CommandMapError> {
+        match self {
+            NodeCommand::Identify { seconds } => identify_duration(*seconds).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// The engine command, with `first_playback` standing in where none is named.
     pub fn to_engine(&self, first_playback: Option<&str>) -> Result<Command, CommandMapError> {
         let pb = |p: &Option<String>| {
@@ -179,7 +212,18 @@ impl NodeCommand {
                 level: level(*l, "grand master")?,
             },
             NodeCommand::Media { .. } => return Err(CommandMapError::NoMedia),
+            NodeCommand::Identify { .. } => return Err(CommandMapError::NodeAction("identify")),
+            NodeCommand::Restart => return Err(CommandMapError::NodeAction("restart")),
         })
+    }
+}
+
+/// An identify's length, if `seconds` is one a node accepts.
+pub fn identify_duration(seconds: f64) -> Result<std::time::Duration, CommandMapError> {
+    if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_IDENTIFY_SECONDS {
+        Ok(std::time::Duration::from_secs_f64(seconds))
+    } else {
+        Err(CommandMapError::IdentifySeconds)
     }
 }
 
@@ -423,6 +467,53 @@ mod tests {
             }
             .to_engine(None),
             Err(CommandMapError::NoPlayback)
+        );
+    }
+
+    #[test]
+    fn identify_and_restart_are_node_actions() {
+        let cmd: NodeCommand =
+            serde_json::from_str(r#"{"type": "identify", "seconds": 5}"#).expect("identify");
+        assert_eq!(cmd, NodeCommand::Identify { seconds: 5.0 });
+        assert_eq!(cmd.check(), Ok(()));
+        let cmd: NodeCommand = serde_json::from_str(r#"{"type": "identify"}"#).expect("default");
+        assert_eq!(
+            cmd,
+            NodeCommand::Identify {
+                seconds: IDENTIFY_SECONDS
+            },
+            "seconds default to {IDENTIFY_SECONDS}"
+        );
+        for bad in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            MAX_IDENTIFY_SECONDS + 1.0,
+        ] {
+            assert_eq!(
+                NodeCommand::Identify { seconds: bad }.check(),
+                Err(CommandMapError::IdentifySeconds),
+                "{bad} seconds must be refused"
+            );
+        }
+        let cmd: NodeCommand = serde_json::from_str(r#"{"type": "restart"}"#).expect("restart");
+        assert_eq!(cmd, NodeCommand::Restart);
+        assert_eq!(
+            serde_json::to_string(&cmd).expect("encodes"),
+            r#"{"type":"restart"}"#
+        );
+        let e = serde_json::from_str::<NodeCommand>(r#"{"type": "restart", "now": true}"#)
+            .expect_err("unknown field");
+        assert!(e.to_string().contains("unknown field `now`"), "{e}");
+        assert_eq!(
+            NodeCommand::Restart.to_engine(Some("main")),
+            Err(CommandMapError::NodeAction("restart")),
+            "not a show command"
+        );
+        assert_eq!(
+            NodeCommand::Identify { seconds: 1.0 }.to_engine(Some("main")),
+            Err(CommandMapError::NodeAction("identify"))
         );
     }
 

@@ -10,8 +10,10 @@
 //! - **Selected node**: status, and graphs over the last five minutes of latency (round trip
 //!   of the connection probes), DMX frames per second, CPU and clock offset (the node's show
 //!   tick in its heartbeat against the master's tick when it arrived).
-//! - **Quick actions**: restart the node's link, test the connection (a command whose ack
-//!   round trip is measured), identify (blackout flashed on that node only, then restored).
+//! - **Quick actions**: restart the node (its process re-executes itself and comes back),
+//!   restart only its link, test the connection (a command whose ack round trip is
+//!   measured), identify (the node flashes every fixture of its universes at 2 Hz for
+//!   [`IDENTIFY_SECONDS`] on top of the show).
 //! - **Alerts**, newest first.
 //!
 //! Widgets push [`NodeAction`]s; [`apply_node_actions`] carries them out on the registry, so
@@ -25,7 +27,7 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{ShowClock, ShowEngine};
 use rockontrol_net::MasterNet;
-use rockontrol_net::protocol::{Metrics, NodeCommand};
+use rockontrol_net::protocol::{IDENTIFY_SECONDS, Metrics, NodeCommand};
 use rockontrol_net::registry::{Alert, NodeState};
 
 use crate::UiSystems;
@@ -104,9 +106,11 @@ pub enum NodeAction {
     },
     /// Drop the node's link; it reconnects (and gets its assignment) in its next attempt.
     RestartLink(String),
+    /// Restart the node's process (the `restart` node command); it comes back by itself.
+    RestartNode(String),
     /// Send a harmless command and time its acknowledgement.
     TestConnection(String),
-    /// Flash the node's outputs (blackout on/off four times, then the master's state).
+    /// Flash the node's fixtures (the `identify` node command, [`IDENTIFY_SECONDS`] long).
     Identify(String),
     /// Any command for a node (as `POST /api/nodes/{id}/command`).
     Command(String, NodeCommand),
@@ -193,7 +197,6 @@ pub struct NodesModel {
     pub auto_probe: bool,
     probes: BTreeMap<String, Probe>,
     next_auto_probe: BTreeMap<String, Instant>,
-    identify: Vec<(Instant, String, bool)>,
     relink: BTreeSet<String>,
     started: Instant,
     last_refresh: Option<Instant>,
@@ -217,7 +220,6 @@ impl Default for NodesModel {
             auto_probe: true,
             probes: BTreeMap::new(),
             next_auto_probe: BTreeMap::new(),
-            identify: Vec::new(),
             relink: BTreeSet::new(),
             started: Instant::now(),
             last_refresh: None,
@@ -306,18 +308,18 @@ pub fn apply_node_actions(
             NodeAction::TestConnection(id) => {
                 start_probe(&mut model, &mut reg, &id, blackout, true, now);
             }
+            NodeAction::RestartNode(id) => match reg.submit(&id, NodeCommand::Restart) {
+                Ok((command_id, _)) => info!("node {id}: restart sent ({command_id})"),
+                Err(e) => warn!("node view: cannot restart {id}: {e}"),
+            },
             NodeAction::Identify(id) => {
-                for (i, on) in [true, false, true, false, true, false, true, false]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let at = now + Duration::from_millis(300 * i as u64);
-                    model.identify.push((at, id.clone(), on));
+                let identify = NodeCommand::Identify {
+                    seconds: IDENTIFY_SECONDS,
+                };
+                match reg.submit(&id, identify) {
+                    Ok((command_id, _)) => info!("node {id}: identify sent ({command_id})"),
+                    Err(e) => warn!("node view: cannot identify {id}: {e}"),
                 }
-                // Ends on the master's own blackout state.
-                model
-                    .identify
-                    .push((now + Duration::from_millis(2400), id.clone(), blackout));
             }
             NodeAction::Command(id, command) => {
                 if let Err(e) = reg.submit(&id, command) {
@@ -346,20 +348,6 @@ pub fn apply_node_actions(
             .collect();
         if dmx.only_universes.as_ref() != Some(&local) {
             dmx.only_universes = Some(local);
-        }
-    }
-    // Identify flashes that are due.
-    let due: Vec<(String, bool)> = model
-        .identify
-        .iter()
-        .filter(|(at, _, _)| *at <= now)
-        .map(|(_, id, on)| (id.clone(), *on))
-        .collect();
-    if !due.is_empty() {
-        model.identify.retain(|(at, _, _)| *at > now);
-        let mut reg = net.shared.registry();
-        for (id, on) in due {
-            let _ = reg.submit(&id, NodeCommand::Blackout { on });
         }
     }
 }
@@ -942,6 +930,16 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
     }
     ui.horizontal(|ui| {
         if ui
+            .button("Restart node")
+            .on_hover_text(
+                "restart the node's program: it stops cleanly, starts again with the same \
+                 settings and comes back online by itself",
+            )
+            .clicked()
+        {
+            out.push(NodeAction::RestartNode(node.id.clone()));
+        }
+        if ui
             .button("Restart link")
             .on_hover_text(
                 "drop the node's connection; it reconnects within 5 s and resynchronises",
@@ -959,7 +957,9 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
         }
         if ui
             .button("Identify")
-            .on_hover_text("flash this node's outputs (blackout on/off) for 2.4 s")
+            .on_hover_text(format!(
+                "flash every fixture of this node's universes at 2 Hz for {IDENTIFY_SECONDS} s"
+            ))
             .clicked()
         {
             out.push(NodeAction::Identify(node.id.clone()));
