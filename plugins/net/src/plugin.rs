@@ -785,7 +785,7 @@ fn receiver_apply(
                         text
                     })
             }
-            NodeCommand::Restart => match &restart {
+            NodeCommand::Restart {} => match &restart {
                 Some(_) if net.restart_at.is_some() => Ok("restart (already under way)".into()),
                 Some(_) => {
                     net.restart_at = Some(Instant::now() + RESTART_GRACE);

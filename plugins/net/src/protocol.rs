@@ -102,8 +102,9 @@ pub enum NodeCommand {
         seconds: f64,
     },
     /// Restart the node's process: same arguments, same node id and executed-command log; it
-    /// comes back online by itself.
-    Restart,
+    /// comes back online by itself. (Braced so that unknown fields are refused, which serde
+    /// does not do for a unit variant of a tagged enum.)
+    Restart {},
 }
 
 fn yes() -> bool {
@@ -213,7 +214,7 @@ impl NodeCommand {
             },
             NodeCommand::Media { .. } => return Err(CommandMapError::NoMedia),
             NodeCommand::Identify { .. } => return Err(CommandMapError::NodeAction("identify")),
-            NodeCommand::Restart => return Err(CommandMapError::NodeAction("restart")),
+            NodeCommand::Restart {} => return Err(CommandMapError::NodeAction("restart")),
         })
     }
 }
@@ -498,7 +499,7 @@ mod tests {
             );
         }
         let cmd: NodeCommand = serde_json::from_str(r#"{"type": "restart"}"#).expect("restart");
-        assert_eq!(cmd, NodeCommand::Restart);
+        assert_eq!(cmd, NodeCommand::Restart {});
         assert_eq!(
             serde_json::to_string(&cmd).expect("encodes"),
             r#"{"type":"restart"}"#
@@ -507,7 +508,7 @@ mod tests {
             .expect_err("unknown field");
         assert!(e.to_string().contains("unknown field `now`"), "{e}");
         assert_eq!(
-            NodeCommand::Restart.to_engine(Some("main")),
+            NodeCommand::Restart {}.to_engine(Some("main")),
             Err(CommandMapError::NodeAction("restart")),
             "not a show command"
         );

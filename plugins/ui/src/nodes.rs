@@ -308,7 +308,7 @@ pub fn apply_node_actions(
             NodeAction::TestConnection(id) => {
                 start_probe(&mut model, &mut reg, &id, blackout, true, now);
             }
-            NodeAction::RestartNode(id) => match reg.submit(&id, NodeCommand::Restart) {
+            NodeAction::RestartNode(id) => match reg.submit(&id, NodeCommand::Restart {}) {
                 Ok((command_id, _)) => info!("node {id}: restart sent ({command_id})"),
                 Err(e) => warn!("node view: cannot restart {id}: {e}"),
             },

@@ -239,6 +239,21 @@ fn states_conflicts_master_universes_and_connection_test() {
         app.world().resource::<NodesModel>().last_probe
     );
 
+    // Identify and Restart node are node commands on the link (the node does the work).
+    act(&mut app, NodeAction::Identify("stage-pars".into()));
+    act(&mut app, NodeAction::RestartNode("stage-pars".into()));
+    let sent = ack_all(&mut app, &mut rx, "stage-pars");
+    assert_eq!(
+        sent,
+        vec![
+            NodeCommand::Identify {
+                seconds: protocol::IDENTIFY_SECONDS
+            },
+            NodeCommand::Restart {},
+        ],
+        "one identify command, then one restart command"
+    );
+
     // Restart link: the node is cut off and shown offline.
     act(&mut app, NodeAction::RestartLink("stage-pars".into()));
     std::thread::sleep(Duration::from_millis(300));
