@@ -1031,6 +1031,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn identify_flashes_at_2_hz_for_its_length_then_stops() {
+        let flash = IdentifyFlash {
+            fixtures: BTreeSet::from([1, 2]),
+            saved_highlight: BTreeSet::new(),
+            elapsed: 0,
+            // 5 s at 44 Hz, a quarter second (11 ticks) per half.
+            length: 220,
+            half_period: 11,
+        };
+        let lit: Vec<bool> = (0..44).map(|k| flash.lit_at(k)).collect();
+        assert!(lit[..11].iter().all(|&l| l), "lit for the first 11 ticks");
+        assert!(lit[11..22].iter().all(|&l| !l), "then the show for 11");
+        assert!(lit[22..33].iter().all(|&l| l) && lit[33..].iter().all(|&l| !l));
+        let flashes = (0..220)
+            .filter(|&k| flash.lit_at(k) && (k == 0 || !flash.lit_at(k - 1)))
+            .count();
+        assert_eq!(flashes, 10, "2 Hz for 5 s");
+        assert!(
+            (220..300).all(|k| !flash.lit_at(k)),
+            "nothing after the end"
+        );
+    }
+
+    #[test]
     fn a_state_with_unset_lanes_equals_itself() {
         let state = rockontrol_engine::PlaybackState {
             grand_master: 1.0,
