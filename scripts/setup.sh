@@ -10,7 +10,7 @@ PACKAGES=(
   pkg-config libudev-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
-  ola tshark dbus avahi-daemon avahi-utils libnss-mdns iproute2 curl
+  ola tshark dbus avahi-daemon avahi-utils libnss-mdns iproute2 procps curl
   xvfb xauth mesa-vulkan-drivers libvulkan1 libx11-dev libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 
