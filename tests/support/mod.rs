@@ -1,1 +1,2 @@
 pub mod ola;
+pub mod olad;

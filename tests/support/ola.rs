@@ -9,8 +9,10 @@
 #![allow(dead_code, reason = "each test binary uses part of this")]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use super::olad::{self, run};
 
 /// OLA's address inside the namespace.
 pub const OLA_IP: &str = "198.18.0.1";
@@ -21,22 +23,6 @@ pub struct Ola {
     pub namespace: String,
     conf: PathBuf,
     olad: Option<Child>,
-}
-
-fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e} (run `./dev setup`)", args[0]))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{:?} failed: {}",
-            args,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
 }
 
 /// Whether OLA's `olad` is on `PATH` (tests that need it skip, loudly, when it is not).
@@ -97,107 +83,35 @@ impl Ola {
         ] {
             run(&step).unwrap_or_else(|e| panic!("network namespace setup: {e}"));
         }
-        let _ = std::fs::remove_dir_all(&conf);
-        std::fs::create_dir_all(&conf).expect("olad config dir");
-        let write =
-            |file: &str, text: String| std::fs::write(conf.join(file), text).expect("olad config");
-        write(
-            "ola-e131.conf",
-            format!(
-                "enabled = true\nignore_preview = true\ninput_ports = 4\noutput_ports = 4\nip = {OLA_IP}\nrevision = 0.46\nprepend_hostname = false\n"
-            ),
+        olad::write_config(
+            &conf,
+            &[
+                (
+                    "ola-e131.conf",
+                    format!(
+                        "enabled = true\nignore_preview = true\ninput_ports = 4\noutput_ports = 4\nip = {OLA_IP}\nrevision = 0.46\nprepend_hostname = false\n"
+                    ),
+                ),
+                (
+                    "ola-artnet.conf",
+                    format!(
+                        "enabled = true\nip = {OLA_IP}\nnet = 0\nsubnet = 0\noutput_ports = 4\nuse_limited_broadcast = false\nuse_loopback = false\nalways_broadcast = false\nshort_name = OLA test\nlong_name = OLA test node\n"
+                    ),
+                ),
+                (
+                    "ola-port.conf",
+                    patches.iter().map(|p| format!("{p}\n")).collect(),
+                ),
+            ],
+            &["e131", "artnet"],
         );
-        write(
-            "ola-artnet.conf",
-            format!(
-                "enabled = true\nip = {OLA_IP}\nnet = 0\nsubnet = 0\noutput_ports = 4\nuse_limited_broadcast = false\nuse_loopback = false\nalways_broadcast = false\nshort_name = OLA test\nlong_name = OLA test node\n"
-            ),
-        );
-        for plugin in [
-            "dummy",
-            "espnet",
-            "ftdidmx",
-            "gpio",
-            "karate",
-            "kinet",
-            "milinst",
-            "opendmx",
-            "openpixelcontrol",
-            "osc",
-            "pathport",
-            "renard",
-            "sandnet",
-            "shownet",
-            "spi",
-            "stageprofi",
-            "uartdmx",
-            "usbdmx",
-            "usbserial",
-            "dmx4linux",
-            "nanoleaf",
-        ] {
-            write(&format!("ola-{plugin}.conf"), "enabled = false\n".into());
-        }
-        write(
-            "ola-port.conf",
-            patches.iter().map(|p| format!("{p}\n")).collect(),
-        );
-        run(&["chown", "-R", "olad", conf.to_str().expect("utf8 path")])
-            .expect("chown olad config");
-        let log = std::fs::File::create(conf.join("olad.log")).expect("log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "setpriv",
-                "--reuid=olad",
-                "--regid=nogroup",
-                "--clear-groups",
-            ])
-            .args([
-                "olad",
-                "-c",
-                conf.to_str().expect("utf8"),
-                "-l",
-                "3",
-                "--no-register-with-dns-sd",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start olad ({e}): install OLA with `./dev setup`"));
-        ola.olad = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while ola.http("/json/server_stats").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "olad did not answer on its HTTP port within 20 s; its log:\n{}",
-                std::fs::read_to_string(conf.join("olad.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        ola.olad = Some(olad::spawn(ns, &conf, Duration::from_secs(20)));
         ola
     }
 
     /// A GET on olad's HTTP API (127.0.0.1:9090 inside the namespace).
     pub fn http(&self, path: &str) -> Option<String> {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.namespace,
-                "curl",
-                "-sf",
-                "--max-time",
-                "2",
-            ])
-            .arg(format!("http://127.0.0.1:9090{path}"))
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        olad::http(&self.namespace, path)
     }
 
     /// The 512 slots OLA holds for one of its universes (zeros past what it received).
@@ -223,21 +137,13 @@ impl Ola {
 
     /// olad's log so far, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.conf.join("olad.log")).unwrap_or_default()
+        olad::log_of(&self.conf)
     }
 }
 
 impl Drop for Ola {
     fn drop(&mut self) {
-        // olad runs as another user under `ip netns exec`: kill the whole namespace's processes.
-        let _ = Command::new("ip")
-            .args(["netns", "pids", &self.namespace])
-            .output()
-            .map(|out| {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").arg(pid).status();
-                }
-            });
+        olad::kill_namespace_processes(&self.namespace);
         if let Some(mut child) = self.olad.take() {
             let _ = child.wait();
         }

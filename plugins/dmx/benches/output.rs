@@ -36,11 +36,15 @@
 //! Everything is torn down on exit and on panic (Drop guards); no traffic leaves the namespaces.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
+
+/// olad as a process in a namespace, shared with the interop tests.
+#[path = "../../../tests/support/olad.rs"]
+mod olad;
 
 use rockontrol_dmx::output::{OutputConfig, OutputStats, OutputThread};
 use rockontrol_dmx::routes::{OutputPlan, SacnRoute};
@@ -308,21 +312,6 @@ mod ola {
             .filter(|&i| i < UNIVERSES)
     }
 
-    fn sh(args: &[&str]) -> Result<(), String> {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map_err(|e| format!("{}: {e}", args[0]))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
     /// The two namespaces, the veth between them, olad and its config; all removed on drop.
     struct Rig {
         ola_ns: String,
@@ -333,15 +322,7 @@ mod ola {
 
     impl Drop for Rig {
         fn drop(&mut self) {
-            // olad runs as another user under `ip netns exec`: end what runs in its namespace.
-            if let Ok(out) = Command::new("ip")
-                .args(["netns", "pids", &self.ola_ns])
-                .output()
-            {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").arg(pid).status();
-                }
-            }
+            olad::kill_namespace_processes(&self.ola_ns);
             if let Some(mut child) = self.olad.take() {
                 let deadline = Instant::now() + Duration::from_secs(5);
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
@@ -350,34 +331,19 @@ mod ola {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            let _ = sh(&["ip", "netns", "del", &self.ola_ns]);
-            let _ = sh(&["ip", "netns", "del", &self.peer_ns]);
+            let _ = olad::run(&["ip", "netns", "del", &self.ola_ns]);
+            let _ = olad::run(&["ip", "netns", "del", &self.peer_ns]);
             let _ = std::fs::remove_dir_all(&self.conf);
         }
     }
 
     impl Rig {
         fn http(&self, path: &str) -> Option<String> {
-            let out = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &self.ola_ns,
-                    "curl",
-                    "-sf",
-                    "--max-time",
-                    "2",
-                ])
-                .arg(format!("http://127.0.0.1:9090{path}"))
-                .output()
-                .ok()?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            olad::http(&self.ola_ns, path)
         }
 
         fn log(&self) -> String {
-            std::fs::read_to_string(self.conf.join("olad.log")).unwrap_or_default()
+            olad::log_of(&self.conf)
         }
 
         fn start() -> Rig {
@@ -455,99 +421,34 @@ mod ola {
                     "net.ipv4.igmp_max_memberships=1024",
                 ],
             ] {
-                sh(&step).unwrap_or_else(|e| panic!("network namespace setup: {e}"));
+                olad::run(&step).unwrap_or_else(|e| panic!("network namespace setup: {e}"));
             }
-            let conf = rig.conf.clone();
-            let _ = std::fs::remove_dir_all(&conf);
-            std::fs::create_dir_all(&conf).expect("olad config dir");
-            let write = |file: &str, text: String| {
-                std::fs::write(conf.join(file), text).expect("olad config")
-            };
-            write(
-                "ola-e131.conf",
-                format!(
-                    "enabled = true\nignore_preview = true\ninput_ports = {UNIVERSES}\noutput_ports = 0\nip = {OLA_IP}\nrevision = 0.46\n"
-                ),
-            );
-            write(
-                "ola-kinet.conf",
-                std::iter::once("enabled = true\n".to_string())
-                    .chain((0..UNIVERSES).map(|i| format!("power_supply = {}\n", kinet_target(i))))
-                    .collect(),
-            );
-            for plugin in [
-                "artnet",
-                "dummy",
-                "espnet",
-                "ftdidmx",
-                "gpio",
-                "karate",
-                "milinst",
-                "opendmx",
-                "openpixelcontrol",
-                "osc",
-                "pathport",
-                "renard",
-                "sandnet",
-                "shownet",
-                "spi",
-                "stageprofi",
-                "uartdmx",
-                "usbdmx",
-                "usbserial",
-                "dmx4linux",
-                "nanoleaf",
-            ] {
-                write(&format!("ola-{plugin}.conf"), "enabled = false\n".into());
-            }
-            write(
-                "ola-port.conf",
-                (0..UNIVERSES)
-                    .map(|i| {
+            let kinet = std::iter::once("enabled = true\n".to_string())
+                .chain((0..UNIVERSES).map(|i| format!("power_supply = {}\n", kinet_target(i))))
+                .collect();
+            let ports = (0..UNIVERSES)
+                .map(|i| {
+                    format!(
+                        "{E131_PLUGIN}-1-I-{i} = {u}\n{KINET_PLUGIN}-1-O-{i} = {u}\n",
+                        u = i + 1
+                    )
+                })
+                .collect();
+            olad::write_config(
+                &rig.conf,
+                &[
+                    (
+                        "ola-e131.conf",
                         format!(
-                            "{E131_PLUGIN}-1-I-{i} = {u}\n{KINET_PLUGIN}-1-O-{i} = {u}\n",
-                            u = i + 1
-                        )
-                    })
-                    .collect(),
+                            "enabled = true\nignore_preview = true\ninput_ports = {UNIVERSES}\noutput_ports = 0\nip = {OLA_IP}\nrevision = 0.46\n"
+                        ),
+                    ),
+                    ("ola-kinet.conf", kinet),
+                    ("ola-port.conf", ports),
+                ],
+                &["e131", "kinet"],
             );
-            sh(&["chown", "-R", "olad", conf.to_str().expect("utf8 path")])
-                .expect("chown olad config");
-            let log = std::fs::File::create(conf.join("olad.log")).expect("log");
-            let child = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    o,
-                    "setpriv",
-                    "--reuid=olad",
-                    "--regid=nogroup",
-                    "--clear-groups",
-                ])
-                .args([
-                    "olad",
-                    "-c",
-                    conf.to_str().expect("utf8"),
-                    "-l",
-                    "3",
-                    "--no-register-with-dns-sd",
-                ])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start olad ({e}): install OLA with `./dev setup`")
-                });
-            rig.olad = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while rig.http("/json/server_stats").is_none() {
-                assert!(
-                    Instant::now() < deadline,
-                    "olad did not answer on its HTTP port within 30 s; its log:\n{}",
-                    rig.log()
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            rig.olad = Some(olad::spawn(o, &rig.conf, Duration::from_secs(30)));
             rig
         }
 
