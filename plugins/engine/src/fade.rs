@@ -54,7 +54,10 @@ pub fn seconds_to_ticks(secs: f64, rate: f64) -> u64 {
 }
 
 /// The state of one playback: where it is, and every lane's fade.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Equality compares lane levels bit for bit, so unset (`NaN`) lanes are equal to each other
+/// and a state equals its own copy (the master republishes a state only when it changed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlaybackRun {
     /// Index of the current cue; `None` when the playback is off.
     pub cue: Option<usize>,
@@ -78,6 +81,37 @@ pub struct PlaybackRun {
     pub timing: Vec<u16>,
     /// Fade timings in use by lanes; index 0 is "complete".
     pub timings: Vec<Timing>,
+}
+
+impl PartialEq for PlaybackRun {
+    fn eq(&self, other: &Self) -> bool {
+        let lanes = |x: &[f32], y: &[f32]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+        };
+        // Destructured so that a new field cannot be forgotten here.
+        let PlaybackRun {
+            cue,
+            master,
+            last_action,
+            go_tick,
+            follow_at,
+            release_at,
+            from,
+            to,
+            timing,
+            timings,
+        } = self;
+        *cue == other.cue
+            && *master == other.master
+            && *last_action == other.last_action
+            && *go_tick == other.go_tick
+            && *follow_at == other.follow_at
+            && *release_at == other.release_at
+            && *timing == other.timing
+            && *timings == other.timings
+            && lanes(from, &other.from)
+            && lanes(to, &other.to)
+    }
 }
 
 /// Lane levels with `NaN` ("unset") written as `null`: JSON has no NaN, and the state is

@@ -247,17 +247,13 @@ fn master_apply_commands(
 /// Publishes a new show (snapshot to everyone) or a changed state (for later snapshots).
 fn master_publish(world: &mut World) {
     let tick = world.resource::<ShowClock>().next_tick;
-    let (generation, rate, state) = {
+    let (generation, rate) = {
         let engine = world.resource::<ShowEngine>();
         let Some(fade) = &engine.engine else { return };
-        (
-            engine.generation,
-            fade.show().tick_rate,
-            engine.state.clone(),
-        )
+        (engine.generation, fade.show().tick_rate)
     };
-    let new_show = world.resource::<MasterNet>().last_generation != Some(generation);
-    if new_show {
+    if world.resource::<MasterNet>().last_generation != Some(generation) {
+        let state = world.resource::<ShowEngine>().state.clone();
         let show = rockontrol_engine::show_from_world(world);
         let ron = rockontrol_show::to_ron_string(&show);
         let hash = protocol::show_hash(&ron);
@@ -270,69 +266,18 @@ fn master_publish(world: &mut World) {
         net.last_state = state;
         return;
     }
-    let mut net = world.resource_mut::<MasterNet>();
-    if !same_state(net.last_state.as_ref(), state.as_ref())
-        && let Some(s) = &state
-    {
-        net.shared.registry().refresh_state(s.clone(), tick + 1);
-        net.last_state = state;
-    }
-}
-
-/// Equal playback states, with unset (`NaN`) lanes equal to each other — derived `==` says
-/// a state with an unset lane differs from itself, which would republish it every tick.
-fn same_state(
-    a: Option<&rockontrol_engine::PlaybackState>,
-    b: Option<&rockontrol_engine::PlaybackState>,
-) -> bool {
-    use rockontrol_engine::{PlaybackRun, PlaybackState};
-    let lanes = |x: &[f32], y: &[f32]| {
-        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+    // Compared in place; the state (every lane of every playback) is copied only when it changed.
+    let changed = match &world.resource::<ShowEngine>().state {
+        Some(state) => world.resource::<MasterNet>().last_state.as_ref() != Some(state),
+        None => false,
     };
-    let same_run = |p: &PlaybackRun, q: &PlaybackRun| {
-        // Destructured so that a new field cannot be forgotten here.
-        let PlaybackRun {
-            cue,
-            master,
-            last_action,
-            go_tick,
-            follow_at,
-            release_at,
-            from,
-            to,
-            timing,
-            timings,
-        } = p;
-        *cue == q.cue
-            && *master == q.master
-            && *last_action == q.last_action
-            && *go_tick == q.go_tick
-            && *follow_at == q.follow_at
-            && *release_at == q.release_at
-            && *timing == q.timing
-            && *timings == q.timings
-            && lanes(from, &q.from)
-            && lanes(to, &q.to)
-    };
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            let PlaybackState {
-                grand_master,
-                blackout,
-                action_seq,
-                playbacks,
-            } = a;
-            *grand_master == b.grand_master
-                && *blackout == b.blackout
-                && *action_seq == b.action_seq
-                && playbacks.len() == b.playbacks.len()
-                && playbacks
-                    .iter()
-                    .zip(&b.playbacks)
-                    .all(|(p, q)| same_run(p, q))
+    if changed {
+        let state = world.resource::<ShowEngine>().state.clone();
+        let mut net = world.resource_mut::<MasterNet>();
+        if let Some(s) = &state {
+            net.shared.registry().refresh_state(s.clone(), tick + 1);
         }
-        _ => false,
+        net.last_state = state;
     }
 }
 
@@ -1073,11 +1018,11 @@ mod tests {
                 timings: vec![],
             }],
         };
-        assert!(same_state(Some(&state), Some(&state.clone())));
+        assert_eq!(Some(&state), Some(&state.clone()));
         let mut moved = state.clone();
         moved.playbacks[0].to[1] = 0.9;
-        assert!(!same_state(Some(&state), Some(&moved)));
-        assert!(!same_state(Some(&state), None));
+        assert_ne!(Some(&state), Some(&moved));
+        assert_ne!(Some(&state), None);
     }
 
     #[test]
