@@ -20,8 +20,8 @@ use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use rockontrol_dmx::{DmxPlugin, DmxSettings, DmxStats};
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, ShowClock,
-    ShowEngine, load_show as spawn_show, seconds_to_ticks,
+    Command, CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, FrameBus, FrameSet,
+    ShowClock, ShowEngine, load_show as spawn_show, seconds_to_ticks,
 };
 
 use crate::timearg::TimedCommand;
@@ -44,6 +44,7 @@ pub fn run(
     at: &[TimedCommand],
     duration: Option<f64>,
     dmx_interface: Option<Ipv4Addr>,
+    capture: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let Some(show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
@@ -105,6 +106,23 @@ pub fn run(
     app.world_mut()
         .resource_mut::<Time<Virtual>>()
         .set_max_delta(Duration::from_secs(5));
+    if let Some(path) = capture {
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?,
+        );
+        crate::render::write_csv_header(&mut file)?;
+        let frames = app
+            .world_mut()
+            .resource_mut::<FrameBus>()
+            .subscribe(CAPTURE_QUEUE);
+        app.insert_resource(Capture {
+            frames: std::sync::Mutex::new(frames),
+            file,
+            line: String::new(),
+        })
+        .add_systems(Last, write_capture);
+    }
     spawn_show(app.world_mut(), &show);
     let rate = f64::from(show.tick_rate);
     {
@@ -131,6 +149,37 @@ pub fn run(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Frames waiting for the capture file (a minute at 44 Hz: a catch-up never drops one).
+const CAPTURE_QUEUE: usize = 2640;
+
+/// `--capture`: every frame, as `render` writes it.
+#[derive(Resource)]
+struct Capture {
+    frames: std::sync::Mutex<Receiver<Arc<FrameSet>>>,
+    file: std::io::BufWriter<std::fs::File>,
+    line: String,
+}
+
+fn write_capture(mut capture: ResMut<Capture>, mut exits: MessageReader<AppExit>) {
+    use std::io::Write;
+    let Capture { frames, file, line } = &mut *capture;
+    let Ok(frames) = frames.get_mut() else { return };
+    while let Ok(set) = frames.try_recv() {
+        for (index, universe) in set.universes.iter().enumerate() {
+            line.clear();
+            crate::render::format_row(line, &set, index, *universe, crate::render::Format::Csv);
+            if let Err(e) = file.write_all(line.as_bytes()) {
+                error!("capture: {e}");
+            }
+        }
+    }
+    if exits.read().next().is_some()
+        && let Err(e) = file.flush()
+    {
+        error!("capture: {e}");
+    }
 }
 
 fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMut<CommandQueue>) {

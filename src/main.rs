@@ -74,6 +74,10 @@ enum Cmd {
         /// $ROCKONTROL_DMX_INTERFACE, else 127.0.0.1 (this machine only).
         #[arg(long)]
         dmx_interface: Option<std::net::Ipv4Addr>,
+        /// Also write every frame the engine computes to this file, as `render` writes CSV
+        /// (a live run compared with `render`).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Rewrite a show file in canonical form.
     Fmt {
@@ -123,7 +127,15 @@ fn main() -> ExitCode {
             at,
             duration,
             dmx_interface,
-        } => live::run(&show, headless, &at, duration, dmx_interface),
+            capture,
+        } => live::run(
+            &show,
+            headless,
+            &at,
+            duration,
+            dmx_interface,
+            capture.as_deref(),
+        ),
         Cmd::Fmt {
             show,
             check,

@@ -85,11 +85,7 @@ pub fn render(
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     if format == Format::Csv {
-        write!(sink, "tick,time,universe")?;
-        for slot in 1..=512 {
-            write!(sink, ",{slot}")?;
-        }
-        writeln!(sink)?;
+        write_csv_header(&mut sink)?;
     }
     let mut line = String::with_capacity(4096);
     while app.world().resource::<ShowClock>().next_tick <= last_tick {
@@ -111,7 +107,17 @@ pub fn render(
     Ok(ExitCode::SUCCESS)
 }
 
-fn format_row(line: &mut String, set: &FrameSet, index: usize, universe: u16, format: Format) {
+/// The CSV header row: `tick,time,universe,1,…,512`.
+pub fn write_csv_header(sink: &mut dyn Write) -> std::io::Result<()> {
+    write!(sink, "tick,time,universe")?;
+    for slot in 1..=512 {
+        write!(sink, ",{slot}")?;
+    }
+    writeln!(sink)
+}
+
+/// One row of universe `universe` (at `index` in the frame set).
+pub fn format_row(line: &mut String, set: &FrameSet, index: usize, universe: u16, format: Format) {
     use std::fmt::Write as _;
     let slots = &set.data[index * 512..(index + 1) * 512];
     // Show time with 6 decimals: exact enough for any tick rate, and byte-stable.

@@ -379,3 +379,63 @@ fn qlc_workspace_converts_to_a_show_that_checks_and_renders() {
         "the chaser moves the output"
     );
 }
+
+/// Issue 10, defect 3: a live `run` computes the same frames as `render` for a script with
+/// same-tick edge cases (a GO on the tick a follow is due, a 0 s release, two commands in one
+/// tick). The in-process master comparison is in `plugins/net/tests/command_seam.rs`.
+#[test]
+fn a_live_run_captures_the_same_frames_as_render() {
+    let show = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/net/tests/data/seam.ron");
+    let show = show.to_str().expect("utf8");
+    let script = [
+        (2u32, "go main"),
+        (24, "go main"),
+        (30, "go fx"),
+        (40, "release fx"),
+        (50, "gm 0.4"),
+        (50, "back main"),
+    ];
+    let last_tick = 100usize;
+    // Show time of a tick, rounded down to 0.1 µs (which `--at` takes back to the tick).
+    let secs = |tick: f64| format!("{:.7}s", (tick / 44.0 * 1e7).floor() / 1e7);
+    let mut at = Vec::new();
+    for (tick, command) in script {
+        at.push("--at".to_string());
+        at.push(format!("{} {command}", secs(f64::from(tick))));
+    }
+    let until = secs(last_tick as f64);
+    let mut args = vec!["render", show, "--until", &until];
+    args.extend(at.iter().map(String::as_str));
+    let (code, rendered, err) = run(&args);
+    assert_eq!(code, 0, "render: {err}");
+    let rendered: Vec<&str> = rendered.lines().collect();
+    assert_eq!(rendered.len(), 1 + last_tick + 1, "header + ticks 0..={last_tick}");
+
+    let capture = temp("seam-capture.csv");
+    let mut args = vec![
+        "run",
+        show,
+        "--headless",
+        "--duration",
+        "4s",
+        "--capture",
+        capture.to_str().expect("utf8"),
+    ];
+    args.extend(at.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "run: {out}\n{err}");
+    let captured = std::fs::read_to_string(&capture).expect("capture written");
+    let captured: Vec<&str> = captured.lines().collect();
+    assert!(
+        captured.len() > 1 + last_tick,
+        "a 4 s run captures more than {last_tick} ticks, got {} rows",
+        captured.len()
+    );
+    for (tick, row) in rendered.iter().enumerate() {
+        assert_eq!(
+            captured[tick], *row,
+            "row {tick} (tick {}): the live run differs from render",
+            tick.saturating_sub(1)
+        );
+    }
+}

@@ -176,6 +176,7 @@ fn run_sender(secs: f64, dest: SocketAddr, interface: Ipv4Addr) -> SenderRun {
             tick,
             time: tick as f64 / f64::from(RATE),
             rate: RATE,
+            deadline: start + Duration::from_secs_f64((tick + 1) as f64 / f64::from(RATE)),
             universes: (1..=UNIVERSES as u16).collect(),
             data,
         });

@@ -2,10 +2,16 @@
 //!
 //! The engine computes frame *k* for show time `t_k = k / rate` in `FixedUpdate`, whose
 //! wall-clock spacing depends on the app's outer loop. This thread owns the sockets and sends
-//! frame *k* at `epoch + t_k + one tick` (one tick of buffering absorbs the loop's jitter),
-//! then the sync packets that make receivers switch every universe of the frame together.
-//! Frames that arrive late go out at once and are counted; if the engine falls far behind, the
-//! epoch is re-anchored rather than bursting to catch up.
+//! each frame at the deadline it carries ([`FrameSet::deadline`], from the engine's show time
+//! base: one tick after the tick's instant), then the sync packets that make receivers switch
+//! every universe of the frame together. It keeps no clock of its own, so a step of show time
+//! (a receiver following its master, a stall) cannot leave it waiting seconds or bursting.
+//!
+//! Pacing rules, so the wire never stalls or bursts whatever the engine does:
+//! - a frame that is late while a newer one is already queued is skipped (counted): after a
+//!   catch-up only the newest due frame goes out;
+//! - frames go out at least half a tick apart;
+//! - a deadline more than [`MAX_AHEAD`] away is not trusted: that frame goes out now.
 //!
 //! Also here: sACN universe discovery every 10 s, Art-Net subscriber discovery (ArtPoll →
 //! ArtPollReply), USB Pro writes, and three stream-terminated packets per universe when a
@@ -56,6 +62,8 @@ pub struct OutputStats {
     pub send_errors: u64,
     /// Frames sent more than 1 ms after their deadline.
     pub late_frames: u64,
+    /// Late frames not sent because a newer one was already queued.
+    pub skipped_frames: u64,
     pub last_tick: Option<u64>,
     /// Send start minus deadline, in microseconds, of the most recent frames (bounded).
     pub lateness_us: Vec<i64>,
@@ -65,8 +73,8 @@ pub struct OutputStats {
 
 /// Samples of lateness kept for statistics (10 minutes at 44 Hz).
 const LATENESS_SAMPLES: usize = 26_400;
-/// How far behind the engine may fall before the epoch is re-anchored.
-const REANCHOR_AFTER: Duration = Duration::from_millis(500);
+/// A deadline further ahead than this is not waited for (the frame goes out at once).
+pub const MAX_AHEAD: Duration = Duration::from_millis(500);
 /// sACN keep-alive when an idle rate is configured never drops below 1 Hz (E1.31 §6.6.1 allows
 /// 1 s; receivers time out at 2.5 s).
 const MIN_IDLE_RATE: f64 = 1.0;
@@ -210,7 +218,10 @@ struct Sender {
     artnet_sequence: u8,
     /// Per frame index: last data sent and when, for the idle rate.
     last_sent: HashMap<usize, (Instant, Vec<u8>)>,
-    epoch: Option<Instant>,
+    /// When the latest frame went out, for the minimum spacing.
+    last_send: Option<Instant>,
+    /// Frames skipped since the stats were last updated.
+    skipped: u64,
     next_discovery: Instant,
     next_artpoll: Instant,
     subscribers: BTreeMap<u16, BTreeSet<Ipv4Addr>>,
@@ -248,7 +259,8 @@ impl Sender {
             sync_sequence: HashMap::new(),
             artnet_sequence: 0,
             last_sent: HashMap::new(),
-            epoch: None,
+            last_send: None,
+            skipped: 0,
             next_discovery: now,
             next_artpoll: now,
             subscribers: BTreeMap::new(),
@@ -285,6 +297,7 @@ impl Sender {
                 }
             }
             if let Some(set) = frame {
+                let set = self.newest_due(set, frames);
                 self.send_frame(&set);
             }
             let now = Instant::now();
@@ -322,37 +335,51 @@ impl Sender {
         self.plan = plan;
     }
 
-    fn deadline(&mut self, set: &FrameSet) -> Instant {
-        let period = 1.0 / f64::from(set.rate.max(1));
-        let now = Instant::now();
-        let epoch = *self.epoch.get_or_insert_with(|| {
-            now.checked_sub(Duration::from_secs_f64(set.time))
-                .unwrap_or(now)
-        });
-        let deadline = epoch + Duration::from_secs_f64(set.time + period);
-        if now > deadline + REANCHOR_AFTER {
-            warn!(
-                "DMX output: frame {} is {:.0} ms behind its deadline; re-anchoring the output clock",
+    /// `set`, or a newer queued frame when `set` is already late: after a catch-up only the
+    /// newest due frame goes out, instead of a burst of stale ones.
+    fn newest_due(
+        &mut self,
+        mut set: Arc<FrameSet>,
+        frames: &Receiver<Arc<FrameSet>>,
+    ) -> Arc<FrameSet> {
+        while set.deadline <= Instant::now() {
+            match frames.try_recv() {
+                Ok(newer) => {
+                    self.skipped += 1;
+                    set = newer;
+                }
+                Err(_) => break,
+            }
+        }
+        set
+    }
+
+    /// When `set` goes out: its deadline, at least half a tick after the previous frame, and
+    /// never later than [`MAX_AHEAD`] from now.
+    fn send_time(&self, set: &FrameSet, now: Instant) -> Instant {
+        let half_tick = Duration::from_nanos(500_000_000 / u64::from(set.rate.max(1)));
+        if set.deadline > now + MAX_AHEAD {
+            debug!(
+                "DMX output: frame {} is due in {:?}; sent now",
                 set.tick,
-                (now - deadline).as_secs_f64() * 1000.0
+                set.deadline - now
             );
-            let epoch = now
-                .checked_sub(Duration::from_secs_f64(set.time + period))
-                .unwrap_or(now);
-            self.epoch = Some(epoch);
             return now;
         }
-        deadline
+        let spaced = self.last_send.map_or(now, |at| at + half_tick);
+        set.deadline.max(spaced)
     }
 
     fn send_frame(&mut self, set: &Arc<FrameSet>) {
         self.last_frame = Some(Arc::clone(set));
-        let deadline = self.deadline(set);
         let now = Instant::now();
-        if deadline > now {
-            std::thread::sleep(deadline - now);
+        let send_at = self.send_time(set, now);
+        if send_at > now {
+            std::thread::sleep(send_at - now);
         }
+        let deadline = set.deadline;
         let started = Instant::now();
+        self.last_send = Some(started);
         let lateness = if started >= deadline {
             (started - deadline).as_micros() as i64
         } else {
@@ -500,6 +527,7 @@ impl Sender {
             stats.packets = self.local.packets;
             stats.send_errors = self.local.send_errors;
             stats.last_tick = Some(set.tick);
+            stats.skipped_frames += std::mem::take(&mut self.skipped);
             if lateness > 1000 {
                 stats.late_frames += 1;
             }

@@ -34,7 +34,21 @@ fn config() -> OutputConfig {
     }
 }
 
+/// Frame `tick`, due one tick from now.
 fn frame(tick: u64, universes: &[u16]) -> Arc<FrameSet> {
+    frame_due(tick, universes, Instant::now() + TICK)
+}
+
+/// Frame `tick` of a timeline starting at `start`: due at `start + (tick + 1) / 44 s`, as the
+/// engine's time base makes it.
+fn frame_on(start: Instant, tick: u64, universes: &[u16]) -> Arc<FrameSet> {
+    frame_due(tick, universes, start + TICK * (tick as u32 + 1))
+}
+
+/// One tick at 44 Hz.
+const TICK: Duration = Duration::from_nanos(22_727_273);
+
+fn frame_due(tick: u64, universes: &[u16], deadline: Instant) -> Arc<FrameSet> {
     let mut data = vec![0u8; universes.len() * 512];
     for (i, chunk) in data.chunks_mut(512).enumerate() {
         chunk[0] = tick as u8; // slot 1 carries the tick
@@ -45,6 +59,7 @@ fn frame(tick: u64, universes: &[u16]) -> Arc<FrameSet> {
         tick,
         time: tick as f64 / 44.0,
         rate: 44,
+        deadline,
         universes: universes.to_vec(),
         data,
     })
@@ -83,9 +98,10 @@ fn frames_go_out_in_order_with_sync_and_are_paced() {
     };
     let (tx, rx) = sync_channel(16);
     let mut thread = OutputThread::start(config(), plan, rx).expect("start");
-    // Five frames handed over at once: the thread must space them a tick apart.
+    // Five frames handed over at once, due a tick apart: the thread must space them so.
+    let start = Instant::now();
     for tick in 0..5 {
-        tx.send(frame(tick, &[1, 2])).expect("send frame");
+        tx.send(frame_on(start, tick, &[1, 2])).expect("send frame");
     }
     let mut times = Vec::new();
     for tick in 0..5u64 {
@@ -274,8 +290,10 @@ fn art_timecode_follows_the_show_clock() {
     };
     let thread = OutputThread::start(config, plan, rx).expect("start");
     // 1 s of ticks at 44 Hz starting at show time 3599 s (00:59:59:00).
+    let start = Instant::now();
     for tick in 0..=44u64 {
-        let mut set = (*frame(3599 * 44 + tick, &[1])).clone();
+        let mut set = (*frame_on(start, tick, &[1])).clone();
+        set.tick = 3599 * 44 + tick;
         set.time = 3599.0 + tick as f64 / 44.0;
         tx.send(Arc::new(set)).expect("frame");
     }
@@ -294,4 +312,100 @@ fn art_timecode_follows_the_show_clock() {
         "every EBU frame once, across the hour"
     );
     drop(thread);
+}
+
+/// Issue 16.2: after a receiver's show clock jumps (a healed partition, a stall, a reconnect
+/// snapshot) its output ran in bursts with 2.5–6 s gaps, because the thread kept a private
+/// epoch and put frame deadlines seconds away. Here a feeder publishes frames as the engine
+/// does, at 44 Hz on a [`ShowTimeBase`], and steps show time 4 s forwards, then 3 s backwards
+/// (as `ShowClock::step_to` does): the wire must stay at 44 Hz with no gap and no burst.
+#[test]
+fn a_show_time_jump_neither_stalls_nor_bursts_the_output() {
+    use rockontrol_engine::{ShowClock, ShowTimeBase};
+
+    let (rx_socket, addr) = listener();
+    let plan = OutputPlan {
+        sacn: vec![SacnRoute {
+            sync_address: 0,
+            ..sacn_route(1, 0, addr)
+        }],
+        ..OutputPlan::default()
+    };
+    // Capacity 8, like the plugin's subscription to the frame bus.
+    let (tx, rx) = sync_channel(8);
+    let thread = OutputThread::start(config(), plan, rx).expect("start");
+    let run_for = Duration::from_secs(3);
+    let feeder = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut base = ShowTimeBase::new(44, start);
+        let mut clock = ShowClock::default();
+        let (mut forward, mut backward) = (false, false);
+        while start.elapsed() < run_for {
+            let now = Instant::now();
+            if !forward && now >= start + Duration::from_secs(1) {
+                forward = true;
+                let tick = clock.next_tick + 4 * 44;
+                clock.step_to(&mut base, tick, now, "test: master 4 s ahead");
+            }
+            if !backward && now >= start + Duration::from_secs(2) {
+                backward = true;
+                let tick = clock.next_tick - 3 * 44;
+                clock.step_to(&mut base, tick, now, "test: master 3 s behind");
+            }
+            // The engine runs every tick whose time has come, then waits for the next.
+            while base.tick_at(Instant::now()) >= clock.next_tick {
+                let tick = clock.next_tick;
+                let set = frame_due(tick, &[1], base.instant_of_tick(tick + 1));
+                let _ = tx.try_send(set);
+                clock.next_tick += 1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        tx
+    });
+    let mut arrivals = Vec::new();
+    let listen_from = Instant::now();
+    let listen_until = listen_from + run_for;
+    rx_socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buf = [0u8; 1500];
+    while Instant::now() < listen_until {
+        if let Ok((len, _)) = rx_socket.recv_from(&mut buf)
+            && let Ok(Packet::Data(p)) = sacn::decode(&buf[..len])
+            && !p.options.stream_terminated
+        {
+            arrivals.push(Instant::now());
+        }
+    }
+    let tx = feeder.join().expect("feeder");
+    drop(thread);
+    drop(tx);
+    // Gaps over the whole window, the silence at its end included.
+    let mut times = arrivals.clone();
+    times.push(listen_until);
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let worst = gaps.iter().max().copied().unwrap_or(run_for);
+    let rate = arrivals.len() as f64 / run_for.as_secs_f64();
+    // Generous bounds (a loaded test machine), far from the failure: the old thread sent
+    // nothing for 4 s after the forward step (44 packets in these 3 s), then bursts.
+    assert!(
+        worst < Duration::from_millis(250),
+        "no gap on the wire after a show time step: worst gap {worst:?} ({} packets)",
+        arrivals.len()
+    );
+    assert!(
+        rate > 38.0 && rate < 50.0,
+        "44 packets/s through both steps, got {rate:.1}/s"
+    );
+    let burst = arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, a)| arrivals[i..].iter().take_while(|b| **b - *a < TICK * 4).count())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        burst <= 6,
+        "no burst: at most 4 frames (+2 of jitter) in any 4-tick window, got {burst}"
+    );
 }

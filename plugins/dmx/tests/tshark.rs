@@ -128,6 +128,7 @@ fn wireshark_decodes_our_output_with_nothing_malformed() {
     };
     let (tx, rx) = sync_channel(16);
     let mut thread = OutputThread::start(config, plan, rx).expect("start output");
+    let start = Instant::now();
     for tick in 0..10u64 {
         let mut data = vec![0u8; 1024];
         data[0] = 100 + tick as u8;
@@ -136,6 +137,7 @@ fn wireshark_decodes_our_output_with_nothing_malformed() {
             tick,
             time: tick as f64 / 44.0,
             rate: 44,
+            deadline: start + Duration::from_millis(23 * (tick + 1)),
             universes: vec![1, 2],
             data,
         }))

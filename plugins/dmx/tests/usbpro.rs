@@ -41,6 +41,7 @@ fn usb_pro_gets_label_6_frames_with_start_code_and_512_slots() {
         tick: 0,
         time: 0.0,
         rate: 44,
+        deadline: Instant::now() + Duration::from_millis(23),
         universes: vec![1, 2],
         data,
     }))

@@ -16,12 +16,25 @@
 //! - [`plugin`]: [`EnginePlugin`]: the show as ECS entities, the engine in `FixedUpdate`,
 //!   and [`FrameBus`] handing every frame to outputs (and [`CaptureSink`] for tests).
 //! - [`programmer`]: [`Programmer`], hand-set values that override playback (highlight, clear).
+//! - [`seam`]: [`CommandSeam`], the one place commands are applied, and their order in a tick.
+//! - [`timebase`]: [`ShowTimeBase`], show time as a mapping from the monotonic clock (step,
+//!   slew); the fixed-tick schedule and the DMX deadlines derive from it.
+//!
+//! # One tick, in order
+//! 1. A receiver applies a snapshot or steps its clock ([`ShowClock::step_to`]).
+//! 2. Follows and releases due at tick *k*.
+//! 3. Commands for *k* in arrival order: `--at` ones by tick, then immediate ones, then the
+//!    network's (REST on a master; deltas, then node commands on a receiver). Each sees the
+//!    follows of step 2 and the commands before it.
+//! 4. The frame for *k* is rendered, then published with its deadline.
 
 pub mod command;
 pub mod compile;
 pub mod fade;
 pub mod plugin;
 pub mod programmer;
+pub mod seam;
+pub mod timebase;
 
 pub use command::{Command, CommandParseError};
 pub use compile::{ChannelInfo, CompileError, CompiledShow};
@@ -30,3 +43,5 @@ pub use fade::{
 };
 pub use plugin::*;
 pub use programmer::{Programmer, ProgrammerPlugin};
+pub use seam::CommandSeam;
+pub use timebase::ShowTimeBase;

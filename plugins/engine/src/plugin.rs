@@ -7,15 +7,27 @@
 //! reported and the running one keeps running.
 //!
 //! In `FixedUpdate` at the show's tick rate, [`EngineSystems`] run in order: recompile if
-//! needed, apply due follows and commands, render the frame for the tick, and publish it on
-//! the [`FrameBus`]. Outputs never send from here: they receive the frames on their own
-//! threads and pace them on the wire.
+//! needed, apply due follows and commands (through the [`CommandSeam`]), render the frame for
+//! the tick, and publish it on the [`FrameBus`]. Outputs never send from here: they receive
+//! the frames on their own threads and send each at the deadline it carries.
+//!
+//! # Where ticks come from
+//! The [`ShowTimeBase`] maps the monotonic clock to show time. Live ([`TickSource::Monotonic`]),
+//! each frame runs exactly the ticks whose time has come on that mapping (catching up at most
+//! [`MAX_CATCH_UP_SECS`] per frame after a stall), so [`ShowClock`] follows the time base and a
+//! step of the time base moves the ticks with it. In tests and `render`
+//! ([`TickSource::FixedClock`], chosen when the app steps Bevy's time by hand) Bevy's fixed
+//! clock decides, one tick per fixed step, and the time base only follows it. Either way each
+//! frame set carries its send deadline, `instant_of_tick(k + 1)` on the time base.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
 
+use bevy::app::{RunFixedMainLoop, RunFixedMainLoopSystems};
 use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
 use rockontrol_show::{
     CueList, Fixture, FixtureProfile, Group, Playback, Show, UNIVERSE_SLOTS, Universe,
 };
@@ -23,6 +35,19 @@ use rockontrol_show::{
 use crate::command::Command;
 use crate::compile::CompiledShow;
 use crate::fade::{CommandError, Event, FadeEngine, PlaybackState};
+use crate::seam::CommandSeam;
+use crate::timebase::ShowTimeBase;
+
+/// The tick rate the time base runs at before a show is compiled.
+const DEFAULT_TICK_RATE: u32 = 44;
+/// Live, at most this many seconds of ticks run in one frame after a stall; the rest follow
+/// in the next frames (the output thread sends only the newest frame that is due).
+pub const MAX_CATCH_UP_SECS: u32 = 5;
+/// Live, an engine further behind its time base than this skips the missed ticks.
+const SKIP_AFTER_SECS: u64 = 60;
+/// With the fixed clock, the time base is re-anchored when the tick being run is further
+/// than this from wall time (tests running faster than real time, a stalled process).
+const FIXED_CLOCK_DRIFT: Duration = Duration::from_secs(1);
 
 /// Runs the show engine in `FixedUpdate`.
 #[derive(Debug, Default)]
@@ -44,6 +69,10 @@ pub enum EngineSystems {
 impl Plugin for EnginePlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<ShowClock>()
+            .insert_resource(ShowTimeBase::new(DEFAULT_TICK_RATE, Instant::now()))
+            .init_resource::<TickSource>()
+            .init_resource::<TickDrive>()
+            .init_resource::<ShowTime>()
             .init_resource::<ShowEngine>()
             .init_resource::<CommandQueue>()
             .init_resource::<FrameBus>()
@@ -68,6 +97,13 @@ impl Plugin for EnginePlugin {
                     run_playback.in_set(EngineSystems::Playback),
                     render_frame.in_set(EngineSystems::Render),
                     publish_frame.in_set(EngineSystems::Publish),
+                ),
+            )
+            .add_systems(
+                RunFixedMainLoop,
+                (
+                    drive_ticks.in_set(RunFixedMainLoopSystems::BeforeFixedMainLoop),
+                    after_ticks.in_set(RunFixedMainLoopSystems::AfterFixedMainLoop),
                 ),
             );
     }
@@ -110,6 +146,63 @@ pub struct ShowClock {
     pub next_tick: u64,
 }
 
+impl ShowClock {
+    /// Steps the show clock: tick `tick` is the next one computed, and the time base makes it
+    /// due at `now` (so its frame's deadline is one tick from now, whichever way the clock
+    /// jumped). Logged with `reason`.
+    pub fn step_to(&mut self, base: &mut ShowTimeBase, tick: u64, now: Instant, reason: &str) {
+        base.step_to_tick(now, tick, reason);
+        self.next_tick = tick;
+    }
+}
+
+/// Where the fixed-tick schedule takes its ticks from (see the [module docs](self)).
+#[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum TickSource {
+    /// Decided at the first frame: [`TickSource::FixedClock`] when the app steps Bevy's time
+    /// by hand (a `TimeUpdateStrategy` other than `Automatic`), else [`TickSource::Monotonic`].
+    #[default]
+    Auto,
+    /// One tick per step of Bevy's fixed clock (deterministic tests, `render`).
+    FixedClock,
+    /// The ticks whose time has come on the [`ShowTimeBase`] at the monotonic clock's now.
+    Monotonic,
+}
+
+/// Bookkeeping of [`TickSource`] between the systems around the fixed loop.
+#[derive(Resource, Debug, Default)]
+pub struct TickDrive {
+    /// The instant this frame's ticks were counted at.
+    now: Option<Instant>,
+    /// Ticks the time base has due but the engine has not run yet (after a long stall).
+    pub behind: u64,
+}
+
+/// Continuous show time for `Update` and rendering (media): the latest tick the engine
+/// computed plus the fraction of the way to the next one. Updated every frame after the
+/// fixed ticks.
+#[derive(Resource, Debug, Default, Clone, Copy, PartialEq)]
+pub struct ShowTime {
+    /// The latest tick computed.
+    pub tick: u64,
+    /// 0..1 towards the next tick.
+    pub fraction: f64,
+    /// Ticks per second.
+    pub rate: u32,
+}
+
+impl ShowTime {
+    /// Show time in ticks, with the fraction.
+    pub fn ticks(&self) -> f64 {
+        self.tick as f64 + self.fraction
+    }
+
+    /// Show time in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.ticks() / f64::from(self.rate.max(1))
+    }
+}
+
 /// The compiled show, its playback state and the frame being built.
 #[derive(Resource, Debug, Default)]
 pub struct ShowEngine {
@@ -122,6 +215,8 @@ pub struct ShowEngine {
     pub last_error: Option<String>,
     /// Counts successful compiles, so dependents (outputs, UI) notice a new show.
     pub generation: u64,
+    /// Where every command is applied (see [`crate::seam`] for the order within a tick).
+    pub seam: CommandSeam,
 }
 
 /// Commands waiting for the engine: immediate ones, and ones scheduled for a tick.
@@ -140,6 +235,20 @@ impl CommandQueue {
     /// Queues a command for a given tick (applied at the first tick at or after it).
     pub fn at(&mut self, tick: u64, command: Command) {
         self.scheduled.entry(tick).or_default().push(command);
+    }
+
+    /// Takes the commands due at `tick`, in the seam's order: scheduled ones by tick (then as
+    /// queued), then immediate ones. Allocates nothing when none is due.
+    pub fn take_due(&mut self, tick: u64) -> impl Iterator<Item = Command> + use<> {
+        let mut scheduled = Vec::new();
+        while let Some(entry) = self.scheduled.first_entry() {
+            if *entry.key() > tick {
+                break;
+            }
+            scheduled.push(entry.remove());
+        }
+        let immediate = std::mem::take(&mut self.immediate);
+        scheduled.into_iter().flatten().chain(immediate)
     }
 }
 
@@ -162,6 +271,10 @@ pub struct FrameSet {
     /// Show time of the tick, `tick / rate` seconds.
     pub time: f64,
     pub rate: u32,
+    /// When the frame goes on the wire: one tick after the tick's instant on the
+    /// [`ShowTimeBase`] (the tick of buffering absorbs the frame loop's jitter). A step of the
+    /// time base moves it, so it is never seconds away.
+    pub deadline: Instant,
     /// Show universe ids, in the order of `data`.
     pub universes: Vec<u16>,
     /// 512 slots per universe.
@@ -390,6 +503,10 @@ pub fn compile_show(world: &mut World) {
             let rate = engine.rate();
             let mut state = engine.initial_state();
             let tick = world.resource::<ShowClock>().next_tick;
+            let now = world.resource::<TickDrive>().now.unwrap_or_else(Instant::now);
+            world
+                .resource_mut::<ShowTimeBase>()
+                .set_rate(now, engine.show().tick_rate, tick);
             let mut slot = world.resource_mut::<ShowEngine>();
             let mut engine = engine;
             // Keep playbacks on their cues across an edit (snapped: an edit is not a GO).
@@ -433,7 +550,11 @@ pub fn compile_show(world: &mut World) {
             slot.dirty = false;
             slot.last_error = None;
             slot.generation += 1;
-            world.resource_mut::<Time<Fixed>>().set_timestep_hz(rate);
+            slot.seam.reset();
+            // Live, `drive_ticks` sets the fixed timestep each frame.
+            if *world.resource::<TickSource>() != TickSource::Monotonic {
+                world.resource_mut::<Time<Fixed>>().set_timestep_hz(rate);
+            }
         }
         Err(e) => {
             error!("{e}\nthe running show keeps running; fix the show and load it again");
@@ -455,22 +576,18 @@ fn run_playback(
     let ShowEngine {
         engine: Some(fade),
         state: Some(state),
+        seam,
         ..
     } = &mut *engine
     else {
         return;
     };
-    for event in fade.advance(state, tick) {
+    seam.advance(fade, state, tick);
+    for event in seam.take_events() {
         events.write(EngineEvent(event));
     }
-    let due: Vec<u64> = queue.scheduled.range(..=tick).map(|(k, _)| *k).collect();
-    let mut commands: Vec<Command> = due
-        .into_iter()
-        .flat_map(|k| queue.scheduled.remove(&k).unwrap_or_default())
-        .collect();
-    commands.extend(queue.immediate.drain(..));
-    for command in commands {
-        match fade.apply(state, &command, tick) {
+    for command in queue.take_due(tick) {
+        match seam.apply(fade, state, &command, tick) {
             Ok(done) => {
                 for event in done {
                     debug!("tick {tick}: {command} → {event:?}");
@@ -486,6 +603,9 @@ fn run_playback(
                 });
             }
         }
+    }
+    for event in seam.take_events() {
+        events.write(EngineEvent(event));
     }
 }
 
@@ -505,6 +625,7 @@ fn render_frame(mut engine: ResMut<ShowEngine>, clock: Res<ShowClock>) {
 
 fn publish_frame(
     engine: Res<ShowEngine>,
+    base: Res<ShowTimeBase>,
     inputs: Res<ExternalInputs>,
     mut clock: ResMut<ShowClock>,
     mut bus: ResMut<FrameBus>,
@@ -522,6 +643,7 @@ fn publish_frame(
         tick,
         time: fade.time(tick),
         rate: fade.show().tick_rate,
+        deadline: base.instant_of_tick(tick + 1),
         universes: fade.show().universes.clone(),
         data,
     });
@@ -530,4 +652,112 @@ fn publish_frame(
         capture.frames.push(Arc::clone(&frames));
     }
     latest.0 = Some(frames);
+}
+
+/// Decides how many fixed steps run this frame (see [`TickSource`]).
+///
+/// Live, Bevy's fixed clock is made to run exactly the ticks the time base has due: its
+/// overstep is set so that, with this frame's virtual delta added, it holds that many
+/// steps (the step is stretched for the frame when the delta alone would hold more).
+fn drive_ticks(
+    mut source: ResMut<TickSource>,
+    strategy: Option<Res<TimeUpdateStrategy>>,
+    mut drive: ResMut<TickDrive>,
+    mut base: ResMut<ShowTimeBase>,
+    mut clock: ResMut<ShowClock>,
+    mut fixed: ResMut<Time<Fixed>>,
+    virtual_time: Res<Time<Virtual>>,
+) {
+    if *source == TickSource::Auto {
+        *source = match strategy.as_deref() {
+            None | Some(TimeUpdateStrategy::Automatic) => TickSource::Monotonic,
+            Some(_) => TickSource::FixedClock,
+        };
+        debug!("show ticks from {:?}", *source);
+    }
+    let now = Instant::now();
+    let first = drive.now.is_none();
+    drive.now = Some(now);
+    if first {
+        // Tick `next_tick` is due at the first frame, not at the app's construction.
+        base.anchor_tick_quietly(now, clock.next_tick);
+    }
+    if *source == TickSource::FixedClock {
+        let due_at = base.instant_of_tick(clock.next_tick);
+        if due_at > now + FIXED_CLOCK_DRIFT || due_at + FIXED_CLOCK_DRIFT < now {
+            debug!(
+                "the fixed clock's tick {} is over {FIXED_CLOCK_DRIFT:?} from wall time; re-anchoring the show time base",
+                clock.next_tick
+            );
+            base.anchor_tick_quietly(now, clock.next_tick);
+        }
+        return;
+    }
+    let rate = u64::from(base.rate());
+    let mut due = (base.tick_at(now) + 1).saturating_sub(clock.next_tick);
+    if due > rate * SKIP_AFTER_SECS {
+        let to = base.tick_at(now);
+        warn!(
+            "the engine is {:.1} s behind show time (a stall?); skipping from tick {} to {to}",
+            (due as f64) / rate as f64,
+            clock.next_tick
+        );
+        clock.next_tick = to;
+        due = 1;
+    }
+    let limit = rate * u64::from(MAX_CATCH_UP_SECS);
+    drive.behind = due.saturating_sub(limit);
+    let due = due.min(limit) as u32;
+    let delta = virtual_time.delta();
+    let period = base.period();
+    let step = if due == 0 {
+        period.max(delta + Duration::from_nanos(1))
+    } else {
+        period.max(delta.div_ceil_by(due))
+    };
+    fixed.set_timestep(step);
+    let overstep = fixed.overstep();
+    fixed.discard_overstep(overstep);
+    fixed.accumulate_overstep((step * due).saturating_sub(delta));
+}
+
+/// Restores the show's timestep after the fixed loop and updates [`ShowTime`].
+fn after_ticks(
+    source: Res<TickSource>,
+    drive: Res<TickDrive>,
+    base: Res<ShowTimeBase>,
+    clock: Res<ShowClock>,
+    mut fixed: ResMut<Time<Fixed>>,
+    mut show_time: ResMut<ShowTime>,
+) {
+    let last = clock.next_tick.saturating_sub(1);
+    let fraction = if *source == TickSource::Monotonic {
+        let period = base.period();
+        if fixed.timestep() != period {
+            fixed.set_timestep(period);
+        }
+        let overstep = fixed.overstep();
+        fixed.discard_overstep(overstep);
+        let now = drive.now.unwrap_or_else(Instant::now);
+        (base.ticks_at(now) - last as f64).clamp(0.0, 0.999_999)
+    } else {
+        fixed.overstep_fraction_f64().clamp(0.0, 0.999_999)
+    };
+    *show_time = ShowTime {
+        tick: last,
+        fraction: if clock.next_tick == 0 { 0.0 } else { fraction },
+        rate: base.rate(),
+    };
+}
+
+/// `Duration / n`, rounded up to the nanosecond.
+trait DivCeil {
+    fn div_ceil_by(self, n: u32) -> Duration;
+}
+
+impl DivCeil for Duration {
+    fn div_ceil_by(self, n: u32) -> Duration {
+        let n = u128::from(n.max(1));
+        Duration::from_nanos(self.as_nanos().div_ceil(n).min(u128::from(u64::MAX)) as u64)
+    }
 }

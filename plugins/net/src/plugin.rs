@@ -25,7 +25,7 @@ use bevy_tokio_tasks::{TokioTasksPlugin, TokioTasksRuntime};
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
     Command, CommandQueue, CommandRejected, EngineEvent, EngineSystems, Programmer,
-    ProgrammerPlugin, ShowClock, ShowEngine,
+    ProgrammerPlugin, ShowClock, ShowEngine, ShowTimeBase,
 };
 use rockontrol_show::{Output, SacnDestination, SacnOutput, Show};
 use tokio::sync::mpsc;
@@ -188,13 +188,7 @@ fn master_apply_commands(
 ) {
     let tick = clock.next_tick;
     let mut work: Vec<(Command, Option<ShowCommandReply>)> = Vec::new();
-    let due: Vec<u64> = queue.scheduled.range(..=tick).map(|(k, _)| *k).collect();
-    for k in due {
-        for c in queue.scheduled.remove(&k).unwrap_or_default() {
-            work.push((c, None));
-        }
-    }
-    work.extend(queue.immediate.drain(..).map(|c| (c, None)));
+    work.extend(queue.take_due(tick).map(|c| (c, None)));
     while let Ok(req) = net.commands.try_recv() {
         work.push((req.command, Some(req.reply)));
     }
@@ -204,6 +198,7 @@ fn master_apply_commands(
     let ShowEngine {
         engine: Some(fade),
         state: Some(state),
+        seam,
         ..
     } = &mut *engine
     else {
@@ -215,7 +210,7 @@ fn master_apply_commands(
         return;
     };
     for (command, reply) in work {
-        match fade.apply(state, &command, tick) {
+        match seam.apply(fade, state, &command, tick) {
             Ok(done) => {
                 for event in done {
                     events.write(EngineEvent(event));
@@ -542,12 +537,13 @@ fn receiver_receive(world: &mut World) {
                         let ShowEngine {
                             engine: Some(fade),
                             state: Some(state),
+                            seam,
                             ..
                         } = &mut *engine
                         else {
                             continue;
                         };
-                        let _ = fade.apply(state, &Command::Blackout { on: true }, tick);
+                        let _ = seam.apply(fade, state, &Command::Blackout { on: true }, tick);
                     }
                 }
             }
@@ -613,11 +609,17 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
         }
         ToReceiver::Sync { tick, .. } => {
             let waiting = world.resource::<ReceiverNet>().pending_snapshot.is_some();
-            let mut clock = world.resource_mut::<ShowClock>();
+            let next = world.resource::<ShowClock>().next_tick;
             // Small drift is left alone; a jump of more than two ticks is corrected.
-            if !waiting && clock.next_tick.abs_diff(tick) > 2 {
-                debug!("show clock {} → master's {tick}", clock.next_tick);
-                clock.next_tick = tick;
+            if !waiting && next.abs_diff(tick) > 2 {
+                world.resource_scope(|world, mut base: Mut<ShowTimeBase>| {
+                    world.resource_mut::<ShowClock>().step_to(
+                        &mut base,
+                        tick,
+                        Instant::now(),
+                        &format!("following the master's clock from tick {next}"),
+                    );
+                });
             }
         }
         ToReceiver::Error { reason } => warn!("the master could not use a frame: {reason}"),
@@ -630,6 +632,7 @@ fn receiver_apply(
     mut net: ResMut<ReceiverNet>,
     mut engine: ResMut<ShowEngine>,
     mut clock: ResMut<ShowClock>,
+    mut time_base: ResMut<ShowTimeBase>,
     programmer: Res<Programmer>,
     restart: Option<Res<NodeRestart>>,
 ) {
@@ -642,6 +645,7 @@ fn receiver_apply(
     let ShowEngine {
         engine: Some(fade),
         state: Some(state),
+        seam,
         ..
     } = &mut *engine
     else {
@@ -668,7 +672,9 @@ fn receiver_apply(
                     );
                 }
             }
-            clock.next_tick = s.tick;
+            if s.tick != clock.next_tick {
+                clock.step_to(&mut time_base, s.tick, Instant::now(), "snapshot from the master");
+            }
             info!(
                 "snapshot {} applied at tick {} (show generation {generation})",
                 s.seq, s.tick
@@ -682,7 +688,7 @@ fn receiver_apply(
         let (due, later): (Vec<_>, Vec<_>) = net.deltas.drain(..).partition(|(t, _)| *t <= tick);
         net.deltas = later;
         for (t, command) in due {
-            match fade.apply(state, &command, t) {
+            match seam.apply(fade, state, &command, t) {
                 Ok(_) => net.remember(t, format!("replicated: {command}")),
                 Err(e) => {
                     warn!("replicated {command} at tick {t} refused here: {e}");
@@ -744,7 +750,7 @@ fn receiver_apply(
                 .to_engine(first.as_deref())
                 .map_err(|e| e.to_string())
                 .and_then(|c| {
-                    fade.apply(state, &c, tick)
+                    seam.apply(fade, state, &c, tick)
                         .map(|_| c.to_string())
                         .map_err(|e| e.to_string())
                 }),

@@ -36,6 +36,10 @@ pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 pub const RECONNECT_PERIOD: Duration = Duration::from_secs(5);
 /// Commands kept for an offline node.
 pub const MAX_QUEUED: usize = 100_000;
+/// A node reporting a DMX frame rate below this share of the show's tick rate is degraded.
+pub const LOW_OUTPUT_RATE: f64 = 0.75;
+/// How the degraded reason of a low output rate begins.
+const LOW_OUTPUT_REASON: &str = "DMX output rate low";
 
 /// A node's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -490,6 +494,28 @@ impl Registry {
         entry.last_heartbeat = Some(now);
         entry.last_seen = Some(Instant::now());
         if entry.state == NodeState::Offline && entry.link.is_some() {
+            entry.set_state(NodeState::Online, now);
+        }
+        // A node that outputs DMX well below the show's rate is degraded (issue 16.2: after a
+        // clock jump its output ran at 3.6 frames/s while it looked online), and online again
+        // once its rate is back.
+        let rate = f64::from(self.replication.rate);
+        let outputs = !entry.universes.is_empty() && entry.metrics.frames_out > 0;
+        let low = rate > 0.0 && outputs && entry.metrics.dmx_fps < rate * LOW_OUTPUT_RATE;
+        let ours = entry
+            .degraded_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(LOW_OUTPUT_REASON));
+        if low && matches!(entry.state, NodeState::Online | NodeState::Degraded) {
+            if entry.degraded_reason.is_none() || ours {
+                entry.degraded_reason = Some(format!(
+                    "{LOW_OUTPUT_REASON}: {:.1} frames/s, the show runs at {rate} Hz",
+                    entry.metrics.dmx_fps
+                ));
+                entry.set_state(NodeState::Degraded, now);
+            }
+        } else if ours && !low {
+            entry.degraded_reason = None;
             entry.set_state(NodeState::Online, now);
         }
         Ok(())
@@ -972,5 +998,40 @@ mod tests {
             reg.register("node-09", vec![], vec![2], now).is_err(),
             "universe 2 belongs to node-01"
         );
+    }
+
+    #[test]
+    fn a_node_outputting_well_below_the_show_rate_is_degraded_with_the_reason() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        let (tx, _rx) = mpsc::channel(64);
+        reg.hello(&hello("node-01"), true, tx, now)
+            .expect("accepted");
+        reg.publish_show(None, None, 44, None, 0);
+        let beat = |fps: f64| Metrics {
+            dmx_fps: fps,
+            frames_out: 1000,
+            ..Metrics::default()
+        };
+        reg.heartbeat("node-01", beat(44.0), now).expect("known");
+        assert_eq!(reg.nodes["node-01"].state, NodeState::Online, "44 fps at 44 Hz");
+        let later = now + Duration::from_secs(1);
+        reg.heartbeat("node-01", beat(3.6), later).expect("known");
+        let node = &reg.nodes["node-01"];
+        assert_eq!(node.state, NodeState::Degraded, "3.6 fps at 44 Hz is degraded");
+        assert_eq!(node.state_since, later);
+        assert_eq!(
+            node.degraded_reason.as_deref(),
+            Some("DMX output rate low: 3.6 frames/s, the show runs at 44 Hz")
+        );
+        reg.heartbeat("node-01", beat(43.9), later + Duration::from_secs(1))
+            .expect("known");
+        let node = &reg.nodes["node-01"];
+        assert_eq!(node.state, NodeState::Online, "back to 44 fps: online again");
+        assert_eq!(node.degraded_reason, None);
+        // A node that outputs nothing (no frames yet) is not judged by its rate.
+        reg.heartbeat("node-01", Metrics::default(), later + Duration::from_secs(2))
+            .expect("known");
+        assert_eq!(reg.nodes["node-01"].state, NodeState::Online);
     }
 }

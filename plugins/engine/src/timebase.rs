@@ -1,0 +1,358 @@
+//! The show time base: one explicit mapping from the monotonic clock to show time.
+//!
+//! Show time is counted in integer nanoseconds; tick *k* is at `ceil(k · 10⁹ / rate)` ns,
+//! so [`ShowTimeBase::tick_at`] of a tick's own instant is that tick. The mapping is anchored
+//! at one [`Instant`] and runs at nominal speed, except during a *slew*, when it runs up to
+//! a bounded number of parts per million faster or slower until a correction is absorbed.
+//!
+//! - A **slew** keeps show time continuous and monotonic: ticks keep coming one at a time,
+//!   slightly closer together or further apart, never skipped or repeated. Clock sync steers
+//!   with it.
+//! - A **step** re-anchors: show time jumps (forwards or backwards) at once, and every tick's
+//!   instant moves with it. A receiver following its master's clock steps; so does a show
+//!   whose tick rate changed. Every step is logged with its reason.
+//!
+//! Everything here is pure: the current instant is always an argument, so tests drive it
+//! without sleeping. The engine's schedule reads the real clock once per frame; the DMX
+//! output thread only ever sees the deadlines derived from this mapping, so a step can never
+//! put a deadline seconds away.
+
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+
+/// Nanoseconds per second.
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// The fastest correction a slew may apply: show time never runs slower than half speed
+/// or faster than one and a half times real time.
+pub const MAX_SLEW_PPM: u32 = 500_000;
+const PPM: i128 = 1_000_000;
+
+/// The mapping from the monotonic clock to show time (see the [module docs](self)).
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShowTimeBase {
+    /// Ticks per second.
+    rate: u32,
+    /// Show time `anchor_ns` is at `anchor_at`.
+    anchor_at: Instant,
+    anchor_ns: u64,
+    /// A correction in progress, from `anchor_at` until `until`.
+    slew: Option<Slew>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slew {
+    until: Instant,
+    /// Parts per million added to show time's speed (negative: slower).
+    ppm: i32,
+}
+
+/// `e + floor(e · ppm / 10⁶)`: show nanoseconds gained over `e` real nanoseconds of slew.
+/// Non-decreasing in `e` while `|ppm| < 10⁶`.
+fn slewed(e: i128, ppm: i32) -> i128 {
+    e + (e * i128::from(ppm)).div_euclid(PPM)
+}
+
+fn nanos(d: Duration) -> i128 {
+    d.as_nanos() as i128
+}
+
+fn duration(ns: i128) -> Duration {
+    Duration::from_nanos(ns.clamp(0, i128::from(u64::MAX)) as u64)
+}
+
+impl ShowTimeBase {
+    /// Show time 0 (tick 0) at `now`.
+    pub fn new(rate: u32, now: Instant) -> Self {
+        ShowTimeBase {
+            rate: rate.max(1),
+            anchor_at: now,
+            anchor_ns: 0,
+            slew: None,
+        }
+    }
+
+    /// Ticks per second.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// The length of one tick (rounded up to whole nanoseconds).
+    pub fn period(&self) -> Duration {
+        Duration::from_nanos(NANOS_PER_SEC.div_ceil(u64::from(self.rate)))
+    }
+
+    /// Show nanoseconds of tick `tick`: `ceil(tick · 10⁹ / rate)`.
+    pub fn ns_of_tick(&self, tick: u64) -> u64 {
+        let ns = (u128::from(tick) * u128::from(NANOS_PER_SEC)).div_ceil(u128::from(self.rate));
+        ns.min(u128::from(u64::MAX)) as u64
+    }
+
+    /// The tick whose time has come at show time `ns`: `floor(ns · rate / 10⁹)`.
+    pub fn tick_of_ns(&self, ns: u64) -> u64 {
+        (u128::from(ns) * u128::from(self.rate) / u128::from(NANOS_PER_SEC)) as u64
+    }
+
+    /// Show time at `at`, in nanoseconds (0 before show time 0).
+    pub fn show_ns_at(&self, at: Instant) -> u64 {
+        let ns = if at >= self.anchor_at {
+            let e = nanos(at - self.anchor_at);
+            i128::from(self.anchor_ns)
+                + match self.slew {
+                    Some(s) => {
+                        let span = nanos(s.until.saturating_duration_since(self.anchor_at));
+                        slewed(e.min(span), s.ppm) + (e - span).max(0)
+                    }
+                    None => e,
+                }
+        } else {
+            i128::from(self.anchor_ns) - nanos(self.anchor_at - at)
+        };
+        ns.clamp(0, i128::from(u64::MAX)) as u64
+    }
+
+    /// The latest tick whose time has come at `at`.
+    pub fn tick_at(&self, at: Instant) -> u64 {
+        self.tick_of_ns(self.show_ns_at(at))
+    }
+
+    /// Continuous show time at `at`, in ticks (tick plus the fraction towards the next).
+    pub fn ticks_at(&self, at: Instant) -> f64 {
+        let ns = self.show_ns_at(at);
+        let tick = self.tick_of_ns(ns);
+        let start = self.ns_of_tick(tick);
+        let next = self.ns_of_tick(tick + 1);
+        tick as f64 + (ns - start) as f64 / (next - start).max(1) as f64
+    }
+
+    /// The first instant at which show time is at least `ns`.
+    pub fn instant_of_ns(&self, ns: u64) -> Instant {
+        let d = i128::from(ns) - i128::from(self.anchor_ns);
+        if d <= 0 {
+            return self
+                .anchor_at
+                .checked_sub(duration(-d))
+                .unwrap_or(self.anchor_at);
+        }
+        let e = match self.slew {
+            None => d,
+            Some(s) => {
+                let span = nanos(s.until.saturating_duration_since(self.anchor_at));
+                let gained = slewed(span, s.ppm);
+                if d > gained {
+                    span + (d - gained)
+                } else {
+                    // The smallest e with slewed(e) ≥ d: estimate, then settle exactly.
+                    let mut e = d * PPM / (PPM + i128::from(s.ppm));
+                    while slewed(e, s.ppm) < d {
+                        e += 1;
+                    }
+                    while e > 0 && slewed(e - 1, s.ppm) >= d {
+                        e -= 1;
+                    }
+                    e
+                }
+            }
+        };
+        self.anchor_at + duration(e)
+    }
+
+    /// The instant tick `tick` is due.
+    pub fn instant_of_tick(&self, tick: u64) -> Instant {
+        self.instant_of_ns(self.ns_of_tick(tick))
+    }
+
+    /// True while a slew is correcting show time at `at`.
+    pub fn is_slewing(&self, at: Instant) -> bool {
+        self.slew.is_some_and(|s| at < s.until)
+    }
+
+    /// Re-anchors: show time is `show_ns` at `now`, at nominal speed. Logs the jump and why.
+    pub fn step_to(&mut self, now: Instant, show_ns: u64, reason: &str) {
+        let before = self.show_ns_at(now);
+        let jump_ms = (i128::from(show_ns) - i128::from(before)) as f64 / 1e6;
+        info!(
+            "show time stepped by {jump_ms:+.1} ms to {:.3} s ({reason})",
+            show_ns as f64 / 1e9
+        );
+        self.anchor_quietly(now, show_ns);
+    }
+
+    /// Re-anchors so that tick `tick` is due at `now` (a [`ShowTimeBase::step_to`]).
+    pub fn step_to_tick(&mut self, now: Instant, tick: u64, reason: &str) {
+        self.step_to(now, self.ns_of_tick(tick), reason);
+    }
+
+    /// [`ShowTimeBase::step_to`] without the log line, for the engine's own bookkeeping.
+    pub(crate) fn anchor_quietly(&mut self, now: Instant, show_ns: u64) {
+        self.anchor_at = now;
+        self.anchor_ns = show_ns;
+        self.slew = None;
+    }
+
+    /// Tick `tick` is due at `now`, without the log line.
+    pub(crate) fn anchor_tick_quietly(&mut self, now: Instant, tick: u64) {
+        self.anchor_quietly(now, self.ns_of_tick(tick));
+    }
+
+    /// Changes the tick rate, keeping tick `tick` due at `now` (tick numbers carry on; the
+    /// show time of each tick is `tick / rate` at the new rate). No-op if the rate is unchanged.
+    pub fn set_rate(&mut self, now: Instant, rate: u32, tick: u64) {
+        let rate = rate.max(1);
+        if rate == self.rate {
+            return;
+        }
+        info!("tick rate {} → {rate} Hz at tick {tick}", self.rate);
+        self.rate = rate;
+        self.anchor_quietly(now, self.ns_of_tick(tick));
+    }
+
+    /// Steers show time towards `target_ns` at `now` (and on at nominal speed after), at
+    /// most `max_rate_ppm` faster or slower (capped at [`MAX_SLEW_PPM`]), without a jump.
+    /// Returns how long the correction takes. A new slew replaces one in progress.
+    pub fn slew(&mut self, now: Instant, target_ns: u64, max_rate_ppm: u32) -> Duration {
+        let current = self.show_ns_at(now);
+        self.anchor_quietly(now, current);
+        let error = i128::from(target_ns) - i128::from(current);
+        let ppm = i128::from(max_rate_ppm.min(MAX_SLEW_PPM));
+        if error == 0 || ppm == 0 {
+            return Duration::ZERO;
+        }
+        // Real nanoseconds over which `ppm` gains (or loses) `error` show nanoseconds.
+        let span = (error.abs() * PPM + ppm - 1) / ppm;
+        let ppm = if error > 0 { ppm } else { -ppm } as i32;
+        let span = duration(span);
+        debug!(
+            "show time slews {:+.3} ms over {:.3} s ({ppm:+} ppm)",
+            error as f64 / 1e6,
+            span.as_secs_f64()
+        );
+        self.slew = Some(Slew {
+            until: now + span,
+            ppm,
+        });
+        span
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 44;
+
+    #[test]
+    fn ticks_are_at_k_over_rate_and_map_back() {
+        let t0 = Instant::now();
+        let base = ShowTimeBase::new(RATE, t0);
+        assert_eq!(base.ns_of_tick(44), NANOS_PER_SEC, "tick 44 at exactly 1 s");
+        assert_eq!(base.ns_of_tick(1), 22_727_273, "tick 1 at ceil(10⁹/44) ns");
+        for tick in [0, 1, 2, 43, 44, 45, 1_000_003, 44 * 3600 * 24] {
+            let at = base.instant_of_tick(tick);
+            assert_eq!(base.tick_at(at), tick, "tick {tick} is due at its own instant");
+            assert_eq!(
+                base.tick_at(at - Duration::from_nanos(1)),
+                tick.saturating_sub(1),
+                "one nanosecond earlier is still the previous tick ({tick})"
+            );
+        }
+        assert_eq!(base.tick_at(t0 + Duration::from_millis(500)), 22);
+        assert!((base.ticks_at(t0 + Duration::from_millis(250)) - 11.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_step_re_anchors_forwards_and_backwards() {
+        let t0 = Instant::now();
+        let mut base = ShowTimeBase::new(RATE, t0);
+        let now = t0 + Duration::from_secs(2);
+        assert_eq!(base.tick_at(now), 88);
+        base.step_to_tick(now, 88 + 5 * 44, "master is 5 s ahead");
+        assert_eq!(base.tick_at(now), 308, "tick 308 is due at once after the step");
+        assert_eq!(
+            base.instant_of_tick(309),
+            now + Duration::from_nanos(22_727_273),
+            "the next tick is one period after the step, not 5 s away"
+        );
+        let later = now + Duration::from_secs(1);
+        base.step_to_tick(later, 100, "master is behind");
+        assert_eq!(base.tick_at(later), 100, "a step may go backwards");
+        assert_eq!(base.instant_of_tick(100), later);
+        assert_eq!(base.tick_at(later + Duration::from_secs(1)), 144);
+    }
+
+    /// Drives the base with a 1 ms clock over a slew and checks what a tick schedule sees.
+    fn ticks_through_slew(target_offset_ms: i64, ppm: u32) {
+        let t0 = Instant::now();
+        let mut base = ShowTimeBase::new(RATE, t0);
+        let start = t0 + Duration::from_secs(10);
+        let current = base.show_ns_at(start);
+        let target = (current as i64 + target_offset_ms * 1_000_000) as u64;
+        let span = base.slew(start, target, ppm);
+        let expected = Duration::from_nanos(
+            target_offset_ms.unsigned_abs() * 1_000_000 * 1_000_000
+                / u64::from(ppm.min(MAX_SLEW_PPM)),
+        );
+        assert!(
+            span.abs_diff(expected) < Duration::from_micros(1),
+            "a {target_offset_ms} ms correction at {ppm} ppm takes {expected:?}, got {span:?}"
+        );
+        let mut last_ns = base.show_ns_at(start);
+        let mut last_tick = base.tick_at(start);
+        let mut last_instant = base.instant_of_tick(last_tick);
+        let end = start + span + Duration::from_secs(2);
+        let period = base.period().as_nanos() as f64;
+        let mut at = start;
+        while at < end {
+            at += Duration::from_millis(1);
+            let ns = base.show_ns_at(at);
+            assert!(ns >= last_ns, "show time never goes backwards during a slew");
+            last_ns = ns;
+            let tick = base.tick_at(at);
+            assert!(
+                tick == last_tick || tick == last_tick + 1,
+                "1 ms later the tick moved from {last_tick} to {tick}: a slew must not skip"
+            );
+            if tick == last_tick + 1 {
+                let instant = base.instant_of_tick(tick);
+                assert_eq!(base.tick_at(instant), tick, "tick {tick} at its own instant");
+                let spacing = (instant - last_instant).as_nanos() as f64;
+                let limit = f64::from(ppm.min(MAX_SLEW_PPM)) / 1e6;
+                assert!(
+                    spacing >= period / (1.0 + limit) - 2.0 && spacing <= period / (1.0 - limit) + 2.0,
+                    "tick {tick} comes {spacing} ns after the previous one (period {period}, {ppm} ppm)"
+                );
+                last_instant = instant;
+            }
+            last_tick = tick;
+        }
+        assert!(!base.is_slewing(end));
+        let after = base.show_ns_at(end) as i128;
+        let want = target as i128 + (end - start).as_nanos() as i128;
+        assert!(
+            (after - want).abs() <= 2,
+            "after the slew show time is on target: {after} vs {want}"
+        );
+    }
+
+    #[test]
+    fn a_slew_forward_keeps_ticks_monotonic_and_never_skips_one() {
+        ticks_through_slew(20, 5_000);
+    }
+
+    #[test]
+    fn a_slew_backward_keeps_ticks_monotonic_and_never_repeats_one() {
+        ticks_through_slew(-20, 5_000);
+        // Even the fastest slew allowed only stretches ticks; it does not step.
+        ticks_through_slew(-300, 2_000_000);
+    }
+
+    #[test]
+    fn a_rate_change_keeps_the_tick_due_now() {
+        let t0 = Instant::now();
+        let mut base = ShowTimeBase::new(44, t0);
+        let now = t0 + Duration::from_secs(3);
+        base.set_rate(now, 30, 132);
+        assert_eq!(base.tick_at(now), 132);
+        assert_eq!(base.tick_at(now + Duration::from_secs(1)), 162);
+    }
+}
