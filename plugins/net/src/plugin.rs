@@ -588,7 +588,7 @@ impl Plugin for ReceiverPlugin {
             master_show: self.known_show.clone(),
             replica: Replica::default(),
             events: ev_rx,
-            out: out_tx,
+            out: out_tx.clone(),
             link: Some(link),
             pending_snapshot: None,
             load_generation: None,
