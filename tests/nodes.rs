@@ -1055,7 +1055,10 @@ fn identify_flashes_a_receiver_and_restart_brings_it_back() {
 
 /// [`SHOW`] with a 20 s cue 2, so a fade is still running across a master restart.
 fn slow_show() -> String {
-    SHOW.replace("fade_in: 6.0, fade_out: 6.0", "fade_in: 20.0, fade_out: 20.0")
+    SHOW.replace(
+        "fade_in: 6.0, fade_out: 6.0",
+        "fade_in: 20.0, fade_out: 20.0",
+    )
 }
 
 /// A master on `port` managing node-01..=node-0`n` (universe = node number).
@@ -1205,7 +1208,12 @@ fn node_commands_survive_master_and_receiver_restarts() {
         configs.push(cfg);
     }
     for n in 1..=2 {
-        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
     }
     show_command(addr, r#"{"type": "go", "playback": "main"}"#);
     sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
@@ -1223,7 +1231,12 @@ fn node_commands_survive_master_and_receiver_restarts() {
     master = Node::start("master", &master_cfg, Some(&show), &master_state);
     let addr = master_addr(&master);
     for n in 1..=2 {
-        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
@@ -1239,7 +1252,10 @@ fn node_commands_survive_master_and_receiver_restarts() {
     receivers[0].wait_line(&format!("executed {off}"), Duration::from_secs(10));
     let st = wait_acked(addr, "node-01", Duration::from_secs(10));
     assert_eq!(
-        (st["pending_commands"].as_u64(), st["commands_failed"].as_u64()),
+        (
+            st["pending_commands"].as_u64(),
+            st["commands_failed"].as_u64()
+        ),
         (Some(0), Some(0)),
         "{st}"
     );
@@ -1259,7 +1275,11 @@ fn node_commands_survive_master_and_receiver_restarts() {
     sacn.wait_value(1, |v| v == 128, Duration::from_secs(15));
     let watch = Instant::now();
     while watch.elapsed() < Duration::from_secs(2) {
-        assert_eq!(sacn.value(1), Some(128), "node-01 keeps its 50 % after its restart");
+        assert_eq!(
+            sacn.value(1),
+            Some(128),
+            "node-01 keeps its 50 % after its restart"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -1268,10 +1288,19 @@ fn node_commands_survive_master_and_receiver_restarts() {
     master = Node::start("master", &master_cfg, Some(&show), &master_state);
     let addr = master_addr(&master);
     for n in 1..=2 {
-        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sacn.value(1), Some(128), "50 % after the second master restart");
+    assert_eq!(
+        sacn.value(1),
+        Some(128),
+        "50 % after the second master restart"
+    );
     show_command(
         addr,
         r#"{"type": "cue", "cue_id": 2, "fade_time": 0, "playback": "main"}"#,
@@ -1312,7 +1341,12 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
         ));
     }
     for n in 1..=2 {
-        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
     }
     show_command(addr, r#"{"type": "go", "playback": "main"}"#);
     sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
@@ -1325,7 +1359,12 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
     master = Node::start("master", &master_cfg, Some(&show), &master_state);
     let addr = master_addr(&master);
     for n in 1..=2 {
-        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
     }
     // Both took the restarted master's snapshot; watch a little longer.
     std::thread::sleep(Duration::from_secs(2));
@@ -1334,9 +1373,22 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
         (52..250).contains(&mid),
         "the fade is still running after the restart: {mid}"
     );
-    // 255 → 51 over 20 s is about 0.23 a tick: a 5 ms sample never moves more than a few.
-    assert_fades_down(&sampler.series(1), 255, 51, 4, "universe 1 across the restart");
-    assert_fades_down(&sampler.series(2), 153, 51, 4, "universe 2 across the restart");
+    // 255 → 51 over 20 s is about 0.23 a tick: between two samples it moves a few at most
+    // (12 leaves room for a sampler starved by a loaded machine); a drop to dark is 255.
+    assert_fades_down(
+        &sampler.series(1),
+        255,
+        51,
+        12,
+        "universe 1 across the restart",
+    );
+    assert_fades_down(
+        &sampler.series(2),
+        153,
+        51,
+        12,
+        "universe 2 across the restart",
+    );
     drop(sampler);
 
     // A node command and a show command both take effect on the wire.
@@ -1348,7 +1400,11 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
         r#"{"type": "cue", "cue_id": 1, "fade_time": 0, "playback": "main"}"#,
     );
     sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
-    assert_eq!(sacn.value(1), Some(0), "node-01 stays blacked out through the GO");
+    assert_eq!(
+        sacn.value(1),
+        Some(0),
+        "node-01 stays blacked out through the GO"
+    );
     send_command(addr, "node-01", r#"{"type": "blackout", "on": false}"#);
     sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
 
@@ -1364,11 +1420,28 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
     // The master marks the silent nodes offline, they reconnect and take its snapshot.
     std::thread::sleep(Duration::from_secs(1));
     for n in 1..=2 {
-        wait_state(addr, &format!("node-0{n}"), "online", Duration::from_secs(30));
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
     }
     std::thread::sleep(Duration::from_secs(2));
-    assert_fades_down(&sampler.series(1), 255, 51, 4, "universe 1 across the stall");
-    assert_fades_down(&sampler.series(2), 153, 51, 4, "universe 2 across the stall");
+    assert_fades_down(
+        &sampler.series(1),
+        255,
+        51,
+        12,
+        "universe 1 across the stall",
+    );
+    assert_fades_down(
+        &sampler.series(2),
+        153,
+        51,
+        12,
+        "universe 2 across the stall",
+    );
     drop(sampler);
     drop(master);
     drop(receivers);

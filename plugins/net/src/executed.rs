@@ -246,7 +246,9 @@ impl Writer {
             }
             for p in batch {
                 if self.out.try_send(p.ack).is_err() {
-                    tracing::debug!("the link is down; an acknowledgement is dropped (re-sent ids are acknowledged again)");
+                    tracing::debug!(
+                        "the link is down; an acknowledgement is dropped (re-sent ids are acknowledged again)"
+                    );
                 }
             }
         }
@@ -304,10 +306,7 @@ impl Writer {
         }
         self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
         self.lines = self.recent.len();
-        tracing::debug!(
-            "executed-id log compacted to the last {} ids",
-            self.lines
-        );
+        tracing::debug!("executed-id log compacted to the last {} ids", self.lines);
         Ok(())
     }
 
@@ -381,10 +380,7 @@ mod tests {
         assert!(log.contains("cmd-a"), "known at once, before the disk");
         assert_eq!(acks(&mut rx, 2), vec!["cmd-a", "cmd-b"], "acks in order");
         // Released only after the ids were written: both are on disk now.
-        assert_eq!(
-            lines(&dir.join("executed-node-01")),
-            vec!["cmd-a", "cmd-b"]
-        );
+        assert_eq!(lines(&dir.join("executed-node-01")), vec!["cmd-a", "cmd-b"]);
         drop(log);
         let log = ExecutedLog::open(&dir, "node-01", tx.clone());
         assert!(
@@ -439,7 +435,10 @@ mod tests {
             on_disk.ends_with(&expected),
             "the last 10 are kept, in order: {on_disk:?}"
         );
-        assert!(!dir.join("executed-node-01.tmp").exists(), "no temp file left");
+        assert!(
+            !dir.join("executed-node-01.tmp").exists(),
+            "no temp file left"
+        );
         drop(log);
         let log = ExecutedLog::open_keeping(&dir, "node-01", tx, 10);
         assert!(

@@ -35,12 +35,10 @@ use crate::config::{MasterConfig, MasterLoss, ReceiverConfig};
 use crate::executed::ExecutedLog;
 use crate::health::CpuMeter;
 use crate::master::{MasterShared, ShowCommandRequest};
-use crate::protocol::{
-    self, AckStatus, Metrics, NodeCommand, NodeOverride, ToMaster, ToReceiver,
-};
+use crate::protocol::{self, AckStatus, Metrics, NodeCommand, NodeOverride, ToMaster, ToReceiver};
 use crate::registry::Registry;
-use crate::stage::{StageRecord, StageWriter};
 use crate::replica::{Replica, ReplicaAction};
+use crate::stage::{StageRecord, StageWriter};
 
 /// The network's systems, in order within a frame.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
@@ -216,7 +214,10 @@ fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>) {
 }
 
 /// Opens the stage file of master `master_id` in `dir`: its writer and the saved record.
-fn open_stage(dir: &std::path::Path, master_id: &str) -> (Option<StageWriter>, Option<StageRecord>) {
+fn open_stage(
+    dir: &std::path::Path,
+    master_id: &str,
+) -> (Option<StageWriter>, Option<StageRecord>) {
     let path = crate::stage::stage_path(dir, master_id);
     let restored = crate::stage::load(&path)
         .map_err(|e| error!("{e}; the master starts with a dark stage"))
@@ -255,8 +256,10 @@ fn master_catch_up(
         .as_ref()
         .map_or(44, |f| f.show().tick_rate.max(1));
     let lost = real.elapsed().saturating_sub(virt.elapsed());
-    let ticks = crate::stage::catch_up_ticks(lost, net.compensated, rate);
-    if ticks > 0 {
+    let lost_ticks = crate::stage::catch_up_ticks(lost, net.compensated, rate);
+    if lost_ticks > 0 {
+        // A little ahead (borrowed from the next stall), so no receiver is ahead of it.
+        let ticks = lost_ticks + crate::stage::RESUME_LEAD_TICKS;
         net.compensated += crate::stage::ticks_duration(ticks, rate);
         info!(
             "the master stalled: show time skips {ticks} ticks to tick {} (wall time)",
@@ -899,16 +902,21 @@ fn receiver_apply(
             });
             continue;
         }
-        // A node's own output is the master's record, applied at render: never the show's.
-        let mut own = net.node_override.clone();
-        let result = if let Some(set) = own.apply(&command) {
-            set.map(|text| {
-                net.node_override = own;
-                text
-            })
-            .map_err(|e| e.to_string())
-        } else {
-            match &command {
+        let result = match &command {
+            // A node's own output is the master's record, applied at render: never the show's.
+            NodeCommand::Blackout { .. }
+            | NodeCommand::Intensity { .. }
+            | NodeCommand::GrandMaster { .. } => {
+                let mut own = net.node_override.clone();
+                match own.apply(&command) {
+                    Some(Ok(text)) => {
+                        net.node_override = own;
+                        Ok(text)
+                    }
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err(format!("{command:?} does not set the node's output")),
+                }
+            }
             NodeCommand::Identify { seconds } => {
                 protocol::identify_duration(*seconds)
                     .map_err(|e| e.to_string())
@@ -951,7 +959,6 @@ fn receiver_apply(
                         .map(|_| c.to_string())
                         .map_err(|e| e.to_string())
                 }),
-            }
         };
         match result {
             Ok(c) => {
@@ -1114,10 +1121,7 @@ fn receiver_heartbeat(
         Some(e) => format!("degraded: {e}"),
         None => "online".into(),
     };
-    let _ = net.out.try_send(ToMaster::Heartbeat {
-        status,
-        metrics,
-    });
+    let _ = net.out.try_send(ToMaster::Heartbeat { status, metrics });
 }
 
 /// Seconds since start, for tests that wait on the network.

@@ -719,4 +719,76 @@ mod tests {
         assert_eq!(protocol_hash(), protocol_hash());
         assert_eq!(timecode(44 * 61 + 22, 44), "00:01:01:12");
     }
+
+    #[test]
+    fn node_overrides_take_node_output_commands_only() {
+        let mut o = NodeOverride::default();
+        assert!(o.is_neutral());
+        assert!(
+            o.apply(&NodeCommand::Clear).is_none(),
+            "not a node output command"
+        );
+        assert!(matches!(
+            o.apply(&NodeCommand::Blackout { on: true }),
+            Some(Ok(_))
+        ));
+        assert!(matches!(
+            o.apply(&NodeCommand::Intensity { level: 0.5 }),
+            Some(Ok(_))
+        ));
+        assert_eq!(
+            o.apply(&NodeCommand::GrandMaster { level: 2.0 }),
+            Some(Err(CommandMapError::Level("grand master"))),
+            "out of range is refused and changes nothing"
+        );
+        assert_eq!(
+            o,
+            NodeOverride {
+                blackout: true,
+                intensity: 0.5
+            }
+        );
+        let state = PlaybackState {
+            grand_master: 0.8,
+            blackout: false,
+            action_seq: 0,
+            playbacks: vec![],
+        };
+        assert_eq!(o.output_level(&state), 0.0, "the node is blacked out");
+        o.apply(&NodeCommand::Blackout { on: false });
+        assert!((o.output_level(&state) - 0.4).abs() < 1e-6, "0.8 × 0.5");
+        let dark = PlaybackState {
+            blackout: true,
+            ..state
+        };
+        assert_eq!(
+            o.output_level(&dark),
+            0.0,
+            "the show's blackout still counts"
+        );
+        // On the wire: a snapshot carries them by node id; an old snapshot has none.
+        let snapshot = Snapshot {
+            seq: 1,
+            tick: 2,
+            rate: 44,
+            show_hash: None,
+            state: None,
+            overrides: BTreeMap::from([("node-01".to_string(), o.clone())]),
+        };
+        let text = encode(&ToReceiver::Snapshot(snapshot.clone()));
+        assert!(
+            text.contains(r#""overrides":{"node-01":{"blackout":false,"intensity":0.5}}"#),
+            "{text}"
+        );
+        assert_eq!(
+            decode_to_receiver(&text),
+            Ok(ToReceiver::Snapshot(snapshot))
+        );
+        let Ok(ToReceiver::Snapshot(bare)) = decode_to_receiver(
+            r#"{"v":1,"type":"snapshot","seq":1,"tick":2,"rate":44,"show_hash":null,"state":null}"#,
+        ) else {
+            panic!("a snapshot without overrides decodes");
+        };
+        assert!(bare.overrides.is_empty());
+    }
 }

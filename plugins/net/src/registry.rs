@@ -551,9 +551,7 @@ impl Registry {
         // "Executed before" is only an answer to a re-send: for an id this master sent once,
         // the node ran some other command under it, never this one.
         let first_send = entry.in_flight[pos].attempts <= 1;
-        if status == AckStatus::Executed
-            && first_send
-            && reason == Some(protocol::ALREADY_EXECUTED)
+        if status == AckStatus::Executed && first_send && reason == Some(protocol::ALREADY_EXECUTED)
         {
             let Some(cmd) = entry.in_flight.remove(pos) else {
                 return Ok(());
@@ -1062,7 +1060,9 @@ mod tests {
         let mut again = Registry::new(&master(), now);
         let (b, _) = again.submit("node-01", NodeCommand::Clear).expect("known");
         let mut standby = Registry::new(&master(), now);
-        let (c, _) = standby.submit("node-01", NodeCommand::Clear).expect("known");
+        let (c, _) = standby
+            .submit("node-01", NodeCommand::Clear)
+            .expect("known");
         assert!(a.starts_with("cmd-master-01-"), "{a}");
         assert!(a != b && b != c && a != c, "{a} {b} {c}");
         let (a2, _) = first.submit("node-01", NodeCommand::Clear).expect("known");
@@ -1161,6 +1161,9 @@ mod tests {
                 _ => None,
             })
             .expect("a snapshot");
-        assert!(cleared.overrides.is_empty(), "neutral again: nothing to carry");
+        assert!(
+            cleared.overrides.is_empty(),
+            "neutral again: nothing to carry"
+        );
     }
 }

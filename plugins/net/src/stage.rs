@@ -46,6 +46,12 @@ pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 /// A record is also written this often while nothing changes (show time moves on).
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Ticks a restarted or stalled master resumes ahead of the wall time it lost: receivers
+/// that ran on through the outage may be a tick or two ahead of the master's exact time
+/// (they correct only beyond 2 ticks), and a snapshot a tick behind them would step them
+/// back. Ahead, they step forward by at most this, which a fade shows as its own motion.
+pub const RESUME_LEAD_TICKS: u64 = 2;
+
 /// What a master saves (see the module docs for the file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageRecord {
@@ -85,10 +91,10 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 
 impl StageRecord {
     /// The tick to resume at, at wall time `now`: the saved tick plus the ticks of the wall
-    /// time since (none if the system clock went backwards).
+    /// time since (none if the system clock went backwards), plus [`RESUME_LEAD_TICKS`].
     pub fn resume_tick(&self, now: SystemTime) -> u64 {
         let elapsed_ms = unix_ms(now).saturating_sub(self.wall_unix_ms);
-        self.tick + elapsed_ms * u64::from(self.rate.max(1)) / 1000
+        self.tick + elapsed_ms * u64::from(self.rate.max(1)) / 1000 + RESUME_LEAD_TICKS
     }
 }
 
@@ -201,7 +207,8 @@ impl StageWriter {
 
     /// Whether a refresh is due (nothing sent for [`REFRESH_INTERVAL`]).
     pub fn refresh_due(&self) -> bool {
-        self.last_sent.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL)
+        self.last_sent
+            .is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL)
     }
 }
 
@@ -288,12 +295,12 @@ mod tests {
         let state = back.state.as_ref().expect("state");
         assert!(state.playbacks[0].to[1].is_nan(), "unset lanes stay unset");
         assert_eq!(state.playbacks[0].to[0], 0.2);
-        // 10 s later at 44 Hz: 440 ticks on.
+        // 10 s later at 44 Hz: 440 ticks on (and the lead).
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_010_000);
-        assert_eq!(back.resume_tick(now), 1440);
+        assert_eq!(back.resume_tick(now), 1440 + RESUME_LEAD_TICKS);
         // A clock that went backwards never takes show time back.
         let before = SystemTime::UNIX_EPOCH + Duration::from_millis(900_000);
-        assert_eq!(back.resume_tick(before), 1000);
+        assert_eq!(back.resume_tick(before), 1000 + RESUME_LEAD_TICKS);
         std::fs::write(&path, "{\"format\":2}").expect("write");
         assert!(load(&path).is_err(), "another format is refused");
         std::fs::write(&path, "{not json").expect("write");
