@@ -1050,3 +1050,400 @@ fn identify_flashes_a_receiver_and_restart_brings_it_back() {
     assert_eq!(status["commands_failed"].as_u64(), Some(0), "{status}");
     receiver.kill();
 }
+
+// ---- Commands never lost: unique ids, node overrides, a master restart resumes the stage ----
+
+/// [`SHOW`] with a 20 s cue 2, so a fade is still running across a master restart.
+fn slow_show() -> String {
+    SHOW.replace(
+        "fade_in: 6.0, fade_out: 6.0",
+        "fade_in: 20.0, fade_out: 20.0",
+    )
+}
+
+/// A master on `port` managing node-01..=node-0`n` (universe = node number).
+fn master_config(port: u16, n: u16) -> String {
+    let nodes: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(
+                r#"{{"node_id": "node-0{i}", "ip": "127.0.0.1", "universe_map": [{i}], "role": "dmx_output"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false, "managed_nodes": [{}]}}"#,
+        nodes.join(", ")
+    )
+}
+
+fn show_command(master: SocketAddr, body: &str) {
+    let (status, reply) = rest(
+        master,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(KEY),
+        Some(body),
+    );
+    assert_eq!(status, 200, "{body} on the master: {reply}");
+}
+
+/// Waits until the master reports `node`'s command `id` acknowledged (none pending).
+fn wait_acked(master: SocketAddr, node: &str, timeout: Duration) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (_, st) = rest(
+            master,
+            "GET",
+            &format!("/api/nodes/{node}/status"),
+            Some(KEY),
+            None,
+        );
+        if st["pending_commands"] == 0 || start.elapsed() > timeout {
+            return st;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Samples the latest slot 1 of `universes` every 5 ms on a thread until dropped.
+struct Sampler {
+    samples: Arc<Mutex<Vec<(u16, u8)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sampler {
+    fn start(sacn: &Listener, universes: &[u16]) -> Sampler {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, halt, sacn, universes) = (
+            Arc::clone(&samples),
+            Arc::clone(&stop),
+            sacn.clone(),
+            universes.to_vec(),
+        );
+        std::thread::spawn(move || {
+            while !halt.load(std::sync::atomic::Ordering::SeqCst) {
+                for u in &universes {
+                    // Only packets that arrived: a gap is no value, not a dark one.
+                    if let Some(v) = sacn.value(*u) {
+                        sink.lock().expect("samples").push((*u, v));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Sampler { samples, stop }
+    }
+
+    /// The values of `universe` in order, without repeats.
+    fn series(&self, universe: u16) -> Vec<u8> {
+        let mut out: Vec<u8> = Vec::new();
+        for (u, v) in self.samples.lock().expect("samples").iter() {
+            if *u == universe && out.last() != Some(v) {
+                out.push(*v);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A fade down from `from` to `to` seen on the wire: never up (no step back in show time),
+/// never down by more than `max_step` between samples 5 ms apart (no drop to dark), and
+/// never outside the fade.
+fn assert_fades_down(series: &[u8], from: u8, to: u8, max_step: u8, what: &str) {
+    assert!(!series.is_empty(), "{what}: no output at all");
+    for w in series.windows(2) {
+        assert!(
+            w[1] <= w[0],
+            "{what}: the output went back up {} → {} mid-fade: {series:?}",
+            w[0],
+            w[1]
+        );
+        assert!(
+            w[0] - w[1] <= max_step,
+            "{what}: the output jumped {} → {}: {series:?}",
+            w[0],
+            w[1]
+        );
+    }
+    assert!(
+        series.iter().all(|v| (to..=from).contains(v)),
+        "{what}: outside the fade {from} → {to}: {series:?}"
+    );
+}
+
+/// Issue 10 defects 1 and 2, issue 16 item 4: a blackout and an intensity sent to one node
+/// survive a master restart and a receiver restart (they are the master's replicated
+/// state), and a command after a master restart is executed, not taken for an old one.
+#[test]
+fn node_commands_survive_master_and_receiver_restarts() {
+    let dir = temp_dir("overrides");
+    let sacn = Listener::start();
+    let port = free_port();
+    let show = dir.join("show.ron");
+    std::fs::write(&show, SHOW).expect("show");
+    let master_cfg = dir.join("master.json");
+    std::fs::write(&master_cfg, master_config(port, 2)).expect("master config");
+    let master_state = dir.join("state-master");
+    let mut master = Node::start("master", &master_cfg, Some(&show), &master_state);
+    let addr = master_addr(&master);
+    let mut receivers = Vec::new();
+    let mut configs = Vec::new();
+    for n in 1..=2u16 {
+        let cfg = dir.join(format!("node-0{n}.json"));
+        std::fs::write(&cfg, receiver_config(n, port, sacn.port, "hold")).expect("config");
+        receivers.push(Node::start(
+            "receiver",
+            &cfg,
+            None,
+            &dir.join(format!("state-{n}")),
+        ));
+        configs.push(cfg);
+    }
+    for n in 1..=2 {
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
+    }
+    show_command(addr, r#"{"type": "go", "playback": "main"}"#);
+    sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
+    sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
+
+    // Blackout on node-01 only.
+    let on = send_command(addr, "node-01", r#"{"type": "blackout", "on": true}"#);
+    sacn.wait_value(1, |v| v == 0, Duration::from_secs(10));
+    receivers[0].wait_line(&format!("executed {on}"), Duration::from_secs(10));
+    assert_eq!(sacn.value(2), Some(153), "node-02 is not blacked out");
+
+    // The master is killed and started again with its state directory: node-01 stays dark
+    // (its snapshot carries the override), node-02 keeps its cue.
+    master.kill();
+    master = Node::start("master", &master_cfg, Some(&show), &master_state);
+    let addr = master_addr(&master);
+    for n in 1..=2 {
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        (sacn.value(1), sacn.value(2)),
+        (Some(0), Some(153)),
+        "after the master restart node-01 is still blacked out and node-02 still lit"
+    );
+
+    // Blackout off after the restart: a new id, executed, and the node lights again.
+    let off = send_command(addr, "node-01", r#"{"type": "blackout", "on": false}"#);
+    assert_ne!(off, on, "a restarted master never reuses a command id");
+    sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
+    receivers[0].wait_line(&format!("executed {off}"), Duration::from_secs(10));
+    let st = wait_acked(addr, "node-01", Duration::from_secs(10));
+    assert_eq!(
+        (
+            st["pending_commands"].as_u64(),
+            st["commands_failed"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{st}"
+    );
+
+    // Intensity 0.5 on node-01, then node-01 is killed and started again (its link drops
+    // and comes back): the snapshot brings its 50 % back.
+    let half = send_command(addr, "node-01", r#"{"type": "intensity", "level": 0.5}"#);
+    sacn.wait_value(1, |v| v == 128, Duration::from_secs(10));
+    receivers[0].wait_line(&format!("executed {half}"), Duration::from_secs(10));
+    wait_acked(addr, "node-01", Duration::from_secs(10));
+    receivers[0].kill();
+    wait_state(addr, "node-01", "offline", Duration::from_secs(10));
+    receivers[0] = Node::start("receiver", &configs[0], None, &dir.join("state-1"));
+    wait_state(addr, "node-01", "online", Duration::from_secs(30));
+    receivers[0].wait_line("connected to master", Duration::from_secs(10));
+    // The show is fetched and the snapshot applied; then it must stay at 50 %.
+    sacn.wait_value(1, |v| v == 128, Duration::from_secs(15));
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(2) {
+        assert_eq!(
+            sacn.value(1),
+            Some(128),
+            "node-01 keeps its 50 % after its restart"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // And across one more master restart, with a GO for everyone after it.
+    master.kill();
+    master = Node::start("master", &master_cfg, Some(&show), &master_state);
+    let addr = master_addr(&master);
+    for n in 1..=2 {
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sacn.value(1),
+        Some(128),
+        "50 % after the second master restart"
+    );
+    show_command(
+        addr,
+        r#"{"type": "cue", "cue_id": 2, "fade_time": 0, "playback": "main"}"#,
+    );
+    // Cue 2 at 20 %: node-02 at 51, node-01 at half of it.
+    sacn.wait_value(2, |v| v == 51, Duration::from_secs(10));
+    sacn.wait_value(1, |v| v == 26, Duration::from_secs(10));
+    drop(master);
+    drop(receivers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 10 defect 8 and issue 16 item 3 (must show): the master is killed with -9 mid-fade
+/// and started again with its state directory, and later stopped (SIGSTOP) for 8 s mid-fade;
+/// each receiver's sACN output carries on as if nothing happened (never back up, never a
+/// jump), and then a node command and a show command both take effect.
+#[test]
+fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
+    let dir = temp_dir("resume");
+    let sacn = Listener::start();
+    let port = free_port();
+    let show = dir.join("show.ron");
+    std::fs::write(&show, slow_show()).expect("show");
+    let master_cfg = dir.join("master.json");
+    std::fs::write(&master_cfg, master_config(port, 2)).expect("master config");
+    let master_state = dir.join("state-master");
+    let mut master = Node::start("master", &master_cfg, Some(&show), &master_state);
+    let addr = master_addr(&master);
+    let mut receivers = Vec::new();
+    for n in 1..=2u16 {
+        let cfg = dir.join(format!("node-0{n}.json"));
+        std::fs::write(&cfg, receiver_config(n, port, sacn.port, "hold")).expect("config");
+        receivers.push(Node::start(
+            "receiver",
+            &cfg,
+            None,
+            &dir.join(format!("state-{n}")),
+        ));
+    }
+    for n in 1..=2 {
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
+    }
+    show_command(addr, r#"{"type": "go", "playback": "main"}"#);
+    sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
+    sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
+    // Cue 2: universe 1 fades 255 → 51 and universe 2 153 → 51 over 20 s.
+    let sampler = Sampler::start(&sacn, &[1, 2]);
+    show_command(addr, r#"{"type": "go", "playback": "main"}"#);
+    std::thread::sleep(Duration::from_millis(1500));
+    master.kill();
+    master = Node::start("master", &master_cfg, Some(&show), &master_state);
+    let addr = master_addr(&master);
+    for n in 1..=2 {
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
+    }
+    // Both took the restarted master's snapshot; watch a little longer.
+    std::thread::sleep(Duration::from_secs(2));
+    let mid = sacn.value(1).expect("universe 1 live");
+    assert!(
+        (52..250).contains(&mid),
+        "the fade is still running after the restart: {mid}"
+    );
+    // 255 → 51 over 20 s is about 0.23 a tick: between two samples it moves a few at most
+    // (12 leaves room for a sampler starved by a loaded machine); a drop to dark is 255.
+    assert_fades_down(
+        &sampler.series(1),
+        255,
+        51,
+        12,
+        "universe 1 across the restart",
+    );
+    assert_fades_down(
+        &sampler.series(2),
+        153,
+        51,
+        12,
+        "universe 2 across the restart",
+    );
+    drop(sampler);
+
+    // A node command and a show command both take effect on the wire.
+    let id = send_command(addr, "node-01", r#"{"type": "blackout", "on": true}"#);
+    sacn.wait_value(1, |v| v == 0, Duration::from_secs(10));
+    receivers[0].wait_line(&format!("executed {id}"), Duration::from_secs(10));
+    show_command(
+        addr,
+        r#"{"type": "cue", "cue_id": 1, "fade_time": 0, "playback": "main"}"#,
+    );
+    sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
+    assert_eq!(
+        sacn.value(1),
+        Some(0),
+        "node-01 stays blacked out through the GO"
+    );
+    send_command(addr, "node-01", r#"{"type": "blackout", "on": false}"#);
+    sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
+
+    // A stalled master (SIGSTOP 8 s) mid-fade catches up with the wall: its snapshot after
+    // the reconnect does not pull the receivers back.
+    let sampler = Sampler::start(&sacn, &[1, 2]);
+    show_command(addr, r#"{"type": "go", "playback": "main"}"#);
+    std::thread::sleep(Duration::from_millis(1000));
+    let pid = master.child.id().to_string();
+    signal("-STOP", &pid);
+    std::thread::sleep(Duration::from_secs(8));
+    signal("-CONT", &pid);
+    // The master marks the silent nodes offline, they reconnect and take its snapshot.
+    std::thread::sleep(Duration::from_secs(1));
+    for n in 1..=2 {
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_fades_down(
+        &sampler.series(1),
+        255,
+        51,
+        12,
+        "universe 1 across the stall",
+    );
+    assert_fades_down(
+        &sampler.series(2),
+        153,
+        51,
+        12,
+        "universe 2 across the stall",
+    );
+    drop(sampler);
+    drop(master);
+    drop(receivers);
+    let _ = std::fs::remove_dir_all(&dir);
+}

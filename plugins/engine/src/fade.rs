@@ -469,16 +469,34 @@ impl FadeEngine {
             if self.htp[ch] {
                 v *= gm;
             }
-            let v = v.clamp(0.0, 1.0);
-            let fine = self.fine[ch];
-            if fine == NO_SLOT {
-                // Round half up; v ≥ 0 so truncation of v + 0.5 is rounding.
-                frame[self.coarse[ch] as usize] = (v * 255.0 + 0.5) as u8;
-            } else {
-                let x = (v * 65535.0 + 0.5) as u32;
-                frame[self.coarse[ch] as usize] = (x >> 8) as u8;
-                frame[fine as usize] = (x & 0xff) as u8;
+            self.write_channel(frame, ch, v);
+        }
+    }
+
+    /// Writes the intensity (HTP) channels of the show universes `universes` again, from the
+    /// merged levels of the latest render, with `gm` as their grand master: a node's own
+    /// output level (a per-node blackout or intensity) on top of a frame rendered from the
+    /// shared playback state. Other universes and attributes are left as they are.
+    pub fn rewrite_intensity(&self, frame: &mut [u8], gm: f32, universes: &[u16]) {
+        let slots = rockontrol_show::UNIVERSE_SLOTS as u32;
+        for ch in 0..self.levels.len() {
+            let universe = self.show.universes.get((self.coarse[ch] / slots) as usize);
+            if self.htp[ch] && universe.is_some_and(|u| universes.contains(u)) {
+                self.write_channel(frame, ch, self.levels[ch] * gm);
             }
+        }
+    }
+
+    fn write_channel(&self, frame: &mut [u8], ch: usize, v: f32) {
+        let v = v.clamp(0.0, 1.0);
+        let fine = self.fine[ch];
+        if fine == NO_SLOT {
+            // Round half up; v ≥ 0 so truncation of v + 0.5 is rounding.
+            frame[self.coarse[ch] as usize] = (v * 255.0 + 0.5) as u8;
+        } else {
+            let x = (v * 65535.0 + 0.5) as u32;
+            frame[self.coarse[ch] as usize] = (x >> 8) as u8;
+            frame[fine as usize] = (x & 0xff) as u8;
         }
     }
 

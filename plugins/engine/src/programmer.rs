@@ -126,7 +126,9 @@ impl Plugin for ProgrammerPlugin {
     }
 }
 
-fn apply_programmer(
+/// Re-renders the tick with the programmer's values (ordered against by systems that edit the
+/// frame after it, such as a receiver's own output level).
+pub fn apply_programmer(
     programmer: Res<Programmer>,
     mut engine: ResMut<ShowEngine>,
     clock: Res<ShowClock>,

@@ -23,6 +23,8 @@
 //! - [`protocol`]: the messages, their framing and the protocol hash.
 //! - [`registry`]: the master's nodes, command queues, retries and replication stream (no I/O).
 //! - [`replica`]: the receiver's sequence tracking (no I/O).
+//! - [`executed`]: the receiver's durable, bounded log of executed command ids.
+//! - [`stage`]: the master's saved stage (playback state, show time, node overrides).
 //! - [`master`]: the axum REST + WebSocket server.
 //! - [`client`]: the receiver's link (tokio-tungstenite), reconnecting every 5 s.
 //! - [`discovery`]: mDNS advertising and browsing.
@@ -35,6 +37,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod discovery;
+pub mod executed;
 pub mod health;
 pub mod master;
 pub mod openapi;
@@ -42,6 +45,7 @@ pub mod plugin;
 pub mod protocol;
 pub mod registry;
 pub mod replica;
+pub mod stage;
 
 pub use config::{MasterConfig, NodeConfig, ReceiverConfig};
 pub use plugin::{HistoryEntry, MasterNet, MasterPlugin, NetSystems, ReceiverNet, ReceiverPlugin};

@@ -13,7 +13,6 @@
 //! (sACN stream-terminated) and asks the binary, through [`NodeRestart`], to re-execute itself.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,11 +32,13 @@ use tokio::sync::mpsc;
 use crate::auth::Keys;
 use crate::client::{LinkConfig, LinkEvent, MasterAddress};
 use crate::config::{MasterConfig, MasterLoss, ReceiverConfig};
+use crate::executed::ExecutedLog;
 use crate::health::CpuMeter;
 use crate::master::{MasterShared, ShowCommandRequest};
-use crate::protocol::{self, AckStatus, Metrics, NodeCommand, ToMaster, ToReceiver};
+use crate::protocol::{self, AckStatus, Metrics, NodeCommand, NodeOverride, ToMaster, ToReceiver};
 use crate::registry::Registry;
 use crate::replica::{Replica, ReplicaAction};
+use crate::stage::{StageRecord, StageWriter};
 
 /// The network's systems, in order within a frame.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,6 +90,9 @@ pub struct MasterPlugin {
     pub keys: Keys,
     /// The bound listener (bind before building so the port is known; port 0 works).
     pub listener: std::sync::Mutex<Option<std::net::TcpListener>>,
+    /// Where the stage (playback state, show time, node overrides) is saved, so a restarted
+    /// master resumes it (see [`crate::stage`]); `None` keeps nothing.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The master's side of the network, for systems and tests.
@@ -102,13 +106,33 @@ pub struct MasterNet {
     last_state: Option<rockontrol_engine::PlaybackState>,
     /// List the nodes seen over mDNS (`broadcast_enabled`).
     watch_mdns: bool,
+    /// Saves the stage off the tick (with a state directory).
+    stage: Option<StageWriter>,
+    /// The stage saved by the previous run, until the show it belongs to is published.
+    restored: Option<StageRecord>,
+    /// Hash of the show published last.
+    show_hash: Option<String>,
+    /// The stage changed since it was last handed to the writer.
+    stage_dirty: bool,
+    /// `overrides_version` of the registry when the stage was last handed over.
+    saved_overrides: u64,
+    /// Wall time lost to stalls that show time has made up already.
+    compensated: Duration,
 }
 
 impl Plugin for MasterPlugin {
     fn build(&self, app: &mut App) {
         configure_sets(app);
         let (tx, rx) = mpsc::channel(4096);
-        let registry = Registry::new(&self.config, SystemTime::now());
+        let mut registry = Registry::new(&self.config, SystemTime::now());
+        let (stage, restored) = match &self.state_dir {
+            Some(dir) => open_stage(dir, &self.config.node_id),
+            None => (None, None),
+        };
+        if let Some(r) = &restored {
+            registry.replication.overrides = r.overrides.clone();
+            registry.replication.rate = r.rate;
+        }
         let shared = Arc::new(MasterShared {
             registry: std::sync::Mutex::new(registry),
             keys: self.keys.clone(),
@@ -126,13 +150,22 @@ impl Plugin for MasterPlugin {
             last_generation: None,
             last_state: None,
             watch_mdns: self.config.broadcast_enabled,
+            stage,
+            restored,
+            show_hash: None,
+            stage_dirty: false,
+            saved_overrides: 0,
+            compensated: Duration::ZERO,
         })
-        .add_systems(Startup, start_master_server)
+        .add_systems(Startup, (master_resume_clock, start_master_server))
         .add_systems(
             FixedUpdate,
             (
+                master_catch_up.before(EngineSystems::Compile),
                 master_apply_commands.in_set(NetSystems::Apply),
-                master_publish.in_set(NetSystems::Publish),
+                (master_publish, master_save_stage)
+                    .chain()
+                    .in_set(NetSystems::Publish),
             ),
         )
         .add_systems(Update, master_clock.in_set(NetSystems::Send));
@@ -172,6 +205,121 @@ fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntim
 
 fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>) {
     net.shared.clock.store(clock.next_tick, Ordering::Relaxed);
+    // Snapshots carry the current tick (a stale one would pull a (re)connecting receiver
+    // back); skipped when a server task holds the registry, caught up next frame.
+    if let Ok(mut reg) = net.shared.registry.try_lock() {
+        reg.replication.tick = reg.replication.tick.max(clock.next_tick);
+        reg.replication.tick_at = Some(Instant::now());
+    }
+}
+
+/// Opens the stage file of master `master_id` in `dir`: its writer and the saved record.
+fn open_stage(
+    dir: &std::path::Path,
+    master_id: &str,
+) -> (Option<StageWriter>, Option<StageRecord>) {
+    let path = crate::stage::stage_path(dir, master_id);
+    let restored = crate::stage::load(&path)
+        .map_err(|e| error!("{e}; the master starts with a dark stage"))
+        .ok()
+        .flatten();
+    let writer = StageWriter::start(path)
+        .map_err(|e| error!("cannot start the stage writer: {e}; a restart will not resume"))
+        .ok();
+    (writer, restored)
+}
+
+/// A restarted master resumes show time where it would be now (see [`crate::stage`]).
+fn master_resume_clock(net: Res<MasterNet>, mut clock: ResMut<ShowClock>) {
+    let Some(r) = &net.restored else { return };
+    let tick = r.resume_tick(SystemTime::now());
+    info!(
+        "resuming the stage saved at tick {}: show time continues at tick {tick}",
+        r.tick
+    );
+    clock.next_tick = tick;
+    net.shared.registry().replication.tick = tick;
+}
+
+/// Show time catches up with the wall after the frame loop stalled (SIGSTOP, a frozen VM):
+/// the ticks lost are skipped, once, before this tick is computed. Show time never goes
+/// back, so receivers (which ran on) are never pulled back mid-fade.
+fn master_catch_up(
+    mut net: ResMut<MasterNet>,
+    mut clock: ResMut<ShowClock>,
+    real: Res<Time<Real>>,
+    virt: Res<Time<Virtual>>,
+    engine: Res<ShowEngine>,
+) {
+    let rate = engine
+        .engine
+        .as_ref()
+        .map_or(44, |f| f.show().tick_rate.max(1));
+    let lost = real.elapsed().saturating_sub(virt.elapsed());
+    let lost_ticks = crate::stage::catch_up_ticks(lost, net.compensated, rate);
+    if lost_ticks > 0 {
+        // A little ahead (borrowed from the next stall), so no receiver is ahead of it.
+        let ticks = lost_ticks + crate::stage::RESUME_LEAD_TICKS;
+        net.compensated += crate::stage::ticks_duration(ticks, rate);
+        info!(
+            "the master stalled: show time skips {ticks} ticks to tick {} (wall time)",
+            clock.next_tick + ticks
+        );
+        clock.next_tick += ticks;
+    }
+}
+
+/// Hands the stage to the writer when it changed (a command, a follow, a node override, a
+/// new show) and once a second (show time moves on).
+fn master_save_stage(world: &mut World) {
+    let tick = world.resource::<ShowClock>().next_tick;
+    let Some(rate) = world
+        .resource::<ShowEngine>()
+        .engine
+        .as_ref()
+        .map(|f| f.show().tick_rate)
+    else {
+        return;
+    };
+    let due = {
+        let net = world.resource::<MasterNet>();
+        let Some(writer) = &net.stage else { return };
+        // A saved stage not applied yet stays on disk until it is.
+        if net.restored.is_some() {
+            return;
+        }
+        let version = net.shared.registry().replication.overrides_version;
+        net.stage_dirty || version != net.saved_overrides || writer.refresh_due()
+    };
+    if !due {
+        if let Some(w) = world.resource_mut::<MasterNet>().stage.as_mut() {
+            w.retry();
+        }
+        return;
+    }
+    let state = world.resource::<ShowEngine>().state.clone();
+    let mut net = world.resource_mut::<MasterNet>();
+    let (overrides, version) = {
+        let reg = net.shared.registry();
+        (
+            reg.replication.overrides.clone(),
+            reg.replication.overrides_version,
+        )
+    };
+    let record = StageRecord {
+        format: crate::stage::STAGE_FORMAT,
+        show_hash: net.show_hash.clone(),
+        rate,
+        tick,
+        wall_unix_ms: crate::stage::unix_ms(SystemTime::now()),
+        state,
+        overrides,
+    };
+    net.stage_dirty = false;
+    net.saved_overrides = version;
+    if let Some(w) = net.stage.as_mut() {
+        w.send(record);
+    }
 }
 
 /// Where the REST handler waits for the tick a show command was applied at.
@@ -219,6 +367,7 @@ fn master_apply_commands(
                     .registry()
                     .publish_delta(tick, command.clone(), state.clone());
                 net.last_state = Some(state.clone());
+                net.stage_dirty = true;
                 info!("tick {tick}: {command}");
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(tick));
@@ -248,12 +397,15 @@ fn master_publish(world: &mut World) {
         (engine.generation, fade.show().tick_rate)
     };
     if world.resource::<MasterNet>().last_generation != Some(generation) {
-        let state = world.resource::<ShowEngine>().state.clone();
         let show = rockontrol_engine::show_from_world(world);
         let ron = rockontrol_show::to_ron_string(&show);
         let hash = protocol::show_hash(&ron);
         info!("replicating show {:?} ({hash})", show.name);
+        resume_stage(world, &hash);
+        let state = world.resource::<ShowEngine>().state.clone();
         let mut net = world.resource_mut::<MasterNet>();
+        net.show_hash = Some(hash.clone());
+        net.stage_dirty = true;
         net.shared
             .registry()
             .publish_show(Some(hash), Some(ron.into()), rate, state.clone(), tick);
@@ -273,6 +425,29 @@ fn master_publish(world: &mut World) {
             net.shared.registry().refresh_state(s.clone(), tick + 1);
         }
         net.last_state = state;
+        net.stage_dirty = true;
+    }
+}
+
+/// The first show published after a restart takes the saved playback state back, if the
+/// stage was saved with this very show.
+fn resume_stage(world: &mut World, hash: &str) {
+    let Some(record) = world.resource_mut::<MasterNet>().restored.take() else {
+        return;
+    };
+    let mut engine = world.resource_mut::<ShowEngine>();
+    let fits = match (&record.state, &engine.state) {
+        (Some(saved), Some(now)) => saved.playbacks.len() == now.playbacks.len(),
+        _ => false,
+    };
+    if record.show_hash.as_deref() == Some(hash) && fits {
+        info!("the stage saved at tick {} is back", record.tick);
+        engine.state = record.state;
+    } else {
+        warn!(
+            "the saved stage belongs to show {:?}, not this one ({hash}); starting dark",
+            record.show_hash
+        );
     }
 }
 
@@ -303,6 +478,9 @@ pub struct ReceiverNet {
     deltas: Vec<(u64, Command)>,
     commands: VecDeque<(String, NodeCommand)>,
     executed: ExecutedLog,
+    /// This node's own output (blackout, intensity), as the master last said: applied at
+    /// render, never written into the shared playback state.
+    pub node_override: NodeOverride,
     on_loss: MasterLoss,
     dmx_destination: Option<String>,
     cpu: CpuMeter,
@@ -408,13 +586,14 @@ impl Plugin for ReceiverPlugin {
             master_show: self.known_show.clone(),
             replica: Replica::default(),
             events: ev_rx,
-            out: out_tx,
+            out: out_tx.clone(),
             link: Some(link),
             pending_snapshot: None,
             load_generation: None,
             deltas: Vec::new(),
             commands: VecDeque::new(),
-            executed: ExecutedLog::open(&self.state_dir, &self.config.node_id),
+            node_override: NodeOverride::default(),
+            executed: ExecutedLog::open(&self.state_dir, &self.config.node_id, out_tx.clone()),
             on_loss: self.config.on_master_loss,
             dmx_destination: self.config.dmx_destination.clone(),
             cpu: CpuMeter::default(),
@@ -435,6 +614,13 @@ impl Plugin for ReceiverPlugin {
             (receiver_apply, receiver_identify)
                 .chain()
                 .in_set(NetSystems::Apply),
+        )
+        .add_systems(
+            FixedUpdate,
+            receiver_node_output
+                .after(EngineSystems::Render)
+                .after(rockontrol_engine::programmer::apply_programmer)
+                .before(EngineSystems::Publish),
         )
         .add_systems(
             Update,
@@ -636,6 +822,8 @@ fn receiver_apply(
     programmer: Res<Programmer>,
     restart: Option<Res<NodeRestart>>,
 ) {
+    // Acknowledgements the writer's queue could not take last tick.
+    net.executed.flush();
     let ready =
         engine.engine.is_some() && net.load_generation.is_none_or(|g| engine.generation > g);
     if !ready {
@@ -661,6 +849,13 @@ fn receiver_apply(
             return;
         }
         if let Some(s) = net.pending_snapshot.take() {
+            let own = s.overrides.get(&net.node_id).cloned().unwrap_or_default();
+            if own != net.node_override {
+                info!("node output from the master: {own:?}");
+            }
+            net.node_override = own;
+            // A master without a show yet has no show time to give either.
+            let has_state = s.state.is_some();
             if let Some(snap_state) = s.state {
                 if snap_state.playbacks.len() == state.playbacks.len() {
                     *state = snap_state;
@@ -672,7 +867,8 @@ fn receiver_apply(
                     );
                 }
             }
-            if s.tick != clock.next_tick {
+            // A master without a show yet has no show time to give either.
+            if has_state && s.tick != clock.next_tick {
                 clock.step_to(&mut time_base, s.tick, Instant::now(), "snapshot from the master");
             }
             info!(
@@ -704,14 +900,28 @@ fn receiver_apply(
             info!("tick {tick}: {id} was executed before; acknowledging it again");
             println!("already executed {id}: acknowledged again");
             net.remember(tick, format!("already executed {id}: acknowledged again"));
-            let _ = net.out.try_send(ToMaster::Ack {
+            net.executed.acknowledge(ToMaster::Ack {
                 command_id: id,
                 status: AckStatus::Executed,
-                reason: Some("already executed".into()),
+                reason: Some(protocol::ALREADY_EXECUTED.into()),
             });
             continue;
         }
         let result = match &command {
+            // A node's own output is the master's record, applied at render: never the show's.
+            NodeCommand::Blackout { .. }
+            | NodeCommand::Intensity { .. }
+            | NodeCommand::GrandMaster { .. } => {
+                let mut own = net.node_override.clone();
+                match own.apply(&command) {
+                    Some(Ok(text)) => {
+                        net.node_override = own;
+                        Ok(text)
+                    }
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err(format!("{command:?} does not set the node's output")),
+                }
+            }
             NodeCommand::Identify { seconds } => {
                 protocol::identify_duration(*seconds)
                     .map_err(|e| e.to_string())
@@ -755,32 +965,50 @@ fn receiver_apply(
                         .map_err(|e| e.to_string())
                 }),
         };
-        let ack = match result {
+        match result {
             Ok(c) => {
-                // Written (unbuffered) before the ack: a restart's re-sent id is not re-run.
-                net.executed.insert(&id);
                 net.commands_executed += 1;
                 info!("tick {tick}: executed {id}: {c}");
                 println!("executed {id}: {c}");
                 net.remember(tick, format!("executed {id}: {c}"));
-                ToMaster::Ack {
-                    command_id: id,
+                // Known at once (a re-send is not re-run); acknowledged once it is on disk.
+                let ack = ToMaster::Ack {
+                    command_id: id.clone(),
                     status: AckStatus::Executed,
                     reason: None,
-                }
+                };
+                net.executed.executed(&id, ack);
             }
             Err(reason) => {
                 warn!("command {id} failed: {reason}");
                 net.remember(tick, format!("command {id} failed: {reason}"));
-                ToMaster::Ack {
+                net.executed.acknowledge(ToMaster::Ack {
                     command_id: id,
                     status: AckStatus::Failed,
                     reason: Some(reason),
-                }
+                });
             }
-        };
-        let _ = net.out.try_send(ack);
+        }
     }
+}
+
+/// Applies this node's own output level (its blackout or intensity) to its universes of the
+/// frame just rendered from the shared playback state.
+fn receiver_node_output(net: Res<ReceiverNet>, mut engine: ResMut<ShowEngine>) {
+    if net.node_override.is_neutral() {
+        return;
+    }
+    let ShowEngine {
+        engine: Some(fade),
+        state: Some(state),
+        frame,
+        ..
+    } = &mut *engine
+    else {
+        return;
+    };
+    let level = net.node_override.output_level(state);
+    fade.rewrite_intensity(frame, level, &net.assigned);
 }
 
 /// The fixtures patched on `universes` of `show`, flashing for `length`.
@@ -893,76 +1121,12 @@ fn receiver_heartbeat(
         tick: clock.next_tick,
         show_hash: net.master_show.clone(),
     };
-    let _ = net.out.try_send(ToMaster::Heartbeat {
-        status: "online".into(),
-        metrics,
-    });
-}
-
-/// Command ids a receiver executed, kept in its state directory so a restarted receiver never
-/// applies a re-sent command twice.
-#[derive(Debug)]
-pub struct ExecutedLog {
-    ids: BTreeSet<String>,
-    order: VecDeque<String>,
-    file: Option<std::fs::File>,
-}
-
-/// Ids remembered (older ones are forgotten; the master never re-sends that far back).
-const EXECUTED_KEPT: usize = 100_000;
-
-impl ExecutedLog {
-    /// Opens (or creates) `dir/executed-<node_id>`.
-    pub fn open(dir: &std::path::Path, node_id: &str) -> Self {
-        let path = dir.join(format!("executed-{node_id}"));
-        let mut log = ExecutedLog {
-            ids: BTreeSet::new(),
-            order: VecDeque::new(),
-            file: None,
-        };
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            for line in text.lines().filter(|l| !l.is_empty()) {
-                log.remember(line.to_string());
-            }
-        }
-        log.file = std::fs::create_dir_all(dir)
-            .and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-            })
-            .map_err(|e| {
-                warn!(
-                    "cannot keep executed command ids in {}: {e}",
-                    path.display()
-                )
-            })
-            .ok();
-        log
-    }
-
-    fn remember(&mut self, id: String) {
-        if self.ids.insert(id.clone()) {
-            self.order.push_back(id);
-            if self.order.len() > EXECUTED_KEPT
-                && let Some(old) = self.order.pop_front()
-            {
-                self.ids.remove(&old);
-            }
-        }
-    }
-
-    pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
-    }
-
-    pub fn insert(&mut self, id: &str) {
-        self.remember(id.to_string());
-        if let Some(f) = &mut self.file {
-            let _ = writeln!(f, "{id}");
-        }
-    }
+    // A log that cannot be written is reported (the commands still run).
+    let status = match net.executed.error() {
+        Some(e) => format!("degraded: {e}"),
+        None => "online".into(),
+    };
+    let _ = net.out.try_send(ToMaster::Heartbeat { status, metrics });
 }
 
 /// Seconds since start, for tests that wait on the network.
@@ -1029,27 +1193,5 @@ mod tests {
         moved.playbacks[0].to[1] = 0.9;
         assert_ne!(Some(&state), Some(&moved));
         assert_ne!(Some(&state), None);
-    }
-
-    #[test]
-    fn executed_command_ids_survive_a_restart() {
-        let dir = std::env::temp_dir().join(format!("rk-executed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut log = ExecutedLog::open(&dir, "node-01");
-        assert!(!log.contains("cmd-master-01-1"));
-        log.insert("cmd-master-01-1");
-        log.insert("cmd-master-01-2");
-        drop(log);
-        let log = ExecutedLog::open(&dir, "node-01");
-        assert!(
-            log.contains("cmd-master-01-1") && log.contains("cmd-master-01-2"),
-            "a re-sent id is recognised after a restart"
-        );
-        assert!(!log.contains("cmd-master-01-3"));
-        assert!(
-            !ExecutedLog::open(&dir, "node-02").contains("cmd-master-01-1"),
-            "per node"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -5,6 +5,8 @@
 //! input. The [`protocol_hash`] is computed from [`SCHEMA`], the list of messages and their
 //! fields: two builds that disagree on it refuse each other at hello time with a reason.
 
+use std::collections::BTreeMap;
+
 use rockontrol_engine::{Command, PlaybackState};
 use rockontrol_show::CueNumber;
 use serde::{Deserialize, Serialize};
@@ -23,7 +25,7 @@ pub const SCHEMA: &str = "rockontrol-net v1;\
     hello(node_id,role,version,protocol,protocol_hash,capabilities,universes);\
     welcome(master_id,version,protocol_hash,assigned_universes,show_hash,heartbeat_ms,reconnect_ms);\
     refused(reason);error(reason);\
-    snapshot(seq,tick,rate,show_hash,state);delta(seq,tick,command);\
+    snapshot(seq,tick,rate,show_hash,state,overrides(blackout,intensity));delta(seq,tick,command);\
     command(command_id,attempt,command);ack(command_id,status,reason);\
     heartbeat(status,metrics(dmx_fps,cpu_usage,memory_mb,frames_out,seq,tick,show_hash));\
     sync(tick,rate,timecode,bpm);snapshot_request(reason);\
@@ -228,6 +230,10 @@ pub fn identify_duration(seconds: f64) -> Result<std::time::Duration, CommandMap
     }
 }
 
+/// The `reason` of an [`AckStatus::Executed`] for an id the node executed before (a re-send):
+/// only a master that sent the id before may count it as executed.
+pub const ALREADY_EXECUTED: &str = "already executed";
+
 /// Outcome of a command on a node (`POST /api/master/ack` and the `ack` message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -298,6 +304,80 @@ pub struct Snapshot {
     pub show_hash: Option<String>,
     /// `None` while the master has no compiled show.
     pub state: Option<PlaybackState>,
+    /// Every node's [`NodeOverride`] that is not neutral, by node id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, NodeOverride>,
+}
+
+/// A node's own output, set by node commands and owned by the master: replicated in every
+/// snapshot (by node id) so no reconnect, receiver restart or master restart loses it. The
+/// receiver applies its own entry when it renders, on top of the shared playback state (which
+/// it never edits for a node command), so its frames equal the master's but for this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeOverride {
+    /// The node's output is dark (intensity channels at 0).
+    #[serde(default)]
+    pub blackout: bool,
+    /// The node's own grand master, 0..=1, on top of the show's.
+    #[serde(default = "full")]
+    pub intensity: f64,
+}
+
+fn full() -> f64 {
+    1.0
+}
+
+impl Default for NodeOverride {
+    fn default() -> Self {
+        NodeOverride {
+            blackout: false,
+            intensity: 1.0,
+        }
+    }
+}
+
+impl NodeOverride {
+    /// True when it changes nothing.
+    pub fn is_neutral(&self) -> bool {
+        *self == NodeOverride::default()
+    }
+
+    /// Applies a node command that sets the node's own output (`blackout`, `intensity`,
+    /// `grand_master`): `None` for every other command, else what it now is.
+    pub fn apply(&mut self, command: &NodeCommand) -> Option<Result<String, CommandMapError>> {
+        let level = |l: f64, what| {
+            if (0.0..=1.0).contains(&l) {
+                Ok(l)
+            } else {
+                Err(CommandMapError::Level(what))
+            }
+        };
+        let result = match command {
+            NodeCommand::Blackout { on } => {
+                self.blackout = *on;
+                Ok(format!("node blackout {}", if *on { "on" } else { "off" }))
+            }
+            NodeCommand::Intensity { level: l } => level(*l, "intensity").map(|l| {
+                self.intensity = l;
+                format!("node intensity {:.0}%", l * 100.0)
+            }),
+            NodeCommand::GrandMaster { level: l } => level(*l, "grand master").map(|l| {
+                self.intensity = l;
+                format!("node grand master {:.0}%", l * 100.0)
+            }),
+            _ => return None,
+        };
+        Some(result)
+    }
+
+    /// The grand master of the node's intensity channels with the show's `state`.
+    pub fn output_level(&self, state: &PlaybackState) -> f32 {
+        if self.blackout || state.blackout {
+            0.0
+        } else {
+            (state.grand_master.clamp(0.0, 1.0) * self.intensity.clamp(0.0, 1.0)) as f32
+        }
+    }
 }
 
 /// One change of the replicated state: `command` applied at `tick`.
@@ -580,6 +660,7 @@ mod tests {
             tick: 221,
             rate: 44,
             show_hash: None,
+            overrides: BTreeMap::new(),
             state: Some(PlaybackState {
                 grand_master: 1.0,
                 blackout: false,
@@ -637,5 +718,77 @@ mod tests {
         assert_eq!(protocol_hash().len(), 16);
         assert_eq!(protocol_hash(), protocol_hash());
         assert_eq!(timecode(44 * 61 + 22, 44), "00:01:01:12");
+    }
+
+    #[test]
+    fn node_overrides_take_node_output_commands_only() {
+        let mut o = NodeOverride::default();
+        assert!(o.is_neutral());
+        assert!(
+            o.apply(&NodeCommand::Clear).is_none(),
+            "not a node output command"
+        );
+        assert!(matches!(
+            o.apply(&NodeCommand::Blackout { on: true }),
+            Some(Ok(_))
+        ));
+        assert!(matches!(
+            o.apply(&NodeCommand::Intensity { level: 0.5 }),
+            Some(Ok(_))
+        ));
+        assert_eq!(
+            o.apply(&NodeCommand::GrandMaster { level: 2.0 }),
+            Some(Err(CommandMapError::Level("grand master"))),
+            "out of range is refused and changes nothing"
+        );
+        assert_eq!(
+            o,
+            NodeOverride {
+                blackout: true,
+                intensity: 0.5
+            }
+        );
+        let state = PlaybackState {
+            grand_master: 0.8,
+            blackout: false,
+            action_seq: 0,
+            playbacks: vec![],
+        };
+        assert_eq!(o.output_level(&state), 0.0, "the node is blacked out");
+        o.apply(&NodeCommand::Blackout { on: false });
+        assert!((o.output_level(&state) - 0.4).abs() < 1e-6, "0.8 × 0.5");
+        let dark = PlaybackState {
+            blackout: true,
+            ..state
+        };
+        assert_eq!(
+            o.output_level(&dark),
+            0.0,
+            "the show's blackout still counts"
+        );
+        // On the wire: a snapshot carries them by node id; an old snapshot has none.
+        let snapshot = Snapshot {
+            seq: 1,
+            tick: 2,
+            rate: 44,
+            show_hash: None,
+            state: None,
+            overrides: BTreeMap::from([("node-01".to_string(), o.clone())]),
+        };
+        let text = encode(&ToReceiver::Snapshot(snapshot.clone()));
+        assert!(
+            text.contains(r#""overrides":{"node-01":{"blackout":false,"intensity":0.5}}"#),
+            "{text}"
+        );
+        assert_eq!(
+            decode_to_receiver(&text),
+            Ok(ToReceiver::Snapshot(snapshot))
+        );
+        let Ok(ToReceiver::Snapshot(bare)) = decode_to_receiver(
+            r#"{"v":1,"type":"snapshot","seq":1,"tick":2,"rate":44,"show_hash":null,"state":null}"#,
+        ) else {
+            panic!("a snapshot without overrides decodes");
+        };
+        assert!(bare.overrides.is_empty());
     }
 }

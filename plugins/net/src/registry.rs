@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::config::{Capability, ManagedNode, MasterConfig};
 use crate::protocol::{
-    self, AckStatus, Delta, Hello, Metrics, NodeCommand, Snapshot, ToReceiver, Welcome,
+    self, AckStatus, Delta, Hello, Metrics, NodeCommand, NodeOverride, Snapshot, ToReceiver,
+    Welcome,
 };
 
 /// Retries after a failed or unacknowledged command before the node is marked degraded.
@@ -34,6 +35,8 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 /// Reconnect period asked of receivers.
 pub const RECONNECT_PERIOD: Duration = Duration::from_secs(5);
+/// A show clock older than this is not sent as a sync (the master just stalled).
+pub const SYNC_STALE: Duration = Duration::from_millis(200);
 /// Commands kept for an offline node.
 pub const MAX_QUEUED: usize = 100_000;
 /// A node reporting a DMX frame rate below this share of the show's tick rate is degraded.
@@ -210,6 +213,13 @@ pub struct Replication {
     /// Canonical RON of the show, served at `/api/show/{hash}`.
     pub show_ron: Option<Arc<str>>,
     pub state: Option<PlaybackState>,
+    /// Per-node overrides (node commands that set a node's own output), by node id: the
+    /// master owns them and every snapshot carries them.
+    pub overrides: BTreeMap<String, NodeOverride>,
+    /// Counts changes of `overrides` (the master persists them when it moves).
+    pub overrides_version: u64,
+    /// When the engine last refreshed `tick` (`None`: nobody does; syncs always go out).
+    pub tick_at: Option<Instant>,
 }
 
 impl Replication {
@@ -220,6 +230,21 @@ impl Replication {
             rate: self.rate,
             show_hash: self.show_hash.clone(),
             state: self.state.clone(),
+            overrides: self.overrides.clone(),
+        }
+    }
+
+    /// Records what a node command does to its node's own output (nothing for other commands,
+    /// or for one the node will refuse).
+    fn record_override(&mut self, node_id: &str, command: &NodeCommand) {
+        let mut o = self.overrides.get(node_id).cloned().unwrap_or_default();
+        if let Some(Ok(_)) = o.apply(command) {
+            if o.is_neutral() {
+                self.overrides.remove(node_id);
+            } else {
+                self.overrides.insert(node_id.to_string(), o);
+            }
+            self.overrides_version += 1;
         }
     }
 }
@@ -244,6 +269,9 @@ pub struct Registry {
     pub alerts: Vec<Alert>,
     pub replication: Replication,
     pub adopted: BTreeSet<String>,
+    /// This run's part of every command id: random per start, so ids never repeat across
+    /// restarts of this master or between two masters with the same id.
+    boot: String,
     next_command: u64,
     next_conn: u64,
     /// Commands accepted for nodes (all time).
@@ -271,6 +299,7 @@ impl Registry {
                 ..Replication::default()
             },
             adopted: BTreeSet::new(),
+            boot: boot_id(),
             next_command: 0,
             next_conn: 0,
             commands_submitted: 0,
@@ -545,6 +574,24 @@ impl Registry {
             );
             return Ok(());
         };
+        // "Executed before" is only an answer to a re-send: for an id this master sent once,
+        // the node ran some other command under it, never this one.
+        let first_send = entry.in_flight[pos].attempts <= 1;
+        if status == AckStatus::Executed && first_send && reason == Some(protocol::ALREADY_EXECUTED)
+        {
+            let Some(cmd) = entry.in_flight.remove(pos) else {
+                return Ok(());
+            };
+            entry.failed += 1;
+            let message = format!(
+                "command {command_id} ({}) was not executed: the node says the id ran before, but this master sent it once",
+                serde_json::to_string(&cmd.command).unwrap_or_default()
+            );
+            entry.degraded_reason = Some(message.clone());
+            entry.set_state(NodeState::Degraded, now);
+            self.alert(Some(node_id), message, now);
+            return Ok(());
+        }
         match status {
             AckStatus::Executed => {
                 entry.in_flight.remove(pos);
@@ -607,7 +654,10 @@ impl Registry {
         }
         self.next_command += 1;
         self.commands_submitted += 1;
-        let command_id = format!("cmd-{}-{}", self.master_id, self.next_command);
+        // The master's record first: the snapshot of a (re)connect carries it, whatever
+        // happens to the command itself.
+        self.replication.record_override(node_id, &command);
+        let command_id = format!("cmd-{}-{}-{}", self.master_id, self.boot, self.next_command);
         entry.queue.push_back(QueuedCommand {
             command_id: command_id.clone(),
             command,
@@ -708,8 +758,19 @@ impl Registry {
         }
     }
 
-    /// The show clock, to every node.
+    /// The show clock, to every node. Skipped while the engine has not refreshed
+    /// [`Replication::tick_at`] for [`SYNC_STALE`]: the master is just out of a stall and its
+    /// clock is about to catch up, and an old tick would pull receivers back.
     pub fn publish_sync(&mut self, tick: u64) {
+        if self
+            .replication
+            .tick_at
+            .is_some_and(|t| t.elapsed() > SYNC_STALE)
+        {
+            tracing::debug!("show clock not refreshed lately (a stall?): no sync this time");
+            return;
+        }
+        let tick = tick.max(self.replication.tick);
         self.replication.tick = tick;
         let rate = self.replication.rate;
         let frame: Arc<str> = protocol::encode(&ToReceiver::Sync {
@@ -760,6 +821,21 @@ impl Registry {
         self.adopted.insert(node_id.to_string());
         self.nodes.contains_key(node_id)
     }
+}
+
+/// A random tag for this start of the master (12 hex digits), from the standard library's
+/// per-process random hash keys, the time and the process id.
+fn boot_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 fn requeue_in_flight(entry: &mut NodeEntry) {
@@ -1033,5 +1109,122 @@ mod tests {
         reg.heartbeat("node-01", Metrics::default(), later + Duration::from_secs(2))
             .expect("known");
         assert_eq!(reg.nodes["node-01"].state, NodeState::Online);
+    }
+
+    #[test]
+    fn command_ids_never_repeat_across_restarts_or_masters() {
+        let now = SystemTime::now();
+        let mut first = Registry::new(&master(), now);
+        let (a, _) = first.submit("node-01", NodeCommand::Clear).expect("known");
+        // The same master started again with the same config and state, and a standby with
+        // the same id: each starts counting at 1, and no id repeats.
+        let mut again = Registry::new(&master(), now);
+        let (b, _) = again.submit("node-01", NodeCommand::Clear).expect("known");
+        let mut standby = Registry::new(&master(), now);
+        let (c, _) = standby
+            .submit("node-01", NodeCommand::Clear)
+            .expect("known");
+        assert!(a.starts_with("cmd-master-01-"), "{a}");
+        assert!(a != b && b != c && a != c, "{a} {b} {c}");
+        let (a2, _) = first.submit("node-01", NodeCommand::Clear).expect("known");
+        assert_ne!(a, a2);
+    }
+
+    #[test]
+    fn already_executed_for_an_id_sent_once_is_not_counted_as_executed() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        let (tx, mut rx) = mpsc::channel(64);
+        reg.hello(&hello("node-01"), true, tx, now)
+            .expect("accepted");
+        drain(&mut rx);
+        let (id, _) = reg
+            .submit("node-01", NodeCommand::Blackout { on: false })
+            .expect("known");
+        reg.ack(
+            "node-01",
+            &id,
+            AckStatus::Executed,
+            Some(protocol::ALREADY_EXECUTED),
+            now,
+        )
+        .expect("ok");
+        let n = &reg.nodes["node-01"];
+        assert_eq!(
+            (n.executed, n.failed, n.state),
+            (0, 1, NodeState::Degraded),
+            "the node ran something else under this id: not executed"
+        );
+        assert!(
+            reg.alerts.iter().any(|a| a.message.contains(&id)),
+            "{:?}",
+            reg.alerts
+        );
+        // A re-send (attempt 2) answered "already executed" is the lost-ack case: executed.
+        let (id2, _) = reg.submit("node-01", NodeCommand::Clear).expect("known");
+        reg.check_timeouts(now);
+        reg.ack("node-01", &id2, AckStatus::Failed, Some("busy"), now)
+            .expect("ok");
+        reg.ack(
+            "node-01",
+            &id2,
+            AckStatus::Executed,
+            Some(protocol::ALREADY_EXECUTED),
+            now,
+        )
+        .expect("ok");
+        assert_eq!(reg.nodes["node-01"].executed, 1);
+    }
+
+    #[test]
+    fn node_overrides_are_the_masters_and_every_snapshot_carries_them() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        reg.submit("node-01", NodeCommand::Blackout { on: true })
+            .expect("known");
+        reg.submit("node-01", NodeCommand::Intensity { level: 1.5 })
+            .expect("known, refused by the node later");
+        let (tx, mut rx) = mpsc::channel(64);
+        reg.hello(&hello("node-01"), true, tx, now)
+            .expect("accepted");
+        let snapshot = drain(&mut rx)
+            .into_iter()
+            .find_map(|m| match m {
+                ToReceiver::Snapshot(s) => Some(s),
+                _ => None,
+            })
+            .expect("a snapshot on connect");
+        assert_eq!(
+            snapshot.overrides.get("node-01"),
+            Some(&NodeOverride {
+                blackout: true,
+                intensity: 1.0
+            }),
+            "the blackout is in the snapshot; the out-of-range intensity is not"
+        );
+        // A new show (or any later snapshot) still carries it.
+        reg.publish_show(None, None, 44, None, 10);
+        let again = drain(&mut rx)
+            .into_iter()
+            .find_map(|m| match m {
+                ToReceiver::Snapshot(s) => Some(s),
+                _ => None,
+            })
+            .expect("a snapshot");
+        assert!(again.overrides["node-01"].blackout);
+        reg.submit("node-01", NodeCommand::Blackout { on: false })
+            .expect("known");
+        reg.send_snapshot("node-01");
+        let cleared = drain(&mut rx)
+            .into_iter()
+            .find_map(|m| match m {
+                ToReceiver::Snapshot(s) => Some(s),
+                _ => None,
+            })
+            .expect("a snapshot");
+        assert!(
+            cleared.overrides.is_empty(),
+            "neutral again: nothing to carry"
+        );
     }
 }

@@ -99,6 +99,7 @@ mod tests {
             rate: 44,
             show_hash: None,
             state: None,
+            overrides: Default::default(),
         }
     }
     fn delta(seq: u64) -> Delta {

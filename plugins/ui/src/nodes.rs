@@ -356,7 +356,7 @@ fn start_probe(
     model: &mut NodesModel,
     reg: &mut rockontrol_net::registry::Registry,
     id: &str,
-    blackout: bool,
+    _show_blackout: bool,
     manual: bool,
     now: Instant,
 ) {
@@ -383,8 +383,14 @@ fn start_probe(
         return;
     }
     let executed_before = entry.executed;
-    // The master's own blackout state: the node already has it, so nothing changes on stage.
-    match reg.submit(id, NodeCommand::Blackout { on: blackout }) {
+    // The node's own blackout as the master records it (a node blackout is the node's
+    // override, not the show's): the node already has it, so nothing changes on stage.
+    let node_blackout = reg
+        .replication
+        .overrides
+        .get(id)
+        .is_some_and(|o| o.blackout);
+    match reg.submit(id, NodeCommand::Blackout { on: node_blackout }) {
         Ok(_) => {
             model.probes.insert(
                 id.to_string(),
