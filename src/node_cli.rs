@@ -2,8 +2,8 @@
 //!
 //! Both nodes run headless (`MinimalPlugins` with a 2 ms outer loop, like `rockontrol run`):
 //! the engine in `FixedUpdate`, the DMX output thread, and the network plugin of the role.
-//! A master outputs the show universes no managed node is given; a receiver outputs the ones
-//! the master assigns it. Ctrl-C (SIGINT) or SIGTERM stops either cleanly.
+//! A master outputs the show universes no node is given (a node registering later takes its
+//! universes over); a receiver outputs the ones the master assigns it. Ctrl-C (SIGINT) or SIGTERM stops either cleanly.
 //!
 //! A receiver told to restart (the `restart` node command) stops the same clean way and then
 //! re-executes this program with the same arguments: same pid, node id and state directory
@@ -139,7 +139,10 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
             c.nodes.join(" and ")
         );
     }
+    let mut config = config;
     let dir = state_dir(config.state_dir.as_deref());
+    // Adoptions are kept beside the key.
+    config.state_dir = Some(dir.clone());
     let (key, source) = auth::control_key(config.api_key.as_deref(), &dir)
         .with_context(|| format!("cannot keep the API key in {}", dir.display()))?;
     match &source {

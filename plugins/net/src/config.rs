@@ -150,6 +150,10 @@ pub struct MasterConfig {
     /// Where the generated key and adoptions are kept (default: `$ROCKONTROL_STATE_DIR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
+    /// Open connections (REST and WebSocket) at most (default 512); an eighth of them is
+    /// kept for peers at known node addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 /// A receiver the master drives (`managed_nodes[]`).
@@ -301,6 +305,11 @@ impl NodeConfig {
                 }
                 for key in &m.read_only_keys {
                     check_key(key)?;
+                }
+                if let Some(n) = m.max_connections
+                    && !(2..=65_536).contains(&n)
+                {
+                    return Err(format!("max_connections {n} is outside 2..=65536"));
                 }
                 Ok(())
             }

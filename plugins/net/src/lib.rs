@@ -21,11 +21,14 @@
 //! # Layout
 //! - [`config`]: node configuration files (the seed's JSON verbatim, or RON).
 //! - [`protocol`]: the messages, their framing and the protocol hash.
-//! - [`registry`]: the master's nodes, command queues, retries and replication stream (no I/O).
+//! - [`registry`]: the master's nodes, admission and adoption, routing, command queues,
+//!   retries and replication stream (no I/O).
+//! - [`alerts`]: operator alerts, aggregated per source and ranked by severity (no I/O).
+//! - [`adoptions`]: adopted nodes, kept in the master's state directory.
 //! - [`replica`]: the receiver's sequence tracking (no I/O).
 //! - [`executed`]: the receiver's durable, bounded log of executed command ids.
 //! - [`stage`]: the master's saved stage (playback state, show time, node overrides).
-//! - [`master`]: the axum REST + WebSocket server.
+//! - [`master`]: the axum REST + WebSocket server, with its timeouts and connection cap.
 //! - [`client`]: the receiver's link (tokio-tungstenite), reconnecting every 5 s.
 //! - [`discovery`]: mDNS advertising and browsing.
 //! - [`auth`]: API keys.
@@ -33,6 +36,8 @@
 //! - [`plugin`]: [`MasterPlugin`], [`ReceiverPlugin`] and [`NetSystems`].
 //! - [`openapi`]: the REST API's OpenAPI description.
 
+pub mod adoptions;
+pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod config;

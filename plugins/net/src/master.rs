@@ -3,16 +3,28 @@
 //! Handlers only touch the [`Registry`] under a short lock (never across an `.await`) and
 //! hand show commands to the ECS over a bounded channel; the engine applies them at a tick and
 //! the registry streams them to receivers as deltas.
+//!
+//! Connections are bounded in time and number ([`ServerLimits`]): hyper's header-read timeout
+//! closes a connection that has not sent a whole request head within
+//! [`HEADER_READ_TIMEOUT`] (a half-open request, or an idle keep-alive connection); a request
+//! gets [`REQUEST_TIMEOUT`] in all (its body included); a WebSocket must send its hello within
+//! [`HANDSHAKE_TIMEOUT`] of the upgrade, pings or not. At most `max_connections` are open;
+//! the last eighth of them is kept for peers at known node addresses (configured managed
+//! nodes, and addresses that authenticated or were adopted), so a flood from elsewhere cannot
+//! keep a node from reconnecting. A refused connection is closed at once and logged, at most
+//! once per [`crate::alerts::LOG_INTERVAL`] with a count.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,14 +32,55 @@ use futures_util::{SinkExt, StreamExt};
 use rockontrol_engine::Command;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::auth::{Access, Keys};
 use crate::config::Capability;
 use crate::protocol::{
     self, AckStatus, FrameError, Metrics, NodeCommand, ToMaster, ToReceiver, decode_to_master,
 };
-use crate::registry::{Delivery, NodeEntry, Registry, SubmitError};
+use crate::registry::{
+    AdoptError, Admitted, AlertKind, Delivery, LinkAuth, NodeEntry, Peer, PendingView, Registry,
+    Severity, SubmitError,
+};
+
+/// A connection must send a whole request head within this (also: idle keep-alive time).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request (its body included) is answered within this, or with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// A WebSocket must send its hello within this of the upgrade.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pending (key-less) link is pinged this often, so the node does not call it silent.
+const PENDING_KEEPALIVE: Duration = Duration::from_secs(1);
+/// Open connections at most, by default.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// How many connections the server keeps open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Open connections at most (REST and WebSocket together).
+    pub max_connections: usize,
+    /// Of those, kept for peers at known node addresses.
+    pub reserved: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits::new(MAX_CONNECTIONS)
+    }
+}
+
+impl ServerLimits {
+    /// `max_connections` in all, an eighth of them (at least one) kept in reserve.
+    pub fn new(max_connections: usize) -> Self {
+        let max_connections = max_connections.max(2);
+        ServerLimits {
+            max_connections,
+            reserved: (max_connections / 8).max(1),
+        }
+    }
+}
 
 /// A show command for the master's engine, answered with the tick it was applied at.
 #[derive(Debug)]
@@ -120,27 +173,181 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/api/ws", get(websocket))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn(request_timeout))
         .with_state(shared)
 }
 
-/// Serves until `shutdown` completes.
+/// Answers 408 for a request not handled (its body read included) within [`REQUEST_TIMEOUT`].
+async fn request_timeout(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request not complete within {REQUEST_TIMEOUT:?}"),
+        ),
+    }
+}
+
+/// Serves until `shutdown` completes, with the default [`ServerLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<MasterShared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
+    serve_with(listener, shared, ServerLimits::default(), shutdown).await
+}
+
+/// Serves until `shutdown` completes: HTTP/1.1 with upgrades, bounded as [`ServerLimits`]
+/// and the module's timeouts say.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    shared: Arc<MasterShared>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(Arc::clone(&shared));
     tokio::spawn(housekeeping(Arc::clone(&shared)));
-    // Frames are small and latency matters: no Nagle delay behind an unacknowledged segment.
-    let listener = listener.tap_io(|tcp| {
+    let general = Arc::new(Semaphore::new(limits.max_connections - limits.reserved));
+    let reserve = Arc::new(Semaphore::new(limits.reserved));
+    let mut refused = RefusalLog::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => return Ok(()),
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors, say: wait a little rather than spin.
+                refused.note(&format!("cannot accept a connection: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let permit = match Arc::clone(&general).try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) if shared.registry().is_known_address(peer.ip()) => {
+                Arc::clone(&reserve).try_acquire_owned().ok()
+            }
+            Err(_) => None,
+        };
+        let Some(permit) = permit else {
+            drop(tcp);
+            refused.note(&format!(
+                "connection from {peer} refused: {} connections open (the limit; {} kept for known nodes)",
+                limits.max_connections, limits.reserved
+            ));
+            let source = peer.ip().to_string();
+            shared.registry().raise(
+                crate::alerts::NewAlert {
+                    severity: Severity::Warning,
+                    kind: AlertKind::RefusedConnection,
+                    source: Some(&source),
+                    node_id: None,
+                    message: format!(
+                        "connection from {peer} refused: the limit of {} connections is reached",
+                        limits.max_connections
+                    ),
+                },
+                SystemTime::now(),
+            );
+            continue;
+        };
+        // Frames are small and latency matters: no Nagle delay behind an unacknowledged segment.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let mut app = app.clone();
+                    tower_service::Service::call(&mut app, request)
+                },
+            );
+            // The permit lives with the socket, through a WebSocket upgrade too.
+            let io = hyper_util::rt::TokioIo::new(Limited { io: tcp, _permit: permit });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+/// The accept loop's error log, at most once per [`crate::alerts::LOG_INTERVAL`] with a count.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, what: &str) {
+        self.since += 1;
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < crate::alerts::LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::error!("{what} ({} such since the last report)", self.since);
+        self.last = Some(Instant::now());
+        self.since = 0;
+    }
+}
+
+/// A socket holding its connection slot until it closes.
+struct Limited {
+    io: tokio::net::TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Limited {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Limited {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
 }
 
 /// Timeouts every 250 ms, the show clock to every node every second.
@@ -220,6 +427,7 @@ async fn list_nodes(State(shared): State<Arc<MasterShared>>, headers: HeaderMap)
         "tick": reg.replication.tick,
         "show_hash": reg.replication.show_hash,
         "nodes": nodes,
+        "pending": reg.pending(),
         "discovered": reg.discovered.values().collect::<Vec<_>>(),
     }))
     .into_response()
@@ -366,16 +574,53 @@ async fn node_status(
         return r;
     }
     let reg = shared.registry();
-    match reg.nodes.get(&node_id) {
-        Some(n) => axum::Json(status_of(n)).into_response(),
+    if let Some(n) = reg.nodes.get(&node_id) {
+        return axum::Json(status_of(n)).into_response();
+    }
+    match reg.pending().into_iter().find(|p| p.node_id == node_id) {
+        Some(p) => axum::Json(pending_status(&p)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no node {node_id:?}")),
     }
 }
 
+/// A key-less connection waiting to be adopted, in the status shape.
+fn pending_status(p: &PendingView) -> NodeStatus {
+    NodeStatus {
+        online: false,
+        last_heartbeat: None,
+        dmx_fps: 0.0,
+        cpu_usage: 0.0,
+        node_id: p.node_id.clone(),
+        state: "pending".into(),
+        state_since: p.since.clone(),
+        universes: p.universes.clone(),
+        capabilities: p.capabilities.clone(),
+        memory_mb: 0.0,
+        frames_out: 0,
+        seq: 0,
+        pending_commands: 0,
+        commands_executed: 0,
+        commands_failed: 0,
+        degraded_reason: None,
+        version: Some(p.version.clone()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AdoptBody {
+    /// Which pending connection, when several claim the id (`GET /api/nodes` lists them).
+    #[serde(default)]
+    connection: Option<u64>,
+}
+
+/// Adopts the pending connection claiming `node_id` and keeps the adoption on disk (under the
+/// registry's lock, so concurrent adoptions are written in order; they are rare).
 async fn adopt(
     State(shared): State<Arc<MasterShared>>,
     Path(node_id): Path<String>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&shared, &headers, Access::Control) {
         return r;
@@ -383,8 +628,46 @@ async fn adopt(
     if let Err(e) = crate::config::check_node_id(&node_id) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, e);
     }
-    let known = shared.registry().adopt(&node_id);
-    axum::Json(json!({ "node_id": node_id, "adopted": true, "seen": known })).into_response()
+    let body: AdoptBody = if body.is_empty() {
+        AdoptBody::default()
+    } else {
+        match parse_body(&body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    let now = SystemTime::now();
+    let mut reg = shared.registry();
+    let adoption = match reg.adopt(&node_id, body.connection, now) {
+        Ok(a) => a,
+        Err(e @ AdoptError::NotPending(_)) => return error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => return error(StatusCode::CONFLICT, e.to_string()),
+    };
+    let saved = match reg.state_dir().map(std::path::Path::to_path_buf) {
+        Some(dir) => crate::adoptions::save(&dir, &reg.adoptions()).map_err(|e| e.to_string()),
+        None => Err("the master has no state directory".to_string()),
+    };
+    if let Err(e) = &saved {
+        reg.raise(
+            crate::alerts::NewAlert {
+                severity: Severity::Error,
+                kind: AlertKind::Other,
+                source: Some(&node_id),
+                node_id: Some(&node_id),
+                message: format!("adoption of {node_id} is not kept across restarts: {e}"),
+            },
+            now,
+        );
+    }
+    axum::Json(json!({
+        "node_id": node_id,
+        "adopted": true,
+        "address": adoption.address,
+        "universes": adoption.universes,
+        "key": adoption.key,
+        "saved": saved.is_ok(),
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -457,8 +740,8 @@ async fn alerts(State(shared): State<Arc<MasterShared>>, headers: HeaderMap) -> 
     if let Err(r) = authorize(&shared, &headers, Access::ReadOnly) {
         return r;
     }
-    let reg = shared.registry();
-    axum::Json(json!({ "alerts": reg.alerts })).into_response()
+    let alerts = shared.registry().alerts();
+    axum::Json(json!({ "alerts": alerts })).into_response()
 }
 
 async fn show(
@@ -490,6 +773,7 @@ async fn openapi() -> Response {
 
 async fn websocket(
     State(shared): State<Arc<MasterShared>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -506,10 +790,17 @@ async fn websocket(
             "a read-only key cannot connect a node",
         );
     }
-    let authorized = access == Access::Control;
+    let peer = Peer {
+        addr: peer.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| (p.0).0),
+        auth: if access == Access::Control {
+            LinkAuth::ControlKey
+        } else {
+            LinkAuth::Unauthenticated
+        },
+    };
     ws.max_message_size(protocol::MAX_FRAME_BYTES)
         .max_frame_size(protocol::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| node_link(socket, shared, authorized))
+        .on_upgrade(move |socket| node_link(socket, shared, peer))
 }
 
 /// Garbage frames tolerated on one link before it is closed.
@@ -519,12 +810,13 @@ const WRITE_BATCH: usize = 64;
 /// Frames buffered for one node before it is cut off as too slow.
 const LINK_QUEUE: usize = 8192;
 
-async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: bool) {
+async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
     let (mut sink, mut stream) = socket.split();
     let reply = |msg: &ToReceiver| Message::Text(protocol::encode(msg).into());
-    // The first frame must be a hello, within 5 s.
+    // The first frame must be a hello, within the handshake time (pings do not extend it).
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let hello = loop {
-        let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
         let text = match next {
             Ok(Some(Ok(Message::Text(t)))) => t,
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
@@ -544,6 +836,22 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
                 tracing::warn!("a node link was refused before its hello: {reason}");
                 let _ = sink.send(reply(&ToReceiver::Refused { reason })).await;
                 let _ = sink.close().await;
+                return;
+            }
+            Err(_) => {
+                let reason = format!("no hello within {HANDSHAKE_TIMEOUT:?}");
+                tracing::debug!("link from {} closed: {reason}", peer.addr);
+                let _ = sink
+                    .send(reply(&ToReceiver::Refused {
+                        reason: reason.clone(),
+                    }))
+                    .await;
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: axum::extract::ws::close_code::POLICY,
+                        reason: reason.into(),
+                    })))
+                    .await;
                 return;
             }
             _ => return,
@@ -575,12 +883,13 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
         let mut reg = shared.registry();
         // The snapshot in the welcome carries the engine's tick of this moment.
         reg.replication.tick = shared.clock.load(Ordering::Relaxed);
-        reg.hello(&hello, authorized, tx, SystemTime::now())
+        reg.hello(&hello, &peer, tx, SystemTime::now())
     };
-    let conn_id = match accepted {
-        Ok(id) => id,
+    let (conn_id, pending) = match accepted {
+        Ok(a) => (a.conn_id(), matches!(a, Admitted::Pending(_))),
         Err(refusal) => {
-            tracing::warn!("node {:?} refused: {refusal}", hello.node_id);
+            // Logged (aggregated, rate-limited) by the registry's alert.
+            tracing::debug!("node {:?} refused: {refusal}", hello.node_id);
             let _ = sink
                 .send(reply(&ToReceiver::Refused {
                     reason: refusal.to_string(),
@@ -591,15 +900,31 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
         }
     };
     let node_id = hello.node_id.clone();
-    tracing::info!(
-        "node {node_id} connected (version {}, universes {:?})",
-        hello.version,
-        hello.universes
-    );
-    let writer = tokio::spawn(async move {
+    if !pending {
+        tracing::info!(
+            "node {node_id} connected (version {}, universes {:?})",
+            hello.version,
+            hello.universes
+        );
+    }
+    let mut writer = tokio::spawn(async move {
+        // A pending link is pinged so the node does not take the wait for silence.
+        let mut keepalive = tokio::time::interval(PENDING_KEEPALIVE);
         // Frames queued behind the first go out in the same write: one system call per
         // burst, not per frame, when a node falls behind.
-        'link: while let Some(frame) = rx.recv().await {
+        'link: loop {
+            let frame = tokio::select! {
+                frame = rx.recv() => match frame {
+                    Some(f) => f,
+                    None => break,
+                },
+                _ = keepalive.tick(), if pending => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
             if sink
                 .feed(Message::Text(frame.as_ref().into()))
                 .await
@@ -624,7 +949,17 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
         let _ = sink.close().await;
     });
     let mut bad = 0u32;
-    while let Some(msg) = stream.next().await {
+    // The registry closes a link by dropping its sender: the writer ends, and so does this.
+    let mut writer_done = false;
+    loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
+        };
+        let Some(msg) = msg else { break };
         let text = match msg {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) => break,
@@ -632,14 +967,14 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
                 shared.bad_frames.fetch_add(1, Ordering::Relaxed);
                 let reason = link_error(&e);
                 tracing::warn!("node {node_id}: link closed: {reason}");
-                send_error(&shared, &node_id, reason);
+                send_error(&shared, &node_id, conn_id, reason);
                 break;
             }
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             Ok(Message::Binary(_)) => {
                 bad += 1;
                 shared.bad_frames.fetch_add(1, Ordering::Relaxed);
-                send_error(&shared, &node_id, FrameError::Binary.to_string());
+                send_error(&shared, &node_id, conn_id, FrameError::Binary.to_string());
                 if bad >= MAX_BAD_FRAMES {
                     break;
                 }
@@ -647,6 +982,10 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
             }
         };
         let now = SystemTime::now();
+        if !shared.registry().is_linked(&node_id, conn_id) {
+            // Pending (or cut off): what it says changes nothing.
+            continue;
+        }
         match decode_to_master(&text) {
             Ok(ToMaster::Heartbeat { metrics, .. }) => {
                 let _ = shared.registry().heartbeat(&node_id, metrics, now);
@@ -669,13 +1008,13 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
             }
             Ok(ToMaster::Hello(_)) => {
                 bad += 1;
-                send_error(&shared, &node_id, "hello was already received".into());
+                send_error(&shared, &node_id, conn_id, "hello was already received".into());
             }
             Err(e) => {
                 bad += 1;
                 shared.bad_frames.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("node {node_id}: bad frame: {e}");
-                send_error(&shared, &node_id, e.to_string());
+                send_error(&shared, &node_id, conn_id, e.to_string());
             }
         }
         if bad >= MAX_BAD_FRAMES {
@@ -688,9 +1027,10 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, authorized: boo
         .disconnect(&node_id, conn_id, SystemTime::now());
     // The registry dropped this link's sender: the writer sends what is queued (a last error,
     // say), closes, and ends; a peer that does not read is not waited for long.
-    if tokio::time::timeout(Duration::from_secs(1), writer)
-        .await
-        .is_err()
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(1), writer)
+            .await
+            .is_err()
     {
         tracing::debug!("node {node_id}: writer did not finish within 1 s");
     }
@@ -710,10 +1050,15 @@ fn link_error(e: &axum::Error) -> String {
     }
 }
 
-fn send_error(shared: &MasterShared, node_id: &str, reason: String) {
+fn send_error(shared: &MasterShared, node_id: &str, conn_id: u64, reason: String) {
     let frame: Arc<str> = protocol::encode(&ToReceiver::Error { reason }).into();
     let reg = shared.registry();
-    if let Some(link) = reg.nodes.get(node_id).and_then(|n| n.link.as_ref()) {
+    if let Some(link) = reg
+        .nodes
+        .get(node_id)
+        .and_then(|n| n.link.as_ref())
+        .filter(|l| l.conn_id == conn_id)
+    {
         let _ = link.tx.try_send(frame);
     }
 }

@@ -118,6 +118,9 @@ pub struct MasterNet {
     saved_overrides: u64,
     /// Wall time lost to stalls that show time has made up already.
     compensated: Duration,
+    limits: crate::master::ServerLimits,
+    /// The routing epoch and show generation the master's own universes were set for.
+    routed_for: Option<(u64, u64)>,
 }
 
 impl Plugin for MasterPlugin {
@@ -132,6 +135,12 @@ impl Plugin for MasterPlugin {
         if let Some(r) = &restored {
             registry.replication.overrides = r.overrides.clone();
             registry.replication.rate = r.rate;
+        }
+        if let Some(dir) = &self.config.state_dir {
+            match crate::adoptions::load(dir) {
+                Ok(adoptions) => registry.restore_adoptions(adoptions, SystemTime::now()),
+                Err(e) => error!("{e}; no node is adopted"),
+            }
         }
         let shared = Arc::new(MasterShared {
             registry: std::sync::Mutex::new(registry),
@@ -156,6 +165,12 @@ impl Plugin for MasterPlugin {
             stage_dirty: false,
             saved_overrides: 0,
             compensated: Duration::ZERO,
+            limits: self
+                .config
+                .max_connections
+                .map(crate::master::ServerLimits::new)
+                .unwrap_or_default(),
+            routed_for: None,
         })
         .add_systems(Startup, (master_resume_clock, start_master_server))
         .add_systems(
@@ -168,7 +183,33 @@ impl Plugin for MasterPlugin {
                     .in_set(NetSystems::Publish),
             ),
         )
-        .add_systems(Update, master_clock.in_set(NetSystems::Send));
+        .add_systems(
+            Update,
+            (master_clock, master_routing).in_set(NetSystems::Send),
+        );
+    }
+}
+
+/// The master outputs the show universes no node is given: recomputed when an assignment or
+/// the show changes (a node registering later takes its universes over from the master).
+fn master_routing(
+    mut net: ResMut<MasterNet>,
+    engine: Res<ShowEngine>,
+    dmx: Option<ResMut<DmxSettings>>,
+) {
+    let Some(mut dmx) = dmx else { return };
+    let Some(fade) = &engine.engine else { return };
+    // A cheap lock: the epoch is read every frame, the routing computed when it moved.
+    let epoch = net.shared.registry().routing_epoch();
+    if net.routed_for == Some((epoch, engine.generation)) {
+        return;
+    }
+    let show: Vec<u16> = fade.show().universes.iter().copied().collect();
+    let local = net.shared.registry().local_universes(&show);
+    net.routed_for = Some((epoch, engine.generation));
+    if dmx.only_universes.as_ref() != Some(&local) {
+        info!("the master outputs universes {local:?} itself");
+        dmx.only_universes = Some(local);
     }
 }
 
@@ -186,6 +227,7 @@ fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntim
         return;
     };
     let shared = Arc::clone(&net.shared);
+    let limits = net.limits;
     runtime.spawn_background_task(move |_ctx| async move {
         let listener = match listener
             .set_nonblocking(true)
@@ -197,7 +239,9 @@ fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntim
                 return;
             }
         };
-        if let Err(e) = crate::master::serve(listener, shared, std::future::pending()).await {
+        if let Err(e) =
+            crate::master::serve_with(listener, shared, limits, std::future::pending()).await
+        {
             tracing::error!("master server stopped: {e}");
         }
     });

@@ -10,8 +10,21 @@
 //! node acknowledges it; a failure or a missing ack is retried up to [`MAX_RETRIES`] times,
 //! then the node is marked degraded and an alert is raised. Nodes never apply a command id
 //! twice, so re-sending after a lost ack is safe.
+//!
+//! Admission: the transport decides whether a connection authenticated ([`LinkAuth`]) before
+//! the registry sees its hello. Nothing about a node changes for an unauthenticated hello.
+//! One claiming an id the master knows (managed, registered, adopted or linked with a key) is
+//! refused; one with a new id becomes a [`PendingRequest`] bound to its connection, at most
+//! [`MAX_PENDING`] of them, each for at most [`PENDING_WAIT`]. An operator adopts that
+//! connection ([`Registry::adopt`]), never an id: the node is linked on it, and its id is
+//! bound to the control key from then on (see [`crate::adoptions`]).
+//!
+//! Routing: the master outputs the show universes no node is given
+//! ([`Registry::local_universes`]); [`Registry::routing_epoch`] changes whenever an
+//! assignment does.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,7 +32,10 @@ use rockontrol_engine::{Command, PlaybackState};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::config::{Capability, ManagedNode, MasterConfig};
+pub use crate::alerts::{Alert, AlertKind, Severity};
+use crate::adoptions::{Adoption, BoundKey};
+use crate::alerts::{AlertLog, NewAlert};
+use crate::config::{Capability, ManagedNode, MasterConfig, UniverseConflict};
 use crate::protocol::{
     self, AckStatus, Delta, Hello, Metrics, NodeCommand, NodeOverride, Snapshot, ToReceiver,
     Welcome,
@@ -43,6 +59,10 @@ pub const MAX_QUEUED: usize = 100_000;
 pub const LOW_OUTPUT_RATE: f64 = 0.75;
 /// How the degraded reason of a low output rate begins.
 const LOW_OUTPUT_REASON: &str = "DMX output rate low";
+/// Key-less connections waiting to be adopted, at most.
+pub const MAX_PENDING: usize = 64;
+/// A key-less connection not adopted within this is closed (the node connects again).
+pub const PENDING_WAIT: Duration = Duration::from_secs(60);
 
 /// A node's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -146,12 +166,76 @@ impl NodeEntry {
     }
 }
 
-/// An operator alert (command failures, conflicts, refused nodes).
+/// How a connection proved itself, decided by the transport before its hello is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkAuth {
+    /// No key (or no proof of one): it may only ask to be adopted.
+    Unauthenticated,
+    /// It proved the control key.
+    ControlKey,
+}
+
+/// The connection a hello arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub auth: LinkAuth,
+}
+
+/// What became of an accepted hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Linked: welcomed, snapshot and queued commands sent. The connection id.
+    Linked(u64),
+    /// Waiting on this connection for an operator to adopt it (nothing else was sent but a
+    /// notice). The connection id.
+    Pending(u64),
+}
+
+impl Admitted {
+    /// The connection id.
+    pub fn conn_id(self) -> u64 {
+        match self {
+            Admitted::Linked(id) | Admitted::Pending(id) => id,
+        }
+    }
+}
+
+/// A key-less connection waiting to be adopted: bound to that connection, not to its id.
+#[derive(Debug, Clone)]
+pub struct PendingRequest {
+    hello: Hello,
+    addr: SocketAddr,
+    since: SystemTime,
+    tx: mpsc::Sender<Arc<str>>,
+}
+
+/// A pending connection, as `GET /api/nodes` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alert {
-    pub time: String,
-    pub node_id: Option<String>,
-    pub message: String,
+pub struct PendingView {
+    pub connection: u64,
+    pub node_id: String,
+    pub address: String,
+    pub version: String,
+    pub universes: Vec<u16>,
+    pub capabilities: Vec<Capability>,
+    pub since: String,
+}
+
+/// Why an adoption is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdoptError {
+    #[error("no pending connection claims node {0:?} (it must be connected, without a key, to be adopted)")]
+    NotPending(String),
+    #[error("{} pending connections claim node {node_id:?} ({}); adopt one by its connection", .candidates.len(), .candidates.iter().map(|(c, a)| format!("connection {c} from {a}")).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        node_id: String,
+        candidates: Vec<(u64, String)>,
+    },
+    #[error("node {0:?} is known already (managed, registered or adopted)")]
+    Known(String),
+    #[error("universe {universe} belongs to node {owner:?}; this node may not output it")]
+    UniverseTaken { universe: u16, owner: String },
 }
 
 /// Why a hello is refused.
@@ -170,6 +254,10 @@ pub enum Refusal {
     DuplicateId(String),
     #[error("node {0:?} has no valid key and waits for an operator to adopt it")]
     Pending(String),
+    #[error("node {0:?} is known to this master; it must connect with its key")]
+    KeyRequired(String),
+    #[error("{MAX_PENDING} key-less connections wait to be adopted already; try later")]
+    TooManyPending,
     #[error("universe {universe} belongs to node {owner:?}; this node may not output it")]
     UniverseTaken { universe: u16, owner: String },
     #[error("{0}")]
@@ -266,12 +354,22 @@ pub struct Discovered {
 pub struct Registry {
     pub master_id: String,
     pub nodes: BTreeMap<String, NodeEntry>,
-    pub alerts: Vec<Alert>,
+    alerts: AlertLog,
     pub replication: Replication,
-    pub adopted: BTreeSet<String>,
     /// This run's part of every command id: random per start, so ids never repeat across
     /// restarts of this master or between two masters with the same id.
     boot: String,
+    /// Adopted node ids and the key each is bound to.
+    adoptions: BTreeMap<String, Adoption>,
+    /// Key-less connections waiting to be adopted, by connection id.
+    pending: BTreeMap<u64, PendingRequest>,
+    /// Addresses of configured nodes and of connections that authenticated or were adopted:
+    /// they may use the connections kept in reserve.
+    known_addrs: BTreeSet<IpAddr>,
+    /// Bumped whenever a node's universes change (routing must be computed again).
+    routing_epoch: u64,
+    /// Where adoptions are kept (the master's state directory), if anywhere.
+    state_dir: Option<std::path::PathBuf>,
     next_command: u64,
     next_conn: u64,
     /// Commands accepted for nodes (all time).
@@ -293,43 +391,219 @@ impl Registry {
         let mut registry = Registry {
             master_id: config.node_id.clone(),
             nodes,
-            alerts: Vec::new(),
+            alerts: AlertLog::default(),
             replication: Replication {
                 rate: 44,
                 ..Replication::default()
             },
-            adopted: BTreeSet::new(),
             boot: boot_id(),
+            adoptions: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            known_addrs: config.managed_nodes.iter().map(|m| m.ip).collect(),
+            routing_epoch: 0,
+            state_dir: config.state_dir.clone(),
             next_command: 0,
             next_conn: 0,
             commands_submitted: 0,
             discovered: BTreeMap::new(),
         };
-        for c in config.conflicts() {
-            registry.alert(
-                None,
-                format!(
-                    "universe conflict: universe {} is assigned to {}",
-                    c.universe,
-                    c.nodes.join(" and ")
-                ),
-                now,
-            );
-        }
+        registry.alert_conflicts(None, now);
         registry
     }
 
-    /// Raises an operator alert (logged, listed at `GET /api/alerts`).
+    /// Raises an operator alert (listed at `GET /api/alerts`; repeats from one node are
+    /// aggregated and logged at a bounded rate).
     pub fn alert(&mut self, node_id: Option<&str>, message: String, now: SystemTime) {
-        tracing::warn!("ALERT {}: {message}", node_id.unwrap_or("master"));
-        self.alerts.push(Alert {
-            time: crate::health::rfc3339(now),
-            node_id: node_id.map(str::to_string),
-            message,
-        });
-        if self.alerts.len() > 1000 {
-            self.alerts.remove(0);
+        self.raise(
+            NewAlert {
+                severity: Severity::Warning,
+                kind: AlertKind::Other,
+                source: node_id,
+                node_id,
+                message,
+            },
+            now,
+        );
+    }
+
+    /// Raises an alert of a given severity and kind; logs it unless its source has been
+    /// reported within [`crate::alerts::LOG_INTERVAL`].
+    pub fn raise(&mut self, alert: NewAlert<'_>, now: SystemTime) {
+        let who = alert.node_id.unwrap_or("master").to_string();
+        if let Some(line) = self.alerts.raise(alert, now) {
+            match line.severity {
+                Severity::Error => tracing::error!("ALERT {who}: {}", line.text),
+                Severity::Warning => tracing::warn!("ALERT {who}: {}", line.text),
+                Severity::Info => tracing::info!("ALERT {who}: {}", line.text),
+            }
         }
+    }
+
+    /// The operator alerts, oldest first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.alerts.to_vec()
+    }
+
+    fn refused_hello(&mut self, peer: &Peer, hello: &Hello, refusal: &Refusal, now: SystemTime) {
+        let source = peer.addr.ip().to_string();
+        self.raise(
+            NewAlert {
+                severity: Severity::Warning,
+                kind: AlertKind::RefusedHello,
+                source: Some(&source),
+                node_id: None,
+                message: format!("hello as {:?} from {} refused: {refusal}", hello.node_id, peer.addr),
+            },
+            now,
+        );
+    }
+
+    /// Universes given to more than one node.
+    pub fn conflicts(&self) -> Vec<UniverseConflict> {
+        let mut owners: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+        for n in self.nodes.values() {
+            for u in &n.universes {
+                owners.entry(*u).or_default().push(n.node_id.clone());
+            }
+        }
+        owners
+            .into_iter()
+            .filter(|(_, nodes)| nodes.len() > 1)
+            .map(|(universe, nodes)| UniverseConflict { universe, nodes })
+            .collect()
+    }
+
+    /// Raises an alert for each conflict (of `universe` only, if given).
+    fn alert_conflicts(&mut self, universe: Option<u16>, now: SystemTime) {
+        for c in self.conflicts() {
+            if universe.is_some_and(|u| u != c.universe) {
+                continue;
+            }
+            let source = format!("universe {}", c.universe);
+            self.raise(
+                NewAlert {
+                    severity: Severity::Error,
+                    kind: AlertKind::UniverseConflict,
+                    source: Some(&source),
+                    node_id: None,
+                    message: format!(
+                        "universe conflict: universe {} is assigned to {}",
+                        c.universe,
+                        c.nodes.join(" and ")
+                    ),
+                },
+                now,
+            );
+        }
+    }
+
+    /// Gives (`on`) or takes a universe from a node (the operator's matrix). A universe given
+    /// to a second node is a conflict and raises an alert.
+    pub fn assign(
+        &mut self,
+        node_id: &str,
+        universe: u16,
+        on: bool,
+        now: SystemTime,
+    ) -> Result<(), SubmitError> {
+        let entry = self
+            .nodes
+            .get_mut(node_id)
+            .ok_or_else(|| SubmitError::UnknownNode(node_id.to_string()))?;
+        let mut set: BTreeSet<u16> = entry.universes.iter().copied().collect();
+        if on {
+            set.insert(universe);
+        } else {
+            set.remove(&universe);
+        }
+        entry.universes = set.into_iter().collect();
+        if let Some(m) = &mut entry.managed {
+            m.universe_map = entry.universes.clone();
+        }
+        self.routing_epoch += 1;
+        if on {
+            self.alert_conflicts(Some(universe), now);
+        }
+        Ok(())
+    }
+
+    /// Changes whenever a node's universes change.
+    pub fn routing_epoch(&self) -> u64 {
+        self.routing_epoch
+    }
+
+    /// The universes of `show_universes` the master outputs itself: those no node is given
+    /// (whether it is online or not: a node's universes are its own).
+    pub fn local_universes(&self, show_universes: &[u16]) -> Vec<u16> {
+        let routed: BTreeSet<u16> = self
+            .nodes
+            .values()
+            .flat_map(|n| n.universes.iter().copied())
+            .collect();
+        show_universes
+            .iter()
+            .copied()
+            .filter(|u| !routed.contains(u))
+            .collect()
+    }
+
+    /// Whether `ip` belongs to a configured node or to a connection that authenticated or
+    /// was adopted (such peers may use the connections kept in reserve).
+    pub fn is_known_address(&self, ip: IpAddr) -> bool {
+        self.known_addrs.contains(&ip.to_canonical())
+    }
+
+    /// The key-less connections waiting to be adopted.
+    pub fn pending(&self) -> Vec<PendingView> {
+        self.pending
+            .iter()
+            .map(|(conn, p)| PendingView {
+                connection: *conn,
+                node_id: p.hello.node_id.clone(),
+                address: p.addr.to_string(),
+                version: p.hello.version.clone(),
+                universes: p.hello.universes.clone(),
+                capabilities: p.hello.capabilities.clone(),
+                since: crate::health::rfc3339(p.since),
+            })
+            .collect()
+    }
+
+    /// The adoptions (to be kept on disk).
+    pub fn adoptions(&self) -> Vec<Adoption> {
+        self.adoptions.values().cloned().collect()
+    }
+
+    /// The master's state directory, where adoptions are kept.
+    pub fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// Adoptions read back at start: each id is known (offline, with its universes) and bound
+    /// to its key again.
+    pub fn restore_adoptions(&mut self, adoptions: Vec<Adoption>, now: SystemTime) {
+        for a in adoptions {
+            if crate::config::check_node_id(&a.node_id).is_err() || a.node_id == self.master_id {
+                tracing::warn!("adoption of {:?} ignored: not a node id", a.node_id);
+                continue;
+            }
+            let entry = self
+                .nodes
+                .entry(a.node_id.clone())
+                .or_insert_with(|| NodeEntry::new(&a.node_id, None, now));
+            if entry.managed.is_none() && entry.universes.is_empty() {
+                entry.universes = a.universes.clone();
+            }
+            if entry.capabilities.is_empty() {
+                entry.capabilities = a.capabilities.clone();
+            }
+            if let Ok(ip) = a.address.parse() {
+                self.known_addrs.insert(ip);
+            }
+            self.adoptions.insert(a.node_id.clone(), a);
+        }
+        self.routing_epoch += 1;
+        self.alert_conflicts(None, now);
     }
 
     /// Registers (or refreshes) a node over REST.
@@ -369,36 +643,88 @@ impl Registry {
             .entry(node_id.to_string())
             .or_insert_with(|| NodeEntry::new(node_id, None, now));
         entry.capabilities = capabilities;
-        if entry.managed.is_none() {
+        if entry.managed.is_none() && entry.universes != universes {
             entry.universes = universes;
+            self.routing_epoch += 1;
         }
-        Ok(entry)
+        Ok(self.nodes.get(node_id).expect("inserted above"))
     }
 
-    /// A receiver's hello on a new link. On success returns the connection id; the welcome,
-    /// the snapshot and any queued commands are already in the link's queue.
+    /// A receiver's hello on a new connection from `peer`. Linked: the welcome, the snapshot
+    /// and any queued commands are already in `tx`. Pending: only a notice is; the
+    /// connection waits for [`Registry::adopt`]. Nothing about any node changes for an
+    /// unauthenticated hello.
     pub fn hello(
         &mut self,
         hello: &Hello,
-        authorized: bool,
+        peer: &Peer,
         tx: mpsc::Sender<Arc<str>>,
         now: SystemTime,
-    ) -> Result<u64, Refusal> {
+    ) -> Result<Admitted, Refusal> {
+        let refusal = match self.admit(hello, peer) {
+            Ok(()) => None,
+            Err(r) => Some(r),
+        };
+        if let Some(refusal) = refusal {
+            self.refused_hello(peer, hello, &refusal, now);
+            return Err(refusal);
+        }
+        self.next_conn += 1;
+        let conn_id = self.next_conn;
+        if peer.auth == LinkAuth::Unauthenticated {
+            let notice = ToReceiver::Error {
+                reason: Refusal::Pending(hello.node_id.clone()).to_string(),
+            };
+            let _ = tx.try_send(protocol::encode(&notice).into());
+            tracing::info!(
+                "node {:?} from {} waits to be adopted (connection {conn_id})",
+                hello.node_id,
+                peer.addr
+            );
+            self.pending.insert(
+                conn_id,
+                PendingRequest {
+                    hello: hello.clone(),
+                    addr: peer.addr,
+                    since: now,
+                    tx,
+                },
+            );
+            return Ok(Admitted::Pending(conn_id));
+        }
+        self.known_addrs.insert(peer.addr.ip().to_canonical());
+        // Key-less claims of this id are moot now.
+        self.pending.retain(|_, p| p.hello.node_id != hello.node_id);
+        self.link(hello, conn_id, tx, now);
+        Ok(Admitted::Linked(conn_id))
+    }
+
+    /// Checks a hello without changing anything.
+    fn admit(&self, hello: &Hello, peer: &Peer) -> Result<(), Refusal> {
         if hello.protocol != protocol::PROTOCOL_VERSION
             || hello.protocol_hash != protocol::protocol_hash()
         {
-            let refusal = Refusal::Protocol {
+            return Err(Refusal::Protocol {
                 master_version: protocol::VERSION.into(),
                 master_hash: protocol::protocol_hash(),
                 node_version: hello.version.clone(),
                 node_hash: hello.protocol_hash.clone(),
-            };
-            self.alert(Some(&hello.node_id), refusal.to_string(), now);
-            return Err(refusal);
+            });
         }
         crate::config::check_node_id(&hello.node_id).map_err(Refusal::Invalid)?;
         if hello.node_id == self.master_id {
             return Err(Refusal::DuplicateId(hello.node_id.clone()));
+        }
+        if peer.auth == LinkAuth::Unauthenticated {
+            if self.nodes.contains_key(&hello.node_id)
+                || self.adoptions.contains_key(&hello.node_id)
+            {
+                return Err(Refusal::KeyRequired(hello.node_id.clone()));
+            }
+            if self.pending.len() >= MAX_PENDING {
+                return Err(Refusal::TooManyPending);
+            }
+            return Ok(());
         }
         if let Some(existing) = self.nodes.get(&hello.node_id)
             && existing.link.as_ref().is_some_and(|l| !l.tx.is_closed())
@@ -408,44 +734,46 @@ impl Registry {
         {
             return Err(Refusal::DuplicateId(hello.node_id.clone()));
         }
-        let authorized = authorized || self.adopted.contains(&hello.node_id);
         // A node's universes are its permissions: an unconfigured node may not take another's.
+        if let Some((universe, owner)) = self.taken(&hello.node_id, &hello.universes) {
+            return Err(Refusal::UniverseTaken { universe, owner });
+        }
+        Ok(())
+    }
+
+    /// The first of `universes` another node owns, if `node_id` has no universes of its own.
+    fn taken(&self, node_id: &str, universes: &[u16]) -> Option<(u16, String)> {
         let has_map = self
             .nodes
-            .get(&hello.node_id)
+            .get(node_id)
             .is_some_and(|n| n.managed.is_some() || !n.universes.is_empty());
-        let taken = if has_map {
-            None
-        } else {
-            hello.universes.iter().find_map(|u| {
-                self.nodes
-                    .values()
-                    .find(|n| n.node_id != hello.node_id && n.universes.contains(u))
-                    .map(|n| (*u, n.node_id.clone()))
-            })
-        };
+        if has_map {
+            return None;
+        }
+        universes.iter().find_map(|u| {
+            self.nodes
+                .values()
+                .find(|n| n.node_id != node_id && n.universes.contains(u))
+                .map(|n| (*u, n.node_id.clone()))
+        })
+    }
+
+    /// Links an admitted node on connection `conn_id`: welcome, snapshot, then its commands.
+    fn link(&mut self, hello: &Hello, conn_id: u64, tx: mpsc::Sender<Arc<str>>, now: SystemTime) {
         let entry = self
             .nodes
             .entry(hello.node_id.clone())
             .or_insert_with(|| NodeEntry::new(&hello.node_id, None, now));
         entry.capabilities = hello.capabilities.clone();
         entry.version = Some(hello.version.clone());
-        if !authorized {
-            entry.set_state(NodeState::Pending, now);
-            entry.link = None;
-            return Err(Refusal::Pending(hello.node_id.clone()));
-        }
-        if let Some((universe, owner)) = taken {
-            let refusal = Refusal::UniverseTaken { universe, owner };
-            self.alert(Some(&hello.node_id), refusal.to_string(), now);
-            return Err(refusal);
-        }
+        let before = entry.universes.clone();
         if entry.managed.is_none() && entry.universes.is_empty() {
             entry.universes = hello.universes.clone();
         }
         if let Some(m) = &entry.managed {
             entry.universes = m.universe_map.clone();
         }
+        let routing_changed = entry.universes != before;
         let outside: Vec<u16> = hello
             .universes
             .iter()
@@ -460,8 +788,6 @@ impl Registry {
             tracing::warn!("node {}: {message}", hello.node_id);
             ToReceiver::Error { reason: message }
         });
-        self.next_conn += 1;
-        let conn_id = self.next_conn;
         let welcome = ToReceiver::Welcome(Welcome {
             master_id: self.master_id.clone(),
             version: protocol::VERSION.into(),
@@ -491,11 +817,88 @@ impl Registry {
         resend.extend(std::mem::take(&mut entry.queue));
         entry.queue = resend;
         flush_queue(entry);
-        Ok(conn_id)
+        if routing_changed {
+            self.routing_epoch += 1;
+        }
+    }
+
+    /// Adopts the pending connection that claims `node_id` (`connection` chooses one when
+    /// several do): links the node on it and binds its id to the control key. Returns the
+    /// adoption, to be kept on disk. The other connections claiming the id are closed.
+    pub fn adopt(
+        &mut self,
+        node_id: &str,
+        connection: Option<u64>,
+        now: SystemTime,
+    ) -> Result<Adoption, AdoptError> {
+        if self.nodes.contains_key(node_id) || self.adoptions.contains_key(node_id) {
+            return Err(AdoptError::Known(node_id.to_string()));
+        }
+        let candidates: Vec<(u64, String)> = self
+            .pending
+            .iter()
+            .filter(|(c, p)| p.hello.node_id == node_id && connection.is_none_or(|w| w == **c))
+            .map(|(c, p)| (*c, p.addr.to_string()))
+            .collect();
+        let conn_id = match candidates.as_slice() {
+            [] => return Err(AdoptError::NotPending(node_id.to_string())),
+            [(c, _)] => *c,
+            _ => {
+                return Err(AdoptError::Ambiguous {
+                    node_id: node_id.to_string(),
+                    candidates,
+                });
+            }
+        };
+        let universes = self
+            .pending
+            .get(&conn_id)
+            .map(|p| p.hello.universes.clone())
+            .unwrap_or_default();
+        if let Some((universe, owner)) = self.taken(node_id, &universes) {
+            return Err(AdoptError::UniverseTaken { universe, owner });
+        }
+        let Some(request) = self.pending.remove(&conn_id) else {
+            return Err(AdoptError::NotPending(node_id.to_string()));
+        };
+        // Dropping their senders closes the other claimants' connections.
+        self.pending.retain(|_, p| p.hello.node_id != node_id);
+        let adoption = Adoption {
+            node_id: node_id.to_string(),
+            key: BoundKey::Control,
+            universes: request.hello.universes.clone(),
+            capabilities: request.hello.capabilities.clone(),
+            address: request.addr.ip().to_string(),
+            adopted_at: crate::health::rfc3339(now),
+        };
+        self.adoptions.insert(node_id.to_string(), adoption.clone());
+        self.known_addrs.insert(request.addr.ip().to_canonical());
+        tracing::info!(
+            "node {node_id}: connection {conn_id} from {} adopted",
+            request.addr
+        );
+        self.link(&request.hello, conn_id, request.tx, now);
+        Ok(adoption)
+    }
+
+    /// Whether connection `conn_id` is `node_id`'s link (a pending one is not).
+    pub fn is_linked(&self, node_id: &str, conn_id: u64) -> bool {
+        self.nodes
+            .get(node_id)
+            .and_then(|n| n.link.as_ref())
+            .is_some_and(|l| l.conn_id == conn_id)
     }
 
     /// The link `conn_id` of `node_id` closed.
     pub fn disconnect(&mut self, node_id: &str, conn_id: u64, now: SystemTime) {
+        if self
+            .pending
+            .get(&conn_id)
+            .is_some_and(|p| p.hello.node_id == node_id)
+        {
+            self.pending.remove(&conn_id);
+            return;
+        }
         let Some(entry) = self.nodes.get_mut(node_id) else {
             return;
         };
@@ -627,7 +1030,16 @@ impl Registry {
             );
             entry.degraded_reason = Some(message.clone());
             entry.set_state(NodeState::Degraded, now);
-            self.alert(Some(node_id), message, now);
+            self.raise(
+                NewAlert {
+                    severity: Severity::Error,
+                    kind: AlertKind::CommandFailed,
+                    source: Some(node_id),
+                    node_id: Some(node_id),
+                    message,
+                },
+                now,
+            );
             return;
         }
         tracing::info!(
@@ -675,6 +1087,19 @@ impl Registry {
 
     /// Marks silent nodes offline and re-sends unacknowledged commands. Call a few times a second.
     pub fn check_timeouts(&mut self, now: SystemTime) {
+        // Dropping a pending request's sender closes its connection.
+        self.pending.retain(|conn, p| {
+            let waited = now.duration_since(p.since).unwrap_or_default();
+            let keep = waited < PENDING_WAIT;
+            if !keep {
+                tracing::info!(
+                    "node {:?}: connection {conn} from {} not adopted within {PENDING_WAIT:?}; closed",
+                    p.hello.node_id,
+                    p.addr
+                );
+            }
+            keep
+        });
         let mut retries = Vec::new();
         for entry in self.nodes.values_mut() {
             let silent = entry
@@ -816,11 +1241,6 @@ impl Registry {
         self.discovered.remove(instance);
     }
 
-    /// Lets a pending node in: its next connection is accepted without a key.
-    pub fn adopt(&mut self, node_id: &str) -> bool {
-        self.adopted.insert(node_id.to_string());
-        self.nodes.contains_key(node_id)
-    }
 }
 
 /// A random tag for this start of the master (12 hex digits), from the standard library's
@@ -897,6 +1317,20 @@ mod tests {
         }
     }
 
+    fn keyed() -> Peer {
+        Peer {
+            addr: "127.0.0.1:40001".parse().expect("address"),
+            auth: LinkAuth::ControlKey,
+        }
+    }
+
+    fn keyless(addr: &str) -> Peer {
+        Peer {
+            addr: addr.parse().expect("address"),
+            auth: LinkAuth::Unauthenticated,
+        }
+    }
+
     fn drain(rx: &mut mpsc::Receiver<Arc<str>>) -> Vec<ToReceiver> {
         let mut out = Vec::new();
         while let Ok(f) = rx.try_recv() {
@@ -924,7 +1358,7 @@ mod tests {
             .expect("known");
         assert_eq!(d, Delivery::Queued, "node-01 is offline");
         let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now)
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
             .expect("accepted");
         let msgs = drain(&mut rx);
         assert!(
@@ -941,7 +1375,7 @@ mod tests {
         reg.disconnect("node-01", 1, now);
         assert_eq!(reg.nodes["node-01"].state, NodeState::Offline);
         let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now)
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
             .expect("accepted");
         assert_eq!(command_ids(&drain(&mut rx)), vec![a.clone(), b.clone()]);
         reg.ack("node-01", &a, AckStatus::Executed, None, now)
@@ -959,7 +1393,7 @@ mod tests {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
         let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now)
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
             .expect("accepted");
         drain(&mut rx);
         let (id, d) = reg.submit("node-01", NodeCommand::Clear).expect("known");
@@ -976,50 +1410,215 @@ mod tests {
         assert!(drain(&mut rx).is_empty(), "no fifth attempt");
         assert_eq!(reg.nodes["node-01"].state, NodeState::Degraded);
         assert!(
-            reg.alerts
+            reg.alerts()
                 .iter()
-                .any(|a| a.message.contains("failed after 4 attempts")),
+                .any(|a| a.message.contains("failed after 4 attempts")
+                    && a.severity == Severity::Error),
             "{:?}",
-            reg.alerts
+            reg.alerts()
         );
     }
 
     #[test]
-    fn duplicate_ids_mismatched_builds_and_keyless_nodes_are_refused() {
+    fn duplicate_ids_and_mismatched_builds_are_refused() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
         let (tx, _rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now).expect("first");
+        reg.hello(&hello("node-01"), &keyed(), tx, now).expect("first");
         let (tx2, _rx2) = mpsc::channel(64);
         assert_eq!(
-            reg.hello(&hello("node-01"), true, tx2.clone(), now),
+            reg.hello(&hello("node-01"), &keyed(), tx2.clone(), now),
             Err(Refusal::DuplicateId("node-01".into()))
         );
         let mut old = hello("node-02");
         old.protocol_hash = "0000000000000000".into();
         assert!(matches!(
-            reg.hello(&old, true, tx2.clone(), now),
+            reg.hello(&old, &keyed(), tx2.clone(), now),
             Err(Refusal::Protocol { .. })
         ));
+        assert!(!reg.nodes.contains_key("node-02"), "a refused build is not listed");
+    }
+
+    /// Issue 10 defect 4 and issue 16 item 6: a key-less hello changed the registry before any
+    /// key was checked (an offline managed node went pending with the caller's version), and
+    /// 2,000 of them made 2,000 entries.
+    #[test]
+    fn a_keyless_hello_changes_nothing_and_pending_connections_are_capped() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut spoof = hello("node-01");
+        spoof.version = "attacker-9.9".into();
         assert_eq!(
-            reg.hello(&hello("node-03"), false, tx2.clone(), now),
-            Err(Refusal::Pending("node-03".into()))
+            reg.hello(&spoof, &keyless("10.0.0.66:5000"), tx, now),
+            Err(Refusal::KeyRequired("node-01".into())),
+            "a managed id needs its key"
         );
-        assert_eq!(reg.nodes["node-03"].state, NodeState::Pending);
-        reg.adopt("node-03");
+        let n = &reg.nodes["node-01"];
+        assert_eq!((n.state, n.version.as_deref()), (NodeState::Offline, None));
+        assert!(drain(&mut rx).is_empty(), "no welcome, show or snapshot");
+        assert!(reg.pending().is_empty());
+        let before = reg.nodes.len();
+        let mut refused = 0;
+        for i in 0..2000 {
+            let (tx, _rx) = mpsc::channel(4);
+            match reg.hello(&hello(&format!("x-{i}")), &keyless("10.0.0.66:5001"), tx, now) {
+                Ok(Admitted::Pending(_)) => {}
+                Err(Refusal::TooManyPending) => refused += 1,
+                other => panic!("hello {i}: {other:?}"),
+            }
+        }
+        assert_eq!(reg.nodes.len(), before, "no entry for an unauthenticated node");
+        assert_eq!(reg.pending().len(), MAX_PENDING);
+        assert_eq!(refused, 2000 - MAX_PENDING);
+        assert_eq!(
+            reg.alerts()
+                .iter()
+                .filter(|a| a.kind == AlertKind::RefusedHello)
+                .map(|a| (a.source.clone(), a.count))
+                .collect::<Vec<_>>(),
+            vec![(Some("10.0.0.66".into()), 1 + 2000 - MAX_PENDING as u64)],
+            "refusals aggregate per source"
+        );
+        // Pending connections are closed after a while, which makes room again.
+        reg.check_timeouts(now + PENDING_WAIT);
+        assert!(reg.pending().is_empty());
+    }
+
+    /// Issue 16 item 6: adoption was per claimed id, so any later key-less hello with the id
+    /// was welcomed (show, snapshot, commands).
+    #[test]
+    fn adoption_takes_the_pending_connection_and_binds_the_id_to_the_key() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        let (tx_a, mut rx_a) = mpsc::channel(64);
+        let mut own = hello("node-05");
+        own.universes = vec![5];
+        let a = reg
+            .hello(&own, &keyless("10.0.0.5:4000"), tx_a, now)
+            .expect("pending");
+        assert!(matches!(a, Admitted::Pending(_)));
+        let notice = drain(&mut rx_a);
         assert!(
-            reg.hello(&hello("node-03"), false, tx2.clone(), now)
-                .is_err_and(|r| r
-                    == Refusal::UniverseTaken {
-                        universe: 1,
-                        owner: "node-01".into()
-                    }),
-            "adopted, but universes 1 and 2 are node-01's"
+            matches!(&notice[..], [ToReceiver::Error { reason }] if reason.contains("waits for an operator")),
+            "only a notice while pending: {notice:?}"
         );
-        let mut own = hello("node-03");
-        own.universes = vec![7];
-        assert!(reg.hello(&own, false, tx2, now).is_ok(), "adopted");
-        assert_eq!(reg.nodes["node-03"].universes, vec![7]);
+        // An impostor claims the same id from elsewhere: two candidates, the operator picks.
+        let (tx_b, mut rx_b) = mpsc::channel(64);
+        let b = reg
+            .hello(&own, &keyless("10.0.0.66:4000"), tx_b, now)
+            .expect("pending too");
+        assert!(matches!(
+            reg.adopt("node-05", None, now),
+            Err(AdoptError::Ambiguous { .. })
+        ));
+        assert!(!reg.is_linked("node-05", a.conn_id()));
+        assert_eq!(
+            reg.adopt("node-09", None, now),
+            Err(AdoptError::NotPending("node-09".into()))
+        );
+        let adoption = reg
+            .adopt("node-05", Some(a.conn_id()), now)
+            .expect("adopted");
+        assert_eq!(
+            (adoption.address.as_str(), adoption.key, adoption.universes.clone()),
+            ("10.0.0.5", BoundKey::Control, vec![5])
+        );
+        assert!(reg.is_linked("node-05", a.conn_id()), "the chosen connection");
+        assert!(!reg.is_linked("node-05", b.conn_id()));
+        let msgs = drain(&mut rx_a);
+        assert!(
+            matches!(&msgs[..], [ToReceiver::Welcome(w), ToReceiver::Snapshot(_)] if w.assigned_universes == vec![5]),
+            "{msgs:?}"
+        );
+        let _ = drain(&mut rx_b);
+        assert!(rx_b.is_closed(), "the impostor's connection is closed");
+        assert!(reg.pending().is_empty());
+        assert_eq!(reg.adoptions(), vec![adoption.clone()]);
+        // Later, key-less claims of the id are refused; with the key it links.
+        reg.disconnect("node-05", a.conn_id(), now);
+        let (tx, mut rx) = mpsc::channel(64);
+        assert_eq!(
+            reg.hello(&own, &keyless("10.0.0.5:4001"), tx, now),
+            Err(Refusal::KeyRequired("node-05".into()))
+        );
+        assert!(drain(&mut rx).is_empty());
+        assert_eq!(reg.nodes["node-05"].state, NodeState::Offline);
+        let (tx, _rx) = mpsc::channel(64);
+        assert!(matches!(
+            reg.hello(&own, &keyed(), tx, now),
+            Ok(Admitted::Linked(_))
+        ));
+        // A master started again with the adoptions it kept refuses key-less claims too.
+        let mut again = Registry::new(&master(), now);
+        again.restore_adoptions(vec![adoption], now);
+        assert_eq!(again.nodes["node-05"].universes, vec![5]);
+        let (tx, _rx) = mpsc::channel(64);
+        assert_eq!(
+            again.hello(&own, &keyless("10.0.0.5:4002"), tx, now),
+            Err(Refusal::KeyRequired("node-05".into()))
+        );
+        assert!(again.is_known_address("10.0.0.5".parse().expect("ip")));
+    }
+
+    #[test]
+    fn an_adopted_node_may_not_take_another_nodes_universes() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        let (tx, _rx) = mpsc::channel(64);
+        reg.hello(&hello("node-03"), &keyless("10.0.0.3:1"), tx, now)
+            .expect("pending");
+        assert_eq!(
+            reg.adopt("node-03", None, now),
+            Err(AdoptError::UniverseTaken {
+                universe: 1,
+                owner: "node-01".into()
+            }),
+            "universes 1 and 2 are node-01's"
+        );
+        assert!(!reg.nodes.contains_key("node-03"));
+    }
+
+    /// Issue 10 defect 5: the master's own universes were computed once at start.
+    #[test]
+    fn the_master_outputs_the_universes_no_node_is_given() {
+        let now = SystemTime::now();
+        let mut reg = Registry::new(&master(), now);
+        let show = [1, 2, 3, 4];
+        assert_eq!(reg.local_universes(&show), vec![3, 4], "node-01 has 1 and 2");
+        let epoch = reg.routing_epoch();
+        reg.register("node-07", vec![], vec![3], now).expect("registered");
+        assert!(reg.routing_epoch() > epoch, "a registration moves the epoch");
+        assert_eq!(reg.local_universes(&show), vec![4]);
+        let epoch = reg.routing_epoch();
+        reg.register("node-07", vec![], vec![3], now).expect("again");
+        assert_eq!(reg.routing_epoch(), epoch, "the same universes: no change");
+        // A node linking with universes of its own takes them over.
+        let mut late = hello("node-08");
+        late.universes = vec![4];
+        let (tx, _rx) = mpsc::channel(64);
+        reg.hello(&late, &keyed(), tx, now).expect("linked");
+        assert!(reg.routing_epoch() > epoch);
+        assert!(reg.local_universes(&show).is_empty());
+        // The operator takes universe 4 back: the master outputs it again; a conflict is one.
+        reg.assign("node-08", 4, false, now).expect("known");
+        assert_eq!(reg.local_universes(&show), vec![4]);
+        assert!(reg.conflicts().is_empty());
+        reg.assign("node-08", 3, true, now).expect("known");
+        assert_eq!(
+            reg.conflicts(),
+            vec![UniverseConflict {
+                universe: 3,
+                nodes: vec!["node-07".into(), "node-08".into()]
+            }]
+        );
+        assert!(
+            reg.alerts().iter().any(|a| a.kind == AlertKind::UniverseConflict
+                && a.severity == Severity::Error
+                && a.message == "universe conflict: universe 3 is assigned to node-07 and node-08"),
+            "{:?}",
+            reg.alerts()
+        );
     }
 
     #[test]
@@ -1050,7 +1649,7 @@ mod tests {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
         let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now)
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
             .expect("accepted");
         drain(&mut rx);
         let state = PlaybackState {

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
-use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{ShowClock, ShowEngine};
 use rockontrol_net::MasterNet;
 use rockontrol_net::protocol::{IDENTIFY_SECONDS, Metrics, NodeCommand};
@@ -249,7 +248,6 @@ pub fn apply_node_actions(
     mut model: ResMut<NodesModel>,
     net: Option<Res<MasterNet>>,
     engine: Res<ShowEngine>,
-    dmx: Option<ResMut<DmxSettings>>,
 ) {
     let Some(net) = net else {
         actions.0.clear();
@@ -257,43 +255,20 @@ pub fn apply_node_actions(
     };
     let blackout = engine.state.as_ref().is_some_and(|s| s.blackout);
     let now = Instant::now();
-    let mut assignment_changed = false;
     for action in std::mem::take(&mut actions.0) {
         info!("node view: {action:?}");
         let mut reg = net.shared.registry();
         match action {
             NodeAction::Select(id) => model.selected = Some(id),
             NodeAction::Assign { node, universe, on } => {
-                let Some(entry) = reg.nodes.get_mut(&node) else {
-                    warn!("no node {node:?} to assign universe {universe} to");
+                // The registry keeps the assignment, raises any conflict, and the master's
+                // own outputs follow (`MasterPlugin`'s routing).
+                if let Err(e) = reg.assign(&node, universe, on, SystemTime::now()) {
+                    warn!("cannot assign universe {universe}: {e}");
                     continue;
-                };
-                let mut set: BTreeSet<u16> = entry.universes.iter().copied().collect();
-                if on {
-                    set.insert(universe);
-                } else {
-                    set.remove(&universe);
                 }
-                entry.universes = set.into_iter().collect();
-                if let Some(m) = &mut entry.managed {
-                    m.universe_map = entry.universes.clone();
-                }
-                if entry.link.is_some() {
+                if reg.nodes.get(&node).is_some_and(|n| n.link.is_some()) {
                     model.relink.insert(node.clone());
-                }
-                assignment_changed = true;
-                let owners: Vec<String> = reg
-                    .nodes
-                    .values()
-                    .filter(|n| n.universes.contains(&universe))
-                    .map(|n| n.node_id.clone())
-                    .collect();
-                if on && owners.len() > 1 {
-                    let message = format!(
-                        "universe conflict: universe {universe} is assigned to {}",
-                        owners.join(" and ")
-                    );
-                    reg.alert(Some(&node), message, SystemTime::now());
                 }
             }
             NodeAction::RestartLink(id) => {
@@ -326,28 +301,6 @@ pub fn apply_node_actions(
                     warn!("node view: {e}");
                 }
             }
-        }
-    }
-    if assignment_changed
-        && let Some(mut dmx) = dmx
-        && let Some(fade) = &engine.engine
-    {
-        // The master outputs the show universes no node is given.
-        let reg = net.shared.registry();
-        let routed: BTreeSet<u16> = reg
-            .nodes
-            .values()
-            .flat_map(|n| n.universes.iter().copied())
-            .collect();
-        let local: Vec<u16> = fade
-            .show()
-            .universes
-            .iter()
-            .copied()
-            .filter(|u| !routed.contains(u))
-            .collect();
-        if dmx.only_universes.as_ref() != Some(&local) {
-            dmx.only_universes = Some(local);
         }
     }
 }
@@ -516,7 +469,7 @@ pub fn refresh_nodes(
             needs_relink: relink.contains(&n.node_id),
         })
         .collect();
-    model.alerts = reg.alerts.clone();
+    model.alerts = reg.alerts();
     model.discovered = reg
         .discovered
         .values()

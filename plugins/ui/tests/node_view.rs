@@ -15,7 +15,7 @@ use rockontrol_net::config::Role;
 use rockontrol_net::protocol::{
     self, AckStatus, Hello, Metrics, NodeCommand, ToReceiver, decode_to_receiver,
 };
-use rockontrol_net::registry::NodeState;
+use rockontrol_net::registry::{LinkAuth, NodeState, Peer};
 use rockontrol_net::{MasterNet, MasterPlugin};
 use rockontrol_show::parse_show;
 use rockontrol_ui::nodes::{NodeAction, NodeActions, NodesModel, ProbeResult, model_plugin};
@@ -68,7 +68,15 @@ fn link(app: &mut App, node_id: &str) -> mpsc::Receiver<Arc<str>> {
         .resource::<MasterNet>()
         .shared
         .registry()
-        .hello(&hello, true, tx, SystemTime::now())
+        .hello(
+            &hello,
+            &Peer {
+                addr: "127.0.0.1:40000".parse().expect("address"),
+                auth: LinkAuth::ControlKey,
+            },
+            tx,
+            SystemTime::now(),
+        )
         .expect("hello accepted");
     rx
 }
