@@ -25,7 +25,9 @@
 //! - [`replica`]: the receiver's sequence tracking (no I/O).
 //! - [`master`]: the axum REST + WebSocket server.
 //! - [`client`]: the receiver's link (tokio-tungstenite), reconnecting every 5 s.
+//! - [`link_policy`]: when the master counts as silent, which master to try next (no I/O).
 //! - [`discovery`]: mDNS advertising and browsing.
+//! - [`handshake`]: the link's mutual key proof (HMAC challenge–response, no I/O).
 //! - [`auth`]: API keys.
 //! - [`health`]: timestamps, CPU and memory figures.
 //! - [`plugin`]: [`MasterPlugin`], [`ReceiverPlugin`] and [`NetSystems`].
@@ -35,6 +37,8 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod discovery;
+pub mod handshake;
+pub mod link_policy;
 pub mod health;
 pub mod master;
 pub mod openapi;
