@@ -1,2 +1,3 @@
+pub mod node;
 pub mod ola;
 pub mod olad;

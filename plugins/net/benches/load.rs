@@ -253,6 +253,7 @@ async fn receiver(
         universes: vec![index as u16 + 1],
         capabilities: vec![Capability::DmxOutput],
         master: MasterAddress::Fixed(addr),
+        master_id: None,
         reconnect: Duration::from_secs(5),
         fetch_shows: false,
         known_shows: vec![],

@@ -1,4 +1,6 @@
-//! API keys: `Authorization: Bearer <key>` on every REST call and on the WebSocket handshake.
+//! API keys: `Authorization: Bearer <key>` on every REST call (and accepted on the WebSocket
+//! upgrade from tools); receivers prove their key on the WebSocket without sending it
+//! ([`crate::handshake`]).
 //!
 //! Control keys may do everything; read-only keys may only read (GET). A master with no key
 //! configured generates one at first start into its state directory.
@@ -49,6 +51,15 @@ impl Keys {
         } else {
             Access::None
         }
+    }
+
+    /// The control key whose [`crate::handshake::key_id`] is `key_id` (read-only keys cannot
+    /// link a node). Key ids are public: comparing them leaks nothing.
+    pub fn control_with_id(&self, key_id: &str) -> Option<&str> {
+        self.control
+            .iter()
+            .find(|k| crate::handshake::key_id(k) == key_id)
+            .map(String::as_str)
     }
 }
 
@@ -135,6 +146,19 @@ mod tests {
         assert_eq!(keys.check(Some("Bearer control-key-2")), Access::None);
         assert_eq!(keys.check(Some("control-key-1")), Access::None, "no scheme");
         assert_eq!(keys.check(None), Access::None);
+    }
+
+    #[test]
+    fn control_keys_are_found_by_key_id_and_read_only_keys_are_not() {
+        let keys = Keys {
+            control: vec!["control-key-1".into(), "control-key-2".into()],
+            read_only: vec!["reader-key-1".into()],
+        };
+        let id = |k| crate::handshake::key_id(k);
+        assert_eq!(keys.control_with_id(&id("control-key-2")), Some("control-key-2"));
+        assert_eq!(keys.control_with_id(&id("control-key-1")), Some("control-key-1"));
+        assert_eq!(keys.control_with_id(&id("reader-key-1")), None);
+        assert_eq!(keys.control_with_id("control-key-1"), None, "a key is not its id");
     }
 
     #[test]

@@ -179,6 +179,10 @@ pub struct ReceiverConfig {
     pub master_ip: Option<IpAddr>,
     #[serde(default = "default_master_port")]
     pub master_port: u16,
+    /// The master's `node_id`: over mDNS only that master is used, and a master that proves
+    /// itself under another id is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_id: Option<String>,
     #[serde(default)]
     pub local_universes: Vec<u16>,
     #[serde(default)]
@@ -321,6 +325,9 @@ impl NodeConfig {
                         "no master: set master_ip, or auto_discover: true to find it over mDNS"
                             .into(),
                     );
+                }
+                if let Some(id) = &r.master_id {
+                    check_node_id(id).map_err(|e| format!("master_id: {e}"))?;
                 }
                 if r.master_port == 0 {
                     return Err("master_port must be 1..=65535".into());
@@ -526,6 +533,48 @@ mod tests {
         )
         .expect_err("unknown RON field");
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn a_receiver_may_name_its_master() {
+        let json = seed::RECEIVER.replace(
+            "\"auto_discover\": true",
+            "\"auto_discover\": true, \"master_id\": \"master-01\"",
+        );
+        let NodeConfig::Receiver(r) =
+            NodeConfig::parse(&json, Syntax::Json, "node.json").expect("master_id in JSON")
+        else {
+            panic!("expected a receiver")
+        };
+        assert_eq!(r.master_id.as_deref(), Some("master-01"));
+        let ron = r#"(role: "receiver", node_id: "node-01", auto_discover: true,
+            master_id: "master-01")"#;
+        let NodeConfig::Receiver(from_ron) =
+            NodeConfig::parse(ron, Syntax::Ron, "r.ron").expect("master_id in RON")
+        else {
+            panic!("expected a receiver")
+        };
+        assert_eq!(from_ron.master_id.as_deref(), Some("master-01"));
+        let NodeConfig::Receiver(none) =
+            NodeConfig::parse(seed::RECEIVER, Syntax::Json, "node.json").expect("seed")
+        else {
+            panic!("expected a receiver")
+        };
+        assert_eq!(none.master_id, None, "optional: the seed has none");
+        let e = NodeConfig::parse(
+            &seed::RECEIVER.replace("\"auto_discover\"", "\"master_id\": \"a b\", \"auto_discover\""),
+            Syntax::Json,
+            "node.json",
+        )
+        .expect_err("a bad id");
+        assert!(e.to_string().contains("master_id: node_id \"a b\""), "{e}");
+        let e = NodeConfig::parse(
+            &seed::RECEIVER.replace("\"auto_discover\"", "\"master_name\": \"m\", \"auto_discover\""),
+            Syntax::Json,
+            "node.json",
+        )
+        .expect_err("unknown keys stay errors");
+        assert!(e.to_string().contains("unknown field `master_name`"), "{e}");
     }
 
     #[test]

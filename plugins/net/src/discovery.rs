@@ -1,5 +1,6 @@
 //! mDNS: every node advertises `_rockontrol._tcp` with TXT records (node id, role, version,
-//! universes, capabilities); receivers with `auto_discover` browse for a master.
+//! universes, capabilities); receivers with `auto_discover` browse for a master (the one
+//! named by their `master_id`, when set).
 //!
 //! `$ROCKONTROL_MDNS_INTERFACE=lo` (or any interface name) keeps mDNS on that interface only:
 //! tests and the demo use it so no multicast leaves the machine.
@@ -144,6 +145,15 @@ pub fn browse_blocking(timeout: Duration, stop_at_master: bool) -> Vec<Seen> {
 
 /// [`browse_blocking`] on one interface (`None`: every interface).
 pub fn browse_on(interface: Option<&str>, timeout: Duration, stop_at_master: bool) -> Vec<Seen> {
+    browse_until(interface, timeout, |s| stop_at_master && s.role == "master")
+}
+
+/// Browses on `interface` for `timeout`, or until a node resolved meets `stop`.
+fn browse_until(
+    interface: Option<&str>,
+    timeout: Duration,
+    stop: impl Fn(&Seen) -> bool,
+) -> Vec<Seen> {
     let Ok(d) = daemon(interface) else {
         return Vec::new();
     };
@@ -158,9 +168,9 @@ pub fn browse_on(interface: Option<&str>, timeout: Duration, stop_at_master: boo
         };
         if let ServiceEvent::ServiceResolved(info) = event {
             let Some(s) = seen_from(&info) else { continue };
-            let is_master = s.role == "master";
+            let done = stop(&s);
             seen.push(s);
-            if stop_at_master && is_master {
+            if done {
                 break;
             }
         }
@@ -169,15 +179,25 @@ pub fn browse_on(interface: Option<&str>, timeout: Duration, stop_at_master: boo
     seen
 }
 
-/// The first master seen within `timeout`.
-pub async fn find_master(timeout: Duration) -> Option<SocketAddr> {
-    let seen = tokio::task::spawn_blocking(move || browse_blocking(timeout, true))
-        .await
-        .ok()?;
-    seen.into_iter().find(|s| s.role == "master").map(|s| {
-        tracing::info!("mDNS: found master {} at {}", s.node_id, s.addr);
-        s.addr
+/// Whether `seen` advertises a master, and the one named `master_id` when that is set (the
+/// TXT records `role` and `node_id`).
+pub fn is_wanted_master(seen: &Seen, master_id: Option<&str>) -> bool {
+    seen.role == "master" && master_id.is_none_or(|id| seen.node_id == id)
+}
+
+/// The masters seen within `timeout` (on `$ROCKONTROL_MDNS_INTERFACE`, else everywhere),
+/// every node resolved meanwhile included: the browse ends early at the first master that
+/// [`is_wanted_master`]. Filtering and ordering are the caller's
+/// ([`crate::client::MasterSelection`]).
+pub async fn find_masters(timeout: Duration, master_id: Option<String>) -> Vec<Seen> {
+    let interface = interface_from_env();
+    tokio::task::spawn_blocking(move || {
+        browse_until(interface.as_deref(), timeout, |s| {
+            is_wanted_master(s, master_id.as_deref())
+        })
     })
+    .await
+    .unwrap_or_default()
 }
 
 /// Browses on `interface` (`None`: every interface) until the process ends, calling `seen`

@@ -30,7 +30,9 @@
 //! - [`stage`]: the master's saved stage (playback state, show time, node overrides).
 //! - [`master`]: the axum REST + WebSocket server, with its timeouts and connection cap.
 //! - [`client`]: the receiver's link (tokio-tungstenite), reconnecting every 5 s.
+//! - [`link_policy`]: when the master counts as silent, which master to try next (no I/O).
 //! - [`discovery`]: mDNS advertising and browsing.
+//! - [`handshake`]: the link's mutual key proof (HMAC challenge–response, no I/O).
 //! - [`auth`]: API keys.
 //! - [`health`]: timestamps, CPU and memory figures.
 //! - [`plugin`]: [`MasterPlugin`], [`ReceiverPlugin`] and [`NetSystems`].
@@ -43,6 +45,8 @@ pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod executed;
+pub mod handshake;
+pub mod link_policy;
 pub mod health;
 pub mod master;
 pub mod openapi;

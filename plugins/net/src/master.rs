@@ -28,6 +28,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rockontrol_engine::Command;
 use serde::{Deserialize, Serialize};
@@ -37,8 +38,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::auth::{Access, Keys};
 use crate::config::Capability;
+use crate::handshake::{MasterChallenge, Nonce, ProofError};
 use crate::protocol::{
-    self, AckStatus, FrameError, Metrics, NodeCommand, ToMaster, ToReceiver, decode_to_master,
+    self, AckStatus, FrameError, HelloAuth, Metrics, NodeCommand, ToMaster, ToReceiver,
+    decode_to_master,
 };
 use crate::registry::{
     AdoptError, Admitted, AlertKind, Delivery, LinkAuth, NodeEntry, Peer, PendingView, Registry,
@@ -878,6 +881,25 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
             }
         }
     };
+    // A keyed receiver and the master prove the key to each other before anything in the
+    // registry changes; the key itself never crosses the link.
+    let authorized = match &hello.auth {
+        Some(auth) => match prove_node(&mut sink, &mut stream, &shared, &hello.node_id, auth).await
+        {
+            Ok(()) => true,
+            Err(refusal) => {
+                tracing::warn!("node {:?} refused: {refusal}", hello.node_id);
+                let _ = sink
+                    .send(reply(&ToReceiver::Refused {
+                        reason: refusal.to_string(),
+                    }))
+                    .await;
+                let _ = sink.close().await;
+                return;
+            }
+        },
+        None => authorized,
+    };
     let (tx, mut rx) = mpsc::channel::<Arc<str>>(LINK_QUEUE);
     let accepted = {
         let mut reg = shared.registry();
@@ -1010,6 +1032,10 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
                 bad += 1;
                 send_error(&shared, &node_id, conn_id, "hello was already received".into());
             }
+            Ok(ToMaster::Proof { .. }) => {
+                bad += 1;
+                send_error(&shared, &node_id, "a proof only answers a challenge".into());
+            }
             Err(e) => {
                 bad += 1;
                 shared.bad_frames.fetch_add(1, Ordering::Relaxed);
@@ -1035,6 +1061,69 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
         tracing::debug!("node {node_id}: writer did not finish within 1 s");
     }
     tracing::info!("node {node_id} disconnected");
+}
+
+/// How long a node has to answer the master's challenge with its proof.
+const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the master refuses a keyed node during the handshake.
+#[derive(Debug, thiserror::Error)]
+enum ProofRefusal {
+    #[error("no control key with id {0} on this master")]
+    UnknownKey(String),
+    #[error("bad hello auth: {0}")]
+    BadAuth(ProofError),
+    #[error("the master cannot challenge: {0}")]
+    Random(ProofError),
+    #[error("the node's key proof does not match: wrong key")]
+    Mismatch,
+    #[error("no proof within {PROOF_TIMEOUT:?}")]
+    Timeout,
+    #[error("the answer to a challenge must be a proof")]
+    NotAProof,
+    #[error("link closed during the handshake: {0}")]
+    Link(String),
+}
+
+/// The master's half of the key handshake ([`crate::handshake`]) on a new link: the challenge
+/// with the master's proof, then the check of the node's proof, in constant time.
+async fn prove_node(
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: &mut SplitStream<WebSocket>,
+    shared: &MasterShared,
+    node_id: &str,
+    auth: &HelloAuth,
+) -> Result<(), ProofRefusal> {
+    let key = shared
+        .keys
+        .control_with_id(&auth.key_id)
+        .ok_or_else(|| ProofRefusal::UnknownKey(auth.key_id.clone()))?;
+    let client_nonce = Nonce::from_hex(&auth.nonce).map_err(ProofRefusal::BadAuth)?;
+    let master_nonce = Nonce::random().map_err(ProofRefusal::Random)?;
+    let master_id = shared.registry().master_id.clone();
+    let challenge = MasterChallenge::new(key, client_nonce, master_nonce, node_id, &master_id);
+    sink.send(Message::Text(
+        protocol::encode(&challenge.message()).into(),
+    ))
+    .await
+    .map_err(|e| ProofRefusal::Link(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + PROOF_TIMEOUT;
+    let text = loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => break t,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Binary(_)))) => return Err(ProofRefusal::NotAProof),
+            Ok(Some(Ok(Message::Close(_))) | None) => {
+                return Err(ProofRefusal::Link("closed by the node".into()));
+            }
+            Ok(Some(Err(e))) => return Err(ProofRefusal::Link(link_error(&e))),
+            Err(_) => return Err(ProofRefusal::Timeout),
+        }
+    };
+    match decode_to_master(&text) {
+        Ok(ToMaster::Proof { proof }) => challenge.check(&proof).map_err(|_| ProofRefusal::Mismatch),
+        _ => Err(ProofRefusal::NotAProof),
+    }
 }
 
 /// A WebSocket receive error, said plainly (oversized frames name the limit).

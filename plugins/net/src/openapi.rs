@@ -32,7 +32,7 @@ pub const OPENAPI_JSON: &str = r##"{
     "/api/master/ack": {"post": {"summary": "Acknowledge a command", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ack"}}}}, "responses": {"200": {"description": "ok"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}},
     "/api/alerts": {"get": {"summary": "Operator alerts (command failures, conflicts, refused nodes and connections): severity, kind, source, count, first `time` and `last_time`; repeats of one kind from one source are one entry", "responses": {"200": {"description": "alerts"}}}},
     "/api/show/{hash}": {"get": {"summary": "The replicated show as RON, by content hash", "parameters": [{"name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "show", "content": {"application/ron": {}}}, "404": {"$ref": "#/components/responses/NotFound"}}}},
-    "/api/ws": {"get": {"summary": "WebSocket control channel of a receiver (versioned JSON text frames)", "responses": {"101": {"description": "switching protocols"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}}
+    "/api/ws": {"get": {"summary": "WebSocket control channel of a receiver (versioned JSON text frames; a receiver proves its key by HMAC challenge-response in the frames, a tool may send Authorization: Bearer)", "responses": {"101": {"description": "switching protocols"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}}
   }
 }"##;
 

@@ -619,6 +619,7 @@ impl Plugin for ReceiverPlugin {
             universes: self.config.local_universes.clone(),
             capabilities: self.config.capabilities.clone(),
             master: self.master.clone(),
+            master_id: self.config.master_id.clone(),
             reconnect: crate::registry::RECONNECT_PERIOD,
             fetch_shows: true,
             known_shows: self.known_show.iter().cloned().collect(),
@@ -853,6 +854,8 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
             }
         }
         ToReceiver::Error { reason } => warn!("the master could not use a frame: {reason}"),
+        // The handshake is the link's (it never passes a challenge on).
+        ToReceiver::Challenge { .. } => {}
         ToReceiver::Refused { reason } => error!("refused: {reason}"),
     }
 }

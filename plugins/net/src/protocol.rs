@@ -22,7 +22,8 @@ pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
 /// The messages and their fields: what the protocol hash covers. Change it with the types.
 pub const SCHEMA: &str = "rockontrol-net v1;\
-    hello(node_id,role,version,protocol,protocol_hash,capabilities,universes);\
+    hello(node_id,role,version,protocol,protocol_hash,capabilities,universes,auth(key_id,nonce));\
+    challenge(master_id,nonce,proof);proof(proof);\
     welcome(master_id,version,protocol_hash,assigned_universes,show_hash,heartbeat_ms,reconnect_ms);\
     refused(reason);error(reason);\
     snapshot(seq,tick,rate,show_hash,state,overrides(blackout,intensity));delta(seq,tick,command);\
@@ -278,6 +279,20 @@ pub struct Hello {
     pub capabilities: Vec<Capability>,
     #[serde(default)]
     pub universes: Vec<u16>,
+    /// A keyed receiver's half of the handshake ([`crate::handshake`]); none: keyless (pending
+    /// adoption), or a tool that sent `Authorization: Bearer` on the WebSocket upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<HelloAuth>,
+}
+
+/// What a keyed receiver's hello carries instead of its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelloAuth {
+    /// [`crate::handshake::key_id`] of the receiver's key (names it, does not reveal it).
+    pub key_id: String,
+    /// The receiver's fresh nonce, hex.
+    pub nonce: String,
 }
 
 /// The master's answer to an accepted hello.
@@ -392,6 +407,13 @@ pub struct Delta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToReceiver {
+    /// The master's half of the handshake: its nonce and its proof that it holds the key the
+    /// hello named ([`crate::handshake`]). The receiver answers with [`ToMaster::Proof`].
+    Challenge {
+        master_id: String,
+        nonce: String,
+        proof: String,
+    },
     Welcome(Welcome),
     /// The connection is refused; it will be closed.
     Refused {
@@ -423,6 +445,10 @@ pub enum ToReceiver {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToMaster {
     Hello(Hello),
+    /// The receiver's proof that it holds the key, after it checked the master's challenge.
+    Proof {
+        proof: String,
+    },
     Heartbeat {
         status: String,
         metrics: Metrics,
@@ -609,7 +635,14 @@ mod tests {
                 protocol_hash: protocol_hash(),
                 capabilities: vec![Capability::DmxOutput],
                 universes: vec![1, 2],
+                auth: Some(HelloAuth {
+                    key_id: "0011223344556677".into(),
+                    nonce: "ab".repeat(32),
+                }),
             }),
+            ToMaster::Proof {
+                proof: "cd".repeat(32),
+            },
             ToMaster::Ack {
                 command_id: "cmd-12345".into(),
                 status: AckStatus::Executed,

@@ -1314,6 +1314,7 @@ mod tests {
             protocol_hash: protocol::protocol_hash(),
             capabilities: vec![],
             universes: vec![1, 2, 9],
+            auth: None,
         }
     }
 

@@ -63,6 +63,7 @@ fn link(app: &mut App, node_id: &str) -> mpsc::Receiver<Arc<str>> {
         protocol_hash: protocol::protocol_hash(),
         capabilities: vec![],
         universes: vec![],
+        auth: None,
     };
     app.world()
         .resource::<MasterNet>()

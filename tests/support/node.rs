@@ -1,0 +1,274 @@
+//! Real `rockontrol` node processes on loopback and an sACN listener that decodes what they
+//! send, for end-to-end tests (the pattern of `tests/nodes.rs`). Every wait is bounded.
+
+#![allow(dead_code, reason = "each test binary uses part of this")]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rockontrol_net::client::http_request_blocking;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
+/// The control key every node of these tests holds.
+pub const KEY: &str = "e2e-control-key-0001";
+
+/// A fresh directory under the system's temp dir, named for the test and this process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rk-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A node process; its stdout lines are collected. Killed (SIGKILL) when dropped.
+pub struct Node {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    /// Runs `cmd` in a process group of its own (killed as a whole), collecting stdout.
+    pub fn spawn(mut cmd: Command) -> Node {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start a node");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&lines);
+        std::thread::Builder::new()
+            .name("node-stdout".into())
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    sink.lock().expect("lines").push(line);
+                }
+            })
+            .expect("stdout reader");
+        Node { child, lines }
+    }
+
+    /// `rockontrol ROLE --config CONFIG` with [`KEY`], its state in `state`, mDNS on `lo` only.
+    pub fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path) -> Node {
+        let mut cmd = Command::new(BIN);
+        cmd.arg(role)
+            .arg("--config")
+            .arg(config)
+            .arg("--headless")
+            .arg("--duration")
+            .arg("180")
+            .env("ROCKONTROL_API_KEY", KEY)
+            .env("ROCKONTROL_STATE_DIR", state)
+            .env("ROCKONTROL_MDNS_INTERFACE", "lo")
+            .env("RUST_LOG", "info");
+        if let Some(show) = show {
+            cmd.arg("--show").arg(show);
+        }
+        Node::spawn(cmd)
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "no line with {needle:?} within {timeout:?}; got {:?}",
+            self.lines()
+        )
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    pub fn kill(&mut self) {
+        // Resumed first: a stopped process group does not die of SIGKILL any later, but a
+        // test that failed while its master was stopped must not leave it behind either.
+        let group = format!("-{}", self.child.id());
+        for sig in ["-CONT", "-KILL"] {
+            let _ = Command::new("kill")
+                .args([sig, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One sACN data packet received: universe, slot 1, when.
+type Packets = Arc<Mutex<Vec<(u16, u8, Instant)>>>;
+
+/// Every sACN data packet received on a loopback UDP port, decoded with `rockontrol_wire`.
+#[derive(Clone)]
+pub struct Listener {
+    pub port: u16,
+    packets: Packets,
+}
+
+impl Listener {
+    pub fn start() -> Listener {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let port = socket.local_addr().expect("addr").port();
+        let packets: Packets = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&packets);
+        std::thread::Builder::new()
+            .name("sacn-listener".into())
+            .spawn(move || {
+                let mut buf = [0u8; 1500];
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(400) {
+                    let Ok(n) = socket.recv(&mut buf) else {
+                        continue;
+                    };
+                    if let Ok(rockontrol_wire::sacn::Packet::Data(p)) =
+                        rockontrol_wire::sacn::decode(&buf[..n])
+                    {
+                        let v = p.slots.first().copied().unwrap_or(0);
+                        sink.lock()
+                            .expect("packets")
+                            .push((p.universe, v, Instant::now()));
+                    }
+                }
+            })
+            .expect("listener thread");
+        Listener { port, packets }
+    }
+
+    /// Slot 1 of `universe`'s latest packet, if it came within the last 500 ms.
+    pub fn value(&self, universe: u16) -> Option<u8> {
+        self.packets
+            .lock()
+            .expect("packets")
+            .iter()
+            .rev()
+            .find(|(u, _, _)| *u == universe)
+            .filter(|(_, _, t)| t.elapsed() < Duration::from_millis(500))
+            .map(|(_, v, _)| *v)
+    }
+
+    /// Slot 1 values of `universe` received since `since`, in order.
+    pub fn values_since(&self, universe: u16, since: Instant) -> Vec<u8> {
+        self.packets
+            .lock()
+            .expect("packets")
+            .iter()
+            .filter(|(u, _, t)| *u == universe && *t >= since)
+            .map(|(_, v, _)| *v)
+            .collect()
+    }
+
+    /// Waits up to `timeout` for a fresh value of `universe` that meets `ok`.
+    pub fn wait_value(&self, universe: u16, ok: impl Fn(u8) -> bool, timeout: Duration) -> u8 {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(v) = self.value(universe)
+                && ok(v)
+            {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "universe {universe}: value {:?} never met the condition within {timeout:?}",
+            self.value(universe)
+        )
+    }
+}
+
+/// A REST call with the status and the JSON body (a string where it is not JSON).
+pub fn rest(
+    master: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (status, text) =
+        http_request_blocking(master, method, path, key, body).expect("REST request");
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
+}
+
+pub fn node_state(master: SocketAddr, node: &str) -> String {
+    let (_, v) = rest(
+        master,
+        "GET",
+        &format!("/api/nodes/{node}/status"),
+        Some(KEY),
+        None,
+    );
+    v["state"].as_str().unwrap_or("").to_string()
+}
+
+pub fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if node_state(master, node) == state {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{node} never became {state} within {timeout:?} (is {})",
+        node_state(master, node)
+    );
+}
+
+/// The address a master prints once it listens.
+pub fn master_addr(master: &Node) -> SocketAddr {
+    let line = master.wait_line("listening on http://", Duration::from_secs(60));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("address in the line");
+    addr.parse().expect("socket address")
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to process `pid`.
+pub fn signal(sig: &str, pid: &str) {
+    let ok = Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
