@@ -204,7 +204,6 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
             read_only: config.read_only_keys.clone(),
         },
         listener: std::sync::Mutex::new(Some(listener)),
-        state_dir: Some(dir),
     });
     spawn_show(app.world_mut(), &show);
     let exit = app.run();

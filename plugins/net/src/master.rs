@@ -813,7 +813,7 @@ const WRITE_BATCH: usize = 64;
 /// Frames buffered for one node before it is cut off as too slow.
 const LINK_QUEUE: usize = 8192;
 
-async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
+async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer) {
     let (mut sink, mut stream) = socket.split();
     let reply = |msg: &ToReceiver| Message::Text(protocol::encode(msg).into());
     // The first frame must be a hello, within the handshake time (pings do not extend it).
@@ -883,10 +883,9 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
     };
     // A keyed receiver and the master prove the key to each other before anything in the
     // registry changes; the key itself never crosses the link.
-    let authorized = match &hello.auth {
-        Some(auth) => match prove_node(&mut sink, &mut stream, &shared, &hello.node_id, auth).await
-        {
-            Ok(()) => true,
+    if let Some(auth) = &hello.auth {
+        match prove_node(&mut sink, &mut stream, &shared, &hello.node_id, auth).await {
+            Ok(()) => peer.auth = LinkAuth::ControlKey,
             Err(refusal) => {
                 tracing::warn!("node {:?} refused: {refusal}", hello.node_id);
                 let _ = sink
@@ -897,9 +896,8 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
                 let _ = sink.close().await;
                 return;
             }
-        },
-        None => authorized,
-    };
+        }
+    }
     let (tx, mut rx) = mpsc::channel::<Arc<str>>(LINK_QUEUE);
     let accepted = {
         let mut reg = shared.registry();
@@ -1034,7 +1032,12 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
             }
             Ok(ToMaster::Proof { .. }) => {
                 bad += 1;
-                send_error(&shared, &node_id, "a proof only answers a challenge".into());
+                send_error(
+                    &shared,
+                    &node_id,
+                    conn_id,
+                    "a proof only answers a challenge".into(),
+                );
             }
             Err(e) => {
                 bad += 1;

@@ -90,9 +90,6 @@ pub struct MasterPlugin {
     pub keys: Keys,
     /// The bound listener (bind before building so the port is known; port 0 works).
     pub listener: std::sync::Mutex<Option<std::net::TcpListener>>,
-    /// Where the stage (playback state, show time, node overrides) is saved, so a restarted
-    /// master resumes it (see [`crate::stage`]); `None` keeps nothing.
-    pub state_dir: Option<PathBuf>,
 }
 
 /// The master's side of the network, for systems and tests.
@@ -128,7 +125,9 @@ impl Plugin for MasterPlugin {
         configure_sets(app);
         let (tx, rx) = mpsc::channel(4096);
         let mut registry = Registry::new(&self.config, SystemTime::now());
-        let (stage, restored) = match &self.state_dir {
+        // The stage (playback state, show time, node overrides) is saved in the state
+        // directory, so a restarted master resumes it (see [`crate::stage`]).
+        let (stage, restored) = match &self.config.state_dir {
             Some(dir) => open_stage(dir, &self.config.node_id),
             None => (None, None),
         };

@@ -219,7 +219,6 @@ pub fn spawn_master(show: &Show) -> std::io::Result<(PeerNode, SocketAddr)> {
             config: master_config("scene-master"),
             keys: keys(),
             listener: std::sync::Mutex::new(Some(listener)),
-            state_dir: None,
         });
         load_show(app.world_mut(), &show);
         let mut queue = app.world_mut().resource_mut::<CommandQueue>();
@@ -257,7 +256,6 @@ pub fn master_scene(show: &Show, show_path: Option<PathBuf>, script: UiScript) -
             config: master_config("master"),
             keys: keys(),
             listener: std::sync::Mutex::new(Some(listener)),
-            state_dir: None,
         });
     let mut peers = ScenePeers::default();
     if let Some(addr) = addr {

@@ -41,7 +41,6 @@ fn app() -> App {
                 read_only: Vec::new(),
             },
             listener: std::sync::Mutex::new(Some(listener)),
-            state_dir: None,
         })
         .configure_sets(Update, rockontrol_ui::UiSystems::Actions);
     model_plugin(&mut app);
