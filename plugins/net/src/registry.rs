@@ -1681,7 +1681,7 @@ mod tests {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
         let (tx, _rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now)
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
             .expect("accepted");
         reg.publish_show(None, None, 44, None, 0);
         let beat = |fps: f64| Metrics {
@@ -1735,7 +1735,7 @@ mod tests {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
         let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now)
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
             .expect("accepted");
         drain(&mut rx);
         let (id, _) = reg
@@ -1785,7 +1785,7 @@ mod tests {
         reg.submit("node-01", NodeCommand::Intensity { level: 1.5 })
             .expect("known, refused by the node later");
         let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), true, tx, now)
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
             .expect("accepted");
         let snapshot = drain(&mut rx)
             .into_iter()
