@@ -992,6 +992,7 @@ fn receiver_apply(
                         text
                     })
             }
+            NodeCommand::Ping {} => Ok("ping: acknowledged, nothing changed".into()),
             NodeCommand::Restart {} => match &restart {
                 Some(_) if net.restart_at.is_some() => Ok("restart (already under way)".into()),
                 Some(_) => {

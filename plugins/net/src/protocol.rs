@@ -108,6 +108,9 @@ pub enum NodeCommand {
     /// comes back online by itself. (Braced so that unknown fields are refused, which serde
     /// does not do for a unit variant of a tagged enum.)
     Restart {},
+    /// Do nothing but acknowledge: a connection probe (the node view's latency graph) that
+    /// changes nothing on stage. Braced like `restart`.
+    Ping {},
 }
 
 fn yes() -> bool {
@@ -218,6 +221,7 @@ impl NodeCommand {
             NodeCommand::Media { .. } => return Err(CommandMapError::NoMedia),
             NodeCommand::Identify { .. } => return Err(CommandMapError::NodeAction("identify")),
             NodeCommand::Restart {} => return Err(CommandMapError::NodeAction("restart")),
+            NodeCommand::Ping {} => return Err(CommandMapError::NodeAction("ping")),
         })
     }
 }

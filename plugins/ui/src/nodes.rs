@@ -247,13 +247,11 @@ pub fn apply_node_actions(
     mut actions: ResMut<NodeActions>,
     mut model: ResMut<NodesModel>,
     net: Option<Res<MasterNet>>,
-    engine: Res<ShowEngine>,
 ) {
     let Some(net) = net else {
         actions.0.clear();
         return;
     };
-    let blackout = engine.state.as_ref().is_some_and(|s| s.blackout);
     let now = Instant::now();
     for action in std::mem::take(&mut actions.0) {
         info!("node view: {action:?}");
@@ -281,7 +279,7 @@ pub fn apply_node_actions(
                 }
             }
             NodeAction::TestConnection(id) => {
-                start_probe(&mut model, &mut reg, &id, blackout, true, now);
+                start_probe(&mut model, &mut reg, &id, true, now);
             }
             NodeAction::RestartNode(id) => match reg.submit(&id, NodeCommand::Restart {}) {
                 Ok((command_id, _)) => info!("node {id}: restart sent ({command_id})"),
@@ -309,7 +307,6 @@ fn start_probe(
     model: &mut NodesModel,
     reg: &mut rockontrol_net::registry::Registry,
     id: &str,
-    _show_blackout: bool,
     manual: bool,
     now: Instant,
 ) {
@@ -336,14 +333,8 @@ fn start_probe(
         return;
     }
     let executed_before = entry.executed;
-    // The node's own blackout as the master records it (a node blackout is the node's
-    // override, not the show's): the node already has it, so nothing changes on stage.
-    let node_blackout = reg
-        .replication
-        .overrides
-        .get(id)
-        .is_some_and(|o| o.blackout);
-    match reg.submit(id, NodeCommand::Blackout { on: node_blackout }) {
+    // A ping: acknowledged by the node and nothing else, so a probe never touches the stage.
+    match reg.submit(id, NodeCommand::Ping {}) {
         Ok(_) => {
             model.probes.insert(
                 id.to_string(),
@@ -377,7 +368,6 @@ pub fn refresh_nodes(
 ) {
     let Some(net) = net else { return };
     let now = Instant::now();
-    let blackout = engine.state.as_ref().is_some_and(|s| s.blackout);
     let mut reg = net.shared.registry();
     // Probes.
     let finished: Vec<(String, ProbeResult, bool)> = model
@@ -432,7 +422,7 @@ pub fn refresh_nodes(
             let due = model.next_auto_probe.get(&id).is_none_or(|at| *at <= now);
             if due {
                 model.next_auto_probe.insert(id.clone(), now + PROBE_PERIOD);
-                start_probe(&mut model, &mut reg, &id, blackout, false, now);
+                start_probe(&mut model, &mut reg, &id, false, now);
             }
         }
     }
