@@ -673,7 +673,12 @@ fn receiver_apply(
                 }
             }
             if s.tick != clock.next_tick {
-                clock.step_to(&mut time_base, s.tick, Instant::now(), "snapshot from the master");
+                clock.step_to(
+                    &mut time_base,
+                    s.tick,
+                    Instant::now(),
+                    "snapshot from the master",
+                );
             }
             info!(
                 "snapshot {} applied at tick {} (show generation {generation})",
