@@ -409,7 +409,11 @@ fn a_live_run_captures_the_same_frames_as_render() {
     let (code, rendered, err) = run(&args);
     assert_eq!(code, 0, "render: {err}");
     let rendered: Vec<&str> = rendered.lines().collect();
-    assert_eq!(rendered.len(), 1 + last_tick + 1, "header + ticks 0..={last_tick}");
+    assert_eq!(
+        rendered.len(),
+        1 + last_tick + 1,
+        "header + ticks 0..={last_tick}"
+    );
 
     let capture = temp("seam-capture.csv");
     let mut args = vec![
@@ -433,7 +437,8 @@ fn a_live_run_captures_the_same_frames_as_render() {
     );
     for (tick, row) in rendered.iter().enumerate() {
         assert_eq!(
-            captured[tick], *row,
+            captured[tick],
+            *row,
             "row {tick} (tick {}): the live run differs from render",
             tick.saturating_sub(1)
         );

@@ -1447,3 +1447,106 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
     drop(receivers);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 16.2 end to end: after a receiver stall (SIGSTOP for 5 s, then SIGCONT; its show
+/// clock jumps when it catches up and reconnects) its sACN went out in bursts with 2.5–6 s
+/// gaps at ~3.6 packets/s for a minute. Now, from half a second after it resumes, it sends
+/// its universe at the tick rate with no gap over 200 ms, measured on a UDP listener.
+#[test]
+fn a_receiver_stopped_for_seconds_resumes_its_output_at_the_tick_rate() {
+    let dir = temp_dir("stall");
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let sacn_port = socket.local_addr().expect("addr").port();
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&arrivals);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::clone(&done);
+    let listener = std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(n) = socket.recv(&mut buf) else {
+                continue;
+            };
+            if let Ok(rockontrol_wire::sacn::Packet::Data(p)) =
+                rockontrol_wire::sacn::decode(&buf[..n])
+                && p.universe == 2
+                && !p.options.stream_terminated
+            {
+                sink.lock().expect("arrivals").push(Instant::now());
+            }
+        }
+    });
+    let port = free_port();
+    let show = dir.join("show.ron");
+    std::fs::write(&show, SHOW).expect("show");
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false,
+  "managed_nodes": [{{"node_id": "node-02", "ip": "127.0.0.1", "universe_map": [2], "role": "dmx_output"}}]}}"#
+        ),
+    )
+    .expect("master config");
+    let master = Node::start(
+        "master",
+        &master_cfg,
+        Some(&show),
+        &dir.join("state-master"),
+    );
+    let addr = master_addr(&master);
+    let cfg = dir.join("node-02.json");
+    std::fs::write(&cfg, receiver_config(2, port, sacn_port, "hold")).expect("config");
+    let receiver = Node::start("receiver", &cfg, None, &dir.join("state-2"));
+    wait_state(addr, "node-02", "online", Duration::from_secs(30));
+    let (status, reply) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-01/command",
+        Some(KEY),
+        Some(r#"{"type": "go", "playback": "main"}"#),
+    );
+    assert_eq!(status, 200, "GO on the master: {reply}");
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = receiver.child.id().to_string();
+    signal("-STOP", &pid);
+    std::thread::sleep(Duration::from_secs(5));
+    signal("-CONT", &pid);
+    let resumed = Instant::now();
+    std::thread::sleep(Duration::from_millis(10_600));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    listener.join().expect("listener");
+    let from = resumed + Duration::from_millis(500);
+    let until = from + Duration::from_secs(10);
+    let mut times: Vec<Instant> = arrivals
+        .lock()
+        .expect("arrivals")
+        .iter()
+        .copied()
+        .filter(|t| *t >= from && *t < until)
+        .collect();
+    let count = times.len();
+    times.insert(0, from);
+    times.push(until);
+    let worst = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    let rate = count as f64 / 10.0;
+    assert!(
+        rate >= 40.0,
+        "universe 2 at {rate:.1} packets/s in the 10 s after the stall (44 expected)"
+    );
+    assert!(
+        worst <= Duration::from_millis(200),
+        "worst gap {worst:?} in the 10 s after the stall"
+    );
+    drop(receiver);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}

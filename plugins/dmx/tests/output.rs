@@ -401,7 +401,12 @@ fn a_show_time_jump_neither_stalls_nor_bursts_the_output() {
     let burst = arrivals
         .iter()
         .enumerate()
-        .map(|(i, a)| arrivals[i..].iter().take_while(|b| **b - *a < TICK * 4).count())
+        .map(|(i, a)| {
+            arrivals[i..]
+                .iter()
+                .take_while(|b| **b - *a < TICK * 4)
+                .count()
+        })
         .max()
         .unwrap_or(0);
     assert!(

@@ -503,7 +503,10 @@ pub fn compile_show(world: &mut World) {
             let rate = engine.rate();
             let mut state = engine.initial_state();
             let tick = world.resource::<ShowClock>().next_tick;
-            let now = world.resource::<TickDrive>().now.unwrap_or_else(Instant::now);
+            let now = world
+                .resource::<TickDrive>()
+                .now
+                .unwrap_or_else(Instant::now);
             world
                 .resource_mut::<ShowTimeBase>()
                 .set_rate(now, engine.show().tick_rate, tick);

@@ -249,7 +249,11 @@ mod tests {
         assert_eq!(base.ns_of_tick(1), 22_727_273, "tick 1 at ceil(10⁹/44) ns");
         for tick in [0, 1, 2, 43, 44, 45, 1_000_003, 44 * 3600 * 24] {
             let at = base.instant_of_tick(tick);
-            assert_eq!(base.tick_at(at), tick, "tick {tick} is due at its own instant");
+            assert_eq!(
+                base.tick_at(at),
+                tick,
+                "tick {tick} is due at its own instant"
+            );
             assert_eq!(
                 base.tick_at(at - Duration::from_nanos(1)),
                 tick.saturating_sub(1),
@@ -267,7 +271,11 @@ mod tests {
         let now = t0 + Duration::from_secs(2);
         assert_eq!(base.tick_at(now), 88);
         base.step_to_tick(now, 88 + 5 * 44, "master is 5 s ahead");
-        assert_eq!(base.tick_at(now), 308, "tick 308 is due at once after the step");
+        assert_eq!(
+            base.tick_at(now),
+            308,
+            "tick 308 is due at once after the step"
+        );
         assert_eq!(
             base.instant_of_tick(309),
             now + Duration::from_nanos(22_727_273),
@@ -305,7 +313,10 @@ mod tests {
         while at < end {
             at += Duration::from_millis(1);
             let ns = base.show_ns_at(at);
-            assert!(ns >= last_ns, "show time never goes backwards during a slew");
+            assert!(
+                ns >= last_ns,
+                "show time never goes backwards during a slew"
+            );
             last_ns = ns;
             let tick = base.tick_at(at);
             assert!(
@@ -314,11 +325,16 @@ mod tests {
             );
             if tick == last_tick + 1 {
                 let instant = base.instant_of_tick(tick);
-                assert_eq!(base.tick_at(instant), tick, "tick {tick} at its own instant");
+                assert_eq!(
+                    base.tick_at(instant),
+                    tick,
+                    "tick {tick} at its own instant"
+                );
                 let spacing = (instant - last_instant).as_nanos() as f64;
                 let limit = f64::from(ppm.min(MAX_SLEW_PPM)) / 1e6;
                 assert!(
-                    spacing >= period / (1.0 + limit) - 2.0 && spacing <= period / (1.0 - limit) + 2.0,
+                    spacing >= period / (1.0 + limit) - 2.0
+                        && spacing <= period / (1.0 - limit) + 2.0,
                     "tick {tick} comes {spacing} ns after the previous one (period {period}, {ppm} ppm)"
                 );
                 last_instant = instant;

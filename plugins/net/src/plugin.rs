@@ -915,7 +915,12 @@ fn receiver_apply(
             }
             // A master without a show yet has no show time to give either.
             if has_state && s.tick != clock.next_tick {
-                clock.step_to(&mut time_base, s.tick, Instant::now(), "snapshot from the master");
+                clock.step_to(
+                    &mut time_base,
+                    s.tick,
+                    Instant::now(),
+                    "snapshot from the master",
+                );
             }
             info!(
                 "snapshot {} applied at tick {} (show generation {generation})",

@@ -1690,11 +1690,19 @@ mod tests {
             ..Metrics::default()
         };
         reg.heartbeat("node-01", beat(44.0), now).expect("known");
-        assert_eq!(reg.nodes["node-01"].state, NodeState::Online, "44 fps at 44 Hz");
+        assert_eq!(
+            reg.nodes["node-01"].state,
+            NodeState::Online,
+            "44 fps at 44 Hz"
+        );
         let later = now + Duration::from_secs(1);
         reg.heartbeat("node-01", beat(3.6), later).expect("known");
         let node = &reg.nodes["node-01"];
-        assert_eq!(node.state, NodeState::Degraded, "3.6 fps at 44 Hz is degraded");
+        assert_eq!(
+            node.state,
+            NodeState::Degraded,
+            "3.6 fps at 44 Hz is degraded"
+        );
         assert_eq!(node.state_since, later);
         assert_eq!(
             node.degraded_reason.as_deref(),
@@ -1703,11 +1711,19 @@ mod tests {
         reg.heartbeat("node-01", beat(43.9), later + Duration::from_secs(1))
             .expect("known");
         let node = &reg.nodes["node-01"];
-        assert_eq!(node.state, NodeState::Online, "back to 44 fps: online again");
+        assert_eq!(
+            node.state,
+            NodeState::Online,
+            "back to 44 fps: online again"
+        );
         assert_eq!(node.degraded_reason, None);
         // A node that outputs nothing (no frames yet) is not judged by its rate.
-        reg.heartbeat("node-01", Metrics::default(), later + Duration::from_secs(2))
-            .expect("known");
+        reg.heartbeat(
+            "node-01",
+            Metrics::default(),
+            later + Duration::from_secs(2),
+        )
+        .expect("known");
         assert_eq!(reg.nodes["node-01"].state, NodeState::Online);
     }
 

@@ -14,9 +14,9 @@ use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
     CaptureSink, Command, CommandQueue, EnginePlugin, FrameSet, ShowClock, load_show,
 };
+use rockontrol_net::MasterPlugin;
 use rockontrol_net::auth::Keys;
 use rockontrol_net::config::{NodeConfig, Syntax};
-use rockontrol_net::MasterPlugin;
 use rockontrol_show::parse_show;
 
 /// Dimmer at 1; Wash (dimmer, red, green, blue) at 10..=13 (also used by `tests/cli.rs`).
@@ -132,10 +132,14 @@ fn render_run_and_master_give_the_same_frames_for_same_tick_edge_cases() {
         "BACK faded to cue 2 (50%) over its 1 s, under the 40% grand master"
     );
     for tick in 0..=LAST_TICK {
-        assert_eq!(
-            master[tick as usize].data,
-            engine[tick as usize].data,
-            "tick {tick}: the master's frame differs from render's"
+        let (m, e) = (&master[tick as usize].data, &engine[tick as usize].data);
+        let first = m.iter().zip(e.iter()).position(|(a, b)| a != b);
+        assert!(
+            m == e,
+            "tick {tick}: the master's frame differs from render's, first at slot {:?}: {:?} vs {:?}",
+            first.map(|i| i + 1),
+            first.map(|i| m[i]),
+            first.map(|i| e[i]),
         );
     }
 }
