@@ -15,7 +15,10 @@
 //!
 //! Writes happen off the tick: [`StageWriter`] hands each record to a named thread over a
 //! bounded channel; the thread keeps only the newest, writes at most every
-//! [`MIN_WRITE_INTERVAL`], and replaces the file atomically.
+//! [`MIN_WRITE_INTERVAL`], and replaces the file atomically. A record goes to the writer on
+//! every change of the stage (a command, a follow, a node override, a new show) and once a
+//! [`REFRESH_INTERVAL`] otherwise, so a change is durable about a tick after it was made; a
+//! master killed within that window loses it (the operator's REST call had its answer).
 //!
 //! # On-disk format
 //! `master-stage-<master_id>.json`: one JSON object ([`StageRecord`]):
@@ -40,8 +43,10 @@ use crate::protocol::NodeOverride;
 /// The record's format version.
 pub const STAGE_FORMAT: u32 = 1;
 
-/// The writer writes at most this often (the newest record wins).
-pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(100);
+/// The writer writes at most this often (the newest record wins). Short, so a change is on
+/// disk within about a tick of it: the master sends a record only when the stage changed, at
+/// most once a tick, or once a [`REFRESH_INTERVAL`].
+pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A record is also written this often while nothing changes (show time moves on).
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
@@ -214,12 +219,17 @@ impl StageWriter {
 
 fn write_loop(path: &Path, rx: Receiver<StageRecord>) {
     let mut failing = false;
+    let mut last_write: Option<Instant> = None;
     loop {
         let mut record = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        if let Some(wait) = last_write.and_then(|t| MIN_WRITE_INTERVAL.checked_sub(t.elapsed())) {
+            std::thread::sleep(wait);
+        }
+        last_write = Some(Instant::now());
         while let Ok(newer) = rx.try_recv() {
             record = newer;
         }
@@ -239,7 +249,6 @@ fn write_loop(path: &Path, rx: Receiver<StageRecord>) {
                 failing = true;
             }
         }
-        std::thread::sleep(MIN_WRITE_INTERVAL);
     }
 }
 
