@@ -41,7 +41,7 @@ use crate::protocol::{
     self, AckStatus, FrameError, Metrics, NodeCommand, ToMaster, ToReceiver, decode_to_master,
 };
 use crate::registry::{
-    AdoptError, Admitted, AlertKind, Delivery, LinkAuth, NodeEntry, Peer, PendingView, Registry,
+    Admitted, AdoptError, AlertKind, Delivery, LinkAuth, NodeEntry, Peer, PendingView, Registry,
     Severity, SubmitError,
 };
 
@@ -178,7 +178,10 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
 }
 
 /// Answers 408 for a request not handled (its body read included) within [`REQUEST_TIMEOUT`].
-async fn request_timeout(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn request_timeout(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
         Err(_) => error(
@@ -268,7 +271,10 @@ pub async fn serve_with(
                 },
             );
             // The permit lives with the socket, through a WebSocket upgrade too.
-            let io = hyper_util::rt::TokioIo::new(Limited { io: tcp, _permit: permit });
+            let io = hyper_util::rt::TokioIo::new(Limited {
+                io: tcp,
+                _permit: permit,
+            });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -1008,7 +1014,12 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, peer: Peer) {
             }
             Ok(ToMaster::Hello(_)) => {
                 bad += 1;
-                send_error(&shared, &node_id, conn_id, "hello was already received".into());
+                send_error(
+                    &shared,
+                    &node_id,
+                    conn_id,
+                    "hello was already received".into(),
+                );
             }
             Err(e) => {
                 bad += 1;
