@@ -633,11 +633,7 @@ impl Registry {
         tx: mpsc::Sender<Arc<str>>,
         now: SystemTime,
     ) -> Result<Admitted, Refusal> {
-        let refusal = match self.admit(hello, peer) {
-            Ok(()) => None,
-            Err(r) => Some(r),
-        };
-        if let Some(refusal) = refusal {
+        if let Err(refusal) = self.admit(hello, peer) {
             self.refused_hello(peer, hello, &refusal, now);
             return Err(refusal);
         }
