@@ -38,7 +38,13 @@ struct Node {
 
 impl Node {
     /// `rockontrol ROLE --config CONFIG --headless`, with `key` as `$ROCKONTROL_API_KEY`.
-    fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path, key: Option<&str>) -> Node {
+    fn start(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        key: Option<&str>,
+    ) -> Node {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(BIN);
         cmd.arg(role)
@@ -82,7 +88,10 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no line with {needle:?} within {timeout:?}; got {:?}", self.lines())
+        panic!(
+            "no line with {needle:?} within {timeout:?}; got {:?}",
+            self.lines()
+        )
     }
 
     fn kill(&mut self) {
@@ -101,7 +110,12 @@ impl Drop for Node {
     }
 }
 
-fn rest(master: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+fn rest(
+    master: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
     let (status, text) =
         http_request_blocking(master, method, path, Some(KEY), body).expect("REST request");
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
@@ -120,7 +134,10 @@ fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{node} never became {state} within {timeout:?}: {}", status(master, node));
+    panic!(
+        "{node} never became {state} within {timeout:?}: {}",
+        status(master, node)
+    );
 }
 
 fn master_addr(master: &Node) -> SocketAddr {
@@ -196,7 +213,9 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
         "{frames:?}"
     );
     assert!(
-        !frames.iter().any(|f| f.contains("welcome") || f.contains("snapshot")),
+        !frames
+            .iter()
+            .any(|f| f.contains("welcome") || f.contains("snapshot")),
         "no welcome, no snapshot: {frames:?}"
     );
     let st = status(addr, "node-01");
@@ -216,23 +235,46 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
     assert_eq!(code, 200);
     assert_eq!(nodes["pending"][0]["node_id"], "node-05", "{nodes}");
     let (code, body) = rest(addr, "POST", "/api/nodes/node-05/adopt", None);
-    assert_eq!((code, &body["saved"]), (200, &serde_json::json!(true)), "{body}");
+    assert_eq!(
+        (code, &body["saved"]),
+        (200, &serde_json::json!(true)),
+        "{body}"
+    );
     wait_state(addr, "node-05", "online", Duration::from_secs(10));
-    keyless.wait_line("connected to master master-01: universes [5]", Duration::from_secs(10));
+    keyless.wait_line(
+        "connected to master master-01: universes [5]",
+        Duration::from_secs(10),
+    );
     let kept = std::fs::read_to_string(state.join("adoptions.json")).expect("adoptions on disk");
-    assert!(kept.contains("\"node-05\"") && kept.contains("\"control\""), "{kept}");
+    assert!(
+        kept.contains("\"node-05\"") && kept.contains("\"control\""),
+        "{kept}"
+    );
 
     // Now a key-less hello with the adopted id is refused; the real node stays linked.
-    let frames = probe_blocking(addr, None, &[hello("node-05", "x", 5)], Duration::from_secs(1))
-        .expect("upgrade");
+    let frames = probe_blocking(
+        addr,
+        None,
+        &[hello("node-05", "x", 5)],
+        Duration::from_secs(1),
+    )
+    .expect("upgrade");
     assert!(
-        frames.iter().any(|f| f.contains("refused")) && !frames.iter().any(|f| f.contains("welcome")),
+        frames.iter().any(|f| f.contains("refused"))
+            && !frames.iter().any(|f| f.contains("welcome")),
         "{frames:?}"
     );
-    let (code, reply) = rest(addr, "POST", "/api/nodes/node-05/command", Some(r#"{"type":"clear"}"#));
-    assert_eq!(code, 202, "{reply}");
-    let id = reply["command_id"].as_str().expect("command id").to_string();
-    keyless.wait_line(&format!("executed {id}"), Duration::from_secs(10));
+    let (code, reply) = rest(
+        addr,
+        "POST",
+        "/api/nodes/node-05/command",
+        Some(r#"{"type":"blackout","on":false}"#),
+    );
+    assert_eq!(
+        (code, reply["status"].as_str()),
+        (202, Some("sent")),
+        "node-05's command goes to the adopted connection: {reply}"
+    );
     assert_eq!(status(addr, "node-05")["state"], "online");
 
     // Adoptions outlive the master: started again, it knows node-05 and still refuses
@@ -247,10 +289,17 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
         (Some("offline"), serde_json::json!([5])),
         "{st}"
     );
-    let frames = probe_blocking(addr, None, &[hello("node-05", "x", 5)], Duration::from_secs(1))
-        .expect("upgrade");
+    let frames = probe_blocking(
+        addr,
+        None,
+        &[hello("node-05", "x", 5)],
+        Duration::from_secs(1),
+    )
+    .expect("upgrade");
     assert!(
-        frames.iter().any(|f| f.contains("must connect with its key")),
+        frames
+            .iter()
+            .any(|f| f.contains("must connect with its key")),
         "{frames:?}"
     );
     assert_eq!(status(addr, "node-05")["state"], "offline");
@@ -273,14 +322,19 @@ fn upgraded(addr: SocketAddr) -> TcpStream {
          Authorization: Bearer {KEY}\r\n\r\n"
     )
     .expect("upgrade request");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         s.read_exact(&mut byte).expect("upgrade answer");
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s
 }
 
@@ -310,7 +364,8 @@ fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() 
     let mut half_open: Vec<TcpStream> = (0..300)
         .map(|_| {
             let mut s = TcpStream::connect(addr).expect("connect");
-            s.write_all(b"GET /api/nodes HT").expect("partial request line");
+            s.write_all(b"GET /api/nodes HT")
+                .expect("partial request line");
             s.set_nonblocking(true).expect("nonblocking");
             s
         })
@@ -343,7 +398,13 @@ fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() 
     let (code, body) = rest(addr, "GET", "/api/nodes", None);
     assert_eq!(code, 200, "{body}");
     let sacn = UdpSocket::bind("127.0.0.1:0").expect("udp");
-    let cfg = receiver_config(&dir, "node-01", 1, port, sacn.local_addr().expect("addr").port());
+    let cfg = receiver_config(
+        &dir,
+        "node-01",
+        1,
+        port,
+        sacn.local_addr().expect("addr").port(),
+    );
     let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-1"), Some(KEY));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
 
@@ -367,11 +428,17 @@ fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() 
         .collect();
     stop.store(true, Ordering::Relaxed);
     assert!(
-        waits.iter().all(|w| w.is_some_and(|d| d < Duration::from_secs(30))),
+        waits
+            .iter()
+            .all(|w| w.is_some_and(|d| d < Duration::from_secs(30))),
         "every pre-hello WebSocket is closed, pings or not: {waits:?}"
     );
     assert_eq!(ws_closed.load(Ordering::Relaxed), 10);
-    assert_eq!(status(addr, "node-01")["state"], "online", "the node was not disturbed");
+    assert_eq!(
+        status(addr, "node-01")["state"],
+        "online",
+        "the node was not disturbed"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -419,7 +486,8 @@ fn the_connection_cap_refuses_a_flood_and_keeps_room_for_known_nodes() {
         })
     };
     let start = Instant::now();
-    while refused_at_once.load(Ordering::Relaxed) < 40 && start.elapsed() < Duration::from_secs(20) {
+    while refused_at_once.load(Ordering::Relaxed) < 40 && start.elapsed() < Duration::from_secs(20)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
@@ -431,7 +499,13 @@ fn the_connection_cap_refuses_a_flood_and_keeps_room_for_known_nodes() {
     let (code, body) = rest(addr, "GET", "/api/nodes", None);
     assert_eq!(code, 200, "{body}");
     let sacn = UdpSocket::bind("127.0.0.1:0").expect("udp");
-    let cfg = receiver_config(&dir, "node-01", 1, port, sacn.local_addr().expect("addr").port());
+    let cfg = receiver_config(
+        &dir,
+        "node-01",
+        1,
+        port,
+        sacn.local_addr().expect("addr").port(),
+    );
     let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-1"), Some(KEY));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
     let (_, alerts) = rest(addr, "GET", "/api/alerts", None);
@@ -472,7 +546,9 @@ fn sacn_streams() -> (u16, Streams, Arc<AtomicBool>) {
                 rockontrol_wire::sacn::decode(&buf[..n])
             {
                 let mut s = sink.lock().expect("streams");
-                let e = s.entry((p.universe, p.source_name.to_string())).or_default();
+                let e = s
+                    .entry((p.universe, p.source_name.to_string()))
+                    .or_default();
                 if p.options.stream_terminated {
                     e.1 = Some(Instant::now());
                 } else {
@@ -517,7 +593,13 @@ fn a_node_registering_later_takes_its_universe_over_from_the_master() {
     )
     .expect("show");
     let master_cfg = master_config(&dir, port, "");
-    let _master = Node::start("master", &master_cfg, Some(&show), &dir.join("state-m"), Some(KEY));
+    let _master = Node::start(
+        "master",
+        &master_cfg,
+        Some(&show),
+        &dir.join("state-m"),
+        Some(KEY),
+    );
     let addr = master_addr(&_master);
     // The master outputs universe 3 (no node has it).
     let start = Instant::now();

@@ -111,7 +111,10 @@ mod tests {
         }];
         save(&dir, &list).expect("saved");
         assert_eq!(load(&dir).expect("read"), list);
-        assert!(!dir.join(format!("{FILE}.tmp")).exists(), "renamed into place");
+        assert!(
+            !dir.join(format!("{FILE}.tmp")).exists(),
+            "renamed into place"
+        );
         std::fs::write(dir.join(FILE), "{not json").expect("corrupt it");
         assert!(matches!(load(&dir), Err(AdoptionsError::Parse { .. })));
         let _ = std::fs::remove_dir_all(&dir);

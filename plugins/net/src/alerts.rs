@@ -293,7 +293,12 @@ mod tests {
                 lines += 1;
             }
         }
-        assert_eq!(log.len(), 2, "the conflict and one aggregate: {:?}", log.to_vec());
+        assert_eq!(
+            log.len(),
+            2,
+            "the conflict and one aggregate: {:?}",
+            log.to_vec()
+        );
         let conflict = log
             .iter()
             .find(|a| a.kind == AlertKind::UniverseConflict)
@@ -311,12 +316,19 @@ mod tests {
             "{}",
             flood.message
         );
-        assert_eq!(lines, 1, "1.1 s of repeats: the first line only (5 s interval)");
+        assert_eq!(
+            lines, 1,
+            "1.1 s of repeats: the first line only (5 s interval)"
+        );
         // Later repeats report once per interval, with the count in between.
         let line = log
             .raise(refused("127.0.0.1", 2000), at(6000))
             .expect("due after 5 s");
-        assert!(line.text.contains("(1100 since the last report)"), "{}", line.text);
+        assert!(
+            line.text.contains("(1100 since the last report)"),
+            "{}",
+            line.text
+        );
         assert_eq!(log.raise(refused("127.0.0.1", 2001), at(6001)), None);
     }
 
@@ -344,8 +356,15 @@ mod tests {
             node_id: None,
             message: "fyi".into(),
         };
-        assert!(errors.raise(info.clone(), at(2)).is_some(), "the first drop is logged");
-        assert_eq!(errors.raise(info, at(3)), None, "later drops are rate-limited");
+        assert!(
+            errors.raise(info.clone(), at(2)).is_some(),
+            "the first drop is logged"
+        );
+        assert_eq!(
+            errors.raise(info, at(3)),
+            None,
+            "later drops are rate-limited"
+        );
         assert_eq!(errors.len(), 2);
         assert!(errors.iter().all(|a| a.severity == Severity::Error));
         assert_eq!(errors.dropped(), 2);

@@ -44,7 +44,7 @@ use crate::protocol::{
     decode_to_master,
 };
 use crate::registry::{
-    AdoptError, Admitted, AlertKind, Delivery, LinkAuth, NodeEntry, Peer, PendingView, Registry,
+    Admitted, AdoptError, AlertKind, Delivery, LinkAuth, NodeEntry, Peer, PendingView, Registry,
     Severity, SubmitError,
 };
 
@@ -181,7 +181,10 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
 }
 
 /// Answers 408 for a request not handled (its body read included) within [`REQUEST_TIMEOUT`].
-async fn request_timeout(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn request_timeout(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
         Err(_) => error(
@@ -271,7 +274,10 @@ pub async fn serve_with(
                 },
             );
             // The permit lives with the socket, through a WebSocket upgrade too.
-            let io = hyper_util::rt::TokioIo::new(Limited { io: tcp, _permit: permit });
+            let io = hyper_util::rt::TokioIo::new(Limited {
+                io: tcp,
+                _permit: permit,
+            });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -1028,7 +1034,12 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
             }
             Ok(ToMaster::Hello(_)) => {
                 bad += 1;
-                send_error(&shared, &node_id, conn_id, "hello was already received".into());
+                send_error(
+                    &shared,
+                    &node_id,
+                    conn_id,
+                    "hello was already received".into(),
+                );
             }
             Ok(ToMaster::Proof { .. }) => {
                 bad += 1;

@@ -203,8 +203,10 @@ fn master_routing(
     if net.routed_for == Some((epoch, engine.generation)) {
         return;
     }
-    let show: Vec<u16> = fade.show().universes.iter().copied().collect();
-    let local = net.shared.registry().local_universes(&show);
+    let local = net
+        .shared
+        .registry()
+        .local_universes(&fade.show().universes);
     net.routed_for = Some((epoch, engine.generation));
     if dmx.only_universes.as_ref() != Some(&local) {
         info!("the master outputs universes {local:?} itself");

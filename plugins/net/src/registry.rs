@@ -32,8 +32,8 @@ use rockontrol_engine::{Command, PlaybackState};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub use crate::alerts::{Alert, AlertKind, Severity};
 use crate::adoptions::{Adoption, BoundKey};
+pub use crate::alerts::{Alert, AlertKind, Severity};
 use crate::alerts::{AlertLog, NewAlert};
 use crate::config::{Capability, ManagedNode, MasterConfig, UniverseConflict};
 use crate::protocol::{
@@ -225,7 +225,9 @@ pub struct PendingView {
 /// Why an adoption is refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AdoptError {
-    #[error("no pending connection claims node {0:?} (it must be connected, without a key, to be adopted)")]
+    #[error(
+        "no pending connection claims node {0:?} (it must be connected, without a key, to be adopted)"
+    )]
     NotPending(String),
     #[error("{} pending connections claim node {node_id:?} ({}); adopt one by its connection", .candidates.len(), .candidates.iter().map(|(c, a)| format!("connection {c} from {a}")).collect::<Vec<_>>().join(", "))]
     Ambiguous {
@@ -452,7 +454,10 @@ impl Registry {
                 kind: AlertKind::RefusedHello,
                 source: Some(&source),
                 node_id: None,
-                message: format!("hello as {:?} from {} refused: {refusal}", hello.node_id, peer.addr),
+                message: format!(
+                    "hello as {:?} from {} refused: {refusal}",
+                    hello.node_id, peer.addr
+                ),
             },
             now,
         );
@@ -661,11 +666,7 @@ impl Registry {
         tx: mpsc::Sender<Arc<str>>,
         now: SystemTime,
     ) -> Result<Admitted, Refusal> {
-        let refusal = match self.admit(hello, peer) {
-            Ok(()) => None,
-            Err(r) => Some(r),
-        };
-        if let Some(refusal) = refusal {
+        if let Err(refusal) = self.admit(hello, peer) {
             self.refused_hello(peer, hello, &refusal, now);
             return Err(refusal);
         }
@@ -1240,7 +1241,6 @@ impl Registry {
     pub fn mdns_goodbye(&mut self, instance: &str) {
         self.discovered.remove(instance);
     }
-
 }
 
 /// A random tag for this start of the master (12 hex digits), from the standard library's
@@ -1425,7 +1425,8 @@ mod tests {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
         let (tx, _rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now).expect("first");
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
+            .expect("first");
         let (tx2, _rx2) = mpsc::channel(64);
         assert_eq!(
             reg.hello(&hello("node-01"), &keyed(), tx2.clone(), now),
@@ -1437,7 +1438,10 @@ mod tests {
             reg.hello(&old, &keyed(), tx2.clone(), now),
             Err(Refusal::Protocol { .. })
         ));
-        assert!(!reg.nodes.contains_key("node-02"), "a refused build is not listed");
+        assert!(
+            !reg.nodes.contains_key("node-02"),
+            "a refused build is not listed"
+        );
     }
 
     /// Issue 10 defect 4 and issue 16 item 6: a key-less hello changed the registry before any
@@ -1463,13 +1467,22 @@ mod tests {
         let mut refused = 0;
         for i in 0..2000 {
             let (tx, _rx) = mpsc::channel(4);
-            match reg.hello(&hello(&format!("x-{i}")), &keyless("10.0.0.66:5001"), tx, now) {
+            match reg.hello(
+                &hello(&format!("x-{i}")),
+                &keyless("10.0.0.66:5001"),
+                tx,
+                now,
+            ) {
                 Ok(Admitted::Pending(_)) => {}
                 Err(Refusal::TooManyPending) => refused += 1,
                 other => panic!("hello {i}: {other:?}"),
             }
         }
-        assert_eq!(reg.nodes.len(), before, "no entry for an unauthenticated node");
+        assert_eq!(
+            reg.nodes.len(),
+            before,
+            "no entry for an unauthenticated node"
+        );
         assert_eq!(reg.pending().len(), MAX_PENDING);
         assert_eq!(refused, 2000 - MAX_PENDING);
         assert_eq!(
@@ -1522,10 +1535,17 @@ mod tests {
             .adopt("node-05", Some(a.conn_id()), now)
             .expect("adopted");
         assert_eq!(
-            (adoption.address.as_str(), adoption.key, adoption.universes.clone()),
+            (
+                adoption.address.as_str(),
+                adoption.key,
+                adoption.universes.clone()
+            ),
             ("10.0.0.5", BoundKey::Control, vec![5])
         );
-        assert!(reg.is_linked("node-05", a.conn_id()), "the chosen connection");
+        assert!(
+            reg.is_linked("node-05", a.conn_id()),
+            "the chosen connection"
+        );
         assert!(!reg.is_linked("node-05", b.conn_id()));
         let msgs = drain(&mut rx_a);
         assert!(
@@ -1586,13 +1606,22 @@ mod tests {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
         let show = [1, 2, 3, 4];
-        assert_eq!(reg.local_universes(&show), vec![3, 4], "node-01 has 1 and 2");
+        assert_eq!(
+            reg.local_universes(&show),
+            vec![3, 4],
+            "node-01 has 1 and 2"
+        );
         let epoch = reg.routing_epoch();
-        reg.register("node-07", vec![], vec![3], now).expect("registered");
-        assert!(reg.routing_epoch() > epoch, "a registration moves the epoch");
+        reg.register("node-07", vec![], vec![3], now)
+            .expect("registered");
+        assert!(
+            reg.routing_epoch() > epoch,
+            "a registration moves the epoch"
+        );
         assert_eq!(reg.local_universes(&show), vec![4]);
         let epoch = reg.routing_epoch();
-        reg.register("node-07", vec![], vec![3], now).expect("again");
+        reg.register("node-07", vec![], vec![3], now)
+            .expect("again");
         assert_eq!(reg.routing_epoch(), epoch, "the same universes: no change");
         // A node linking with universes of its own takes them over.
         let mut late = hello("node-08");
@@ -1614,9 +1643,12 @@ mod tests {
             }]
         );
         assert!(
-            reg.alerts().iter().any(|a| a.kind == AlertKind::UniverseConflict
-                && a.severity == Severity::Error
-                && a.message == "universe conflict: universe 3 is assigned to node-07 and node-08"),
+            reg.alerts()
+                .iter()
+                .any(|a| a.kind == AlertKind::UniverseConflict
+                    && a.severity == Severity::Error
+                    && a.message
+                        == "universe conflict: universe 3 is assigned to node-07 and node-08"),
             "{:?}",
             reg.alerts()
         );
