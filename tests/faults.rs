@@ -332,16 +332,25 @@ fn an_idle_master_sends_every_linked_node_a_frame_every_second() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Everything a fake master received, on every connection, and how often it was connected.
+/// Everything a fake master received, on every connection: the raw bytes (HTTP headers, any
+/// plain request) and the WebSocket messages decoded (frames from a client are masked, so
+/// their text is not in the raw bytes); and how often it was connected.
 #[derive(Clone, Default)]
 struct Received {
     bytes: Arc<Mutex<Vec<u8>>>,
+    messages: Arc<Mutex<Vec<String>>>,
     connections: Arc<AtomicUsize>,
 }
 
 impl Received {
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes.lock().expect("bytes")).into_owned()
+        let raw = String::from_utf8_lossy(&self.bytes.lock().expect("bytes")).into_owned();
+        let messages = self.messages.lock().expect("messages").join("\n");
+        format!("{raw}\n{messages}")
+    }
+
+    fn messages(&self) -> String {
+        self.messages.lock().expect("messages").join("\n")
     }
 }
 
@@ -400,10 +409,21 @@ fn fake_session(stream: Recording, master_id: &str) {
         .stream
         .set_read_timeout(Some(Duration::from_secs(10)));
     // Plain HTTP (a show fetch) fails the upgrade: its bytes are recorded all the same.
+    let log = stream.into.clone();
     let Ok(mut ws) = tungstenite::accept(stream) else {
         return;
     };
-    if ws.read().is_err() {
+    let keep = |msg: tungstenite::Result<tungstenite::Message>| match msg {
+        Ok(m) => {
+            log.messages.lock().expect("messages").push(match m {
+                tungstenite::Message::Text(t) => t.to_string(),
+                other => format!("{other:?}"),
+            });
+            true
+        }
+        Err(_) => false,
+    };
+    if !keep(ws.read()) {
         return;
     }
     let hash = "f".repeat(64);
@@ -429,7 +449,7 @@ fn fake_session(stream: Recording, master_id: &str) {
         }
     }
     // Read (and so record) whatever the node answers until it hangs up.
-    while ws.read().is_ok() {}
+    while keep(ws.read()) {}
 }
 
 /// Set in the copy of this test binary that runs inside a network namespace.
@@ -531,28 +551,33 @@ fn impostor_scenario() {
 
     let seen = fake.text();
     assert!(
-        fake.connections.load(Ordering::SeqCst) >= 1 && seen.contains("\"type\":\"hello\""),
-        "master_ip (the fake) is tried first: {seen}"
+        fake.connections.load(Ordering::SeqCst) >= 1
+            && fake.messages().contains("\"type\":\"hello\""),
+        "master_ip (the fake) is tried first: {}",
+        fake.messages()
     );
     assert!(
         !seen.contains(KEY),
-        "the key never reaches a master that did not prove itself: {seen}"
+        "the key never reaches a master that did not prove itself: {}",
+        fake.messages()
     );
     assert!(
-        seen.contains("\"auth\":{\"key_id\""),
-        "the hello names the key by its id: {seen}"
+        fake.messages().contains("\"auth\":{\"key_id\""),
+        "the hello names the key by its id: {}",
+        fake.messages()
     );
     for never in ["\"type\":\"proof\"", "\"type\":\"ack\"", "\"type\":\"heartbeat\"", "GET /api/show"] {
         assert!(
             !seen.contains(never),
-            "the receiver sent the fake no {never}: {seen}"
+            "the receiver sent the fake no {never}: {}",
+            fake.messages()
         );
     }
     assert_eq!(
         rogue.connections.load(Ordering::SeqCst),
         0,
         "a master advertised under another id than master_id is never contacted: {}",
-        rogue.text()
+        rogue.messages()
     );
     assert!(!rogue.text().contains(KEY));
     drop(receiver);
