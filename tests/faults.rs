@@ -158,25 +158,27 @@ impl FreezingProxy {
             .spawn(move || {
                 for down in listener.incoming().flatten() {
                     let flag = Arc::clone(&flag);
-                    let _ = std::thread::Builder::new()
-                        .name("proxy-conn".into())
-                        .spawn(move || {
-                            // Frozen: a new connection is held open and gets nowhere.
-                            while flag.load(Ordering::SeqCst) {
-                                std::thread::sleep(Duration::from_millis(10));
-                            }
-                            let Ok(up) = TcpStream::connect(upstream) else {
-                                return;
-                            };
-                            let (Ok(down2), Ok(up2)) = (down.try_clone(), up.try_clone()) else {
-                                return;
-                            };
-                            let back = Arc::clone(&flag);
-                            let _ = std::thread::Builder::new()
-                                .name("proxy-up".into())
-                                .spawn(move || pump(up2, down2, &back));
-                            pump(down, up, &flag);
-                        });
+                    let _ =
+                        std::thread::Builder::new()
+                            .name("proxy-conn".into())
+                            .spawn(move || {
+                                // Frozen: a new connection is held open and gets nowhere.
+                                while flag.load(Ordering::SeqCst) {
+                                    std::thread::sleep(Duration::from_millis(10));
+                                }
+                                let Ok(up) = TcpStream::connect(upstream) else {
+                                    return;
+                                };
+                                let (Ok(down2), Ok(up2)) = (down.try_clone(), up.try_clone())
+                                else {
+                                    return;
+                                };
+                                let back = Arc::clone(&flag);
+                                let _ = std::thread::Builder::new()
+                                    .name("proxy-up".into())
+                                    .spawn(move || pump(up2, down2, &back));
+                                pump(down, up, &flag);
+                            });
                 }
             })
             .expect("proxy thread");
@@ -236,7 +238,9 @@ fn a_receiver_behind_a_frozen_partition_blacks_out_and_recovers_when_it_heals() 
     let frozen = Instant::now();
     proxy.freeze();
     let dark = expect_blackout(&sacn, frozen, "partition");
-    std::thread::sleep((frozen + Duration::from_secs(20)).saturating_duration_since(Instant::now()));
+    std::thread::sleep(
+        (frozen + Duration::from_secs(20)).saturating_duration_since(Instant::now()),
+    );
     let during = sacn.values_since(1, dark);
     proxy.heal();
     assert!(
@@ -315,7 +319,10 @@ fn an_idle_master_sends_every_linked_node_a_frame_every_second() {
         .collect();
     assert_eq!(kinds.first(), Some(&"welcome"), "{kinds:?}");
     let syncs = kinds.iter().filter(|k| **k == "sync").count();
-    assert!(syncs >= 4, "the show clock every second: {syncs} in 6 s ({kinds:?})");
+    assert!(
+        syncs >= 4,
+        "the show clock every second: {syncs} in 6 s ({kinds:?})"
+    );
     // From the welcome on, no gap longer than a second and a half (1 s plus scheduling).
     let mut times: Vec<Instant> = arrivals.iter().map(|(t, _)| *t).collect();
     times.push(Instant::now());
@@ -537,7 +544,13 @@ fn impostor_scenario() {
     );
     let receiver = Node::start("receiver", &recv_cfg, None, &dir.join("state-r"));
     wait_state(addr, "node-01", "online", Duration::from_secs(60));
-    let (status, body) = rest(addr, "POST", "/api/nodes/master-real/command", Some(KEY), Some(GO));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-real/command",
+        Some(KEY),
+        Some(GO),
+    );
     assert_eq!(status, 200, "GO on the real master: {body}");
     sacn.wait_value(1, |v| v == 255, Duration::from_secs(15));
     // The fake's blackout and intensity 0 were never executed: full stays full.
@@ -566,7 +579,12 @@ fn impostor_scenario() {
         "the hello names the key by its id: {}",
         fake.messages()
     );
-    for never in ["\"type\":\"proof\"", "\"type\":\"ack\"", "\"type\":\"heartbeat\"", "GET /api/show"] {
+    for never in [
+        "\"type\":\"proof\"",
+        "\"type\":\"ack\"",
+        "\"type\":\"heartbeat\"",
+        "GET /api/show",
+    ] {
         assert!(
             !seen.contains(never),
             "the receiver sent the fake no {never}: {}",
