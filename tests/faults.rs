@@ -158,25 +158,27 @@ impl FreezingProxy {
             .spawn(move || {
                 for down in listener.incoming().flatten() {
                     let flag = Arc::clone(&flag);
-                    let _ = std::thread::Builder::new()
-                        .name("proxy-conn".into())
-                        .spawn(move || {
-                            // Frozen: a new connection is held open and gets nowhere.
-                            while flag.load(Ordering::SeqCst) {
-                                std::thread::sleep(Duration::from_millis(10));
-                            }
-                            let Ok(up) = TcpStream::connect(upstream) else {
-                                return;
-                            };
-                            let (Ok(down2), Ok(up2)) = (down.try_clone(), up.try_clone()) else {
-                                return;
-                            };
-                            let back = Arc::clone(&flag);
-                            let _ = std::thread::Builder::new()
-                                .name("proxy-up".into())
-                                .spawn(move || pump(up2, down2, &back));
-                            pump(down, up, &flag);
-                        });
+                    let _ =
+                        std::thread::Builder::new()
+                            .name("proxy-conn".into())
+                            .spawn(move || {
+                                // Frozen: a new connection is held open and gets nowhere.
+                                while flag.load(Ordering::SeqCst) {
+                                    std::thread::sleep(Duration::from_millis(10));
+                                }
+                                let Ok(up) = TcpStream::connect(upstream) else {
+                                    return;
+                                };
+                                let (Ok(down2), Ok(up2)) = (down.try_clone(), up.try_clone())
+                                else {
+                                    return;
+                                };
+                                let back = Arc::clone(&flag);
+                                let _ = std::thread::Builder::new()
+                                    .name("proxy-up".into())
+                                    .spawn(move || pump(up2, down2, &back));
+                                pump(down, up, &flag);
+                            });
                 }
             })
             .expect("proxy thread");
@@ -236,7 +238,9 @@ fn a_receiver_behind_a_frozen_partition_blacks_out_and_recovers_when_it_heals() 
     let frozen = Instant::now();
     proxy.freeze();
     let dark = expect_blackout(&sacn, frozen, "partition");
-    std::thread::sleep((frozen + Duration::from_secs(20)).saturating_duration_since(Instant::now()));
+    std::thread::sleep(
+        (frozen + Duration::from_secs(20)).saturating_duration_since(Instant::now()),
+    );
     let during = sacn.values_since(1, dark);
     proxy.heal();
     assert!(
@@ -315,7 +319,10 @@ fn an_idle_master_sends_every_linked_node_a_frame_every_second() {
         .collect();
     assert_eq!(kinds.first(), Some(&"welcome"), "{kinds:?}");
     let syncs = kinds.iter().filter(|k| **k == "sync").count();
-    assert!(syncs >= 4, "the show clock every second: {syncs} in 6 s ({kinds:?})");
+    assert!(
+        syncs >= 4,
+        "the show clock every second: {syncs} in 6 s ({kinds:?})"
+    );
     // From the welcome on, no gap longer than a second and a half (1 s plus scheduling).
     let mut times: Vec<Instant> = arrivals.iter().map(|(t, _)| *t).collect();
     times.push(Instant::now());
@@ -332,16 +339,25 @@ fn an_idle_master_sends_every_linked_node_a_frame_every_second() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Everything a fake master received, on every connection, and how often it was connected.
+/// Everything a fake master received, on every connection: the raw bytes (HTTP headers, any
+/// plain request) and the WebSocket messages decoded (frames from a client are masked, so
+/// their text is not in the raw bytes); and how often it was connected.
 #[derive(Clone, Default)]
 struct Received {
     bytes: Arc<Mutex<Vec<u8>>>,
+    messages: Arc<Mutex<Vec<String>>>,
     connections: Arc<AtomicUsize>,
 }
 
 impl Received {
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes.lock().expect("bytes")).into_owned()
+        let raw = String::from_utf8_lossy(&self.bytes.lock().expect("bytes")).into_owned();
+        let messages = self.messages.lock().expect("messages").join("\n");
+        format!("{raw}\n{messages}")
+    }
+
+    fn messages(&self) -> String {
+        self.messages.lock().expect("messages").join("\n")
     }
 }
 
@@ -400,10 +416,21 @@ fn fake_session(stream: Recording, master_id: &str) {
         .stream
         .set_read_timeout(Some(Duration::from_secs(10)));
     // Plain HTTP (a show fetch) fails the upgrade: its bytes are recorded all the same.
+    let log = stream.into.clone();
     let Ok(mut ws) = tungstenite::accept(stream) else {
         return;
     };
-    if ws.read().is_err() {
+    let keep = |msg: tungstenite::Result<tungstenite::Message>| match msg {
+        Ok(m) => {
+            log.messages.lock().expect("messages").push(match m {
+                tungstenite::Message::Text(t) => t.to_string(),
+                other => format!("{other:?}"),
+            });
+            true
+        }
+        Err(_) => false,
+    };
+    if !keep(ws.read()) {
         return;
     }
     let hash = "f".repeat(64);
@@ -429,7 +456,7 @@ fn fake_session(stream: Recording, master_id: &str) {
         }
     }
     // Read (and so record) whatever the node answers until it hangs up.
-    while ws.read().is_ok() {}
+    while keep(ws.read()) {}
 }
 
 /// Set in the copy of this test binary that runs inside a network namespace.
@@ -517,7 +544,13 @@ fn impostor_scenario() {
     );
     let receiver = Node::start("receiver", &recv_cfg, None, &dir.join("state-r"));
     wait_state(addr, "node-01", "online", Duration::from_secs(60));
-    let (status, body) = rest(addr, "POST", "/api/nodes/master-real/command", Some(KEY), Some(GO));
+    let (status, body) = rest(
+        addr,
+        "POST",
+        "/api/nodes/master-real/command",
+        Some(KEY),
+        Some(GO),
+    );
     assert_eq!(status, 200, "GO on the real master: {body}");
     sacn.wait_value(1, |v| v == 255, Duration::from_secs(15));
     // The fake's blackout and intensity 0 were never executed: full stays full.
@@ -531,28 +564,38 @@ fn impostor_scenario() {
 
     let seen = fake.text();
     assert!(
-        fake.connections.load(Ordering::SeqCst) >= 1 && seen.contains("\"type\":\"hello\""),
-        "master_ip (the fake) is tried first: {seen}"
+        fake.connections.load(Ordering::SeqCst) >= 1
+            && fake.messages().contains("\"type\":\"hello\""),
+        "master_ip (the fake) is tried first: {}",
+        fake.messages()
     );
     assert!(
         !seen.contains(KEY),
-        "the key never reaches a master that did not prove itself: {seen}"
+        "the key never reaches a master that did not prove itself: {}",
+        fake.messages()
     );
     assert!(
-        seen.contains("\"auth\":{\"key_id\""),
-        "the hello names the key by its id: {seen}"
+        fake.messages().contains("\"auth\":{\"key_id\""),
+        "the hello names the key by its id: {}",
+        fake.messages()
     );
-    for never in ["\"type\":\"proof\"", "\"type\":\"ack\"", "\"type\":\"heartbeat\"", "GET /api/show"] {
+    for never in [
+        "\"type\":\"proof\"",
+        "\"type\":\"ack\"",
+        "\"type\":\"heartbeat\"",
+        "GET /api/show",
+    ] {
         assert!(
             !seen.contains(never),
-            "the receiver sent the fake no {never}: {seen}"
+            "the receiver sent the fake no {never}: {}",
+            fake.messages()
         );
     }
     assert_eq!(
         rogue.connections.load(Ordering::SeqCst),
         0,
         "a master advertised under another id than master_id is never contacted: {}",
-        rogue.text()
+        rogue.messages()
     );
     assert!(!rogue.text().contains(KEY));
     drop(receiver);

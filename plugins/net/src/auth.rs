@@ -155,10 +155,20 @@ mod tests {
             read_only: vec!["reader-key-1".into()],
         };
         let id = |k| crate::handshake::key_id(k);
-        assert_eq!(keys.control_with_id(&id("control-key-2")), Some("control-key-2"));
-        assert_eq!(keys.control_with_id(&id("control-key-1")), Some("control-key-1"));
+        assert_eq!(
+            keys.control_with_id(&id("control-key-2")),
+            Some("control-key-2")
+        );
+        assert_eq!(
+            keys.control_with_id(&id("control-key-1")),
+            Some("control-key-1")
+        );
         assert_eq!(keys.control_with_id(&id("reader-key-1")), None);
-        assert_eq!(keys.control_with_id("control-key-1"), None, "a key is not its id");
+        assert_eq!(
+            keys.control_with_id("control-key-1"),
+            None,
+            "a key is not its id"
+        );
     }
 
     #[test]

@@ -122,7 +122,10 @@ impl LinkError {
     /// Whether the master behind this failure is tried last for a while: it refused this node,
     /// or could not prove it holds the key (an impostor, or a master with another key).
     pub fn distrusts(&self) -> bool {
-        matches!(self, LinkError::Handshake { .. } | LinkError::Refused { .. })
+        matches!(
+            self,
+            LinkError::Handshake { .. } | LinkError::Refused { .. }
+        )
     }
 }
 
@@ -135,14 +138,7 @@ pub async fn run_link(
     let mut known = config.known_shows.clone();
     let mut selection = MasterSelection::new(&config.master, config.master_id.clone());
     loop {
-        let linked = link_round(
-            &config,
-            &mut selection,
-            &events,
-            &mut outgoing,
-            &mut known,
-        )
-        .await;
+        let linked = link_round(&config, &mut selection, &events, &mut outgoing, &mut known).await;
         let Some(linked) = linked else { return };
         tracing::info!(
             "{}; trying again in {:?}",
@@ -372,9 +368,7 @@ async fn session(
 }
 
 type Sink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     Message,
 >;
 

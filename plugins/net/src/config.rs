@@ -562,14 +562,20 @@ mod tests {
         };
         assert_eq!(none.master_id, None, "optional: the seed has none");
         let e = NodeConfig::parse(
-            &seed::RECEIVER.replace("\"auto_discover\"", "\"master_id\": \"a b\", \"auto_discover\""),
+            &seed::RECEIVER.replace(
+                "\"auto_discover\"",
+                "\"master_id\": \"a b\", \"auto_discover\"",
+            ),
             Syntax::Json,
             "node.json",
         )
         .expect_err("a bad id");
         assert!(e.to_string().contains("master_id: node_id \"a b\""), "{e}");
         let e = NodeConfig::parse(
-            &seed::RECEIVER.replace("\"auto_discover\"", "\"master_name\": \"m\", \"auto_discover\""),
+            &seed::RECEIVER.replace(
+                "\"auto_discover\"",
+                "\"master_name\": \"m\", \"auto_discover\"",
+            ),
             Syntax::Json,
             "node.json",
         )

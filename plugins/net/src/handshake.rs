@@ -245,13 +245,17 @@ impl ReceiverHandshake {
                 Ok(Step::Linked(ToReceiver::Welcome(w)))
             }
             (None, _, ToReceiver::Challenge { .. }) => Err(HandshakeError::NoKey),
-            (Some(key), None, ToReceiver::Challenge {
-                master_id,
-                nonce,
-                proof: master_proof,
-            }) => {
-                let master_nonce = Nonce::from_hex(&nonce)
-                    .map_err(|e| HandshakeError::Unproven(e.to_string()))?;
+            (
+                Some(key),
+                None,
+                ToReceiver::Challenge {
+                    master_id,
+                    nonce,
+                    proof: master_proof,
+                },
+            ) => {
+                let master_nonce =
+                    Nonce::from_hex(&nonce).map_err(|e| HandshakeError::Unproven(e.to_string()))?;
                 let t = Transcript {
                     client_nonce: self.nonce,
                     master_nonce,
@@ -404,14 +408,23 @@ mod tests {
         let t = transcript();
         let p = proof(KEY, Side::Master, &t);
         assert_eq!(p.len(), 64, "HMAC-SHA256 in hex: {p}");
-        assert_eq!(verify(KEY, Side::Master, &t, &p), Ok(()), "right key passes");
+        assert_eq!(
+            verify(KEY, Side::Master, &t, &p),
+            Ok(()),
+            "right key passes"
+        );
         assert_eq!(
             verify("wrong-key-0001", Side::Master, &t, &p),
             Err(ProofError::Mismatch),
             "a proof made with the right key does not pass under another"
         );
         assert_eq!(
-            verify(KEY, Side::Master, &t, &proof("wrong-key-0001", Side::Master, &t)),
+            verify(
+                KEY,
+                Side::Master,
+                &t,
+                &proof("wrong-key-0001", Side::Master, &t)
+            ),
             Err(ProofError::Mismatch),
             "a proof made with another key does not pass"
         );
@@ -426,10 +439,7 @@ mod tests {
             Err(ProofError::BadHex),
             "garbage is an error, not a panic"
         );
-        assert_eq!(
-            verify(KEY, Side::Master, &t, ""),
-            Err(ProofError::Mismatch)
-        );
+        assert_eq!(verify(KEY, Side::Master, &t, ""), Err(ProofError::Mismatch));
     }
 
     #[test]
@@ -523,7 +533,9 @@ mod tests {
         let start = || ReceiverHandshake::new(Some(KEY.into()), "node-01", None, CLIENT);
         // A master with another key.
         let impostor = MasterChallenge::new("wrong-key-0001", CLIENT, MASTER, "node-01", "m");
-        let e = start().on_message(impostor.message()).expect_err("wrong key");
+        let e = start()
+            .on_message(impostor.message())
+            .expect_err("wrong key");
         assert!(
             e.to_string()
                 .contains("could not prove it holds our key (the proof does not match)"),

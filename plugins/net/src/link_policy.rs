@@ -127,7 +127,8 @@ impl MasterSelection {
 
     /// `addr` refused this node or failed to prove itself at `now`: tried last for a while.
     pub fn distrust(&mut self, addr: SocketAddr, now: Instant) {
-        self.distrusted.retain(|(a, until)| *a != addr && now < *until);
+        self.distrusted
+            .retain(|(a, until)| *a != addr && now < *until);
         self.distrusted.push((addr, now + DISTRUST_PERIOD));
     }
 
@@ -154,7 +155,10 @@ mod tests {
         // The node sends its heartbeat at 1 s and 2 s: nothing here moves the watch; the
         // master said nothing since 0 s.
         assert!(!watch.is_silent(at(2.9, t0)));
-        assert!(watch.is_silent(at(3.0, t0)), "silent 3 s after the last frame");
+        assert!(
+            watch.is_silent(at(3.0, t0)),
+            "silent 3 s after the last frame"
+        );
         assert_eq!(watch.deadline(), at(3.0, t0));
         // A frame at 2.5 s moves the deadline to 5.5 s.
         watch.heard(at(2.5, t0));
@@ -183,7 +187,11 @@ mod tests {
         let t0 = Instant::now();
         let sel = MasterSelection::new(&MasterAddress::Discover(Some(addr(9000))), None);
         assert!(sel.discovers());
-        assert_eq!(sel.before_discovery(t0), vec![addr(9000)], "master_ip first");
+        assert_eq!(
+            sel.before_discovery(t0),
+            vec![addr(9000)],
+            "master_ip first"
+        );
         let mdns = [
             seen("master-01", "master", 9001),
             seen("node-02", "receiver", 9002),
@@ -197,9 +205,16 @@ mod tests {
         let fixed_only = MasterSelection::new(&MasterAddress::Fixed(addr(9000)), None);
         assert!(!fixed_only.discovers());
         assert_eq!(fixed_only.before_discovery(t0), vec![addr(9000)]);
-        assert!(fixed_only.after_discovery(&[], &[addr(9000)], t0).is_empty());
+        assert!(
+            fixed_only
+                .after_discovery(&[], &[addr(9000)], t0)
+                .is_empty()
+        );
         let mdns_only = MasterSelection::new(&MasterAddress::Discover(None), None);
-        assert!(mdns_only.before_discovery(t0).is_empty(), "nothing to try first");
+        assert!(
+            mdns_only.before_discovery(t0).is_empty(),
+            "nothing to try first"
+        );
     }
 
     #[test]

@@ -1116,11 +1116,9 @@ async fn prove_node(
     let master_nonce = Nonce::random().map_err(ProofRefusal::Random)?;
     let master_id = shared.registry().master_id.clone();
     let challenge = MasterChallenge::new(key, client_nonce, master_nonce, node_id, &master_id);
-    sink.send(Message::Text(
-        protocol::encode(&challenge.message()).into(),
-    ))
-    .await
-    .map_err(|e| ProofRefusal::Link(e.to_string()))?;
+    sink.send(Message::Text(protocol::encode(&challenge.message()).into()))
+        .await
+        .map_err(|e| ProofRefusal::Link(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + PROOF_TIMEOUT;
     let text = loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
@@ -1135,7 +1133,9 @@ async fn prove_node(
         }
     };
     match decode_to_master(&text) {
-        Ok(ToMaster::Proof { proof }) => challenge.check(&proof).map_err(|_| ProofRefusal::Mismatch),
+        Ok(ToMaster::Proof { proof }) => {
+            challenge.check(&proof).map_err(|_| ProofRefusal::Mismatch)
+        }
         _ => Err(ProofRefusal::NotAProof),
     }
 }
