@@ -44,6 +44,7 @@ pub fn run(
     at: &[TimedCommand],
     duration: Option<f64>,
     dmx_interface: Option<Ipv4Addr>,
+    artnet: &crate::artnet_args::ArtNetArgs,
 ) -> anyhow::Result<ExitCode> {
     let Some(show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
@@ -59,6 +60,7 @@ pub fn run(
     if let Some(interface) = dmx_interface {
         dmx.interface = interface;
     }
+    artnet.apply(&mut dmx);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);

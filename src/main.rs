@@ -7,7 +7,9 @@
 //! - `timearg.rs`: `10s`, `1m30s`, `7.5s go main` arguments.
 //! - `fixtures_cli.rs`: `rockontrol fixtures …` and `import-qlc`.
 //! - `node_cli.rs`: `rockontrol master`, `receiver` and `demo`.
+//! - `artnet_args.rs`: `--artnet-broadcast` and `--artnet-timecode`, shared by `run` and nodes.
 
+mod artnet_args;
 mod fixtures_cli;
 mod live;
 mod monitor;
@@ -74,6 +76,8 @@ enum Cmd {
         /// $ROCKONTROL_DMX_INTERFACE, else 127.0.0.1 (this machine only).
         #[arg(long)]
         dmx_interface: Option<std::net::Ipv4Addr>,
+        #[command(flatten)]
+        artnet: artnet_args::ArtNetArgs,
     },
     /// Rewrite a show file in canonical form.
     Fmt {
@@ -123,7 +127,8 @@ fn main() -> ExitCode {
             at,
             duration,
             dmx_interface,
-        } => live::run(&show, headless, &at, duration, dmx_interface),
+            artnet,
+        } => live::run(&show, headless, &at, duration, dmx_interface, &artnet),
         Cmd::Fmt {
             show,
             check,
