@@ -1,2 +1,3 @@
 pub mod ola;
 pub mod olad;
+pub mod skip;
