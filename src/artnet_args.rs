@@ -55,6 +55,9 @@ mod tests {
         assert_eq!(parse_frame_rate("25fps"), Ok(FrameRate::Ebu25));
         assert_eq!(parse_frame_rate("29.97"), Ok(FrameRate::Df2997));
         assert_eq!(parse_frame_rate("30"), Ok(FrameRate::Smpte30));
-        assert!(parse_frame_rate("60").is_err(), "Art-Net has no 60 fps type");
+        assert!(
+            parse_frame_rate("60").is_err(),
+            "Art-Net has no 60 fps type"
+        );
     }
 }

@@ -197,8 +197,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
-    app.insert_resource(dmx)
-    .add_plugins(MasterPlugin {
+    app.insert_resource(dmx).add_plugins(MasterPlugin {
         config: config.clone(),
         keys: Keys {
             control: vec![key],
@@ -286,8 +285,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
-    app.insert_resource(dmx)
-    .add_plugins(ReceiverPlugin {
+    app.insert_resource(dmx).add_plugins(ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),
         key,
         master,

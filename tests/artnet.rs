@@ -50,8 +50,7 @@ fn start(n: u8, extra: &[&str]) -> (Run, UdpSocket) {
     let show = dir.join("show.ron");
     std::fs::write(&show, SHOW).expect("show");
     // The node's socket is bound before the sender starts, so its first ArtPoll arrives.
-    let node =
-        UdpSocket::bind(SocketAddr::from((node_ip, artnet::PORT))).expect("bind the node");
+    let node = UdpSocket::bind(SocketAddr::from((node_ip, artnet::PORT))).expect("bind the node");
     node.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let child = Command::new(BIN)

@@ -63,9 +63,7 @@ impl Command {
             }
             Command::GrandMaster { level } => ("grand master level", level_problem(*level)),
             Command::Master { level, .. } => ("master level", level_problem(*level)),
-            Command::Release { .. } | Command::ReleaseAll | Command::Blackout { .. } => {
-                ("", None)
-            }
+            Command::Release { .. } | Command::ReleaseAll | Command::Blackout { .. } => ("", None),
         };
         match problem {
             Some(problem) => Err(OutOfRange { what, problem }),
@@ -292,7 +290,9 @@ mod tests {
         assert!(e.to_string().contains("outside 0..=1"), "{e}");
         let e = "jump main".parse::<Command>().expect_err("unknown");
         assert!(e.to_string().contains("unknown command"), "{e}");
-        let e = "go main fade 1e300".parse::<Command>().expect_err("past 24 h");
+        let e = "go main fade 1e300"
+            .parse::<Command>()
+            .expect_err("past 24 h");
         assert!(e.to_string().contains("longer than"), "{e}");
         let e = "go main fade -1".parse::<Command>().expect_err("negative");
         assert!(e.to_string().contains("not a time"), "{e}");

@@ -21,7 +21,11 @@ fn unvalidated(cue_lists: &str) -> Show {
 
 #[test]
 fn seconds_to_ticks_saturates() {
-    assert_eq!(seconds_to_ticks(1e23, 44.0), u64::MAX, "far future saturates");
+    assert_eq!(
+        seconds_to_ticks(1e23, 44.0),
+        u64::MAX,
+        "far future saturates"
+    );
     assert_eq!(seconds_to_ticks(f64::INFINITY, 44.0), u64::MAX);
     assert_eq!(seconds_to_ticks(f64::NAN, 44.0), 0, "NaN is no time");
     assert_eq!(seconds_to_ticks(-5.0, 44.0), 0, "never negative");
@@ -61,12 +65,21 @@ fn a_huge_follow_or_fade_in_the_show_never_fires_early_or_panics() {
     );
     for tick in [start + 1, start + 44, start + 1_000_000, u64::MAX - 1] {
         let events = engine.advance(&mut state, tick);
-        assert!(events.is_empty(), "nothing follows at tick {tick}: {events:?}");
+        assert!(
+            events.is_empty(),
+            "nothing follows at tick {tick}: {events:?}"
+        );
         engine.render(&state, tick, &mut frame);
     }
-    assert_eq!(state.playbacks[0].cue, Some(0), "still on cue 1: no cue skipped");
+    assert_eq!(
+        state.playbacks[0].cue,
+        Some(0),
+        "still on cue 1: no cue skipped"
+    );
     // The second cue's absurd delay and fade: GO to it, then release, near the end of time.
-    engine.apply(&mut state, &go, u64::MAX - 10).expect("go to cue 2");
+    engine
+        .apply(&mut state, &go, u64::MAX - 10)
+        .expect("go to cue 2");
     engine.render(&state, u64::MAX - 5, &mut frame);
     engine
         .apply(

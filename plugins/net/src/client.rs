@@ -209,7 +209,11 @@ async fn session(
 }
 
 /// `GET /api/show/{hash}`: the show's canonical RON.
-pub async fn fetch_show(addr: SocketAddr, hash: &str, key: Option<&str>) -> Result<String, HttpError> {
+pub async fn fetch_show(
+    addr: SocketAddr,
+    hash: &str,
+    key: Option<&str>,
+) -> Result<String, HttpError> {
     let (status, body) = http_request(addr, "GET", &format!("/api/show/{hash}"), key, None).await?;
     if status != 200 {
         return Err(HttpError::Status { status, body });

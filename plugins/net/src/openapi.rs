@@ -151,7 +151,11 @@ mod tests {
             .split_once("expected ")
             .map(|(_, list)| list)
             .unwrap_or_else(|| panic!("serde lists the variants: {text}"));
-        list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
     }
 
     fn schema_enum(pointer: &str) -> BTreeSet<String> {

@@ -20,7 +20,9 @@ pub const MAX_SECONDS: f64 = 86_400.0;
 /// seconds within `0.0..=`[`MAX_SECONDS`].
 pub fn time_problem(seconds: f64) -> Option<String> {
     if !seconds.is_finite() || seconds < 0.0 {
-        Some(format!("{seconds:?} is not a time: times are finite seconds ≥ 0"))
+        Some(format!(
+            "{seconds:?} is not a time: times are finite seconds ≥ 0"
+        ))
     } else if seconds > MAX_SECONDS {
         Some(format!(
             "{seconds:?} s is longer than the {MAX_SECONDS} s (24 h) a time may be"
