@@ -45,6 +45,7 @@ pub fn run(
     duration: Option<f64>,
     dmx_interface: Option<Ipv4Addr>,
     capture: Option<&Path>,
+    artnet: &crate::artnet_args::ArtNetArgs,
 ) -> anyhow::Result<ExitCode> {
     let Some(show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
@@ -60,6 +61,7 @@ pub fn run(
     if let Some(interface) = dmx_interface {
         dmx.interface = interface;
     }
+    artnet.apply(&mut dmx);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);

@@ -7,7 +7,9 @@
 //! - `timearg.rs`: `10s`, `1m30s`, `7.5s go main` arguments.
 //! - `fixtures_cli.rs`: `rockontrol fixtures …` and `import-qlc`.
 //! - `node_cli.rs`: `rockontrol master`, `receiver` and `demo`.
+//! - `artnet_args.rs`: `--artnet-broadcast` and `--artnet-timecode`, shared by `run` and nodes.
 
+mod artnet_args;
 mod fixtures_cli;
 mod live;
 mod monitor;
@@ -78,6 +80,8 @@ enum Cmd {
         /// (a live run compared with `render`).
         #[arg(long)]
         capture: Option<PathBuf>,
+        #[command(flatten)]
+        artnet: artnet_args::ArtNetArgs,
     },
     /// Rewrite a show file in canonical form.
     Fmt {
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
             duration,
             dmx_interface,
             capture,
+            artnet,
         } => live::run(
             &show,
             headless,
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
             duration,
             dmx_interface,
             capture.as_deref(),
+            &artnet,
         ),
         Cmd::Fmt {
             show,

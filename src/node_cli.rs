@@ -48,6 +48,8 @@ pub struct NodeArgs {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
+    #[command(flatten)]
+    pub artnet: crate::artnet_args::ArtNetArgs,
 }
 
 #[derive(Resource)]
@@ -192,12 +194,13 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_flag()?;
     let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Master);
     let mut app = base_app(stop, args.duration, window);
-    app.insert_resource(DmxSettings {
+    let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&show.name),
         only_universes: Some(local),
         ..DmxSettings::default()
-    })
-    .add_plugins(MasterPlugin {
+    };
+    args.artnet.apply(&mut dmx);
+    app.insert_resource(dmx).add_plugins(MasterPlugin {
         config: config.clone(),
         keys: Keys {
             control: vec![key],
@@ -279,12 +282,13 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dest) = &config.dmx_destination {
         rockontrol_net::plugin::redirect_sacn(&mut show, dest);
     }
-    app.insert_resource(DmxSettings {
+    let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&format!("RocKontrol {}", config.node_id)),
         only_universes: Some(config.local_universes.clone()),
         ..DmxSettings::default()
-    })
-    .add_plugins(ReceiverPlugin {
+    };
+    args.artnet.apply(&mut dmx);
+    app.insert_resource(dmx).add_plugins(ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),
         key,
         master,

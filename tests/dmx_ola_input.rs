@@ -91,9 +91,9 @@ fn only_source(universe: &Value) -> Value {
 #[test]
 fn our_input_decodes_exactly_what_olad_sends() {
     if !support::ola::installed() {
-        eprintln!(
-            "\n\n*** SKIPPED our_input_decodes_exactly_what_olad_sends: OLA's `olad` is not \
-             installed (`./dev setup` or `apt-get install ola`). ***\n\n"
+        support::skip::unavailable(
+            "our_input_decodes_exactly_what_olad_sends",
+            "OLA's `olad` is not installed (`./dev setup` or `apt-get install ola`)",
         );
         return;
     }

@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rockontrol_net::client::{http_request_blocking, probe_blocking};
+
+#[path = "support/skip.rs"]
+mod skip;
 use rockontrol_net::config::seed;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
@@ -787,7 +790,10 @@ fn is_root() -> bool {
 #[test]
 fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
     if !is_root() {
-        eprintln!("SKIPPED: a network namespace of our own needs root (unshare --net)");
+        skip::unavailable(
+            "a_receiver_with_auto_discover_finds_its_master_over_mdns",
+            "a network namespace of our own needs root (unshare --net)",
+        );
         return;
     }
     let dir = temp_dir("mdns");

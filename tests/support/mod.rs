@@ -1,3 +1,4 @@
 pub mod node;
 pub mod ola;
 pub mod olad;
+pub mod skip;

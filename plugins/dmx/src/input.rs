@@ -577,7 +577,7 @@ fn kernel_membership_limit() -> usize {
 }
 
 /// The broadcast address of the interface that holds `ip`, if it has one.
-fn interface_broadcast(ip: Ipv4Addr) -> Option<Ipv4Addr> {
+pub(crate) fn interface_broadcast(ip: Ipv4Addr) -> Option<Ipv4Addr> {
     let interfaces = match if_addrs::get_if_addrs() {
         Ok(list) => list,
         Err(e) => {

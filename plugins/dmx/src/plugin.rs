@@ -42,7 +42,9 @@ pub struct DmxSettings {
     pub multicast_ttl: u32,
     /// `None`: every universe every tick; `Some(hz)`: unchanged universes at `hz` (≥ 1 Hz).
     pub idle_rate: Option<f64>,
-    /// Directed broadcast address for ArtPoll.
+    /// Where ArtPoll goes (a directed broadcast address, or one node); `None`: the interface's
+    /// broadcast address ([`default_artnet_broadcast`]), polled only when an Art-Net output
+    /// has `destination: Discovered`.
     pub artnet_broadcast: Option<Ipv4Addr>,
     /// Send the show clock as ArtTimeCode at this rate.
     pub artnet_timecode: Option<rockontrol_wire::timecode::FrameRate>,
@@ -111,6 +113,8 @@ pub struct DmxOutput {
     generation: Option<u64>,
     settings: Option<DmxSettings>,
     streams: usize,
+    /// Whether the running thread polls for Art-Net nodes (it opens that socket at start).
+    discovery: bool,
 }
 
 impl DmxOutput {
@@ -287,7 +291,9 @@ fn update_output(world: &mut World) {
         error!("{e}; that destination is skipped");
     }
     let streams = plan.sacn.len() + plan.artnet.len() + plan.usbpro.len();
-    let restart = output_needs_restart(world.resource::<DmxOutput>(), &settings);
+    let discovery = plan.artnet.iter().any(|r| r.discovered);
+    let restart = output_needs_restart(world.resource::<DmxOutput>(), &settings)
+        || world.resource::<DmxOutput>().discovery != discovery;
     if restart {
         world.resource_mut::<DmxOutput>().stop();
     }
@@ -315,7 +321,11 @@ fn update_output(world: &mut World) {
             interface: settings.interface,
             multicast_ttl: settings.multicast_ttl,
             idle_rate: settings.idle_rate,
-            artnet_broadcast: settings.artnet_broadcast,
+            // Outputs to `Discovered` nodes need ArtPoll: without an address set, it goes to
+            // the interface's broadcast address.
+            artnet_broadcast: settings
+                .artnet_broadcast
+                .or_else(|| discovery.then(|| default_artnet_broadcast(settings.interface))),
             artnet_timecode: settings.artnet_timecode,
         };
         let frames = world.resource_mut::<FrameBus>().subscribe(8);
@@ -331,6 +341,20 @@ fn update_output(world: &mut World) {
     output.generation = Some(generation);
     output.settings = Some(settings);
     output.streams = streams;
+    output.discovery = discovery;
+}
+
+/// Where ArtPoll goes when [`DmxSettings::artnet_broadcast`] does not say: the broadcast
+/// address of the interface; 127.255.255.255 on loopback (which has no broadcast flag); the
+/// limited broadcast 255.255.255.255 on the unspecified address or an interface without one.
+pub fn default_artnet_broadcast(interface: Ipv4Addr) -> Ipv4Addr {
+    if interface.is_loopback() {
+        Ipv4Addr::new(127, 255, 255, 255)
+    } else if interface.is_unspecified() {
+        Ipv4Addr::BROADCAST
+    } else {
+        crate::input::interface_broadcast(interface).unwrap_or(Ipv4Addr::BROADCAST)
+    }
 }
 
 fn output_needs_restart(output: &DmxOutput, settings: &DmxSettings) -> bool {

@@ -42,7 +42,35 @@ pub enum Command {
     Master { playback: String, level: f64 },
 }
 
+/// A number in a command outside what the engine accepts (it is refused, never clamped into
+/// something the operator did not ask for).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{what} {problem}")]
+pub struct OutOfRange {
+    /// The field: `fade`, `grand master level`, `master level`.
+    pub what: &'static str,
+    pub problem: String,
+}
+
 impl Command {
+    /// Checks every number against its range: fades are times
+    /// ([`rockontrol_show::validate::time_problem`]), levels lie in `0.0..=1.0`.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        use rockontrol_show::validate::{level_problem, time_problem};
+        let (what, problem) = match self {
+            Command::Go { fade, .. } | Command::Back { fade, .. } | Command::Goto { fade, .. } => {
+                ("fade", fade.and_then(time_problem))
+            }
+            Command::GrandMaster { level } => ("grand master level", level_problem(*level)),
+            Command::Master { level, .. } => ("master level", level_problem(*level)),
+            Command::Release { .. } | Command::ReleaseAll | Command::Blackout { .. } => ("", None),
+        };
+        match problem {
+            Some(problem) => Err(OutOfRange { what, problem }),
+            None => Ok(()),
+        }
+    }
+
     /// The playback this command addresses, if any.
     pub fn playback(&self) -> Option<&str> {
         match self {
@@ -115,8 +143,8 @@ impl FromStr for Command {
                 .trim_end_matches('s')
                 .parse()
                 .map_err(|_| err("fade needs seconds".into()))?;
-            if !(secs.is_finite() && secs >= 0.0) {
-                return Err(err("fade must be ≥ 0 seconds".into()));
+            if let Some(problem) = rockontrol_show::validate::time_problem(secs) {
+                return Err(err(format!("fade {problem}")));
             }
             fade = Some(secs);
             words.truncate(words.len() - 2);
@@ -202,6 +230,59 @@ mod tests {
     }
 
     #[test]
+    fn numbers_out_of_range_are_refused_by_name() {
+        let cases = [
+            (
+                Command::Go {
+                    playback: "main".into(),
+                    fade: Some(1e300),
+                },
+                "fade",
+            ),
+            (
+                Command::Goto {
+                    playback: "main".into(),
+                    cue: CueNumber(1000),
+                    fade: Some(f64::NAN),
+                },
+                "fade",
+            ),
+            (
+                Command::Back {
+                    playback: "main".into(),
+                    fade: Some(-0.5),
+                },
+                "fade",
+            ),
+            (
+                Command::GrandMaster { level: f64::NAN },
+                "grand master level",
+            ),
+            (
+                Command::Master {
+                    playback: "main".into(),
+                    level: 1.5,
+                },
+                "master level",
+            ),
+        ];
+        for (command, what) in cases {
+            let e = command.check().expect_err("out of range");
+            assert_eq!(e.what, what, "{command:?}: {e}");
+        }
+        for fine in [
+            Command::Go {
+                playback: "main".into(),
+                fade: Some(86_400.0),
+            },
+            Command::GrandMaster { level: 0.0 },
+            Command::Blackout { on: true },
+        ] {
+            assert_eq!(fine.check(), Ok(()), "{fine:?} is in range");
+        }
+    }
+
+    #[test]
     fn bad_commands_say_what_is_wrong() {
         let e = "goto main x".parse::<Command>().expect_err("x is no cue");
         assert!(e.to_string().contains("\"x\" is not a cue number"), "{e}");
@@ -209,6 +290,12 @@ mod tests {
         assert!(e.to_string().contains("outside 0..=1"), "{e}");
         let e = "jump main".parse::<Command>().expect_err("unknown");
         assert!(e.to_string().contains("unknown command"), "{e}");
+        let e = "go main fade 1e300"
+            .parse::<Command>()
+            .expect_err("past 24 h");
+        assert!(e.to_string().contains("longer than"), "{e}");
+        let e = "go main fade -1".parse::<Command>().expect_err("negative");
+        assert!(e.to_string().contains("not a time"), "{e}");
         let e = "release main fade 2"
             .parse::<Command>()
             .expect_err("no fade on release");

@@ -41,15 +41,19 @@ impl Timing {
         }
     }
 
-    /// The tick at which this fade is complete.
+    /// The tick at which this fade is complete (saturating: a fade too long to end never
+    /// ends, rather than wrapping round to an end in the past).
     pub fn end_tick(&self, rate: f64) -> u64 {
-        self.start + seconds_to_ticks(self.delay + self.duration, rate)
+        self.start
+            .saturating_add(seconds_to_ticks(self.delay + self.duration, rate))
     }
 }
 
-/// The first tick at or after `secs` seconds (never negative).
+/// The first tick at or after `secs` seconds (never negative; NaN is 0 ticks, and a time
+/// past `u64::MAX` ticks saturates there).
 pub fn seconds_to_ticks(secs: f64, rate: f64) -> u64 {
     // The epsilon keeps 0.5 s at 44 Hz at 22 ticks despite 0.5 * 44 = 22.000000000000004.
+    // `as` saturates on overflow and maps NaN to 0; callers add with `saturating_add`.
     (secs * rate - 1e-9).ceil().max(0.0) as u64
 }
 
@@ -211,6 +215,8 @@ pub enum CommandError {
     EmptyList(String),
     #[error("playback {0:?} is off")]
     NotRunning(String),
+    #[error(transparent)]
+    OutOfRange(#[from] crate::command::OutOfRange),
 }
 
 /// The fade engine: a compiled show plus scratch buffers. Holds no playback state of its own.
@@ -326,6 +332,9 @@ impl FadeEngine {
         command: &Command,
         tick: u64,
     ) -> Result<Vec<Event>, CommandError> {
+        // Numbers from the network or a script are checked here as well as where they enter:
+        // this is the one seam every command passes.
+        command.check()?;
         let changed = |what: String| Ok(vec![Event::Changed { what, tick }]);
         match command {
             Command::Blackout { on } => {
@@ -616,7 +625,7 @@ impl FadeEngine {
                 rockontrol_show::Follow::After(secs) => secs,
                 rockontrol_show::Follow::AfterFade => duration,
             };
-            tick + seconds_to_ticks(secs, rate).max(1)
+            tick.saturating_add(seconds_to_ticks(secs, rate).max(1))
         });
     }
 

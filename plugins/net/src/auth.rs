@@ -72,16 +72,31 @@ fn same(a: &str, b: &str) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The environment variable that overrides a configured key.
+pub const KEY_VARIABLE: &str = "ROCKONTROL_API_KEY";
+
+/// `$ROCKONTROL_API_KEY`, if set to something other than blanks.
+fn key_from_environment() -> Option<String> {
+    std::env::var(KEY_VARIABLE).ok()
+}
+
 /// The control key from `$ROCKONTROL_API_KEY`, else `configured`, else the one kept in
 /// `state_dir/api-key` (generated there on first use).
 pub fn control_key(
     configured: Option<&str>,
     state_dir: &Path,
 ) -> std::io::Result<(String, KeySource)> {
-    if let Ok(key) = std::env::var("ROCKONTROL_API_KEY")
-        && !key.trim().is_empty()
-    {
-        return Ok((key.trim().to_string(), KeySource::Environment));
+    control_key_with(key_from_environment().as_deref(), configured, state_dir)
+}
+
+/// [`control_key`] with the environment's value passed in (`None`: the variable is unset).
+pub fn control_key_with(
+    environment: Option<&str>,
+    configured: Option<&str>,
+    state_dir: &Path,
+) -> std::io::Result<(String, KeySource)> {
+    if let Some(key) = environment.map(str::trim).filter(|k| !k.is_empty()) {
+        return Ok((key.to_string(), KeySource::Environment));
     }
     if let Some(key) = configured {
         return Ok((key.to_string(), KeySource::Config));
@@ -117,10 +132,15 @@ pub fn control_key(
 
 /// The key a node presents: `$ROCKONTROL_API_KEY`, else its configured one.
 pub fn node_key(configured: Option<&str>) -> Option<String> {
-    std::env::var("ROCKONTROL_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| k.trim().to_string())
+    node_key_with(key_from_environment().as_deref(), configured)
+}
+
+/// [`node_key`] with the environment's value passed in (`None`: the variable is unset).
+pub fn node_key_with(environment: Option<&str>, configured: Option<&str>) -> Option<String> {
+    environment
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
         .or_else(|| configured.map(str::to_string))
 }
 
@@ -148,6 +168,8 @@ mod tests {
         assert_eq!(keys.check(None), Access::None);
     }
 
+    /// The same assertions whether or not the test runs with `$ROCKONTROL_API_KEY` set: the
+    /// environment is passed in, never read.
     #[test]
     fn control_keys_are_found_by_key_id_and_read_only_keys_are_not() {
         let keys = Keys {
@@ -175,29 +197,59 @@ mod tests {
     fn a_generated_key_is_kept_for_the_next_start() {
         let dir = std::env::temp_dir().join(format!("rk-net-key-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        // SAFETY of the test: nothing else in this test binary reads the variable's absence.
-        let (a, src) = control_key(Some("configured-key"), &dir).expect("config key");
-        if std::env::var("ROCKONTROL_API_KEY").is_err() {
-            assert_eq!((a.as_str(), src), ("configured-key", KeySource::Config));
-            let (b, src) = control_key(None, &dir).expect("generated");
-            assert!(matches!(
+        let (a, src) = control_key_with(None, Some("configured-key"), &dir).expect("config key");
+        assert_eq!((a.as_str(), src), ("configured-key", KeySource::Config));
+        let (b, src) = control_key_with(None, None, &dir).expect("generated");
+        assert!(
+            matches!(
                 src,
                 KeySource::StateFile {
                     generated: true,
                     ..
                 }
-            ));
-            let (c, src) = control_key(None, &dir).expect("kept");
-            assert!(matches!(
+            ),
+            "{src:?}"
+        );
+        let (c, src) = control_key_with(Some("  "), None, &dir).expect("kept");
+        assert!(
+            matches!(
                 src,
                 KeySource::StateFile {
                     generated: false,
                     ..
                 }
-            ));
-            assert_eq!(b, c);
-            assert_eq!(b.len(), 32);
-        }
+            ),
+            "a blank variable counts as unset: {src:?}"
+        );
+        assert_eq!(b, c, "the generated key is kept");
+        assert_eq!(b.len(), 32, "32 hex digits: {b}");
+        let (d, src) = control_key_with(Some(" env-key \n"), Some("configured-key"), &dir)
+            .expect("environment");
+        assert_eq!(
+            (d.as_str(), src),
+            ("env-key", KeySource::Environment),
+            "the environment overrides the config and the file"
+        );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_node_presents_the_environment_key_else_its_configured_one() {
+        assert_eq!(node_key_with(None, None), None);
+        assert_eq!(
+            node_key_with(None, Some("cfg")).as_deref(),
+            Some("cfg"),
+            "configured"
+        );
+        assert_eq!(
+            node_key_with(Some(" env "), Some("cfg")).as_deref(),
+            Some("env"),
+            "the environment wins, trimmed"
+        );
+        assert_eq!(
+            node_key_with(Some(""), Some("cfg")).as_deref(),
+            Some("cfg"),
+            "an empty variable counts as unset"
+        );
     }
 }

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -441,56 +440,162 @@ async fn deliver(
         .map_err(|_| LinkError::Stopping)
 }
 
-/// `GET /api/show/{hash}` over plain HTTP/1.1 (one request, `Connection: close`).
-pub async fn fetch_show(addr: SocketAddr, hash: &str, key: Option<&str>) -> Result<String, String> {
+/// `GET /api/show/{hash}`: the show's canonical RON.
+pub async fn fetch_show(
+    addr: SocketAddr,
+    hash: &str,
+    key: Option<&str>,
+) -> Result<String, HttpError> {
     let (status, body) = http_request(addr, "GET", &format!("/api/show/{hash}"), key, None).await?;
     if status != 200 {
-        return Err(format!("HTTP {status}: {body}"));
+        return Err(HttpError::Status { status, body });
     }
     Ok(body)
 }
 
-/// A minimal HTTP/1.1 client for the master's REST API: returns status and body.
+/// The most a REST answer may hold (a show file is the largest the master sends).
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// How long one REST exchange may take, body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a REST exchange with the master failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot start a runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the request {method} {path}: {reason}")]
+    Request {
+        method: String,
+        path: String,
+        reason: String,
+    },
+    /// The peer broke HTTP/1.1: no status line, a truncated body, a bad chunk…
+    #[error("{method} {path}: {source}")]
+    Protocol {
+        method: String,
+        path: String,
+        source: hyper::Error,
+    },
+    #[error("{method} {path}: the answer is larger than {limit} bytes")]
+    TooLarge {
+        method: String,
+        path: String,
+        limit: usize,
+    },
+    #[error("{method} {path}: the answer is not UTF-8 text ({source})")]
+    NotText {
+        method: String,
+        path: String,
+        source: std::string::FromUtf8Error,
+    },
+    #[error("{method} {path}: no answer within {:?}", REQUEST_TIMEOUT)]
+    Timeout { method: String, path: String },
+    /// A status other than the one the caller needs (`fetch_show`: 200).
+    #[error("HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+}
+
+/// One HTTP/1.1 request to the master's REST API (hyper, one connection per request): the
+/// status and the body as text. The body streams in up to [`MAX_RESPONSE_BYTES`]; the
+/// whole exchange has [`REQUEST_TIMEOUT`].
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     key: Option<&str>,
     body: Option<&str>,
-) -> Result<(u16, String), String> {
-    let work = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let mut request =
-            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        if let Some(key) = key {
-            request.push_str(&format!("Authorization: Bearer {key}\r\n"));
-        }
-        let body = body.unwrap_or("");
-        if !body.is_empty() || method == "POST" {
-            request.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("cannot send request: {e}"))?;
-        let mut response = Vec::new();
-        stream
-            .take(64 << 20)
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| format!("cannot read response: {e}"))?;
-        parse_response(&response)
+) -> Result<(u16, String), HttpError> {
+    request_limited(addr, method, path, key, body, MAX_RESPONSE_BYTES).await
+}
+
+async fn request_limited(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+    limit: usize,
+) -> Result<(u16, String), HttpError> {
+    use http_body_util::BodyExt;
+    use hyper::header;
+
+    let request_error = |reason: String| HttpError::Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        reason,
     };
-    tokio::time::timeout(Duration::from_secs(10), work)
+    let protocol = |source: hyper::Error| HttpError::Protocol {
+        method: method.to_string(),
+        path: path.to_string(),
+        source,
+    };
+    let mut request = hyper::Request::builder()
+        .method(
+            hyper::Method::from_bytes(method.as_bytes())
+                .map_err(|e| request_error(e.to_string()))?,
+        )
+        .uri(path)
+        .header(header::HOST, addr.to_string())
+        .header(header::CONNECTION, "close");
+    if let Some(key) = key {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+    }
+    if body.is_some() || method == "POST" {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(
+            body.unwrap_or("").to_owned(),
+        )))
+        .map_err(|e| request_error(e.to_string()))?;
+    let work = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|source| HttpError::Connect { addr, source })?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(protocol)?;
+        // The connection does the I/O; it ends with the exchange (or is aborted with it).
+        let connection = tokio::spawn(connection);
+        let exchange = async {
+            let response = sender.send_request(request).await.map_err(protocol)?;
+            let status = response.status().as_u16();
+            let bytes = http_body_util::Limited::new(response.into_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| match e.downcast::<hyper::Error>() {
+                    Ok(source) => protocol(*source),
+                    Err(_) => HttpError::TooLarge {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        limit,
+                    },
+                })?
+                .to_bytes();
+            let text = String::from_utf8(bytes.to_vec()).map_err(|source| HttpError::NotText {
+                method: method.to_string(),
+                path: path.to_string(),
+                source,
+            })?;
+            Ok((status, text))
+        };
+        let result = exchange.await;
+        connection.abort();
+        result
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, work)
         .await
-        .map_err(|_| format!("{method} {path}: no answer within 10 s"))?
+        .map_err(|_| HttpError::Timeout {
+            method: method.to_string(),
+            path: path.to_string(),
+        })?
 }
 
 /// A raw WebSocket client for tests and tools: connects to `/api/ws` with `key`, sends `frames`
@@ -547,56 +652,106 @@ pub fn http_request_blocking(
     path: &str,
     key: Option<&str>,
     body: Option<&str>,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String), HttpError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        .map_err(HttpError::Runtime)?;
     runtime.block_on(http_request(addr, method, path, key, body))
-}
-
-fn parse_response(bytes: &[u8]) -> Result<(u16, String), String> {
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "response has no header end".to_string())?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "response has no status code".to_string())?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    if !chunked {
-        return Ok((status, body.to_string()));
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    Ok((status, out))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
     use super::*;
 
+    /// A server that reads one request and answers `response` byte for byte, then closes.
+    fn answer_once(response: &'static [u8]) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(response);
+        });
+        addr
+    }
+
+    fn get(response: &'static [u8]) -> Result<(u16, String), HttpError> {
+        http_request_blocking(answer_once(response), "GET", "/api/nodes", None, None)
+    }
+
     #[test]
-    fn http_responses_plain_and_chunked() {
-        let plain = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain), Ok((404, "{}".into())));
-        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), Ok((200, "abcde".into())));
-        assert!(parse_response(b"garbage").is_err());
+    fn plain_and_chunked_answers_are_read_whole() {
+        assert_eq!(
+            get(b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}").expect("plain"),
+            (404, "{}".to_string())
+        );
+        // "é" (C3 A9) split across two chunks: the old client sliced a lossy string by the
+        // chunk sizes and panicked on such a split.
+        assert_eq!(
+            get(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\na\xc3\r\n3\r\n\xa9bc\r\n0\r\n\r\n")
+                .expect("chunked"),
+            (200, "aébc".to_string())
+        );
+        // No length at all: the body runs to the close.
+        assert_eq!(
+            get(b"HTTP/1.1 200 OK\r\n\r\nuntil close").expect("close-delimited"),
+            (200, "until close".to_string())
+        );
+    }
+
+    #[test]
+    fn broken_answers_are_clear_errors_never_panics() {
+        let e = get(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n\xff\xfe\xc3(")
+            .expect_err("invalid UTF-8");
+        assert!(matches!(e, HttpError::NotText { .. }), "{e}");
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        // A chunk that claims more than it sends, then the connection closes; the old client
+        // sliced past the end of the text here.
+        let e = get(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nff\r\n\xc3\xa9\xc3")
+            .expect_err("truncated chunk");
+        assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
+        let e = get(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nten bytes.")
+            .expect_err("truncated body");
+        assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
+        assert!(e.to_string().starts_with("GET /api/nodes: "), "{e}");
+        let e = get(b"garbage\r\n\r\n").expect_err("not HTTP");
+        assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
+        let e = get(b"").expect_err("closed without a word");
+        assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
+    }
+
+    #[test]
+    fn bodies_past_the_limit_are_refused() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let addr = answer_once(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n");
+        let e = runtime
+            .block_on(request_limited(addr, "GET", "/api/show/x", None, None, 10))
+            .expect_err("16 bytes > 10");
+        assert!(matches!(e, HttpError::TooLarge { limit: 10, .. }), "{e}");
+    }
+
+    #[test]
+    fn nobody_listening_is_a_connect_error() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port");
+        let e = http_request_blocking(addr, "GET", "/", None, None).expect_err("closed port");
+        assert!(matches!(e, HttpError::Connect { .. }), "{e}");
     }
 }

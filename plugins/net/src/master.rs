@@ -501,6 +501,10 @@ async fn node_command(
     if node_id == master_id {
         // A command for the master is a show command: applied by the engine, replicated.
         let command: Command = match serde_json::from_slice::<NodeCommand>(&body) {
+            Ok(nc) if nc.check().is_err() => {
+                let reason = nc.check().err().map(|e| e.to_string()).unwrap_or_default();
+                return error(StatusCode::BAD_REQUEST, reason);
+            }
             Ok(nc) => match nc.to_engine(None) {
                 Ok(c) => c,
                 Err(crate::protocol::CommandMapError::NoPlayback) => {
@@ -523,6 +527,9 @@ async fn node_command(
                 }
             },
         };
+        if let Err(e) = command.check() {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
         let (tx, rx) = oneshot::channel();
         if shared
             .show_commands

@@ -32,15 +32,22 @@ pub const OPENAPI_JSON: &str = r##"{
     "/api/master/ack": {"post": {"summary": "Acknowledge a command", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ack"}}}}, "responses": {"200": {"description": "ok"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}},
     "/api/alerts": {"get": {"summary": "Operator alerts (command failures, conflicts, refused nodes and connections): severity, kind, source, count, first `time` and `last_time`; repeats of one kind from one source are one entry", "responses": {"200": {"description": "alerts"}}}},
     "/api/show/{hash}": {"get": {"summary": "The replicated show as RON, by content hash", "parameters": [{"name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "show", "content": {"application/ron": {}}}, "404": {"$ref": "#/components/responses/NotFound"}}}},
+    "/api/openapi.json": {"get": {"summary": "This description", "security": [], "responses": {"200": {"description": "OpenAPI 3.0 JSON", "content": {"application/json": {}}}}}},
     "/api/ws": {"get": {"summary": "WebSocket control channel of a receiver (versioned JSON text frames; a receiver proves its key by HMAC challenge-response in the frames, a tool may send Authorization: Bearer)", "responses": {"101": {"description": "switching protocols"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}}
   }
 }"##;
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    fn description() -> serde_json::Value {
+        serde_json::from_str(super::OPENAPI_JSON).expect("valid JSON")
+    }
+
     #[test]
     fn the_description_is_json_and_lists_the_seed_endpoints() {
-        let v: serde_json::Value = serde_json::from_str(super::OPENAPI_JSON).expect("valid JSON");
+        let v = description();
         for path in [
             "/api/nodes/register",
             "/api/nodes/{node_id}/command",
@@ -51,5 +58,133 @@ mod tests {
         ] {
             assert!(v["paths"][path].is_object(), "{path} is described");
         }
+    }
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+    /// (method, path) of every `.route(PATH, METHOD(handler)…)` in `master.rs`'s `router`,
+    /// read from its source: the router is the truth the description must match.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("master.rs");
+        let body = source
+            .split("pub fn router(")
+            .nth(1)
+            .expect("master.rs has `pub fn router(`");
+        let body = &body[..body.find("\n}\n").expect("the end of router")];
+        let mut routes = BTreeSet::new();
+        for call in body.split(".route(").skip(1) {
+            let path = call
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|rest| rest.split('"').next())
+                .expect("a route path literal");
+            // The route's arguments: up to the `)` closing `.route(`.
+            let mut depth = 1;
+            let end = call
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .expect("`.route(` is closed");
+            let args = &call[..end];
+            let mut found = false;
+            for method in METHODS {
+                let mut rest = args;
+                while let Some(at) = rest.find(&format!("{method}(")) {
+                    let before = rest[..at].chars().next_back();
+                    if !before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        routes.insert((method.to_string(), path.to_string()));
+                        found = true;
+                    }
+                    rest = &rest[at + method.len()..];
+                }
+            }
+            assert!(found, "route {path}: no method found in {args:?}");
+        }
+        assert!(routes.len() > 5, "the parse found the routes: {routes:?}");
+        routes
+    }
+
+    fn described() -> BTreeSet<(String, String)> {
+        let v = description();
+        let paths = v["paths"].as_object().expect("paths");
+        paths
+            .iter()
+            .flat_map(|(path, ops)| {
+                let ops = ops.as_object().expect("operations");
+                ops.keys()
+                    .filter(|m| METHODS.contains(&m.as_str()))
+                    .map(|m| (m.clone(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Drift between the router and its description fails here: every route is described,
+    /// and every description is routed.
+    #[test]
+    fn the_description_matches_the_router() {
+        let routed = routed();
+        let described = described();
+        let undocumented: Vec<_> = routed.difference(&described).collect();
+        let unrouted: Vec<_> = described.difference(&routed).collect();
+        assert!(
+            undocumented.is_empty() && unrouted.is_empty(),
+            "routed but not described: {undocumented:?}; described but not routed: {unrouted:?}"
+        );
+    }
+
+    /// The variants serde accepts, read from its "unknown variant" error.
+    fn serde_variants<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+        json: &str,
+    ) -> BTreeSet<String> {
+        let e = serde_json::from_str::<T>(json).expect_err("no such variant");
+        let text = e.to_string();
+        // serde: "expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, `c`".
+        let list = text
+            .split_once("expected ")
+            .map(|(_, list)| list)
+            .unwrap_or_else(|| panic!("serde lists the variants: {text}"));
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn schema_enum(pointer: &str) -> BTreeSet<String> {
+        description()
+            .pointer(pointer)
+            .and_then(|e| e.as_array())
+            .unwrap_or_else(|| panic!("{pointer} is an enum"))
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_string())
+            .collect()
+    }
+
+    /// The enums of the description are the ones the types accept.
+    #[test]
+    fn the_description_matches_the_types() {
+        assert_eq!(
+            schema_enum("/components/schemas/NodeCommand/properties/type/enum"),
+            serde_variants::<crate::protocol::NodeCommand>(r#"{"type": "?"}"#),
+            "NodeCommand types"
+        );
+        assert_eq!(
+            schema_enum("/components/schemas/NodeCommand/properties/action/enum"),
+            serde_variants::<crate::protocol::MediaAction>(r#""?""#),
+            "media actions"
+        );
+        assert_eq!(
+            schema_enum("/components/schemas/Ack/properties/status/enum"),
+            serde_variants::<crate::protocol::AckStatus>(r#""?""#),
+            "ack statuses"
+        );
     }
 }

@@ -144,8 +144,10 @@ pub enum CommandMapError {
     NoPlayback,
     #[error("{0} must be within 0..=1")]
     Level(&'static str),
-    #[error("fade_time must be a finite number of seconds ≥ 0")]
-    Fade,
+    #[error("fade_time {0}")]
+    Fade(String),
+    #[error("media position {0}")]
+    Position(String),
     #[error("media playback is not available on this node yet")]
     NoMedia,
     #[error(
@@ -158,10 +160,27 @@ pub enum CommandMapError {
 
 impl NodeCommand {
     /// Checks what can be checked without a show (the master does before it queues a command).
+    /// Every number is range-checked here, where it enters from REST or the WebSocket.
     pub fn check(&self) -> Result<(), CommandMapError> {
         match self {
             NodeCommand::Identify { seconds } => identify_duration(*seconds).map(|_| ()),
-            _ => Ok(()),
+            NodeCommand::Media {
+                position: Some(p), ..
+            } => match rockontrol_show::validate::time_problem(*p) {
+                Some(problem) => Err(CommandMapError::Position(problem)),
+                None => Ok(()),
+            },
+            // The engine command carries the numbers: check them there (a missing playback
+            // is no range problem).
+            _ => match self.to_engine(Some("")) {
+                Ok(_)
+                | Err(
+                    CommandMapError::NoPlayback
+                    | CommandMapError::NoMedia
+                    | CommandMapError::NodeAction(_),
+                ) => Ok(()),
+                Err(e) => Err(e),
+            },
         }
     }
 
@@ -172,9 +191,9 @@ impl NodeCommand {
                 .or_else(|| first_playback.map(str::to_string))
                 .ok_or(CommandMapError::NoPlayback)
         };
-        let fade = |f: &Option<f64>| match f {
-            Some(t) if !(t.is_finite() && *t >= 0.0) => Err(CommandMapError::Fade),
-            other => Ok(*other),
+        let fade = |f: &Option<f64>| match f.and_then(rockontrol_show::validate::time_problem) {
+            Some(problem) => Err(CommandMapError::Fade(problem)),
+            None => Ok(*f),
         };
         let level = |l: f64, what| {
             if (0.0..=1.0).contains(&l) {

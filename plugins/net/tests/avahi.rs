@@ -5,7 +5,8 @@
 //! Everything stays on loopback: the node advertises on `lo` only, and when this test has to
 //! start `avahi-daemon` itself (a fresh CI container has no init system) it runs it with
 //! `allow-interfaces=lo`. The test skips, loudly, when `avahi-browse` is not installed
-//! (`scripts/setup.sh` installs it) or when no daemon runs and it cannot start one.
+//! (`scripts/setup.sh` installs it) or when no daemon runs and it cannot start one, and
+//! fails instead when `$CI` is set.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 use rockontrol_net::config::{Capability, Role};
 use rockontrol_net::discovery::{Advert, SERVICE_TYPE, advertise_on, browse_on};
 use rockontrol_net::protocol;
+
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
 
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
@@ -231,7 +235,7 @@ fn avahi_browse_sees_a_node_advertised_with_mdns_sd() {
     let _avahi = match Avahi::ensure() {
         Ok(a) => a,
         Err(Unavailable::NotHere(why)) => {
-            eprintln!("SKIPPED avahi_browse_sees_a_node_advertised_with_mdns_sd: {why}");
+            skip::unavailable("avahi_browse_sees_a_node_advertised_with_mdns_sd", &why);
             return;
         }
         Err(Unavailable::Broken(why)) => panic!("avahi is installed but unusable: {why}"),

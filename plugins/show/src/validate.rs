@@ -11,13 +11,38 @@ use crate::value::Value;
 pub const MAX_UNIVERSE: u16 = 63999;
 /// Highest tick rate the engine accepts (DMX512 itself tops out near 44 Hz for full frames).
 pub const MAX_TICK_RATE: u32 = 1000;
+/// Longest time (fade, delay, follow, release) a show or a command may name: 24 h. Longer
+/// values are almost surely typos, and keeping times this small keeps every tick count far
+/// from `u64` overflow at any tick rate.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+/// Why `seconds` is not a time a show or a command may use, if it is not: times are finite
+/// seconds within `0.0..=`[`MAX_SECONDS`].
+pub fn time_problem(seconds: f64) -> Option<String> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        Some(format!(
+            "{seconds:?} is not a time: times are finite seconds ≥ 0"
+        ))
+    } else if seconds > MAX_SECONDS {
+        Some(format!(
+            "{seconds:?} s is longer than the {MAX_SECONDS} s (24 h) a time may be"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why `level` is not a level (finite, within `0.0..=1.0`), if it is not.
+pub fn level_problem(level: f64) -> Option<String> {
+    (!(0.0..=1.0).contains(&level)).then(|| format!("{level:?} is outside 0.0..=1.0"))
+}
 
 /// One problem in a show, naming the things involved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationError {
     #[error("tick_rate {0} is outside 1..={MAX_TICK_RATE} Hz")]
     TickRate(u32),
-    #[error("{what} {value} is outside 0.0..=1.0")]
+    #[error("{what} {value:?} is outside 0.0..=1.0")]
     Level { what: String, value: f64 },
     #[error("universe {0} is outside 1..={MAX_UNIVERSE}")]
     UniverseRange(u16),
@@ -426,23 +451,19 @@ fn check_cue_lists(show: &Show, errors: &mut Vec<ValidationError>) {
                 });
             }
             previous = Some(cue.number);
+            let follow = match cue.follow {
+                Some(crate::model::Follow::After(t)) => Some(t),
+                _ => None,
+            };
             for (what, t) in [
                 ("fade_in", Some(cue.fade_in)),
                 ("fade_out", cue.fade_out),
                 ("delay", Some(cue.delay)),
+                ("follow After", follow),
             ] {
-                if let Some(t) = t
-                    && !(t.is_finite() && t >= 0.0)
-                {
-                    errors.push(cue_err(format!("has {what} {t}; times are seconds ≥ 0")));
+                if let Some(problem) = t.and_then(time_problem) {
+                    errors.push(cue_err(format!("has {what} {problem}")));
                 }
-            }
-            if let Some(crate::model::Follow::After(t)) = cue.follow
-                && !(t.is_finite() && t >= 0.0)
-            {
-                errors.push(cue_err(format!(
-                    "follows after {t} s; times are seconds ≥ 0"
-                )));
             }
             for (target, values) in &cue.values {
                 let fixtures: Vec<&Fixture> = match target {

@@ -182,7 +182,7 @@ fn ping(addr: SocketAddr) -> PingResult {
         None,
     ) {
         Ok((status, _)) => PingResult::Answered(status, start.elapsed()),
-        Err(e) => PingResult::Failed(e),
+        Err(e) => PingResult::Failed(e.to_string()),
     }
 }
 
