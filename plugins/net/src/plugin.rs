@@ -24,7 +24,7 @@ use bevy_tokio_tasks::{TokioTasksPlugin, TokioTasksRuntime};
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
     Command, CommandQueue, CommandRejected, EngineEvent, EngineSystems, Programmer,
-    ProgrammerPlugin, ShowClock, ShowEngine, ShowTimeBase,
+    ProgrammerPlugin, ShowClock, ShowEngine, ShowTimeBase, TickDrive,
 };
 use rockontrol_show::{Output, SacnDestination, SacnOutput, Show};
 use tokio::sync::mpsc;
@@ -113,8 +113,6 @@ pub struct MasterNet {
     stage_dirty: bool,
     /// `overrides_version` of the registry when the stage was last handed over.
     saved_overrides: u64,
-    /// Wall time lost to stalls that show time has made up already.
-    compensated: Duration,
     limits: crate::master::ServerLimits,
     /// The routing epoch and show generation the master's own universes were set for.
     routed_for: Option<(u64, u64)>,
@@ -163,7 +161,6 @@ impl Plugin for MasterPlugin {
             show_hash: None,
             stage_dirty: false,
             saved_overrides: 0,
-            compensated: Duration::ZERO,
             limits: self
                 .config
                 .max_connections
@@ -175,7 +172,6 @@ impl Plugin for MasterPlugin {
         .add_systems(
             FixedUpdate,
             (
-                master_catch_up.before(EngineSystems::Compile),
                 master_apply_commands.in_set(NetSystems::Apply),
                 (master_publish, master_save_stage)
                     .chain()
@@ -248,7 +244,13 @@ fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntim
     });
 }
 
-fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>) {
+fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>, drive: Res<TickDrive>) {
+    // While the engine is still running the ticks a stall left due, its tick is behind show
+    // time: receivers (which ran on) would be pulled back. Published once caught up (a stale
+    // clock is not sent as a sync meanwhile).
+    if drive.behind > 0 {
+        return;
+    }
     net.shared.clock.store(clock.next_tick, Ordering::Relaxed);
     // Snapshots carry the current tick (a stale one would pull a (re)connecting receiver
     // back); skipped when a server task holds the registry, caught up next frame.
@@ -286,33 +288,6 @@ fn master_resume_clock(net: Res<MasterNet>, mut clock: ResMut<ShowClock>) {
     net.shared.registry().replication.tick = tick;
 }
 
-/// Show time catches up with the wall after the frame loop stalled (SIGSTOP, a frozen VM):
-/// the ticks lost are skipped, once, before this tick is computed. Show time never goes
-/// back, so receivers (which ran on) are never pulled back mid-fade.
-fn master_catch_up(
-    mut net: ResMut<MasterNet>,
-    mut clock: ResMut<ShowClock>,
-    real: Res<Time<Real>>,
-    virt: Res<Time<Virtual>>,
-    engine: Res<ShowEngine>,
-) {
-    let rate = engine
-        .engine
-        .as_ref()
-        .map_or(44, |f| f.show().tick_rate.max(1));
-    let lost = real.elapsed().saturating_sub(virt.elapsed());
-    let lost_ticks = crate::stage::catch_up_ticks(lost, net.compensated, rate);
-    if lost_ticks > 0 {
-        // A little ahead (borrowed from the next stall), so no receiver is ahead of it.
-        let ticks = lost_ticks + crate::stage::RESUME_LEAD_TICKS;
-        net.compensated += crate::stage::ticks_duration(ticks, rate);
-        info!(
-            "the master stalled: show time skips {ticks} ticks to tick {} (wall time)",
-            clock.next_tick + ticks
-        );
-        clock.next_tick += ticks;
-    }
-}
 
 /// Hands the stage to the writer when it changed (a command, a follow, a node override, a
 /// new show) and once a second (show time moves on).

@@ -10,8 +10,9 @@
 //! outage on their own clocks. A master that kept its old show time after a stall (SIGSTOP,
 //! a frozen VM) or a restart would pull every receiver back mid-fade. So a restarted master
 //! resumes at the tick it saved plus the wall time since (`resume_tick`), and a running master
-//! whose frame loop stalled adds the ticks it lost ([`catch_up_ticks`]). Show time never goes
-//! backwards, and receivers never step back.
+//! whose frame loop stalled runs the ticks its show time base has due (the engine's
+//! `TickSource`), publishing its clock to receivers only once it has caught up. Show time
+//! never goes backwards, and receivers never step back.
 //!
 //! Writes happen off the tick: [`StageWriter`] hands each record to a named thread over a
 //! bounded channel; the thread keeps only the newest, writes at most every
@@ -153,18 +154,6 @@ pub fn save(path: &Path, record: &StageRecord) -> std::io::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
-}
-
-/// Whole ticks a master lost to a stall: its frame loop fell `lost` behind the wall (the
-/// real clock minus Bevy's virtual clock), of which `compensated` were made up already.
-pub fn catch_up_ticks(lost: Duration, compensated: Duration, rate: u32) -> u64 {
-    let deficit = lost.saturating_sub(compensated);
-    (deficit.as_nanos() * u128::from(rate) / 1_000_000_000) as u64
-}
-
-/// The duration of `ticks` ticks at `rate`.
-pub fn ticks_duration(ticks: u64, rate: u32) -> Duration {
-    Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(rate.max(1))) as u64)
 }
 
 /// Saves stage records on a thread of its own (see the module docs).
@@ -340,28 +329,4 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn a_stalled_master_catches_up_whole_ticks_once() {
-        let rate = 44;
-        // A 10 s stall: 440 ticks lost.
-        let lost = Duration::from_secs(10);
-        let ticks = catch_up_ticks(lost, Duration::ZERO, rate);
-        assert_eq!(ticks, 440);
-        let compensated = ticks_duration(ticks, rate);
-        assert_eq!(
-            catch_up_ticks(lost, compensated, rate),
-            0,
-            "made up once, not again"
-        );
-        assert_eq!(
-            catch_up_ticks(Duration::from_millis(10), Duration::ZERO, rate),
-            0,
-            "less than a tick waits"
-        );
-        assert_eq!(
-            catch_up_ticks(Duration::ZERO, Duration::from_secs(1), rate),
-            0,
-            "never backwards"
-        );
-    }
 }

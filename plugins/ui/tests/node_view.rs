@@ -213,7 +213,7 @@ fn states_conflicts_master_universes_and_connection_test() {
         "a linked node learns its universes when it relinks"
     );
 
-    // Test connection: a blackout command as the master has it, timed until its ack.
+    // Test connection: a ping, timed until its ack (it changes nothing on stage).
     act(&mut app, NodeAction::TestConnection("stage-pars".into()));
     assert_eq!(
         app.world()
@@ -224,8 +224,8 @@ fn states_conflicts_master_universes_and_connection_test() {
     );
     let sent = ack_all(&mut app, &mut rx, "stage-pars");
     assert!(
-        sent.contains(&NodeCommand::Blackout { on: false }),
-        "the probe changes nothing: {sent:?}"
+        sent == vec![NodeCommand::Ping {}],
+        "the probe is a ping and nothing else: {sent:?}"
     );
     settle(&mut app);
     match app
