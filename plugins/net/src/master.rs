@@ -915,7 +915,10 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
     let accepted = {
         let mut reg = shared.registry();
         // The snapshot in the welcome carries the engine's tick of this moment.
-        reg.replication.tick = shared.clock.load(Ordering::Relaxed);
+        reg.replication.tick = reg
+            .replication
+            .tick
+            .max(shared.clock.load(Ordering::Relaxed));
         reg.hello(&hello, &peer, tx, SystemTime::now())
     };
     let (conn_id, pending) = match accepted {
@@ -1036,7 +1039,10 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
             Ok(ToMaster::SnapshotRequest { reason }) => {
                 tracing::info!("node {node_id} asks for a snapshot: {reason}");
                 let mut reg = shared.registry();
-                reg.replication.tick = shared.clock.load(Ordering::Relaxed);
+                reg.replication.tick = reg
+                    .replication
+                    .tick
+                    .max(shared.clock.load(Ordering::Relaxed));
                 reg.send_snapshot(&node_id);
             }
             Ok(ToMaster::Hello(_)) => {

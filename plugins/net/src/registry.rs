@@ -316,12 +316,24 @@ impl Replication {
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             seq: self.seq,
-            tick: self.tick,
+            tick: self.current_tick(),
             rate: self.rate,
             show_hash: self.show_hash.clone(),
             state: self.state.clone(),
             overrides: self.overrides.clone(),
         }
+    }
+
+    /// The master's show tick now: the tick last refreshed, moved on by the wall time since at
+    /// the show's rate (show time runs at wall speed). After a stall the engine's own tick is
+    /// still catching up, and a snapshot taken from it would pull receivers back mid-fade.
+    fn current_tick(&self) -> u64 {
+        let Some(at) = self.tick_at else {
+            return self.tick;
+        };
+        let ticks = at.elapsed().as_nanos() * u128::from(self.rate.max(1)) / 1_000_000_000;
+        self.tick
+            .saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX))
     }
 
     /// Records what a node command does to its node's own output (nothing for other commands,
