@@ -150,7 +150,12 @@ fn call(
 }
 
 fn status(addr: SocketAddr, i: usize) -> Option<serde_json::Value> {
-    match call(addr, "GET", &format!("/api/nodes/{}/status", node_id(i)), None) {
+    match call(
+        addr,
+        "GET",
+        &format!("/api/nodes/{}/status", node_id(i)),
+        None,
+    ) {
         Some((200, v)) => Some(v),
         _ => None,
     }
@@ -306,15 +311,16 @@ fn run(rng: &mut Rng, total: Duration, faults: &mut [Fault]) -> bool {
     let master_cfg = dir.join("master.json");
     std::fs::write(&master_cfg, master_config(port)).expect("master config");
     let master_state = dir.join("state-master");
-    let start_master = |state: &Path| {
-        Node::start_for("master", &master_cfg, Some(&show), state, life.as_secs())
-    };
+    let start_master =
+        |state: &Path| Node::start_for("master", &master_cfg, Some(&show), state, life.as_secs());
     let mut master = start_master(&master_state);
-    assert_eq!(master_addr(&master), addr, "the master listens where configured");
+    assert_eq!(
+        master_addr(&master),
+        addr,
+        "the master listens where configured"
+    );
     // Every receiver links through a proxy of its own, so any of them can be partitioned.
-    let proxies: Vec<FreezingProxy> = (0..RECEIVERS)
-        .map(|_| FreezingProxy::start(addr))
-        .collect();
+    let proxies: Vec<FreezingProxy> = (0..RECEIVERS).map(|_| FreezingProxy::start(addr)).collect();
     let receivers: Vec<Node> = (0..RECEIVERS)
         .map(|i| {
             let cfg = dir.join(format!("{}.json", node_id(i)));
@@ -511,7 +517,10 @@ struct Report<'a> {
 fn report(r: &Report<'_>, refused: usize, show_commands: (usize, usize)) -> bool {
     let mut ok = true;
     println!();
-    println!("faults (detection times from the fault's start; recovery from its end):");
+    println!(
+        "faults (detection from the fault's start; back online from its end; a stalled receiver \
+         can only print `master lost` once it runs again):"
+    );
     println!(
         "| fault | node | at | length | master: not online | master: offline | receiver: `master lost` | back online |"
     );
@@ -548,10 +557,15 @@ fn report(r: &Report<'_>, refused: usize, show_commands: (usize, usize)) -> bool
                     .collect();
                 let back: Option<Option<Instant>> = (0..r.receivers.len())
                     .map(|i| state_after(r.states, i, "online", start))
-                    .try_fold(None::<Instant>, |acc, t| t.map(|t| Some(acc.map_or(t, |a| a.max(t)))));
+                    .try_fold(None::<Instant>, |acc, t| {
+                        t.map(|t| Some(acc.map_or(t, |a| a.max(t))))
+                    });
                 let listening = line_after(r.master, "listening on http://", start);
                 (
-                    format!("master (listening again after {})", secs(since(listening, start))),
+                    format!(
+                        "master (listening again after {})",
+                        secs(since(listening, start))
+                    ),
                     "-".into(),
                     "-".into(),
                     lost.join(" / "),
@@ -594,12 +608,12 @@ fn report(r: &Report<'_>, refused: usize, show_commands: (usize, usize)) -> bool
             .filter(|(n, _)| *n == i)
             .map(|(_, id)| id)
             .collect();
-        let lost: Vec<&&String> = mine.iter().filter(|id| !executed.contains_key(**id)).collect();
-        let dups: Vec<(&String, &usize)> = executed.iter().filter(|(_, n)| **n > 1).collect();
-        let stray: Vec<&String> = executed
-            .keys()
-            .filter(|id| !mine.contains(id))
+        let lost: Vec<&&String> = mine
+            .iter()
+            .filter(|id| !executed.contains_key(**id))
             .collect();
+        let dups: Vec<(&String, &usize)> = executed.iter().filter(|(_, n)| **n > 1).collect();
+        let stray: Vec<&String> = executed.keys().filter(|id| !mine.contains(id)).collect();
         if !lost.is_empty() {
             println!("LOST on {}: {lost:?}", node_id(i));
         }
@@ -617,7 +631,7 @@ fn report(r: &Report<'_>, refused: usize, show_commands: (usize, usize)) -> bool
         ok &= value_ok && lost.is_empty() && dups.is_empty() && stray.is_empty();
         let st = status(r.addr, i).unwrap_or_default();
         println!(
-            "| {} | {packets} | {:.0} ms at +{:.1} s | {:.0} ms at +{:.1} s | {} | {} (master counts {}, failed {}) | {} | {} | {:?} ({expected}){} |",
+            "| {} | {packets} | {:.0} ms at +{:.1} s | {:.0} ms at +{:.1} s | {} | {} (master: {} since its restart, {} failed) | {} | {} | {:?} ({expected}){} |",
             node_id(i),
             worst.as_secs_f64() * 1000.0,
             (worst_at - r.t0).as_secs_f64(),

@@ -9,18 +9,18 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rockontrol_net::protocol;
-use support::proxy::FreezingProxy;
 use support::node::{
     KEY, Listener, Node, free_port, is_root, master_addr, rest, signal, temp_dir, wait_state,
 };
+use support::proxy::FreezingProxy;
 
 /// One dimmer on universe 1; cue 1 snaps it to full.
 const SHOW: &str = r#"(
