@@ -1,4 +1,5 @@
 pub mod node;
 pub mod ola;
 pub mod olad;
+pub mod proxy;
 pub mod skip;

@@ -34,7 +34,7 @@ pub fn free_port() -> u16 {
 /// A node process; its stdout lines are collected. Killed (SIGKILL) when dropped.
 pub struct Node {
     pub child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Node {
@@ -53,7 +53,7 @@ impl Node {
             .spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    sink.lock().expect("lines").push(line);
+                    sink.lock().expect("lines").push((Instant::now(), line));
                 }
             })
             .expect("stdout reader");
@@ -62,13 +62,24 @@ impl Node {
 
     /// `rockontrol ROLE --config CONFIG` with [`KEY`], its state in `state`, mDNS on `lo` only.
     pub fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path) -> Node {
+        Node::start_for(role, config, show, state, 180)
+    }
+
+    /// [`Node::start`] for a process that stops by itself after `secs` seconds.
+    pub fn start_for(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        secs: u64,
+    ) -> Node {
         let mut cmd = Command::new(BIN);
         cmd.arg(role)
             .arg("--config")
             .arg(config)
             .arg("--headless")
             .arg("--duration")
-            .arg("180")
+            .arg(secs.to_string())
             .env("ROCKONTROL_API_KEY", KEY)
             .env("ROCKONTROL_STATE_DIR", state)
             .env("ROCKONTROL_MDNS_INTERFACE", "lo")
@@ -80,6 +91,16 @@ impl Node {
     }
 
     pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// Every collected line with the time it was read.
+    pub fn timed_lines(&self) -> Vec<(Instant, String)> {
         self.lines.lock().expect("lines").clone()
     }
 
@@ -134,6 +155,11 @@ pub struct Listener {
 
 impl Listener {
     pub fn start() -> Listener {
+        Listener::start_for(Duration::from_secs(400))
+    }
+
+    /// A listener that keeps receiving for `lifetime`.
+    pub fn start_for(lifetime: Duration) -> Listener {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
         socket
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -146,7 +172,7 @@ impl Listener {
             .spawn(move || {
                 let mut buf = [0u8; 1500];
                 let start = Instant::now();
-                while start.elapsed() < Duration::from_secs(400) {
+                while start.elapsed() < lifetime {
                     let Ok(n) = socket.recv(&mut buf) else {
                         continue;
                     };
@@ -162,6 +188,17 @@ impl Listener {
             })
             .expect("listener thread");
         Listener { port, packets }
+    }
+
+    /// Arrival times of every packet of `universe`, in order.
+    pub fn arrivals(&self, universe: u16) -> Vec<Instant> {
+        self.packets
+            .lock()
+            .expect("packets")
+            .iter()
+            .filter(|(u, _, _)| *u == universe)
+            .map(|(_, _, t)| *t)
+            .collect()
     }
 
     /// Slot 1 of `universe`'s latest packet, if it came within the last 500 ms.
