@@ -62,6 +62,20 @@ impl Node {
 
     /// `rockontrol ROLE --config CONFIG` with [`KEY`], its state in `state`, mDNS on `lo` only.
     pub fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path) -> Node {
+        Node::start_keyed(role, config, show, state, Some(KEY))
+    }
+
+    // --- shared harness (package G): a node with or without a key ---
+
+    /// [`Node::start`] with `key` as `$ROCKONTROL_API_KEY`; `None` leaves it unset, even where
+    /// the test's own environment has one.
+    pub fn start_keyed(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        key: Option<&str>,
+    ) -> Node {
         let mut cmd = Command::new(BIN);
         cmd.arg(role)
             .arg("--config")
@@ -69,15 +83,20 @@ impl Node {
             .arg("--headless")
             .arg("--duration")
             .arg("180")
-            .env("ROCKONTROL_API_KEY", KEY)
+            .env_remove("ROCKONTROL_API_KEY")
             .env("ROCKONTROL_STATE_DIR", state)
             .env("ROCKONTROL_MDNS_INTERFACE", "lo")
             .env("RUST_LOG", "info");
         if let Some(show) = show {
             cmd.arg("--show").arg(show);
         }
+        if let Some(key) = key {
+            cmd.env("ROCKONTROL_API_KEY", key);
+        }
         Node::spawn(cmd)
     }
+
+    // --- end of package G's addition ---
 
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lines").clone()
@@ -220,15 +239,27 @@ pub fn rest(
 }
 
 pub fn node_state(master: SocketAddr, node: &str) -> String {
-    let (_, v) = rest(
+    node_status(master, node)["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+// --- shared harness (package G): a node's whole status ---
+
+/// `GET /api/nodes/NODE/status` with [`KEY`]: the node's status as JSON.
+pub fn node_status(master: SocketAddr, node: &str) -> serde_json::Value {
+    rest(
         master,
         "GET",
         &format!("/api/nodes/{node}/status"),
         Some(KEY),
         None,
-    );
-    v["state"].as_str().unwrap_or("").to_string()
+    )
+    .1
 }
+
+// --- end of package G's addition ---
 
 pub fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration) {
     let start = Instant::now();
