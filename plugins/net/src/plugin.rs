@@ -288,7 +288,6 @@ fn master_resume_clock(net: Res<MasterNet>, mut clock: ResMut<ShowClock>) {
     net.shared.registry().replication.tick = tick;
 }
 
-
 /// Hands the stage to the writer when it changed (a command, a follow, a node override, a
 /// new show) and once a second (show time moves on).
 fn master_save_stage(world: &mut World) {

@@ -328,5 +328,4 @@ mod tests {
         assert_eq!(last, Some(109), "the newest record ends up on disk");
         let _ = std::fs::remove_dir_all(&dir);
     }
-
 }
