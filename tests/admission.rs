@@ -2,153 +2,20 @@
 //! issue 16 items 6 and 8): real `rockontrol` processes on loopback, sACN decoded by a UDP
 //! listener in the test. Every wait is bounded.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rockontrol_net::client::{http_request_blocking, probe_blocking};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
-const KEY: &str = "admission-control-key-01";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rk-admission-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A node process; its stdout lines are collected. Killed (SIGKILL) when dropped.
-struct Node {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Node {
-    /// `rockontrol ROLE --config CONFIG --headless`, with `key` as `$ROCKONTROL_API_KEY`.
-    fn start(
-        role: &str,
-        config: &Path,
-        show: Option<&Path>,
-        state: &Path,
-        key: Option<&str>,
-    ) -> Node {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(BIN);
-        cmd.arg(role)
-            .arg("--config")
-            .arg(config)
-            .args(["--headless", "--duration", "120"])
-            .env("ROCKONTROL_STATE_DIR", state)
-            .env("RUST_LOG", "info")
-            .env_remove("ROCKONTROL_API_KEY")
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(key) = key {
-            cmd.env("ROCKONTROL_API_KEY", key);
-        }
-        if let Some(show) = show {
-            cmd.arg("--show").arg(show);
-        }
-        let mut child = cmd.spawn().expect("start a node");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        Node { child, lines }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().expect("lines").clone()
-    }
-
-    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
-                return l;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "no line with {needle:?} within {timeout:?}; got {:?}",
-            self.lines()
-        )
-    }
-
-    fn kill(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn rest(
-    master: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> (u16, serde_json::Value) {
-    let (status, text) =
-        http_request_blocking(master, method, path, Some(KEY), body).expect("REST request");
-    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    (status, json)
-}
-
-fn status(master: SocketAddr, node: &str) -> serde_json::Value {
-    rest(master, "GET", &format!("/api/nodes/{node}/status"), None).1
-}
-
-fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if status(master, node)["state"] == state {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{node} never became {state} within {timeout:?}: {}",
-        status(master, node)
-    );
-}
-
-fn master_addr(master: &Node) -> SocketAddr {
-    let line = master.wait_line("listening on http://", Duration::from_secs(60));
-    line.split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("address in the line")
-        .parse()
-        .expect("socket address")
-}
+use rockontrol_net::client::probe_blocking;
+use support::node::{
+    KEY, Node, free_port, master_addr, node_status as status, rest, temp_dir, wait_state,
+};
 
 fn master_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let path = dir.join("master.json");
@@ -195,7 +62,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
     let port = free_port();
     let master_cfg = master_config(&dir, port, "");
     let state = dir.join("state-master");
-    let mut master = Node::start("master", &master_cfg, None, &state, Some(KEY));
+    let mut master = Node::start("master", &master_cfg, None, &state);
     let addr = master_addr(&master);
 
     // node-01 is managed and offline: a key-less claim is refused and changes nothing.
@@ -229,12 +96,12 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
     let sacn = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let sacn_port = sacn.local_addr().expect("addr").port();
     let cfg5 = receiver_config(&dir, "node-05", 5, port, sacn_port);
-    let keyless = Node::start("receiver", &cfg5, None, &dir.join("state-5"), None);
+    let keyless = Node::start_keyed("receiver", &cfg5, None, &dir.join("state-5"), None);
     wait_state(addr, "node-05", "pending", Duration::from_secs(20));
-    let (code, nodes) = rest(addr, "GET", "/api/nodes", None);
+    let (code, nodes) = rest(addr, "GET", "/api/nodes", Some(KEY), None);
     assert_eq!(code, 200);
     assert_eq!(nodes["pending"][0]["node_id"], "node-05", "{nodes}");
-    let (code, body) = rest(addr, "POST", "/api/nodes/node-05/adopt", None);
+    let (code, body) = rest(addr, "POST", "/api/nodes/node-05/adopt", Some(KEY), None);
     assert_eq!(
         (code, &body["saved"]),
         (200, &serde_json::json!(true)),
@@ -268,6 +135,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
         addr,
         "POST",
         "/api/nodes/node-05/command",
+        Some(KEY),
         Some(r#"{"type":"blackout","on":false}"#),
     );
     assert_eq!(
@@ -281,7 +149,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
     // key-less claims of it.
     drop(keyless);
     master.kill();
-    let master = Node::start("master", &master_cfg, None, &state, Some(KEY));
+    let master = Node::start("master", &master_cfg, None, &state);
     let addr = master_addr(&master);
     let st = status(addr, "node-05");
     assert_eq!(
@@ -304,7 +172,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
     );
     assert_eq!(status(addr, "node-05")["state"], "offline");
     // With the key, it links as any node.
-    let keyed = Node::start("receiver", &cfg5, None, &dir.join("state-5"), Some(KEY));
+    let keyed = Node::start("receiver", &cfg5, None, &dir.join("state-5"));
     wait_state(addr, "node-05", "online", Duration::from_secs(20));
     drop(keyed);
     drop(master);
@@ -358,7 +226,7 @@ fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() 
     let dir = temp_dir("timeouts");
     let port = free_port();
     let master_cfg = master_config(&dir, port, "");
-    let _master = Node::start("master", &master_cfg, None, &dir.join("state-m"), Some(KEY));
+    let _master = Node::start("master", &master_cfg, None, &dir.join("state-m"));
     let addr = master_addr(&_master);
     let opened = Instant::now();
     let mut half_open: Vec<TcpStream> = (0..300)
@@ -395,7 +263,7 @@ fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() 
         .collect();
 
     // Meanwhile REST answers and a receiver links.
-    let (code, body) = rest(addr, "GET", "/api/nodes", None);
+    let (code, body) = rest(addr, "GET", "/api/nodes", Some(KEY), None);
     assert_eq!(code, 200, "{body}");
     let sacn = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let cfg = receiver_config(
@@ -405,7 +273,7 @@ fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() 
         port,
         sacn.local_addr().expect("addr").port(),
     );
-    let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-1"), Some(KEY));
+    let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-1"));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
 
     // Every half-open request is closed by the server (10 s header timeout; generous bound).
@@ -458,7 +326,7 @@ fn the_connection_cap_refuses_a_flood_and_keeps_room_for_known_nodes() {
     let dir = temp_dir("cap");
     let port = free_port();
     let master_cfg = master_config(&dir, port, r#", "max_connections": 40"#);
-    let _master = Node::start("master", &master_cfg, None, &dir.join("state-m"), Some(KEY));
+    let _master = Node::start("master", &master_cfg, None, &dir.join("state-m"));
     let addr = master_addr(&_master);
     // A flood from 127.0.0.2 (no node is there), topped up to 80 idle connections.
     let stop = Arc::new(AtomicBool::new(false));
@@ -496,7 +364,7 @@ fn the_connection_cap_refuses_a_flood_and_keeps_room_for_known_nodes() {
         refused_at_once.load(Ordering::Relaxed)
     );
     // From the node's address, REST answers and the receiver links (the reserve).
-    let (code, body) = rest(addr, "GET", "/api/nodes", None);
+    let (code, body) = rest(addr, "GET", "/api/nodes", Some(KEY), None);
     assert_eq!(code, 200, "{body}");
     let sacn = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let cfg = receiver_config(
@@ -506,9 +374,9 @@ fn the_connection_cap_refuses_a_flood_and_keeps_room_for_known_nodes() {
         port,
         sacn.local_addr().expect("addr").port(),
     );
-    let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-1"), Some(KEY));
+    let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-1"));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
-    let (_, alerts) = rest(addr, "GET", "/api/alerts", None);
+    let (_, alerts) = rest(addr, "GET", "/api/alerts", Some(KEY), None);
     let refused = alerts["alerts"]
         .as_array()
         .and_then(|a| a.iter().find(|a| a["kind"] == "refused_connection"))
@@ -593,13 +461,7 @@ fn a_node_registering_later_takes_its_universe_over_from_the_master() {
     )
     .expect("show");
     let master_cfg = master_config(&dir, port, "");
-    let _master = Node::start(
-        "master",
-        &master_cfg,
-        Some(&show),
-        &dir.join("state-m"),
-        Some(KEY),
-    );
+    let _master = Node::start("master", &master_cfg, Some(&show), &dir.join("state-m"));
     let addr = master_addr(&_master);
     // The master outputs universe 3 (no node has it).
     let start = Instant::now();
@@ -616,7 +478,7 @@ fn a_node_registering_later_takes_its_universe_over_from_the_master() {
     }
     // node-03 joins with universe 3 of its own.
     let cfg = receiver_config(&dir, "node-03", 3, port, sacn_port);
-    let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-3"), Some(KEY));
+    let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-3"));
     wait_state(addr, "node-03", "online", Duration::from_secs(30));
     let start = Instant::now();
     loop {

@@ -5,22 +5,21 @@
 //! seed's 192.168.x configurations are parsed verbatim and run with loopback substituted.
 //! Every wait is bounded.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rockontrol_net::client::{http_request_blocking, probe_blocking};
+use rockontrol_net::client::probe_blocking;
 
-#[path = "support/skip.rs"]
-mod skip;
 use rockontrol_net::config::seed;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
-const KEY: &str = "e2e-control-key-0001";
+use support::node::{
+    BIN, KEY, Listener, Node, free_port, is_root, master_addr, node_state, rest, signal, temp_dir,
+    wait_state,
+};
+use support::skip;
 const READ_KEY: &str = "e2e-reader-key-0001";
 
 /// One dimmer per universe 1..=3; cue 1 snaps to 100 % / 60 % / 20 %, cue 2 fades all to
@@ -43,212 +42,6 @@ const SHOW: &str = r#"(
     ])],
     playbacks: [(name: "main", cue_list: "main")],
 )"#;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rk-nodes-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A node process; its stdout lines are collected. Killed (SIGKILL) when dropped.
-struct Node {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Node {
-    /// Runs `cmd` in a process group of its own (killed as a whole), collecting stdout.
-    fn spawn(mut cmd: Command) -> Node {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("start a node");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        Node { child, lines }
-    }
-
-    fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path) -> Node {
-        let mut cmd = Command::new(BIN);
-        cmd.arg(role)
-            .arg("--config")
-            .arg(config)
-            .arg("--headless")
-            .arg("--duration")
-            .arg("120")
-            .env("ROCKONTROL_API_KEY", KEY)
-            .env("ROCKONTROL_STATE_DIR", state)
-            .env("ROCKONTROL_MDNS_INTERFACE", "lo")
-            .env("RUST_LOG", "info");
-        if let Some(show) = show {
-            cmd.arg("--show").arg(show);
-        }
-        Node::spawn(cmd)
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().expect("lines").clone()
-    }
-
-    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
-                return l;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "no line with {needle:?} within {timeout:?}; got {:?}",
-            self.lines()
-        )
-    }
-
-    fn kill(&mut self) {
-        // The whole group: a shell's children too.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Slot 1, source name and arrival time of the latest packet, per universe.
-type LatestByUniverse = Arc<Mutex<BTreeMap<u16, (u8, String, Instant)>>>;
-
-/// Latest slot 1 of every sACN universe received, with the source name.
-#[derive(Clone)]
-struct Listener {
-    port: u16,
-    latest: LatestByUniverse,
-}
-
-impl Listener {
-    fn start() -> Listener {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        let port = socket.local_addr().expect("addr").port();
-        let latest = Arc::new(Mutex::new(BTreeMap::new()));
-        let sink = Arc::clone(&latest);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1500];
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(300) {
-                let Ok(n) = socket.recv(&mut buf) else {
-                    continue;
-                };
-                if let Ok(rockontrol_wire::sacn::Packet::Data(p)) =
-                    rockontrol_wire::sacn::decode(&buf[..n])
-                {
-                    let v = p.slots.first().copied().unwrap_or(0);
-                    sink.lock()
-                        .expect("latest")
-                        .insert(p.universe, (v, p.source_name.to_string(), Instant::now()));
-                }
-            }
-        });
-        Listener { port, latest }
-    }
-
-    fn value(&self, universe: u16) -> Option<u8> {
-        self.latest
-            .lock()
-            .expect("latest")
-            .get(&universe)
-            .filter(|(_, _, t)| t.elapsed() < Duration::from_millis(500))
-            .map(|(v, _, _)| *v)
-    }
-
-    fn wait_value(&self, universe: u16, ok: impl Fn(u8) -> bool, timeout: Duration) -> u8 {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Some(v) = self.value(universe)
-                && ok(v)
-            {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!(
-            "universe {universe}: value {:?} never met the condition within {timeout:?}",
-            self.value(universe)
-        )
-    }
-}
-
-fn rest(
-    master: SocketAddr,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&str>,
-) -> (u16, serde_json::Value) {
-    let (status, text) =
-        http_request_blocking(master, method, path, key, body).expect("REST request");
-    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    (status, json)
-}
-
-fn node_state(master: SocketAddr, node: &str) -> String {
-    let (_, v) = rest(
-        master,
-        "GET",
-        &format!("/api/nodes/{node}/status"),
-        Some(KEY),
-        None,
-    );
-    v["state"].as_str().unwrap_or("").to_string()
-}
-
-fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if node_state(master, node) == state {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{node} never became {state} within {timeout:?} (is {})",
-        node_state(master, node)
-    );
-}
-
-fn master_addr(master: &Node) -> SocketAddr {
-    let line = master.wait_line("listening on http://", Duration::from_secs(60));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("address in the line");
-    addr.parse().expect("socket address")
-}
 
 fn receiver_config(n: u16, master_port: u16, sacn_port: u16, on_loss: &str) -> String {
     seed::RECEIVER
@@ -764,24 +557,6 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     drop(node);
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Sends `sig` (`-STOP`, `-CONT`) to process `pid`.
-fn signal(sig: &str, pid: &str) {
-    let ok = Command::new("kill")
-        .args([sig, pid])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
 }
 
 /// The seed's receiver config as written (`auto_discover: true`) without its `master_ip`

@@ -2,24 +2,13 @@
 //! them: `check` names the field and exits 1; the master answers 400 with the reason and keeps
 //! running.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use rockontrol_net::client::http_request_blocking;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
-const KEY: &str = "ranges-control-key-0001";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rk-ranges-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use support::node::{BIN, KEY, Node, free_port, master_addr, temp_dir};
 
 /// A one-dimmer show whose cue 1 has `cue_fields` (e.g. `follow: After(1)`).
 fn show(cue_fields: &str, extra: &str) -> String {
@@ -92,17 +81,13 @@ fn check_refuses_times_and_levels_past_their_range_naming_the_field() {
 
 /// A master process (killed when dropped) and the address it listens on.
 struct Master {
-    child: Child,
+    node: Node,
     addr: SocketAddr,
 }
 
 impl Master {
     fn start(dir: &std::path::Path) -> Master {
-        use std::os::unix::process::CommandExt;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let config = dir.join("master.json");
         std::fs::write(
             &config,
@@ -115,59 +100,15 @@ impl Master {
         .expect("master config");
         let show_path = dir.join("show.ron");
         std::fs::write(&show_path, show("fade_in: 1,", "")).expect("show");
-        let mut child = Command::new(BIN)
-            .args(["master", "--headless", "--duration", "120", "--config"])
-            .arg(&config)
-            .arg("--show")
-            .arg(&show_path)
-            .env("ROCKONTROL_API_KEY", KEY)
-            .env("ROCKONTROL_STATE_DIR", dir.join("state"))
-            .env("ROCKONTROL_MDNS_INTERFACE", "lo")
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the master");
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        let start = Instant::now();
-        let addr = loop {
-            let found = lines.lock().expect("lines").iter().find_map(|l| {
-                l.split("listening on http://")
-                    .nth(1)
-                    .and_then(|s| s.split_whitespace().next())
-                    .and_then(|a| a.parse().ok())
-            });
-            if let Some(addr) = found {
-                break addr;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the master never said where it listens: {:?}",
-                lines.lock().expect("lines")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Master { child, addr }
+        let node = Node::start("master", &config, Some(&show_path), &dir.join("state"));
+        let addr = master_addr(&node);
+        Master { node, addr }
     }
 
     fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
         let (status, text) = http_request_blocking(self.addr, "POST", path, Some(KEY), Some(body))
             .unwrap_or_else(|e| panic!("POST {path} {body}: {e}"));
         (status, serde_json::from_str(&text).unwrap_or_default())
-    }
-}
-
-impl Drop for Master {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -244,7 +185,7 @@ fn rest_refuses_fades_and_levels_past_their_range_and_the_master_keeps_running()
         );
     }
     assert!(
-        master.child.try_wait().expect("wait").is_none(),
+        master.node.child.try_wait().expect("wait").is_none(),
         "the master is still running"
     );
     let (status, reply) = master.post(show_command, go);

@@ -62,7 +62,7 @@ impl Node {
 
     /// `rockontrol ROLE --config CONFIG` with [`KEY`], its state in `state`, mDNS on `lo` only.
     pub fn start(role: &str, config: &Path, show: Option<&Path>, state: &Path) -> Node {
-        Node::start_for(role, config, show, state, 180)
+        Node::start_with(role, config, show, state, Some(KEY), 180)
     }
 
     /// [`Node::start`] for a process that stops by itself after `secs` seconds.
@@ -73,6 +73,32 @@ impl Node {
         state: &Path,
         secs: u64,
     ) -> Node {
+        Node::start_with(role, config, show, state, Some(KEY), secs)
+    }
+
+    // --- shared harness (package G): a node with or without a key ---
+
+    /// [`Node::start`] with `key` as `$ROCKONTROL_API_KEY`; `None` leaves it unset, even where
+    /// the test's own environment has one.
+    pub fn start_keyed(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        key: Option<&str>,
+    ) -> Node {
+        Node::start_with(role, config, show, state, key, 180)
+    }
+
+    /// A node with `key` (or none) that stops by itself after `secs` seconds.
+    pub fn start_with(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        key: Option<&str>,
+        secs: u64,
+    ) -> Node {
         let mut cmd = Command::new(BIN);
         cmd.arg(role)
             .arg("--config")
@@ -80,15 +106,20 @@ impl Node {
             .arg("--headless")
             .arg("--duration")
             .arg(secs.to_string())
-            .env("ROCKONTROL_API_KEY", KEY)
+            .env_remove("ROCKONTROL_API_KEY")
             .env("ROCKONTROL_STATE_DIR", state)
             .env("ROCKONTROL_MDNS_INTERFACE", "lo")
             .env("RUST_LOG", "info");
         if let Some(show) = show {
             cmd.arg("--show").arg(show);
         }
+        if let Some(key) = key {
+            cmd.env("ROCKONTROL_API_KEY", key);
+        }
         Node::spawn(cmd)
     }
+
+    // --- end of package G's addition ---
 
     pub fn lines(&self) -> Vec<String> {
         self.lines
@@ -257,15 +288,27 @@ pub fn rest(
 }
 
 pub fn node_state(master: SocketAddr, node: &str) -> String {
-    let (_, v) = rest(
+    node_status(master, node)["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+// --- shared harness (package G): a node's whole status ---
+
+/// `GET /api/nodes/NODE/status` with [`KEY`]: the node's status as JSON.
+pub fn node_status(master: SocketAddr, node: &str) -> serde_json::Value {
+    rest(
         master,
         "GET",
         &format!("/api/nodes/{node}/status"),
         Some(KEY),
         None,
-    );
-    v["state"].as_str().unwrap_or("").to_string()
+    )
+    .1
 }
+
+// --- end of package G's addition ---
 
 pub fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration) {
     let start = Instant::now();

@@ -221,6 +221,25 @@ pub struct UniverseConflict {
     pub nodes: Vec<String>,
 }
 
+impl UniverseConflict {
+    /// The universes more than one of `nodes` (node id, its universes) outputs, in order.
+    pub fn among<'a>(
+        nodes: impl IntoIterator<Item = (&'a str, &'a [u16])>,
+    ) -> Vec<UniverseConflict> {
+        let mut owners: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+        for (node_id, universes) in nodes {
+            for u in universes {
+                owners.entry(*u).or_default().push(node_id.to_string());
+            }
+        }
+        owners
+            .into_iter()
+            .filter(|(_, nodes)| nodes.len() > 1)
+            .map(|(universe, nodes)| UniverseConflict { universe, nodes })
+            .collect()
+    }
+}
+
 #[derive(Deserialize)]
 struct RoleProbe {
     role: Option<Role>,
@@ -344,17 +363,11 @@ impl NodeConfig {
 impl MasterConfig {
     /// Universes given to more than one managed node.
     pub fn conflicts(&self) -> Vec<UniverseConflict> {
-        let mut owners: BTreeMap<u16, Vec<String>> = BTreeMap::new();
-        for n in &self.managed_nodes {
-            for u in &n.universe_map {
-                owners.entry(*u).or_default().push(n.node_id.clone());
-            }
-        }
-        owners
-            .into_iter()
-            .filter(|(_, nodes)| nodes.len() > 1)
-            .map(|(universe, nodes)| UniverseConflict { universe, nodes })
-            .collect()
+        UniverseConflict::among(
+            self.managed_nodes
+                .iter()
+                .map(|n| (n.node_id.as_str(), n.universe_map.as_slice())),
+        )
     }
 
     /// Every universe some managed node outputs.

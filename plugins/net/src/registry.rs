@@ -477,17 +477,11 @@ impl Registry {
 
     /// Universes given to more than one node.
     pub fn conflicts(&self) -> Vec<UniverseConflict> {
-        let mut owners: BTreeMap<u16, Vec<String>> = BTreeMap::new();
-        for n in self.nodes.values() {
-            for u in &n.universes {
-                owners.entry(*u).or_default().push(n.node_id.clone());
-            }
-        }
-        owners
-            .into_iter()
-            .filter(|(_, nodes)| nodes.len() > 1)
-            .map(|(universe, nodes)| UniverseConflict { universe, nodes })
-            .collect()
+        UniverseConflict::among(
+            self.nodes
+                .values()
+                .map(|n| (n.node_id.as_str(), n.universes.as_slice())),
+        )
     }
 
     /// Raises an alert for each conflict (of `universe` only, if given).
