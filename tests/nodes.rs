@@ -689,10 +689,9 @@ fn send_command(master: SocketAddr, node: &str, body: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn identify_flashes_a_receiver_and_restart_brings_it_back() {
-    let dir = temp_dir("quick-actions");
-    let sacn = Listener::start();
+/// A master (the test show, managing node-02 on universe 2) and node-02 linked to it, its sACN
+/// sent to `sacn_port`; returns the master, its address and the receiver once online.
+fn master_and_node_02(dir: &std::path::Path, sacn_port: u16) -> (Node, SocketAddr, Node) {
     let port = free_port();
     let show = dir.join("show.ron");
     std::fs::write(&show, SHOW).expect("show");
@@ -706,17 +705,25 @@ fn identify_flashes_a_receiver_and_restart_brings_it_back() {
         ),
     )
     .expect("master config");
-    let _master = Node::start(
+    let master = Node::start(
         "master",
         &master_cfg,
         Some(&show),
         &dir.join("state-master"),
     );
-    let addr = master_addr(&_master);
+    let addr = master_addr(&master);
     let cfg = dir.join("node-02.json");
-    std::fs::write(&cfg, receiver_config(2, port, sacn.port, "hold")).expect("config");
-    let mut receiver = Node::start("receiver", &cfg, None, &dir.join("state-2"));
+    std::fs::write(&cfg, receiver_config(2, port, sacn_port, "hold")).expect("config");
+    let receiver = Node::start("receiver", &cfg, None, &dir.join("state-2"));
     wait_state(addr, "node-02", "online", Duration::from_secs(30));
+    (master, addr, receiver)
+}
+
+#[test]
+fn identify_flashes_a_receiver_and_restart_brings_it_back() {
+    let dir = temp_dir("quick-actions");
+    let sacn = Listener::start();
+    let (_master, addr, mut receiver) = master_and_node_02(&dir, sacn.port);
     let (status, reply) = rest(
         addr,
         "POST",
@@ -1264,30 +1271,7 @@ fn a_receiver_stopped_for_seconds_resumes_its_output_at_the_tick_rate() {
             }
         }
     });
-    let port = free_port();
-    let show = dir.join("show.ron");
-    std::fs::write(&show, SHOW).expect("show");
-    let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
-  "broadcast_enabled": false,
-  "managed_nodes": [{{"node_id": "node-02", "ip": "127.0.0.1", "universe_map": [2], "role": "dmx_output"}}]}}"#
-        ),
-    )
-    .expect("master config");
-    let master = Node::start(
-        "master",
-        &master_cfg,
-        Some(&show),
-        &dir.join("state-master"),
-    );
-    let addr = master_addr(&master);
-    let cfg = dir.join("node-02.json");
-    std::fs::write(&cfg, receiver_config(2, port, sacn_port, "hold")).expect("config");
-    let receiver = Node::start("receiver", &cfg, None, &dir.join("state-2"));
-    wait_state(addr, "node-02", "online", Duration::from_secs(30));
+    let (master, addr, receiver) = master_and_node_02(&dir, sacn_port);
     let (status, reply) = rest(
         addr,
         "POST",
