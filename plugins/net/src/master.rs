@@ -900,13 +900,23 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
         match prove_node(&mut sink, &mut stream, &shared, &hello.node_id, auth).await {
             Ok(()) => peer.auth = LinkAuth::ControlKey,
             Err(refusal) => {
-                tracing::warn!("node {:?} refused: {refusal}", hello.node_id);
-                let _ = sink
-                    .send(reply(&ToReceiver::Refused {
-                        reason: refusal.to_string(),
-                    }))
-                    .await;
-                let _ = sink.close().await;
+                // An alert like any refused hello: aggregated per source, logged at most
+                // every few seconds, so a flood of bad proofs cannot flood the log.
+                let source = peer.addr.ip().to_string();
+                shared.registry().raise(
+                    crate::alerts::NewAlert {
+                        severity: crate::alerts::Severity::Warning,
+                        kind: AlertKind::RefusedHello,
+                        source: Some(&source),
+                        node_id: None,
+                        message: format!(
+                            "hello as {:?} from {} refused: {refusal}",
+                            hello.node_id, peer.addr
+                        ),
+                    },
+                    SystemTime::now(),
+                );
+                refuse(&mut sink, refusal.to_string()).await;
                 return;
             }
         }
@@ -926,12 +936,7 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
         Err(refusal) => {
             // Logged (aggregated, rate-limited) by the registry's alert.
             tracing::debug!("node {:?} refused: {refusal}", hello.node_id);
-            let _ = sink
-                .send(reply(&ToReceiver::Refused {
-                    reason: refusal.to_string(),
-                }))
-                .await;
-            let _ = sink.close().await;
+            refuse(&mut sink, refusal.to_string()).await;
             return;
         }
     };
@@ -1110,6 +1115,13 @@ enum ProofRefusal {
     NotAProof,
     #[error("link closed during the handshake: {0}")]
     Link(String),
+}
+
+/// Tells a node why it is refused and closes its link.
+async fn refuse(sink: &mut SplitSink<WebSocket, Message>, reason: String) {
+    let frame = Message::Text(protocol::encode(&ToReceiver::Refused { reason }).into());
+    let _ = sink.send(frame).await;
+    let _ = sink.close().await;
 }
 
 /// The master's half of the key handshake ([`crate::handshake`]) on a new link: the challenge
