@@ -284,6 +284,53 @@ impl FadeEngine {
         }
     }
 
+    /// Whether `state` fits this show: as many playbacks, each with one `from`/`to`/`timing`
+    /// entry per lane of its list, every timing index inside its `timings` (with index 0), a
+    /// cue inside the list, and finite levels. A state from the network or from disk is
+    /// checked before it replaces the running one, so a bad one cannot panic the engine.
+    pub fn check_state(&self, state: &PlaybackState) -> Result<(), String> {
+        if state.playbacks.len() != self.show.playbacks.len() {
+            return Err(format!(
+                "{} playbacks, the show has {}",
+                state.playbacks.len(),
+                self.show.playbacks.len()
+            ));
+        }
+        if !state.grand_master.is_finite() {
+            return Err("the grand master is not a number".into());
+        }
+        for (run, playback) in state.playbacks.iter().zip(&self.show.playbacks) {
+            let list = &self.show.lists[playback.list];
+            let lanes = list.lanes.len();
+            let name = &playback.name;
+            if run.from.len() != lanes || run.to.len() != lanes || run.timing.len() != lanes {
+                return Err(format!(
+                    "playback {name:?}: lanes {}/{}/{}, its cue list has {lanes}",
+                    run.from.len(),
+                    run.to.len(),
+                    run.timing.len()
+                ));
+            }
+            if run.timings.is_empty()
+                || run
+                    .timing
+                    .iter()
+                    .any(|&t| usize::from(t) >= run.timings.len())
+            {
+                return Err(format!(
+                    "playback {name:?}: a lane's timing is out of range"
+                ));
+            }
+            if run.cue.is_some_and(|c| c >= list.cues.len()) {
+                return Err(format!("playback {name:?}: no such cue"));
+            }
+            if !run.master.is_finite() {
+                return Err(format!("playback {name:?}: the master is not a number"));
+            }
+        }
+        Ok(())
+    }
+
     /// Merged levels of the latest [`FadeEngine::render`] or `compute_levels`, per channel.
     pub fn levels(&self) -> &[f32] {
         &self.levels

@@ -157,3 +157,42 @@ fn commands_with_numbers_out_of_range_are_refused_and_change_nothing() {
     let mut frame = engine.new_frame();
     engine.render(&state, u64::MAX, &mut frame);
 }
+
+/// A state from the network or disk that does not fit the show is refused by name, never
+/// indexed: wrong lane counts, a timing index past `timings`, a cue past the list.
+#[test]
+fn a_state_that_does_not_fit_the_show_is_refused_before_it_is_used() {
+    let show = unvalidated(
+        r#"(name: "main", cues: [(number: 1, values: {Fixture(1): {Intensity: 1.0}})])"#,
+    );
+    let engine = FadeEngine::new(CompiledShow::compile(&show).expect("compiles"));
+    let good = engine.initial_state();
+    assert_eq!(engine.check_state(&good), Ok(()));
+    let mut short = good.clone();
+    short.playbacks[0].to.pop();
+    assert!(
+        engine
+            .check_state(&short)
+            .expect_err("short")
+            .contains("lanes")
+    );
+    let mut timing = good.clone();
+    timing.playbacks[0].timing[0] = 999;
+    assert!(
+        engine
+            .check_state(&timing)
+            .expect_err("timing")
+            .contains("timing")
+    );
+    let mut cue = good.clone();
+    cue.playbacks[0].cue = Some(999);
+    assert!(engine.check_state(&cue).expect_err("cue").contains("cue"));
+    let mut none = good;
+    none.playbacks.clear();
+    assert!(
+        engine
+            .check_state(&none)
+            .expect_err("playbacks")
+            .contains("playbacks")
+    );
+}

@@ -455,10 +455,13 @@ fn resume_stage(world: &mut World, hash: &str) {
         return;
     };
     let mut engine = world.resource_mut::<ShowEngine>();
-    let fits = match (&record.state, &engine.state) {
-        (Some(saved), Some(now)) => saved.playbacks.len() == now.playbacks.len(),
-        _ => false,
-    };
+    let fits = match (&record.state, &engine.engine) {
+        (Some(saved), Some(fade)) => fade.check_state(saved).map_err(|e| {
+            warn!("the saved stage does not fit the show: {e}");
+        }),
+        _ => Err(()),
+    }
+    .is_ok();
     if record.show_hash.as_deref() == Some(hash) && fits {
         info!("the stage saved at tick {} is back", record.tick);
         engine.state = record.state;
@@ -879,14 +882,13 @@ fn receiver_apply(
             // A master without a show yet has no show time to give either.
             let has_state = s.state.is_some();
             if let Some(snap_state) = s.state {
-                if snap_state.playbacks.len() == state.playbacks.len() {
-                    *state = snap_state;
-                } else {
-                    warn!(
-                        "snapshot has {} playbacks, the loaded show {}; waiting for the show",
-                        snap_state.playbacks.len(),
-                        state.playbacks.len()
-                    );
+                match fade.check_state(&snap_state) {
+                    Ok(()) => *state = snap_state,
+                    // Another show still loading, or a malformed state: the running one stays.
+                    Err(e) => warn!(
+                        "snapshot {} not applied: {e}; keeping the running state",
+                        s.seq
+                    ),
                 }
             }
             // A master without a show yet has no show time to give either.
