@@ -689,6 +689,28 @@ fn send_command(master: SocketAddr, node: &str, body: &str) -> String {
         .to_string()
 }
 
+/// Kills the master (SIGKILL), starts it again with the same config, show and state, and waits
+/// until node-01 and node-02 are online with it; returns its address.
+fn restart_master(
+    master: &mut Node,
+    config: &std::path::Path,
+    show: &std::path::Path,
+    state: &std::path::Path,
+) -> SocketAddr {
+    master.kill();
+    *master = Node::start("master", config, Some(show), state);
+    let addr = master_addr(master);
+    for n in 1..=2 {
+        wait_state(
+            addr,
+            &format!("node-0{n}"),
+            "online",
+            Duration::from_secs(30),
+        );
+    }
+    addr
+}
+
 /// A master (the test show, managing node-02 on universe 2) and node-02 linked to it, its sACN
 /// sent to `sacn_port`; returns the master, its address and the receiver once online.
 fn master_and_node_02(dir: &std::path::Path, sacn_port: u16) -> (Node, SocketAddr, Node) {
@@ -1017,17 +1039,7 @@ fn node_commands_survive_master_and_receiver_restarts() {
 
     // The master is killed and started again with its state directory: node-01 stays dark
     // (its snapshot carries the override), node-02 keeps its cue.
-    master.kill();
-    master = Node::start("master", &master_cfg, Some(&show), &master_state);
-    let addr = master_addr(&master);
-    for n in 1..=2 {
-        wait_state(
-            addr,
-            &format!("node-0{n}"),
-            "online",
-            Duration::from_secs(30),
-        );
-    }
+    let addr = restart_master(&mut master, &master_cfg, &show, &master_state);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         (sacn.value(1), sacn.value(2)),
@@ -1075,17 +1087,7 @@ fn node_commands_survive_master_and_receiver_restarts() {
     }
 
     // And across one more master restart, with a GO for everyone after it.
-    master.kill();
-    master = Node::start("master", &master_cfg, Some(&show), &master_state);
-    let addr = master_addr(&master);
-    for n in 1..=2 {
-        wait_state(
-            addr,
-            &format!("node-0{n}"),
-            "online",
-            Duration::from_secs(30),
-        );
-    }
+    let addr = restart_master(&mut master, &master_cfg, &show, &master_state);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         sacn.value(1),
@@ -1147,17 +1149,7 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
     let sampler = Sampler::start(&sacn, &[1, 2]);
     show_command(addr, r#"{"type": "go", "playback": "main"}"#);
     std::thread::sleep(Duration::from_millis(1500));
-    master.kill();
-    master = Node::start("master", &master_cfg, Some(&show), &master_state);
-    let addr = master_addr(&master);
-    for n in 1..=2 {
-        wait_state(
-            addr,
-            &format!("node-0{n}"),
-            "online",
-            Duration::from_secs(30),
-        );
-    }
+    let addr = restart_master(&mut master, &master_cfg, &show, &master_state);
     // Both took the restarted master's snapshot; watch a little longer.
     std::thread::sleep(Duration::from_secs(2));
     let mid = sacn.value(1).expect("universe 1 live");
