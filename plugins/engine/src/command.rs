@@ -7,7 +7,7 @@ use rockontrol_show::CueNumber;
 use serde::{Deserialize, Serialize};
 
 /// One playback action. Applied at a tick boundary; the tick is the action's show time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// Next cue (the first, if the playback is off).
@@ -26,6 +26,8 @@ pub enum Command {
     /// Jump to a cue by number.
     Goto {
         playback: String,
+        /// On the wire: the number as consoles write it (`1.5`).
+        #[schemars(with = "f64")]
         cue: CueNumber,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fade: Option<f64>,

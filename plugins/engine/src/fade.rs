@@ -14,7 +14,7 @@ use crate::command::Command;
 use crate::compile::{ChannelId, CompiledList, CompiledShow, NO_SLOT, UNSET};
 
 /// When a group of lanes fades: from `start` tick, after `delay` seconds, over `duration`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timing {
     pub start: u64,
     pub delay: f64,
@@ -61,7 +61,7 @@ pub fn seconds_to_ticks(secs: f64, rate: f64) -> u64 {
 ///
 /// Equality compares lane levels bit for bit, so unset (`NaN`) lanes are equal to each other
 /// and a state equals its own copy (the master republishes a state only when it changed).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlaybackRun {
     /// Index of the current cue; `None` when the playback is off.
     pub cue: Option<usize>,
@@ -77,9 +77,11 @@ pub struct PlaybackRun {
     pub release_at: Option<u64>,
     /// Per lane: level the fade starts from.
     #[serde(with = "unset_as_null")]
+    #[schemars(with = "Vec<Option<f32>>")]
     pub from: Vec<f32>,
     /// Per lane: level the fade goes to; `NaN`: the lane does not contribute.
     #[serde(with = "unset_as_null")]
+    #[schemars(with = "Vec<Option<f32>>")]
     pub to: Vec<f32>,
     /// Per lane: index into `timings`.
     pub timing: Vec<u16>,
@@ -173,7 +175,7 @@ impl PlaybackRun {
 }
 
 /// Everything that decides the output besides the show: replicated from master to receivers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlaybackState {
     pub grand_master: f64,
     pub blackout: bool,

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use bevy::app::{RunFixedMainLoop, RunFixedMainLoopSystems};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use rockontrol_replicate::{AppReplicateExt, DuplicatePart, ReplicationRules};
 use rockontrol_show::{
     CueList, Fixture, FixtureProfile, Group, Playback, Show, UNIVERSE_SLOTS, Universe,
 };
@@ -106,7 +107,47 @@ impl Plugin for EnginePlugin {
                     after_ticks.in_set(RunFixedMainLoopSystems::AfterFixedMainLoop),
                 ),
             );
+        app.add_replication(register_replication);
     }
+}
+
+/// What the engine replicates: its playback state (every snapshot) and the show commands of
+/// deltas. [`EnginePlugin`] registers them; net builds its base protocol hash from them too.
+pub fn register_replication(rules: &mut ReplicationRules) -> Result<(), DuplicatePart> {
+    rules
+        .add_state::<Option<PlaybackState>, _, _>(
+            PLAYBACK_PART,
+            |world| {
+                world
+                    .get_resource::<ShowEngine>()
+                    .and_then(|e| e.state.clone())
+            },
+            apply_replicated_state,
+        )?
+        .add_command::<Command>(COMMAND_PART)?;
+    Ok(())
+}
+
+/// The replicated part that carries the [`PlaybackState`].
+pub const PLAYBACK_PART: &str = "engine.playback";
+/// The replicated command type of deltas ([`Command`]).
+pub const COMMAND_PART: &str = "engine.command";
+
+/// A received playback state replaces the running one if it fits the compiled show; a master
+/// without a show yet sends none, which changes nothing.
+fn apply_replicated_state(world: &mut World, state: Option<PlaybackState>) -> Result<(), String> {
+    let Some(state) = state else {
+        return Ok(());
+    };
+    let Some(mut engine) = world.get_resource_mut::<ShowEngine>() else {
+        return Err("this app runs no engine".into());
+    };
+    match &engine.engine {
+        Some(fade) => fade.check_state(&state)?,
+        None => return Err("no show is compiled here yet".into()),
+    }
+    engine.state = Some(state);
+    Ok(())
 }
 
 /// Order of a show item in its file, so writing back keeps the author's order.

@@ -95,6 +95,20 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+        // Its wire shape is one of these strings: a new spelling changes the protocol hash.
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+            fn json_schema(
+                _: &mut schemars::SchemaGenerator,
+            ) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "enum": [$($text),+]
+                })
+            }
+        }
     };
 }
 

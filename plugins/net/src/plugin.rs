@@ -874,14 +874,22 @@ fn receiver_apply(
             return;
         }
         if let Some(s) = net.pending_snapshot.take() {
-            let own = s.overrides.get(&net.node_id).cloned().unwrap_or_default();
+            let overrides = s.overrides().unwrap_or_else(|e| {
+                warn!("{e}; keeping this node's output as it is");
+                [(net.node_id.clone(), net.node_override.clone())].into()
+            });
+            let own = overrides.get(&net.node_id).cloned().unwrap_or_default();
             if own != net.node_override {
                 info!("node output from the master: {own:?}");
             }
             net.node_override = own;
+            let snap_state = s.state().unwrap_or_else(|e| {
+                warn!("{e}; keeping the running state");
+                None
+            });
             // A master without a show yet has no show time to give either.
-            let has_state = s.state.is_some();
-            if let Some(snap_state) = s.state {
+            let has_state = snap_state.is_some();
+            if let Some(snap_state) = snap_state {
                 match fade.check_state(&snap_state) {
                     Ok(()) => *state = snap_state,
                     // Another show still loading, or a malformed state: the running one stays.

@@ -2,14 +2,18 @@
 //!
 //! Every frame is one JSON object `{"v": 1, "type": "...", ...}`. [`decode_to_master`] and
 //! [`decode_to_receiver`] check size and version before they parse, and never panic on any
-//! input. The [`protocol_hash`] is computed from [`SCHEMA`], the list of messages and their
-//! fields: two builds that disagree on it refuse each other at hello time with a reason.
+//! input. The protocol hash is computed from the serde shape of every registered type (the
+//! messages here, the engine's state and commands, and whatever other plugins register; see
+//! `rockontrol_replicate`): two builds that disagree on it refuse each other at hello time
+//! with a reason.
 
 use std::collections::BTreeMap;
 
 use rockontrol_engine::{Command, PlaybackState};
 use rockontrol_show::CueNumber;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use rockontrol_replicate::{DuplicatePart, PartError, Parts, ReplicationRules};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Capability, Role};
@@ -20,25 +24,63 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest frame either side accepts, in bytes (a show travels over HTTP, not here).
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
-/// The messages and their fields: what the protocol hash covers. Change it with the types.
-pub const SCHEMA: &str = "rockontrol-net v1;\
-    hello(node_id,role,version,protocol,protocol_hash,capabilities,universes,auth(key_id,nonce));\
-    challenge(master_id,nonce,proof);proof(proof);\
-    welcome(master_id,version,protocol_hash,assigned_universes,show_hash,heartbeat_ms,reconnect_ms);\
-    refused(reason);error(reason);\
-    snapshot(seq,tick,rate,show_hash,state,overrides(blackout,intensity));delta(seq,tick,command);\
-    command(command_id,attempt,command);ack(command_id,status,reason);\
-    heartbeat(status,metrics(dmx_fps,cpu_usage,memory_mb,frames_out,seq,tick,show_hash));\
-    sync(tick,rate,timecode,bpm);snapshot_request(reason);\
-    node_command(cue,go,back,release,clear,blackout,intensity,grand_master,media,identify(seconds),restart)";
-
 /// The crate version, sent in hello/welcome.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Hex SHA-256 of [`SCHEMA`], first 16 digits.
+/// The registered part of node commands ([`NodeCommand`]).
+pub const NODE_COMMAND_PART: &str = "net.node_command";
+/// The replicated part of per-node overrides ([`NodeOverrides`]), owned by the master.
+pub const OVERRIDES_PART: &str = "net.node_overrides";
+/// The registered message type master → receiver.
+pub const TO_RECEIVER_PART: &str = "net.to_receiver";
+/// The registered message type receiver → master.
+pub const TO_MASTER_PART: &str = "net.to_master";
+
+/// Every node's [`NodeOverride`] that is not neutral, by node id.
+pub type NodeOverrides = BTreeMap<String, NodeOverride>;
+
+/// What net registers for its link: the messages and node commands. The node overrides part,
+/// whose handlers need the plugin's resources, is registered by [`crate::plugin`]
+/// ([`register_overrides`] without handlers).
+pub fn register_replication(rules: &mut ReplicationRules) -> Result<(), DuplicatePart> {
+    rules
+        .add_message::<ToReceiver>(TO_RECEIVER_PART)?
+        .add_message::<ToMaster>(TO_MASTER_PART)?
+        .add_command::<NodeCommand>(NODE_COMMAND_PART)?;
+    Ok(())
+}
+
+/// Registers the node overrides part with handlers that do nothing (for the shape alone).
+pub fn register_overrides(rules: &mut ReplicationRules) -> Result<(), DuplicatePart> {
+    rules.add_state::<NodeOverrides, _, _>(
+        OVERRIDES_PART,
+        |_| NodeOverrides::new(),
+        |_, _| Ok(()),
+    )?;
+    Ok(())
+}
+
+/// The rules of a node that runs the engine and net and nothing else (no media): the engine's
+/// parts, net's messages and the node overrides part, without net's handlers. An app's own
+/// rules (the [`ReplicationRules`] resource) add whatever its other plugins register.
+pub fn base_rules() -> ReplicationRules {
+    let mut rules = ReplicationRules::default();
+    let registered = rockontrol_engine::register_replication(&mut rules)
+        .and_then(|()| register_replication(&mut rules))
+        .and_then(|()| register_overrides(&mut rules));
+    if let Err(e) = registered {
+        // The names are constants that do not clash (a test builds these rules).
+        tracing::error!("{e}");
+    }
+    rules
+}
+
+/// The protocol hash of [`base_rules`]: 16 hex digits of the SHA-256 of their serde shape.
+/// A running node uses its app's own rules' hash ([`ReplicationRules::protocol_hash`]), which
+/// equals this one when no other plugin registers parts.
 pub fn protocol_hash() -> String {
-    let digest = Sha256::digest(SCHEMA.as_bytes());
-    hex(&digest[..8])
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| base_rules().protocol_hash()).clone()
 }
 
 /// Hex SHA-256 of a show's canonical RON text: the show's identity in replication.
@@ -52,11 +94,12 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A command aimed at one node (`POST /api/nodes/{node_id}/command`, and the WebSocket
 /// `command` message). The seed's `{"type": "cue", "cue_id": 1.5, "fade_time": 3.0}` is one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NodeCommand {
     /// Go to a cue (of `playback`, default the show's first playback).
     Cue {
+        #[schemars(with = "f64")]
         cue_id: CueNumber,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fade_time: Option<f64>,
@@ -128,7 +171,7 @@ fn identify_seconds() -> f64 {
 }
 
 /// What a media command does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaAction {
     Play,
@@ -259,7 +302,7 @@ pub fn identify_duration(seconds: f64) -> Result<std::time::Duration, CommandMap
 pub const ALREADY_EXECUTED: &str = "already executed";
 
 /// Outcome of a command on a node (`POST /api/master/ack` and the `ack` message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AckStatus {
     /// Done (also the answer to a command id seen before: nothing is applied twice).
@@ -269,7 +312,7 @@ pub enum AckStatus {
 }
 
 /// Node health metrics (the seed's heartbeat `metrics`, plus counters).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Metrics {
     #[serde(default)]
     pub dmx_fps: f64,
@@ -291,7 +334,7 @@ pub struct Metrics {
 }
 
 /// A receiver's first message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Hello {
     pub node_id: String,
     pub role: Role,
@@ -309,7 +352,7 @@ pub struct Hello {
 }
 
 /// What a keyed receiver's hello carries instead of its key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelloAuth {
     /// [`crate::handshake::key_id`] of the receiver's key (names it, does not reveal it).
@@ -319,7 +362,7 @@ pub struct HelloAuth {
 }
 
 /// The master's answer to an accepted hello.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Welcome {
     pub master_id: String,
     pub version: String,
@@ -332,7 +375,7 @@ pub struct Welcome {
 }
 
 /// The whole replicated state at `tick`; deltas with `seq` + 1 onwards follow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Snapshot {
     pub seq: u64,
     /// The master's next show tick when the snapshot was taken.
@@ -340,18 +383,77 @@ pub struct Snapshot {
     pub rate: u32,
     /// Show content hash (fetch `GET /api/show/{hash}` if it is not the one loaded).
     pub show_hash: Option<String>,
-    /// `None` while the master has no compiled show.
-    pub state: Option<PlaybackState>,
-    /// Every node's [`NodeOverride`] that is not neutral, by node id.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub overrides: BTreeMap<String, NodeOverride>,
+    /// Every registered state part, by its registered name: the engine's playback state
+    /// ([`rockontrol_engine::PLAYBACK_PART`], `null` while the master has no compiled show),
+    /// the node overrides ([`OVERRIDES_PART`]) and whatever other plugins register. A receiver
+    /// applies each through the handler registered for it.
+    pub parts: Parts,
+}
+
+impl Snapshot {
+    /// A snapshot of the engine's `state` and the node `overrides` (the parts net knows by
+    /// type), plus the `extra` parts of other plugins.
+    pub fn new(
+        seq: u64,
+        tick: u64,
+        rate: u32,
+        show_hash: Option<String>,
+        state: Option<&PlaybackState>,
+        overrides: &NodeOverrides,
+        extra: &Parts,
+    ) -> Self {
+        let mut parts = extra.clone();
+        // Serializing these cannot fail (string keys, no custom errors; NaN lanes are null).
+        parts.insert(
+            rockontrol_engine::PLAYBACK_PART.into(),
+            serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
+        );
+        parts.insert(
+            OVERRIDES_PART.into(),
+            serde_json::to_value(overrides).unwrap_or_default(),
+        );
+        Snapshot {
+            seq,
+            tick,
+            rate,
+            show_hash,
+            parts,
+        }
+    }
+
+    /// The engine's playback state it carries (`None`: the master has no compiled show).
+    pub fn state(&self) -> Result<Option<PlaybackState>, PartError> {
+        decode_part::<Option<PlaybackState>>(&self.parts, rockontrol_engine::PLAYBACK_PART)
+            .map(Option::flatten)
+    }
+
+    /// The node overrides it carries.
+    pub fn overrides(&self) -> Result<NodeOverrides, PartError> {
+        decode_part(&self.parts, OVERRIDES_PART).map(Option::unwrap_or_default)
+    }
+}
+
+fn decode_part<T: serde::de::DeserializeOwned>(
+    parts: &Parts,
+    name: &str,
+) -> Result<Option<T>, PartError> {
+    parts
+        .get(name)
+        .map(|v| {
+            T::deserialize(v).map_err(|e| PartError::Decode {
+                name: name.into(),
+                type_name: std::any::type_name::<T>(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
 }
 
 /// A node's own output, set by node commands and owned by the master: replicated in every
 /// snapshot (by node id) so no reconnect, receiver restart or master restart loses it. The
 /// receiver applies its own entry when it renders, on top of the shared playback state (which
 /// it never edits for a node command), so its frames equal the master's but for this.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeOverride {
     /// The node's output is dark (intensity channels at 0).
     #[serde(default)]
@@ -419,7 +521,7 @@ impl NodeOverride {
 }
 
 /// One change of the replicated state: `command` applied at `tick`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Delta {
     pub seq: u64,
     pub tick: u64,
@@ -427,7 +529,7 @@ pub struct Delta {
 }
 
 /// Master → receiver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToReceiver {
     /// The master's half of the handshake: its nonce and its proof that it holds the key the
@@ -464,7 +566,7 @@ pub enum ToReceiver {
 }
 
 /// Receiver → master.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToMaster {
     Hello(Hello),
@@ -711,28 +813,31 @@ mod tests {
             timing: vec![0, 0],
             timings: vec![],
         };
-        let snapshot = ToReceiver::Snapshot(Snapshot {
-            seq: 3,
-            tick: 221,
-            rate: 44,
-            show_hash: None,
-            overrides: BTreeMap::new(),
-            state: Some(PlaybackState {
-                grand_master: 1.0,
-                blackout: false,
-                action_seq: 1,
-                playbacks: vec![run],
-            }),
-        });
+        let state = PlaybackState {
+            grand_master: 1.0,
+            blackout: false,
+            action_seq: 1,
+            playbacks: vec![run],
+        };
+        let snapshot = ToReceiver::Snapshot(Snapshot::new(
+            3,
+            221,
+            44,
+            None,
+            Some(&state),
+            &NodeOverrides::new(),
+            &Parts::new(),
+        ));
         let text = encode(&snapshot);
         assert!(
-            text.contains(r#""from":[0.0,null],"to":[1.0,null]"#),
+            text.contains(r#""from":[0.0,null]"#) && text.contains(r#""to":[1.0,null]"#),
             "{text}"
         );
         let Ok(ToReceiver::Snapshot(back)) = decode_to_receiver(&text) else {
             panic!("the snapshot decodes: {text}");
         };
-        let run = &back.state.as_ref().expect("state").playbacks[0];
+        let state = back.state().expect("decodes").expect("a state");
+        let run = &state.playbacks[0];
         assert_eq!((run.from[0], run.to[0]), (0.0, 1.0));
         assert!(
             run.from[1].is_nan() && run.to[1].is_nan(),
@@ -770,10 +875,45 @@ mod tests {
     }
 
     #[test]
-    fn protocol_hash_is_stable_and_short() {
-        assert_eq!(protocol_hash().len(), 16);
-        assert_eq!(protocol_hash(), protocol_hash());
+    fn timecode_counts_25_frames_a_second() {
         assert_eq!(timecode(44 * 61 + 22, 44), "00:01:01:12");
+    }
+
+    #[test]
+    fn the_base_rules_register_the_engines_parts_and_nets() {
+        let rules = base_rules();
+        assert_eq!(
+            rules.names(rockontrol_replicate::PartKind::State),
+            vec![rockontrol_engine::PLAYBACK_PART, OVERRIDES_PART],
+            "{rules:?}"
+        );
+        assert_eq!(
+            rules.names(rockontrol_replicate::PartKind::Command),
+            vec![rockontrol_engine::COMMAND_PART, NODE_COMMAND_PART]
+        );
+        assert_eq!(protocol_hash(), rules.protocol_hash());
+        assert_eq!(protocol_hash().len(), 16);
+    }
+
+    #[test]
+    fn a_snapshot_missing_or_mangling_a_part_is_an_error_naming_it() {
+        let snapshot = Snapshot {
+            seq: 1,
+            tick: 2,
+            rate: 44,
+            show_hash: None,
+            parts: Parts::from([(
+                rockontrol_engine::PLAYBACK_PART.to_string(),
+                serde_json::json!({"grand_master": "full"}),
+            )]),
+        };
+        let e = snapshot.state().expect_err("not a state");
+        assert!(e.to_string().contains("engine.playback"), "{e}");
+        assert_eq!(
+            snapshot.overrides(),
+            Ok(NodeOverrides::new()),
+            "no overrides part: none"
+        );
     }
 
     #[test]
@@ -823,28 +963,25 @@ mod tests {
             "the show's blackout still counts"
         );
         // On the wire: a snapshot carries them by node id; an old snapshot has none.
-        let snapshot = Snapshot {
-            seq: 1,
-            tick: 2,
-            rate: 44,
-            show_hash: None,
-            state: None,
-            overrides: BTreeMap::from([("node-01".to_string(), o.clone())]),
-        };
+        let snapshot = Snapshot::new(
+            1,
+            2,
+            44,
+            None,
+            None,
+            &NodeOverrides::from([("node-01".to_string(), o.clone())]),
+            &Parts::new(),
+        );
         let text = encode(&ToReceiver::Snapshot(snapshot.clone()));
         assert!(
-            text.contains(r#""overrides":{"node-01":{"blackout":false,"intensity":0.5}}"#),
+            text.contains(
+                r#""parts":{"engine.playback":null,"net.node_overrides":{"node-01":{"blackout":false,"intensity":0.5}}}"#
+            ),
             "{text}"
         );
         assert_eq!(
             decode_to_receiver(&text),
             Ok(ToReceiver::Snapshot(snapshot))
         );
-        let Ok(ToReceiver::Snapshot(bare)) = decode_to_receiver(
-            r#"{"v":1,"type":"snapshot","seq":1,"tick":2,"rate":44,"show_hash":null,"state":null}"#,
-        ) else {
-            panic!("a snapshot without overrides decodes");
-        };
-        assert!(bare.overrides.is_empty());
     }
 }

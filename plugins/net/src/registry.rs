@@ -37,9 +37,10 @@ pub use crate::alerts::{Alert, AlertKind, Severity};
 use crate::alerts::{AlertLog, NewAlert};
 use crate::config::{Capability, ManagedNode, MasterConfig, UniverseConflict};
 use crate::protocol::{
-    self, AckStatus, Delta, Hello, Metrics, NodeCommand, NodeOverride, Snapshot, ToReceiver,
+    self, AckStatus, Delta, Hello, Metrics, NodeCommand, NodeOverrides, Snapshot, ToReceiver,
     Welcome,
 };
+use rockontrol_replicate::Parts;
 
 /// Retries after a failed or unacknowledged command before the node is marked degraded.
 pub const MAX_RETRIES: u32 = 3;
@@ -63,6 +64,34 @@ const LOW_OUTPUT_REASON: &str = "DMX output rate low";
 pub const MAX_PENDING: usize = 64;
 /// A key-less connection not adopted within this is closed (the node connects again).
 pub const PENDING_WAIT: Duration = Duration::from_secs(60);
+
+/// The registry's monotonic clock (heartbeat silence, acknowledgement timeouts): the
+/// system's, or a manual one that a test moves ([`MonoClock::manual`], [`MonoClock::advance`]).
+/// Wall time (`SystemTime`, for what is shown) is passed into each call.
+#[derive(Debug, Clone, Default)]
+pub struct MonoClock(Option<Arc<std::sync::Mutex<Instant>>>);
+
+impl MonoClock {
+    /// A clock that stands still until [`advance`](Self::advance)d.
+    pub fn manual() -> Self {
+        MonoClock(Some(Arc::new(std::sync::Mutex::new(Instant::now()))))
+    }
+
+    /// Now, on this clock.
+    pub fn now(&self) -> Instant {
+        match &self.0 {
+            Some(t) => *t.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            None => Instant::now(),
+        }
+    }
+
+    /// Moves a manual clock on (the system's moves by itself).
+    pub fn advance(&self, by: Duration) {
+        if let Some(t) = &self.0 {
+            *t.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+        }
+    }
+}
 
 /// A node's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -305,23 +334,27 @@ pub struct Replication {
     pub state: Option<PlaybackState>,
     /// Per-node overrides (node commands that set a node's own output), by node id: the
     /// master owns them and every snapshot carries them.
-    pub overrides: BTreeMap<String, NodeOverride>,
+    pub overrides: NodeOverrides,
     /// Counts changes of `overrides` (the master persists them when it moves).
     pub overrides_version: u64,
+    /// The state parts other plugins registered, as last captured from the master's world
+    /// (the engine's state and the overrides above are kept by type and are fresher).
+    pub parts: Parts,
     /// When the engine last refreshed `tick` (`None`: nobody does; syncs always go out).
     pub tick_at: Option<Instant>,
 }
 
 impl Replication {
     fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            seq: self.seq,
-            tick: self.current_tick(),
-            rate: self.rate,
-            show_hash: self.show_hash.clone(),
-            state: self.state.clone(),
-            overrides: self.overrides.clone(),
-        }
+        Snapshot::new(
+            self.seq,
+            self.current_tick(),
+            self.rate,
+            self.show_hash.clone(),
+            self.state.as_ref(),
+            &self.overrides,
+            &self.parts,
+        )
     }
 
     /// The master's show tick now: the tick last refreshed, moved on by the wall time since at
@@ -390,6 +423,8 @@ pub struct Registry {
     pub commands_submitted: u64,
     /// Nodes advertising `_rockontrol._tcp`, by node id.
     pub discovered: BTreeMap<String, Discovered>,
+    /// Heartbeat silence and ack timeouts are measured on it.
+    clock: MonoClock,
 }
 
 impl Registry {
@@ -420,9 +455,16 @@ impl Registry {
             next_conn: 0,
             commands_submitted: 0,
             discovered: BTreeMap::new(),
+            clock: MonoClock::default(),
         };
         registry.alert_conflicts(None, now);
         registry
+    }
+
+    /// Measures heartbeat silence and ack timeouts on `clock` from now on (tests pass a
+    /// [`MonoClock::manual`]).
+    pub fn set_clock(&mut self, clock: MonoClock) {
+        self.clock = clock;
     }
 
     /// Raises an operator alert (listed at `GET /api/alerts`; repeats from one node are
@@ -737,7 +779,7 @@ impl Registry {
             && existing.link.as_ref().is_some_and(|l| !l.tx.is_closed())
             && existing
                 .last_seen
-                .is_some_and(|t| t.elapsed() < HEARTBEAT_TIMEOUT)
+                .is_some_and(|t| self.clock.now().saturating_duration_since(t) < HEARTBEAT_TIMEOUT)
         {
             return Err(Refusal::DuplicateId(hello.node_id.clone()));
         }
@@ -767,6 +809,7 @@ impl Registry {
 
     /// Links an admitted node on connection `conn_id`: welcome, snapshot, then its commands.
     fn link(&mut self, hello: &Hello, conn_id: u64, tx: mpsc::Sender<Arc<str>>, now: SystemTime) {
+        let mono = self.clock.now();
         let entry = self
             .nodes
             .entry(hello.node_id.clone())
@@ -806,7 +849,7 @@ impl Registry {
         });
         let snapshot = ToReceiver::Snapshot(self.replication.snapshot());
         entry.link = Some(Link { conn_id, tx });
-        entry.last_seen = Some(Instant::now());
+        entry.last_seen = Some(mono);
         entry.last_heartbeat = Some(now);
         let state = if entry.degraded_reason.is_some() {
             NodeState::Degraded
@@ -823,7 +866,7 @@ impl Registry {
         let mut resend: VecDeque<QueuedCommand> = std::mem::take(&mut entry.in_flight);
         resend.extend(std::mem::take(&mut entry.queue));
         entry.queue = resend;
-        flush_queue(entry);
+        flush_queue(entry, mono);
         if routing_changed {
             self.routing_epoch += 1;
         }
@@ -931,7 +974,7 @@ impl Registry {
             .ok_or_else(|| SubmitError::UnknownNode(node_id.to_string()))?;
         entry.metrics = metrics;
         entry.last_heartbeat = Some(now);
-        entry.last_seen = Some(Instant::now());
+        entry.last_seen = Some(self.clock.now());
         if entry.state == NodeState::Offline && entry.link.is_some() {
             entry.set_state(NodeState::Online, now);
         }
@@ -973,7 +1016,7 @@ impl Registry {
             .nodes
             .get_mut(node_id)
             .ok_or_else(|| SubmitError::UnknownNode(node_id.to_string()))?;
-        entry.last_seen = Some(Instant::now());
+        entry.last_seen = Some(self.clock.now());
         let Some(pos) = entry
             .in_flight
             .iter()
@@ -1021,6 +1064,7 @@ impl Registry {
     }
 
     fn retry(&mut self, node_id: &str, pos: usize, reason: &str, now: SystemTime) {
+        let mono = self.clock.now();
         let Some(entry) = self.nodes.get_mut(node_id) else {
             return;
         };
@@ -1054,7 +1098,7 @@ impl Registry {
             cmd.command_id,
             cmd.attempts
         );
-        send_command(entry, &mut cmd);
+        send_command(entry, &mut cmd, mono);
         entry.in_flight.push_back(cmd);
     }
 
@@ -1064,6 +1108,7 @@ impl Registry {
         node_id: &str,
         command: NodeCommand,
     ) -> Result<(String, Delivery), SubmitError> {
+        let mono = self.clock.now();
         let entry = self
             .nodes
             .get_mut(node_id)
@@ -1084,7 +1129,7 @@ impl Registry {
             sent_at: None,
         });
         let delivery = if entry.link.is_some() && entry.state != NodeState::Pending {
-            flush_queue(entry);
+            flush_queue(entry, mono);
             Delivery::Sent
         } else {
             Delivery::Queued
@@ -1107,11 +1152,12 @@ impl Registry {
             }
             keep
         });
+        let mono = self.clock.now();
         let mut retries = Vec::new();
         for entry in self.nodes.values_mut() {
             let silent = entry
                 .last_seen
-                .is_none_or(|t| t.elapsed() > HEARTBEAT_TIMEOUT);
+                .is_none_or(|t| mono.saturating_duration_since(t) > HEARTBEAT_TIMEOUT);
             if entry.link.is_some() && silent {
                 tracing::warn!(
                     "node {}: no heartbeat for {HEARTBEAT_TIMEOUT:?}",
@@ -1129,7 +1175,10 @@ impl Registry {
                 && let Some(pos) = entry
                     .in_flight
                     .iter()
-                    .position(|c| c.sent_at.is_some_and(|t| t.elapsed() > ACK_TIMEOUT))
+                    .position(|c| {
+                        c.sent_at
+                            .is_some_and(|t| mono.saturating_duration_since(t) > ACK_TIMEOUT)
+                    })
             {
                 retries.push((entry.node_id.clone(), pos));
             }
@@ -1179,6 +1228,24 @@ impl Registry {
     pub fn refresh_state(&mut self, state: PlaybackState, tick: u64) {
         self.replication.state = Some(state);
         self.replication.tick = tick;
+    }
+
+    /// The state parts of other plugins, captured from the master's world: when they changed,
+    /// every node gets a new snapshot (they have no deltas of their own). Returns whether they
+    /// changed.
+    pub fn publish_parts(&mut self, mut parts: Parts) -> bool {
+        // Net keeps these two by type; their captured copies are not used.
+        parts.remove(rockontrol_engine::PLAYBACK_PART);
+        parts.remove(protocol::OVERRIDES_PART);
+        if parts == self.replication.parts {
+            return false;
+        }
+        let r = &mut self.replication;
+        r.parts = parts;
+        r.seq += 1;
+        let frame: Arc<str> = protocol::encode(&ToReceiver::Snapshot(r.snapshot())).into();
+        self.broadcast(&frame);
+        true
     }
 
     /// Sends the current snapshot to one node (it asked after a gap).
@@ -1271,9 +1338,9 @@ fn requeue_in_flight(entry: &mut NodeEntry) {
     }
 }
 
-fn send_command(entry: &mut NodeEntry, cmd: &mut QueuedCommand) {
+fn send_command(entry: &mut NodeEntry, cmd: &mut QueuedCommand, now: Instant) {
     cmd.attempts += 1;
-    cmd.sent_at = Some(Instant::now());
+    cmd.sent_at = Some(now);
     let frame: Arc<str> = protocol::encode(&ToReceiver::Command {
         command_id: cmd.command_id.clone(),
         attempt: cmd.attempts,
@@ -1283,12 +1350,12 @@ fn send_command(entry: &mut NodeEntry, cmd: &mut QueuedCommand) {
     entry.send(frame);
 }
 
-fn flush_queue(entry: &mut NodeEntry) {
+fn flush_queue(entry: &mut NodeEntry, now: Instant) {
     while entry.link.is_some() {
         let Some(mut cmd) = entry.queue.pop_front() else {
             break;
         };
-        send_command(entry, &mut cmd);
+        send_command(entry, &mut cmd, now);
         entry.in_flight.push_back(cmd);
     }
     if entry.link.is_none() {
@@ -1849,8 +1916,8 @@ mod tests {
             })
             .expect("a snapshot on connect");
         assert_eq!(
-            snapshot.overrides.get("node-01"),
-            Some(&NodeOverride {
+            snapshot.overrides().expect("overrides").get("node-01"),
+            Some(&protocol::NodeOverride {
                 blackout: true,
                 intensity: 1.0
             }),
@@ -1865,7 +1932,7 @@ mod tests {
                 _ => None,
             })
             .expect("a snapshot");
-        assert!(again.overrides["node-01"].blackout);
+        assert!(again.overrides().expect("overrides")["node-01"].blackout);
         reg.submit("node-01", NodeCommand::Blackout { on: false })
             .expect("known");
         reg.send_snapshot("node-01");
@@ -1877,8 +1944,149 @@ mod tests {
             })
             .expect("a snapshot");
         assert!(
-            cleared.overrides.is_empty(),
+            cleared.overrides().expect("overrides").is_empty(),
             "neutral again: nothing to carry"
+        );
+    }
+
+    /// A registry on a manual clock with node-01 linked, and its frames.
+    fn linked_on_manual_clock() -> (Registry, MonoClock, mpsc::Receiver<Arc<str>>, SystemTime) {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut reg = Registry::new(&master(), now);
+        let clock = MonoClock::manual();
+        reg.set_clock(clock.clone());
+        let (tx, mut rx) = mpsc::channel(64);
+        reg.hello(&hello("node-01"), &keyed(), tx, now)
+            .expect("accepted");
+        drain(&mut rx);
+        (reg, clock, rx, now)
+    }
+
+    fn attempts(msgs: &[ToReceiver]) -> Vec<u32> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ToReceiver::Command { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unacknowledged_command_is_resent_after_the_ack_timeout_then_degrades() {
+        let (mut reg, clock, mut rx, now) = linked_on_manual_clock();
+        let (id, _) = reg
+            .submit("node-01", NodeCommand::Blackout { on: true })
+            .expect("known");
+        assert_eq!(attempts(&drain(&mut rx)), vec![1]);
+        for attempt in 2..=4 {
+            // Heartbeats keep the node online; only the ack is missing.
+            clock.advance(ACK_TIMEOUT);
+            reg.heartbeat("node-01", Metrics::default(), now)
+                .expect("known");
+            reg.check_timeouts(now);
+            assert_eq!(
+                attempts(&drain(&mut rx)),
+                Vec::<u32>::new(),
+                "exactly {ACK_TIMEOUT:?} is not past the timeout yet (attempt {attempt})"
+            );
+            clock.advance(Duration::from_millis(1));
+            reg.check_timeouts(now);
+            assert_eq!(
+                attempts(&drain(&mut rx)),
+                vec![attempt],
+                "resent once the ack is {ACK_TIMEOUT:?} + 1 ms late"
+            );
+        }
+        assert_eq!(reg.nodes["node-01"].state, NodeState::Online);
+        clock.advance(ACK_TIMEOUT + Duration::from_millis(1));
+        reg.heartbeat("node-01", Metrics::default(), now)
+            .expect("known");
+        reg.check_timeouts(now);
+        assert!(drain(&mut rx).is_empty(), "no fifth attempt");
+        let node = &reg.nodes["node-01"];
+        assert_eq!(node.state, NodeState::Degraded, "given up after 1 + {MAX_RETRIES}");
+        assert!(
+            node.degraded_reason
+                .as_deref()
+                .is_some_and(|r| r.contains(&id) && r.contains("no acknowledgement")),
+            "{:?}",
+            node.degraded_reason
+        );
+        assert_eq!(node.pending_commands(), 0, "dropped, not kept in flight");
+    }
+
+    #[test]
+    fn an_ack_in_time_stops_the_resends() {
+        let (mut reg, clock, mut rx, now) = linked_on_manual_clock();
+        let (id, _) = reg.submit("node-01", NodeCommand::Ping {}).expect("known");
+        drain(&mut rx);
+        clock.advance(ACK_TIMEOUT - Duration::from_millis(1));
+        reg.ack("node-01", &id, AckStatus::Executed, None, now)
+            .expect("ok");
+        clock.advance(ACK_TIMEOUT * 10);
+        reg.heartbeat("node-01", Metrics::default(), now)
+            .expect("known");
+        reg.check_timeouts(now);
+        assert!(drain(&mut rx).is_empty(), "nothing resent after the ack");
+        assert_eq!(reg.nodes["node-01"].executed, 1);
+    }
+
+    #[test]
+    fn a_silent_node_goes_offline_after_the_heartbeat_timeout_and_keeps_its_commands() {
+        let (mut reg, clock, mut rx, now) = linked_on_manual_clock();
+        let (id, _) = reg
+            .submit("node-01", NodeCommand::Blackout { on: true })
+            .expect("known");
+        drain(&mut rx);
+        // Heartbeats reset the silence: 2 × 2.5 s with a heartbeat between is not silence.
+        clock.advance(HEARTBEAT_TIMEOUT / 2 + HEARTBEAT_TIMEOUT / 3);
+        reg.heartbeat("node-01", Metrics::default(), now)
+            .expect("known");
+        reg.ack("node-01", &id, AckStatus::Executed, None, now)
+            .expect("ok");
+        clock.advance(HEARTBEAT_TIMEOUT);
+        reg.check_timeouts(now);
+        assert_eq!(
+            reg.nodes["node-01"].state,
+            NodeState::Online,
+            "exactly {HEARTBEAT_TIMEOUT:?} of silence is not past the timeout"
+        );
+        let (queued, _) = reg
+            .submit("node-01", NodeCommand::Blackout { on: false })
+            .expect("known");
+        drain(&mut rx);
+        clock.advance(Duration::from_millis(1));
+        let later = now + Duration::from_secs(7);
+        reg.check_timeouts(later);
+        let node = &reg.nodes["node-01"];
+        assert_eq!(node.state, NodeState::Offline, "silent for longer than the timeout");
+        assert_eq!(node.state_since, later, "offline since the wall time passed in");
+        assert!(node.link.is_none(), "the link is dropped");
+        assert_eq!(
+            node.pending_commands(),
+            1,
+            "the unacknowledged command waits for the next link"
+        );
+        // A duplicate hello is refused while a live link is fresh, accepted once it is silent.
+        let (tx, mut rx) = mpsc::channel(64);
+        reg.hello(&hello("node-01"), &keyed(), tx, later)
+            .expect("the silent node reconnects");
+        let msgs = drain(&mut rx);
+        assert_eq!(command_ids(&msgs), vec![queued], "the kept command goes out again");
+        assert_eq!(reg.nodes["node-01"].state, NodeState::Online);
+    }
+
+    #[test]
+    fn a_live_link_refuses_a_second_hello_until_it_is_silent() {
+        let (mut reg, clock, _rx, now) = linked_on_manual_clock();
+        let (tx2, _rx2) = mpsc::channel(64);
+        clock.advance(HEARTBEAT_TIMEOUT - Duration::from_millis(1));
+        let refused = reg.hello(&hello("node-01"), &keyed(), tx2.clone(), now);
+        assert!(refused.is_err(), "node-01 is linked and heard from lately");
+        clock.advance(Duration::from_millis(2));
+        assert!(
+            reg.hello(&hello("node-01"), &keyed(), tx2, now).is_ok(),
+            "silent for {HEARTBEAT_TIMEOUT:?}: the new connection takes over"
         );
     }
 }

@@ -98,8 +98,7 @@ mod tests {
             tick: 100,
             rate: 44,
             show_hash: None,
-            state: None,
-            overrides: Default::default(),
+            parts: Default::default(),
         }
     }
     fn delta(seq: u64) -> Delta {
