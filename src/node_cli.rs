@@ -23,10 +23,10 @@ use bevy::prelude::*;
 use rockontrol_dmx::{DmxPlugin, DmxSettings};
 use rockontrol_engine::{EnginePlugin, load_show as spawn_show};
 use rockontrol_net::auth::{self, KeySource, Keys};
-use rockontrol_net::client::MasterAddress;
 use rockontrol_net::config::{NodeConfig, Role};
 use rockontrol_net::discovery::{self, Advert};
-use rockontrol_net::plugin::NodeRestart;
+use rockontrol_net::receiver::MasterAddress;
+use rockontrol_net::receiver::NodeRestart;
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
 use rockontrol_show::Show;
 
@@ -280,7 +280,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let node_id = config.node_id.clone();
     let mut show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
     if let Some(dest) = &config.dmx_destination {
-        rockontrol_net::plugin::redirect_sacn(&mut show, dest);
+        rockontrol_net::receiver::redirect_sacn(&mut show, dest);
     }
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&format!("RocKontrol {}", config.node_id)),

@@ -31,11 +31,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rockontrol_engine::{Command as ShowCommand, PlaybackState};
 use rockontrol_net::auth::Keys;
-use rockontrol_net::client::{LinkConfig, LinkEvent, MasterAddress, run_link};
 use rockontrol_net::config::{Capability, NodeConfig, Syntax};
 use rockontrol_net::health;
 use rockontrol_net::master::{self, MasterShared};
 use rockontrol_net::protocol::{AckStatus, Metrics, NodeCommand, ToMaster, ToReceiver};
+use rockontrol_net::receiver::{LinkConfig, LinkEvent, MasterAddress, run_link};
 use rockontrol_net::registry::Registry;
 use tokio::sync::{mpsc, watch};
 

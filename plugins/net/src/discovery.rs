@@ -188,7 +188,7 @@ pub fn is_wanted_master(seen: &Seen, master_id: Option<&str>) -> bool {
 /// The masters seen within `timeout` (on `$ROCKONTROL_MDNS_INTERFACE`, else everywhere),
 /// every node resolved meanwhile included: the browse ends early at the first master that
 /// [`is_wanted_master`]. Filtering and ordering are the caller's
-/// ([`crate::client::MasterSelection`]).
+/// ([`crate::link_policy::MasterSelection`]).
 pub async fn find_masters(timeout: Duration, master_id: Option<String>) -> Vec<Seen> {
     let interface = interface_from_env();
     tokio::task::spawn_blocking(move || {

@@ -28,14 +28,16 @@
 //! - [`replica`]: the receiver's sequence tracking (no I/O).
 //! - [`executed`]: the receiver's durable, bounded log of executed command ids.
 //! - [`stage`]: the master's saved stage (playback state, show time, node overrides).
-//! - [`master`]: the axum REST + WebSocket server, with its timeouts and connection cap.
-//! - [`client`]: the receiver's link (tokio-tungstenite), reconnecting every 5 s.
+//! - [`master`]: the master role: [`MasterPlugin`] (ECS) and its axum REST + WebSocket server.
+//! - [`receiver`]: the receiver role: [`ReceiverPlugin`] (ECS), its link to the master
+//!   (tokio-tungstenite, reconnecting every 5 s) and the identify flash.
+//! - [`systems`]: [`NetSystems`], where every role's systems run in a frame.
+//! - [`client`]: the REST client (hyper) and a raw WebSocket probe, for nodes, CLI and tests.
 //! - [`link_policy`]: when the master counts as silent, which master to try next (no I/O).
 //! - [`discovery`]: mDNS advertising and browsing.
 //! - [`handshake`]: the link's mutual key proof (HMAC challenge–response, no I/O).
 //! - [`auth`]: API keys.
 //! - [`health`]: timestamps, CPU and memory figures.
-//! - [`plugin`]: [`MasterPlugin`], [`ReceiverPlugin`] and [`NetSystems`].
 //! - [`openapi`]: the REST API's OpenAPI description.
 
 pub mod adoptions;
@@ -50,11 +52,14 @@ pub mod health;
 pub mod link_policy;
 pub mod master;
 pub mod openapi;
-pub mod plugin;
 pub mod protocol;
+pub mod receiver;
 pub mod registry;
 pub mod replica;
 pub mod stage;
+pub mod systems;
 
 pub use config::{MasterConfig, NodeConfig, ReceiverConfig};
-pub use plugin::{HistoryEntry, MasterNet, MasterPlugin, NetSystems, ReceiverNet, ReceiverPlugin};
+pub use master::{MasterNet, MasterPlugin};
+pub use receiver::{HistoryEntry, ReceiverNet, ReceiverPlugin};
+pub use systems::NetSystems;

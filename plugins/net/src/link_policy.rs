@@ -1,12 +1,19 @@
 //! The link's rules, as pure logic with injected time: when a master counts as silent
 //! ([`SilenceWatch`]) and which master to try next ([`MasterSelection`]). The sockets are
-//! [`crate::client`]'s.
+//! [`crate::receiver::link`]'s.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::client::MasterAddress;
 use crate::discovery::Seen;
+
+/// How a link finds its master.
+#[derive(Debug, Clone)]
+pub enum MasterAddress {
+    Fixed(SocketAddr),
+    /// The fixed address, if any, first; mDNS when that fails.
+    Discover(Option<SocketAddr>),
+}
 
 /// How long a master that refused this node or failed to prove itself is tried last.
 pub const DISTRUST_PERIOD: Duration = Duration::from_secs(60);

@@ -62,14 +62,14 @@ mod tests {
 
     const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
-    /// (method, path) of every `.route(PATH, METHOD(handler)…)` in `master.rs`'s `router`,
+    /// (method, path) of every `.route(PATH, METHOD(handler)…)` in `master/server.rs`'s `router`,
     /// read from its source: the router is the truth the description must match.
     fn routed() -> BTreeSet<(String, String)> {
-        let source = include_str!("master.rs");
+        let source = include_str!("master/server.rs");
         let body = source
             .split("pub fn router(")
             .nth(1)
-            .expect("master.rs has `pub fn router(`");
+            .expect("master/server.rs has `pub fn router(`");
         let body = &body[..body.find("\n}\n").expect("the end of router")];
         let mut routes = BTreeSet::new();
         for call in body.split(".route(").skip(1) {

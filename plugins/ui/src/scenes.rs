@@ -18,8 +18,8 @@ use bevy::prelude::*;
 use rockontrol_dmx::{DmxPlugin, DmxSettings};
 use rockontrol_engine::{Command, CommandQueue, EnginePlugin, load_show};
 use rockontrol_net::auth::Keys;
-use rockontrol_net::client::MasterAddress;
 use rockontrol_net::config::{MasterConfig, NodeConfig, ReceiverConfig, Syntax};
+use rockontrol_net::receiver::MasterAddress;
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
 use rockontrol_show::Show;
 

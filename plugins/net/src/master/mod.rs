@@ -1,0 +1,16 @@
+//! The master role: it programs and runs the show, and drives receivers.
+//!
+//! - [`plugin`]: [`MasterPlugin`] and [`MasterNet`], the network as Bevy systems (the engine
+//!   applies show commands at a tick, the registry streams them).
+//! - [`server`]: the transport, the axum REST + WebSocket server, with its timeouts and
+//!   connection cap.
+//!
+//! The pure logic the master uses lives beside the roles: [`crate::registry`] (nodes,
+//! admission, routing, queues, replication stream), [`crate::handshake`], [`crate::alerts`],
+//! [`crate::stage`] and [`crate::adoptions`] (what a restarted master keeps).
+
+pub mod plugin;
+pub mod server;
+
+pub use plugin::{MasterNet, MasterPlugin};
+pub use server::{MasterShared, ServerLimits, ShowCommandRequest, bind, router, serve, serve_with};

@@ -1,0 +1,447 @@
+//! [`MasterPlugin`]: the master's network as Bevy systems.
+//!
+//! Sockets live on tokio (through `bevy-tokio-tasks`, see [`super::server`]); the ECS talks to
+//! them over bounded channels. Show commands (from the REST API and from the engine's
+//! [`CommandQueue`]) are applied by [`NetSystems::Apply`] at a tick and streamed to receivers
+//! as deltas.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use bevy::prelude::*;
+use bevy_tokio_tasks::TokioTasksRuntime;
+use rockontrol_dmx::DmxSettings;
+use rockontrol_engine::{
+    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, TickDrive,
+};
+use tokio::sync::mpsc;
+
+use super::server::{MasterShared, ShowCommandRequest};
+use crate::auth::Keys;
+use crate::config::MasterConfig;
+use crate::protocol;
+use crate::registry::Registry;
+use crate::stage::{StageRecord, StageWriter};
+use crate::systems::{NetSystems, configure_sets};
+
+/// Runs a master: REST + WebSocket server, registry, replication.
+pub struct MasterPlugin {
+    pub config: MasterConfig,
+    /// Control keys (the first is the one operators were told about).
+    pub keys: Keys,
+    /// The bound listener (bind before building so the port is known; port 0 works).
+    pub listener: std::sync::Mutex<Option<std::net::TcpListener>>,
+}
+
+/// The master's side of the network, for systems and tests.
+#[derive(Resource)]
+pub struct MasterNet {
+    pub shared: Arc<MasterShared>,
+    pub addr: Option<SocketAddr>,
+    commands: mpsc::Receiver<ShowCommandRequest>,
+    listener: Option<std::net::TcpListener>,
+    last_generation: Option<u64>,
+    last_state: Option<rockontrol_engine::PlaybackState>,
+    /// List the nodes seen over mDNS (`broadcast_enabled`).
+    watch_mdns: bool,
+    /// Saves the stage off the tick (with a state directory).
+    stage: Option<StageWriter>,
+    /// The stage saved by the previous run, until the show it belongs to is published.
+    restored: Option<StageRecord>,
+    /// Hash of the show published last.
+    show_hash: Option<String>,
+    /// The stage changed since it was last handed to the writer.
+    stage_dirty: bool,
+    /// `overrides_version` of the registry when the stage was last handed over.
+    saved_overrides: u64,
+    limits: super::server::ServerLimits,
+    /// The routing epoch and show generation the master's own universes were set for.
+    routed_for: Option<(u64, u64)>,
+}
+
+impl Plugin for MasterPlugin {
+    fn build(&self, app: &mut App) {
+        configure_sets(app);
+        let (tx, rx) = mpsc::channel(4096);
+        let mut registry = Registry::new(&self.config, SystemTime::now());
+        // The stage (playback state, show time, node overrides) is saved in the state
+        // directory, so a restarted master resumes it (see [`crate::stage`]).
+        let (stage, restored) = match &self.config.state_dir {
+            Some(dir) => open_stage(dir, &self.config.node_id),
+            None => (None, None),
+        };
+        if let Some(r) = &restored {
+            registry.replication.overrides = r.overrides.clone();
+            registry.replication.rate = r.rate;
+        }
+        if let Some(dir) = &self.config.state_dir {
+            match crate::adoptions::load(dir) {
+                Ok(adoptions) => registry.restore_adoptions(adoptions, SystemTime::now()),
+                Err(e) => error!("{e}; no node is adopted"),
+            }
+        }
+        let shared = Arc::new(MasterShared {
+            registry: std::sync::Mutex::new(registry),
+            keys: self.keys.clone(),
+            show_commands: tx,
+            clock: AtomicU64::new(0),
+            bad_frames: AtomicU64::new(0),
+        });
+        let listener = self.listener.lock().ok().and_then(|mut l| l.take());
+        let addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        app.insert_resource(MasterNet {
+            shared,
+            addr,
+            commands: rx,
+            listener,
+            last_generation: None,
+            last_state: None,
+            watch_mdns: self.config.broadcast_enabled,
+            stage,
+            restored,
+            show_hash: None,
+            stage_dirty: false,
+            saved_overrides: 0,
+            limits: self
+                .config
+                .max_connections
+                .map(super::server::ServerLimits::new)
+                .unwrap_or_default(),
+            routed_for: None,
+        })
+        .add_systems(Startup, (master_resume_clock, start_master_server))
+        .add_systems(
+            FixedUpdate,
+            (
+                master_apply_commands.in_set(NetSystems::Apply),
+                (master_publish, master_save_stage)
+                    .chain()
+                    .in_set(NetSystems::Publish),
+            ),
+        )
+        .add_systems(
+            Update,
+            (master_clock, master_routing).in_set(NetSystems::Send),
+        );
+    }
+}
+
+/// The master outputs the show universes no node is given: recomputed when an assignment or
+/// the show changes (a node registering later takes its universes over from the master).
+fn master_routing(
+    mut net: ResMut<MasterNet>,
+    engine: Res<ShowEngine>,
+    dmx: Option<ResMut<DmxSettings>>,
+) {
+    let Some(mut dmx) = dmx else { return };
+    let Some(fade) = &engine.engine else { return };
+    // A cheap lock: the epoch is read every frame, the routing computed when it moved.
+    let epoch = net.shared.registry().routing_epoch();
+    if net.routed_for == Some((epoch, engine.generation)) {
+        return;
+    }
+    let local = net
+        .shared
+        .registry()
+        .local_universes(&fade.show().universes);
+    net.routed_for = Some((epoch, engine.generation));
+    if dmx.only_universes.as_ref() != Some(&local) {
+        info!("the master outputs universes {local:?} itself");
+        dmx.only_universes = Some(local);
+    }
+}
+
+fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntime>) {
+    if net.watch_mdns
+        && let Err(e) = super::server::watch_mdns(
+            Arc::clone(&net.shared),
+            crate::discovery::interface_from_env(),
+        )
+    {
+        warn!("cannot watch for nodes over mDNS: {e}");
+    }
+    let Some(listener) = net.listener.take() else {
+        error!("the master has no listening socket; REST and WebSocket are off");
+        return;
+    };
+    let shared = Arc::clone(&net.shared);
+    let limits = net.limits;
+    runtime.spawn_background_task(move |_ctx| async move {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot use the master's socket: {e}");
+                return;
+            }
+        };
+        if let Err(e) =
+            super::server::serve_with(listener, shared, limits, std::future::pending()).await
+        {
+            tracing::error!("master server stopped: {e}");
+        }
+    });
+}
+
+fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>, drive: Res<TickDrive>) {
+    // While the engine is still running the ticks a stall left due, its tick is behind show
+    // time: receivers (which ran on) would be pulled back. Published once caught up (a stale
+    // clock is not sent as a sync meanwhile).
+    if drive.behind > 0 {
+        return;
+    }
+    net.shared.clock.store(clock.next_tick, Ordering::Relaxed);
+    // Snapshots carry the current tick (a stale one would pull a (re)connecting receiver
+    // back); skipped when a server task holds the registry, caught up next frame.
+    if let Ok(mut reg) = net.shared.registry.try_lock() {
+        reg.replication.tick = reg.replication.tick.max(clock.next_tick);
+        reg.replication.tick_at = Some(Instant::now());
+    }
+}
+
+/// Opens the stage file of master `master_id` in `dir`: its writer and the saved record.
+fn open_stage(
+    dir: &std::path::Path,
+    master_id: &str,
+) -> (Option<StageWriter>, Option<StageRecord>) {
+    let path = crate::stage::stage_path(dir, master_id);
+    let restored = crate::stage::load(&path)
+        .map_err(|e| error!("{e}; the master starts with a dark stage"))
+        .ok()
+        .flatten();
+    let writer = StageWriter::start(path)
+        .map_err(|e| error!("cannot start the stage writer: {e}; a restart will not resume"))
+        .ok();
+    (writer, restored)
+}
+
+/// A restarted master resumes show time where it would be now (see [`crate::stage`]).
+fn master_resume_clock(net: Res<MasterNet>, mut clock: ResMut<ShowClock>) {
+    let Some(r) = &net.restored else { return };
+    let tick = r.resume_tick(SystemTime::now());
+    info!(
+        "resuming the stage saved at tick {}: show time continues at tick {tick}",
+        r.tick
+    );
+    clock.next_tick = tick;
+    net.shared.registry().replication.tick = tick;
+}
+
+/// Hands the stage to the writer when it changed (a command, a follow, a node override, a
+/// new show) and once a second (show time moves on).
+fn master_save_stage(world: &mut World) {
+    let tick = world.resource::<ShowClock>().next_tick;
+    let Some(rate) = world
+        .resource::<ShowEngine>()
+        .engine
+        .as_ref()
+        .map(|f| f.show().tick_rate)
+    else {
+        return;
+    };
+    let due = {
+        let net = world.resource::<MasterNet>();
+        let Some(writer) = &net.stage else { return };
+        // A saved stage not applied yet stays on disk until it is.
+        if net.restored.is_some() {
+            return;
+        }
+        let version = net.shared.registry().replication.overrides_version;
+        net.stage_dirty || version != net.saved_overrides || writer.refresh_due()
+    };
+    if !due {
+        if let Some(w) = world.resource_mut::<MasterNet>().stage.as_mut() {
+            w.retry();
+        }
+        return;
+    }
+    let state = world.resource::<ShowEngine>().state.clone();
+    let mut net = world.resource_mut::<MasterNet>();
+    let (overrides, version) = {
+        let reg = net.shared.registry();
+        (
+            reg.replication.overrides.clone(),
+            reg.replication.overrides_version,
+        )
+    };
+    let record = StageRecord {
+        format: crate::stage::STAGE_FORMAT,
+        show_hash: net.show_hash.clone(),
+        rate,
+        tick,
+        wall_unix_ms: crate::stage::unix_ms(SystemTime::now()),
+        state,
+        overrides,
+    };
+    net.stage_dirty = false;
+    net.saved_overrides = version;
+    if let Some(w) = net.stage.as_mut() {
+        w.send(record);
+    }
+}
+
+/// Where the REST handler waits for the tick a show command was applied at.
+type ShowCommandReply = tokio::sync::oneshot::Sender<Result<u64, String>>;
+
+/// Applies show commands at this tick, on the master, and streams each as a delta.
+fn master_apply_commands(
+    mut net: ResMut<MasterNet>,
+    mut engine: ResMut<ShowEngine>,
+    mut queue: ResMut<CommandQueue>,
+    clock: Res<ShowClock>,
+    mut events: MessageWriter<EngineEvent>,
+    mut rejected: MessageWriter<CommandRejected>,
+) {
+    let tick = clock.next_tick;
+    let mut work: Vec<(Command, Option<ShowCommandReply>)> = Vec::new();
+    work.extend(queue.take_due(tick).map(|c| (c, None)));
+    while let Ok(req) = net.commands.try_recv() {
+        work.push((req.command, Some(req.reply)));
+    }
+    if work.is_empty() {
+        return;
+    }
+    let ShowEngine {
+        engine: Some(fade),
+        state: Some(state),
+        seam,
+        ..
+    } = &mut *engine
+    else {
+        for (_, reply) in work {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err("the master has no show loaded".into()));
+            }
+        }
+        return;
+    };
+    for (command, reply) in work {
+        match seam.apply(fade, state, &command, tick) {
+            Ok(done) => {
+                for event in done {
+                    events.write(EngineEvent(event));
+                }
+                net.shared
+                    .registry()
+                    .publish_delta(tick, command.clone(), state.clone());
+                net.last_state = Some(state.clone());
+                net.stage_dirty = true;
+                info!("tick {tick}: {command}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(tick));
+                }
+            }
+            Err(error) => {
+                warn!("tick {tick}: {command} refused: {error}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+                rejected.write(CommandRejected {
+                    command,
+                    error,
+                    tick,
+                });
+            }
+        }
+    }
+}
+
+/// Publishes a new show (snapshot to everyone) or a changed state (for later snapshots).
+fn master_publish(world: &mut World) {
+    let tick = world.resource::<ShowClock>().next_tick;
+    let (generation, rate) = {
+        let engine = world.resource::<ShowEngine>();
+        let Some(fade) = &engine.engine else { return };
+        (engine.generation, fade.show().tick_rate)
+    };
+    if world.resource::<MasterNet>().last_generation != Some(generation) {
+        let show = rockontrol_engine::show_from_world(world);
+        let ron = rockontrol_show::to_ron_string(&show);
+        let hash = protocol::show_hash(&ron);
+        info!("replicating show {:?} ({hash})", show.name);
+        resume_stage(world, &hash);
+        let state = world.resource::<ShowEngine>().state.clone();
+        let mut net = world.resource_mut::<MasterNet>();
+        net.show_hash = Some(hash.clone());
+        net.stage_dirty = true;
+        net.shared
+            .registry()
+            .publish_show(Some(hash), Some(ron.into()), rate, state.clone(), tick);
+        net.last_generation = Some(generation);
+        net.last_state = state;
+        return;
+    }
+    // Compared in place; the state (every lane of every playback) is copied only when it changed.
+    let changed = match &world.resource::<ShowEngine>().state {
+        Some(state) => world.resource::<MasterNet>().last_state.as_ref() != Some(state),
+        None => false,
+    };
+    if changed {
+        let state = world.resource::<ShowEngine>().state.clone();
+        let mut net = world.resource_mut::<MasterNet>();
+        if let Some(s) = &state {
+            net.shared.registry().refresh_state(s.clone(), tick + 1);
+        }
+        net.last_state = state;
+        net.stage_dirty = true;
+    }
+}
+
+/// The first show published after a restart takes the saved playback state back, if the
+/// stage was saved with this very show.
+fn resume_stage(world: &mut World, hash: &str) {
+    let Some(record) = world.resource_mut::<MasterNet>().restored.take() else {
+        return;
+    };
+    let mut engine = world.resource_mut::<ShowEngine>();
+    let fits = match (&record.state, &engine.engine) {
+        (Some(saved), Some(fade)) => fade.check_state(saved).map_err(|e| {
+            warn!("the saved stage does not fit the show: {e}");
+        }),
+        _ => Err(()),
+    }
+    .is_ok();
+    if record.show_hash.as_deref() == Some(hash) && fits {
+        info!("the stage saved at tick {} is back", record.tick);
+        engine.state = record.state;
+    } else {
+        warn!(
+            "the saved stage belongs to show {:?}, not this one ({hash}); starting dark",
+            record.show_hash
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn a_state_with_unset_lanes_equals_itself() {
+        let state = rockontrol_engine::PlaybackState {
+            grand_master: 1.0,
+            blackout: false,
+            action_seq: 0,
+            playbacks: vec![rockontrol_engine::PlaybackRun {
+                cue: None,
+                master: 1.0,
+                last_action: 0,
+                go_tick: 0,
+                follow_at: None,
+                release_at: None,
+                from: vec![f32::NAN, 0.5],
+                to: vec![f32::NAN, 1.0],
+                timing: vec![0, 0],
+                timings: vec![],
+            }],
+        };
+        assert_eq!(Some(&state), Some(&state.clone()));
+        let mut moved = state.clone();
+        moved.playbacks[0].to[1] = 0.9;
+        assert_ne!(Some(&state), Some(&moved));
+        assert_ne!(Some(&state), None);
+    }
+}
