@@ -382,7 +382,7 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         "POST",
         "/api/nodes/node-02/command",
         Some(KEY),
-        Some(r#"{"type": "cue", "cue_id": 9.5, "fade_time": 1.0}"#),
+        Some(r#"{"type": "media", "action": "play", "clip": "no-such-clip"}"#),
     );
     assert_eq!(status, 202);
     wait_state(addr, "node-02", "degraded", Duration::from_secs(10));

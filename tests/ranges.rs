@@ -194,6 +194,30 @@ fn rest_refuses_fades_and_levels_past_their_range_and_the_master_keeps_running()
         (200, Some("executed")),
         "the engine still runs commands: {reply}"
     );
-    let (status, reply) = master.post(node_command, r#"{"type": "go", "fade_time": 86400}"#);
-    assert_eq!(status, 202, "a 24 h fade is queued for the node: {reply}");
+    // A show command for one receiver is refused (playbacks are the master's, rig-wide: run on
+    // one node it would be undone by the next snapshot), naming where it goes instead; there
+    // a 24 h fade is in range.
+    let long_go = r#"{"type": "go", "playback": "main", "fade_time": 86400}"#;
+    for body in [
+        long_go,
+        r#"{"type": "cue", "cue_id": 1}"#,
+        r#"{"type": "back"}"#,
+        r#"{"type": "release", "playback": "main"}"#,
+        r#"{"type": "clear"}"#,
+    ] {
+        let (status, reply) = master.post(node_command, body);
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(
+            status == 409 && error.contains("POST /api/command"),
+            "{body} for node-02: 409 naming POST /api/command: {status} {reply}"
+        );
+    }
+    let (status, reply) = master.post("/api/command", long_go);
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("executed")),
+        "the show command runs on the master's engine: {reply}"
+    );
+    let (status, reply) = master.post(node_command, r#"{"type": "blackout", "on": true}"#);
+    assert_eq!(status, 202, "a node's own output is still one node's: {reply}");
 }

@@ -39,6 +39,7 @@
 //! - [`auth`]: API keys.
 //! - [`health`]: timestamps, CPU and memory figures.
 //! - [`openapi`]: the REST API's OpenAPI description.
+//! - [`parts`]: net's replicated parts (node overrides) and messages, registered on the App.
 
 pub mod adoptions;
 pub mod alerts;
@@ -52,6 +53,7 @@ pub mod health;
 pub mod link_policy;
 pub mod master;
 pub mod openapi;
+pub mod parts;
 pub mod protocol;
 pub mod receiver;
 pub mod registry;

@@ -199,9 +199,38 @@ pub enum CommandMapError {
     IdentifySeconds,
     #[error("{0} is an action of a receiver node, not a show command")]
     NodeAction(&'static str),
+    #[error(
+        "{0} is a show command: playbacks are rig-wide state that the master owns and replicates to every node, so one node cannot run it on its own; send it to the master with POST {SHOW_COMMAND_PATH}"
+    )]
+    ShowCommandForOneNode(&'static str),
 }
 
+/// Where show commands go (the master's engine applies them and replicates them).
+pub const SHOW_COMMAND_PATH: &str = "/api/command";
+
 impl NodeCommand {
+    /// The name of a show command (`cue`, `go`, `back`, `release`, `clear`): one that changes
+    /// the playbacks, which are the master's and every node's, not one node's own output.
+    pub fn show_command(&self) -> Option<&'static str> {
+        match self {
+            NodeCommand::Cue { .. } => Some("cue"),
+            NodeCommand::Go { .. } => Some("go"),
+            NodeCommand::Back { .. } => Some("back"),
+            NodeCommand::Release { .. } => Some("release"),
+            NodeCommand::Clear => Some("clear"),
+            _ => None,
+        }
+    }
+
+    /// Refuses a show command aimed at one receiver: applied there only, it would be undone by
+    /// the next snapshot (see [`CommandMapError::ShowCommandForOneNode`]).
+    pub fn check_for_one_node(&self) -> Result<(), CommandMapError> {
+        match self.show_command() {
+            Some(name) => Err(CommandMapError::ShowCommandForOneNode(name)),
+            None => Ok(()),
+        }
+    }
+
     /// Checks what can be checked without a show (the master does before it queues a command).
     /// Every number is range-checked here, where it enters from REST or the WebSocket.
     pub fn check(&self) -> Result<(), CommandMapError> {

@@ -37,8 +37,8 @@ pub use crate::alerts::{Alert, AlertKind, Severity};
 use crate::alerts::{AlertLog, NewAlert};
 use crate::config::{Capability, ManagedNode, MasterConfig, UniverseConflict};
 use crate::protocol::{
-    self, AckStatus, Delta, Hello, Metrics, NodeCommand, NodeOverrides, Snapshot, ToReceiver,
-    Welcome,
+    self, AckStatus, Delta, Hello, Metrics, NodeCommand, NodeOverrides, Snapshot, ToMaster,
+    ToReceiver, Welcome,
 };
 use rockontrol_replicate::Parts;
 
@@ -425,6 +425,8 @@ pub struct Registry {
     pub discovered: BTreeMap<String, Discovered>,
     /// Heartbeat silence and ack timeouts are measured on it.
     clock: MonoClock,
+    /// The hash of the app's replication rules: a hello must carry the same.
+    protocol_hash: String,
 }
 
 impl Registry {
@@ -456,9 +458,21 @@ impl Registry {
             commands_submitted: 0,
             discovered: BTreeMap::new(),
             clock: MonoClock::default(),
+            protocol_hash: protocol::protocol_hash(),
         };
         registry.alert_conflicts(None, now);
         registry
+    }
+
+    /// The protocol hash of this master's app (its [`rockontrol_replicate::ReplicationRules`]);
+    /// by default the base rules' ([`protocol::protocol_hash`]).
+    pub fn set_protocol_hash(&mut self, hash: String) {
+        self.protocol_hash = hash;
+    }
+
+    /// The protocol hash hellos must carry.
+    pub fn protocol_hash(&self) -> &str {
+        &self.protocol_hash
     }
 
     /// Measures heartbeat silence and ack timeouts on `clock` from now on (tests pass a
@@ -751,11 +765,11 @@ impl Registry {
     /// Checks a hello without changing anything.
     fn admit(&self, hello: &Hello, peer: &Peer) -> Result<(), Refusal> {
         if hello.protocol != protocol::PROTOCOL_VERSION
-            || hello.protocol_hash != protocol::protocol_hash()
+            || hello.protocol_hash != self.protocol_hash
         {
             return Err(Refusal::Protocol {
                 master_version: protocol::VERSION.into(),
-                master_hash: protocol::protocol_hash(),
+                master_hash: self.protocol_hash.clone(),
                 node_version: hello.version.clone(),
                 node_hash: hello.protocol_hash.clone(),
             });
@@ -810,6 +824,7 @@ impl Registry {
     /// Links an admitted node on connection `conn_id`: welcome, snapshot, then its commands.
     fn link(&mut self, hello: &Hello, conn_id: u64, tx: mpsc::Sender<Arc<str>>, now: SystemTime) {
         let mono = self.clock.now();
+        let protocol_hash = self.protocol_hash.clone();
         let entry = self
             .nodes
             .entry(hello.node_id.clone())
@@ -841,7 +856,7 @@ impl Registry {
         let welcome = ToReceiver::Welcome(Welcome {
             master_id: self.master_id.clone(),
             version: protocol::VERSION.into(),
-            protocol_hash: protocol::protocol_hash(),
+            protocol_hash,
             assigned_universes: entry.universes.clone(),
             show_hash: self.replication.show_hash.clone(),
             heartbeat_ms: HEARTBEAT_PERIOD.as_millis() as u64,
@@ -1246,6 +1261,39 @@ impl Registry {
         let frame: Arc<str> = protocol::encode(&ToReceiver::Snapshot(r.snapshot())).into();
         self.broadcast(&frame);
         true
+    }
+
+    /// What a linked node said after its hello (the transport decoded the frame and checked
+    /// that the connection is the node's link): heartbeats, acks and snapshot requests.
+    /// `show_tick` is the master's show clock now (a snapshot must not pull the node back).
+    /// An `Err` is a message that has no place here, for the transport to answer as an error.
+    pub fn receive(
+        &mut self,
+        node_id: &str,
+        msg: ToMaster,
+        show_tick: u64,
+        now: SystemTime,
+    ) -> Result<(), &'static str> {
+        match msg {
+            ToMaster::Heartbeat { metrics, .. } => {
+                let _ = self.heartbeat(node_id, metrics, now);
+            }
+            ToMaster::Ack {
+                command_id,
+                status,
+                reason,
+            } => {
+                let _ = self.ack(node_id, &command_id, status, reason.as_deref(), now);
+            }
+            ToMaster::SnapshotRequest { reason } => {
+                tracing::info!("node {node_id} asks for a snapshot: {reason}");
+                self.replication.tick = self.replication.tick.max(show_tick);
+                self.send_snapshot(node_id);
+            }
+            ToMaster::Hello(_) => return Err("hello was already received"),
+            ToMaster::Proof { .. } => return Err("a proof only answers a challenge"),
+        }
+        Ok(())
     }
 
     /// Sends the current snapshot to one node (it asked after a gap).

@@ -209,6 +209,16 @@ impl ReplicationRules {
             .collect()
     }
 
+    /// How many parts and types are registered.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Whether `name` is registered.
     pub fn contains(&self, name: &str) -> bool {
         self.rules.contains_key(name)
@@ -246,8 +256,20 @@ impl ReplicationRules {
 
     /// Every registered state part, read from `world`.
     pub fn capture(&self, world: &World) -> Result<Parts, PartError> {
+        self.capture_where(world, |_| true)
+    }
+
+    /// The registered state parts whose name `wanted` accepts, read from `world`.
+    pub fn capture_where(
+        &self,
+        world: &World,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Parts, PartError> {
         let mut parts = Parts::new();
         for (name, rule) in &self.rules {
+            if !wanted(name) {
+                continue;
+            }
             if let Some(capture) = &rule.capture {
                 let value = capture(world).map_err(|e| PartError::Encode {
                     name: name.clone(),

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use bevy::prelude::*;
+use rockontrol_replicate::ReplicationRules;
 use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
@@ -64,6 +65,7 @@ pub struct MasterNet {
 impl Plugin for MasterPlugin {
     fn build(&self, app: &mut App) {
         configure_sets(app);
+        crate::parts::register(app);
         let (tx, rx) = mpsc::channel(4096);
         let mut registry = Registry::new(&self.config, SystemTime::now());
         // The stage (playback state, show time, node overrides) is saved in the state
@@ -111,12 +113,15 @@ impl Plugin for MasterPlugin {
                 .unwrap_or_default(),
             routed_for: None,
         })
-        .add_systems(Startup, (master_resume_clock, start_master_server))
+        .add_systems(
+            Startup,
+            (master_protocol_hash, master_resume_clock, start_master_server),
+        )
         .add_systems(
             FixedUpdate,
             (
                 master_apply_commands.in_set(NetSystems::Apply),
-                (master_publish, master_save_stage)
+                (master_publish, master_publish_parts, master_save_stage)
                     .chain()
                     .in_set(NetSystems::Publish),
             ),
@@ -220,6 +225,42 @@ fn open_stage(
 }
 
 /// A restarted master resumes show time where it would be now (see [`crate::stage`]).
+/// Hellos must carry the hash of this app's replication rules (every plugin has registered
+/// its parts by startup).
+fn master_protocol_hash(net: Res<MasterNet>, rules: Option<Res<ReplicationRules>>) {
+    if let Some(rules) = rules {
+        let hash = rules.protocol_hash();
+        info!("protocol hash {hash} ({} registered parts and types)", rules.len());
+        net.shared.registry().set_protocol_hash(hash);
+    }
+}
+
+/// The state parts other plugins registered (media, …), captured every tick: a change goes
+/// to every node as a new snapshot. The engine's state and the node overrides are published
+/// by type ([`master_publish`], the registry).
+fn master_publish_parts(world: &mut World) {
+    let Some(rules) = world.get_resource::<ReplicationRules>() else {
+        return;
+    };
+    let parts = match rules.capture_where(world, |name| {
+        name != rockontrol_engine::PLAYBACK_PART && name != protocol::OVERRIDES_PART
+    }) {
+        Ok(parts) => parts,
+        Err(e) => {
+            warn!("{e}; the nodes keep the parts they have");
+            return;
+        }
+    };
+    if world
+        .resource::<MasterNet>()
+        .shared
+        .registry()
+        .publish_parts(parts)
+    {
+        debug!("replicated parts changed: a snapshot went to every node");
+    }
+}
+
 fn master_resume_clock(net: Res<MasterNet>, mut clock: ResMut<ShowClock>) {
     let Some(r) = &net.restored else { return };
     let tick = r.resume_tick(SystemTime::now());

@@ -166,6 +166,7 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
     Router::new()
         .route("/api/nodes", get(list_nodes))
         .route("/api/nodes/register", post(register))
+        .route("/api/command", post(show_command))
         .route("/api/nodes/{node_id}/command", post(node_command))
         .route("/api/nodes/{node_id}/status", get(node_status))
         .route("/api/nodes/{node_id}/adopt", post(adopt))
@@ -488,6 +489,17 @@ async fn register(
     }
 }
 
+/// `POST /api/command`: a show command, applied by the master's engine and replicated to
+/// every node (the same as a command to the master's own node id).
+async fn show_command(
+    State(shared): State<Arc<MasterShared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let master_id = shared.registry().master_id.clone();
+    node_command(State(shared), Path(master_id), headers, body).await
+}
+
 async fn node_command(
     State(shared): State<Arc<MasterShared>>,
     Path(node_id): Path<String>,
@@ -564,6 +576,10 @@ async fn node_command(
     };
     if let Err(e) = command.check() {
         return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    if let Err(e) = command.check_for_one_node() {
+        // 409: the command is valid, but not for one node (it names the right endpoint).
+        return error(StatusCode::CONFLICT, e.to_string());
     }
     let submitted = shared.registry().submit(&node_id, command);
     match submitted {
@@ -1028,45 +1044,13 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
             continue;
         }
         match decode_to_master(&text) {
-            Ok(ToMaster::Heartbeat { metrics, .. }) => {
-                let _ = shared.registry().heartbeat(&node_id, metrics, now);
-            }
-            Ok(ToMaster::Ack {
-                command_id,
-                status,
-                reason,
-            }) => {
-                let _ =
-                    shared
-                        .registry()
-                        .ack(&node_id, &command_id, status, reason.as_deref(), now);
-            }
-            Ok(ToMaster::SnapshotRequest { reason }) => {
-                tracing::info!("node {node_id} asks for a snapshot: {reason}");
-                let mut reg = shared.registry();
-                reg.replication.tick = reg
-                    .replication
-                    .tick
-                    .max(shared.clock.load(Ordering::Relaxed));
-                reg.send_snapshot(&node_id);
-            }
-            Ok(ToMaster::Hello(_)) => {
-                bad += 1;
-                send_error(
-                    &shared,
-                    &node_id,
-                    conn_id,
-                    "hello was already received".into(),
-                );
-            }
-            Ok(ToMaster::Proof { .. }) => {
-                bad += 1;
-                send_error(
-                    &shared,
-                    &node_id,
-                    conn_id,
-                    "a proof only answers a challenge".into(),
-                );
+            Ok(msg) => {
+                let show_tick = shared.clock.load(Ordering::Relaxed);
+                let answer = shared.registry().receive(&node_id, msg, show_tick, now);
+                if let Err(reason) = answer {
+                    bad += 1;
+                    send_error(&shared, &node_id, conn_id, reason.into());
+                }
             }
             Err(e) => {
                 bad += 1;

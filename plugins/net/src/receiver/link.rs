@@ -61,6 +61,9 @@ pub struct LinkConfig {
     pub fetch_shows: bool,
     /// Show hashes this node has already (no fetch needed).
     pub known_shows: Vec<String>,
+    /// The hash of the app's replication rules, sent in hello (empty: the base rules',
+    /// [`protocol::protocol_hash`]).
+    pub protocol_hash: String,
 }
 
 /// What the link reports.
@@ -258,7 +261,11 @@ async fn session(
         role: Role::Receiver,
         version: protocol::VERSION.into(),
         protocol: protocol::PROTOCOL_VERSION,
-        protocol_hash: protocol::protocol_hash(),
+        protocol_hash: if config.protocol_hash.is_empty() {
+            protocol::protocol_hash()
+        } else {
+            config.protocol_hash.clone()
+        },
         capabilities: config.capabilities.clone(),
         universes: config.universes.clone(),
         auth: handshake.hello_auth(),

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use rockontrol_replicate::ReplicationRules;
 use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
@@ -141,6 +142,8 @@ impl Plugin for ReceiverPlugin {
             reconnect: crate::registry::RECONNECT_PERIOD,
             fetch_shows: true,
             known_shows: self.known_show.iter().cloned().collect(),
+            // Set at startup, once every plugin has registered its parts.
+            protocol_hash: String::new(),
         };
         app.insert_resource(ReceiverNet {
             node_id: self.config.node_id.clone(),
@@ -174,7 +177,7 @@ impl Plugin for ReceiverPlugin {
         .add_systems(PreUpdate, receiver_receive.in_set(NetSystems::Receive))
         .add_systems(
             FixedUpdate,
-            (receiver_apply, receiver_identify)
+            (receiver_apply_snapshot, receiver_apply, receiver_identify)
                 .chain()
                 .in_set(NetSystems::Apply),
         )
@@ -189,11 +192,23 @@ impl Plugin for ReceiverPlugin {
             Update,
             (receiver_heartbeat, receiver_restart).in_set(NetSystems::Send),
         );
+        crate::parts::register(app);
         // Identify lights fixtures through the programmer's highlight.
         if !app.is_plugin_added::<ProgrammerPlugin>() {
             app.add_plugins(ProgrammerPlugin);
         }
     }
+}
+
+/// Takes the receiver's ends of its link before startup, so that no transport is started and
+/// the caller carries the link's events and messages itself (the in-memory test harness).
+/// `None` once the link has started (or was taken).
+pub fn detach_link(
+    world: &mut World,
+) -> Option<(mpsc::Sender<LinkEvent>, mpsc::Receiver<ToMaster>)> {
+    world
+        .get_resource::<LinkChannels>()
+        .and_then(|c| c.0.lock().ok().and_then(|mut c| c.take()))
 }
 
 #[derive(Resource)]
@@ -203,11 +218,17 @@ fn start_receiver_link(
     mut net: ResMut<ReceiverNet>,
     channels: Res<LinkChannels>,
     runtime: Res<TokioTasksRuntime>,
+    rules: Option<Res<ReplicationRules>>,
 ) {
     let Some((events, out)) = channels.0.lock().ok().and_then(|mut c| c.take()) else {
         return;
     };
-    let Some(link) = net.link.take() else { return };
+    let Some(mut link) = net.link.take() else {
+        return;
+    };
+    if let Some(rules) = rules {
+        link.protocol_hash = rules.protocol_hash();
+    }
     runtime.spawn_background_task(move |_ctx| super::link::run_link(link, events, out));
 }
 
@@ -378,12 +399,62 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
     }
 }
 
-/// Applies the snapshot, due deltas and node commands at this tick.
+/// Applies a pending snapshot once the show it names is loaded: each part through the handler
+/// its plugin registered (the engine's playback state, net's node overrides, media's, …),
+/// then the master's show time. A part that cannot be applied is named in a warning; the
+/// others still are.
+fn receiver_apply_snapshot(world: &mut World) {
+    let ready = {
+        let engine = world.resource::<ShowEngine>();
+        let net = world.resource::<ReceiverNet>();
+        engine.engine.is_some()
+            && engine.state.is_some()
+            && net.load_generation.is_none_or(|g| engine.generation > g)
+            // The show is still being fetched otherwise; the snapshot waits for it.
+            && net
+                .pending_snapshot
+                .as_ref()
+                .is_some_and(|s| s.show_hash.is_none() || s.show_hash == net.master_show)
+    };
+    if !ready {
+        return;
+    }
+    let Some(s) = world.resource_mut::<ReceiverNet>().pending_snapshot.take() else {
+        return;
+    };
+    let generation = world.resource::<ShowEngine>().generation;
+    // A master without a show yet has no show time to give either.
+    let has_state = s.state().ok().flatten().is_some();
+    for e in rockontrol_replicate::apply_parts(world, s.parts) {
+        warn!("snapshot {}: {e}", s.seq);
+    }
+    if has_state {
+        world.resource_scope(|world, mut time_base: Mut<ShowTimeBase>| {
+            let mut clock = world.resource_mut::<ShowClock>();
+            if s.tick != clock.next_tick {
+                clock.step_to(
+                    &mut time_base,
+                    s.tick,
+                    Instant::now(),
+                    "snapshot from the master",
+                );
+            }
+        });
+    }
+    info!(
+        "snapshot {} applied at tick {} (show generation {generation})",
+        s.seq, s.tick
+    );
+    let mut net = world.resource_mut::<ReceiverNet>();
+    let held = net.replica.drain_held();
+    net.deltas.extend(held);
+}
+
+/// Applies due deltas and node commands at this tick.
 fn receiver_apply(
     mut net: ResMut<ReceiverNet>,
     mut engine: ResMut<ShowEngine>,
-    mut clock: ResMut<ShowClock>,
-    mut time_base: ResMut<ShowTimeBase>,
+    clock: Res<ShowClock>,
     programmer: Res<Programmer>,
     restart: Option<Res<NodeRestart>>,
 ) {
@@ -394,7 +465,6 @@ fn receiver_apply(
     if !ready {
         return;
     }
-    let generation = engine.generation;
     let ShowEngine {
         engine: Some(fade),
         state: Some(state),
@@ -404,58 +474,6 @@ fn receiver_apply(
     else {
         return;
     };
-    if net.pending_snapshot.is_some() {
-        let show_matches = net
-            .pending_snapshot
-            .as_ref()
-            .is_some_and(|s| s.show_hash.is_none() || s.show_hash == net.master_show);
-        if !show_matches {
-            // The show is still being fetched; the snapshot waits for it.
-            return;
-        }
-        if let Some(s) = net.pending_snapshot.take() {
-            let overrides = s.overrides().unwrap_or_else(|e| {
-                warn!("{e}; keeping this node's output as it is");
-                [(net.node_id.clone(), net.node_override.clone())].into()
-            });
-            let own = overrides.get(&net.node_id).cloned().unwrap_or_default();
-            if own != net.node_override {
-                info!("node output from the master: {own:?}");
-            }
-            net.node_override = own;
-            let snap_state = s.state().unwrap_or_else(|e| {
-                warn!("{e}; keeping the running state");
-                None
-            });
-            // A master without a show yet has no show time to give either.
-            let has_state = snap_state.is_some();
-            if let Some(snap_state) = snap_state {
-                match fade.check_state(&snap_state) {
-                    Ok(()) => *state = snap_state,
-                    // Another show still loading, or a malformed state: the running one stays.
-                    Err(e) => warn!(
-                        "snapshot {} not applied: {e}; keeping the running state",
-                        s.seq
-                    ),
-                }
-            }
-            // A master without a show yet has no show time to give either.
-            if has_state && s.tick != clock.next_tick {
-                clock.step_to(
-                    &mut time_base,
-                    s.tick,
-                    Instant::now(),
-                    "snapshot from the master",
-                );
-            }
-            info!(
-                "snapshot {} applied at tick {} (show generation {generation})",
-                s.seq, s.tick
-            );
-            let held = net.replica.drain_held();
-            net.deltas.extend(held);
-        }
-    }
     let tick = clock.next_tick;
     if !net.deltas.is_empty() {
         let (due, later): (Vec<_>, Vec<_>) = net.deltas.drain(..).partition(|(t, _)| *t <= tick);
@@ -534,8 +552,11 @@ fn receiver_apply(
                     Err("this node cannot restart itself (it runs inside another program)".into())
                 }
             },
+            // A show command is the master's (POST /api/command): run here alone, the next
+            // snapshot would undo it. A master of this build refuses to send one.
             _ => command
-                .to_engine(first.as_deref())
+                .check_for_one_node()
+                .and_then(|()| command.to_engine(first.as_deref()))
                 .map_err(|e| e.to_string())
                 .and_then(|c| {
                     seam.apply(fade, state, &c, tick)

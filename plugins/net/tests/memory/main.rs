@@ -1,0 +1,261 @@
+//! Replication and command queueing between a master app and receiver apps, in memory (no
+//! sockets, injected time): see [`rig`].
+
+mod rig;
+
+use bevy::prelude::*;
+use rockontrol_engine::{Command, CommandQueue, ShowClock};
+use rockontrol_net::protocol::{self, NodeCommand, ToMaster, ToReceiver};
+use rockontrol_net::registry::{Delivery, HEARTBEAT_TIMEOUT, NodeState};
+use rockontrol_replicate::{AppReplicateExt, ReplicationRules};
+use rockontrol_show::parse_show;
+use serde::{Deserialize, Serialize};
+
+use rig::Rig;
+
+const SHOW: &str = include_str!("../data/seam.ron");
+
+fn show() -> rockontrol_show::Show {
+    parse_show(SHOW, "seam.ron").unwrap_or_else(|e| panic!("test show: {e}"))
+}
+
+fn nothing(_: &mut App) {}
+
+fn go(rig: &mut Rig, playback: &str) {
+    rig.master
+        .world_mut()
+        .resource_mut::<CommandQueue>()
+        .push(Command::Go {
+            playback: playback.into(),
+            fade: None,
+        });
+}
+
+/// Links every receiver and runs until each has the master's show and snapshot.
+fn linked(rig: &mut Rig) {
+    rig.step(); // the master compiles and publishes its show
+    for i in 0..rig.receivers.len() {
+        rig.connect(i).expect("a keyed node with the same protocol is welcomed");
+    }
+    rig.step_until(200, "every receiver applied the master's snapshot", |rig| {
+        let seq = rig.registry().replication.seq;
+        (0..rig.receivers.len())
+            .all(|i| rig.net(i).replica.seq == Some(seq) && rig.state(i) == rig.master_state())
+    });
+}
+
+#[test]
+fn snapshot_and_deltas_reach_every_receiver_in_order() {
+    let mut rig = Rig::new("order", &show(), 3, nothing);
+    linked(&mut rig);
+    let first = rig.registry().replication.seq;
+    go(&mut rig, "main");
+    rig.step();
+    go(&mut rig, "fx");
+    rig.step();
+    go(&mut rig, "main");
+    rig.step();
+    let last = rig.registry().replication.seq;
+    assert_eq!(last, first + 3, "one delta per command");
+    rig.step_until(50, "every receiver is at the master's last seq", |rig| {
+        (0..3).all(|i| rig.net(i).replica.seq == Some(last))
+    });
+    for i in 0..3 {
+        assert_eq!(
+            rig.state(i),
+            rig.master_state(),
+            "{}: the same playback state as the master after 3 deltas",
+            rig.receivers[i].node_id
+        );
+        let history: Vec<&str> = rig
+            .net(i)
+            .history
+            .iter()
+            .filter(|h| h.text.starts_with("replicated: "))
+            .map(|h| h.text.as_str())
+            .collect();
+        assert_eq!(
+            history,
+            ["replicated: go main", "replicated: go fx", "replicated: go main"],
+            "applied in the master's order"
+        );
+    }
+    assert!(
+        rig.receivers.iter().all(|r| !r
+            .sent
+            .iter()
+            .any(|m| matches!(m, ToMaster::SnapshotRequest { .. }))),
+        "no gap, no snapshot request"
+    );
+}
+
+#[test]
+fn a_lost_delta_makes_the_receiver_ask_for_a_snapshot_and_catch_up() {
+    let mut rig = Rig::new("gap", &show(), 2, nothing);
+    linked(&mut rig);
+    let mut dropped = 0;
+    rig.receivers[0].drop_if = Some(Box::new(move |msg| {
+        let lose = matches!(msg, ToReceiver::Delta(_)) && dropped == 0;
+        dropped += usize::from(lose);
+        lose
+    }));
+    go(&mut rig, "main");
+    rig.step();
+    go(&mut rig, "fx");
+    rig.step();
+    let last = rig.registry().replication.seq;
+    rig.step_until(50, "node-01 caught up after the gap", |rig| {
+        rig.net(0).replica.seq == Some(last) && rig.state(0) == rig.master_state()
+    });
+    let requests: Vec<&ToMaster> = rig.receivers[0]
+        .sent
+        .iter()
+        .filter(|m| matches!(m, ToMaster::SnapshotRequest { .. }))
+        .collect();
+    assert_eq!(
+        requests.len(),
+        1,
+        "exactly one snapshot request for one gap: {requests:?}"
+    );
+    assert!(
+        matches!(requests[0], ToMaster::SnapshotRequest { reason } if reason.contains(&format!("expected seq {}", last - 1))),
+        "{requests:?}"
+    );
+    assert!(
+        !rig.receivers[1]
+            .sent
+            .iter()
+            .any(|m| matches!(m, ToMaster::SnapshotRequest { .. })),
+        "node-02 lost nothing and asked for nothing"
+    );
+    assert_eq!(rig.state(1), rig.master_state());
+}
+
+#[test]
+fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
+    let mut rig = Rig::new("queue", &show(), 1, nothing);
+    rig.step();
+    // node-01 is unknown until it first links: link, then drop it.
+    rig.connect(0).expect("welcomed");
+    rig.step_until(100, "node-01 linked", |rig| rig.net(0).replica.seq.is_some());
+    rig.disconnect(0);
+    rig.step();
+    assert_eq!(rig.registry().nodes["node-01"].state, NodeState::Offline);
+    let (id, delivery) = rig
+        .registry()
+        .submit("node-01", NodeCommand::Blackout { on: true })
+        .expect("known node");
+    assert_eq!(delivery, Delivery::Queued, "node-01 is offline");
+    for _ in 0..5 {
+        rig.step();
+    }
+    assert_eq!(rig.net(0).commands_executed, 0, "nothing reaches an offline node");
+
+    rig.connect(0).expect("welcomed again");
+    rig.step_until(200, "the queued command is executed and acknowledged", |rig| {
+        rig.registry().nodes["node-01"].executed == 1
+    });
+    assert_eq!(rig.net(0).commands_executed, 1);
+    assert!(rig.net(0).node_override.blackout, "node-01 is dark");
+
+    // A second outage (the master hears nothing for longer than the heartbeat timeout, on
+    // its injected clock) and reconnect: the command is not sent, let alone run, again; the
+    // snapshot still carries the override.
+    rig.clock
+        .advance(HEARTBEAT_TIMEOUT + std::time::Duration::from_millis(1));
+    let now = rig.now;
+    rig.registry().check_timeouts(now);
+    assert_eq!(rig.registry().nodes["node-01"].state, NodeState::Offline, "silent: offline");
+    rig.disconnect(0);
+    rig.step();
+    rig.connect(0).expect("welcomed a third time");
+    for _ in 0..20 {
+        rig.step();
+    }
+    assert_eq!(rig.net(0).commands_executed, 1, "executed once");
+    assert_eq!(rig.registry().nodes["node-01"].executed, 1);
+    assert!(rig.net(0).node_override.blackout, "from the snapshot");
+    let acks: Vec<_> = rig.receivers[0]
+        .sent
+        .iter()
+        .filter(|m| matches!(m, ToMaster::Ack { command_id, .. } if *command_id == id))
+        .collect();
+    assert_eq!(acks.len(), 1, "acknowledged once: {acks:?}");
+}
+
+/// A part only this test registers: net's protocol types know nothing of it.
+#[derive(Resource, Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+struct HouseLights {
+    level: u8,
+    label: String,
+}
+
+fn house_lights(app: &mut App) {
+    app.replicate_resource::<HouseLights>("test.house_lights");
+}
+
+#[test]
+fn a_part_registered_by_another_plugin_replicates_without_touching_net() {
+    let mut rig = Rig::new("extra", &show(), 2, house_lights);
+    let hash = |app: &App| app.world().resource::<ReplicationRules>().protocol_hash();
+    assert_eq!(hash(&rig.master), hash(&rig.receivers[0].app));
+    assert_ne!(
+        hash(&rig.master),
+        protocol::protocol_hash(),
+        "the extra part is in the protocol hash"
+    );
+    rig.master.world_mut().insert_resource(HouseLights {
+        level: 40,
+        label: "preshow".into(),
+    });
+    linked(&mut rig);
+    rig.step_until(50, "both receivers have the house lights", |rig| {
+        (0..2).all(|i| {
+            rig.receivers[i].app.world().get_resource::<HouseLights>()
+                == Some(&HouseLights {
+                    level: 40,
+                    label: "preshow".into(),
+                })
+        })
+    });
+    let seq = rig.registry().replication.seq;
+    rig.master.world_mut().resource_mut::<HouseLights>().level = 0;
+    rig.step_until(50, "the change reaches both receivers", |rig| {
+        (0..2).all(|i| {
+            rig.receivers[i]
+                .app
+                .world()
+                .get_resource::<HouseLights>()
+                .is_some_and(|h| h.level == 0)
+        })
+    });
+    assert_eq!(
+        rig.registry().replication.seq,
+        seq + 1,
+        "one change, one snapshot"
+    );
+    for _ in 0..5 {
+        rig.step();
+    }
+    assert_eq!(
+        rig.registry().replication.seq,
+        seq + 1,
+        "no snapshot while it stays the same"
+    );
+    let tick = rig.master.world().resource::<ShowClock>().next_tick;
+    assert!(tick > 0);
+}
+
+#[test]
+fn a_receiver_without_the_masters_parts_is_refused_at_hello() {
+    let mut rig = Rig::new("mismatch", &show(), 1, nothing);
+    // The master registers a part its receiver does not know (a build with media, say).
+    house_lights(&mut rig.master);
+    rig.step(); // the master's startup takes its app's hash
+    let refusal = rig.connect(0).expect_err("another protocol");
+    let text = refusal.to_string();
+    assert!(
+        text.contains("protocol") && text.contains(&protocol::protocol_hash()),
+        "the refusal names both hashes: {text}"
+    );
+}
