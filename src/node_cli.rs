@@ -17,11 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
-use rockontrol_dmx::{DmxPlugin, DmxSettings};
-use rockontrol_engine::{EnginePlugin, load_show as spawn_show};
+use rockontrol_dmx::DmxSettings;
 use rockontrol_net::auth::{self, KeySource, Keys};
 use rockontrol_net::config::{NodeConfig, Role};
 use rockontrol_net::discovery::{self, Advert};
@@ -29,9 +27,6 @@ use rockontrol_net::receiver::MasterAddress;
 use rockontrol_net::receiver::NodeRestart;
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
 use rockontrol_show::Show;
-
-/// Outer loop period: sets how evenly `FixedUpdate` ticks are spaced in wall time.
-const LOOP_PERIOD: Duration = Duration::from_millis(2);
 
 /// Options shared by `master` and `receiver`.
 #[derive(Debug, clap::Args)]
@@ -72,33 +67,30 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// The process's part of a node app: its loop (a window, or headless), logging and stopping.
+/// The role's part is [`rockontrol_net::app`]'s.
 fn base_app(
     stop: Arc<AtomicBool>,
     duration: Option<f64>,
     window: Option<crate::windowed::NodeWindow>,
 ) -> App {
-    let mut app = App::new();
-    match window {
-        Some(window) => crate::windowed::add_node_window(&mut app, window),
-        None => {
-            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)));
+    let mut app = match window {
+        Some(window) => {
+            let mut app = App::new();
+            crate::windowed::add_node_window(&mut app, window);
+            app
         }
-    }
+        None => rockontrol_net::app::headless(),
+    };
     app.add_plugins(LogPlugin {
         filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         ..default()
     })
-    .add_plugins(EnginePlugin)
-    .add_plugins(DmxPlugin)
     .insert_resource(StopWhen {
         flag: stop,
         at: duration.map(Duration::from_secs_f64),
     })
     .add_systems(Update, stop_when_asked);
-    // Ticks must keep up with wall time after a stall instead of being dropped.
-    app.world_mut()
-        .resource_mut::<Time<Virtual>>()
-        .set_max_delta(Duration::from_secs(5));
     app
 }
 
@@ -192,7 +184,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Master);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Master);
     let mut app = base_app(stop, args.duration, window);
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&show.name),
@@ -200,15 +192,15 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
-    app.insert_resource(dmx).add_plugins(MasterPlugin {
+    let master = MasterPlugin {
         config: config.clone(),
         keys: Keys {
             control: vec![key],
             read_only: config.read_only_keys.clone(),
         },
         listener: std::sync::Mutex::new(Some(listener)),
-    });
-    spawn_show(app.world_mut(), &show);
+    };
+    rockontrol_net::app::master_app(&mut app, master, dmx, Some(&show));
     let exit = app.run();
     println!("master stopped");
     Ok(exit_code(exit))
@@ -273,29 +265,26 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         }
     );
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Receiver);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Receiver);
     let mut app = base_app(stop, args.duration, window);
     let restart = NodeRestart::default();
     app.insert_resource(restart.clone());
     let node_id = config.node_id.clone();
-    let mut show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
-    if let Some(dest) = &config.dmx_destination {
-        rockontrol_net::receiver::redirect_sacn(&mut show, dest);
-    }
+    let show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&format!("RocKontrol {}", config.node_id)),
         only_universes: Some(config.local_universes.clone()),
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
-    app.insert_resource(dmx).add_plugins(ReceiverPlugin {
+    let receiver = ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),
         key,
         master,
         known_show,
         config,
-    });
-    spawn_show(app.world_mut(), &show);
+    };
+    rockontrol_net::app::receiver_app(&mut app, receiver, dmx, Some(&show));
     let exit = app.run();
     if restart.requested() {
         println!("receiver {node_id} restarting");
