@@ -161,18 +161,17 @@ fn status(addr: SocketAddr, i: usize) -> Option<serde_json::Value> {
     }
 }
 
-/// The ids a receiver printed as executed (`executed <id>: …`), with how often.
+/// The ids a receiver reported executed (its `command_executed` events), with how often.
 fn executed(node: &Node) -> BTreeMap<String, usize> {
     let mut ids = BTreeMap::new();
-    for line in node.lines() {
-        if let Some(rest) = line.strip_prefix("executed ")
-            && let Some(id) = rest.split(':').next()
-        {
-            *ids.entry(id.to_string()).or_insert(0) += 1;
-        }
+    for id in node.executed_ids() {
+        *ids.entry(id).or_insert(0) += 1;
     }
     ids
 }
+
+/// How a receiver's `master_lost` event begins (`--events -`).
+const MASTER_LOST: &str = r#"{"event":"master_lost""#;
 
 /// The first line of `node` containing `needle` read at or after `since`.
 fn line_after(node: &Node, needle: &str, since: Instant) -> Option<Instant> {
@@ -543,7 +542,7 @@ fn report(r: &Report<'_>, refused: usize, show_commands: (usize, usize)) -> bool
                     secs(since(not_online, start)),
                     secs(since(state_after(r.states, i, "offline", start), start)),
                     secs(since(
-                        line_after(&r.receivers[i], "master lost", start),
+                        line_after(&r.receivers[i], MASTER_LOST, start),
                         start,
                     )),
                     secs(since(state_after(r.states, i, "online", end), end)),
@@ -553,7 +552,7 @@ fn report(r: &Report<'_>, refused: usize, show_commands: (usize, usize)) -> bool
                 let lost: Vec<String> = r
                     .receivers
                     .iter()
-                    .map(|n| secs(since(line_after(n, "master lost", start), start)))
+                    .map(|n| secs(since(line_after(n, MASTER_LOST, start), start)))
                     .collect();
                 let back: Option<Option<Instant>> = (0..r.receivers.len())
                     .map(|i| state_after(r.states, i, "online", start))

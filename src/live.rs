@@ -15,19 +15,15 @@ use std::time::Duration;
 
 use std::net::Ipv4Addr;
 
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
-use rockontrol_dmx::{DmxPlugin, DmxSettings, DmxStats};
+use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, FrameBus, FrameSet,
-    ShowClock, ShowEngine, load_show as spawn_show, seconds_to_ticks,
+    Command, CommandQueue, CommandRejected, EngineEvent, Event, FrameBus, FrameSet, ShowClock,
+    ShowEngine, seconds_to_ticks,
 };
 
 use crate::timearg::TimedCommand;
-
-/// Outer loop period: sets how evenly `FixedUpdate` ticks are spaced in wall time.
-const LOOP_PERIOD: Duration = Duration::from_millis(2);
 
 #[derive(Resource)]
 struct Console {
@@ -50,9 +46,7 @@ pub fn run(
     let Some(show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let has_display =
-        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    let windowed = has_display && !headless;
+    let windowed = crate::windowed::wanted(headless);
 
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&show.name),
@@ -80,20 +74,19 @@ pub fn run(
             }
         })?;
 
-    let mut app = App::new();
-    if windowed {
+    let mut app = if windowed {
+        let mut app = App::new();
         crate::windowed::add_windowed_plugins(&mut app, path);
+        app
     } else {
-        app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)));
-    }
+        rockontrol_net::app::headless()
+    };
     app.add_plugins(LogPlugin {
         filter: "info".into(),
         ..default()
-    })
-    .add_plugins(EnginePlugin)
-    .add_plugins(DmxPlugin)
-    .insert_resource(dmx)
-    .insert_resource(Console {
+    });
+    rockontrol_net::app::show_app(&mut app, dmx, Some(&show));
+    app.insert_resource(Console {
         lines: std::sync::Mutex::new(rx),
         stop,
         stop_at: duration.map(Duration::from_secs_f64),
@@ -104,10 +97,6 @@ pub fn run(
         Update,
         (read_console, print_events, status_line, stop_when_asked),
     );
-    // Ticks must keep up with wall time after a stall instead of being dropped.
-    app.world_mut()
-        .resource_mut::<Time<Virtual>>()
-        .set_max_delta(Duration::from_secs(5));
     if let Some(path) = capture {
         let mut file = std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -125,7 +114,6 @@ pub fn run(
         })
         .add_systems(Last, write_capture);
     }
-    spawn_show(app.world_mut(), &show);
     let rate = f64::from(show.tick_rate);
     {
         let mut queue = app.world_mut().resource_mut::<CommandQueue>();

@@ -17,21 +17,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
-use rockontrol_dmx::{DmxPlugin, DmxSettings};
-use rockontrol_engine::{EnginePlugin, load_show as spawn_show};
+use rockontrol_dmx::DmxSettings;
 use rockontrol_net::auth::{self, KeySource, Keys};
 use rockontrol_net::config::{NodeConfig, Role};
 use rockontrol_net::discovery::{self, Advert};
+use rockontrol_net::events::{NodeEvent, NodeEvents};
 use rockontrol_net::receiver::MasterAddress;
 use rockontrol_net::receiver::NodeRestart;
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
 use rockontrol_show::Show;
-
-/// Outer loop period: sets how evenly `FixedUpdate` ticks are spaced in wall time.
-const LOOP_PERIOD: Duration = Duration::from_millis(2);
 
 /// Options shared by `master` and `receiver`.
 #[derive(Debug, clap::Args)]
@@ -48,6 +44,10 @@ pub struct NodeArgs {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Write the node's events (linked, snapshot applied, command executed, …) to this file
+    /// as JSON lines, appended; `-` for standard output.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
     #[command(flatten)]
     pub artnet: crate::artnet_args::ArtNetArgs,
 }
@@ -72,34 +72,39 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// The process's part of a node app: its loop (a window, or headless), logging and stopping.
+/// The role's part is [`rockontrol_net::app`]'s.
 fn base_app(
     stop: Arc<AtomicBool>,
     duration: Option<f64>,
     window: Option<crate::windowed::NodeWindow>,
 ) -> App {
-    let mut app = App::new();
-    match window {
-        Some(window) => crate::windowed::add_node_window(&mut app, window),
-        None => {
-            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(LOOP_PERIOD)));
+    let mut app = match window {
+        Some(window) => {
+            let mut app = App::new();
+            crate::windowed::add_node_window(&mut app, window);
+            app
         }
-    }
+        None => rockontrol_net::app::headless(),
+    };
     app.add_plugins(LogPlugin {
         filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         ..default()
     })
-    .add_plugins(EnginePlugin)
-    .add_plugins(DmxPlugin)
     .insert_resource(StopWhen {
         flag: stop,
         at: duration.map(Duration::from_secs_f64),
     })
     .add_systems(Update, stop_when_asked);
-    // Ticks must keep up with wall time after a stall instead of being dropped.
-    app.world_mut()
-        .resource_mut::<Time<Virtual>>()
-        .set_max_delta(Duration::from_secs(5));
     app
+}
+
+/// The events stream `--events` names (none without it).
+fn open_events(args: &NodeArgs) -> anyhow::Result<NodeEvents> {
+    match &args.events {
+        Some(path) => Ok(NodeEvents::open(path)?),
+        None => Ok(NodeEvents::default()),
+    }
 }
 
 fn load_optional_show(path: Option<&Path>, fallback_name: &str) -> anyhow::Result<Option<Show>> {
@@ -164,10 +169,15 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let listener = std::net::TcpListener::bind(SocketAddr::new(bind, config.listen_port))
         .with_context(|| format!("cannot listen on {bind}:{}", config.listen_port))?;
     let addr = listener.local_addr()?;
+    let events = open_events(&args)?;
     println!(
         "master {} listening on http://{addr} (REST /api, WebSocket /api/ws, OpenAPI /api/openapi.json)",
         config.node_id
     );
+    events.emit(&NodeEvent::Listening {
+        node_id: config.node_id.clone(),
+        addr: addr.to_string(),
+    });
     let routed = config.routed_universes();
     let local: Vec<u16> = show
         .universes
@@ -192,25 +202,29 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Master);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Master);
     let mut app = base_app(stop, args.duration, window);
+    app.insert_resource(events.clone());
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&show.name),
         only_universes: Some(local),
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
-    app.insert_resource(dmx).add_plugins(MasterPlugin {
+    let master = MasterPlugin {
         config: config.clone(),
         keys: Keys {
             control: vec![key],
             read_only: config.read_only_keys.clone(),
         },
         listener: std::sync::Mutex::new(Some(listener)),
-    });
-    spawn_show(app.world_mut(), &show);
+    };
+    rockontrol_net::app::master_app(&mut app, master, dmx, Some(&show));
     let exit = app.run();
     println!("master stopped");
+    events.emit(&NodeEvent::Stopped {
+        node_id: config.node_id.clone(),
+    });
     Ok(exit_code(exit))
 }
 
@@ -262,48 +276,53 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let finding = match &master {
+        MasterAddress::Fixed(a) => a.to_string(),
+        MasterAddress::Discover(Some(a)) => format!("mDNS, else {a}"),
+        MasterAddress::Discover(None) => "mDNS".into(),
+    };
     println!(
-        "receiver {} starting: universes {:?}, master {}",
-        config.node_id,
-        config.local_universes,
-        match &master {
-            MasterAddress::Fixed(a) => a.to_string(),
-            MasterAddress::Discover(Some(a)) => format!("mDNS, else {a}"),
-            MasterAddress::Discover(None) => "mDNS".into(),
-        }
+        "receiver {} starting: universes {:?}, master {finding}",
+        config.node_id, config.local_universes,
     );
+    let events = open_events(&args)?;
+    events.emit(&NodeEvent::Starting {
+        node_id: config.node_id.clone(),
+        universes: config.local_universes.clone(),
+        master: finding,
+    });
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, rockontrol_ui::NodeView::Receiver);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Receiver);
     let mut app = base_app(stop, args.duration, window);
     let restart = NodeRestart::default();
-    app.insert_resource(restart.clone());
+    app.insert_resource(restart.clone())
+        .insert_resource(events.clone());
     let node_id = config.node_id.clone();
-    let mut show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
-    if let Some(dest) = &config.dmx_destination {
-        rockontrol_net::receiver::redirect_sacn(&mut show, dest);
-    }
+    let show = loaded.unwrap_or_else(|| Show::empty("(waiting for the master)"));
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&format!("RocKontrol {}", config.node_id)),
         only_universes: Some(config.local_universes.clone()),
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
-    app.insert_resource(dmx).add_plugins(ReceiverPlugin {
+    let receiver = ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),
         key,
         master,
         known_show,
         config,
-    });
-    spawn_show(app.world_mut(), &show);
+    };
+    rockontrol_net::app::receiver_app(&mut app, receiver, dmx, Some(&show));
     let exit = app.run();
     if restart.requested() {
         println!("receiver {node_id} restarting");
+        events.emit(&NodeEvent::Restarting { node_id });
         // The advert goes before the new process makes its own.
         drop(_mdns);
         return Err(re_execute());
     }
     println!("receiver stopped");
+    events.emit(&NodeEvent::Stopped { node_id });
     Ok(exit_code(exit))
 }
 
@@ -421,6 +440,10 @@ pub fn demo() -> anyhow::Result<ExitCode> {
         for e in extra {
             cmd.arg("--show").arg(e);
         }
+        // Each node's events go to a file of its own; the demo reports them.
+        let name = config.file_stem().unwrap_or_default().to_string_lossy();
+        cmd.arg("--events")
+            .arg(dir.join(format!("events-{name}.jsonl")));
         cmd.spawn()
     };
     println!("RocKontrol demo: a master and two receivers on this machine (loopback only).");
@@ -448,8 +471,23 @@ pub fn demo() -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let mut next = 0;
     let mut last_print = 0;
+    let mut followed: Vec<EventsFile> = configs
+        .iter()
+        .map(|c| {
+            let name = c.file_stem().unwrap_or_default().to_string_lossy();
+            EventsFile::new(
+                format!("demo-{name}"),
+                dir.join(format!("events-{name}.jsonl")),
+            )
+        })
+        .collect();
     while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(26) {
         let t = start.elapsed().as_secs();
+        for f in &mut followed {
+            for line in f.new_lines() {
+                println!("[{t:>3} s] {line}");
+            }
+        }
         if let Some((at, node, body)) = script.get(next)
             && t >= *at
         {
@@ -518,4 +556,55 @@ pub fn demo() -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&dir);
     println!("demo finished");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A node's events file, read as it grows: what the demo reports of each receiver.
+struct EventsFile {
+    node: String,
+    path: PathBuf,
+    read: usize,
+}
+
+impl EventsFile {
+    fn new(node: String, path: PathBuf) -> Self {
+        EventsFile {
+            node,
+            path,
+            read: 0,
+        }
+    }
+
+    /// The complete lines added since the last call, as human text (events a user needs
+    /// not are left out).
+    fn new_lines(&mut self) -> Vec<String> {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return Vec::new();
+        };
+        let Some(end) = text.get(self.read..).and_then(|t| t.rfind('\n')) else {
+            return Vec::new();
+        };
+        let fresh = &text[self.read..self.read + end + 1];
+        self.read += end + 1;
+        fresh
+            .lines()
+            .filter_map(|l| serde_json::from_str::<NodeEvent>(l).ok())
+            .filter_map(|e| match e {
+                NodeEvent::Connected {
+                    master_id,
+                    universes,
+                } => Some(format!(
+                    "connected to master {master_id}: universes {universes:?}"
+                )),
+                NodeEvent::CommandExecuted { id, command, .. } => {
+                    Some(format!("executed {id}: {command}"))
+                }
+                NodeEvent::CommandFailed { id, reason, .. } => {
+                    Some(format!("command {id} failed: {reason}"))
+                }
+                NodeEvent::MasterLost { reason, .. } => Some(format!("master lost: {reason}")),
+                _ => None,
+            })
+            .map(|text| format!("{}: {text}", self.node))
+            .collect()
+    }
 }

@@ -5,50 +5,94 @@
 //! headless node runs. The DMX tick stays in `FixedUpdate` at the show's rate: the window loop
 //! runs continuously (also unfocused), and wire output is paced by the DMX thread, never by
 //! frames. `rockontrol master` and `rockontrol receiver` open their node views the same way.
+//!
+//! Only with the `ui` feature (the default). A build without it (`--no-default-features`)
+//! links no rendering, window or egui: every command runs headless.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bevy::prelude::*;
 
-/// Adds window, rendering, egui and [`rockontrol_ui::UiPlugin`] (saving to `show_path`).
-/// The caller adds logging, the engine and outputs.
-pub fn add_windowed_plugins(app: &mut App, show_path: &Path) {
-    let title = format!("RocKontrol — {}", show_path.display());
-    rockontrol_ui::script::add_window_and_ui(app, &title, Some(show_path.to_path_buf()));
+/// Which node view a window shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Receiver,
+}
+
+/// Whether a window opens: a display is present, `--headless` is not given, and this build
+/// has the UI.
+pub fn wanted(headless: bool) -> bool {
+    if headless || !has_display() {
+        return false;
+    }
+    if !cfg!(feature = "ui") {
+        info!("this build has no UI (built without the `ui` feature): running headless");
+        return false;
+    }
+    true
+}
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
 }
 
 /// The window of `rockontrol master` (programmer and node view) or `rockontrol receiver`
 /// (receiver view, 1280×800).
 #[derive(Debug, Clone)]
 pub struct NodeWindow {
-    pub view: rockontrol_ui::NodeView,
+    pub role: Role,
     pub title: String,
-    pub show_path: Option<std::path::PathBuf>,
+    pub show_path: Option<PathBuf>,
 }
 
 impl NodeWindow {
-    /// A window when a display is present and `--headless` is not given.
-    pub fn wanted(
-        args: &crate::node_cli::NodeArgs,
-        view: rockontrol_ui::NodeView,
-    ) -> Option<NodeWindow> {
-        if args.headless || !rockontrol_ui::script::has_display() {
+    /// A window when one is [`wanted`].
+    pub fn wanted(args: &crate::node_cli::NodeArgs, role: Role) -> Option<NodeWindow> {
+        if !wanted(args.headless) {
             return None;
         }
-        let role = match view {
-            rockontrol_ui::NodeView::Receiver => "receiver",
-            _ => "master",
+        let name = match role {
+            Role::Receiver => "receiver",
+            Role::Master => "master",
         };
         Some(NodeWindow {
-            view,
-            title: format!("RocKontrol {role} — {}", args.config.display()),
+            role,
+            title: format!("RocKontrol {name} — {}", args.config.display()),
             show_path: args.show.clone(),
         })
     }
 }
 
+/// Adds window, rendering, egui and [`rockontrol_ui::UiPlugin`] (saving to `show_path`).
+/// The caller adds logging, the engine and outputs.
+#[cfg(feature = "ui")]
+pub fn add_windowed_plugins(app: &mut App, show_path: &Path) {
+    let title = format!("RocKontrol — {}", show_path.display());
+    rockontrol_ui::script::add_window_and_ui(app, &title, Some(show_path.to_path_buf()));
+}
+
+/// Without the UI there is no window ([`wanted`] is always false); the app stays headless.
+#[cfg(not(feature = "ui"))]
+pub fn add_windowed_plugins(app: &mut App, show_path: &Path) {
+    let _ = show_path;
+    rockontrol_net::app::add_headless_loop(app);
+}
+
 /// Adds window, rendering, egui and the node's view. The caller adds logging, the engine,
 /// outputs and the network plugin of the role.
+#[cfg(feature = "ui")]
 pub fn add_node_window(app: &mut App, window: NodeWindow) {
-    rockontrol_ui::script::add_window_and_view(app, &window.title, window.show_path, window.view);
+    let view = match window.role {
+        Role::Master => rockontrol_ui::NodeView::Master,
+        Role::Receiver => rockontrol_ui::NodeView::Receiver,
+    };
+    rockontrol_ui::script::add_window_and_view(app, &window.title, window.show_path, view);
+}
+
+/// Without the UI there is no window ([`wanted`] is always false); the app stays headless.
+#[cfg(not(feature = "ui"))]
+pub fn add_node_window(app: &mut App, window: NodeWindow) {
+    let _ = window;
+    rockontrol_net::app::add_headless_loop(app);
 }

@@ -108,10 +108,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
         "{body}"
     );
     wait_state(addr, "node-05", "online", Duration::from_secs(10));
-    keyless.wait_line(
-        "connected to master master-01: universes [5]",
-        Duration::from_secs(10),
-    );
+    keyless.wait_connected("master-01", &[5], Duration::from_secs(10));
     let kept = std::fs::read_to_string(state.join("adoptions.json")).expect("adoptions on disk");
     assert!(
         kept.contains("\"node-05\"") && kept.contains("\"control\""),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rockontrol_net::client::probe_blocking;
 
 use rockontrol_net::config::seed;
+use rockontrol_net::events::NodeEvent;
 use support::node::{
     BIN, KEY, Listener, Node, free_port, is_root, master_addr, node_state, rest, signal, temp_dir,
     wait_state,
@@ -105,10 +106,7 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
             "online",
             Duration::from_secs(30),
         );
-        receivers[n - 1].wait_line(
-            &format!("connected to master master-01: universes [{n}]"),
-            Duration::from_secs(10),
-        );
+        receivers[n - 1].wait_connected("master-01", &[n as u16], Duration::from_secs(10));
     }
     let (status, nodes) = rest(addr, "GET", "/api/nodes", Some(READ_KEY), None);
     assert_eq!(status, 200, "a read-only key may list nodes: {nodes}");
@@ -293,25 +291,18 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let lines = receivers[1].lines();
+    let executed = receivers[1].executed_ids();
     for id in &ids {
-        let n = lines
-            .iter()
-            .filter(|l| l.starts_with(&format!("executed {id}:")))
-            .count();
-        assert_eq!(n, 1, "{id} executed exactly once: {lines:?}");
+        let n = executed.iter().filter(|e| *e == id).count();
+        assert_eq!(n, 1, "{id} executed exactly once: {executed:?}");
     }
     let order: Vec<usize> = ids
         .iter()
-        .filter_map(|id| {
-            lines
-                .iter()
-                .position(|l| l.starts_with(&format!("executed {id}:")))
-        })
+        .filter_map(|id| executed.iter().position(|e| e == id))
         .collect();
     assert!(
-        order.windows(2).all(|w| w[0] < w[1]),
-        "queued commands ran in order: {lines:?}"
+        order.len() == ids.len() && order.windows(2).all(|w| w[0] < w[1]),
+        "queued commands ran in order: {executed:?}"
     );
     let (_, st) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
     assert_eq!(st["pending_commands"], 0, "{st}");
@@ -343,10 +334,11 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         .to_string();
     wait_state(addr, "node-02", "offline", Duration::from_secs(10));
     signal("-CONT", &pid);
-    receivers[1].wait_line(&format!("executed {resent}:"), Duration::from_secs(10));
-    receivers[1].wait_line(
-        &format!("already executed {resent}: acknowledged again"),
+    receivers[1].wait_executed(&resent, Duration::from_secs(10));
+    receivers[1].wait_event(
+        &format!("{resent} acknowledged again"),
         Duration::from_secs(20),
+        |e| matches!(e, NodeEvent::CommandRepeated { id, .. } if *id == resent),
     );
     wait_state(addr, "node-02", "online", Duration::from_secs(10));
     // Its ack arrives once the node is back (the re-sent copy is acknowledged too).
@@ -366,14 +358,11 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         (Some(0), Some(3)),
         "{st}"
     );
-    let lines = receivers[1].lines();
+    let executed = receivers[1].executed_ids();
     assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l.starts_with(&format!("executed {resent}:")))
-            .count(),
+        executed.iter().filter(|e| **e == resent).count(),
         1,
-        "executed once though delivered two or three times: {lines:?}"
+        "executed once though delivered two or three times: {executed:?}"
     );
 
     // A command node-02 cannot execute: 1 + 3 retries, then degraded with an alert.
@@ -422,7 +411,9 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         Some(41),
         "node-01 holds the end of the fade (20 % × playback master 80 %)"
     );
-    receivers[0].wait_line("master lost", Duration::from_secs(5));
+    receivers[0].wait_event("master lost", Duration::from_secs(5), |e| {
+        matches!(e, NodeEvent::MasterLost { .. })
+    });
     drop(receivers);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -460,10 +451,7 @@ fn the_seeds_configs_run_with_loopback_addresses() {
     let addr = master_addr(&master);
     let node = Node::start("receiver", &recv_cfg, None, &dir.join("state-r"));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
-    node.wait_line(
-        "connected to master master-01: universes [1, 2]",
-        Duration::from_secs(10),
-    );
+    node.wait_connected("master-01", &[1, 2], Duration::from_secs(10));
     let (status, body) = rest(
         addr,
         "POST",
@@ -523,15 +511,14 @@ fn the_seeds_configs_run_with_loopback_addresses() {
             ),
     )
     .expect("write");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("receiver")
-        .arg("--config")
-        .arg(&keyless_cfg)
-        .args(["--headless", "--duration", "120"])
-        .env_remove("ROCKONTROL_API_KEY")
-        .env("ROCKONTROL_STATE_DIR", dir.join("state-5"))
-        .env("RUST_LOG", "info");
-    let keyless = Node::spawn(cmd);
+    let keyless = Node::start_with(
+        "receiver",
+        &keyless_cfg,
+        None,
+        &dir.join("state-5"),
+        None,
+        120,
+    );
     // It waits on its connection (not refused) until adopted.
     wait_state(addr, "node-05", "pending", Duration::from_secs(15));
     let (status, body) = rest(
@@ -549,10 +536,7 @@ fn the_seeds_configs_run_with_loopback_addresses() {
         "{body}"
     );
     wait_state(addr, "node-05", "online", Duration::from_secs(15));
-    keyless.wait_line(
-        "connected to master master-01: universes [5]",
-        Duration::from_secs(5),
-    );
+    keyless.wait_connected("master-01", &[5], Duration::from_secs(5));
     drop(keyless);
     drop(node);
     drop(master);
@@ -590,8 +574,8 @@ fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
     std::fs::write(&recv_cfg, receiver).expect("write");
     let script = format!(
         "ip link set lo up && ip route add 224.0.0.0/4 dev lo && \
-         (ROCKONTROL_STATE_DIR={dir}/state-m {BIN} master --config {m} --headless --duration 60 &) && \
-         ROCKONTROL_STATE_DIR={dir}/state-r exec {BIN} receiver --config {r} --headless --duration 60",
+         (ROCKONTROL_STATE_DIR={dir}/state-m {BIN} master --config {m} --headless --duration 60 --events - &) && \
+         ROCKONTROL_STATE_DIR={dir}/state-r exec {BIN} receiver --config {r} --headless --duration 60 --events -",
         dir = dir.display(),
         m = master_cfg.display(),
         r = recv_cfg.display(),
@@ -602,19 +586,24 @@ fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
         .env("ROCKONTROL_MDNS_INTERFACE", "lo")
         .env("RUST_LOG", "warn");
     let node = Node::spawn(cmd);
-    let start = node.wait_line("receiver node-01 starting", Duration::from_secs(30));
-    assert!(
-        start.contains("master mDNS"),
-        "no address configured: {start}"
-    );
-    node.wait_line(
-        "connected to master master-01: universes [1, 2]",
+    let start = node.wait_event(
+        "node-01 starting",
         Duration::from_secs(30),
+        |e| matches!(e, NodeEvent::Starting { node_id, .. } if node_id == "node-01"),
     );
+    assert!(
+        matches!(&start, NodeEvent::Starting { master, .. } if master == "mDNS"),
+        "no address configured: {start:?}"
+    );
+    node.wait_connected("master-01", &[1, 2], Duration::from_secs(30));
     // …and the master lists the receiver it sees advertised.
-    node.wait_line(
-        "mDNS: sees receiver node-01 at 127.0.0.1",
+    node.wait_event(
+        "the master sees node-01 over mDNS",
         Duration::from_secs(15),
+        |e| {
+            matches!(e, NodeEvent::MdnsSeen { role, node_id, addr }
+                if role == "receiver" && node_id == "node-01" && addr == "127.0.0.1")
+        },
     );
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
@@ -666,11 +655,6 @@ fn the_demo_runs_a_master_and_two_receivers_and_stops_by_itself() {
         !lines.iter().any(|l| l.contains("master lost")),
         "receivers stop before the master: {lines:?}"
     );
-}
-
-/// How many collected lines contain `needle`.
-fn count_lines(node: &Node, needle: &str) -> usize {
-    node.lines().iter().filter(|l| l.contains(needle)).count()
 }
 
 /// Sends a node command and returns its id.
@@ -793,8 +777,10 @@ fn identify_flashes_a_receiver_and_restart_brings_it_back() {
     let sent = Instant::now();
     let identify = send_command(addr, "node-02", r#"{"type": "identify", "seconds": 1.5}"#);
     sacn.wait_value(2, |v| v == 255, Duration::from_secs(3));
-    receiver.wait_line(&format!("executed {identify}"), Duration::from_secs(3));
-    receiver.wait_line("identify done", Duration::from_secs(5));
+    receiver.wait_executed(&identify, Duration::from_secs(3));
+    receiver.wait_event("identify done", Duration::from_secs(5), |e| {
+        matches!(e, NodeEvent::IdentifyDone { .. })
+    });
     assert!(
         sent.elapsed() >= Duration::from_millis(1400),
         "the flash lasted its 1.5 s (done after {:?})",
@@ -814,12 +800,18 @@ fn identify_flashes_a_receiver_and_restart_brings_it_back() {
     // Restart: acknowledged, the same process (exec keeps the pid) starts again and is back
     // online, caught up, without running an earlier command twice.
     let pid = receiver.child.id();
-    assert_eq!(count_lines(&receiver, "receiver node-02 starting"), 1);
+    let starting =
+        |e: &NodeEvent| matches!(e, NodeEvent::Starting { node_id, .. } if node_id == "node-02");
+    assert_eq!(receiver.count_events(starting), 1);
     let restart = send_command(addr, "node-02", r#"{"type": "restart"}"#);
-    receiver.wait_line(&format!("executed {restart}"), Duration::from_secs(5));
-    receiver.wait_line("receiver node-02 restarting", Duration::from_secs(5));
+    receiver.wait_executed(&restart, Duration::from_secs(5));
+    receiver.wait_event(
+        "node-02 restarting",
+        Duration::from_secs(5),
+        |e| matches!(e, NodeEvent::Restarting { node_id } if node_id == "node-02"),
+    );
     let start = Instant::now();
-    while count_lines(&receiver, "receiver node-02 starting") < 2 {
+    while receiver.count_events(starting) < 2 {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "the receiver never started again: {:?}",
@@ -828,7 +820,8 @@ fn identify_flashes_a_receiver_and_restart_brings_it_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let start = Instant::now();
-    while count_lines(&receiver, "connected to master master-01: universes [2]") < 2 {
+    let connected = |e: &NodeEvent| matches!(e, NodeEvent::Connected { master_id, universes } if master_id == "master-01" && universes == &[2]);
+    while receiver.count_events(connected) < 2 {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the restarted receiver never reconnected: {:?}",
@@ -846,13 +839,13 @@ fn identify_flashes_a_receiver_and_restart_brings_it_back() {
     sacn.wait_value(2, |v| v == 153, Duration::from_secs(10));
     // A command after the restart still works, and nothing before it ran twice.
     let after = send_command(addr, "node-02", r#"{"type": "blackout", "on": false}"#);
-    receiver.wait_line(&format!("executed {after}"), Duration::from_secs(10));
+    receiver.wait_executed(&after, Duration::from_secs(10));
+    let executed = receiver.executed_ids();
     for id in [&identify, &restart] {
         assert_eq!(
-            count_lines(&receiver, &format!("executed {id}:")),
+            executed.iter().filter(|e| *e == id).count(),
             1,
-            "{id} was executed once: {:?}",
-            receiver.lines()
+            "{id} was executed once: {executed:?}"
         );
     }
     let (_, status) = rest(addr, "GET", "/api/nodes/node-02/status", Some(KEY), None);
@@ -1031,7 +1024,7 @@ fn node_commands_survive_master_and_receiver_restarts() {
     // Blackout on node-01 only.
     let on = send_command(addr, "node-01", r#"{"type": "blackout", "on": true}"#);
     sacn.wait_value(1, |v| v == 0, Duration::from_secs(10));
-    receivers[0].wait_line(&format!("executed {on}"), Duration::from_secs(10));
+    receivers[0].wait_executed(&on, Duration::from_secs(10));
     assert_eq!(sacn.value(2), Some(153), "node-02 is not blacked out");
     wait_acked(addr, "node-01", Duration::from_secs(10));
     // The master saves its stage about a tick after a change.
@@ -1051,7 +1044,7 @@ fn node_commands_survive_master_and_receiver_restarts() {
     let off = send_command(addr, "node-01", r#"{"type": "blackout", "on": false}"#);
     assert_ne!(off, on, "a restarted master never reuses a command id");
     sacn.wait_value(1, |v| v == 255, Duration::from_secs(10));
-    receivers[0].wait_line(&format!("executed {off}"), Duration::from_secs(10));
+    receivers[0].wait_executed(&off, Duration::from_secs(10));
     let st = wait_acked(addr, "node-01", Duration::from_secs(10));
     assert_eq!(
         (
@@ -1066,14 +1059,16 @@ fn node_commands_survive_master_and_receiver_restarts() {
     // and comes back): the snapshot brings its 50 % back.
     let half = send_command(addr, "node-01", r#"{"type": "intensity", "level": 0.5}"#);
     sacn.wait_value(1, |v| v == 128, Duration::from_secs(10));
-    receivers[0].wait_line(&format!("executed {half}"), Duration::from_secs(10));
+    receivers[0].wait_executed(&half, Duration::from_secs(10));
     wait_acked(addr, "node-01", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
     receivers[0].kill();
     wait_state(addr, "node-01", "offline", Duration::from_secs(10));
     receivers[0] = Node::start("receiver", &configs[0], None, &dir.join("state-1"));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
-    receivers[0].wait_line("connected to master", Duration::from_secs(10));
+    receivers[0].wait_event("connected", Duration::from_secs(10), |e| {
+        matches!(e, NodeEvent::Connected { .. })
+    });
     // The show is fetched and the snapshot applied; then it must stay at 50 %.
     sacn.wait_value(1, |v| v == 128, Duration::from_secs(15));
     let watch = Instant::now();
@@ -1178,7 +1173,7 @@ fn a_master_restart_or_stall_mid_fade_changes_no_receivers_output() {
     // A node command and a show command both take effect on the wire.
     let id = send_command(addr, "node-01", r#"{"type": "blackout", "on": true}"#);
     sacn.wait_value(1, |v| v == 0, Duration::from_secs(10));
-    receivers[0].wait_line(&format!("executed {id}"), Duration::from_secs(10));
+    receivers[0].wait_executed(&id, Duration::from_secs(10));
     show_command(
         addr,
         r#"{"type": "cue", "cue_id": 1, "fade_time": 0, "playback": "main"}"#,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rockontrol_net::client::http_request_blocking;
+use rockontrol_net::events::NodeEvent;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
 /// The control key every node of these tests holds.
@@ -31,7 +32,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A node process; its stdout lines are collected. Killed (SIGKILL) when dropped.
+/// A node process; its stdout lines are collected (its events, `--events -`, among them).
+/// Killed (SIGKILL) when dropped.
 pub struct Node {
     pub child: Child,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
@@ -106,6 +108,8 @@ impl Node {
             .arg("--headless")
             .arg("--duration")
             .arg(secs.to_string())
+            .arg("--events")
+            .arg("-")
             .env_remove("ROCKONTROL_API_KEY")
             .env("ROCKONTROL_STATE_DIR", state)
             .env("ROCKONTROL_MDNS_INTERFACE", "lo")
@@ -133,6 +137,72 @@ impl Node {
     /// Every collected line with the time it was read.
     pub fn timed_lines(&self) -> Vec<(Instant, String)> {
         self.lines.lock().expect("lines").clone()
+    }
+
+    /// The node's events so far, in order (the JSON lines of its stdout).
+    pub fn events(&self) -> Vec<NodeEvent> {
+        self.lines()
+            .iter()
+            .filter(|l| l.starts_with("{\"event\":"))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// How many events so far meet `ok`.
+    pub fn count_events(&self, ok: impl Fn(&NodeEvent) -> bool) -> usize {
+        self.events().iter().filter(|e| ok(e)).count()
+    }
+
+    /// Waits up to `timeout` for an event that meets `ok` (`what` names it in the failure).
+    pub fn wait_event(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ok: impl Fn(&NodeEvent) -> bool,
+    ) -> NodeEvent {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(e) = self.events().into_iter().find(|e| ok(e)) {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "no event {what} within {timeout:?}; got {:?}",
+            self.events()
+        )
+    }
+
+    /// Waits for `connected` to `master` with `universes`.
+    pub fn wait_connected(&self, master: &str, universes: &[u16], timeout: Duration) {
+        self.wait_event(
+            &format!("connected to {master} with universes {universes:?}"),
+            timeout,
+            |e| matches!(e, NodeEvent::Connected { master_id, universes: u } if master_id == master && u == universes),
+        );
+    }
+
+    /// Waits until node command `id` was executed here.
+    pub fn wait_executed(&self, id: &str, timeout: Duration) -> NodeEvent {
+        self.wait_event(
+            &format!("{id} executed"),
+            timeout,
+            |e| matches!(e, NodeEvent::CommandExecuted { id: i, .. } if i == id),
+        )
+    }
+
+    /// Ids of the node commands executed here, in order (a re-sent one that was only
+    /// acknowledged again is not among them).
+    pub fn executed_ids(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                NodeEvent::CommandExecuted { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn wait_line(&self, needle: &str, timeout: Duration) -> String {
@@ -324,15 +394,14 @@ pub fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration
     );
 }
 
-/// The address a master prints once it listens.
+/// The address a master reports once it listens.
 pub fn master_addr(master: &Node) -> SocketAddr {
-    let line = master.wait_line("listening on http://", Duration::from_secs(60));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("address in the line");
-    addr.parse().expect("socket address")
+    match master.wait_event("listening", Duration::from_secs(60), |e| {
+        matches!(e, NodeEvent::Listening { .. })
+    }) {
+        NodeEvent::Listening { addr, .. } => addr.parse().expect("socket address"),
+        other => panic!("not a listening event: {other:?}"),
+    }
 }
 
 /// Sends `sig` (`-STOP`, `-CONT`) to process `pid`.

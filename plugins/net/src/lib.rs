@@ -31,6 +31,8 @@
 //! - [`master`]: the master role: [`MasterPlugin`] (ECS) and its axum REST + WebSocket server.
 //! - [`receiver`]: the receiver role: [`ReceiverPlugin`] (ECS), its link to the master
 //!   (tokio-tungstenite, reconnecting every 5 s) and the identify flash.
+//! - [`app`]: one app assembly per role (standalone show, master, receiver).
+//! - [`events`]: a node's structured events (JSON lines) for tests and tools.
 //! - [`systems`]: [`NetSystems`], where every role's systems run in a frame.
 //! - [`client`]: the REST client (hyper) and a raw WebSocket probe, for nodes, CLI and tests.
 //! - [`link_policy`]: when the master counts as silent, which master to try next (no I/O).
@@ -43,10 +45,12 @@
 
 pub mod adoptions;
 pub mod alerts;
+pub mod app;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod discovery;
+pub mod events;
 pub mod executed;
 pub mod handshake;
 pub mod health;

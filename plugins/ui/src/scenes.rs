@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
-use rockontrol_dmx::{DmxPlugin, DmxSettings};
-use rockontrol_engine::{Command, CommandQueue, EnginePlugin, load_show};
+use rockontrol_dmx::DmxSettings;
+use rockontrol_engine::{Command, CommandQueue};
 use rockontrol_net::auth::Keys;
 use rockontrol_net::config::{MasterConfig, NodeConfig, ReceiverConfig, Syntax};
 use rockontrol_net::receiver::MasterAddress;
@@ -108,23 +107,22 @@ fn scene_dir() -> PathBuf {
     std::env::temp_dir().join(format!("rockontrol-ui-scene-{}", std::process::id()))
 }
 
-/// A headless node app (engine + DMX + stop flag) on a 2 ms loop, as `rockontrol` runs one.
-fn headless_node(stop: &Arc<AtomicBool>, only_universes: Vec<u16>) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_millis(2))))
-        .add_plugins(EnginePlugin)
-        .add_plugins(DmxPlugin)
-        .insert_resource(DmxSettings {
-            only_universes: Some(only_universes),
-            input_sacn_port: 0,
-            ..DmxSettings::default()
-        })
-        .insert_resource(StopFlag(Arc::clone(stop)))
+/// A headless node app's process part (loop and stop flag), as `rockontrol` runs one; the
+/// role is added by [`rockontrol_net::app`].
+fn headless_node(stop: &Arc<AtomicBool>) -> App {
+    let mut app = rockontrol_net::app::headless();
+    app.insert_resource(StopFlag(Arc::clone(stop)))
         .add_systems(Update, stop_when_asked);
-    app.world_mut()
-        .resource_mut::<Time<Virtual>>()
-        .set_max_delta(Duration::from_secs(5));
     app
+}
+
+/// DMX output settings of a scene node: only `only_universes`, no sACN input.
+fn scene_dmx(only_universes: Vec<u16>) -> DmxSettings {
+    DmxSettings {
+        only_universes: Some(only_universes),
+        input_sacn_port: 0,
+        ..DmxSettings::default()
+    }
 }
 
 fn spawn_peer(name: &str, build: impl FnOnce(Arc<AtomicBool>) -> App + Send + 'static) -> PeerNode {
@@ -193,16 +191,21 @@ pub fn spawn_receiver(node_id: &str, universes: &[u16], master: SocketAddr) -> P
     let config = receiver_config(node_id, universes, master);
     let universes = universes.to_vec();
     spawn_peer(node_id, move |stop| {
-        let mut app = headless_node(&stop, universes);
+        let mut app = headless_node(&stop);
         let state_dir = scene_dir().join(&config.node_id);
-        app.add_plugins(ReceiverPlugin {
+        let receiver = ReceiverPlugin {
             config,
             key: Some(SCENE_KEY.to_string()),
             master: MasterAddress::Fixed(master),
             state_dir,
             known_show: None,
-        });
-        load_show(app.world_mut(), &Show::empty("(waiting for the master)"));
+        };
+        rockontrol_net::app::receiver_app(
+            &mut app,
+            receiver,
+            scene_dmx(universes),
+            Some(&Show::empty("(waiting for the master)")),
+        );
         app
     })
 }
@@ -214,13 +217,13 @@ pub fn spawn_master(show: &Show) -> std::io::Result<(PeerNode, SocketAddr)> {
     let addr = listener.local_addr()?;
     let show = show.clone();
     let peer = spawn_peer("master", move |stop| {
-        let mut app = headless_node(&stop, Vec::new());
-        app.add_plugins(MasterPlugin {
+        let mut app = headless_node(&stop);
+        let master = MasterPlugin {
             config: master_config("scene-master"),
             keys: keys(),
             listener: std::sync::Mutex::new(Some(listener)),
-        });
-        load_show(app.world_mut(), &show);
+        };
+        rockontrol_net::app::master_app(&mut app, master, scene_dmx(Vec::new()), Some(&show));
         let mut queue = app.world_mut().resource_mut::<CommandQueue>();
         for (i, pb) in show.playbacks.iter().take(2).enumerate() {
             queue.at(
@@ -246,17 +249,13 @@ pub fn master_scene(show: &Show, show_path: Option<PathBuf>, script: UiScript) -
         Err(e) => panic!("cannot listen on 127.0.0.1: {e}"),
     };
     let addr = listener.local_addr().ok();
-    app.add_plugins(DmxPlugin)
-        .insert_resource(DmxSettings {
-            only_universes: Some(Vec::new()),
-            input_sacn_port: 0,
-            ..DmxSettings::default()
-        })
-        .add_plugins(MasterPlugin {
-            config: master_config("master"),
-            keys: keys(),
-            listener: std::sync::Mutex::new(Some(listener)),
-        });
+    let master = MasterPlugin {
+        config: master_config("master"),
+        keys: keys(),
+        listener: std::sync::Mutex::new(Some(listener)),
+    };
+    // The window's app loaded the show already.
+    rockontrol_net::app::master_app(&mut app, master, scene_dmx(Vec::new()), None);
     let mut peers = ScenePeers::default();
     if let Some(addr) = addr {
         for (id, universes) in SCENE_NODES.iter().take(SCENE_RUNNING) {
@@ -282,20 +281,15 @@ pub fn receiver_scene(show: &Show, script: UiScript) -> App {
         NodeView::Receiver,
     );
     let config = receiver_config(node_id, universes, addr);
-    app.add_plugins(DmxPlugin)
-        .insert_resource(DmxSettings {
-            only_universes: Some(universes.to_vec()),
-            input_sacn_port: 0,
-            ..DmxSettings::default()
-        })
-        .add_plugins(ReceiverPlugin {
-            config,
-            key: Some(SCENE_KEY.to_string()),
-            master: MasterAddress::Fixed(addr),
-            state_dir: scene_dir().join("window-receiver"),
-            known_show: None,
-        })
-        .insert_resource(ScenePeers(vec![master]));
+    let receiver = ReceiverPlugin {
+        config,
+        key: Some(SCENE_KEY.to_string()),
+        master: MasterAddress::Fixed(addr),
+        state_dir: scene_dir().join("window-receiver"),
+        known_show: None,
+    };
+    rockontrol_net::app::receiver_app(&mut app, receiver, scene_dmx(universes.to_vec()), None);
+    app.insert_resource(ScenePeers(vec![master]));
     app
 }
 

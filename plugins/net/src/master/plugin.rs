@@ -158,11 +158,16 @@ fn master_routing(
     }
 }
 
-fn start_master_server(mut net: ResMut<MasterNet>, runtime: Res<TokioTasksRuntime>) {
+fn start_master_server(
+    mut net: ResMut<MasterNet>,
+    runtime: Res<TokioTasksRuntime>,
+    events: Option<Res<crate::events::NodeEvents>>,
+) {
     if net.watch_mdns
         && let Err(e) = super::server::watch_mdns(
             Arc::clone(&net.shared),
             crate::discovery::interface_from_env(),
+            events.as_deref().cloned(),
         )
     {
         warn!("cannot watch for nodes over mDNS: {e}");

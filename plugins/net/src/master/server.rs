@@ -38,6 +38,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::auth::{Access, Keys};
 use crate::config::Capability;
+use crate::events::{NodeEvent, NodeEvents};
 use crate::handshake::{MasterChallenge, Nonce, ProofError};
 use crate::protocol::{
     self, AckStatus, FrameError, HelloAuth, Metrics, NodeCommand, ToMaster, ToReceiver,
@@ -1176,7 +1177,11 @@ fn send_error(shared: &MasterShared, node_id: &str, conn_id: u64, reason: String
 }
 
 /// Keeps the registry's list of nodes seen over mDNS (on `interface`, `None`: every one).
-pub fn watch_mdns(shared: Arc<MasterShared>, interface: Option<String>) -> std::io::Result<()> {
+pub fn watch_mdns(
+    shared: Arc<MasterShared>,
+    interface: Option<String>,
+    events: Option<NodeEvents>,
+) -> std::io::Result<()> {
     let gone = Arc::clone(&shared);
     crate::discovery::watch(
         interface,
@@ -1189,11 +1194,13 @@ pub fn watch_mdns(shared: Arc<MasterShared>, interface: Option<String>) -> std::
                     seen.addr.ip(),
                     seen.txt.get("universes").map_or("", String::as_str)
                 );
-                println!(
-                    "mDNS: sees {} {} at {}",
-                    seen.role,
-                    seen.node_id,
-                    seen.addr.ip()
+                crate::events::emit(
+                    events.as_ref(),
+                    NodeEvent::MdnsSeen {
+                        role: seen.role.to_string(),
+                        node_id: seen.node_id.clone(),
+                        addr: seen.addr.ip().to_string(),
+                    },
                 );
             }
         },

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use super::identify::{IdentifyFlash, identify_flash};
 use super::link::{LinkConfig, LinkEvent, MasterAddress};
 use crate::config::{MasterLoss, ReceiverConfig};
+use crate::events::{NodeEvent, NodeEvents, emit};
 use crate::executed::ExecutedLog;
 use crate::health::CpuMeter;
 use crate::protocol::{self, AckStatus, Metrics, NodeCommand, NodeOverride, ToMaster, ToReceiver};
@@ -278,7 +279,7 @@ fn receiver_receive(world: &mut World) {
             LinkEvent::Message(msg) => receive_message(world, msg),
             LinkEvent::Refused(reason) => {
                 error!("the master refused this node: {reason}");
-                println!("refused by master: {reason}");
+                emit_event(world, NodeEvent::Refused { reason });
             }
             LinkEvent::Disconnected(reason) => {
                 let tick = world.resource::<ShowClock>().next_tick;
@@ -293,13 +294,23 @@ fn receiver_receive(world: &mut World) {
                 net.pending_snapshot = None;
                 let on_loss = net.on_loss;
                 if was {
-                    warn!("master lost: {reason}");
-                    println!(
-                        "master lost ({reason}); {}",
+                    warn!(
+                        "master lost: {reason}; {}",
                         match on_loss {
                             MasterLoss::Hold => "holding the last state",
                             MasterLoss::Blackout => "blacking out",
                         }
+                    );
+                    emit_event(
+                        world,
+                        NodeEvent::MasterLost {
+                            reason: reason.clone(),
+                            on_loss: match on_loss {
+                                MasterLoss::Hold => "hold",
+                                MasterLoss::Blackout => "blackout",
+                            }
+                            .into(),
+                        },
                     );
                     if on_loss == MasterLoss::Blackout {
                         let tick = world.resource::<ShowClock>().next_tick;
@@ -328,9 +339,12 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
                 "welcomed by master {} (version {}), universes {:?}",
                 w.master_id, w.version, w.assigned_universes
             );
-            println!(
-                "connected to master {}: universes {:?}",
-                w.master_id, w.assigned_universes
+            emit_event(
+                world,
+                NodeEvent::Connected {
+                    master_id: w.master_id.clone(),
+                    universes: w.assigned_universes.clone(),
+                },
             );
             let tick = world.resource::<ShowClock>().next_tick;
             let mut net = world.resource_mut::<ReceiverNet>();
@@ -445,6 +459,13 @@ fn receiver_apply_snapshot(world: &mut World) {
         "snapshot {} applied at tick {} (show generation {generation})",
         s.seq, s.tick
     );
+    emit(
+        world.get_resource::<NodeEvents>(),
+        NodeEvent::SnapshotApplied {
+            seq: s.seq,
+            tick: s.tick,
+        },
+    );
     let mut net = world.resource_mut::<ReceiverNet>();
     let held = net.replica.drain_held();
     net.deltas.extend(held);
@@ -457,6 +478,7 @@ fn receiver_apply(
     clock: Res<ShowClock>,
     programmer: Res<Programmer>,
     restart: Option<Res<NodeRestart>>,
+    events: Option<Res<NodeEvents>>,
 ) {
     // Acknowledgements the writer's queue could not take last tick.
     net.executed.flush();
@@ -493,7 +515,13 @@ fn receiver_apply(
         if net.executed.contains(&id) {
             // Sent again (its ack was lost): acknowledged, not applied twice.
             info!("tick {tick}: {id} was executed before; acknowledging it again");
-            println!("already executed {id}: acknowledged again");
+            emit(
+                events.as_deref(),
+                NodeEvent::CommandRepeated {
+                    id: id.clone(),
+                    tick,
+                },
+            );
             net.remember(tick, format!("already executed {id}: acknowledged again"));
             net.executed.acknowledge(ToMaster::Ack {
                 command_id: id,
@@ -568,7 +596,14 @@ fn receiver_apply(
             Ok(c) => {
                 net.commands_executed += 1;
                 info!("tick {tick}: executed {id}: {c}");
-                println!("executed {id}: {c}");
+                emit(
+                    events.as_deref(),
+                    NodeEvent::CommandExecuted {
+                        id: id.clone(),
+                        command: c.clone(),
+                        tick,
+                    },
+                );
                 net.remember(tick, format!("executed {id}: {c}"));
                 // Known at once (a re-send is not re-run); acknowledged once it is on disk.
                 let ack = ToMaster::Ack {
@@ -580,6 +615,14 @@ fn receiver_apply(
             }
             Err(reason) => {
                 warn!("command {id} failed: {reason}");
+                emit(
+                    events.as_deref(),
+                    NodeEvent::CommandFailed {
+                        id: id.clone(),
+                        reason: reason.clone(),
+                        tick,
+                    },
+                );
                 net.remember(tick, format!("command {id} failed: {reason}"));
                 net.executed.acknowledge(ToMaster::Ack {
                     command_id: id,
@@ -616,6 +659,7 @@ fn receiver_identify(
     mut net: ResMut<ReceiverNet>,
     mut programmer: ResMut<Programmer>,
     clock: Res<ShowClock>,
+    events: Option<Res<NodeEvents>>,
 ) {
     let Some(flash) = &mut net.identify else {
         return;
@@ -626,7 +670,12 @@ fn receiver_identify(
         programmer.highlight(flash.saved_highlight.clone());
         net.identify = None;
         info!("identify done: the output is the show's again");
-        println!("identify done");
+        emit(
+            events.as_deref(),
+            NodeEvent::IdentifyDone {
+                tick: clock.next_tick,
+            },
+        );
         net.remember(clock.next_tick, "identify done".into());
         return;
     }
@@ -698,4 +747,9 @@ fn receiver_heartbeat(
         None => "online".into(),
     };
     let _ = net.out.try_send(ToMaster::Heartbeat { status, metrics });
+}
+
+/// Emits `event` on the app's [`NodeEvents`], if it has one.
+fn emit_event(world: &World, event: NodeEvent) {
+    emit(world.get_resource::<NodeEvents>(), event);
 }
