@@ -219,5 +219,8 @@ fn rest_refuses_fades_and_levels_past_their_range_and_the_master_keeps_running()
         "the show command runs on the master's engine: {reply}"
     );
     let (status, reply) = master.post(node_command, r#"{"type": "blackout", "on": true}"#);
-    assert_eq!(status, 202, "a node's own output is still one node's: {reply}");
+    assert_eq!(
+        status, 202,
+        "a node's own output is still one node's: {reply}"
+    );
 }

@@ -10,10 +10,10 @@
 use std::collections::BTreeMap;
 
 use rockontrol_engine::{Command, PlaybackState};
+use rockontrol_replicate::{DuplicatePart, PartError, Parts, ReplicationRules};
 use rockontrol_show::CueNumber;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use rockontrol_replicate::{DuplicatePart, PartError, Parts, ReplicationRules};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Capability, Role};

@@ -764,8 +764,7 @@ impl Registry {
 
     /// Checks a hello without changing anything.
     fn admit(&self, hello: &Hello, peer: &Peer) -> Result<(), Refusal> {
-        if hello.protocol != protocol::PROTOCOL_VERSION
-            || hello.protocol_hash != self.protocol_hash
+        if hello.protocol != protocol::PROTOCOL_VERSION || hello.protocol_hash != self.protocol_hash
         {
             return Err(Refusal::Protocol {
                 master_version: protocol::VERSION.into(),
@@ -1187,13 +1186,10 @@ impl Registry {
                 entry.set_state(NodeState::Offline, now);
             }
             if entry.link.is_some()
-                && let Some(pos) = entry
-                    .in_flight
-                    .iter()
-                    .position(|c| {
-                        c.sent_at
-                            .is_some_and(|t| mono.saturating_duration_since(t) > ACK_TIMEOUT)
-                    })
+                && let Some(pos) = entry.in_flight.iter().position(|c| {
+                    c.sent_at
+                        .is_some_and(|t| mono.saturating_duration_since(t) > ACK_TIMEOUT)
+                })
             {
                 retries.push((entry.node_id.clone(), pos));
             }
@@ -2052,7 +2048,11 @@ mod tests {
         reg.check_timeouts(now);
         assert!(drain(&mut rx).is_empty(), "no fifth attempt");
         let node = &reg.nodes["node-01"];
-        assert_eq!(node.state, NodeState::Degraded, "given up after 1 + {MAX_RETRIES}");
+        assert_eq!(
+            node.state,
+            NodeState::Degraded,
+            "given up after 1 + {MAX_RETRIES}"
+        );
         assert!(
             node.degraded_reason
                 .as_deref()
@@ -2107,8 +2107,15 @@ mod tests {
         let later = now + Duration::from_secs(7);
         reg.check_timeouts(later);
         let node = &reg.nodes["node-01"];
-        assert_eq!(node.state, NodeState::Offline, "silent for longer than the timeout");
-        assert_eq!(node.state_since, later, "offline since the wall time passed in");
+        assert_eq!(
+            node.state,
+            NodeState::Offline,
+            "silent for longer than the timeout"
+        );
+        assert_eq!(
+            node.state_since, later,
+            "offline since the wall time passed in"
+        );
         assert!(node.link.is_none(), "the link is dropped");
         assert_eq!(
             node.pending_commands(),
@@ -2120,7 +2127,11 @@ mod tests {
         reg.hello(&hello("node-01"), &keyed(), tx, later)
             .expect("the silent node reconnects");
         let msgs = drain(&mut rx);
-        assert_eq!(command_ids(&msgs), vec![queued], "the kept command goes out again");
+        assert_eq!(
+            command_ids(&msgs),
+            vec![queued],
+            "the kept command goes out again"
+        );
         assert_eq!(reg.nodes["node-01"].state, NodeState::Online);
     }
 

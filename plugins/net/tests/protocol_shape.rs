@@ -65,7 +65,12 @@ fn the_golden_covers_every_base_part_and_the_hash_is_its_digest() {
     }
     // A field's serde name is in the shape (so renaming it changes the hash).
     let text = rules.shape_text();
-    for field in ["\"cue_id\"", "\"grand_master\"", "\"assigned_universes\"", "\"fade\""] {
+    for field in [
+        "\"cue_id\"",
+        "\"grand_master\"",
+        "\"assigned_universes\"",
+        "\"fade\"",
+    ] {
         assert!(text.contains(field), "{field} is in the shape");
     }
     assert_eq!(protocol::protocol_hash(), rules.protocol_hash());

@@ -563,8 +563,14 @@ mod tests {
             "a state part registered besides changes it"
         );
         let mut renamed = ReplicationRules::default();
-        renamed.add_command::<v1::Cmd>("test.other").expect("registers");
-        assert_ne!(renamed.protocol_hash(), base, "the part's name is shape too");
+        renamed
+            .add_command::<v1::Cmd>("test.other")
+            .expect("registers");
+        assert_ne!(
+            renamed.protocol_hash(),
+            base,
+            "the part's name is shape too"
+        );
     }
 
     #[test]

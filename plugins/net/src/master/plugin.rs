@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use bevy::prelude::*;
-use rockontrol_replicate::ReplicationRules;
 use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
     Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, TickDrive,
 };
+use rockontrol_replicate::ReplicationRules;
 use tokio::sync::mpsc;
 
 use super::server::{MasterShared, ShowCommandRequest};
@@ -115,7 +115,11 @@ impl Plugin for MasterPlugin {
         })
         .add_systems(
             Startup,
-            (master_protocol_hash, master_resume_clock, start_master_server),
+            (
+                master_protocol_hash,
+                master_resume_clock,
+                start_master_server,
+            ),
         )
         .add_systems(
             FixedUpdate,
@@ -235,7 +239,10 @@ fn open_stage(
 fn master_protocol_hash(net: Res<MasterNet>, rules: Option<Res<ReplicationRules>>) {
     if let Some(rules) = rules {
         let hash = rules.protocol_hash();
-        info!("protocol hash {hash} ({} registered parts and types)", rules.len());
+        info!(
+            "protocol hash {hash} ({} registered parts and types)",
+            rules.len()
+        );
         net.shared.registry().set_protocol_hash(hash);
     }
 }

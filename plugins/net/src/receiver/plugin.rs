@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use rockontrol_replicate::ReplicationRules;
 use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
     Command, EngineSystems, Programmer, ProgrammerPlugin, ShowClock, ShowEngine, ShowTimeBase,
 };
+use rockontrol_replicate::ReplicationRules;
 use rockontrol_show::{Output, SacnDestination, SacnOutput, Show};
 use tokio::sync::mpsc;
 

@@ -35,7 +35,8 @@ fn go(rig: &mut Rig, playback: &str) {
 fn linked(rig: &mut Rig) {
     rig.step(); // the master compiles and publishes its show
     for i in 0..rig.receivers.len() {
-        rig.connect(i).expect("a keyed node with the same protocol is welcomed");
+        rig.connect(i)
+            .expect("a keyed node with the same protocol is welcomed");
     }
     rig.step_until(200, "every receiver applied the master's snapshot", |rig| {
         let seq = rig.registry().replication.seq;
@@ -76,7 +77,11 @@ fn snapshot_and_deltas_reach_every_receiver_in_order() {
             .collect();
         assert_eq!(
             history,
-            ["replicated: go main", "replicated: go fx", "replicated: go main"],
+            [
+                "replicated: go main",
+                "replicated: go fx",
+                "replicated: go main"
+            ],
             "applied in the master's order"
         );
     }
@@ -137,7 +142,9 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
     rig.step();
     // node-01 is unknown until it first links: link, then drop it.
     rig.connect(0).expect("welcomed");
-    rig.step_until(100, "node-01 linked", |rig| rig.net(0).replica.seq.is_some());
+    rig.step_until(100, "node-01 linked", |rig| {
+        rig.net(0).replica.seq.is_some()
+    });
     rig.disconnect(0);
     rig.step();
     assert_eq!(rig.registry().nodes["node-01"].state, NodeState::Offline);
@@ -149,12 +156,18 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
     for _ in 0..5 {
         rig.step();
     }
-    assert_eq!(rig.net(0).commands_executed, 0, "nothing reaches an offline node");
+    assert_eq!(
+        rig.net(0).commands_executed,
+        0,
+        "nothing reaches an offline node"
+    );
 
     rig.connect(0).expect("welcomed again");
-    rig.step_until(200, "the queued command is executed and acknowledged", |rig| {
-        rig.registry().nodes["node-01"].executed == 1
-    });
+    rig.step_until(
+        200,
+        "the queued command is executed and acknowledged",
+        |rig| rig.registry().nodes["node-01"].executed == 1,
+    );
     assert_eq!(rig.net(0).commands_executed, 1);
     assert!(rig.net(0).node_override.blackout, "node-01 is dark");
 
@@ -165,7 +178,11 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
         .advance(HEARTBEAT_TIMEOUT + std::time::Duration::from_millis(1));
     let now = rig.now;
     rig.registry().check_timeouts(now);
-    assert_eq!(rig.registry().nodes["node-01"].state, NodeState::Offline, "silent: offline");
+    assert_eq!(
+        rig.registry().nodes["node-01"].state,
+        NodeState::Offline,
+        "silent: offline"
+    );
     rig.disconnect(0);
     rig.step();
     rig.connect(0).expect("welcomed a third time");

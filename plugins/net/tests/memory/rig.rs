@@ -80,10 +80,8 @@ impl Rig {
     /// A master running `show` and receivers `node-01`… (not linked yet), each set up by
     /// `setup` (the master too) before the net plugins are added.
     pub fn new(name: &str, show: &Show, receivers: usize, setup: Setup) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "rockontrol-memory-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("rockontrol-memory-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("state dir");
         let text = r#"{"role": "master", "node_id": "master-mem", "listen_port": 0,
@@ -283,7 +281,11 @@ impl Rig {
 
     /// The master's registry, locked.
     pub fn registry(&self) -> std::sync::MutexGuard<'_, rockontrol_net::registry::Registry> {
-        self.master.world().resource::<MasterNet>().shared.registry()
+        self.master
+            .world()
+            .resource::<MasterNet>()
+            .shared
+            .registry()
     }
 }
 
