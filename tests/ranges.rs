@@ -212,7 +212,10 @@ fn rest_refuses_fades_and_levels_past_their_range_and_the_master_keeps_running()
             "{body} for node-02: 409 naming POST /api/command: {status} {reply}"
         );
     }
-    let (status, reply) = master.post("/api/command", long_go);
+    let (status, reply) = master.post(
+        "/api/command",
+        r#"{"type": "cue", "cue_id": 1, "playback": "main", "fade_time": 86400}"#,
+    );
     assert_eq!(
         (status, reply["status"].as_str()),
         (200, Some("executed")),

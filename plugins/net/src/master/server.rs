@@ -579,6 +579,9 @@ async fn node_command(
         return error(StatusCode::BAD_REQUEST, e.to_string());
     }
     if let Err(e) = command.check_for_one_node() {
+        if !shared.registry().nodes.contains_key(&node_id) {
+            return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
+        }
         // 409: the command is valid, but not for one node (it names the right endpoint).
         return error(StatusCode::CONFLICT, e.to_string());
     }
