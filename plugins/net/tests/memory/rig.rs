@@ -33,6 +33,9 @@ use tokio::sync::mpsc;
 
 const KEY: &str = "memory-rig-key";
 
+/// Says which of the master's frames a receiver loses.
+pub type DropFilter = Box<dyn FnMut(&ToReceiver) -> bool>;
+
 /// What a receiver app adds to itself before its plugins are built (a test-only part, say).
 pub type Setup = fn(&mut App);
 
@@ -59,7 +62,7 @@ pub struct Remote {
     link: Option<(u64, mpsc::Receiver<Arc<str>>)>,
     shows_sent: BTreeSet<String>,
     /// Frames the master sent that the test drops (a lost frame).
-    pub drop_if: Option<Box<dyn FnMut(&ToReceiver) -> bool>>,
+    pub drop_if: Option<DropFilter>,
     /// Every message this receiver sent the master, in order.
     pub sent: Vec<ToMaster>,
 }
