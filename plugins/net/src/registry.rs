@@ -122,22 +122,22 @@ struct QueuedCommand {
 /// One node as the master knows it.
 #[derive(Debug)]
 pub struct NodeEntry {
-    pub node_id: String,
-    pub managed: Option<ManagedNode>,
-    pub capabilities: Vec<Capability>,
-    pub universes: Vec<u16>,
-    pub state: NodeState,
-    pub state_since: SystemTime,
-    pub last_heartbeat: Option<SystemTime>,
+    node_id: String,
+    managed: Option<ManagedNode>,
+    capabilities: Vec<Capability>,
+    universes: Vec<u16>,
+    state: NodeState,
+    state_since: SystemTime,
+    last_heartbeat: Option<SystemTime>,
     last_seen: Option<Instant>,
-    pub metrics: Metrics,
-    pub link: Option<Link>,
-    pub version: Option<String>,
+    metrics: Metrics,
+    link: Option<Link>,
+    version: Option<String>,
     queue: VecDeque<QueuedCommand>,
     in_flight: VecDeque<QueuedCommand>,
-    pub executed: u64,
-    pub failed: u64,
-    pub degraded_reason: Option<String>,
+    executed: u64,
+    failed: u64,
+    degraded_reason: Option<String>,
 }
 
 impl NodeEntry {
@@ -171,6 +171,67 @@ impl NodeEntry {
             self.state = state;
             self.state_since = now;
         }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Its configuration, if it is a configured (managed) node.
+    pub fn managed(&self) -> Option<&ManagedNode> {
+        self.managed.as_ref()
+    }
+
+    pub fn capabilities(&self) -> &[Capability] {
+        &self.capabilities
+    }
+
+    /// The universes it outputs.
+    pub fn universes(&self) -> &[u16] {
+        &self.universes
+    }
+
+    pub fn state(&self) -> NodeState {
+        self.state
+    }
+
+    /// When it entered its [`NodeEntry::state`].
+    pub fn state_since(&self) -> SystemTime {
+        self.state_since
+    }
+
+    pub fn last_heartbeat(&self) -> Option<SystemTime> {
+        self.last_heartbeat
+    }
+
+    /// Its figures, as its last heartbeat gave them.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Its software version (from its hello).
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// Whether it has a link (a linked connection; a pending one is not).
+    pub fn is_linked(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Node commands it acknowledged as executed.
+    pub fn executed(&self) -> u64 {
+        self.executed
+    }
+
+    /// Node commands that failed on it, or ran out of retries.
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
+    /// Why it is degraded, if it is.
+    pub fn degraded_reason(&self) -> Option<&str> {
+        self.degraded_reason.as_deref()
     }
 
     /// Commands waiting (queued or unacknowledged).
@@ -399,8 +460,8 @@ pub struct Discovered {
 /// Everything the master's servers and systems share.
 #[derive(Debug)]
 pub struct Registry {
-    pub master_id: String,
-    pub nodes: BTreeMap<String, NodeEntry>,
+    master_id: String,
+    nodes: BTreeMap<String, NodeEntry>,
     alerts: AlertLog,
     pub replication: Replication,
     /// This run's part of every command id: random per start, so ids never repeat across
@@ -420,9 +481,9 @@ pub struct Registry {
     next_command: u64,
     next_conn: u64,
     /// Commands accepted for nodes (all time).
-    pub commands_submitted: u64,
+    commands_submitted: u64,
     /// Nodes advertising `_rockontrol._tcp`, by node id.
-    pub discovered: BTreeMap<String, Discovered>,
+    discovered: BTreeMap<String, Discovered>,
     /// Heartbeat silence and ack timeouts are measured on it.
     clock: MonoClock,
     /// The hash of the app's replication rules: a hello must carry the same.
@@ -479,6 +540,58 @@ impl Registry {
     /// [`MonoClock::manual`]).
     pub fn set_clock(&mut self, clock: MonoClock) {
         self.clock = clock;
+    }
+
+    /// This master's node id.
+    pub fn master_id(&self) -> &str {
+        &self.master_id
+    }
+
+    /// The node `node_id`, if known.
+    pub fn node(&self, node_id: &str) -> Option<&NodeEntry> {
+        self.nodes.get(node_id)
+    }
+
+    /// Every known node, by id.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.nodes.values()
+    }
+
+    /// Commands accepted for nodes (all time).
+    pub fn commands_submitted(&self) -> u64 {
+        self.commands_submitted
+    }
+
+    /// Nodes seen over mDNS, by node id (registered or not).
+    pub fn discovered(&self) -> impl Iterator<Item = &Discovered> {
+        self.discovered.values()
+    }
+
+    /// Nodes seen over mDNS that are neither this master nor a known node.
+    pub fn discovered_unknown(&self) -> impl Iterator<Item = &Discovered> {
+        self.discovered
+            .values()
+            .filter(|d| d.node_id != self.master_id && !self.nodes.contains_key(&d.node_id))
+    }
+
+    /// Sends `frame` to `node_id` if connection `conn_id` is still its link (dropped if its
+    /// queue is full). True if it was queued.
+    pub fn send_on(&self, node_id: &str, conn_id: u64, frame: Arc<str>) -> bool {
+        self.nodes
+            .get(node_id)
+            .and_then(|n| n.link.as_ref())
+            .filter(|l| l.conn_id == conn_id)
+            .is_some_and(|l| l.tx.try_send(frame).is_ok())
+    }
+
+    /// Drops `node_id`'s link (the operator's "restart link"): its writer ends, which closes
+    /// the WebSocket; the node reconnects after its reconnect period and is welcomed afresh.
+    /// False if it had none.
+    pub fn drop_link(&mut self, node_id: &str) -> bool {
+        self.nodes
+            .get_mut(node_id)
+            .and_then(|n| n.link.take())
+            .is_some()
     }
 
     /// Raises an operator alert (listed at `GET /api/alerts`; repeats from one node are

@@ -26,6 +26,7 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use rockontrol_engine::{ShowClock, ShowEngine};
 use rockontrol_net::MasterNet;
+use rockontrol_net::health::clock_offset_ms;
 use rockontrol_net::protocol::{IDENTIFY_SECONDS, Metrics, NodeCommand};
 use rockontrol_net::registry::{Alert, NodeState};
 
@@ -265,15 +266,14 @@ pub fn apply_node_actions(
                     warn!("cannot assign universe {universe}: {e}");
                     continue;
                 }
-                if reg.nodes.get(&node).is_some_and(|n| n.link.is_some()) {
+                if reg.node(&node).is_some_and(|n| n.is_linked()) {
                     model.relink.insert(node.clone());
                 }
             }
             NodeAction::RestartLink(id) => {
-                if let Some(entry) = reg.nodes.get_mut(&id) {
-                    // Dropping the sender ends the link's writer, which closes the WebSocket;
-                    // the node reconnects after its reconnect period and is welcomed afresh.
-                    entry.link = None;
+                // The node reconnects after its reconnect period and is welcomed afresh.
+                if reg.node(&id).is_some() {
+                    reg.drop_link(&id);
                     model.relink.remove(&id);
                     info!("node {id}: link restarted from the node view");
                 }
@@ -310,7 +310,7 @@ fn start_probe(
     manual: bool,
     now: Instant,
 ) {
-    let Some(entry) = reg.nodes.get(id) else {
+    let Some(entry) = reg.node(id) else {
         return;
     };
     if let Some(probe) = model.probes.get_mut(id) {
@@ -323,7 +323,7 @@ fn start_probe(
         }
         return;
     }
-    if entry.link.is_none() {
+    if !entry.is_linked() {
         if manual {
             model.last_probe.insert(
                 id.to_string(),
@@ -332,7 +332,7 @@ fn start_probe(
         }
         return;
     }
-    let executed_before = entry.executed;
+    let executed_before = entry.executed();
     // A ping: acknowledged by the node and nothing else, so a probe never touches the stage.
     match reg.submit(id, NodeCommand::Ping {}) {
         Ok(_) => {
@@ -374,7 +374,7 @@ pub fn refresh_nodes(
         .probes
         .iter()
         .filter_map(|(id, p)| {
-            let executed = reg.nodes.get(id).map_or(0, |n| n.executed);
+            let executed = reg.node(id).map_or(0, |n| n.executed());
             if executed > p.executed_before {
                 Some((
                     id.clone(),
@@ -413,10 +413,9 @@ pub fn refresh_nodes(
     }
     if model.auto_probe {
         let online: Vec<String> = reg
-            .nodes
-            .values()
-            .filter(|n| n.link.is_some() && n.state == NodeState::Online)
-            .map(|n| n.node_id.clone())
+            .nodes()
+            .filter(|n| n.is_linked() && n.state() == NodeState::Online)
+            .map(|n| n.node_id().to_string())
             .collect();
         for id in online {
             let due = model.next_auto_probe.get(&id).is_none_or(|at| *at <= now);
@@ -434,65 +433,46 @@ pub fn refresh_nodes(
     }
     model.last_refresh = Some(now);
     let system_now = SystemTime::now();
-    model.master_id = reg.master_id.clone();
+    model.master_id = reg.master_id().to_string();
     model.master_addr = net.addr.map(|a| a.to_string());
     let relink = model.relink.clone();
     model.nodes = reg
-        .nodes
-        .values()
+        .nodes()
         .map(|n| NodeRow {
-            id: n.node_id.clone(),
-            state: n.state,
-            universes: n.universes.clone(),
-            metrics: n.metrics.clone(),
-            managed: n.managed.is_some(),
-            ip: n.managed.as_ref().map(|m| m.ip.to_string()),
-            version: n.version.clone(),
+            id: n.node_id().to_string(),
+            state: n.state(),
+            universes: n.universes().to_vec(),
+            metrics: n.metrics().clone(),
+            managed: n.managed().is_some(),
+            ip: n.managed().map(|m| m.ip.to_string()),
+            version: n.version().map(str::to_string),
             heartbeat_age: n
-                .last_heartbeat
+                .last_heartbeat()
                 .and_then(|t| system_now.duration_since(t).ok())
                 .map(|d| d.as_secs_f64()),
             pending_commands: n.pending_commands(),
-            executed: n.executed,
-            failed: n.failed,
-            degraded_reason: n.degraded_reason.clone(),
-            needs_relink: relink.contains(&n.node_id),
+            executed: n.executed(),
+            failed: n.failed(),
+            degraded_reason: n.degraded_reason().map(str::to_string),
+            needs_relink: relink.contains(n.node_id()),
         })
         .collect();
     model.alerts = reg.alerts();
     model.discovered = reg
-        .discovered
-        .values()
-        .filter(|d| d.node_id != reg.master_id && !reg.nodes.contains_key(&d.node_id))
+        .discovered_unknown()
         .map(|d| (d.node_id.clone(), d.address.clone()))
         .collect();
-    drop(reg);
-    let mut universes: BTreeSet<u16> = engine
-        .engine
-        .as_ref()
-        .map(|f| f.show().universes.iter().copied().collect())
-        .unwrap_or_default();
-    let mut count: BTreeMap<u16, usize> = BTreeMap::new();
-    for n in &model.nodes {
-        for u in &n.universes {
-            universes.insert(*u);
-            *count.entry(*u).or_default() += 1;
-        }
-    }
-    model.conflicts = count
-        .iter()
-        .filter(|(_, c)| **c > 1)
-        .map(|(u, _)| *u)
-        .collect();
+    // Routing and conflicts are the registry's: the view only shows them.
+    model.conflicts = reg.conflicts().into_iter().map(|c| c.universe).collect();
     let show_universes: Vec<u16> = engine
         .engine
         .as_ref()
         .map(|f| f.show().universes.clone())
         .unwrap_or_default();
-    model.master_universes = show_universes
-        .into_iter()
-        .filter(|u| !count.contains_key(u))
-        .collect();
+    model.master_universes = reg.local_universes(&show_universes);
+    drop(reg);
+    let mut universes: BTreeSet<u16> = show_universes.into_iter().collect();
+    universes.extend(model.nodes.iter().flat_map(|n| n.universes.iter().copied()));
     model.universes = universes.into_iter().collect();
     if model.selected.is_none() {
         model.selected = model.nodes.first().map(|n| n.id.clone());
@@ -517,10 +497,9 @@ pub fn refresh_nodes(
             dmx_fps: fresh.map(|_| n.metrics.dmx_fps),
             cpu: fresh.map(|_| n.metrics.cpu_usage),
             // The node's tick when it sent its heartbeat, against the master's tick then.
-            offset_ms: fresh.filter(|_| n.metrics.tick > 0).map(|age| {
-                let master_then = clock.next_tick as f64 - age * rate;
-                (n.metrics.tick as f64 - master_then) / rate * 1000.0
-            }),
+            offset_ms: fresh
+                .filter(|_| n.metrics.tick > 0)
+                .map(|age| clock_offset_ms(n.metrics.tick, clock.next_tick, age, rate)),
         };
         push_sample(model.history.entry(n.id.clone()).or_default(), sample);
     }

@@ -399,30 +399,31 @@ pub struct NodeStatus {
 }
 
 fn status_of(n: &NodeEntry) -> NodeStatus {
+    let metrics = n.metrics();
     NodeStatus {
         online: matches!(
-            n.state,
+            n.state(),
             crate::registry::NodeState::Online | crate::registry::NodeState::Degraded
         ),
-        last_heartbeat: n.last_heartbeat.map(crate::health::rfc3339),
-        dmx_fps: n.metrics.dmx_fps,
-        cpu_usage: n.metrics.cpu_usage,
-        node_id: n.node_id.clone(),
-        state: serde_json::to_value(n.state)
+        last_heartbeat: n.last_heartbeat().map(crate::health::rfc3339),
+        dmx_fps: metrics.dmx_fps,
+        cpu_usage: metrics.cpu_usage,
+        node_id: n.node_id().to_string(),
+        state: serde_json::to_value(n.state())
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
-        state_since: crate::health::rfc3339(n.state_since),
-        universes: n.universes.clone(),
-        capabilities: n.capabilities.clone(),
-        memory_mb: n.metrics.memory_mb,
-        frames_out: n.metrics.frames_out,
-        seq: n.metrics.seq,
+        state_since: crate::health::rfc3339(n.state_since()),
+        universes: n.universes().to_vec(),
+        capabilities: n.capabilities().to_vec(),
+        memory_mb: metrics.memory_mb,
+        frames_out: metrics.frames_out,
+        seq: metrics.seq,
         pending_commands: n.pending_commands(),
-        commands_executed: n.executed,
-        commands_failed: n.failed,
-        degraded_reason: n.degraded_reason.clone(),
-        version: n.version.clone(),
+        commands_executed: n.executed(),
+        commands_failed: n.failed(),
+        degraded_reason: n.degraded_reason().map(str::to_string),
+        version: n.version().map(str::to_string),
     }
 }
 
@@ -431,15 +432,15 @@ async fn list_nodes(State(shared): State<Arc<MasterShared>>, headers: HeaderMap)
         return r;
     }
     let reg = shared.registry();
-    let nodes: Vec<NodeStatus> = reg.nodes.values().map(status_of).collect();
+    let nodes: Vec<NodeStatus> = reg.nodes().map(status_of).collect();
     axum::Json(json!({
-        "master_id": reg.master_id,
+        "master_id": reg.master_id(),
         "seq": reg.replication.seq,
         "tick": reg.replication.tick,
         "show_hash": reg.replication.show_hash,
         "nodes": nodes,
         "pending": reg.pending(),
-        "discovered": reg.discovered.values().collect::<Vec<_>>(),
+        "discovered": reg.discovered().collect::<Vec<_>>(),
     }))
     .into_response()
 }
@@ -476,9 +477,9 @@ async fn register(
         Ok(entry) => (
             StatusCode::CREATED,
             axum::Json(json!({
-                "node_id": entry.node_id,
+                "node_id": entry.node_id(),
                 "registered": true,
-                "universes": entry.universes,
+                "universes": entry.universes(),
                 "websocket": "/api/ws",
             })),
         )
@@ -510,7 +511,7 @@ async fn node_command(
     if let Err(r) = authorize(&shared, &headers, Access::Control) {
         return r;
     }
-    let master_id = shared.registry().master_id.clone();
+    let master_id = shared.registry().master_id().to_string();
     if node_id == master_id {
         // A command for the master is a show command: applied by the engine, replicated.
         let command: Command = match serde_json::from_slice::<NodeCommand>(&body) {
@@ -579,7 +580,7 @@ async fn node_command(
         return error(StatusCode::BAD_REQUEST, e.to_string());
     }
     if let Err(e) = command.check_for_one_node() {
-        if !shared.registry().nodes.contains_key(&node_id) {
+        if !shared.registry().node(&node_id).is_some() {
             return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
         }
         // 409: the command is valid, but not for one node (it names the right endpoint).
@@ -610,7 +611,7 @@ async fn node_status(
         return r;
     }
     let reg = shared.registry();
-    if let Some(n) = reg.nodes.get(&node_id) {
+    if let Some(n) = reg.node(&node_id) {
         return axum::Json(status_of(n)).into_response();
     }
     match reg.pending().into_iter().find(|p| p.node_id == node_id) {
@@ -1127,7 +1128,7 @@ async fn prove_node(
         .ok_or_else(|| ProofRefusal::UnknownKey(auth.key_id.clone()))?;
     let client_nonce = Nonce::from_hex(&auth.nonce).map_err(ProofRefusal::BadAuth)?;
     let master_nonce = Nonce::random().map_err(ProofRefusal::Random)?;
-    let master_id = shared.registry().master_id.clone();
+    let master_id = shared.registry().master_id().to_string();
     let challenge = MasterChallenge::new(key, client_nonce, master_nonce, node_id, &master_id);
     sink.send(Message::Text(protocol::encode(&challenge.message()).into()))
         .await
@@ -1168,15 +1169,7 @@ fn link_error(e: &axum::Error) -> String {
 
 fn send_error(shared: &MasterShared, node_id: &str, conn_id: u64, reason: String) {
     let frame: Arc<str> = protocol::encode(&ToReceiver::Error { reason }).into();
-    let reg = shared.registry();
-    if let Some(link) = reg
-        .nodes
-        .get(node_id)
-        .and_then(|n| n.link.as_ref())
-        .filter(|l| l.conn_id == conn_id)
-    {
-        let _ = link.tx.try_send(frame);
-    }
+    shared.registry().send_on(node_id, conn_id, frame);
 }
 
 /// Keeps the registry's list of nodes seen over mDNS (on `interface`, `None`: every one).

@@ -147,7 +147,7 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
     });
     rig.disconnect(0);
     rig.step();
-    assert_eq!(rig.registry().nodes["node-01"].state, NodeState::Offline);
+    assert_eq!(rig.registry().node("node-01").expect("node-01").state(), NodeState::Offline);
     let (id, delivery) = rig
         .registry()
         .submit("node-01", NodeCommand::Blackout { on: true })
@@ -166,7 +166,7 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
     rig.step_until(
         200,
         "the queued command is executed and acknowledged",
-        |rig| rig.registry().nodes["node-01"].executed == 1,
+        |rig| rig.registry().node("node-01").expect("node-01").executed() == 1,
     );
     assert_eq!(rig.net(0).commands_executed, 1);
     assert!(rig.net(0).node_override.blackout, "node-01 is dark");
@@ -179,7 +179,7 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
     let now = rig.now;
     rig.registry().check_timeouts(now);
     assert_eq!(
-        rig.registry().nodes["node-01"].state,
+        rig.registry().node("node-01").expect("node-01").state(),
         NodeState::Offline,
         "silent: offline"
     );
@@ -190,7 +190,7 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
         rig.step();
     }
     assert_eq!(rig.net(0).commands_executed, 1, "executed once");
-    assert_eq!(rig.registry().nodes["node-01"].executed, 1);
+    assert_eq!(rig.registry().node("node-01").expect("node-01").executed(), 1);
     assert!(rig.net(0).node_override.blackout, "from the snapshot");
     let acks: Vec<_> = rig.receivers[0]
         .sent

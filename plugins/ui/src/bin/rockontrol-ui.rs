@@ -217,10 +217,13 @@ fn bench_steps(seconds: f64, nodes_page: bool) -> Vec<ScriptStep> {
                 // The receivers' own DMX output rate, from their latest heartbeats.
                 if let Some(net) = w.get_resource::<rockontrol_net::MasterNet>() {
                     let reg = net.shared.registry();
-                    for n in reg.nodes.values() {
+                    for n in reg.nodes() {
                         println!(
                             "  node {} ({:?}): DMX out {:.1} frames/s, tick {}",
-                            n.node_id, n.state, n.metrics.dmx_fps, n.metrics.tick
+                            n.node_id(),
+                            n.state(),
+                            n.metrics().dmx_fps,
+                            n.metrics().tick
                         );
                     }
                 }
