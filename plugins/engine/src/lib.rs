@@ -39,9 +39,10 @@ pub mod timebase;
 pub use command::{Command, CommandParseError};
 pub use compile::{ChannelInfo, CompileError, CompiledShow};
 pub use fade::{
-    CommandError, Event, FadeEngine, PlaybackRun, PlaybackState, Timing, seconds_to_ticks,
+    CommandError, Delayed, Event, FadeEngine, PlaybackRun, PlaybackState, Timing, seconds_to_ns,
+    seconds_to_ticks,
 };
 pub use plugin::*;
 pub use programmer::{Programmer, ProgrammerPlugin};
 pub use seam::CommandSeam;
-pub use timebase::ShowTimeBase;
+pub use timebase::{ShowTimeBase, first_tick_at, ns_of_tick};

@@ -710,6 +710,7 @@ mod tests {
             to: vec![1.0, f32::NAN],
             timing: vec![0, 0],
             timings: vec![],
+            ..Default::default()
         };
         let snapshot = ToReceiver::Snapshot(Snapshot {
             seq: 3,
