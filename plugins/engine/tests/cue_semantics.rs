@@ -358,3 +358,40 @@ fn a_looped_list_wraps_to_the_first_cues_state() {
         "the wrap restarts at cue 1's state: what cue 1 does not set is out or at its default"
     );
 }
+
+// ---- The new show fields ---------------------------------------------------------------------
+
+#[test]
+fn assert_and_release_time_are_optional_checked_and_written_back() {
+    use rockontrol_engine::CompiledShow;
+    use rockontrol_show::{parse_show, to_ron_string};
+    let ron = show(
+        r#"(name: "a", cues: [(number: 1, assert: true, values: {Fixture(1): {Intensity: 1.0}}),
+                              (number: 2, values: {Fixture(1): {Intensity: 0.5}})])"#,
+        r#"(name: "a", cue_list: "a", release_time: 2.5), (name: "b", cue_list: "a")"#,
+    );
+    let parsed = parse_show(&ron, "new.ron").expect("parses");
+    let cues = &parsed.cue_lists[0].cues;
+    assert!(cues[0].assert && !cues[1].assert, "assert defaults to false");
+    assert_eq!(
+        (parsed.playbacks[0].release_time, parsed.playbacks[1].release_time),
+        (2.5, 0.0),
+        "release_time defaults to 0 s"
+    );
+    let written = to_ron_string(&parsed);
+    assert_eq!(written.matches("assert: true").count(), 1, "{written}");
+    assert_eq!(written.matches("release_time").count(), 1, "defaults left out: {written}");
+    assert_eq!(parse_show(&written, "back.ron").expect("reads back"), parsed);
+
+    let bad = show(
+        r#"(name: "a", cues: [(number: 1, values: {Fixture(1): {Intensity: 1.0}})])"#,
+        r#"(name: "a", cue_list: "a", release_time: -1.0)"#,
+    );
+    let e = CompiledShow::compile(&parse_show(&bad, "bad.ron").expect("parses"))
+        .expect_err("a negative release time is refused");
+    assert!(
+        e.to_string()
+            .contains("playback \"a\": release_time -1.0 is not a time"),
+        "names the playback and the field: {e}"
+    );
+}
