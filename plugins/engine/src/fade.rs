@@ -340,9 +340,24 @@ pub struct FadeEngine {
     fine: Vec<u32>,
     /// Merged channel levels before grand master/blackout, from the latest `compute_levels`.
     levels: Vec<f32>,
-    /// Per channel: the `taken` order of the lane that set `levels` (LTP merge).
+    /// Per channel: how the hot loop merges it.
+    merge: Vec<Merge>,
+    /// LTP channels more than one playback drives: only these compare `taken` orders.
+    shared: Vec<ChannelId>,
+    /// Per channel: the `taken` order of the lane that set `levels` (shared LTP channels).
     best: Vec<u64>,
     progress: Vec<f32>,
+}
+
+/// How a channel merges, decided at compile time so that the per-lane loop reads one byte
+/// per channel (as it read the HTP flag before per-channel LTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    Htp,
+    /// LTP on a channel only one playback drives: its level, no order to compare.
+    LtpAlone,
+    /// LTP on a channel several playbacks drive: the lane with the highest `taken` wins.
+    LtpShared,
 }
 
 /// A lane move: the lane, the level it fades from and the target.
@@ -360,6 +375,25 @@ impl FadeEngine {
         let fine = show.channels.iter().map(|c| c.fine).collect();
         let levels = vec![0.0; show.channels.len()];
         let best = vec![0; show.channels.len()];
+        let mut drivers = vec![0u32; show.channels.len()];
+        for playback in &show.playbacks {
+            for &ch in &show.lists[playback.list].lanes {
+                drivers[ch as usize] += 1;
+            }
+        }
+        let merge: Vec<Merge> = show
+            .channels
+            .iter()
+            .zip(&drivers)
+            .map(|(c, &n)| match (c.htp, n) {
+                (true, _) => Merge::Htp,
+                (false, 0 | 1) => Merge::LtpAlone,
+                (false, _) => Merge::LtpShared,
+            })
+            .collect();
+        let shared = (0..merge.len() as ChannelId)
+            .filter(|&ch| merge[ch as usize] == Merge::LtpShared)
+            .collect();
         FadeEngine {
             rate: f64::from(show.tick_rate),
             tick_rate: show.tick_rate,
@@ -369,6 +403,8 @@ impl FadeEngine {
             coarse,
             fine,
             levels,
+            merge,
+            shared,
             best,
             progress: Vec::new(),
         }
@@ -639,14 +675,17 @@ impl FadeEngine {
         let FadeEngine {
             show,
             defaults,
-            htp,
+            merge,
+            shared,
             levels,
             best,
             progress,
             ..
         } = self;
         levels.copy_from_slice(defaults);
-        best.fill(0);
+        for &ch in shared.iter() {
+            best[ch as usize] = 0;
+        }
         let mut releasing = false;
         for (index, run) in state.playbacks.iter().enumerate() {
             if !run.is_active() {
@@ -665,11 +704,15 @@ impl FadeEngine {
                 let from = run.from[lane];
                 let v = lerp(from, to, progress[run.timing[lane] as usize]);
                 let ch = channel as usize;
-                if htp[ch] {
-                    levels[ch] = levels[ch].max(v * master);
-                } else if run.taken[lane] > best[ch] {
-                    best[ch] = run.taken[lane];
-                    levels[ch] = v;
+                match merge[ch] {
+                    Merge::Htp => levels[ch] = levels[ch].max(v * master),
+                    Merge::LtpAlone => levels[ch] = v,
+                    Merge::LtpShared => {
+                        if run.taken[lane] > best[ch] {
+                            best[ch] = run.taken[lane];
+                            levels[ch] = v;
+                        }
+                    }
                 }
             }
         }
@@ -693,12 +736,19 @@ impl FadeEngine {
                 }
                 let p = run.timings[run.timing[lane] as usize].progress(ns) as f32;
                 let ch = channel as usize;
-                if self.htp[ch] {
-                    self.levels[ch] = self.levels[ch].max(from * (1.0 - p) * run.master as f32);
-                } else if run.taken[lane] > self.best[ch] {
-                    let beneath = self.ltp_beneath(state, ns, ch, run.taken[lane]);
-                    self.best[ch] = run.taken[lane];
-                    self.levels[ch] = from * (1.0 - p) + beneath * p;
+                match self.merge[ch] {
+                    Merge::Htp => {
+                        self.levels[ch] =
+                            self.levels[ch].max(from * (1.0 - p) * run.master as f32);
+                    }
+                    Merge::LtpAlone => self.levels[ch] = from * (1.0 - p) + self.defaults[ch] * p,
+                    Merge::LtpShared => {
+                        if run.taken[lane] > self.best[ch] {
+                            let beneath = self.ltp_beneath(state, ns, ch, run.taken[lane]);
+                            self.best[ch] = run.taken[lane];
+                            self.levels[ch] = from * (1.0 - p) + beneath * p;
+                        }
+                    }
                 }
             }
         }
