@@ -694,7 +694,8 @@ impl FadeEngine {
             releasing |= run.release_at.is_some();
             let lanes = &show.lists[show.playbacks[index].list].lanes;
             progress.clear();
-            progress.extend(run.timings.iter().map(|t| t.progress(ns) as f32));
+            // What is left of each fade (1 − progress): see `lerp`.
+            progress.extend(run.timings.iter().map(|t| (1.0 - t.progress(ns)) as f32));
             let master = run.master as f32;
             for (lane, &channel) in lanes.iter().enumerate() {
                 let to = run.to[lane];
@@ -702,7 +703,7 @@ impl FadeEngine {
                     continue;
                 }
                 let from = run.from[lane];
-                let v = lerp(from, to, progress[run.timing[lane] as usize]);
+                let v = to - (to - from) * progress[run.timing[lane] as usize];
                 let ch = channel as usize;
                 match merge[ch] {
                     Merge::Htp => levels[ch] = levels[ch].max(v * master),
@@ -780,11 +781,12 @@ impl FadeEngine {
         };
         let run = &state.playbacks[index];
         let (from, to) = (run.from[lane], run.to[lane]);
-        let p = run.timings[run.timing[lane] as usize].progress(ns) as f32;
+        let progress = run.timings[run.timing[lane] as usize].progress(ns);
         if to.is_nan() {
+            let p = progress as f32;
             from * (1.0 - p) + self.ltp_beneath(state, ns, ch, taken) * p
         } else {
-            lerp(from, to, p)
+            lerp(from, to, progress)
         }
     }
 
@@ -792,10 +794,11 @@ impl FadeEngine {
     fn own_level(&self, state: &PlaybackState, index: usize, lane: usize, ns: u64) -> f32 {
         let run = &state.playbacks[index];
         let (from, to) = (run.from[lane], run.to[lane]);
-        let p = run.timings[run.timing[lane] as usize].progress(ns) as f32;
+        let progress = run.timings[run.timing[lane] as usize].progress(ns);
         if !to.is_nan() {
-            return lerp(from, to, p);
+            return lerp(from, to, progress);
         }
+        let p = progress as f32;
         if from.is_nan() {
             return UNSET;
         }
@@ -1140,12 +1143,13 @@ impl FadeEngine {
     }
 }
 
-/// The level `p` of the way from `from` to `to`: exactly `to` once the fade is complete
-/// (`from + (to − from)` may miss it by a rounding, and a level that is exactly on a DMX
-/// step's half must not fall either way by how it got there).
+/// The level `p` of the way from `from` to `to`, as `to − (to − from) · (1 − p)`: exactly
+/// `to` once the fade is complete (`from + (to − from) · p` may miss it by a rounding, and a
+/// level exactly on a DMX step's half must not fall either way by how it got there), with
+/// no branch in the per-lane loop, which computes the same.
 #[inline]
-fn lerp(from: f32, to: f32, p: f32) -> f32 {
-    if p >= 1.0 { to } else { from + (to - from) * p }
+fn lerp(from: f32, to: f32, p: f64) -> f32 {
+    to - (to - from) * (1.0 - p) as f32
 }
 
 /// The cue after `current` (the first when off), wrapping on looped lists.
