@@ -476,7 +476,13 @@ fn render_steps_a_chase_at_exact_show_times() {
     let slot1: Vec<u8> = out
         .lines()
         .skip(1)
-        .map(|row| row.split(',').nth(3).expect("slot 1").parse().expect("a byte"))
+        .map(|row| {
+            row.split(',')
+                .nth(3)
+                .expect("slot 1")
+                .parse()
+                .expect("a byte")
+        })
         .collect();
     assert_eq!(slot1.len(), 177, "ticks 0..=176");
     let changes: Vec<usize> = (1..slot1.len())

@@ -253,10 +253,13 @@ impl PlaybackRun {
             let old = *t as usize;
             if map[old] == u16::MAX {
                 let timing = self.timings[old];
-                let new = timings.iter().position(|x| *x == timing).unwrap_or_else(|| {
-                    timings.push(timing);
-                    timings.len() - 1
-                });
+                let new = timings
+                    .iter()
+                    .position(|x| *x == timing)
+                    .unwrap_or_else(|| {
+                        timings.push(timing);
+                        timings.len() - 1
+                    });
                 map[old] = new as u16;
             }
             *t = map[old];
@@ -739,8 +742,7 @@ impl FadeEngine {
                 let ch = channel as usize;
                 match self.merge[ch] {
                     Merge::Htp => {
-                        self.levels[ch] =
-                            self.levels[ch].max(from * (1.0 - p) * run.master as f32);
+                        self.levels[ch] = self.levels[ch].max(from * (1.0 - p) * run.master as f32);
                     }
                     Merge::LtpAlone => self.levels[ch] = from * (1.0 - p) + self.defaults[ch] * p,
                     Merge::LtpShared => {

@@ -382,9 +382,20 @@ mod tests {
     #[test]
     fn an_event_takes_effect_at_the_first_tick_at_or_after_it() {
         for rate in [1, 30, 44, 1000] {
-            for ns in [0, 1, 22_727_272, 22_727_273, 125_000_000, 999_999_999, 1_000_000_000] {
+            for ns in [
+                0,
+                1,
+                22_727_272,
+                22_727_273,
+                125_000_000,
+                999_999_999,
+                1_000_000_000,
+            ] {
                 let k = first_tick_at(ns, rate);
-                assert!(ns_of_tick(k, rate) >= ns, "{rate} Hz: tick {k} is at or after {ns}");
+                assert!(
+                    ns_of_tick(k, rate) >= ns,
+                    "{rate} Hz: tick {k} is at or after {ns}"
+                );
                 assert!(
                     k == 0 || ns_of_tick(k - 1, rate) < ns,
                     "{rate} Hz: tick {} is before {ns}",

@@ -41,7 +41,10 @@ fn a_chase_steps_at_exact_show_times_without_drift() {
         changes, expected,
         "32 steps in 4 s, each at the first tick at or after n × 0.125 s"
     );
-    assert_eq!(series[176], 200, "step 32 (even) is cue 1 again, at exactly 4 s");
+    assert_eq!(
+        series[176], 200,
+        "step 32 (even) is cue 1 again, at exactly 4 s"
+    );
 }
 
 #[test]
@@ -63,7 +66,11 @@ fn a_fade_started_by_a_follow_runs_from_the_follows_exact_time() {
             "tick {k}: the fade started at 0.125 s, not at tick 6"
         );
     }
-    assert_eq!(t.dmx(6, 1, 1), 3, "0.0114 s into the fade at tick 6: 2.9 → 3");
+    assert_eq!(
+        t.dmx(6, 1, 1),
+        3,
+        "0.0114 s into the fade at tick 6: 2.9 → 3"
+    );
     assert_eq!(t.dmx(49, 1, 1), 252, "tick 49 is 0.0114 s before the end");
     assert_eq!(t.dmx(50, 1, 1), 255);
 }
@@ -82,7 +89,10 @@ fn a_playback_does_not_take_back_a_channel_its_cue_does_not_move() {
            (name: "b", cues: [(number: 1, values: {Fixture(2): {Red: 0.2}})])"#,
         r#"(name: "a", cue_list: "a"), (name: "b", cue_list: "b")"#,
     ));
-    t.at(0, "go a").at(22, "go b").at(44, "go a").run_through(132);
+    t.at(0, "go a")
+        .at(22, "go b")
+        .at(44, "go a")
+        .run_through(132);
     assert_eq!(t.dmx(21, 1, 11), dmx(21.0 / 88.0), "A's fade before B");
     assert_eq!(t.dmx(22, 1, 11), 51, "B snaps Red to 0.2");
     assert_eq!(
@@ -117,7 +127,10 @@ fn a_go_leaves_tracked_values_another_playback_took() {
            (name: "b", cues: [(number: 1, values: {Fixture(2): {Red: 0.2}})])"#,
         r#"(name: "a", cue_list: "a"), (name: "b", cue_list: "b")"#,
     ));
-    t.at(0, "go a").at(44, "go b").at(88, "go a").run_through(90);
+    t.at(0, "go a")
+        .at(44, "go b")
+        .at(88, "go a")
+        .run_through(90);
     assert_eq!(t.dmx(43, 1, 11), 255);
     assert_eq!(t.dmx(44, 1, 11), 51, "B takes Red");
     assert_eq!(
@@ -159,7 +172,10 @@ fn an_assert_cue_takes_its_whole_tracked_state_back_with_its_fade() {
            (name: "b", cues: [(number: 1, values: {Fixture(2): {Red: 0.2}})])"#,
         r#"(name: "a", cue_list: "a"), (name: "b", cue_list: "b")"#,
     ));
-    t.at(0, "go a").at(44, "go b").at(88, "go a").run_through(140);
+    t.at(0, "go a")
+        .at(44, "go b")
+        .at(88, "go a")
+        .run_through(140);
     // Red is re-asserted from where the output is (B's 0.2) to A's 1.0 over cue 2's 1 s fade.
     for k in 88..=132u64 {
         let p = (k - 88) as f64 / 44.0;
@@ -188,7 +204,11 @@ fn a_delayed_cue_lets_a_running_fade_run_until_its_delay_ends() {
     // At 1.5 s both are at 0.75 and fade from there to 0 over 1 s.
     for k in 66..=120u64 {
         let level = dmx(0.75 * (1.0 - (secs(k) - 1.5)));
-        assert_eq!(t.dmx(k, 1, 1), level, "intensity fades from 0.75 at tick {k}");
+        assert_eq!(
+            t.dmx(k, 1, 1),
+            level,
+            "intensity fades from 0.75 at tick {k}"
+        );
         assert_eq!(t.dmx(k, 1, 11), level, "red fades from 0.75 at tick {k}");
     }
 }
@@ -205,12 +225,23 @@ fn a_delayed_move_takes_the_channel_when_its_delay_ends() {
            (name: "b", cues: [(number: 1, values: {Fixture(2): {Red: 0.2}})])"#,
         r#"(name: "a", cue_list: "a"), (name: "b", cue_list: "b")"#,
     ));
-    t.at(0, "go a").at(44, "go a").at(66, "go b").run_through(140);
-    assert_eq!(t.series(44..=65, 1, 11), vec![255; 22], "A's Red holds in the delay");
+    t.at(0, "go a")
+        .at(44, "go a")
+        .at(66, "go b")
+        .run_through(140);
+    assert_eq!(
+        t.series(44..=65, 1, 11),
+        vec![255; 22],
+        "A's Red holds in the delay"
+    );
     assert_eq!(t.series(66..=88, 1, 11), vec![51; 23], "B took Red");
     for k in 88..=132u64 {
         let p = (k - 88) as f64 / 44.0;
-        assert_eq!(t.dmx(k, 1, 11), dmx(0.2 * (1.0 - p)), "A fades Red from 0.2 at tick {k}");
+        assert_eq!(
+            t.dmx(k, 1, 11),
+            dmx(0.2 * (1.0 - p)),
+            "A fades Red from 0.2 at tick {k}"
+        );
     }
 }
 
@@ -257,7 +288,10 @@ fn a_release_fades_back_to_what_lies_beneath_over_the_release_time() {
            (name: "b", cues: [(number: 1, values: {Fixture(1): {Intensity: 0.2, Red: 0.2}})])"#,
         r#"(name: "a", cue_list: "a", release_time: 1.0), (name: "b", cue_list: "b")"#,
     ));
-    t.at(0, "go b").at(1, "go a").at(44, "release a").run_through(100);
+    t.at(0, "go b")
+        .at(1, "go a")
+        .at(44, "release a")
+        .run_through(100);
     assert_eq!(mover(&t, 43), (255, 255, 255), "A on top");
     for k in 44..=88u64 {
         let p = (k - 44) as f64 / 44.0;
@@ -271,7 +305,11 @@ fn a_release_fades_back_to_what_lies_beneath_over_the_release_time() {
             "tick {k}: intensity to B's 0.2 (HTP), Red to B's 0.2, Pan to its default 100"
         );
     }
-    assert_eq!(mover(&t, 100), (51, 51, 100), "B's look and the default remain");
+    assert_eq!(
+        mover(&t, 100),
+        (51, 51, 100),
+        "B's look and the default remain"
+    );
 }
 
 #[test]
@@ -290,7 +328,11 @@ fn a_go_during_a_release_starts_at_the_first_cue() {
         .run_through(100);
     assert!(t.rejections().is_empty(), "{:?}", t.rejections());
     let releasing = dmx(1.0 - 21.0 / 44.0);
-    assert_eq!(mover(&t, 65), (releasing, releasing, 100), "cue 2 releasing");
+    assert_eq!(
+        mover(&t, 65),
+        (releasing, releasing, 100),
+        "cue 2 releasing"
+    );
     // Cue 1 snaps intensity to 0.4; Red, which cue 1 does not set, goes on releasing.
     for k in 66..=88u64 {
         let p = (k - 44) as f64 / 44.0;
@@ -311,8 +353,16 @@ fn back_into_a_cue_with_a_follow_stays_there() {
         r#"(name: "main", cue_list: "main")"#,
     ));
     t.at(0, "go main").at(30, "back main").run_through(120);
-    assert_eq!((t.dmx(21, 1, 1), t.dmx(22, 1, 1)), (10, 20), "the GO armed the follow");
-    assert_eq!(t.series(30..=120, 1, 1), vec![10; 91], "after BACK, cue 1 stays");
+    assert_eq!(
+        (t.dmx(21, 1, 1), t.dmx(22, 1, 1)),
+        (10, 20),
+        "the GO armed the follow"
+    );
+    assert_eq!(
+        t.series(30..=120, 1, 1),
+        vec![10; 91],
+        "after BACK, cue 1 stays"
+    );
 }
 
 #[test]
@@ -349,9 +399,16 @@ fn a_looped_list_wraps_to_the_first_cues_state() {
         ])"#,
         r#"(name: "loop", cue_list: "loop")"#,
     ));
-    t.at(0, "go loop").at(2, "go loop").at(4, "go loop").run_through(5);
+    t.at(0, "go loop")
+        .at(2, "go loop")
+        .at(4, "go loop")
+        .run_through(5);
     let wash = |k| (t.dmx(k, 1, 1), t.dmx(k, 1, 10), t.dmx(k, 1, 11));
-    assert_eq!(wash(2), (255, 255, 255), "cue 2 tracks the wash's intensity");
+    assert_eq!(
+        wash(2),
+        (255, 255, 255),
+        "cue 2 tracks the wash's intensity"
+    );
     assert_eq!(
         wash(4),
         (0, 255, 0),
@@ -372,16 +429,29 @@ fn assert_and_release_time_are_optional_checked_and_written_back() {
     );
     let parsed = parse_show(&ron, "new.ron").expect("parses");
     let cues = &parsed.cue_lists[0].cues;
-    assert!(cues[0].assert && !cues[1].assert, "assert defaults to false");
+    assert!(
+        cues[0].assert && !cues[1].assert,
+        "assert defaults to false"
+    );
     assert_eq!(
-        (parsed.playbacks[0].release_time, parsed.playbacks[1].release_time),
+        (
+            parsed.playbacks[0].release_time,
+            parsed.playbacks[1].release_time
+        ),
         (2.5, 0.0),
         "release_time defaults to 0 s"
     );
     let written = to_ron_string(&parsed);
     assert_eq!(written.matches("assert: true").count(), 1, "{written}");
-    assert_eq!(written.matches("release_time").count(), 1, "defaults left out: {written}");
-    assert_eq!(parse_show(&written, "back.ron").expect("reads back"), parsed);
+    assert_eq!(
+        written.matches("release_time").count(),
+        1,
+        "defaults left out: {written}"
+    );
+    assert_eq!(
+        parse_show(&written, "back.ron").expect("reads back"),
+        parsed
+    );
 
     let bad = show(
         r#"(name: "a", cues: [(number: 1, values: {Fixture(1): {Intensity: 1.0}})])"#,

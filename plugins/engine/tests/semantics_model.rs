@@ -3,6 +3,11 @@
 //! scripts: every slot of every tick must agree within one DMX step (the model computes in
 //! `f64`, the engine in `f32`; a rounding at exactly .5 may fall either way).
 
+#![allow(
+    clippy::needless_range_loop,
+    reason = "channel indexes address the model's parallel per-channel tables"
+)]
+
 use proptest::prelude::*;
 use rockontrol_engine::{Command, CompiledShow, FadeEngine};
 use rockontrol_show::{CueNumber, parse_show};
@@ -340,7 +345,13 @@ impl Model {
             }
             let current = match (self.pbs[pb].pending[ch], self.pbs[pb].lanes[ch]) {
                 (Some(p), _) => Some(p.to),
-                (None, Some(Segment { goal: Goal::Level(to), .. })) => Some(to),
+                (
+                    None,
+                    Some(Segment {
+                        goal: Goal::Level(to),
+                        ..
+                    }),
+                ) => Some(to),
                 _ => None,
             };
             let target = match (self.tracked(pb, n, ch), current) {
@@ -468,7 +479,13 @@ impl Model {
                 0 => {
                     self.pbs[pb].release_end = None;
                     for lane in &mut self.pbs[pb].lanes {
-                        if matches!(lane, Some(Segment { goal: Goal::Release, .. })) {
+                        if matches!(
+                            lane,
+                            Some(Segment {
+                                goal: Goal::Release,
+                                ..
+                            })
+                        ) {
                             *lane = None;
                         }
                     }
@@ -555,7 +572,14 @@ impl Model {
 // ---- Random shows and scripts ---------------------------------------------------------------
 
 fn time() -> impl Strategy<Value = f64> {
-    prop_oneof![Just(0.0), Just(0.1), Just(0.25), Just(0.5), Just(1.0), Just(0.37)]
+    prop_oneof![
+        Just(0.0),
+        Just(0.1),
+        Just(0.25),
+        Just(0.5),
+        Just(1.0),
+        Just(0.37)
+    ]
 }
 
 fn cue() -> impl Strategy<Value = CueSpec> {
@@ -572,14 +596,16 @@ fn cue() -> impl Strategy<Value = CueSpec> {
         proptest::bool::weighted(0.15),
         proptest::collection::btree_map(0..CHANNELS.len(), 0u8..=255, 1..=3),
     )
-        .prop_map(|(fade_in, fade_out, delay, follow, assert, values)| CueSpec {
-            fade_in,
-            fade_out,
-            delay,
-            follow,
-            assert,
-            values: values.into_iter().collect(),
-        })
+        .prop_map(
+            |(fade_in, fade_out, delay, follow, assert, values)| CueSpec {
+                fade_in,
+                fade_out,
+                delay,
+                follow,
+                assert,
+                values: values.into_iter().collect(),
+            },
+        )
 }
 
 fn list() -> impl Strategy<Value = ListSpec> {
