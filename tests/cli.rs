@@ -444,3 +444,51 @@ fn a_live_run_captures_the_same_frames_as_render() {
         );
     }
 }
+
+/// Issue 11, defect 1, through `rockontrol render` as a user runs it: a looped 2-step chase
+/// with `follow: After(0.125)`, `0s go chase`, 4 s at 44 Hz steps at the first tick at or
+/// after every 0.125 s (ticks 0, 6, 11, 17, 22, …): 32 steps, no drift.
+#[test]
+fn render_steps_a_chase_at_exact_show_times() {
+    let show = temp("chase.ron");
+    std::fs::write(
+        &show,
+        r#"(name: "chase", universes: [(id: 1)],
+    profiles: [(manufacturer: "T", model: "Dim", channels: [(name: "D", attribute: Intensity)],
+                modes: [(name: "1", channels: ["D"])])],
+    fixtures: [(id: 1, name: "Dim", profile: "T/Dim", mode: "1", universe: 1, address: 1)],
+    cue_lists: [(name: "chase", looped: true, cues: [
+        (number: 1, follow: After(0.125), values: {Fixture(1): {Intensity: 1.0}}),
+        (number: 2, follow: After(0.125), values: {Fixture(1): {Intensity: 0.0}}),
+    ])],
+    playbacks: [(name: "chase", cue_list: "chase")])"#,
+    )
+    .expect("write show");
+    let (code, out, err) = run(&[
+        "render",
+        show.to_str().expect("utf8"),
+        "--until",
+        "4s",
+        "--at",
+        "0s go chase",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let slot1: Vec<u8> = out
+        .lines()
+        .skip(1)
+        .map(|row| {
+            row.split(',')
+                .nth(3)
+                .expect("slot 1")
+                .parse()
+                .expect("a byte")
+        })
+        .collect();
+    assert_eq!(slot1.len(), 177, "ticks 0..=176");
+    let changes: Vec<usize> = (1..slot1.len())
+        .filter(|&k| slot1[k] != slot1[k - 1])
+        .collect();
+    assert_eq!(&changes[..5], &[6, 11, 17, 22, 28]);
+    assert_eq!(changes.len(), 32, "32 steps in 4 s: {changes:?}");
+    assert_eq!(changes[31], 176, "the 32nd step at exactly 4 s");
+}

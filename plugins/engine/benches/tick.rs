@@ -77,6 +77,7 @@ fn full_show(universes: u16) -> Show {
         fade_out: None,
         delay: 0.0,
         follow: None,
+        assert: false,
         values: [(
             Target::Group("All".into()),
             attrs
@@ -110,6 +111,7 @@ fn full_show(universes: u16) -> Show {
             name: name.into(),
             cue_list: name.into(),
             master: 1.0,
+            release_time: 0.0,
         });
     }
     show

@@ -51,6 +51,8 @@ pub struct CompiledCue {
     pub fade_out: f64,
     pub delay: f64,
     pub follow: Option<Follow>,
+    /// Every lane with a tracked value counts as moved by this cue (see [`Cue::assert`]).
+    pub assert: bool,
     /// Tracked target level per lane after this cue (`NaN`: not set by cues so far).
     pub tracked: Vec<f32>,
 }
@@ -79,6 +81,8 @@ pub struct CompiledPlayback {
     /// Index into [`CompiledShow::lists`].
     pub list: usize,
     pub master: f64,
+    /// Seconds a release fades this playback's values back to what lies beneath.
+    pub release_time: f64,
 }
 
 /// A show reduced to flat tables.
@@ -151,6 +155,7 @@ impl CompiledShow {
                     name: p.name.clone(),
                     list,
                     master: p.master,
+                    release_time: p.release_time,
                 })
             })
             .collect();
@@ -277,6 +282,7 @@ fn compile_list(
                 fade_out: cue.fade_out_time(),
                 delay: cue.delay,
                 follow: cue.follow,
+                assert: cue.assert,
                 tracked: tracked.clone(),
             }
         })

@@ -7,7 +7,8 @@
 //!
 //! Merging follows lighting-console conventions: intensity is highest-takes-precedence
 //! (scaled by playback masters, the grand master and blackout), every other attribute is
-//! latest-takes-precedence; cue lists track; a GO mid-fade starts from where the output is.
+//! latest-takes-precedence per channel (the latest move holds it); cue lists track; a GO
+//! mid-fade starts from where the output is. README "Cue semantics" has the exact rules.
 //!
 //! # Layout
 //! - [`compile`]: [`CompiledShow`], the show as channel and lane tables.
@@ -22,7 +23,7 @@
 //!
 //! # One tick, in order
 //! 1. A receiver applies a snapshot or steps its clock ([`ShowClock::step_to`]).
-//! 2. Follows and releases due at tick *k*.
+//! 2. Follows, delayed moves and releases due by tick *k*'s show time, each at its exact time.
 //! 3. Commands for *k* in arrival order: `--at` ones by tick, then immediate ones, then the
 //!    network's (REST on a master; deltas, then node commands on a receiver). Each sees the
 //!    follows of step 2 and the commands before it.
@@ -39,9 +40,10 @@ pub mod timebase;
 pub use command::{Command, CommandParseError};
 pub use compile::{ChannelInfo, CompileError, CompiledShow};
 pub use fade::{
-    CommandError, Event, FadeEngine, PlaybackRun, PlaybackState, Timing, seconds_to_ticks,
+    CommandError, Delayed, Event, FadeEngine, PlaybackRun, PlaybackState, Timing, seconds_to_ns,
+    seconds_to_ticks,
 };
 pub use plugin::*;
 pub use programmer::{Programmer, ProgrammerPlugin};
 pub use seam::CommandSeam;
-pub use timebase::ShowTimeBase;
+pub use timebase::{ShowTimeBase, first_tick_at, ns_of_tick};

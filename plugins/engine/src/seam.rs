@@ -6,13 +6,14 @@
 //!
 //! # Order within tick *k*
 //! 1. The clock: a receiver applies a snapshot or steps its show clock before tick *k* runs.
-//! 2. Follows and releases due at *k* ([`FadeEngine::advance`]), once.
+//! 2. Follows, delayed moves and releases due by *k*'s show time ([`FadeEngine::advance`]),
+//!    once, each at its own exact time, earliest first.
 //! 3. Commands for *k*, one after the other, in arrival order: commands scheduled for a tick
 //!    (`--at`) by tick then as queued, then immediate ones, then the network's (on a master
 //!    the REST API's, on a receiver the master's deltas in its order, then node commands).
 //!    A command sees the effect of the follows of step 2 and of the commands before it: a GO
-//!    on the tick a follow is due goes on from the followed cue; a release with a 0 s fade
-//!    at *k* leaves the playback off from *k + 1* (step 2 of the next tick).
+//!    on the tick a follow is due goes on from the followed cue; a release with a 0 s
+//!    release time at *k* is complete at *k*.
 //! 4. The frame for *k* is rendered from the resulting state.
 
 use crate::command::Command;

@@ -28,6 +28,24 @@ pub const NANOS_PER_SEC: u64 = 1_000_000_000;
 pub const MAX_SLEW_PPM: u32 = 500_000;
 const PPM: i128 = 1_000_000;
 
+/// Show nanoseconds of tick `tick` at `rate` Hz: `ceil(tick · 10⁹ / rate)` (saturating at
+/// `u64::MAX`). The one definition of a tick's show time, for the time base and the engine.
+pub fn ns_of_tick(tick: u64, rate: u32) -> u64 {
+    let ns = (u128::from(tick) * u128::from(NANOS_PER_SEC)).div_ceil(u128::from(rate.max(1)));
+    ns.min(u128::from(u64::MAX)) as u64
+}
+
+/// The first tick whose show time is at or after `ns`: where an event due at `ns` (a follow,
+/// the end of a delay) takes effect.
+pub fn first_tick_at(ns: u64, rate: u32) -> u64 {
+    if ns == 0 {
+        return 0;
+    }
+    // ceil(k · 10⁹ / rate) ≥ ns  ⟺  k · 10⁹ > (ns − 1) · rate.
+    let k = u128::from(ns - 1) * u128::from(rate.max(1)) / u128::from(NANOS_PER_SEC) + 1;
+    k.min(u128::from(u64::MAX)) as u64
+}
+
 /// The mapping from the monotonic clock to show time (see the [module docs](self)).
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShowTimeBase {
@@ -84,8 +102,7 @@ impl ShowTimeBase {
 
     /// Show nanoseconds of tick `tick`: `ceil(tick · 10⁹ / rate)`.
     pub fn ns_of_tick(&self, tick: u64) -> u64 {
-        let ns = (u128::from(tick) * u128::from(NANOS_PER_SEC)).div_ceil(u128::from(self.rate));
-        ns.min(u128::from(u64::MAX)) as u64
+        ns_of_tick(tick, self.rate)
     }
 
     /// The tick whose time has come at show time `ns`: `floor(ns · rate / 10⁹)`.
@@ -360,6 +377,34 @@ mod tests {
         ticks_through_slew(-20, 5_000);
         // Even the fastest slew allowed only stretches ticks; it does not step.
         ticks_through_slew(-300, 2_000_000);
+    }
+
+    #[test]
+    fn an_event_takes_effect_at_the_first_tick_at_or_after_it() {
+        for rate in [1, 30, 44, 1000] {
+            for ns in [
+                0,
+                1,
+                22_727_272,
+                22_727_273,
+                125_000_000,
+                999_999_999,
+                1_000_000_000,
+            ] {
+                let k = first_tick_at(ns, rate);
+                assert!(
+                    ns_of_tick(k, rate) >= ns,
+                    "{rate} Hz: tick {k} is at or after {ns}"
+                );
+                assert!(
+                    k == 0 || ns_of_tick(k - 1, rate) < ns,
+                    "{rate} Hz: tick {} is before {ns}",
+                    k - 1
+                );
+            }
+        }
+        assert_eq!(first_tick_at(125_000_000, 44), 6, "5.5 ticks → tick 6");
+        assert_eq!(first_tick_at(250_000_000, 44), 11, "exactly tick 11");
     }
 
     #[test]

@@ -332,7 +332,7 @@ fn looped_chase_wraps_and_release_fades_out() {
             (number: 1, follow: After(0.25), values: {Fixture(1): {Intensity: 1.0}}),
             (number: 2, fade_out: 0.5, follow: After(0.25), values: {Fixture(1): {Intensity: 0.2}}),
         ])"#,
-        r#"(name: "chase", cue_list: "chase")"#,
+        r#"(name: "chase", cue_list: "chase", release_time: 0.5)"#,
     ));
     // 0.25 s = 11 ticks per step: cue 1 at 0, 2 at 11, 1 at 22, 2 at 33.
     t.at(0, "go chase").at(33, "release chase").run_through(70);
@@ -348,7 +348,7 @@ fn looped_chase_wraps_and_release_fades_out() {
         "the chase steps and wraps"
     );
     // At 33 the follow to cue 2 fires first, then the release: from cue 2's start level
-    // (full) to 0 over cue 2's 0.5 s fade-out (22 ticks).
+    // (full) to 0 over the playback's 0.5 s release time (22 ticks).
     assert_eq!(
         t.dmx(33, 1, 1),
         255,

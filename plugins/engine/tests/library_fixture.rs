@@ -58,6 +58,7 @@ fn imported_moving_head_renders_16_bit_pan_and_a_gobo_slot() {
             fade_out: None,
             delay: 0.0,
             follow: None,
+            assert: false,
             values: [(
                 Target::Fixture(1),
                 [
@@ -75,6 +76,7 @@ fn imported_moving_head_renders_16_bit_pan_and_a_gobo_slot() {
         name: "main".into(),
         cue_list: "main".into(),
         master: 1.0,
+        release_time: 0.0,
     });
     let mut t = TestShow::new(&to_ron_string(&show));
     t.at(0, "go main").run_through(0);

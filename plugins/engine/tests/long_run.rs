@@ -67,7 +67,12 @@ fn frame_six_hours_in_equals_the_direct_computation() {
     );
     assert_eq!(
         state.playbacks[1].follow_at,
-        Some(SIX_HOURS + 22),
-        "the next follow is exactly 22 ticks on"
+        Some(engine.ns(SIX_HOURS + 22)),
+        "the next follow is exactly 0.5 s (22 ticks) on"
+    );
+    assert_eq!(
+        engine.ns(SIX_HOURS + 22),
+        21_600_500_000_000,
+        "at exactly 6 h 0.5 s: nothing drifted"
     );
 }

@@ -841,6 +841,7 @@ mod tests {
             to: vec![1.0, f32::NAN],
             timing: vec![0, 0],
             timings: vec![],
+            ..Default::default()
         };
         let state = PlaybackState {
             grand_master: 1.0,

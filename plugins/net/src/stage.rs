@@ -267,6 +267,7 @@ mod tests {
                     to: vec![0.2, f32::NAN],
                     timing: vec![0, 0],
                     timings: vec![],
+                    ..Default::default()
                 }],
             }),
             overrides: BTreeMap::from([(

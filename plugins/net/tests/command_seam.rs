@@ -23,7 +23,7 @@ use rockontrol_show::parse_show;
 const SHOW: &str = include_str!("data/seam.ron");
 
 /// (tick, command): GO at 2 sets a follow due at 24; GO again at 24 (the follow's tick);
-/// fx at 30 and its release with a 0 s fade at 40; two commands in tick 50.
+/// fx at 30 and its release (0 s release time) at 40; two commands in tick 50.
 const SCRIPT: &[(u64, &str)] = &[
     (2, "go main"),
     (24, "go main"),
@@ -113,14 +113,11 @@ fn render_run_and_master_give_the_same_frames_for_same_tick_edge_cases() {
     );
     assert_eq!(
         (slot(&engine, 40, 10), slot(&engine, 40, 13)),
-        (255, 255),
-        "tick 40: fx released with a 0 s fade: intensity from main, blue still held"
+        (255, 0),
+        "tick 40: fx released with a 0 s release time is complete on its own tick (issue 11): \
+         intensity from main, blue back to its default 0"
     );
-    assert_eq!(
-        slot(&engine, 41, 13),
-        0,
-        "tick 41: the release completed, fx is off and blue back to main's (unset) 0"
-    );
+    assert_eq!(slot(&engine, 41, 13), 0, "tick 41: fx is off");
     assert_eq!(
         (slot(&engine, 49, 1), slot(&engine, 50, 1)),
         (51, 20),

@@ -523,6 +523,11 @@ pub struct Cue {
     /// Go to the next cue on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow: Option<Follow>,
+    /// Re-assert the cue's whole tracked state (Eos's Assert): every value the cue list has
+    /// at this cue counts as moved by it, so this playback takes every such channel back
+    /// (latest takes precedence), fading from where the output is with this cue's timing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub assert: bool,
     #[serde(default)]
     pub values: CueValues,
 }
@@ -558,6 +563,10 @@ pub struct Playback {
     /// Fader level 0.0..=1.0: scales this playback's intensity.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub master: f64,
+    /// Seconds a release takes to fade this playback's values back to what lies beneath
+    /// (other playbacks, or defaults); 0: at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub release_time: f64,
 }
 
 #[cfg(test)]
@@ -573,6 +582,7 @@ mod tests {
             fade_out: None,
             delay: 1.0,
             follow: None,
+            assert: false,
             values: CueValues::new(),
         };
         assert_eq!(cue.fade_out_time(), 3.0);

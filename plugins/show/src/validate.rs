@@ -123,6 +123,8 @@ pub enum ValidationError {
     DuplicatePlayback(String),
     #[error("playback {playback:?}: unknown cue list {cue_list:?}")]
     PlaybackUnknownList { playback: String, cue_list: String },
+    #[error("playback {playback:?}: release_time {problem}")]
+    ReleaseTime { playback: String, problem: String },
 }
 
 /// Checks a whole show. `Ok(())` or every problem found.
@@ -541,5 +543,11 @@ fn check_playbacks(show: &Show, errors: &mut Vec<ValidationError>) {
             });
         }
         check_level(errors, &format!("playback {:?} master", p.name), p.master);
+        if let Some(problem) = time_problem(p.release_time) {
+            errors.push(ValidationError::ReleaseTime {
+                playback: p.name.clone(),
+                problem,
+            });
+        }
     }
 }

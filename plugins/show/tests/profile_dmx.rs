@@ -151,6 +151,7 @@ fn an_imported_profile_patches_into_a_valid_show_that_round_trips() {
             fade_out: None,
             delay: 0.0,
             follow: None,
+            assert: false,
             values,
         }],
     });

@@ -453,6 +453,7 @@ fn record(
                 fade_out: None,
                 delay: 0.0,
                 follow: None,
+                assert: false,
                 values: Default::default(),
             };
             for (fixture, attribute, value) in values {

@@ -489,6 +489,7 @@ mod tests {
                 to: vec![f32::NAN, 1.0],
                 timing: vec![0, 0],
                 timings: vec![],
+                ..Default::default()
             }],
         };
         assert_eq!(Some(&state), Some(&state.clone()));

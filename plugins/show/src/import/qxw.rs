@@ -461,6 +461,7 @@ impl Converter<'_> {
             name,
             cue_list: cue_list.to_string(),
             master: 1.0,
+            release_time: 0.0,
         });
     }
 
@@ -921,6 +922,7 @@ impl Converter<'_> {
                 fade_out,
                 delay: 0.0,
                 follow,
+                assert: false,
                 values,
             });
         }
