@@ -498,7 +498,7 @@ async fn show_command(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let master_id = shared.registry().master_id.clone();
+    let master_id = shared.registry().master_id().to_string();
     node_command(State(shared), Path(master_id), headers, body).await
 }
 
