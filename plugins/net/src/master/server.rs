@@ -394,6 +394,10 @@ pub struct NodeStatus {
     pub commands_failed: u64,
     pub degraded_reason: Option<String>,
     pub version: Option<String>,
+    /// The node's clock sync as of its latest heartbeat (offset, drift in ppm, uncertainty,
+    /// min RTT); none for a node without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<rockontrol_clock::ClockStatus>,
 }
 
 fn status_of(n: &NodeEntry) -> NodeStatus {
@@ -421,6 +425,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         commands_failed: n.failed,
         degraded_reason: n.degraded_reason.clone(),
         version: n.version.clone(),
+        clock: n.metrics.clock.clone(),
     }
 }
 
@@ -619,6 +624,7 @@ fn pending_status(p: &PendingView) -> NodeStatus {
         commands_failed: 0,
         degraded_reason: None,
         version: Some(p.version.clone()),
+        clock: None,
     }
 }
 
