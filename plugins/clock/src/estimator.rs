@@ -9,8 +9,9 @@
 //!    at 10 Hz, about a minute at 1 Hz).
 //! 2. **Min-delay gate**: only samples whose delay is within a gate of the window's minimum
 //!    count (the gate is [`EstimatorConfig::gate_floor_ns`] or a fraction of the minimum,
-//!    whichever is larger). A delayed sample is kept (it may count later, if the path got
-//!    slower for good) but does not move the estimate.
+//!    whichever is larger, widened to take at least [`EstimatorConfig::min_used`] samples). A
+//!    delayed sample is kept (it may count later, if the path got slower for good) but does
+//!    not move the estimate.
 //! 3. **Weighted regression** of offset against local time over the gated samples, weights
 //!    `1 / (excess delay + floor)²`: the intercept is the offset now, the slope the drift
 //!    (skew) of the local oscillator against the master's. Until the gated samples span
@@ -36,6 +37,9 @@ pub struct EstimatorConfig {
     pub gate_floor_ns: i64,
     /// The gate as a fraction of the minimum delay, when that is larger than the floor.
     pub gate_fraction: f64,
+    /// The gate widens to take at least this many of the lowest-delay samples (one
+    /// exceptionally fast exchange must not leave the filter with one sample).
+    pub min_used: usize,
     /// Added to a sample's excess delay before weighting it, in nanoseconds.
     pub weight_floor_ns: f64,
     /// Gated samples must span this much local time before the drift is fitted.
@@ -54,6 +58,7 @@ impl Default for EstimatorConfig {
             window: 64,
             gate_floor_ns: 40_000,
             gate_fraction: 0.125,
+            min_used: 8,
             weight_floor_ns: 20_000.0,
             min_drift_span_ns: 2_000_000_000,
             step_ns: 1_000_000,
@@ -216,7 +221,10 @@ impl ClockEstimator {
             self.estimate = None;
             return;
         };
-        let gate = self.gate(min_delay);
+        let mut delays: Vec<i64> = self.samples.iter().map(Sample::delay).collect();
+        delays.sort_unstable();
+        let kth = delays[self.config.min_used.clamp(1, delays.len()) - 1];
+        let gate = self.gate(min_delay).max(kth - min_delay);
         let used: Vec<&Sample> = self
             .samples
             .iter()
