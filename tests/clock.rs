@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rockontrol_net::config::seed;
-use support::node::{BIN, KEY, Node, free_port, master_addr, node_status, rest, temp_dir, wait_state};
+use support::node::{
+    BIN, KEY, Node, free_port, master_addr, node_status, rest, temp_dir, wait_state,
+};
 
 /// Two dimmers, one per universe; cue 1 snaps both to 0, cue 2 fades both to full over 255
 /// ticks at 44 Hz, so slot 1 takes a new value (nearly) every tick, the same on both.

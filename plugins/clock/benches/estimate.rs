@@ -16,8 +16,7 @@ mod udp_proxy;
 use std::time::{Duration, Instant};
 
 use rockontrol_clock::{
-    ClientConfig, ClockClient, ClockKey, ClockResponder, InjectedError, LocalClock,
-    ShowTimeShare,
+    ClientConfig, ClockClient, ClockKey, ClockResponder, InjectedError, LocalClock, ShowTimeShare,
 };
 use udp_proxy::{Impairment, UdpImpairment};
 

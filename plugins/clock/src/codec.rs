@@ -84,8 +84,8 @@ impl ClockKey {
     }
 
     fn verify(&self, body: &[u8], mac: &[u8]) -> bool {
-        let mut check = <HmacSha256 as Mac>::new_from_slice(&self.mac_key)
-            .expect("HMAC takes any key length");
+        let mut check =
+            <HmacSha256 as Mac>::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
         check.update(body);
         // Constant time, on the truncated MAC.
         check.verify_truncated_left(mac).is_ok()
@@ -164,7 +164,12 @@ fn i64_at(bytes: &[u8], at: usize) -> i64 {
 }
 
 /// Checks the framing of a packet of `kind` and returns its flags and key tag.
-fn check(bytes: &[u8], kind: u8, what: &'static str, want: usize) -> Result<(u16, u64), PacketError> {
+fn check(
+    bytes: &[u8],
+    kind: u8,
+    what: &'static str,
+    want: usize,
+) -> Result<(u16, u64), PacketError> {
     if bytes.len() >= 4 && bytes[..4] != MAGIC {
         return Err(PacketError::Magic);
     }
@@ -208,7 +213,10 @@ impl Ping {
     }
 
     /// Decodes a ping signed by one of `keys`; returns it and the key that signed it.
-    pub fn decode<'k>(bytes: &[u8], keys: &'k [ClockKey]) -> Result<(Ping, &'k ClockKey), PacketError> {
+    pub fn decode<'k>(
+        bytes: &[u8],
+        keys: &'k [ClockKey],
+    ) -> Result<(Ping, &'k ClockKey), PacketError> {
         let (_, tag) = check(bytes, KIND_PING, "ping", PING_LEN)?;
         let key = verify(bytes, tag, keys)?;
         Ok((
@@ -336,7 +344,11 @@ mod tests {
         assert_eq!(bytes[5], 1, "kind: ping");
         assert_eq!(&bytes[6..8], &[0, 0], "flags");
         assert_eq!(&bytes[8..16], &k.tag().to_be_bytes(), "key tag");
-        assert_eq!(&bytes[16..24], &[1, 2, 3, 4, 5, 6, 7, 8], "session, big-endian");
+        assert_eq!(
+            &bytes[16..24],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            "session, big-endian"
+        );
         assert_eq!(&bytes[24..32], &[0, 0, 0, 0, 0, 0, 0, 9], "seq");
         assert_eq!(
             &bytes[32..40],
@@ -376,22 +388,40 @@ mod tests {
     #[test]
     fn forged_damaged_and_foreign_packets_are_refused() {
         let k = key();
-        let bytes = Ping { session: 1, seq: 1, t1: 5 }.encode(&k);
+        let bytes = Ping {
+            session: 1,
+            seq: 1,
+            t1: 5,
+        }
+        .encode(&k);
         for i in [0, 4, 5, 12, 20, 35, 47, 55] {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
             let got = Ping::decode(&bad, std::slice::from_ref(&k));
-            assert!(got.is_err(), "byte {i} flipped must be refused, got {got:?}");
+            assert!(
+                got.is_err(),
+                "byte {i} flipped must be refused, got {got:?}"
+            );
         }
         // Re-signed under another key with our tag: the MAC does not match.
         let other = ClockKey::derive("another key");
-        let mut forged = Ping { session: 1, seq: 1, t1: 5 }.encode(&other);
+        let mut forged = Ping {
+            session: 1,
+            seq: 1,
+            t1: 5,
+        }
+        .encode(&other);
         forged[8..16].copy_from_slice(&k.tag().to_be_bytes());
         assert_eq!(
             Ping::decode(&forged, std::slice::from_ref(&k)).map(|p| p.0),
             Err(PacketError::BadMac)
         );
-        let foreign = Ping { session: 1, seq: 1, t1: 5 }.encode(&other);
+        let foreign = Ping {
+            session: 1,
+            seq: 1,
+            t1: 5,
+        }
+        .encode(&other);
         assert_eq!(
             Ping::decode(&foreign, std::slice::from_ref(&k)).map(|p| p.0),
             Err(PacketError::UnknownKey(other.tag()))
@@ -400,7 +430,11 @@ mod tests {
         assert_eq!(Pong::decode(&bytes, &k), Err(PacketError::Kind(1)));
         assert!(matches!(
             Ping::decode(&bytes[..55], std::slice::from_ref(&k)),
-            Err(PacketError::Length { got: 55, want: 56, .. })
+            Err(PacketError::Length {
+                got: 55,
+                want: 56,
+                ..
+            })
         ));
         let mut long = bytes.clone();
         long.push(0);
@@ -410,7 +444,11 @@ mod tests {
         ));
         assert_eq!(
             Ping::decode(&[], std::slice::from_ref(&k)).map(|p| p.0),
-            Err(PacketError::Length { what: "ping", got: 0, want: 56 })
+            Err(PacketError::Length {
+                what: "ping",
+                got: 0,
+                want: 56
+            })
         );
         let mut v2 = bytes.clone();
         v2[4] = 2;
@@ -433,8 +471,14 @@ mod tests {
         assert!(w.accept(7, 37));
         assert!(w.accept(8, 1), "another session");
         assert!(w.accept(7, 38), "7 used again, after 8");
-        assert!(w.accept(9, 1), "a third session evicts the least recently used (8)");
+        assert!(
+            w.accept(9, 1),
+            "a third session evicts the least recently used (8)"
+        );
         assert!(!w.accept(7, 100), "7 is still remembered");
-        assert!(w.accept(8, 1), "8 was forgotten (its old pings are stale by now)");
+        assert!(
+            w.accept(8, 1),
+            "8 was forgotten (its old pings are stale by now)"
+        );
     }
 }

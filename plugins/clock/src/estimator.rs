@@ -255,12 +255,12 @@ impl ClockEstimator {
         let sxy: f64 = points.iter().map(|p| p.2 * (p.0 - xm) * (p.1 - ym)).sum();
         let span = points.iter().map(|p| p.0).fold(0.0f64, f64::min).abs();
         let max_drift = self.config.max_drift_ppm * 1e-6;
-        let drift = if points.len() >= 3 && span >= self.config.min_drift_span_ns as f64 && sxx > 0.0
-        {
-            (sxy / sxx).clamp(-max_drift, max_drift)
-        } else {
-            drift_hint
-        };
+        let drift =
+            if points.len() >= 3 && span >= self.config.min_drift_span_ns as f64 && sxx > 0.0 {
+                (sxy / sxx).clamp(-max_drift, max_drift)
+            } else {
+                drift_hint
+            };
         // The line through the weighted means with slope `drift`, read at x = 0 (x_ref).
         let intercept = ym - drift * xm;
         let n_eff = sw * sw / sw2;
@@ -273,7 +273,11 @@ impl ClockEstimator {
                 .sum::<f64>()
                 / sw;
             // The intercept's standard error, with the lever arm of the fit's centre.
-            let slope_var = if sxx > 0.0 { var / sxx * sw / n_eff } else { 0.0 };
+            let slope_var = if sxx > 0.0 {
+                var / sxx * sw / n_eff
+            } else {
+                0.0
+            };
             (var / (n_eff - 1.0).max(1.0) + slope_var * xm * xm).sqrt()
         };
         self.estimate = Some(Estimate {
@@ -451,7 +455,11 @@ mod tests {
         };
         // Every 7th exchange is 2–8 ms late one way.
         let est = run(&mut trace, 64, 1e9, 50_000.0, 20_000.0, 0.0, |i| {
-            if i % 7 == 3 { 2e6 + (i as f64) * 1e5 } else { 0.0 }
+            if i % 7 == 3 {
+                2e6 + (i as f64) * 1e5
+            } else {
+                0.0
+            }
         });
         let err = error_now(&est, &trace);
         assert!(err.abs() < 20_000.0, "spiky path: off by {err} ns");
@@ -519,7 +527,11 @@ mod tests {
             t4: 5,
         };
         assert_eq!(s.delay(), -5);
-        assert_eq!(est.add(s), Update::Added, "a few ns negative is clock noise");
+        assert_eq!(
+            est.add(s),
+            Update::Added,
+            "a few ns negative is clock noise"
+        );
         let s = Sample {
             t1: 0,
             t2: 0,

@@ -177,7 +177,9 @@ impl ClockResponderSlot {
 }
 
 fn publish_show_time(base: Res<ShowTimeBase>, slot: Res<ClockResponderSlot>) {
-    if slot.responder.is_some() && (base.is_changed() || slot.share.show_ns_at(Instant::now()).is_none()) {
+    if slot.responder.is_some()
+        && (base.is_changed() || slot.share.show_ns_at(Instant::now()).is_none())
+    {
         slot.share.publish(*base);
     }
 }
@@ -215,10 +217,11 @@ fn steer_show_time(
     if *source == TickSource::FixedClock {
         return;
     }
-    let Some(target) = state
-        .master_show_ns(local)
-        .filter(|_| state.estimate.is_some_and(|e| e.used >= MIN_SAMPLES_TO_STEER))
-    else {
+    let Some(target) = state.master_show_ns(local).filter(|_| {
+        state
+            .estimate
+            .is_some_and(|e| e.used >= MIN_SAMPLES_TO_STEER)
+    }) else {
         return;
     };
     let fresh = state.version != sync.seen_version;

@@ -57,7 +57,11 @@ mod tests {
         let t4 = t3 + node_ahead + 100_000;
         let s = Sample { t1, t2, t3, t4 };
         assert_eq!(s.offset(), node_ahead, "offset is local − master");
-        assert_eq!(s.delay(), 200_000, "delay is the two paths, not the turnaround");
+        assert_eq!(
+            s.delay(),
+            200_000,
+            "delay is the two paths, not the turnaround"
+        );
         assert_eq!(s.local_mid(), t1 + 110_000);
     }
 

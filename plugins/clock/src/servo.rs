@@ -127,7 +127,10 @@ mod tests {
             },
             "10 ms once acquired is slewed, not stepped"
         );
-        assert_eq!(servo.correct(3_000_000_000, 2_999_990_000), Correction::Hold);
+        assert_eq!(
+            servo.correct(3_000_000_000, 2_999_990_000),
+            Correction::Hold
+        );
         let step = servo.correct(4_000_000_000, 3_000_000_000);
         assert!(
             matches!(&step, Correction::Step { reason, .. } if reason.contains("-1000.000 ms") && reason.contains("restart")),

@@ -515,7 +515,10 @@ fn ping_loop(
                 }
                 Ok(p) => {
                     // A late answer to an earlier ping, or a replay: not this exchange.
-                    debug!("clock client: pong for seq {} while waiting for {seq}", p.seq);
+                    debug!(
+                        "clock client: pong for seq {} while waiting for {seq}",
+                        p.seq
+                    );
                     if let Ok(mut s) = state.lock() {
                         s.refused += 1;
                     }

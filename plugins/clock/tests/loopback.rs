@@ -135,19 +135,15 @@ fn through_an_asymmetric_proxy_the_error_is_half_the_asymmetry_plus_a_margin() {
     let asym = Duration::from_micros(600);
     let proxy = UdpImpairment::start(
         rig.responder.local_addr(),
-        Impairment::asymmetric(
-            Duration::from_micros(500),
-            Duration::from_micros(300),
-            asym,
-        ),
+        Impairment::asymmetric(Duration::from_micros(500), Duration::from_micros(300), asym),
         42,
     );
     let node = LocalClock::with_error(InjectedError {
         offset_ns: 21_000_000,
         drift_ppb: 50_000,
     });
-    let client =
-        ClockClient::start(proxy.addr(), ClockKey::derive(KEY), node, fast_config()).expect("client");
+    let client = ClockClient::start(proxy.addr(), ClockKey::derive(KEY), node, fast_config())
+        .expect("client");
     let state = converge(&client, 64);
     let (err, drift) = error_now(&rig, &node, &state);
     eprintln!(

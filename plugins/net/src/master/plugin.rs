@@ -114,7 +114,11 @@ impl Plugin for MasterPlugin {
         })
         .add_systems(
             Startup,
-            (master_resume_clock, start_master_server, start_clock_responder),
+            (
+                master_resume_clock,
+                start_master_server,
+                start_clock_responder,
+            ),
         )
         .add_systems(
             FixedUpdate,

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy_tokio_tasks::TokioTasksRuntime;
+use rockontrol_clock::{ClockStatus, ClockSync, ClockSyncPlugin};
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
     Command, EngineSystems, Programmer, ProgrammerPlugin, ShowClock, ShowEngine, ShowTimeBase,
 };
-use rockontrol_clock::{ClockStatus, ClockSync, ClockSyncPlugin};
 use rockontrol_show::{Output, SacnDestination, SacnOutput, Show};
 use tokio::sync::mpsc;
 
