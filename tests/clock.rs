@@ -193,7 +193,7 @@ fn two_receivers_with_different_clock_errors_send_each_tick_together() {
             .find(|(u, v, t)| *u == universe && *v == value && *t >= ramp_from)
             .map(|(_, _, t)| *t)
     };
-    let mut gaps: Vec<f64> = (1..=254u8)
+    let gaps: Vec<f64> = (1..=254u8)
         .filter_map(|v| {
             let (a, b) = (first(1, v)?, first(2, v)?);
             Some(if a >= b {
@@ -209,7 +209,7 @@ fn two_receivers_with_different_clock_errors_send_each_tick_together() {
         gaps.len()
     );
     let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
-    let mut abs: Vec<f64> = gaps.iter_mut().map(|g| g.abs() * 1e6).collect();
+    let mut abs: Vec<f64> = gaps.iter().map(|g| g.abs() * 1e6).collect();
     abs.sort_by(f64::total_cmp);
     let (p50, p99, max) = (
         percentile(&abs, 0.5),
