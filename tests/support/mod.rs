@@ -3,3 +3,4 @@ pub mod ola;
 pub mod olad;
 pub mod proxy;
 pub mod skip;
+pub mod udp_proxy;

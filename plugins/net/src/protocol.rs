@@ -360,6 +360,9 @@ pub struct Metrics {
     pub tick: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_hash: Option<String>,
+    /// The receiver's clock sync: offset, drift, uncertainty, min RTT (none without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<rockontrol_clock::ClockStatus>,
 }
 
 /// A receiver's first message.

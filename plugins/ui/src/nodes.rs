@@ -8,8 +8,9 @@
 //!   universes it outputs itself (those no node has). A node learns a new assignment in its
 //!   next welcome: *Apply* restarts its link.
 //! - **Selected node**: status, and graphs over the last five minutes of latency (round trip
-//!   of the connection probes), DMX frames per second, CPU and clock offset (the node's show
-//!   tick in its heartbeat against the master's tick when it arrived).
+//!   of the connection probes), DMX frames per second, CPU and clock offset (the node's clock
+//!   minus the master's, from its clock sync); its clock sync's drift, uncertainty and
+//!   minimum round trip.
 //! - **Quick actions**: restart the node (its process re-executes itself and comes back),
 //!   restart only its link, test the connection (a command whose ack round trip is
 //!   measured), identify (the node flashes every fixture of its universes at 2 Hz for
@@ -24,9 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
-use rockontrol_engine::{ShowClock, ShowEngine};
+use rockontrol_engine::ShowEngine;
 use rockontrol_net::MasterNet;
-use rockontrol_net::health::clock_offset_ms;
 use rockontrol_net::protocol::{IDENTIFY_SECONDS, Metrics, NodeCommand};
 use rockontrol_net::registry::{Alert, NodeState};
 
@@ -364,7 +364,6 @@ pub fn refresh_nodes(
     mut model: ResMut<NodesModel>,
     net: Option<Res<MasterNet>>,
     engine: Res<ShowEngine>,
-    clock: Res<ShowClock>,
 ) {
     let Some(net) = net else { return };
     let now = Instant::now();
@@ -485,7 +484,6 @@ pub fn refresh_nodes(
         return;
     }
     model.last_sample = Some(now);
-    let rate = engine.engine.as_ref().map_or(44.0, |f| f.rate());
     let t = model.started.elapsed().as_secs_f64();
     let rows = model.nodes.clone();
     for n in rows {
@@ -496,10 +494,10 @@ pub fn refresh_nodes(
             latency_ms: None,
             dmx_fps: fresh.map(|_| n.metrics.dmx_fps),
             cpu: fresh.map(|_| n.metrics.cpu_usage),
-            // The node's tick when it sent its heartbeat, against the master's tick then.
+            // The node's own estimate, from its clock sync (see `rockontrol_clock`).
             offset_ms: fresh
-                .filter(|_| n.metrics.tick > 0)
-                .map(|age| clock_offset_ms(n.metrics.tick, clock.next_tick, age, rate)),
+                .and_then(|_| n.metrics.clock.as_ref()?.offset_ns)
+                .map(|ns| ns as f64 / 1e6),
         };
         push_sample(model.history.entry(n.id.clone()).or_default(), sample);
     }
@@ -853,6 +851,27 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
         node.failed,
         node.pending_commands
     ));
+    match &node.metrics.clock {
+        Some(c) => {
+            let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{:.0} µs", v / 1e3));
+            ui.label(format!(
+                "clock: {} · offset {} · drift {} · uncertainty {} · min RTT {} · {} samples, {} steps{}",
+                if c.locked { "locked" } else { "acquiring" },
+                c.offset_ns
+                    .map_or("?".to_string(), |v| format!("{:+.3} ms", v as f64 / 1e6)),
+                c.drift_ppm
+                    .map_or("?".to_string(), |v| format!("{v:+.2} ppm")),
+                us(c.uncertainty_ns),
+                us(c.min_rtt_ns.map(|v| v as f64)),
+                c.samples,
+                c.steps,
+                if c.kernel_timestamps { "" } else { " · user-space timestamps" }
+            ));
+        }
+        None => {
+            ui.weak("clock: no clock sync (follows the master's 1 Hz sync)");
+        }
+    }
     if let Some(reason) = &node.degraded_reason {
         ui.colored_label(DEGRADED, reason);
     }

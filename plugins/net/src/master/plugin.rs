@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use bevy::prelude::*;
 use bevy_tokio_tasks::TokioTasksRuntime;
+use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
     Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, TickDrive,
@@ -119,6 +120,7 @@ impl Plugin for MasterPlugin {
                 master_protocol_hash,
                 master_resume_clock,
                 start_master_server,
+                start_clock_responder,
             ),
         )
         .add_systems(
@@ -133,6 +135,23 @@ impl Plugin for MasterPlugin {
         .add_systems(
             Update,
             (master_clock, master_routing).in_set(NetSystems::Send),
+        );
+        // The master's show time is the rig's clock (see `rockontrol_clock`).
+        if !app.is_plugin_added::<ClockSyncPlugin>() {
+            app.add_plugins(ClockSyncPlugin::default());
+        }
+    }
+}
+
+/// Answers receivers' clock pings on UDP at the master's own address and port number (UDP and
+/// TCP ports are apart, so a receiver needs nothing more than the address it links to).
+fn start_clock_responder(net: Res<MasterNet>, slot: Option<ResMut<ClockResponderSlot>>) {
+    let (Some(addr), Some(mut slot)) = (net.addr, slot) else {
+        return;
+    };
+    if let Err(e) = slot.start(addr, &net.shared.keys.control) {
+        warn!(
+            "clock responder not started on udp {addr}: {e}; receivers follow the master's 1 Hz sync only"
         );
     }
 }

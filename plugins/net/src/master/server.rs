@@ -396,6 +396,10 @@ pub struct NodeStatus {
     pub commands_failed: u64,
     pub degraded_reason: Option<String>,
     pub version: Option<String>,
+    /// The node's clock sync as of its latest heartbeat (offset, drift in ppm, uncertainty,
+    /// min RTT); none for a node without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<rockontrol_clock::ClockStatus>,
 }
 
 fn status_of(n: &NodeEntry) -> NodeStatus {
@@ -424,6 +428,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         commands_failed: n.failed(),
         degraded_reason: n.degraded_reason().map(str::to_string),
         version: n.version().map(str::to_string),
+        clock: metrics.clock.clone(),
     }
 }
 
@@ -640,6 +645,7 @@ fn pending_status(p: &PendingView) -> NodeStatus {
         commands_failed: 0,
         degraded_reason: None,
         version: Some(p.version.clone()),
+        clock: None,
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy_tokio_tasks::TokioTasksRuntime;
+use rockontrol_clock::{ClockStatus, ClockSync, ClockSyncPlugin};
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
     Command, EngineSystems, Programmer, ProgrammerPlugin, ShowClock, ShowEngine, ShowTimeBase,
@@ -85,6 +86,8 @@ pub struct ReceiverNet {
     pub identify: Option<IdentifyFlash>,
     /// When an acknowledged restart stops the app (the ack gets this long to leave).
     restart_at: Option<Instant>,
+    /// The control key that signs clock sync packets (none: no clock sync).
+    clock_key: Option<String>,
 }
 
 /// How long a restart waits after its acknowledgement was queued, so the ack reaches the
@@ -172,6 +175,7 @@ impl Plugin for ReceiverPlugin {
             history: VecDeque::new(),
             identify: None,
             restart_at: None,
+            clock_key: self.key.clone(),
         })
         .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
         .add_systems(Startup, start_receiver_link)
@@ -194,6 +198,10 @@ impl Plugin for ReceiverPlugin {
             (receiver_heartbeat, receiver_restart).in_set(NetSystems::Send),
         );
         crate::parts::register(app);
+        // Show time follows the master's clock (see `rockontrol_clock`).
+        if !app.is_plugin_added::<ClockSyncPlugin>() {
+            app.add_plugins(ClockSyncPlugin::default());
+        }
         // Identify lights fixtures through the programmer's highlight.
         if !app.is_plugin_added::<ProgrammerPlugin>() {
             app.add_plugins(ProgrammerPlugin);
@@ -246,6 +254,21 @@ pub fn redirect_sacn(show: &mut Show, destination: &str) {
     }
 }
 
+/// Starts clock sync with the master just linked: its responder answers on UDP at the same
+/// address and port number as its WebSocket. Without a key the packets cannot be signed, so
+/// show time keeps following the master's 1 Hz sync message.
+fn follow_master_clock(world: &mut World, master: SocketAddr, key: Option<&str>) {
+    let Some(key) = key else {
+        info!("no control key: no clock sync; show time follows the master's 1 Hz sync");
+        return;
+    };
+    if let Err(e) = world.resource_mut::<ClockSync>().follow(master, key) {
+        warn!(
+            "clock sync with udp {master} did not start: {e}; show time follows the master's 1 Hz sync"
+        );
+    }
+}
+
 fn receiver_receive(world: &mut World) {
     let mut batch = Vec::new();
     {
@@ -258,7 +281,9 @@ fn receiver_receive(world: &mut World) {
         match event {
             LinkEvent::Connected(addr) => {
                 info!("connected to master at {addr}");
+                let key = world.resource::<ReceiverNet>().clock_key.clone();
                 world.resource_mut::<ReceiverNet>().master_addr = Some(addr);
+                follow_master_clock(world, addr, key.as_deref());
             }
             LinkEvent::Show { hash, ron } => match rockontrol_show::parse_show(&ron, "master show")
             {
@@ -391,6 +416,8 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
                 .commands
                 .push_back((command_id, command));
         }
+        // Once clock sync follows the master's show time, the tick in the sync is only news.
+        ToReceiver::Sync { .. } if world.resource::<ClockStatus>().locked => {}
         ToReceiver::Sync { tick, .. } => {
             let waiting = world.resource::<ReceiverNet>().pending_snapshot.is_some();
             let next = world.resource::<ShowClock>().next_tick;
@@ -444,8 +471,11 @@ fn receiver_apply_snapshot(world: &mut World) {
     }
     if has_state {
         world.resource_scope(|world, mut time_base: Mut<ShowTimeBase>| {
+            // With clock sync locked, show time already is the master's (the snapshot's
+            // tick is a little old).
+            let locked = world.resource::<ClockStatus>().locked;
             let mut clock = world.resource_mut::<ShowClock>();
-            if s.tick != clock.next_tick {
+            if s.tick != clock.next_tick && !locked {
                 clock.step_to(
                     &mut time_base,
                     s.tick,
@@ -715,6 +745,7 @@ fn receiver_heartbeat(
     mut net: ResMut<ReceiverNet>,
     clock: Res<ShowClock>,
     dmx: Option<Res<DmxStats>>,
+    clock_sync: Res<ClockStatus>,
 ) {
     let now = Instant::now();
     let Some(last) = net.last_heartbeat else {
@@ -740,6 +771,7 @@ fn receiver_heartbeat(
         seq: net.replica.seq.unwrap_or(0),
         tick: clock.next_tick,
         show_hash: net.master_show.clone(),
+        clock: clock_sync.master.is_some().then(|| clock_sync.clone()),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
