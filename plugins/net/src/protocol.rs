@@ -28,7 +28,7 @@ pub const SCHEMA: &str = "rockontrol-net v1;\
     refused(reason);error(reason);\
     snapshot(seq,tick,rate,show_hash,state,overrides(blackout,intensity));delta(seq,tick,command);\
     command(command_id,attempt,command);ack(command_id,status,reason);\
-    heartbeat(status,metrics(dmx_fps,cpu_usage,memory_mb,frames_out,seq,tick,show_hash));\
+    heartbeat(status,metrics(dmx_fps,cpu_usage,memory_mb,frames_out,seq,tick,show_hash,media));\
     sync(tick,rate,timecode,bpm);snapshot_request(reason);\
     node_command(cue,go,back,release,clear,blackout,intensity,grand_master,media,identify(seconds),restart)";
 
@@ -288,6 +288,9 @@ pub struct Metrics {
     pub tick: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_hash: Option<String>,
+    /// Media readiness, per clip of the node's manifest (nodes with the media capability).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<rockontrol_library::MediaReport>,
 }
 
 /// A receiver's first message.

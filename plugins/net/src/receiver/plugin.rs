@@ -170,6 +170,7 @@ impl Plugin for ReceiverPlugin {
             restart_at: None,
         })
         .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
+        .insert_resource(crate::media::MediaKey(self.key.clone()))
         .add_systems(Startup, start_receiver_link)
         .add_systems(PreUpdate, receiver_receive.in_set(NetSystems::Receive))
         .add_systems(
@@ -187,7 +188,12 @@ impl Plugin for ReceiverPlugin {
         )
         .add_systems(
             Update,
-            (receiver_heartbeat, receiver_restart).in_set(NetSystems::Send),
+            (
+                receiver_heartbeat,
+                receiver_restart,
+                crate::media::receiver_media,
+            )
+                .in_set(NetSystems::Send),
         );
         // Identify lights fixtures through the programmer's highlight.
         if !app.is_plugin_added::<ProgrammerPlugin>() {
@@ -637,6 +643,7 @@ fn receiver_heartbeat(
     mut net: ResMut<ReceiverNet>,
     clock: Res<ShowClock>,
     dmx: Option<Res<DmxStats>>,
+    media: Option<Res<crate::media::ReceiverMedia>>,
 ) {
     let now = Instant::now();
     let Some(last) = net.last_heartbeat else {
@@ -662,6 +669,7 @@ fn receiver_heartbeat(
         seq: net.replica.seq.unwrap_or(0),
         tick: clock.next_tick,
         show_hash: net.master_show.clone(),
+        media: media.map(|m| m.snapshot()),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
