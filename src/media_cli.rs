@@ -141,7 +141,8 @@ fn describe(meta: &ClipMeta) -> String {
                 v.height,
                 v.fps_num,
                 v.fps_den,
-                v.frames.map_or_else(String::new, |f| format!(" {f} frames")),
+                v.frames
+                    .map_or_else(String::new, |f| format!(" {f} frames")),
                 if v.alpha { " alpha" } else { "" }
             )
         },
@@ -299,7 +300,12 @@ fn control_key() -> anyhow::Result<String> {
     }
 }
 
-fn serve(store: Store, show: &Path, listen: SocketAddr, plays: &[String]) -> anyhow::Result<ExitCode> {
+fn serve(
+    store: Store,
+    show: &Path,
+    listen: SocketAddr,
+    plays: &[String],
+) -> anyhow::Result<ExitCode> {
     let Some(show) = crate::load_or_report(show)? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -311,7 +317,11 @@ fn serve(store: Store, show: &Path, listen: SocketAddr, plays: &[String]) -> any
         };
         named.insert(
             node.to_string(),
-            clips.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
+            clips
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
         );
     }
     let clips = show.clips.clone();
@@ -320,7 +330,9 @@ fn serve(store: Store, show: &Path, listen: SocketAddr, plays: &[String]) -> any
         let plays = named
             .get(node)
             .map_or(NodePlays::AllShowClips, |n| NodePlays::Named(n.clone()));
-        Some(manifest_for(node, &clips, &plays, |id| manifest_store.size(id)))
+        Some(manifest_for(node, &clips, &plays, |id| {
+            manifest_store.size(id)
+        }))
     };
     let authorize = move |headers: &HeaderMap, _need: Need| {
         let given = headers
@@ -347,7 +359,10 @@ fn serve(store: Store, show: &Path, listen: SocketAddr, plays: &[String]) -> any
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        println!("media server listening on http://{}", listener.local_addr()?);
+        println!(
+            "media server listening on http://{}",
+            listener.local_addr()?
+        );
         axum::serve(listener, rockontrol_library::router(server))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

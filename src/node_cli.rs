@@ -25,8 +25,8 @@ use rockontrol_engine::{EnginePlugin, load_show as spawn_show};
 use rockontrol_net::auth::{self, KeySource, Keys};
 use rockontrol_net::config::{NodeConfig, Role};
 use rockontrol_net::discovery::{self, Advert};
-use rockontrol_net::receiver::MasterAddress;
 use rockontrol_net::media::{MasterMedia, MasterMediaSetup, ReceiverMedia};
+use rockontrol_net::receiver::MasterAddress;
 use rockontrol_net::receiver::NodeRestart;
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
 use rockontrol_show::Show;
@@ -322,8 +322,14 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         println!(
             "media cache {} ({} downloads at once, {})",
             dir.display(),
-            config.media_downloads.unwrap_or(rockontrol_library::fetch::DEFAULT_PARALLEL),
-            if mbit > 0.0 { format!("{mbit} Mbit/s cap") } else { "no cap".into() }
+            config
+                .media_downloads
+                .unwrap_or(rockontrol_library::fetch::DEFAULT_PARALLEL),
+            if mbit > 0.0 {
+                format!("{mbit} Mbit/s cap")
+            } else {
+                "no cap".into()
+            }
         );
         app.insert_resource(ReceiverMedia::new(
             store,

@@ -182,7 +182,11 @@ impl Fetcher {
             let verified = tokio::task::spawn_blocking(move || store.verify(&id)).await;
             match verified {
                 Ok(Ok(())) => {
-                    tracing::info!("media: {} ({}) on disk and verified", entry.name, id.short());
+                    tracing::info!(
+                        "media: {} ({}) on disk and verified",
+                        entry.name,
+                        id.short()
+                    );
                     self.set_state(&id, ClipState::Ready);
                 }
                 Ok(Err(e)) => {
@@ -202,14 +206,24 @@ impl Fetcher {
             match self.fetch(entry).await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!("media: {} ({}): {e}; trying again", entry.name, entry.id.short());
-                    let bytes = std::fs::metadata(self.store.part_path(&entry.id)).map_or(0, |m| m.len());
+                    tracing::warn!(
+                        "media: {} ({}): {e}; trying again",
+                        entry.name,
+                        entry.id.short()
+                    );
+                    let bytes =
+                        std::fs::metadata(self.store.part_path(&entry.id)).map_or(0, |m| m.len());
                     self.set_state(
                         &entry.id,
                         if bytes > 0 {
-                            ClipState::Downloading { bytes, total: entry.size }
+                            ClipState::Downloading {
+                                bytes,
+                                total: entry.size,
+                            }
                         } else {
-                            ClipState::Failed { error: e.to_string() }
+                            ClipState::Failed {
+                                error: e.to_string(),
+                            }
                         },
                     );
                     tokio::time::sleep(RETRY_AFTER).await;
@@ -218,7 +232,9 @@ impl Fetcher {
         }
     }
 
-    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, FetchError> {
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, FetchError> {
         let master = &self.settings.master;
         let connect_error = |message: String| FetchError::Connect {
             master: master.clone(),
@@ -253,7 +269,10 @@ impl Fetcher {
     pub async fn manifest(&self) -> Result<Manifest, FetchError> {
         let mut sender = self.connect().await?;
         let request = self
-            .request(&format!("/api/media/manifest?node={}", self.settings.node_id))
+            .request(&format!(
+                "/api/media/manifest?node={}",
+                self.settings.node_id
+            ))
             .body(Empty::new())
             .map_err(|e| FetchError::Http(e.to_string()))?;
         let response = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(request))
@@ -326,7 +345,11 @@ impl Fetcher {
                 .map_err(|_| FetchError::Http("the clip request timed out".into()))?
                 .map_err(|e| FetchError::Http(e.to_string()))?;
             let headers = response.headers();
-            let text = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+            let text = |name| {
+                headers
+                    .get(name)
+                    .and_then(|v: &header::HeaderValue| v.to_str().ok())
+            };
             let action = resume::check_reply(
                 response.status().as_u16(),
                 text(header::CONTENT_RANGE),
@@ -356,12 +379,20 @@ impl Fetcher {
             self.set_state(&id, ClipState::Downloading { bytes: got, total });
             loop {
                 let frame = match tokio::time::timeout(STALL_TIMEOUT, body.frame()).await {
-                    Err(_) => return Err(FetchError::Http(format!("no bytes for {STALL_TIMEOUT:?}: lost link"))),
+                    Err(_) => {
+                        return Err(FetchError::Http(format!(
+                            "no bytes for {STALL_TIMEOUT:?}: lost link"
+                        )));
+                    }
                     Ok(None) => break,
-                    Ok(Some(Err(e))) => return Err(FetchError::Http(format!("the download broke off: {e}"))),
+                    Ok(Some(Err(e))) => {
+                        return Err(FetchError::Http(format!("the download broke off: {e}")));
+                    }
                     Ok(Some(Ok(frame))) => frame,
                 };
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 let wait = lock(&self.bucket).take(self.epoch.elapsed(), data.len() as u64);
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;

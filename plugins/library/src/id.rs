@@ -19,7 +19,9 @@ pub struct ClipId([u8; 32]);
 
 /// Text that is not a clip id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not a clip id: an id is {ID_HEX_LEN} lowercase hex digits (the BLAKE3 of the clip; `rockontrol media list` shows them)")]
+#[error(
+    "{text:?} is not a clip id: an id is {ID_HEX_LEN} lowercase hex digits (the BLAKE3 of the clip; `rockontrol media list` shows them)"
+)]
 pub struct BadId {
     /// What was given (cut to 80 characters).
     pub text: String,

@@ -84,7 +84,12 @@ pub fn manifest_for(
         ..Manifest::default()
     };
     for clip in chosen {
-        match clip.id.parse::<ClipId>().ok().and_then(|id| Some((id, size_of(&id)?))) {
+        match clip
+            .id
+            .parse::<ClipId>()
+            .ok()
+            .and_then(|id| Some((id, size_of(&id)?)))
+        {
             Some((id, size)) => {
                 if seen.insert(id) {
                     manifest.clips.push(ManifestEntry {
@@ -124,7 +129,10 @@ mod tests {
         let clips = vec![clip("b", "2"), clip("a", "1"), clip("c", "3")];
         let sizes = |_: &ClipId| Some(10);
         let dmx = manifest_for("dmx", &clips, &NodePlays::from_capability(false), sizes);
-        assert!(dmx.clips.is_empty(), "a DMX-only node gets no clips: {dmx:?}");
+        assert!(
+            dmx.clips.is_empty(),
+            "a DMX-only node gets no clips: {dmx:?}"
+        );
         let all = manifest_for("m", &clips, &NodePlays::from_capability(true), sizes);
         let names: Vec<_> = all.clips.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"], "every show clip, sorted by name");

@@ -155,7 +155,14 @@ mod tests {
         let report = MediaReport {
             clips: vec![
                 clip("a", 100, ClipState::Ready),
-                clip("b", 200, ClipState::Downloading { bytes: 50, total: 200 }),
+                clip(
+                    "b",
+                    200,
+                    ClipState::Downloading {
+                        bytes: 50,
+                        total: 200,
+                    },
+                ),
                 clip("c", 300, ClipState::Missing),
             ],
         };
@@ -168,7 +175,14 @@ mod tests {
 
     #[test]
     fn state_serializes_flat_with_a_state_word() {
-        let c = clip("a", 10, ClipState::Downloading { bytes: 5, total: 10 });
+        let c = clip(
+            "a",
+            10,
+            ClipState::Downloading {
+                bytes: 5,
+                total: 10,
+            },
+        );
         let json = serde_json::to_value(&c).expect("serialize");
         assert_eq!(json["state"], "downloading");
         assert_eq!(json["bytes"], 5);

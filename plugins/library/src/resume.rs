@@ -143,7 +143,13 @@ mod tests {
             check_reply(206, Some("bytes 40-99/100"), Some(60), 40, 100),
             Ok(ReplyAction::Append)
         );
-        for bad in ["bytes 0-99/100", "bytes 40-98/100", "bytes 40-99/101", "", "junk"] {
+        for bad in [
+            "bytes 0-99/100",
+            "bytes 40-98/100",
+            "bytes 40-99/101",
+            "",
+            "junk",
+        ] {
             assert!(
                 matches!(
                     check_reply(206, Some(bad), None, 40, 100),
@@ -156,15 +162,27 @@ mod tests {
 
     #[test]
     fn a_200_restarts_a_resume_and_must_have_the_size() {
-        assert_eq!(check_reply(200, None, Some(100), 0, 100), Ok(ReplyAction::Append));
-        assert_eq!(check_reply(200, None, Some(100), 40, 100), Ok(ReplyAction::Restart));
+        assert_eq!(
+            check_reply(200, None, Some(100), 0, 100),
+            Ok(ReplyAction::Append)
+        );
+        assert_eq!(
+            check_reply(200, None, Some(100), 40, 100),
+            Ok(ReplyAction::Restart)
+        );
         assert_eq!(
             check_reply(200, None, Some(99), 0, 100),
-            Err(ReplyError::WrongSize { got: 99, total: 100 })
+            Err(ReplyError::WrongSize {
+                got: 99,
+                total: 100
+            })
         );
         assert_eq!(
             check_reply(416, None, None, 40, 100),
-            Err(ReplyError::Status { status: 416, from: 40 })
+            Err(ReplyError::Status {
+                status: 416,
+                from: 40
+            })
         );
     }
 
@@ -172,14 +190,32 @@ mod tests {
     fn content_range_parsing() {
         assert_eq!(
             parse_content_range("bytes 0-9/10"),
-            Some(ContentRange { start: 0, end: 9, total: Some(10) })
+            Some(ContentRange {
+                start: 0,
+                end: 9,
+                total: Some(10)
+            })
         );
         assert_eq!(
             parse_content_range("bytes 5-9/*"),
-            Some(ContentRange { start: 5, end: 9, total: None })
+            Some(ContentRange {
+                start: 5,
+                end: 9,
+                total: None
+            })
         );
-        assert_eq!(parse_content_range("bytes 0-9/10").map(|r| r.len()), Some(10));
-        for bad in ["bytes 9-5/10", "bytes 0-10/10", "bytes */10", "items 0-1/2", "bytes 0-/10", "bytes -1-2/3"] {
+        assert_eq!(
+            parse_content_range("bytes 0-9/10").map(|r| r.len()),
+            Some(10)
+        );
+        for bad in [
+            "bytes 9-5/10",
+            "bytes 0-10/10",
+            "bytes */10",
+            "items 0-1/2",
+            "bytes 0-/10",
+            "bytes -1-2/3",
+        ] {
             assert_eq!(parse_content_range(bad), None, "{bad:?}");
         }
     }

@@ -99,10 +99,7 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// takes as long as it takes.
 pub fn router(server: Arc<MediaServer>) -> Router {
     Router::new()
-        .route(
-            "/api/media/objects/{id}",
-            get(object).put(upload),
-        )
+        .route("/api/media/objects/{id}", get(object).put(upload))
         .route("/api/media/manifest", get(manifest))
         .route("/api/media/status", get(status))
         .route("/api/media/library", get(library))
@@ -140,7 +137,11 @@ async fn object(
     let mut forward = axum::http::Request::builder()
         .method(request.method().clone())
         .uri("/");
-    for name in [header::RANGE, header::IF_MODIFIED_SINCE, header::IF_UNMODIFIED_SINCE] {
+    for name in [
+        header::RANGE,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ] {
         if let Some(v) = request.headers().get(&name) {
             forward = forward.header(name, v);
         }
@@ -153,14 +154,22 @@ async fn object(
         h.remove(header::RANGE);
     }
     let Ok(forward) = forward.body(Body::empty()) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot build the file request");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot build the file request",
+        );
     };
     let served = ServeFile::new(server.store.object_path(&id))
         .oneshot(forward)
         .await;
     let mut response = match served {
         Ok(r) => r.map(Body::new),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read clip {id}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read clip {id}: {e}"),
+            );
+        }
     };
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -210,7 +219,10 @@ async fn manifest(
     };
     match (server.manifests)(&node) {
         Some(m) => axum::Json(m).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no node {node:?} is known to this master")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no node {node:?} is known to this master"),
+        ),
     }
 }
 
@@ -314,7 +326,12 @@ async fn upload(
         .await
     {
         Ok(f) => f,
-        Err(e) => return error(StatusCode::INSUFFICIENT_STORAGE, format!("cannot write {}: {e}", part.display())),
+        Err(e) => {
+            return error(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!("cannot write {}: {e}", part.display()),
+            );
+        }
     };
     let mut stream = request.into_body().into_data_stream();
     let mut received = 0u64;
@@ -352,7 +369,9 @@ async fn upload(
         tracing::warn!("media upload of {id}: {why}; {offset} bytes kept");
         return offset_reply(
             StatusCode::BAD_REQUEST,
-            format!("truncated or bad upload of {id}: {why}; the {offset} bytes before are kept: resume from byte {offset}"),
+            format!(
+                "truncated or bad upload of {id}: {why}; the {offset} bytes before are kept: resume from byte {offset}"
+            ),
             offset,
             total,
         );

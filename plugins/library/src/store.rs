@@ -54,7 +54,9 @@ pub enum StoreError {
     NotFound(ClipId, String),
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("{path}: its bytes hash to {actual}, not to {expected}; the copy is bad and was removed")]
+    #[error(
+        "{path}: its bytes hash to {actual}, not to {expected}; the copy is bad and was removed"
+    )]
     HashMismatch {
         path: String,
         expected: ClipId,
@@ -65,11 +67,7 @@ pub enum StoreError {
 fn write_error(path: &Path, source: io::Error) -> StoreError {
     if source.kind() == io::ErrorKind::StorageFull {
         StoreError::DiskFull {
-            dir: path
-                .parent()
-                .unwrap_or(path)
-                .display()
-                .to_string(),
+            dir: path.parent().unwrap_or(path).display().to_string(),
         }
     } else {
         StoreError::Write {

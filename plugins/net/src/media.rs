@@ -129,10 +129,7 @@ impl ReceiverMedia {
 
     /// The report for the heartbeat.
     pub fn snapshot(&self) -> MediaReport {
-        self.report
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.report.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -168,7 +165,10 @@ pub(crate) fn receiver_media(
     info!("media: fetching this node's clips from {master}");
     let flag = Arc::clone(&stop);
     runtime.spawn_background_task(move |_ctx| async move {
-        if let Err(e) = fetcher.run(false, move || flag.load(Ordering::SeqCst)).await {
+        if let Err(e) = fetcher
+            .run(false, move || flag.load(Ordering::SeqCst))
+            .await
+        {
             error!("media: the fetcher stopped: {e}");
         }
     });

@@ -77,7 +77,10 @@ mod tests {
         let show = parse_show("(name: \"x\")", "t.ron").expect("parses");
         assert!(show.clips.is_empty());
         let text = to_ron_string(&show);
-        assert!(!text.contains("clips"), "an empty clip table is not written:\n{text}");
+        assert!(
+            !text.contains("clips"),
+            "an empty clip table is not written:\n{text}"
+        );
     }
 
     #[test]
@@ -108,8 +111,14 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(errors.len(), 3, "{errors:#?}");
-        assert!(errors[0].contains("clip \"a\"") && errors[0].contains("unique"), "{errors:#?}");
-        assert!(errors[1].contains("\"../etc/passwd\" is not a clip id"), "{errors:#?}");
+        assert!(
+            errors[0].contains("clip \"a\"") && errors[0].contains("unique"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].contains("\"../etc/passwd\" is not a clip id"),
+            "{errors:#?}"
+        );
         assert!(errors[2].contains("needs a name"), "{errors:#?}");
     }
 }
