@@ -7,7 +7,7 @@ set -euo pipefail
 # Peers for interop tests: OLA (olad, ola_set_dmx), tshark, avahi (avahi-browse), iproute2.
 # Rendering without a GPU: Xvfb + Mesa's lavapipe Vulkan driver.
 PACKAGES=(
-  pkg-config libudev-dev
+  pkg-config libudev-dev ffmpeg
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
   ola tshark dbus avahi-daemon avahi-utils libnss-mdns iproute2 procps curl

@@ -7,11 +7,13 @@
 //! - `timearg.rs`: `10s`, `1m30s`, `7.5s go main` arguments.
 //! - `fixtures_cli.rs`: `rockontrol fixtures …` and `import-qlc`.
 //! - `node_cli.rs`: `rockontrol master`, `receiver` and `demo`.
+//! - `media_cli.rs`: `rockontrol media …`, the media library.
 //! - `artnet_args.rs`: `--artnet-broadcast` and `--artnet-timecode`, shared by `run` and nodes.
 
 mod artnet_args;
 mod fixtures_cli;
 mod live;
+mod media_cli;
 mod monitor;
 mod node_cli;
 mod render;
@@ -104,6 +106,9 @@ enum Cmd {
     Demo,
     /// Watch incoming sACN and Art-Net: universes, sources (name, IP, priority, rate), values.
     Monitor(monitor::MonitorArgs),
+    /// The media library: add, list, show, rm, gc clips; serve or fetch them.
+    #[command(subcommand)]
+    Media(media_cli::MediaCommand),
     /// Convert a QLC+ workspace (.qxw) into a RocKontrol show.
     ImportQlc {
         workspace: PathBuf,
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
         Cmd::Receiver(args) => node_cli::receiver(args),
         Cmd::Demo => node_cli::demo(),
         Cmd::Monitor(args) => monitor::run(args),
+        Cmd::Media(command) => media_cli::run(command),
     };
     match result {
         Ok(code) => code,

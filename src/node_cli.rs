@@ -24,6 +24,7 @@ use rockontrol_net::auth::{self, KeySource, Keys};
 use rockontrol_net::config::{NodeConfig, Role};
 use rockontrol_net::discovery::{self, Advert};
 use rockontrol_net::events::{NodeEvent, NodeEvents};
+use rockontrol_net::media::{MasterMedia, MasterMediaSetup, ReceiverMedia};
 use rockontrol_net::receiver::MasterAddress;
 use rockontrol_net::receiver::NodeRestart;
 use rockontrol_net::{MasterPlugin, ReceiverPlugin};
@@ -48,6 +49,10 @@ pub struct NodeArgs {
     /// as JSON lines, appended; `-` for standard output.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// The media library (master) or media cache (receiver); default: `media` in the state
+    /// directory.
+    #[arg(long)]
+    pub library: Option<PathBuf>,
     #[command(flatten)]
     pub artnet: crate::artnet_args::ArtNetArgs,
 }
@@ -211,6 +216,18 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
+    let library = args.library.clone().unwrap_or_else(|| dir.join("media"));
+    let store = rockontrol_library::Store::open(&library)
+        .with_context(|| format!("cannot open the media library at {}", library.display()))?;
+    println!(
+        "media library {} ({} clips named by the show)",
+        library.display(),
+        show.clips.len()
+    );
+    app.insert_resource(MasterMediaSetup(Arc::new(MasterMedia {
+        store,
+        clips: std::sync::RwLock::new(show.clips.clone()),
+    })));
     let master = MasterPlugin {
         config: config.clone(),
         keys: Keys {
@@ -305,6 +322,40 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
+    if config
+        .capabilities
+        .contains(&rockontrol_net::config::Capability::MediaPlayback)
+    {
+        let dir = args.library.clone().unwrap_or_else(|| {
+            state_dir(config.state_dir.as_deref())
+                .join("media")
+                .join(&config.node_id)
+        });
+        let store = rockontrol_library::Store::open(&dir)
+            .with_context(|| format!("cannot open the media cache at {}", dir.display()))?;
+        let mbit = config
+            .media_bandwidth_mbit
+            .unwrap_or(rockontrol_library::fetch::DEFAULT_MBIT);
+        println!(
+            "media cache {} ({} downloads at once, {})",
+            dir.display(),
+            config
+                .media_downloads
+                .unwrap_or(rockontrol_library::fetch::DEFAULT_PARALLEL),
+            if mbit > 0.0 {
+                format!("{mbit} Mbit/s cap")
+            } else {
+                "no cap".into()
+            }
+        );
+        app.insert_resource(ReceiverMedia::new(
+            store,
+            config
+                .media_downloads
+                .unwrap_or(rockontrol_library::fetch::DEFAULT_PARALLEL),
+            (mbit > 0.0).then_some(mbit),
+        ));
+    }
     let receiver = ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),
         key,

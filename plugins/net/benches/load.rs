@@ -91,6 +91,7 @@ fn run_master() {
         show_commands: show_tx,
         clock: AtomicU64::new(0),
         bad_frames: AtomicU64::new(0),
+        media: None,
     });
     let handle = runtime.handle().clone();
     let publisher = Arc::clone(&shared);

@@ -216,6 +216,12 @@ pub struct ReceiverConfig {
     pub dmx_destination: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
+    /// Media clips downloaded at once (default 2; nodes with `media_playback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_downloads: Option<usize>,
+    /// Bandwidth cap for media downloads, Mbit/s (default 300; 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_bandwidth_mbit: Option<f64>,
     /// Advertise this receiver over mDNS.
     #[serde(default = "yes")]
     pub broadcast_enabled: bool,

@@ -40,6 +40,7 @@
 //! - [`handshake`]: the link's mutual key proof (HMAC challenge–response, no I/O).
 //! - [`auth`]: API keys.
 //! - [`health`]: timestamps, CPU and memory figures.
+//! - [`media`]: the media library wired to the master's server and the receiver's heartbeat.
 //! - [`openapi`]: the REST API's OpenAPI description.
 //! - [`parts`]: net's replicated parts (node overrides) and messages, registered on the App.
 
@@ -56,6 +57,7 @@ pub mod handshake;
 pub mod health;
 pub mod link_policy;
 pub mod master;
+pub mod media;
 pub mod openapi;
 pub mod parts;
 pub mod protocol;

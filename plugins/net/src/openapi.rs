@@ -34,6 +34,10 @@ pub const OPENAPI_JSON: &str = r##"{
     "/api/master/ack": {"post": {"summary": "Acknowledge a command", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ack"}}}}, "responses": {"200": {"description": "ok"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}},
     "/api/alerts": {"get": {"summary": "Operator alerts (command failures, conflicts, refused nodes and connections): severity, kind, source, count, first `time` and `last_time`; repeats of one kind from one source are one entry", "responses": {"200": {"description": "alerts"}}}},
     "/api/show/{hash}": {"get": {"summary": "The replicated show as RON, by content hash", "parameters": [{"name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "show", "content": {"application/ron": {}}}, "404": {"$ref": "#/components/responses/NotFound"}}}},
+    "/api/media/objects/{id}": {"get": {"summary": "A clip of the media library by id (BLAKE3 of its bytes; also HEAD). Accept-Ranges, strong ETag = the id in quotes, Range gives 206, If-Range honoured (a Range whose If-Range is not this tag gets the whole clip)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}], "responses": {"200": {"description": "the clip", "content": {"application/octet-stream": {}}}, "206": {"description": "the range asked for"}, "400": {"description": "not a clip id"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"description": "no such clip in the library"}, "416": {"description": "the range is outside the clip"}}}, "put": {"summary": "Upload a clip (control key), resumable with Content-Range: bytes S-E/T; every answer carries the offset to send next. Installed when whole, only if it hashes to the id and is media", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}], "responses": {"200": {"description": "already in the library"}, "201": {"description": "installed: its facts"}, "202": {"description": "range kept (`offset`, `total`)"}, "400": {"description": "bad Content-Range, or a truncated body (the bytes that came are kept; `offset`)"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "409": {"description": "the range does not start at the bytes held (`offset`)"}, "422": {"description": "the bytes do not hash to the id, or are not media; nothing kept"}}}},
+    "/api/media/manifest": {"get": {"summary": "The clips a node must hold (`?node=ID`): id, show name, size; `unavailable` names clips the library lacks", "parameters": [{"name": "node", "in": "query", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "manifest"}, "400": {"description": "no node given"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}},
+    "/api/media/status": {"get": {"summary": "Media readiness of every media node: ready, bytes_done, bytes_total, not_ready, and per clip missing / downloading (bytes, total) / verified / ready / failed", "responses": {"200": {"description": "status"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}},
+    "/api/media/library": {"get": {"summary": "Every clip in the master's library with its facts (container, codec, size, frame rate, frames, duration, alpha, audio)", "responses": {"200": {"description": "clips"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}},
     "/api/openapi.json": {"get": {"summary": "This description", "security": [], "responses": {"200": {"description": "OpenAPI 3.0 JSON", "content": {"application/json": {}}}}}},
     "/api/ws": {"get": {"summary": "WebSocket control channel of a receiver (versioned JSON text frames; a receiver proves its key by HMAC challenge-response in the frames, a tool may send Authorization: Bearer)", "responses": {"101": {"description": "switching protocols"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}}
   }
@@ -64,14 +68,21 @@ mod tests {
 
     const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
-    /// (method, path) of every `.route(PATH, METHOD(handler)…)` in `master/server.rs`'s `router`,
-    /// read from its source: the router is the truth the description must match.
+    /// (method, path) of every `.route(PATH, METHOD(handler)…)` in `master/server.rs`'s `router`
+    /// and in the media library's `router` (merged into it), read from their source: the
+    /// routers are the truth the description must match.
     fn routed() -> BTreeSet<(String, String)> {
-        let source = include_str!("master/server.rs");
+        let mut routes = routed_in(include_str!("master/server.rs"));
+        routes.extend(routed_in(include_str!("../../library/src/serve.rs")));
+        assert!(routes.len() > 5, "the parse found the routes: {routes:?}");
+        routes
+    }
+
+    fn routed_in(source: &str) -> BTreeSet<(String, String)> {
         let body = source
             .split("pub fn router(")
             .nth(1)
-            .expect("master/server.rs has `pub fn router(`");
+            .expect("the source has `pub fn router(`");
         let body = &body[..body.find("\n}\n").expect("the end of router")];
         let mut routes = BTreeSet::new();
         for call in body.split(".route(").skip(1) {
@@ -109,7 +120,6 @@ mod tests {
             }
             assert!(found, "route {path}: no method found in {args:?}");
         }
-        assert!(routes.len() > 5, "the parse found the routes: {routes:?}");
         routes
     }
 

@@ -363,6 +363,9 @@ pub struct Metrics {
     /// The receiver's clock sync: offset, drift, uncertainty, min RTT (none without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<rockontrol_clock::ClockStatus>,
+    /// Media readiness, per clip of the node's manifest (nodes with the media capability).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<rockontrol_library::MediaReport>,
 }
 
 /// A receiver's first message.

@@ -15,9 +15,11 @@
 //! - [`validate`](mod@validate): [`validate()`], returning every [`ValidationError`] found.
 //! - [`import`]: QLC+ `.qxf` and Open Fixture Library JSON fixtures into [`FixtureProfile`]s
 //!   (saying what was changed or dropped), and QLC+ `.qxw` workspaces into shows.
+//! - [`clips`]: the show's media clips, a name for each library id.
 //! - [`library`]: the fixture library folder (`assets/fixtures/<maker>/<model>.ron`): load
 //!   by `"Maker/Model"`, search, and where an attribute sits in a mode.
 
+pub mod clips;
 pub mod import;
 pub mod io;
 pub mod library;
@@ -25,6 +27,7 @@ pub mod model;
 pub mod validate;
 pub mod value;
 
+pub use clips::Clip;
 pub use io::{LoadError, ParseError, load_show, parse_show, save_show, to_ron_string};
 pub use model::*;
 pub use validate::{ValidationError, validate};

@@ -68,6 +68,9 @@ pub struct Show {
     /// Playbacks: a cue list on a fader, with its own master level.
     #[serde(default)]
     pub playbacks: Vec<Playback>,
+    /// Media clips by name: ids in the media library (see [`crate::clips`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clips: Vec<crate::clips::Clip>,
 }
 
 impl Show {
@@ -83,6 +86,7 @@ impl Show {
             groups: Vec::new(),
             cue_lists: Vec::new(),
             playbacks: Vec::new(),
+            clips: Vec::new(),
         }
     }
 

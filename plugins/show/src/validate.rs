@@ -40,6 +40,8 @@ pub fn level_problem(level: f64) -> Option<String> {
 /// One problem in a show, naming the things involved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationError {
+    #[error("clip {name:?}: {message}")]
+    Clip { name: String, message: String },
     #[error("tick_rate {0} is outside 1..={MAX_TICK_RATE} Hz")]
     TickRate(u32),
     #[error("{what} {value:?} is outside 0.0..=1.0")]
@@ -140,6 +142,7 @@ pub fn validate(show: &Show) -> Result<(), Vec<ValidationError>> {
     check_groups(show, &mut errors);
     check_cue_lists(show, &mut errors);
     check_playbacks(show, &mut errors);
+    crate::clips::check_clips(&show.clips, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {

@@ -91,6 +91,10 @@ impl Plugin for MasterPlugin {
             show_commands: tx,
             clock: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
+            media: app
+                .world()
+                .get_resource::<crate::media::MasterMediaSetup>()
+                .map(|m| Arc::clone(&m.0)),
         });
         let listener = self.listener.lock().ok().and_then(|mut l| l.take());
         let addr = listener.as_ref().and_then(|l| l.local_addr().ok());

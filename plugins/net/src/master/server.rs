@@ -104,6 +104,8 @@ pub struct MasterShared {
     pub clock: AtomicU64,
     /// Frames refused for being garbage, too large or out of place (all links).
     pub bad_frames: AtomicU64,
+    /// The media library, when this master serves one (`/api/media/…`).
+    pub media: Option<Arc<crate::media::MasterMedia>>,
 }
 
 impl MasterShared {
@@ -129,7 +131,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     clippy::result_large_err,
     reason = "the error is the HTTP response, returned at once"
 )]
-fn authorize(shared: &MasterShared, headers: &HeaderMap, need: Access) -> Result<(), Response> {
+pub(crate) fn authorize(
+    shared: &MasterShared,
+    headers: &HeaderMap,
+    need: Access,
+) -> Result<(), Response> {
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -164,7 +170,7 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response>
 
 /// The router of every endpoint.
 pub fn router(shared: Arc<MasterShared>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/nodes", get(list_nodes))
         .route("/api/nodes/register", post(register))
         .route("/api/command", post(show_command))
@@ -179,7 +185,12 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .route("/api/ws", get(websocket))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(request_timeout))
-        .with_state(shared)
+        .with_state(Arc::clone(&shared));
+    // After the request timeout: a clip download takes as long as it takes.
+    match crate::media::routes(&shared) {
+        Some(media) => api.merge(media),
+        None => api,
+    }
 }
 
 /// Answers 408 for a request not handled (its body read included) within [`REQUEST_TIMEOUT`].
@@ -400,6 +411,9 @@ pub struct NodeStatus {
     /// min RTT); none for a node without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<rockontrol_clock::ClockStatus>,
+    /// Media readiness (nodes that report it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<rockontrol_library::MediaReport>,
 }
 
 fn status_of(n: &NodeEntry) -> NodeStatus {
@@ -429,6 +443,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         degraded_reason: n.degraded_reason().map(str::to_string),
         version: n.version().map(str::to_string),
         clock: metrics.clock.clone(),
+        media: metrics.media.clone(),
     }
 }
 
@@ -646,6 +661,7 @@ fn pending_status(p: &PendingView) -> NodeStatus {
         degraded_reason: None,
         version: Some(p.version.clone()),
         clock: None,
+        media: None,
     }
 }
 

@@ -178,6 +178,7 @@ impl Plugin for ReceiverPlugin {
             clock_key: self.key.clone(),
         })
         .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
+        .insert_resource(crate::media::MediaKey(self.key.clone()))
         .add_systems(Startup, start_receiver_link)
         .add_systems(PreUpdate, receiver_receive.in_set(NetSystems::Receive))
         .add_systems(
@@ -195,7 +196,12 @@ impl Plugin for ReceiverPlugin {
         )
         .add_systems(
             Update,
-            (receiver_heartbeat, receiver_restart).in_set(NetSystems::Send),
+            (
+                receiver_heartbeat,
+                receiver_restart,
+                crate::media::receiver_media,
+            )
+                .in_set(NetSystems::Send),
         );
         crate::parts::register(app);
         // Show time follows the master's clock (see `rockontrol_clock`).
@@ -746,6 +752,7 @@ fn receiver_heartbeat(
     clock: Res<ShowClock>,
     dmx: Option<Res<DmxStats>>,
     clock_sync: Res<ClockStatus>,
+    media: Option<Res<crate::media::ReceiverMedia>>,
 ) {
     let now = Instant::now();
     let Some(last) = net.last_heartbeat else {
@@ -772,6 +779,7 @@ fn receiver_heartbeat(
         tick: clock.next_tick,
         show_hash: net.master_show.clone(),
         clock: clock_sync.master.is_some().then(|| clock_sync.clone()),
+        media: media.map(|m| m.snapshot()),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {

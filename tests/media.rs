@@ -1,0 +1,979 @@
+//! The media library as a user and a receiver use it: real clips made by ffmpeg at test time,
+//! the `rockontrol media` commands, the media server on loopback, curl as an independent HTTP
+//! client, and the fetcher as a process killed with SIGKILL mid-download.
+
+mod support;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::node::{BIN, KEY, temp_dir};
+use support::skip;
+
+/// `ffmpeg ARGS…` or `None` (after a loud skip) when ffmpeg is missing.
+fn ffmpeg(test: &str, args: &[&str]) -> Option<()> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y"])
+        .args(args)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(()),
+        Ok(o) => panic!(
+            "ffmpeg {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            skip::unavailable(
+                test,
+                &format!("ffmpeg cannot run ({e}); `./dev setup` installs it"),
+            );
+            None
+        }
+    }
+}
+
+/// A 2 s H.264 clip at 30000/1001 fps, 160×120, short GOP without B-frames; `seed` varies the
+/// pattern so two clips differ.
+fn small_clip(test: &str, path: &Path, seed: u32) -> Option<()> {
+    let src = format!("testsrc=size=160x120:rate=30000/1001:duration=2,hue=h={seed}");
+    ffmpeg(
+        test,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &src,
+            "-c:v",
+            "libx264",
+            "-g",
+            "10",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            path.to_str().expect("utf-8 path"),
+        ],
+    )
+}
+
+/// An uncompressed clip of about `mb` megabytes (640×360 I420 at 25 fps: 345,600 B a frame).
+fn big_clip(test: &str, path: &Path, mb: u64) -> Option<()> {
+    let frames = (mb * 1_000_000).div_ceil(345_600);
+    let src = format!("testsrc=size=640x360:rate=25");
+    ffmpeg(
+        test,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &src,
+            "-frames:v",
+            &frames.to_string(),
+            "-c:v",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            path.to_str().expect("utf-8 path"),
+        ],
+    )
+}
+
+fn blake3_hex(path: &Path) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut f = File::open(path).expect("open");
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+fn media(library: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("media")
+        .args(args)
+        .arg("--library")
+        .arg(library)
+        .output()
+        .expect("run rockontrol media")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Adds `file` and returns its id (the first word of the line `add` prints).
+fn add(library: &Path, file: &Path) -> String {
+    let out = media(library, &["add", file.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "media add {}: {}",
+        file.display(),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("an id")
+        .to_string()
+}
+
+fn show_with_clips(dir: &Path, clips: &[(&str, &str)]) -> PathBuf {
+    let list: Vec<String> = clips
+        .iter()
+        .map(|(name, id)| format!("(name: \"{name}\", id: \"{id}\")"))
+        .collect();
+    let path = dir.join("show.ron");
+    std::fs::write(
+        &path,
+        format!("(name: \"media\", clips: [{}])", list.join(", ")),
+    )
+    .expect("show");
+    path
+}
+
+/// A process in its own process group, its stderr (the log) in a file; SIGKILLed on drop.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(args: &[&str], log: PathBuf) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(BIN)
+            .args(args)
+            .env("ROCKONTROL_API_KEY", KEY)
+            .env("RUST_LOG", "info")
+            .process_group(0)
+            .stdout(File::create(log.with_extension("out")).expect("stdout file"))
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start rockontrol");
+        Proc { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+            + &std::fs::read_to_string(self.log.with_extension("out")).unwrap_or_default()
+    }
+
+    fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(l) = self.log().lines().find(|l| l.contains(needle)) {
+                return l.to_string();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "no line with {needle:?} within {timeout:?}; log:\n{}",
+            self.log()
+        )
+    }
+
+    /// Waits for the process to exit by itself.
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("still running after {timeout:?}; log:\n{}", self.log())
+    }
+
+    fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `rockontrol media serve` for `show` from `library`; returns it and its address.
+fn serve(library: &Path, show: &Path, extra: &[&str], log: PathBuf) -> (Proc, SocketAddr) {
+    let mut args = vec![
+        "media",
+        "serve",
+        "--library",
+        library.to_str().expect("utf-8"),
+        "--show",
+        show.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    let server = Proc::start(&args, log);
+    let line = server.wait_log("listening on http://", Duration::from_secs(30));
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .expect("address");
+    (server, addr)
+}
+
+fn curl(args: &[&str]) -> (String, Vec<u8>) {
+    let head = temp_dir("media-curl-head").join("h");
+    let out = Command::new("curl")
+        .args(["-s", "-D", head.to_str().expect("utf-8")])
+        .args(args)
+        .output()
+        .expect("curl");
+    (
+        std::fs::read_to_string(&head).unwrap_or_default(),
+        out.stdout,
+    )
+}
+
+fn status_line(head: &str) -> &str {
+    head.lines().next().unwrap_or("")
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn add_probes_hashes_lists_and_gc_keeps_what_a_show_uses() {
+    let dir = temp_dir("media-add");
+    let library = dir.join("library");
+    let (a, b) = (dir.join("a.mp4"), dir.join("b.mp4"));
+    if small_clip("add_probes…", &a, 0).is_none() {
+        return;
+    }
+    small_clip("add_probes…", &b, 90).expect("second clip");
+    let id_a = add(&library, &a);
+    let id_b = add(&library, &b);
+    assert_eq!(
+        id_a,
+        blake3_hex(&a),
+        "the id is the BLAKE3 of the clip's bytes"
+    );
+    assert_ne!(id_a, id_b);
+    let stored = library.join("objects").join(&id_a);
+    assert_eq!(
+        std::fs::read(&stored).expect("stored"),
+        std::fs::read(&a).expect("source")
+    );
+    // Adding the same bytes again keeps one copy under the same id.
+    assert_eq!(add(&library, &a), id_a);
+
+    let out = media(&library, &["show", &id_a]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("show prints JSON");
+    let video = &meta["media"]["video"];
+    assert_eq!(video["codec"], "video/x-h264", "{meta:#}");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(160), Some(120))
+    );
+    assert_eq!(
+        (video["fps_num"].as_i64(), video["fps_den"].as_i64()),
+        (Some(30000), Some(1001))
+    );
+    let frames = video["frames"].as_u64().expect("a frame count");
+    assert!(
+        (59..=61).contains(&frames),
+        "2 s at 29.97 fps is 60 frames, got {frames}"
+    );
+    assert_eq!(video["alpha"], false);
+    assert_eq!(meta["media"]["container"], "video/quicktime", "{meta:#}");
+    assert_eq!(
+        meta["size"].as_u64(),
+        Some(std::fs::metadata(&a).expect("a").len())
+    );
+
+    // Not media: refused, by name, and nothing is stored.
+    let junk = dir.join("notes.txt");
+    std::fs::write(&junk, "this is not a video\n").expect("junk");
+    let out = media(&library, &["add", junk.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("not a media file"),
+        "{err}"
+    );
+    let missing = media(
+        &library,
+        &["add", dir.join("nope.mp4").to_str().expect("utf-8")],
+    );
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("nope.mp4"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    let list = text(&media(&library, &["list"]).stdout);
+    assert!(list.contains(&id_a) && list.contains(&id_b), "{list}");
+    assert_eq!(list.lines().count(), 2, "two clips, no junk: {list}");
+
+    let bad = media(&library, &["show", "../../etc/passwd"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("not a clip id"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    // gc: a show uses a; b goes.
+    let show = show_with_clips(&dir, &[("intro", &id_a)]);
+    let out = media(&library, &["gc", "--show", show.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("removed {id_b}")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(stored.is_file(), "the clip the show uses is kept");
+    assert!(
+        !library.join("objects").join(&id_b).exists(),
+        "the unused clip is gone"
+    );
+
+    let out = media(&library, &["rm", &id_a]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!stored.exists());
+    assert!(text(&media(&library, &["list"]).stdout).contains("empty"));
+}
+
+#[test]
+fn objects_serve_ranges_if_range_and_clear_errors_to_curl() {
+    let dir = temp_dir("media-serve");
+    let library = dir.join("library");
+    let clip = dir.join("c.mp4");
+    if small_clip("objects_serve…", &clip, 30).is_none() {
+        return;
+    }
+    let id = add(&library, &clip);
+    let bytes = std::fs::read(&clip).expect("clip");
+    let show = show_with_clips(&dir, &[("c", &id)]);
+    let (_server, addr) = serve(&library, &show, &[], dir.join("server.log"));
+    let url = format!("http://{addr}/api/media/objects/{id}");
+    let auth = format!("Authorization: Bearer {KEY}");
+    let etag = format!("\"{id}\"");
+
+    let (head, _) = curl(&["-I", "-H", &auth, &url]);
+    assert!(status_line(&head).contains("200"), "{head}");
+    assert_eq!(header(&head, "accept-ranges"), Some("bytes"), "{head}");
+    assert_eq!(header(&head, "etag"), Some(etag.as_str()), "{head}");
+    assert_eq!(
+        header(&head, "content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
+
+    let (head, body) = curl(&["-H", &auth, "-r", "100-199", &url]);
+    assert!(status_line(&head).contains("206"), "{head}");
+    assert_eq!(
+        body,
+        bytes[100..200],
+        "the 206 body is bytes 100..=199 of the clip"
+    );
+    assert_eq!(
+        header(&head, "content-range"),
+        Some(format!("bytes 100-199/{}", bytes.len()).as_str())
+    );
+
+    let if_range = format!("If-Range: {etag}");
+    let (head, body) = curl(&["-H", &auth, "-H", &if_range, "-r", "10-19", &url]);
+    assert!(
+        status_line(&head).contains("206"),
+        "a matching If-Range keeps the range: {head}"
+    );
+    assert_eq!(body, bytes[10..20]);
+    let stale = format!("If-Range: \"{}\"", "0".repeat(64));
+    let (head, body) = curl(&["-H", &auth, "-H", &stale, "-r", "10-19", &url]);
+    assert!(
+        status_line(&head).contains("200"),
+        "a stale If-Range gets the whole clip: {head}"
+    );
+    assert_eq!(body, bytes, "the whole clip");
+
+    let past = format!("{}-", bytes.len() + 10);
+    let (head, body) = curl(&["-H", &auth, "-r", &past, &url]);
+    assert!(status_line(&head).contains("416"), "{head}");
+    assert!(text(&body).contains("outside clip"), "{}", text(&body));
+
+    let (head, body) = curl(&["-H", "Authorization: Bearer wrong", &url]);
+    assert!(status_line(&head).contains("401"), "{head}");
+    assert!(text(&body).contains("invalid API key"), "{}", text(&body));
+    let (head, _) = curl(&[&url]);
+    assert!(status_line(&head).contains("401"), "no key: {head}");
+
+    for evil in ["..%2F..%2F..%2Fetc%2Fpasswd", "%2e%2e", "ABC"] {
+        let (head, body) = curl(&[
+            "--path-as-is",
+            "-H",
+            &auth,
+            &format!("http://{addr}/api/media/objects/{evil}"),
+        ]);
+        assert!(status_line(&head).contains("400"), "{evil}: {head}");
+        assert!(
+            text(&body).contains("not a clip id"),
+            "{evil}: {}",
+            text(&body)
+        );
+    }
+    let unknown = "1".repeat(64);
+    let (head, _) = curl(&[
+        "-H",
+        &auth,
+        &format!("http://{addr}/api/media/objects/{unknown}"),
+    ]);
+    assert!(status_line(&head).contains("404"), "{head}");
+
+    // The manifest: every show clip for a node the server was not told otherwise about.
+    let (head, body) = curl(&[
+        "-H",
+        &auth,
+        &format!("http://{addr}/api/media/manifest?node=n1"),
+    ]);
+    assert!(status_line(&head).contains("200"), "{head}");
+    let manifest: serde_json::Value = serde_json::from_slice(&body).expect("manifest JSON");
+    assert_eq!(manifest["node_id"], "n1");
+    assert_eq!(manifest["clips"][0]["id"], id.as_str());
+    assert_eq!(manifest["clips"][0]["name"], "c");
+    assert_eq!(
+        manifest["clips"][0]["size"].as_u64(),
+        Some(bytes.len() as u64)
+    );
+}
+
+/// Sends a PUT with these headers and body over a raw socket, closing the write side after
+/// `send` bytes of the body (fewer than Content-Length: a truncated upload).
+fn raw_put(addr: SocketAddr, path: &str, range: &str, length: usize, send: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\nContent-Range: {range}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("head");
+    s.write_all(send).expect("body");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn uploads_resume_refuse_truncation_bad_hashes_and_read_only_keys() {
+    let dir = temp_dir("media-put");
+    let library = dir.join("library");
+    std::fs::create_dir_all(&library).expect("library");
+    let clip = dir.join("u.mp4");
+    if small_clip("uploads…", &clip, 60).is_none() {
+        return;
+    }
+    let bytes = std::fs::read(&clip).expect("clip");
+    let id = blake3_hex(&clip);
+    let n = bytes.len();
+    let show = show_with_clips(&dir, &[("u", &id)]);
+    let (_server, addr) = serve(&library, &show, &[], dir.join("server.log"));
+    let path = format!("/api/media/objects/{id}");
+    let url = format!("http://{addr}{path}");
+    let auth = format!("Authorization: Bearer {KEY}");
+    let half = n / 2;
+    let first = dir.join("first");
+    std::fs::write(&first, &bytes[..half]).expect("first half");
+
+    let range = format!("Content-Range: bytes 0-{}/{n}", half - 1);
+    let (head, body) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "-H",
+        &range,
+        "--data-binary",
+        &format!("@{}", first.display()),
+        &url,
+    ]);
+    assert!(status_line(&head).contains("202"), "{head}");
+    let reply: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(reply["offset"].as_u64(), Some(half as u64));
+
+    // Resent from 0 (a client that lost track): 409 and the offset to resume from.
+    let (head, body) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "-H",
+        &range,
+        "--data-binary",
+        &format!("@{}", first.display()),
+        &url,
+    ]);
+    assert!(status_line(&head).contains("409"), "{head}");
+    let reply: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(reply["offset"].as_u64(), Some(half as u64), "{reply}");
+
+    // Truncated: Content-Length says the rest, 100 bytes come, the link closes.
+    let rest = &bytes[half..];
+    let answer = raw_put(
+        addr,
+        &path,
+        &format!("bytes {half}-{}/{n}", n - 1),
+        rest.len(),
+        &rest[..100],
+    );
+    assert!(
+        answer.is_empty() || answer.contains("400"),
+        "a truncated upload is refused (or the link is dropped): {answer}"
+    );
+    assert!(
+        !library.join("objects").join(&id).exists(),
+        "a truncated upload is never installed"
+    );
+    // Ask where to resume: the bytes that came are kept.
+    let (head, body) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "-H",
+        &range,
+        "--data-binary",
+        &format!("@{}", first.display()),
+        &url,
+    ]);
+    assert!(status_line(&head).contains("409"), "{head}");
+    let offset = serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")["offset"]
+        .as_u64()
+        .expect("offset") as usize;
+    assert!(
+        (half..=half + 100).contains(&offset),
+        "kept {offset} bytes; sent {half} + 100"
+    );
+
+    // A read-only or wrong key may not upload.
+    let (head, _) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Authorization: Bearer wrong",
+        "--data-binary",
+        "x",
+        &url,
+    ]);
+    assert!(status_line(&head).contains("401"), "{head}");
+
+    // The rest, from the offset the server gave: installed, hashed, probed.
+    let tail = dir.join("tail");
+    std::fs::write(&tail, &bytes[offset..]).expect("tail");
+    let range = format!("Content-Range: bytes {offset}-{}/{n}", n - 1);
+    let (head, body) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "-H",
+        &range,
+        "--data-binary",
+        &format!("@{}", tail.display()),
+        &url,
+    ]);
+    assert!(status_line(&head).contains("201"), "{head} {}", text(&body));
+    assert_eq!(
+        std::fs::read(library.join("objects").join(&id)).expect("installed"),
+        bytes
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(
+        meta["media"]["video"]["width"].as_u64(),
+        Some(160),
+        "{meta:#}"
+    );
+
+    // Bytes that do not hash to the id: refused, nothing installed.
+    let other = "2".repeat(64);
+    let (head, body) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "--data-binary",
+        &format!("@{}", first.display()),
+        &format!("http://{addr}/api/media/objects/{other}"),
+    ]);
+    assert!(status_line(&head).contains("422"), "{head}");
+    assert!(text(&body).contains("hash to"), "{}", text(&body));
+    assert!(!library.join("objects").join(&other).exists());
+}
+
+fn fetch_args<'a>(addr: &'a str, dir: &'a str, node: &'a str, mbit: &'a str) -> Vec<&'a str> {
+    vec![
+        "media",
+        "fetch",
+        "--master",
+        addr,
+        "--node",
+        node,
+        "--dir",
+        dir,
+        "--mbit",
+        mbit,
+        "--until-ready",
+    ]
+}
+
+#[test]
+fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
+    let dir = temp_dir("media-fetch");
+    let library = dir.join("library");
+    let big = dir.join("big.avi");
+    let small = dir.join("small.mp4");
+    if small_clip("fetch…", &small, 120).is_none() {
+        return;
+    }
+    big_clip("fetch…", &big, 210).expect("big clip");
+    let big_id = add(&library, &big);
+    let small_id = add(&library, &small);
+    let big_len = std::fs::metadata(&big).expect("big").len();
+    assert!(
+        big_len > 200_000_000,
+        "the big clip is over 200 MB: {big_len}"
+    );
+    let show = show_with_clips(&dir, &[("big", &big_id), ("small", &small_id)]);
+    let (_server, addr) = serve(
+        &library,
+        &show,
+        &["--plays", "dmx=", "--plays", "small-only=small"],
+        dir.join("server.log"),
+    );
+    let addr = addr.to_string();
+
+    // Each node gets exactly its manifest.
+    let cache = dir.join("small-only");
+    let mut p = Proc::start(
+        &fetch_args(&addr, cache.to_str().expect("utf-8"), "small-only", "0"),
+        dir.join("small-only.log"),
+    );
+    assert!(
+        p.wait_exit(Duration::from_secs(60)).success(),
+        "{}",
+        p.log()
+    );
+    assert!(cache.join("objects").join(&small_id).is_file());
+    assert!(
+        !cache.join("objects").join(&big_id).exists(),
+        "small-only gets only small"
+    );
+    let cache = dir.join("dmx");
+    let mut p = Proc::start(
+        &fetch_args(&addr, cache.to_str().expect("utf-8"), "dmx", "0"),
+        dir.join("dmx.log"),
+    );
+    assert!(
+        p.wait_exit(Duration::from_secs(60)).success(),
+        "{}",
+        p.log()
+    );
+    let held = std::fs::read_dir(cache.join("objects"))
+        .expect("objects")
+        .count();
+    assert_eq!(held, 0, "a node that plays nothing gets nothing");
+
+    // Kill -9 mid-download at 400 Mbit/s (50 MB/s: about 4 s for the big clip).
+    let cache = dir.join("media1");
+    let cache_s = cache.to_str().expect("utf-8").to_string();
+    let part = cache.join("tmp").join(format!("{big_id}.part"));
+    let mut p = Proc::start(
+        &fetch_args(&addr, &cache_s, "media1", "400"),
+        dir.join("m1-a.log"),
+    );
+    let start = Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 40_000_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress: {}",
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    p.kill9();
+    let kept = std::fs::metadata(&part)
+        .expect("the .part survives a kill")
+        .len();
+    assert!(kept < big_len, "killed mid-download: {kept} of {big_len}");
+    assert!(
+        !cache.join("objects").join(&big_id).exists(),
+        "never installed half"
+    );
+
+    let mut p = Proc::start(
+        &fetch_args(&addr, &cache_s, "media1", "400"),
+        dir.join("m1-b.log"),
+    );
+    assert!(
+        p.wait_exit(Duration::from_secs(120)).success(),
+        "{}",
+        p.log()
+    );
+    let log = p.log();
+    let resumed: u64 = log
+        .lines()
+        .find_map(|l| l.split("resumes at byte ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the restart resumes: {log}"));
+    assert_eq!(
+        resumed, kept,
+        "it resumes at exactly the bytes kept, re-downloading none"
+    );
+    let sent: u64 = log
+        .lines()
+        .find(|l| l.contains("big") && l.contains("downloaded and verified"))
+        .and_then(|l| l.split("verified: ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a verified line for big: {log}"));
+    assert_eq!(sent, big_len - kept, "only the missing bytes were sent");
+    let stored = cache.join("objects").join(&big_id);
+    assert_eq!(
+        blake3_hex(&stored),
+        big_id,
+        "the resumed clip hashes to its id"
+    );
+    assert!(!part.exists(), "the .part was renamed into place");
+
+    // Flip one byte: detected at start and fetched again.
+    let mut bytes = std::fs::read(cache.join("objects").join(&small_id)).expect("small");
+    bytes[1000] ^= 0xff;
+    std::fs::write(cache.join("objects").join(&small_id), &bytes).expect("corrupt");
+    let mut p = Proc::start(
+        &fetch_args(&addr, &cache_s, "media1", "0"),
+        dir.join("m1-c.log"),
+    );
+    assert!(
+        p.wait_exit(Duration::from_secs(60)).success(),
+        "{}",
+        p.log()
+    );
+    let log = p.log();
+    assert!(
+        log.contains("fetching it again"),
+        "the flipped byte is detected: {log}"
+    );
+    assert_eq!(blake3_hex(&cache.join("objects").join(&small_id)), small_id);
+    assert!(
+        log.contains("big") && log.contains("on disk and verified"),
+        "{log}"
+    );
+
+    // The cap: 200 Mbit/s over the big clip, within ±10 %.
+    let cache = dir.join("media2");
+    let mut p = Proc::start(
+        &fetch_args(&addr, cache.to_str().expect("utf-8"), "media2", "200"),
+        dir.join("m2.log"),
+    );
+    assert!(
+        p.wait_exit(Duration::from_secs(120)).success(),
+        "{}",
+        p.log()
+    );
+    let log = p.log();
+    let rate: f64 = log
+        .lines()
+        .find(|l| l.contains("big") && l.contains("Mbit/s)"))
+        .and_then(|l| l.rsplit('(').next())
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a rate for big: {log}"));
+    assert!(
+        (180.0..=220.0).contains(&rate),
+        "capped at 200 Mbit/s ± 10 %, measured {rate}"
+    );
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn receiver_json(node: &str, port: u16, capability: &str, universes: &str, mbit: u32) -> String {
+    format!(
+        r#"{{"role": "receiver", "node_id": "{node}", "master_ip": "127.0.0.1", "master_port": {port},
+  "local_universes": {universes}, "capabilities": ["{capability}"], "auto_discover": false,
+  "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9", "media_bandwidth_mbit": {mbit}}}"#
+    )
+}
+
+#[test]
+fn master_sends_each_receiver_its_manifest_and_reports_readiness() {
+    use support::node::{Node, free_port, master_addr, node_status, rest};
+    let dir = temp_dir("media-e2e");
+    let (a, b) = (dir.join("a.mp4"), dir.join("b.avi"));
+    if small_clip("master_sends…", &a, 200).is_none() {
+        return;
+    }
+    big_clip("master_sends…", &b, 30).expect("30 MB clip");
+    let state = dir.join("state-master");
+    let library = state.join("media");
+    let id_a = add(&library, &a);
+    let id_b = add(&library, &b);
+    let show = dir.join("show.ron");
+    std::fs::write(
+        &show,
+        format!(
+            "(name: \"media e2e\", universes: [(id: 1)], clips: [(name: \"a\", id: \"{id_a}\"), (name: \"b\", id: \"{id_b}\")])"
+        ),
+    )
+    .expect("show");
+    let port = free_port();
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
+        ),
+    )
+    .expect("master config");
+    let master = Node::start("master", &master_cfg, Some(&show), &state);
+    let addr = master_addr(&master);
+    // Two media nodes (one capped at 80 Mbit/s, so it is mid-transfer when killed) and a
+    // DMX-only node.
+    let nodes = [
+        ("media-1", "media_playback", "[]", 0),
+        ("media-2", "media_playback", "[]", 80),
+        ("dmx-1", "dmx_output", "[1]", 0),
+    ];
+    let mut running = Vec::new();
+    for (node, cap, universes, mbit) in nodes {
+        let cfg = dir.join(format!("{node}.json"));
+        std::fs::write(&cfg, receiver_json(node, port, cap, universes, mbit)).expect("config");
+        running.push((
+            cfg.clone(),
+            Node::start("receiver", &cfg, None, &dir.join(node)),
+        ));
+    }
+
+    // Each node's manifest: both clips for media nodes, nothing for the DMX node.
+    let manifest = |node: &str| {
+        rest(
+            addr,
+            "GET",
+            &format!("/api/media/manifest?node={node}"),
+            Some(KEY),
+            None,
+        )
+    };
+    let start = Instant::now();
+    loop {
+        let (status, m) = manifest("dmx-1");
+        if status == 200 {
+            assert_eq!(m["clips"].as_array().map(Vec::len), Some(0), "{m}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "dmx-1 never registered: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, m) = manifest("media-1");
+    assert_eq!(status, 200, "{m}");
+    let ids: Vec<&str> = m["clips"]
+        .as_array()
+        .expect("clips")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [id_a.as_str(), id_b.as_str()],
+        "media nodes get every show clip, by name"
+    );
+    let (status, _) = manifest("nobody");
+    assert_eq!(status, 404, "an unknown node has no manifest");
+    let (status, body) = rest(
+        addr,
+        "GET",
+        "/api/media/manifest?node=media-1",
+        Some("wrong"),
+        None,
+    );
+    assert_eq!(status, 401, "{body}");
+
+    // Kill media-2 mid-transfer (80 Mbit/s: about 3 s for b), then start it again.
+    let part = dir
+        .join("media-2")
+        .join("media")
+        .join("media-2")
+        .join("tmp")
+        .join(format!("{id_b}.part"));
+    let start = Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 5_000_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "media-2 never started on b"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running[1].1.kill();
+    let kept = std::fs::metadata(&part).expect("the .part survives").len();
+    let b_len = std::fs::metadata(&b).expect("b").len();
+    assert!(kept < b_len, "killed mid-transfer: {kept} of {b_len}");
+    let cfg = running[1].0.clone();
+    running[1].1 = Node::start("receiver", &cfg, None, &dir.join("media-2"));
+
+    // Both media nodes become ready, in /api/media/status and in their node status.
+    let start = Instant::now();
+    loop {
+        let (_, status) = rest(addr, "GET", "/api/media/status", Some(KEY), None);
+        let ready = |n: &str| status["nodes"][n]["ready"].as_bool() == Some(true);
+        if ready("media-1") && ready("media-2") {
+            assert!(
+                status["nodes"].get("dmx-1").is_none(),
+                "the DMX node plays no media: {status}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "not ready in 90 s: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let st = node_status(addr, "media-2");
+    let clips = st["media"]["clips"]
+        .as_array()
+        .expect("media in node status");
+    assert!(clips.iter().all(|c| c["state"] == "ready"), "{st}");
+    for node in ["media-1", "media-2"] {
+        for id in [&id_a, &id_b] {
+            let stored = dir
+                .join(node)
+                .join("media")
+                .join(node)
+                .join("objects")
+                .join(id);
+            assert_eq!(blake3_hex(&stored), *id, "{node} holds {id} byte for byte");
+        }
+    }
+    assert!(
+        !dir.join("dmx-1").join("media").exists(),
+        "the DMX node keeps no media cache"
+    );
+    drop(running);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
