@@ -68,6 +68,9 @@ pub struct Show {
     /// Playbacks: a cue list on a fader, with its own master level.
     #[serde(default)]
     pub playbacks: Vec<Playback>,
+    /// LED-wall outputs, media layers and cues' media actions (none: a lighting-only show).
+    #[serde(default, skip_serializing_if = "crate::media::MediaSetup::is_empty")]
+    pub media: crate::media::MediaSetup,
 }
 
 impl Show {
@@ -83,6 +86,7 @@ impl Show {
             groups: Vec::new(),
             cue_lists: Vec::new(),
             playbacks: Vec::new(),
+            media: crate::media::MediaSetup::default(),
         }
     }
 

@@ -123,6 +123,9 @@ pub enum ValidationError {
     DuplicatePlayback(String),
     #[error("playback {playback:?}: unknown cue list {cue_list:?}")]
     PlaybackUnknownList { playback: String, cue_list: String },
+    /// A problem in the show's media part (outputs, layers, media cue actions).
+    #[error("{0}")]
+    Media(String),
 }
 
 /// Checks a whole show. `Ok(())` or every problem found.
@@ -138,6 +141,16 @@ pub fn validate(show: &Show) -> Result<(), Vec<ValidationError>> {
     check_groups(show, &mut errors);
     check_cue_lists(show, &mut errors);
     check_playbacks(show, &mut errors);
+    let cue_exists = |list: &str, cue| {
+        show.cue_lists
+            .iter()
+            .any(|l| l.name == list && l.cues.iter().any(|c| c.number == cue))
+    };
+    errors.extend(
+        crate::media::media_problems(&show.media, &cue_exists)
+            .into_iter()
+            .map(ValidationError::Media),
+    );
     if errors.is_empty() {
         Ok(())
     } else {
