@@ -92,6 +92,8 @@ pub fn run(
     })
     .add_plugins(EnginePlugin)
     .add_plugins(DmxPlugin)
+    // Media timeline and status (headless: outputs that show pictures come later).
+    .add_plugins(rockontrol_media::MediaPlugin)
     .insert_resource(dmx)
     .insert_resource(Console {
         lines: std::sync::Mutex::new(rx),

@@ -129,7 +129,15 @@ fn main() -> ExitCode {
             at,
             out,
             media,
-        } => render::render(&show, until, &universes, format, &at, out.as_deref(), &media),
+        } => render::render(
+            &show,
+            until,
+            &universes,
+            format,
+            &at,
+            out.as_deref(),
+            &media,
+        ),
         Cmd::Run {
             show,
             headless,

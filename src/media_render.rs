@@ -58,19 +58,31 @@ pub fn render_media<'a>(
     let output = match (&args.media_output, media.outputs.as_slice()) {
         (Some(name), _) => name.clone(),
         (None, [only]) => only.name.clone(),
-        (None, []) => anyhow::bail!("the show has no media outputs to render (add `media: (outputs: [...])`)"),
+        (None, []) => {
+            anyhow::bail!("the show has no media outputs to render (add `media: (outputs: [...])`)")
+        }
         (None, all) => anyhow::bail!(
             "the show has {} media outputs: choose one with --media-output ({})",
             all.len(),
-            all.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+            all.iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut timeline = MediaTimeline::new(media.clone());
     for (at_ns, playback, cue) in gos {
-        let Some(list) = show.playbacks.iter().find(|p| p.name == playback).and_then(|p| show.cue_lists.iter().find(|l| l.name == p.cue_list)) else {
+        let Some(list) = show
+            .playbacks
+            .iter()
+            .find(|p| p.name == playback)
+            .and_then(|p| show.cue_lists.iter().find(|l| l.name == p.cue_list))
+        else {
             continue;
         };
-        let Some(c) = list.cues.iter().find(|c| c.number == cue) else { continue };
+        let Some(c) = list.cues.iter().find(|c| c.number == cue) else {
+            continue;
+        };
         timeline.fire(CueFired {
             at_ns,
             cue_list: list.name.clone(),
@@ -79,13 +91,19 @@ pub fn render_media<'a>(
             fade_ns: seconds_to_ns(c.fade_in),
         });
     }
-    let clips_dir = args.clips_dir.clone().unwrap_or_else(|| show_path.parent().unwrap_or(Path::new(".")).join("clips"));
+    let clips_dir = args
+        .clips_dir
+        .clone()
+        .unwrap_or_else(|| show_path.parent().unwrap_or(Path::new(".")).join("clips"));
     let named = args.clips.clone();
     let clips = move |name: &str| -> Option<PathBuf> {
         if let Some((_, p)) = named.iter().find(|(n, _)| n == name) {
             return Some(p.clone());
         }
-        ["mp4", "mov", "mkv"].iter().map(|ext| clips_dir.join(format!("{name}.{ext}"))).find(|p| p.is_file())
+        ["mp4", "mov", "mkv"]
+            .iter()
+            .map(|ext| clips_dir.join(format!("{name}.{ext}")))
+            .find(|p| p.is_file())
     };
     let gpu = GpuContext::headless().context("media render needs a GPU device")?;
     let report = render_output(

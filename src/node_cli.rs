@@ -90,6 +90,8 @@ fn base_app(
     })
     .add_plugins(EnginePlugin)
     .add_plugins(DmxPlugin)
+    // Media timeline and status (headless: outputs that show pictures come later).
+    .add_plugins(rockontrol_media::MediaPlugin)
     .insert_resource(StopWhen {
         flag: stop,
         at: duration.map(Duration::from_secs_f64),

@@ -10,8 +10,8 @@ use anyhow::Context;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use rockontrol_engine::{
-    CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, FrameBus, FrameSet,
-    ShowClock, ShowTimeBase, load_show as spawn_show, seconds_to_ticks,
+    CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, FrameBus, FrameSet, ShowClock,
+    ShowTimeBase, load_show as spawn_show, seconds_to_ticks,
 };
 
 use crate::media_render::MediaArgs;
@@ -70,7 +70,13 @@ pub fn render(
             Update,
             |mut r: MessageReader<EngineEvent>, mut gos: ResMut<CueGos>| {
                 for e in r.read() {
-                    if let Event::Cue { playback, cue, tick, .. } = &e.0 {
+                    if let Event::Cue {
+                        playback,
+                        cue,
+                        tick,
+                        ..
+                    } = &e.0
+                    {
                         gos.0.push((*tick, playback.clone(), *cue));
                     }
                 }
@@ -125,9 +131,12 @@ pub fn render(
     }
     if media.png_dir.is_some() {
         let base = ShowTimeBase::new(show.tick_rate, std::time::Instant::now());
-        let gos = app.world().resource::<CueGos>().0.iter().map(|(tick, playback, cue)| {
-            (base.ns_of_tick(*tick), playback.as_str(), *cue)
-        });
+        let gos = app
+            .world()
+            .resource::<CueGos>()
+            .0
+            .iter()
+            .map(|(tick, playback, cue)| (base.ns_of_tick(*tick), playback.as_str(), *cue));
         return crate::media_render::render_media(&show, path, until, gos, media);
     }
     Ok(ExitCode::SUCCESS)

@@ -43,7 +43,10 @@ fn cues_start_clips_and_the_rendered_frames_follow_the_show_clock() {
     let dir = temp_dir();
     let clip = dir.join("count.mp4");
     if let Err(e) = write_test_clip(&clip, 120, FrameRate::whole(30), 320, 180, Codec::H264) {
-        skip::unavailable("cues_start_clips_and_the_rendered_frames_follow_the_show_clock", &e.to_string());
+        skip::unavailable(
+            "cues_start_clips_and_the_rendered_frames_follow_the_show_clock",
+            &e.to_string(),
+        );
         return;
     }
     let show = dir.join("show.ron");
@@ -61,7 +64,10 @@ fn cues_start_clips_and_the_rendered_frames_follow_the_show_clock() {
         .expect("run rockontrol");
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && stderr.contains("no GPU adapter") {
-        skip::unavailable("cues_start_clips_and_the_rendered_frames_follow_the_show_clock", &stderr);
+        skip::unavailable(
+            "cues_start_clips_and_the_rendered_frames_follow_the_show_clock",
+            &stderr,
+        );
         return;
     }
     assert!(out.status.success(), "render failed: {stderr}");
@@ -84,7 +90,13 @@ fn cues_start_clips_and_the_rendered_frames_follow_the_show_clock() {
         assert_eq!(got.map(u64::from), want, "refresh {k} at {t} ns");
     }
     let csv = std::fs::read_to_string(frames.join("frames.csv")).expect("frames.csv");
-    assert!(csv.starts_with("refresh,show_ns,layer,clip,frame\n"), "{csv}");
-    assert!(csv.contains("\n30,1000000000,bg,count,0\n"), "refresh 30 shows frame 0: {csv}");
+    assert!(
+        csv.starts_with("refresh,show_ns,layer,clip,frame\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\n30,1000000000,bg,count,0\n"),
+        "refresh 30 shows frame 0: {csv}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,7 +22,9 @@ pub enum BlockCodeError {
         need_w: u32,
         need_h: u32,
     },
-    #[error("block code unreadable: row 0 reads {value:#06x} but row 1 is not its complement ({check:#06x})")]
+    #[error(
+        "block code unreadable: row 0 reads {value:#06x} but row 1 is not its complement ({check:#06x})"
+    )]
     Mismatch { value: u32, check: u32 },
 }
 
@@ -68,7 +70,10 @@ pub fn read(rgba: &[u8], width: u32, height: u32) -> Result<u32, BlockCodeError>
             for x in x0..x0 + CELL / 2 {
                 let i = ((y * width + x) * 4) as usize;
                 // Rec. 709 luma, integer weights summing to 10000.
-                sum += (2126 * u32::from(rgba[i]) + 7152 * u32::from(rgba[i + 1]) + 722 * u32::from(rgba[i + 2])) / 10000;
+                sum += (2126 * u32::from(rgba[i])
+                    + 7152 * u32::from(rgba[i + 1])
+                    + 722 * u32::from(rgba[i + 2]))
+                    / 10000;
             }
         }
         sum / (CELL / 2 * CELL / 2) >= 128
@@ -107,7 +112,13 @@ mod tests {
         for b in pic[(CELL * w * 4) as usize..].iter_mut() {
             *b = 0;
         }
-        assert!(matches!(read(&pic, w, h), Err(BlockCodeError::Mismatch { .. })));
-        assert!(matches!(read(&pic, 64, 16), Err(BlockCodeError::TooSmall { .. })));
+        assert!(matches!(
+            read(&pic, w, h),
+            Err(BlockCodeError::Mismatch { .. })
+        ));
+        assert!(matches!(
+            read(&pic, 64, 16),
+            Err(BlockCodeError::TooSmall { .. })
+        ));
     }
 }

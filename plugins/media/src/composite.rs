@@ -57,7 +57,12 @@ impl Rgba {
     /// The pixel at (`x`, `y`).
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
         let i = ((y * self.width + x) * 4) as usize;
-        [self.data[i], self.data[i + 1], self.data[i + 2], self.data[i + 3]]
+        [
+            self.data[i],
+            self.data[i + 1],
+            self.data[i + 2],
+            self.data[i + 3],
+        ]
     }
 }
 
@@ -79,7 +84,12 @@ impl Placement {
             center: [w / 2.0 + t.position.0 as f32, h / 2.0 + t.position.1 as f32],
             size: [w * t.scale.0 as f32, h * t.scale.1 as f32],
             cos_sin: [r.cos(), r.sin()],
-            crop: [t.crop.0 as f32, t.crop.1 as f32, t.crop.2 as f32, t.crop.3 as f32],
+            crop: [
+                t.crop.0 as f32,
+                t.crop.1 as f32,
+                t.crop.2 as f32,
+                t.crop.3 as f32,
+            ],
         }
     }
 
@@ -130,7 +140,8 @@ pub fn composite_cpu(width: u32, height: u32, layers: &[(&Rgba, LayerParams)]) -
                 let i = ((y * width + x) * 4) as usize;
                 for c in 0..3 {
                     let d = f32::from(out.data[i + c]) / 255.0;
-                    out.data[i + c] = unorm(blend_channel(params.blend, d, f32::from(s[c]) / 255.0, a));
+                    out.data[i + c] =
+                        unorm(blend_channel(params.blend, d, f32::from(s[c]) / 255.0, a));
                 }
             }
         }
@@ -145,7 +156,11 @@ mod tests {
     fn one(mode: BlendMode, under: [u8; 4], over: [u8; 4], opacity: f32) -> [u8; 4] {
         let a = Rgba::filled(4, 4, under);
         let b = Rgba::filled(4, 4, over);
-        let p = LayerParams { opacity, blend: mode, ..LayerParams::FULL };
+        let p = LayerParams {
+            opacity,
+            blend: mode,
+            ..LayerParams::FULL
+        };
         composite_cpu(4, 4, &[(&a, LayerParams::FULL), (&b, p)]).pixel(1, 1)
     }
 
@@ -153,14 +168,31 @@ mod tests {
     fn blend_modes_on_known_values() {
         let under = [200, 100, 50, 255];
         let over = [100, 200, 254, 255];
-        assert_eq!(one(BlendMode::Normal, under, over, 0.5), [150, 150, 152, 255]);
+        assert_eq!(
+            one(BlendMode::Normal, under, over, 0.5),
+            [150, 150, 152, 255]
+        );
         assert_eq!(one(BlendMode::Add, under, over, 0.5), [250, 200, 177, 255]);
         // 200 · (1 − .5 + .5·100/255) = 139.2
-        assert_eq!(one(BlendMode::Multiply, under, over, 0.5), [139, 89, 50, 255]);
+        assert_eq!(
+            one(BlendMode::Multiply, under, over, 0.5),
+            [139, 89, 50, 255]
+        );
         // 200 + 50 − 200·100/255·.5 = 210.8
-        assert_eq!(one(BlendMode::Screen, under, over, 0.5), [211, 161, 152, 255]);
-        assert_eq!(one(BlendMode::Normal, under, over, 0.0), under, "opacity 0 shows what is below");
-        assert_eq!(one(BlendMode::Add, [250, 0, 0, 255], [100, 0, 0, 255], 1.0)[0], 255, "add clamps");
+        assert_eq!(
+            one(BlendMode::Screen, under, over, 0.5),
+            [211, 161, 152, 255]
+        );
+        assert_eq!(
+            one(BlendMode::Normal, under, over, 0.0),
+            under,
+            "opacity 0 shows what is below"
+        );
+        assert_eq!(
+            one(BlendMode::Add, [250, 0, 0, 255], [100, 0, 0, 255], 1.0)[0],
+            255,
+            "add clamps"
+        );
     }
 
     #[test]
@@ -181,7 +213,10 @@ mod tests {
         assert_eq!(out.pixel(8, 4), [0, 0, 0, 255]);
         assert_eq!(out.pixel(3, 1), [0, 0, 0, 255]);
         let cropped = LayerParams {
-            transform: Transform { crop: (0.5, 0.0, 0.0, 0.0), ..Transform::IDENTITY },
+            transform: Transform {
+                crop: (0.5, 0.0, 0.0, 0.0),
+                ..Transform::IDENTITY
+            },
             ..LayerParams::FULL
         };
         let out = composite_cpu(16, 8, &[(&red, cropped)]);
@@ -192,13 +227,28 @@ mod tests {
     #[test]
     fn rotation_by_90_degrees_swaps_axes() {
         // A 2×1 picture: left red, right green, filling a 4×4 output, turned clockwise 90°.
-        let pic = Rgba { width: 2, height: 1, data: vec![255, 0, 0, 255, 0, 255, 0, 255] };
+        let pic = Rgba {
+            width: 2,
+            height: 1,
+            data: vec![255, 0, 0, 255, 0, 255, 0, 255],
+        };
         let p = LayerParams {
-            transform: Transform { rotation: 90.0, ..Transform::IDENTITY },
+            transform: Transform {
+                rotation: 90.0,
+                ..Transform::IDENTITY
+            },
             ..LayerParams::FULL
         };
         let out = composite_cpu(4, 4, &[(&pic, p)]);
-        assert_eq!(out.pixel(1, 0), [255, 0, 0, 255], "the left edge is now at the top");
-        assert_eq!(out.pixel(1, 3), [0, 255, 0, 255], "the right edge is now at the bottom");
+        assert_eq!(
+            out.pixel(1, 0),
+            [255, 0, 0, 255],
+            "the left edge is now at the top"
+        );
+        assert_eq!(
+            out.pixel(1, 3),
+            [0, 255, 0, 255],
+            "the right edge is now at the bottom"
+        );
     }
 }

@@ -170,26 +170,38 @@ fn init() -> Result<(), DecodeError> {
 impl ClipDecoder {
     /// Opens `path`, pre-rolls it at frame `first` ("armed" once [`ClipDecoder::is_armed`])
     /// and starts decoding. Blocks for the pre-roll only (at most `timeout`).
-    pub fn open(path: &Path, choice: DecoderChoice, first: u64, timeout: Duration) -> Result<Self, DecodeError> {
+    pub fn open(
+        path: &Path,
+        choice: DecoderChoice,
+        first: u64,
+        timeout: Duration,
+    ) -> Result<Self, DecodeError> {
         init()?;
         if !path.is_file() {
-            return Err(DecodeError::NotFound { path: path.to_owned() });
+            return Err(DecodeError::NotFound {
+                path: path.to_owned(),
+            });
         }
-        let fail = |message: String| DecodeError::Pipeline { path: path.to_owned(), message };
+        let fail = |message: String| DecodeError::Pipeline {
+            path: path.to_owned(),
+            message,
+        };
         let pipeline = gst::parse::launch(choice.pipeline())
             .map_err(|e| fail(format!("cannot build the pipeline: {e}")))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| fail("the description did not give a pipeline".into()))?;
-        let src = pipeline.by_name("src").ok_or_else(|| fail("no filesrc".into()))?;
+        let src = pipeline
+            .by_name("src")
+            .ok_or_else(|| fail("no filesrc".into()))?;
         src.set_property("location", path.to_string_lossy().as_ref());
         let sink = pipeline
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| fail("no appsink".into()))?;
 
-        pipeline
-            .set_state(gst::State::Paused)
-            .map_err(|_| fail(bus_error(&pipeline).unwrap_or_else(|| "cannot start decoding".into())))?;
+        pipeline.set_state(gst::State::Paused).map_err(|_| {
+            fail(bus_error(&pipeline).unwrap_or_else(|| "cannot start decoding".into()))
+        })?;
         let preroll = sink
             .try_pull_preroll(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64))
             .ok_or_else(|| {
@@ -197,15 +209,31 @@ impl ClipDecoder {
                     format!("no frame within {timeout:?} (not a video file, or no decoder for it: is gstreamer1.0-libav installed?)")
                 }))
             })?;
-        let caps = preroll.caps().ok_or_else(|| fail("a frame without caps".into()))?;
-        let video = gst_video::VideoInfo::from_caps(caps).map_err(|e| fail(format!("caps: {e}")))?;
-        let fps = FrameRate::new(video.fps().numer().max(0) as u32, video.fps().denom().max(0) as u32)
-            .ok_or_else(|| fail(format!("no frame rate in the stream ({}); variable-rate clips are not supported", video.fps())))?;
+        let caps = preroll
+            .caps()
+            .ok_or_else(|| fail("a frame without caps".into()))?;
+        let video =
+            gst_video::VideoInfo::from_caps(caps).map_err(|e| fail(format!("caps: {e}")))?;
+        let fps = FrameRate::new(
+            video.fps().numer().max(0) as u32,
+            video.fps().denom().max(0) as u32,
+        )
+        .ok_or_else(|| {
+            fail(format!(
+                "no frame rate in the stream ({}); variable-rate clips are not supported",
+                video.fps()
+            ))
+        })?;
         let frames = pipeline
             .query_duration::<gst::ClockTime>()
             .map(|d| frame_of_pts(d.nseconds(), fps))
             .filter(|n| *n > 0);
-        let info = ClipInfo { width: video.width(), height: video.height(), fps, frames };
+        let info = ClipInfo {
+            width: video.width(),
+            height: video.height(),
+            fps,
+            frames,
+        };
         let decoder_name = decoder_element(&pipeline).unwrap_or_else(|| "unknown".into());
         debug!(path = %path.display(), ?info, decoder = %decoder_name, "clip opened");
 
@@ -224,13 +252,25 @@ impl ClipDecoder {
         let thread = {
             let ring = ring.clone();
             let pipeline = pipeline.clone();
-            let name = format!("decode {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+            let name = format!(
+                "decode {}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            );
             std::thread::Builder::new()
                 .name(name)
                 .spawn(move || decode_loop(&pipeline, &sink, &ring, info))
                 .map_err(|e| fail(format!("cannot start the decoder thread: {e}")))?
         };
-        Ok(ClipDecoder { path: path.to_owned(), info, ring, pipeline, thread: Some(thread), decoder_name })
+        Ok(ClipDecoder {
+            path: path.to_owned(),
+            info,
+            ring,
+            pipeline,
+            thread: Some(thread),
+            decoder_name,
+        })
     }
 
     pub fn info(&self) -> ClipInfo {
@@ -280,7 +320,8 @@ impl ClipDecoder {
             Some(b) => want > b + SEEK_AHEAD_FRAMES,
             None => want > s.seek_base + SEEK_AHEAD_FRAMES,
         };
-        let past_eos = s.eos && back.is_none_or(|b| want > b) && self.info.frames.is_none_or(|n| want < n);
+        let past_eos =
+            s.eos && back.is_none_or(|b| want > b) && self.info.frames.is_none_or(|n| want < n);
         if !pending && (behind || ahead || past_eos) {
             s.request_seek(want);
             return Pick::Missed;
@@ -306,7 +347,12 @@ impl ClipDecoder {
                 return None;
             }
             let left = deadline.checked_duration_since(Instant::now())?;
-            s = self.ring.changed.wait_timeout(s, left.min(Duration::from_millis(50))).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            s = self
+                .ring
+                .changed
+                .wait_timeout(s, left.min(Duration::from_millis(50)))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
     }
 }
@@ -323,7 +369,12 @@ impl Drop for ClipDecoder {
 }
 
 /// The decoder thread: pulls samples, files them in the ring, seeks when asked.
-fn decode_loop(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, ring: &FrameRing, info: ClipInfo) {
+fn decode_loop(
+    pipeline: &gst::Pipeline,
+    sink: &gst_app::AppSink,
+    ring: &FrameRing,
+    info: ClipInfo,
+) {
     loop {
         let (generation, seek) = {
             let mut s = ring.lock();
@@ -334,7 +385,9 @@ fn decode_loop(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, ring: &FrameRi
         };
         if let Some(frame) = seek {
             let at = gst::ClockTime::from_nseconds(ns_of_frame(frame, info.fps));
-            if let Err(e) = pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at) {
+            if let Err(e) =
+                pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at)
+            {
                 warn!(frame, "decoder: seek failed: {e}");
             }
         }
@@ -355,7 +408,9 @@ fn decode_loop(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, ring: &FrameRi
             }
             continue;
         };
-        let Some(frame) = to_frame(&sample, info) else { continue };
+        let Some(frame) = to_frame(&sample, info) else {
+            continue;
+        };
         let mut s = ring.lock();
         // Wait for room: the compositor frees it by asking for later frames.
         loop {
@@ -366,7 +421,11 @@ fn decode_loop(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, ring: &FrameRi
             if s.frames.len() < s.capacity {
                 break;
             }
-            s = ring.changed.wait_timeout(s, Duration::from_millis(50)).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            s = ring
+                .changed
+                .wait_timeout(s, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
         if s.generation != generation || s.shutdown {
             continue; // stale: a seek came in meanwhile
@@ -392,14 +451,23 @@ fn to_frame(sample: &gst::Sample, info: ClipInfo) -> Option<Frame> {
     for y in 0..h as usize {
         data.extend_from_slice(map.get(y * stride..y * stride + row)?);
     }
-    Some(Frame { index: frame_of_pts(pts.nseconds(), info.fps), width: w, height: h, data: Arc::new(data) })
+    Some(Frame {
+        index: frame_of_pts(pts.nseconds(), info.fps),
+        width: w,
+        height: h,
+        data: Arc::new(data),
+    })
 }
 
 fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
     while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
         if let gst::MessageView::Error(e) = msg.view() {
-            return Some(format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default()));
+            return Some(format!(
+                "{} ({})",
+                e.error(),
+                e.debug().map(|d| d.to_string()).unwrap_or_default()
+            ));
         }
     }
     None
@@ -407,8 +475,15 @@ fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
 
 /// The name of the decoder element decodebin plugged in.
 fn decoder_element(pipeline: &gst::Pipeline) -> Option<String> {
-    pipeline.iterate_recurse().into_iter().flatten().find_map(|e| {
-        let factory = e.factory()?;
-        factory.metadata("klass")?.contains("Decoder").then(|| factory.name().to_string())
-    })
+    pipeline
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find_map(|e| {
+            let factory = e.factory()?;
+            factory
+                .metadata("klass")?
+                .contains("Decoder")
+                .then(|| factory.name().to_string())
+        })
 }

@@ -30,7 +30,12 @@ pub enum GpuError {
     #[error("layer slot {slot} does not exist (the compositor has {slots})")]
     NoSlot { slot: usize, slots: usize },
     #[error("frame data of {got} bytes for a {width}×{height} RGBA picture ({want} bytes)")]
-    FrameSize { got: usize, want: usize, width: u32, height: u32 },
+    FrameSize {
+        got: usize,
+        want: usize,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// A wgpu device and its queue.
@@ -50,16 +55,23 @@ impl GpuContext {
             flags: wgpu::InstanceFlags::empty(),
             ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
         });
-        let adapter = futures_lite::future::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let adapter = futures_lite::future::block_on(
+            instance.request_adapter(&wgpu::RequestAdapterOptions::default()),
+        )
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let name = adapter.get_info().name;
-        let (device, queue) = futures_lite::future::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("rockontrol media"),
-            ..Default::default()
-        }))
-        .map_err(|e| GpuError::Device(e.to_string()))?;
+        let (device, queue) =
+            futures_lite::future::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("rockontrol media"),
+                ..Default::default()
+            }))
+            .map_err(|e| GpuError::Device(e.to_string()))?;
         tracing::info!(adapter = %name, "media compositor on its own GPU device");
-        Ok(GpuContext { device, queue, adapter: name })
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter: name,
+        })
     }
 }
 
@@ -102,7 +114,11 @@ pub struct LayerDraw {
 
 fn blend_state(mode: BlendMode) -> wgpu::BlendState {
     use wgpu::{BlendComponent as C, BlendFactor as F, BlendOperation as Op};
-    let color = |src, dst| C { src_factor: src, dst_factor: dst, operation: Op::Add };
+    let color = |src, dst| C {
+        src_factor: src,
+        dst_factor: dst,
+        operation: Op::Add,
+    };
     let color = match mode {
         BlendMode::Normal => color(F::SrcAlpha, F::OneMinusSrcAlpha),
         BlendMode::Add => color(F::SrcAlpha, F::One),
@@ -110,7 +126,11 @@ fn blend_state(mode: BlendMode) -> wgpu::BlendState {
         BlendMode::Screen => color(F::One, F::OneMinusSrc),
     };
     // The output stays opaque.
-    let alpha = C { src_factor: F::Zero, dst_factor: F::One, operation: Op::Add };
+    let alpha = C {
+        src_factor: F::Zero,
+        dst_factor: F::One,
+        operation: Op::Add,
+    };
     wgpu::BlendState { color, alpha }
 }
 
@@ -129,7 +149,11 @@ impl OutputCompositor {
         let device = &gpu.device;
         let target = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("media output"),
-            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -140,7 +164,8 @@ impl OutputCompositor {
             view_formats: &[],
         });
         let target_view = target.create_view(&wgpu::TextureViewDescriptor::default());
-        let padded_row = (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+        let padded_row = (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
+            * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
         let readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("media readback"),
             size: u64::from(padded_row) * u64::from(height),
@@ -244,7 +269,11 @@ impl OutputCompositor {
     fn make_slot(&self, gpu: &GpuContext, width: u32, height: u32) -> Slot {
         let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("media layer"),
-            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -263,22 +292,45 @@ impl OutputCompositor {
             label: Some("media layer"),
             layout: &self.layout,
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(&view) },
-                wgpu::BindGroupEntry { binding: 1, resource: uniform.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::TextureView(&view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: uniform.as_entire_binding(),
+                },
             ],
         });
-        Slot { texture, size: (width, height), uniform, bind_group }
+        Slot {
+            texture,
+            size: (width, height),
+            uniform,
+            bind_group,
+        }
     }
 
     /// Writes an RGBA8 picture into `slot`'s texture (recreated only if the size changed).
-    pub fn upload(&mut self, gpu: &GpuContext, slot: usize, width: u32, height: u32, rgba: &[u8]) -> Result<(), GpuError> {
+    pub fn upload(
+        &mut self,
+        gpu: &GpuContext,
+        slot: usize,
+        width: u32,
+        height: u32,
+        rgba: &[u8],
+    ) -> Result<(), GpuError> {
         let slots = self.slots.len();
         if slot >= slots {
             return Err(GpuError::NoSlot { slot, slots });
         }
         let want = (width * height * 4) as usize;
         if rgba.len() != want || width == 0 || height == 0 {
-            return Err(GpuError::FrameSize { got: rgba.len(), want, width, height });
+            return Err(GpuError::FrameSize {
+                got: rgba.len(),
+                want,
+                width,
+                height,
+            });
         }
         if self.slots[slot].size != (width, height) {
             tracing::debug!(slot, width, height, "media layer texture resized");
@@ -292,8 +344,16 @@ impl OutputCompositor {
                 aspect: wgpu::TextureAspect::All,
             },
             rgba,
-            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(width * 4), rows_per_image: Some(height) },
-            wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(width * 4),
+                rows_per_image: Some(height),
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
         );
         Ok(())
     }
@@ -302,18 +362,37 @@ impl OutputCompositor {
     pub fn render(&mut self, gpu: &GpuContext, layers: &[LayerDraw]) -> Result<(), GpuError> {
         for l in layers {
             let slots = self.slots.len();
-            let slot = self.slots.get(l.slot).ok_or(GpuError::NoSlot { slot: l.slot, slots })?;
+            let slot = self.slots.get(l.slot).ok_or(GpuError::NoSlot {
+                slot: l.slot,
+                slots,
+            })?;
             let p = Placement::new(&l.params.transform, self.width, self.height);
             let values: [f32; 16] = [
-                p.center[0], p.center[1], p.size[0], p.size[1],
-                p.cos_sin[0], p.cos_sin[1], l.params.opacity, mode_index(l.params.blend) as f32,
-                p.crop[0], p.crop[1], p.crop[2], p.crop[3],
-                0.0, 0.0, 0.0, 0.0,
+                p.center[0],
+                p.center[1],
+                p.size[0],
+                p.size[1],
+                p.cos_sin[0],
+                p.cos_sin[1],
+                l.params.opacity,
+                mode_index(l.params.blend) as f32,
+                p.crop[0],
+                p.crop[1],
+                p.crop[2],
+                p.crop[3],
+                0.0,
+                0.0,
+                0.0,
+                0.0,
             ];
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             gpu.queue.write_buffer(&slot.uniform, 0, &bytes);
         }
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("media composite") });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("media composite"),
+            });
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("media composite"),
@@ -343,7 +422,11 @@ impl OutputCompositor {
 
     /// Copies the output back to memory: RGBA8, rows tightly packed.
     pub fn read_back(&self, gpu: &GpuContext) -> Result<Vec<u8>, GpuError> {
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("media readback") });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("media readback"),
+            });
         encoder.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
                 texture: &self.target,
@@ -353,9 +436,17 @@ impl OutputCompositor {
             },
             wgpu::TexelCopyBufferInfo {
                 buffer: &self.readback,
-                layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(self.padded_row), rows_per_image: Some(self.height) },
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(self.padded_row),
+                    rows_per_image: Some(self.height),
+                },
             },
-            wgpu::Extent3d { width: self.width, height: self.height, depth_or_array_layers: 1 },
+            wgpu::Extent3d {
+                width: self.width,
+                height: self.height,
+                depth_or_array_layers: 1,
+            },
         );
         gpu.queue.submit([encoder.finish()]);
         let slice = self.readback.slice(..);

@@ -18,6 +18,8 @@
 //! - [`decode`]: [`ClipDecoder`], one GStreamer pipeline per clip into a bounded frame ring;
 //!   [`DecoderChoice`] is the one seam for hardware decoders and HAP.
 //! - [`gpu`] (feature `gpu`): [`OutputCompositor`], persistent textures and a WGSL blend pass.
+//! - [`plugin`]: [`MediaPlugin`], the timeline in a live node's ECS (cue GOs from the engine)
+//!   and [`MediaStatus`] for status, heartbeats and renderers; headless.
 //! - [`render`] (feature `gpu`): offline render of an output to PNG frames.
 
 pub mod blockcode;
@@ -25,6 +27,7 @@ pub mod composite;
 pub mod decode;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod plugin;
 #[cfg(feature = "gpu")]
 pub mod render;
 pub mod testclip;
@@ -35,5 +38,6 @@ pub use composite::{LayerParams, Rgba, composite_cpu};
 pub use decode::{ClipDecoder, ClipInfo, DecodeError, DecoderChoice, Frame, Pick};
 #[cfg(feature = "gpu")]
 pub use gpu::{GpuContext, GpuError, LayerDraw, OutputCompositor};
+pub use plugin::{LayerStatus, MediaPlugin, MediaShow, MediaStatus, MediaSystems};
 pub use timeline::{CueFired, LayerState, MediaTimeline};
 pub use timing::{FrameChoice, FrameStats, Playhead, cadence_warning};

@@ -52,20 +52,33 @@ pub enum RenderError {
     #[error(transparent)]
     Gpu(#[from] GpuError),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> RenderError + '_ {
-    move |source| RenderError::Write { path: path.to_owned(), source }
+    move |source| RenderError::Write {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Renders `job` on `gpu`.
 pub fn render_output(gpu: &GpuContext, job: &RenderJob<'_>) -> Result<RenderReport, RenderError> {
     let setup = job.timeline.setup();
-    let output = setup.output(job.output).ok_or_else(|| RenderError::UnknownOutput {
-        name: job.output.to_owned(),
-        known: setup.outputs.iter().map(|o| format!("{:?}", o.name)).collect::<Vec<_>>().join(", "),
-    })?;
+    let output = setup
+        .output(job.output)
+        .ok_or_else(|| RenderError::UnknownOutput {
+            name: job.output.to_owned(),
+            known: setup
+                .outputs
+                .iter()
+                .map(|o| format!("{:?}", o.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let layers: Vec<usize> = setup
         .layers
         .iter()
@@ -77,7 +90,9 @@ pub fn render_output(gpu: &GpuContext, job: &RenderJob<'_>) -> Result<RenderRepo
     let mut compositor = OutputCompositor::new(gpu, output.width, output.height, layers.len());
     std::fs::create_dir_all(job.dir).map_err(write_err(job.dir))?;
     let manifest_path = job.dir.join("frames.csv");
-    let mut manifest = std::io::BufWriter::new(std::fs::File::create(&manifest_path).map_err(write_err(&manifest_path))?);
+    let mut manifest = std::io::BufWriter::new(
+        std::fs::File::create(&manifest_path).map_err(write_err(&manifest_path))?,
+    );
     writeln!(manifest, "refresh,show_ns,layer,clip,frame").map_err(write_err(&manifest_path))?;
 
     let mut report = RenderReport::default();
@@ -104,28 +119,46 @@ pub fn render_output(gpu: &GpuContext, job: &RenderJob<'_>) -> Result<RenderRepo
                 decoders.remove(&state.layer);
                 continue;
             };
-            if decoders.get(&state.layer).is_none_or(|(name, _)| *name != play.clip) {
+            if decoders
+                .get(&state.layer)
+                .is_none_or(|(name, _)| *name != play.clip)
+            {
                 decoders.remove(&state.layer);
                 let Some(path) = (job.clips)(&play.clip) else {
-                    warn_once(&mut report, format!("layer {:?}: no file for clip {:?}; the layer stays empty", state.name, play.clip));
+                    warn_once(
+                        &mut report,
+                        format!(
+                            "layer {:?}: no file for clip {:?}; the layer stays empty",
+                            state.name, play.clip
+                        ),
+                    );
                     continue;
                 };
                 // The clip's rate is known once it is open; a wanted frame far from 0 then
                 // makes the decoder seek (a late join).
                 match ClipDecoder::open(&path, DecoderChoice::Software, 0, FRAME_TIMEOUT) {
                     Ok(d) => {
-                        if let Some(w) = cadence_warning(output.rate, d.info().fps, play.speed_ppm) {
-                            warn_once(&mut report, format!("layer {:?}, clip {:?}: {w}", state.name, play.clip));
+                        if let Some(w) = cadence_warning(output.rate, d.info().fps, play.speed_ppm)
+                        {
+                            warn_once(
+                                &mut report,
+                                format!("layer {:?}, clip {:?}: {w}", state.name, play.clip),
+                            );
                         }
                         decoders.insert(state.layer, (play.clip.clone(), d));
                     }
                     Err(e) => {
-                        warn_once(&mut report, format!("layer {:?}: {e}; the layer stays empty", state.name));
+                        warn_once(
+                            &mut report,
+                            format!("layer {:?}: {e}; the layer stays empty", state.name),
+                        );
                         continue;
                     }
                 }
             }
-            let Some((_, decoder)) = decoders.get(&state.layer) else { continue };
+            let Some((_, decoder)) = decoders.get(&state.layer) else {
+                continue;
+            };
             let info = decoder.info();
             let FrameChoice::Frame(want) = play.playhead(info.fps).frame_at(t, info.frames) else {
                 continue;
@@ -137,21 +170,36 @@ pub fn render_output(gpu: &GpuContext, job: &RenderJob<'_>) -> Result<RenderRepo
                         "layer {:?}: clip {:?} frame {want} was not decoded ({}); the layer stays empty",
                         state.name,
                         play.clip,
-                        decoder.error().unwrap_or_else(|| "the clip may be shorter than its container says".into())
+                        decoder.error().unwrap_or_else(|| {
+                            "the clip may be shorter than its container says".into()
+                        })
                     ),
                 );
                 continue;
             };
             let slot = slot_of(state.layer);
             compositor.upload(gpu, slot, frame.width, frame.height, &frame.data)?;
-            draws.push(LayerDraw { slot, params: state.params });
-            writeln!(manifest, "{k},{t},{},{},{want}", state.name, play.clip).map_err(write_err(&manifest_path))?;
+            draws.push(LayerDraw {
+                slot,
+                params: state.params,
+            });
+            writeln!(manifest, "{k},{t},{},{},{want}", state.name, play.clip)
+                .map_err(write_err(&manifest_path))?;
         }
         compositor.render(gpu, &draws)?;
         let pixels = compositor.read_back(gpu)?;
         let path = job.dir.join(format!("{k:06}.png"));
-        image::save_buffer(&path, &pixels, output.width, output.height, image::ExtendedColorType::Rgba8)
-            .map_err(|e| RenderError::Write { path: path.clone(), source: std::io::Error::other(e) })?;
+        image::save_buffer(
+            &path,
+            &pixels,
+            output.width,
+            output.height,
+            image::ExtendedColorType::Rgba8,
+        )
+        .map_err(|e| RenderError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
         report.frames += 1;
         if report.frames % 100 == 0 {
             info!("rendered {} of {total} refreshes", report.frames);

@@ -45,19 +45,66 @@ pub fn test_frame(n: u32, width: u32, height: u32) -> Result<Vec<u8>, blockcode:
 }
 
 /// Writes a `frames`-frame clip at `fps` to `path` (`.mp4`).
-pub fn write_test_clip(path: &Path, frames: u32, fps: FrameRate, width: u32, height: u32, codec: Codec) -> Result<(), TestClipError> {
+pub fn write_test_clip(
+    path: &Path,
+    frames: u32,
+    fps: FrameRate,
+    width: u32,
+    height: u32,
+    codec: Codec,
+) -> Result<(), TestClipError> {
     let size = format!("{width}x{height}");
     let rate = format!("{}/{}", fps.num, fps.den);
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgba", "-s", &size, "-r", &rate, "-i", "-"]);
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgba",
+        "-s",
+        &size,
+        "-r",
+        &rate,
+        "-i",
+        "-",
+    ]);
     match codec {
-        Codec::H264 => cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-bf", "0"]),
-        Codec::H265 => cmd.args(["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=10:bframes=0:log-level=error", "-tag:v", "hvc1"]),
+        Codec::H264 => cmd.args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "10",
+            "-bf",
+            "0",
+        ]),
+        Codec::H265 => cmd.args([
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "keyint=10:bframes=0:log-level=error",
+            "-tag:v",
+            "hvc1",
+        ]),
     };
     cmd.args(["-pix_fmt", "yuv420p", "-r", &rate]).arg(path);
-    let mut child = cmd.stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(TestClipError::NoFfmpeg)?;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(TestClipError::NoFfmpeg)?;
     {
-        let mut stdin = child.stdin.take().ok_or_else(|| TestClipError::Ffmpeg("no stdin".into()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| TestClipError::Ffmpeg("no stdin".into()))?;
         for n in 0..frames {
             stdin
                 .write_all(&test_frame(n, width, height)?)
@@ -66,7 +113,9 @@ pub fn write_test_clip(path: &Path, frames: u32, fps: FrameRate, width: u32, hei
     }
     let out = child.wait_with_output().map_err(TestClipError::NoFfmpeg)?;
     if !out.status.success() {
-        return Err(TestClipError::Ffmpeg(String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(TestClipError::Ffmpeg(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     Ok(())
 }

@@ -75,7 +75,12 @@ struct Fade<T> {
 
 impl<T: Copy> Fade<T> {
     fn held(v: T) -> Self {
-        Fade { from: v, to: v, start: 0, len: 0 }
+        Fade {
+            from: v,
+            to: v,
+            start: 0,
+            len: 0,
+        }
     }
     fn at(&self, t: u64, lerp: impl Fn(&T, &T, f64) -> T) -> T {
         if t >= self.start + self.len {
@@ -83,7 +88,11 @@ impl<T: Copy> Fade<T> {
         } else if t <= self.start {
             self.from
         } else {
-            lerp(&self.from, &self.to, (t - self.start) as f64 / self.len as f64)
+            lerp(
+                &self.from,
+                &self.to,
+                (t - self.start) as f64 / self.len as f64,
+            )
         }
     }
 }
@@ -97,7 +106,10 @@ pub struct MediaTimeline {
 
 impl MediaTimeline {
     pub fn new(setup: MediaSetup) -> Self {
-        MediaTimeline { setup, fired: Vec::new() }
+        MediaTimeline {
+            setup,
+            fired: Vec::new(),
+        }
     }
 
     pub fn setup(&self) -> &MediaSetup {
@@ -133,7 +145,13 @@ impl MediaTimeline {
                 }
                 for a in self.actions_of(go).filter(|a| a.layer() == l.name) {
                     match a {
-                        MediaAction::Play { clip: c, from, end, rate, .. } => {
+                        MediaAction::Play {
+                            clip: c,
+                            from,
+                            end,
+                            rate,
+                            ..
+                        } => {
                             clip = Some(ClipPlay {
                                 clip: c.clone(),
                                 start_ns: begin,
@@ -145,11 +163,21 @@ impl MediaTimeline {
                         MediaAction::Stop { .. } => clip = None,
                         MediaAction::Opacity { level, .. } => {
                             let now = opacity.at(begin, lerp_f64);
-                            opacity = Fade { from: now, to: *level, start: begin, len: go.fade_ns };
+                            opacity = Fade {
+                                from: now,
+                                to: *level,
+                                start: begin,
+                                len: go.fade_ns,
+                            };
                         }
                         MediaAction::Transform { transform: to, .. } => {
                             let now = transform.at(begin, Transform::lerp);
-                            transform = Fade { from: now, to: *to, start: begin, len: go.fade_ns };
+                            transform = Fade {
+                                from: now,
+                                to: *to,
+                                start: begin,
+                                len: go.fade_ns,
+                            };
                         }
                     }
                 }
@@ -198,7 +226,10 @@ mod tests {
         bg.start = Some(1.0);
         let mut top = MediaLayer::new("top", "wall");
         top.z = 5;
-        let under = MediaLayer { z: -1, ..MediaLayer::new("under", "wall") };
+        let under = MediaLayer {
+            z: -1,
+            ..MediaLayer::new("under", "wall")
+        };
         MediaSetup {
             outputs: vec![],
             layers: vec![top, bg, under],
@@ -213,7 +244,10 @@ mod tests {
                         end: Some(EndMode::Loop),
                         rate: None,
                     },
-                    MediaAction::Opacity { layer: "bg".into(), level: 0.0 },
+                    MediaAction::Opacity {
+                        layer: "bg".into(),
+                        level: 0.0,
+                    },
                 ],
             }],
         }
@@ -241,17 +275,38 @@ mod tests {
     fn a_cue_plays_after_its_delay_and_fades_opacity_over_its_fade() {
         let mut t = MediaTimeline::new(setup());
         t.fire(go(10, 1, 4));
-        let top = |t: &MediaTimeline, ns| t.at("wall", ns).into_iter().find(|l| l.name == "top").expect("top");
-        let bg = |t: &MediaTimeline, ns| t.at("wall", ns).into_iter().find(|l| l.name == "bg").expect("bg");
+        let top = |t: &MediaTimeline, ns| {
+            t.at("wall", ns)
+                .into_iter()
+                .find(|l| l.name == "top")
+                .expect("top")
+        };
+        let bg = |t: &MediaTimeline, ns| {
+            t.at("wall", ns)
+                .into_iter()
+                .find(|l| l.name == "bg")
+                .expect("bg")
+        };
         assert_eq!(top(&t, 10 * S).clip, None, "the delay has not passed");
         let play = top(&t, 11 * S).clip.expect("playing after the delay");
-        assert_eq!((play.start_ns, play.from_ns, play.end), (11 * S, S / 2, EndMode::Loop));
+        assert_eq!(
+            (play.start_ns, play.from_ns, play.end),
+            (11 * S, S / 2, EndMode::Loop)
+        );
         // From 0.5 s in at 30 fps: frame 15 at the start.
         assert_eq!(play.playhead(FrameRate::whole(30)).from, 15);
         assert_eq!(bg(&t, 11 * S).params.opacity, 1.0);
-        assert_eq!(bg(&t, 13 * S).params.opacity, 0.5, "half-way through a 4 s fade");
+        assert_eq!(
+            bg(&t, 13 * S).params.opacity,
+            0.5,
+            "half-way through a 4 s fade"
+        );
         assert_eq!(bg(&t, 20 * S).params.opacity, 0.0);
-        assert_eq!(bg(&t, 20 * S).clip.map(|c| c.start_ns), Some(S), "the static clip keeps playing");
+        assert_eq!(
+            bg(&t, 20 * S).clip.map(|c| c.start_ns),
+            Some(S),
+            "the static clip keeps playing"
+        );
     }
 
     #[test]
@@ -260,12 +315,25 @@ mod tests {
         s.cues.push(MediaCue {
             cue_list: "main".into(),
             cue: CueNumber(3000),
-            actions: vec![MediaAction::Opacity { layer: "bg".into(), level: 1.0 }],
+            actions: vec![MediaAction::Opacity {
+                layer: "bg".into(),
+                level: 1.0,
+            }],
         });
         let mut t = MediaTimeline::new(s);
         t.fire(go(0, 0, 4));
-        t.fire(CueFired { cue: CueNumber(3000), ..go(2, 0, 2) });
-        let bg = |ns| t.at("wall", ns).into_iter().find(|l| l.name == "bg").expect("bg").params.opacity;
+        t.fire(CueFired {
+            cue: CueNumber(3000),
+            ..go(2, 0, 2)
+        });
+        let bg = |ns| {
+            t.at("wall", ns)
+                .into_iter()
+                .find(|l| l.name == "bg")
+                .expect("bg")
+                .params
+                .opacity
+        };
         assert_eq!(bg(2 * S), 0.5, "the second fade starts at the first's 0.5");
         assert_eq!(bg(3 * S), 0.75);
         assert_eq!(bg(4 * S), 1.0);

@@ -99,10 +99,11 @@ impl Playhead {
         let elapsed = show_ns.checked_sub(self.start_ns)?;
         // elapsed · speed · num / (10⁶ · den · 10⁹), all in u128: no rounding before the floor.
         let n = u128::from(elapsed) * u128::from(self.speed_ppm) * u128::from(self.fps.num);
-        let d = u128::from(UNIT_SPEED_PPM)
-            * u128::from(self.fps.den)
-            * u128::from(NANOS_PER_SEC);
-        Some(self.from.saturating_add((n / d).min(u128::from(u64::MAX)) as u64))
+        let d = u128::from(UNIT_SPEED_PPM) * u128::from(self.fps.den) * u128::from(NANOS_PER_SEC);
+        Some(
+            self.from
+                .saturating_add((n / d).min(u128::from(u64::MAX)) as u64),
+        )
     }
 
     /// The frame shown at `show_ns`, for a clip of `length` frames (`None`: not known yet,
@@ -182,27 +183,43 @@ mod tests {
         assert_eq!(p.frame_at(1_000_999_999, None), FrameChoice::Frame(29));
         assert_eq!(p.frame_at(1_001_000_000, None), FrameChoice::Frame(30));
         // One hour of 29.97 is 107892.107… frames: no drift from a float rate.
-        assert_eq!(p.frame_at(3600 * NANOS_PER_SEC, None), FrameChoice::Frame(107_892));
+        assert_eq!(
+            p.frame_at(3600 * NANOS_PER_SEC, None),
+            FrameChoice::Frame(107_892)
+        );
         assert_eq!(ns_of_frame(30, NTSC), 1_001_000_000);
     }
 
     #[test]
     fn start_offset_speed_and_end_modes() {
         let mut p = Playhead::new(2 * NANOS_PER_SEC, FrameRate::whole(25));
-        assert_eq!(p.frame_at(NANOS_PER_SEC, Some(50)), FrameChoice::BeforeStart);
-        assert_eq!(p.frame_at(2 * NANOS_PER_SEC, Some(50)), FrameChoice::Frame(0));
+        assert_eq!(
+            p.frame_at(NANOS_PER_SEC, Some(50)),
+            FrameChoice::BeforeStart
+        );
+        assert_eq!(
+            p.frame_at(2 * NANOS_PER_SEC, Some(50)),
+            FrameChoice::Frame(0)
+        );
         // 2.5 s after start at 25 fps: frame 62 of a 50-frame clip.
         let t = 4_500_000_000;
         assert_eq!(p.frame_at(t, Some(50)), FrameChoice::Frame(49), "hold last");
         p.end = EndMode::Loop;
-        assert_eq!(p.frame_at(t, Some(50)), FrameChoice::Frame(12), "loop: 62 mod 50");
+        assert_eq!(
+            p.frame_at(t, Some(50)),
+            FrameChoice::Frame(12),
+            "loop: 62 mod 50"
+        );
         p.end = EndMode::Stop;
         assert_eq!(p.frame_at(t, Some(50)), FrameChoice::Ended);
         p.end = EndMode::HoldLast;
         p.speed_ppm = speed_ppm(0.5);
         p.from = 10;
         // Half speed from frame 10: 1 s after start is 12.5 frames on.
-        assert_eq!(p.frame_at(3 * NANOS_PER_SEC, Some(50)), FrameChoice::Frame(22));
+        assert_eq!(
+            p.frame_at(3 * NANOS_PER_SEC, Some(50)),
+            FrameChoice::Frame(22)
+        );
     }
 
     #[test]
@@ -215,13 +232,22 @@ mod tests {
 
     #[test]
     fn cadence_warns_for_25_on_60_and_not_for_30_on_60() {
-        assert!(cadence_warning(FrameRate::whole(60), FrameRate::whole(25), UNIT_SPEED_PPM).is_some());
-        assert!(cadence_warning(FrameRate::whole(60), FrameRate::whole(30), UNIT_SPEED_PPM).is_none());
-        let ntsc60 = FrameRate { num: 60000, den: 1001 };
+        assert!(
+            cadence_warning(FrameRate::whole(60), FrameRate::whole(25), UNIT_SPEED_PPM).is_some()
+        );
+        assert!(
+            cadence_warning(FrameRate::whole(60), FrameRate::whole(30), UNIT_SPEED_PPM).is_none()
+        );
+        let ntsc60 = FrameRate {
+            num: 60000,
+            den: 1001,
+        };
         assert!(cadence_warning(ntsc60, NTSC, UNIT_SPEED_PPM).is_none());
         assert!(cadence_warning(FrameRate::whole(60), NTSC, UNIT_SPEED_PPM).is_some());
         // 30 fps content at double speed is 60 fps: fine on 60 Hz.
-        assert!(cadence_warning(FrameRate::whole(60), FrameRate::whole(30), speed_ppm(2.0)).is_none());
+        assert!(
+            cadence_warning(FrameRate::whole(60), FrameRate::whole(30), speed_ppm(2.0)).is_none()
+        );
     }
 
     #[test]
@@ -230,7 +256,14 @@ mod tests {
         s.record(5, Some(5));
         s.record(6, Some(5));
         s.record(7, None);
-        assert_eq!(s, FrameStats { shown: 1, late: 1, missed: 1 });
+        assert_eq!(
+            s,
+            FrameStats {
+                shown: 1,
+                late: 1,
+                missed: 1
+            }
+        );
     }
 
     proptest! {

@@ -20,8 +20,17 @@ fn decode_fps(width: u32, height: u32, frames: u32) -> f64 {
     let dir = std::env::temp_dir().join(format!("rk-media-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let clip = dir.join(format!("{width}x{height}.mp4"));
-    write_test_clip(&clip, frames, FrameRate::whole(30), width, height, Codec::H264).expect("test clip");
-    let d = ClipDecoder::open(&clip, DecoderChoice::Software, 0, Duration::from_secs(30)).expect("open");
+    write_test_clip(
+        &clip,
+        frames,
+        FrameRate::whole(30),
+        width,
+        height,
+        Codec::H264,
+    )
+    .expect("test clip");
+    let d = ClipDecoder::open(&clip, DecoderChoice::Software, 0, Duration::from_secs(30))
+        .expect("open");
     let start = Instant::now();
     for f in 0..u64::from(frames) {
         d.wait_exact(f, Duration::from_secs(30)).expect("frame");
@@ -34,8 +43,14 @@ fn decode_fps(width: u32, height: u32, frames: u32) -> f64 {
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn media_figures() {
-    println!("decode (avdec_h264 → RGBA, one stream): 1080p {:.0} fps", decode_fps(1920, 1080, 120));
-    println!("decode (avdec_h264 → RGBA, one stream): 4K {:.0} fps", decode_fps(3840, 2160, 30));
+    println!(
+        "decode (avdec_h264 → RGBA, one stream): 1080p {:.0} fps",
+        decode_fps(1920, 1080, 120)
+    );
+    println!(
+        "decode (avdec_h264 → RGBA, one stream): 4K {:.0} fps",
+        decode_fps(3840, 2160, 30)
+    );
     let gpu = match GpuContext::headless() {
         Ok(g) => g,
         Err(e) => return skip::unavailable("media_figures", &e.to_string()),
@@ -63,10 +78,21 @@ fn media_figures() {
         c.read_back(&gpu).expect("wait");
     }
     let base = start.elapsed() / n;
-    println!("upload 1080p RGBA (write_texture) on {}: {:.2} ms", gpu.adapter, (upload.saturating_sub(base)).as_secs_f64() * 1e3);
+    println!(
+        "upload 1080p RGBA (write_texture) on {}: {:.2} ms",
+        gpu.adapter,
+        (upload.saturating_sub(base)).as_secs_f64() * 1e3
+    );
     for layers in [1usize, 4] {
         let draws: Vec<LayerDraw> = (0..layers)
-            .map(|slot| LayerDraw { slot, params: LayerParams { opacity: 0.8, blend: BlendMode::Screen, ..LayerParams::FULL } })
+            .map(|slot| LayerDraw {
+                slot,
+                params: LayerParams {
+                    opacity: 0.8,
+                    blend: BlendMode::Screen,
+                    ..LayerParams::FULL
+                },
+            })
             .collect();
         let start = Instant::now();
         for _ in 0..n {
@@ -74,6 +100,10 @@ fn media_figures() {
             c.read_back(&gpu).expect("read back");
         }
         let per = (start.elapsed() / n).saturating_sub(base);
-        println!("composite 1080p, {layers} layer(s) on {}: {:.2} ms per output frame", gpu.adapter, per.as_secs_f64() * 1e3);
+        println!(
+            "composite 1080p, {layers} layer(s) on {}: {:.2} ms per output frame",
+            gpu.adapter,
+            per.as_secs_f64() * 1e3
+        );
     }
 }

@@ -69,15 +69,32 @@ fn refresh_ns(k: u64, rate: FrameRate) -> u64 {
 /// ⌊(t − start) · speed · fps⌋, written out independently of the crate's timing module.
 fn expected(t: u64, start: u64, fps: FrameRate, speed_num: u64, speed_den: u64) -> Option<u64> {
     let e = t.checked_sub(start)?;
-    Some((u128::from(e) * u128::from(fps.num) * u128::from(speed_num) / (u128::from(fps.den) * u128::from(S) * u128::from(speed_den))) as u64)
+    Some(
+        (u128::from(e) * u128::from(fps.num) * u128::from(speed_num)
+            / (u128::from(fps.den) * u128::from(S) * u128::from(speed_den))) as u64,
+    )
 }
 
-fn render(timeline: &MediaTimeline, clip: &Path, from_ns: u64, until_ns: u64, dir: &Path, gpu: &GpuContext) {
+fn render(
+    timeline: &MediaTimeline,
+    clip: &Path,
+    from_ns: u64,
+    until_ns: u64,
+    dir: &Path,
+    gpu: &GpuContext,
+) {
     let clip = clip.to_owned();
     let clips = move |name: &str| (name == "count").then(|| clip.clone());
     let report = render_output(
         gpu,
-        &RenderJob { timeline, output: "wall", clips: &clips, from_ns, until_ns, dir },
+        &RenderJob {
+            timeline,
+            output: "wall",
+            clips: &clips,
+            from_ns,
+            until_ns,
+            dir,
+        },
     )
     .expect("render");
     assert!(report.frames > 0, "rendered something");
@@ -85,7 +102,9 @@ fn render(timeline: &MediaTimeline, clip: &Path, from_ns: u64, until_ns: u64, di
 
 #[test]
 fn ntsc_clip_frames_follow_the_show_clock_with_loop_late_join_and_a_rate_change() {
-    let Some(gpu) = gpu("ntsc_clip_frames_follow_the_show_clock") else { return };
+    let Some(gpu) = gpu("ntsc_clip_frames_follow_the_show_clock") else {
+        return;
+    };
     let dir = temp_dir("ntsc");
     let clip = dir.join("count.mp4");
     let ntsc = FrameRate::NTSC;
@@ -113,7 +132,13 @@ fn ntsc_clip_frames_follow_the_show_clock_with_loop_late_join_and_a_rate_change(
         }],
     };
     let mut timeline = MediaTimeline::new(setup);
-    timeline.fire(CueFired { at_ns: 3_500_000_000, cue_list: "main".into(), cue: CueNumber(2000), delay_ns: S / 2, fade_ns: 0 });
+    timeline.fire(CueFired {
+        at_ns: 3_500_000_000,
+        cue_list: "main".into(),
+        cue: CueNumber(2000),
+        delay_ns: S / 2,
+        fade_ns: 0,
+    });
 
     let want = |k: u64| -> Option<u32> {
         let t = refresh_ns(k, ntsc);
@@ -131,17 +156,33 @@ fn ntsc_clip_frames_follow_the_show_clock_with_loop_late_join_and_a_rate_change(
     let frames = read_frames(&all);
     assert_eq!(frames.len(), 180, "refreshes 0..=179 of 6 s at 29.97");
     for (k, got) in &frames {
-        assert_eq!(*got, want(*k), "refresh {k} at show time {} ns", refresh_ns(*k, ntsc));
+        assert_eq!(
+            *got,
+            want(*k),
+            "refresh {k} at show time {} ns",
+            refresh_ns(*k, ntsc)
+        );
     }
     // The loop happened, and the held last frame after the rate change.
-    assert!(frames.iter().any(|(k, n)| *k > 60 && *n == Some(0)), "looped back to frame 0");
-    assert_eq!(frames.last().map(|f| f.1), Some(Some(44)), "held the last frame");
+    assert!(
+        frames.iter().any(|(k, n)| *k > 60 && *n == Some(0)),
+        "looped back to frame 0"
+    );
+    assert_eq!(
+        frames.last().map(|f| f.1),
+        Some(Some(44)),
+        "held the last frame"
+    );
 
     // A late join at 2.2 s (mid-clip, past the first key frame) shows the same frames.
     let late = dir.join("late");
     render(&timeline, &clip, 2_200_000_000, 3 * S, &late, &gpu);
     let late_frames = read_frames(&late);
-    assert_eq!(late_frames.first().map(|f| f.0), Some(66), "first refresh at or after 2.2 s");
+    assert_eq!(
+        late_frames.first().map(|f| f.0),
+        Some(66),
+        "first refresh at or after 2.2 s"
+    );
     for (k, got) in &late_frames {
         assert_eq!(*got, want(*k), "late join, refresh {k}");
     }
@@ -151,17 +192,26 @@ fn ntsc_clip_frames_follow_the_show_clock_with_loop_late_join_and_a_rate_change(
 #[test]
 fn h265_clip_at_25_fps_on_a_50_hz_output() {
     if !ffmpeg_has("libx265") {
-        skip::unavailable("h265_clip_at_25_fps_on_a_50_hz_output", "ffmpeg has no libx265 encoder");
+        skip::unavailable(
+            "h265_clip_at_25_fps_on_a_50_hz_output",
+            "ffmpeg has no libx265 encoder",
+        );
         return;
     }
-    let Some(gpu) = gpu("h265_clip_at_25_fps_on_a_50_hz_output") else { return };
+    let Some(gpu) = gpu("h265_clip_at_25_fps_on_a_50_hz_output") else {
+        return;
+    };
     let dir = temp_dir("h265");
     let clip = dir.join("count.mp4");
     write_test_clip(&clip, 30, FrameRate::whole(25), W, H, Codec::H265).expect("test clip");
     let mut bg = MediaLayer::new("bg", "wall");
     bg.clip = Some("count".into());
     bg.start = Some(0.0);
-    let timeline = MediaTimeline::new(MediaSetup { outputs: vec![output(FrameRate::whole(50))], layers: vec![bg], cues: vec![] });
+    let timeline = MediaTimeline::new(MediaSetup {
+        outputs: vec![output(FrameRate::whole(50))],
+        layers: vec![bg],
+        cues: vec![],
+    });
     let out = dir.join("out");
     render(&timeline, &clip, 0, S, &out, &gpu);
     let frames = read_frames(&out);
@@ -176,7 +226,9 @@ fn h265_clip_at_25_fps_on_a_50_hz_output() {
 /// Every blend mode, opacity and a transform: the GPU output equals the CPU reference.
 #[test]
 fn gpu_compositing_matches_the_cpu_reference() {
-    let Some(gpu) = gpu("gpu_compositing_matches_the_cpu_reference") else { return };
+    let Some(gpu) = gpu("gpu_compositing_matches_the_cpu_reference") else {
+        return;
+    };
     let (w, h) = (64u32, 48u32);
     // A picture with a gradient so placement errors show.
     let mut grad = Rgba::filled(16, 12, [0, 0, 0, 255]);
@@ -188,25 +240,79 @@ fn gpu_compositing_matches_the_cpu_reference() {
     }
     let base = Rgba::filled(8, 8, [200, 100, 50, 255]);
     let cases: Vec<(&str, LayerParams)> = vec![
-        ("normal 0.5", LayerParams { opacity: 0.5, ..LayerParams::FULL }),
-        ("add 0.75", LayerParams { opacity: 0.75, blend: BlendMode::Add, ..LayerParams::FULL }),
-        ("multiply", LayerParams { blend: BlendMode::Multiply, ..LayerParams::FULL }),
-        ("screen 0.6", LayerParams { opacity: 0.6, blend: BlendMode::Screen, ..LayerParams::FULL }),
         (
-            "scaled, moved, cropped",
+            "normal 0.5",
             LayerParams {
-                transform: Transform { position: (-8.0, 4.0), scale: (0.5, 0.75), rotation: 0.0, crop: (0.25, 0.0, 0.0, 0.125) },
+                opacity: 0.5,
                 ..LayerParams::FULL
             },
         ),
-        ("rotated", LayerParams { transform: Transform { rotation: 30.0, scale: (0.5, 0.5), ..Transform::IDENTITY }, ..LayerParams::FULL }),
+        (
+            "add 0.75",
+            LayerParams {
+                opacity: 0.75,
+                blend: BlendMode::Add,
+                ..LayerParams::FULL
+            },
+        ),
+        (
+            "multiply",
+            LayerParams {
+                blend: BlendMode::Multiply,
+                ..LayerParams::FULL
+            },
+        ),
+        (
+            "screen 0.6",
+            LayerParams {
+                opacity: 0.6,
+                blend: BlendMode::Screen,
+                ..LayerParams::FULL
+            },
+        ),
+        (
+            "scaled, moved, cropped",
+            LayerParams {
+                transform: Transform {
+                    position: (-8.0, 4.0),
+                    scale: (0.5, 0.75),
+                    rotation: 0.0,
+                    crop: (0.25, 0.0, 0.0, 0.125),
+                },
+                ..LayerParams::FULL
+            },
+        ),
+        (
+            "rotated",
+            LayerParams {
+                transform: Transform {
+                    rotation: 30.0,
+                    scale: (0.5, 0.5),
+                    ..Transform::IDENTITY
+                },
+                ..LayerParams::FULL
+            },
+        ),
     ];
     let mut compositor = OutputCompositor::new(&gpu, w, h, 2);
-    compositor.upload(&gpu, 0, base.width, base.height, &base.data).expect("upload");
-    compositor.upload(&gpu, 1, grad.width, grad.height, &grad.data).expect("upload");
+    compositor
+        .upload(&gpu, 0, base.width, base.height, &base.data)
+        .expect("upload");
+    compositor
+        .upload(&gpu, 1, grad.width, grad.height, &grad.data)
+        .expect("upload");
     for (name, params) in cases {
         compositor
-            .render(&gpu, &[LayerDraw { slot: 0, params: LayerParams::FULL }, LayerDraw { slot: 1, params }])
+            .render(
+                &gpu,
+                &[
+                    LayerDraw {
+                        slot: 0,
+                        params: LayerParams::FULL,
+                    },
+                    LayerDraw { slot: 1, params },
+                ],
+            )
             .expect("render");
         let got = compositor.read_back(&gpu).expect("read back");
         let cpu = composite_cpu(w, h, &[(&base, LayerParams::FULL), (&grad, params)]);
@@ -215,14 +321,34 @@ fn gpu_compositing_matches_the_cpu_reference() {
             .collect();
         // Rotated edges may land on the other side of a pixel centre in f32: allow a few.
         let allowed = if name == "rotated" { 8 } else { 0 };
-        assert!(off.len() <= allowed, "{name}: {} pixels differ from the CPU reference, e.g. pixel {:?}: gpu {:?} cpu {:?}",
-            off.len(), off.first().map(|i| (i % w as usize, i / w as usize)),
-            off.first().map(|i| &got[i * 4..i * 4 + 4]), off.first().map(|i| &cpu.data[i * 4..i * 4 + 4]));
+        assert!(
+            off.len() <= allowed,
+            "{name}: {} pixels differ from the CPU reference, e.g. pixel {:?}: gpu {:?} cpu {:?}",
+            off.len(),
+            off.first().map(|i| (i % w as usize, i / w as usize)),
+            off.first().map(|i| &got[i * 4..i * 4 + 4]),
+            off.first().map(|i| &cpu.data[i * 4..i * 4 + 4])
+        );
     }
     // Known values, not only agreement: normal at 0.5 over (200,100,50) at the gradient's
     // top-left texel (0,0,200) is (100,50,125).
     compositor
-        .render(&gpu, &[LayerDraw { slot: 0, params: LayerParams::FULL }, LayerDraw { slot: 1, params: LayerParams { opacity: 0.5, ..LayerParams::FULL } }])
+        .render(
+            &gpu,
+            &[
+                LayerDraw {
+                    slot: 0,
+                    params: LayerParams::FULL,
+                },
+                LayerDraw {
+                    slot: 1,
+                    params: LayerParams {
+                        opacity: 0.5,
+                        ..LayerParams::FULL
+                    },
+                },
+            ],
+        )
         .expect("render");
     let got = compositor.read_back(&gpu).expect("read back");
     assert_eq!(&got[0..3], &[100, 50, 125], "normal blend at 50 %");

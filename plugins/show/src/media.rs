@@ -265,7 +265,10 @@ impl Transform {
     pub fn lerp(&self, to: &Transform, f: f64) -> Transform {
         let l = |a: f64, b: f64| a + (b - a) * f;
         Transform {
-            position: (l(self.position.0, to.position.0), l(self.position.1, to.position.1)),
+            position: (
+                l(self.position.0, to.position.0),
+                l(self.position.1, to.position.1),
+            ),
             scale: (l(self.scale.0, to.scale.0), l(self.scale.1, to.scale.1)),
             rotation: l(self.rotation, to.rotation),
             crop: (
@@ -391,7 +394,10 @@ impl MediaAction {
 
 /// Every problem in a show's media part, as text naming the thing (the show validator wraps
 /// them). `cue_exists(list, cue)` tells whether the cue list has that cue.
-pub fn media_problems(setup: &MediaSetup, cue_exists: &dyn Fn(&str, CueNumber) -> bool) -> Vec<String> {
+pub fn media_problems(
+    setup: &MediaSetup,
+    cue_exists: &dyn Fn(&str, CueNumber) -> bool,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for o in &setup.outputs {
@@ -424,7 +430,10 @@ pub fn media_problems(setup: &MediaSetup, cue_exists: &dyn Fn(&str, CueNumber) -
             problems.push(format!("{what}: unknown output {:?}", l.output));
         }
         if !(0.0..=1.0).contains(&l.opacity) {
-            problems.push(format!("{what}: opacity {:?} is outside 0.0..=1.0", l.opacity));
+            problems.push(format!(
+                "{what}: opacity {:?} is outside 0.0..=1.0",
+                l.opacity
+            ));
         }
         if !(l.rate.is_finite() && l.rate > 0.0 && l.rate <= 100.0) {
             problems.push(format!("{what}: rate {:?} is not within (0, 100]", l.rate));
@@ -452,7 +461,9 @@ pub fn media_problems(setup: &MediaSetup, cue_exists: &dyn Fn(&str, CueNumber) -
                 MediaAction::Opacity { level, .. } if !(0.0..=1.0).contains(level) => {
                     problems.push(format!("{what}: opacity {level:?} is outside 0.0..=1.0"));
                 }
-                MediaAction::Play { rate: Some(r), .. } if !(r.is_finite() && *r > 0.0 && *r <= 100.0) => {
+                MediaAction::Play { rate: Some(r), .. }
+                    if !(r.is_finite() && *r > 0.0 && *r <= 100.0) =>
+                {
                     problems.push(format!("{what}: rate {r:?} is not within (0, 100]"));
                 }
                 MediaAction::Play { from: Some(f), .. } if !(f.is_finite() && *f >= 0.0) => {
@@ -481,7 +492,9 @@ fn transform_problems(what: &str, t: &Transform, problems: &mut Vec<String>) {
         t.crop.3,
     ];
     if all.iter().any(|v| !v.is_finite()) {
-        problems.push(format!("{what}: transform has a value that is not a number"));
+        problems.push(format!(
+            "{what}: transform has a value that is not a number"
+        ));
     }
     let (l, top, r, b) = t.crop;
     if [l, top, r, b].iter().any(|c| !(0.0..1.0).contains(c)) || l + r >= 1.0 || top + b >= 1.0 {
@@ -499,7 +512,13 @@ mod tests {
     #[test]
     fn frame_rates_parse_exactly() {
         assert_eq!("29.97".parse(), Ok(FrameRate::NTSC));
-        assert_eq!("59.94".parse(), Ok(FrameRate { num: 60000, den: 1001 }));
+        assert_eq!(
+            "59.94".parse(),
+            Ok(FrameRate {
+                num: 60000,
+                den: 1001
+            })
+        );
         assert_eq!("25".parse(), Ok(FrameRate::whole(25)));
         assert_eq!("30000/1001".parse(), Ok(FrameRate::NTSC));
         assert!("0".parse::<FrameRate>().is_err());
@@ -536,7 +555,15 @@ mod tests {
             ..MediaLayer::new("bg", "nowhere")
         });
         let problems = media_problems(&setup, &|_, _| true);
-        assert!(problems.iter().any(|p| p.contains("\"bg\": unknown output \"nowhere\"")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("opacity 1.5")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("\"bg\": unknown output \"nowhere\"")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("opacity 1.5")),
+            "{problems:?}"
+        );
     }
 }
