@@ -138,10 +138,9 @@ pub fn composite_cpu(width: u32, height: u32, layers: &[(&Rgba, LayerParams)]) -
                 let s = pic.pixel(tx, ty);
                 let a = f32::from(s[3]) / 255.0 * params.opacity;
                 let i = ((y * width + x) * 4) as usize;
-                for c in 0..3 {
-                    let d = f32::from(out.data[i + c]) / 255.0;
-                    out.data[i + c] =
-                        unorm(blend_channel(params.blend, d, f32::from(s[c]) / 255.0, a));
+                for (dst, src) in out.data[i..i + 3].iter_mut().zip(&s[..3]) {
+                    let d = f32::from(*dst) / 255.0;
+                    *dst = unorm(blend_channel(params.blend, d, f32::from(*src) / 255.0, a));
                 }
             }
         }
