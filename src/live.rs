@@ -86,6 +86,8 @@ pub fn run(
         ..default()
     });
     rockontrol_net::app::show_app(&mut app, dmx, Some(&show));
+    // Media timeline and status (headless: outputs that show pictures come later).
+    app.add_plugins(rockontrol_media::MediaPlugin);
     app.insert_resource(Console {
         lines: std::sync::Mutex::new(rx),
         stop,

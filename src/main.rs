@@ -3,6 +3,7 @@
 //! # Layout
 //! - `main.rs`: the CLI (clap) and dispatch.
 //! - `render.rs`: `rockontrol render`, the engine run offline, tick by tick, to CSV or JSON.
+//! - `media_render.rs`: `render --png-dir`, a media output's pictures from the same run.
 //! - `live.rs`: `rockontrol run`, the engine live with a terminal console.
 //! - `timearg.rs`: `10s`, `1m30s`, `7.5s go main` arguments.
 //! - `fixtures_cli.rs`: `rockontrol fixtures …` and `import-qlc`.
@@ -14,6 +15,7 @@ mod artnet_args;
 mod fixtures_cli;
 mod live;
 mod media_cli;
+mod media_render;
 mod monitor;
 mod node_cli;
 mod render;
@@ -61,6 +63,8 @@ enum Cmd {
         /// Write here instead of standard output.
         #[arg(long, short)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        media: media_render::MediaArgs,
     },
     /// Run a show live: status line, GO/BACK from the terminal, Ctrl-C stops.
     Run {
@@ -129,7 +133,16 @@ fn main() -> ExitCode {
             format,
             at,
             out,
-        } => render::render(&show, until, &universes, format, &at, out.as_deref()),
+            media,
+        } => render::render(
+            &show,
+            until,
+            &universes,
+            format,
+            &at,
+            out.as_deref(),
+            &media,
+        ),
         Cmd::Run {
             show,
             headless,

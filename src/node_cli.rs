@@ -96,6 +96,7 @@ fn base_app(
         filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         ..default()
     })
+    .add_plugins(rockontrol_media::MediaPlugin)
     .insert_resource(StopWhen {
         flag: stop,
         at: duration.map(Duration::from_secs_f64),

@@ -10,10 +10,11 @@ use anyhow::Context;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use rockontrol_engine::{
-    CommandQueue, CommandRejected, EnginePlugin, FrameBus, FrameSet, ShowClock,
-    load_show as spawn_show, seconds_to_ticks,
+    CommandQueue, CommandRejected, EngineEvent, EnginePlugin, Event, FrameBus, FrameSet, ShowClock,
+    ShowTimeBase, load_show as spawn_show, seconds_to_ticks,
 };
 
+use crate::media_render::MediaArgs;
 use crate::timearg::TimedCommand;
 
 /// Output format of `render`.
@@ -29,6 +30,10 @@ pub enum Format {
 #[derive(Resource, Default)]
 struct Refused(Vec<String>);
 
+/// Cue GOs during a render: (tick, playback, cue), for the media timeline.
+#[derive(Resource, Default)]
+pub(crate) struct CueGos(pub Vec<(u64, String, rockontrol_show::CueNumber)>);
+
 pub fn render(
     path: &Path,
     until: f64,
@@ -36,6 +41,7 @@ pub fn render(
     format: Format,
     at: &[TimedCommand],
     out: Option<&Path>,
+    media: &MediaArgs,
 ) -> anyhow::Result<ExitCode> {
     let Some(show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
@@ -59,6 +65,23 @@ pub fn render(
         .add_plugins(EnginePlugin)
         .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
         .init_resource::<Refused>()
+        .init_resource::<CueGos>()
+        .add_systems(
+            Update,
+            |mut r: MessageReader<EngineEvent>, mut gos: ResMut<CueGos>| {
+                for e in r.read() {
+                    if let Event::Cue {
+                        playback,
+                        cue,
+                        tick,
+                        ..
+                    } = &e.0
+                    {
+                        gos.0.push((*tick, playback.clone(), *cue));
+                    }
+                }
+            },
+        )
         .add_systems(
             Update,
             |mut r: MessageReader<CommandRejected>, mut all: ResMut<Refused>| {
@@ -82,6 +105,8 @@ pub fn render(
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
+        // A media render writes pictures; DMX only where asked for (--out).
+        None if media.png_dir.is_some() => Box::new(std::io::sink()),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     if format == Format::Csv {
@@ -103,6 +128,16 @@ pub fn render(
     sink.flush()?;
     for refused in &app.world().resource::<Refused>().0 {
         eprintln!("warning: {refused}");
+    }
+    if media.png_dir.is_some() {
+        let base = ShowTimeBase::new(show.tick_rate, std::time::Instant::now());
+        let gos = app
+            .world()
+            .resource::<CueGos>()
+            .0
+            .iter()
+            .map(|(tick, playback, cue)| (base.ns_of_tick(*tick), playback.as_str(), *cue));
+        return crate::media_render::render_media(&show, path, until, gos, media);
     }
     Ok(ExitCode::SUCCESS)
 }

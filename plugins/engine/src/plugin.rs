@@ -178,6 +178,9 @@ pub struct ShowSettings {
     pub grand_master: f64,
     pub profiles: Vec<FixtureProfile>,
     pub groups: Vec<Group>,
+    /// Media outputs, layers and cue actions: the media crate runs them; kept here so a show
+    /// written back from the world keeps them.
+    pub media: rockontrol_show::MediaSetup,
 }
 
 /// The show tick: how many ticks the engine has run. Tick *k* is show time `k / rate`.
@@ -444,6 +447,7 @@ pub fn load_show(world: &mut World, show: &Show) {
         grand_master: show.grand_master,
         profiles: show.profiles.clone(),
         groups: show.groups.clone(),
+        media: show.media.clone(),
     });
     for (i, u) in show.universes.iter().enumerate() {
         world.spawn((
@@ -494,6 +498,7 @@ pub fn show_from_world(world: &mut World) -> Show {
             grand_master: s.grand_master,
             profiles: s.profiles.clone(),
             groups: s.groups.clone(),
+            media: s.media.clone(),
             ..Show::empty(s.name.clone())
         },
         None => Show::empty(""),

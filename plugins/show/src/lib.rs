@@ -18,17 +18,23 @@
 //! - [`clips`]: the show's media clips, a name for each library id.
 //! - [`library`]: the fixture library folder (`assets/fixtures/<maker>/<model>.ron`): load
 //!   by `"Maker/Model"`, search, and where an attribute sits in a mode.
+//! - [`media`]: LED-wall outputs, media layers and cues' media actions ([`MediaSetup`]).
 
 pub mod clips;
 pub mod import;
 pub mod io;
 pub mod library;
+pub mod media;
 pub mod model;
 pub mod validate;
 pub mod value;
 
 pub use clips::Clip;
 pub use io::{LoadError, ParseError, load_show, parse_show, save_show, to_ron_string};
+pub use media::{
+    BlendMode, Display, EndMode, FrameRate, LedWallOutput, MediaAction, MediaCue, MediaLayer,
+    MediaSetup, Region, Transform,
+};
 pub use model::*;
 pub use validate::{ValidationError, validate};
 pub use value::{CueNumber, Value};

@@ -71,6 +71,9 @@ pub struct Show {
     /// Media clips by name: ids in the media library (see [`crate::clips`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clips: Vec<crate::clips::Clip>,
+    /// LED-wall outputs, media layers and cues' media actions (none: a lighting-only show).
+    #[serde(default, skip_serializing_if = "crate::media::MediaSetup::is_empty")]
+    pub media: crate::media::MediaSetup,
 }
 
 impl Show {
@@ -87,6 +90,7 @@ impl Show {
             cue_lists: Vec::new(),
             playbacks: Vec::new(),
             clips: Vec::new(),
+            media: crate::media::MediaSetup::default(),
         }
     }
 

@@ -127,6 +127,9 @@ pub enum ValidationError {
     PlaybackUnknownList { playback: String, cue_list: String },
     #[error("playback {playback:?}: release_time {problem}")]
     ReleaseTime { playback: String, problem: String },
+    /// A problem in the show's media part (outputs, layers, media cue actions).
+    #[error("{0}")]
+    Media(String),
 }
 
 /// Checks a whole show. `Ok(())` or every problem found.
@@ -143,6 +146,16 @@ pub fn validate(show: &Show) -> Result<(), Vec<ValidationError>> {
     check_cue_lists(show, &mut errors);
     check_playbacks(show, &mut errors);
     crate::clips::check_clips(&show.clips, &mut errors);
+    let cue_exists = |list: &str, cue| {
+        show.cue_lists
+            .iter()
+            .any(|l| l.name == list && l.cues.iter().any(|c| c.number == cue))
+    };
+    errors.extend(
+        crate::media::media_problems(&show.media, &cue_exists)
+            .into_iter()
+            .map(ValidationError::Media),
+    );
     if errors.is_empty() {
         Ok(())
     } else {
