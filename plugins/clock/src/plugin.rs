@@ -69,7 +69,9 @@ impl Plugin for ClockSyncPlugin {
 }
 
 /// What a receiver reports of its clock (heartbeat, `GET /api/nodes/{id}/status`, UI).
-#[derive(Resource, Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Resource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct ClockStatus {
     /// The master responder followed, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

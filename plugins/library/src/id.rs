@@ -15,6 +15,8 @@ pub const ID_HEX_LEN: usize = 64;
 /// A clip's id: the BLAKE3 hash of its stored bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[derive(schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct ClipId([u8; 32]);
 
 /// Text that is not a clip id.

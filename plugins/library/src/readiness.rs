@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::ClipId;
 
 /// Where one clip stands on one node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ClipState {
     /// Not on the node, not being fetched yet.
@@ -56,7 +56,7 @@ impl ClipState {
 }
 
 /// One clip in a [`MediaReport`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClipReport {
     pub id: ClipId,
     pub name: String,
@@ -66,7 +66,7 @@ pub struct ClipReport {
 }
 
 /// A node's media readiness: every clip its manifest names.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MediaReport {
     pub clips: Vec<ClipReport>,
 }

@@ -53,9 +53,8 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
     let manifests = move |node: &str| {
         let media_capable = reg
             .registry()
-            .nodes
-            .get(node)?
-            .capabilities
+            .node(node)?
+            .capabilities()
             .contains(&Capability::MediaPlayback);
         let clips = library.clips.read().map(|c| c.clone()).unwrap_or_default();
         Some(manifest_for(
@@ -69,12 +68,11 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
     let status = move || {
         let registry = reg.registry();
         let nodes: BTreeMap<&str, serde_json::Value> = registry
-            .nodes
-            .values()
+            .nodes()
             .filter(|n| {
-                n.metrics.media.is_some() || n.capabilities.contains(&Capability::MediaPlayback)
+                n.metrics().media.is_some() || n.capabilities().contains(&Capability::MediaPlayback)
             })
-            .map(|n| (n.node_id.as_str(), node_json(n.metrics.media.as_ref())))
+            .map(|n| (n.node_id(), node_json(n.metrics().media.as_ref())))
             .collect();
         json!({ "nodes": nodes })
     };

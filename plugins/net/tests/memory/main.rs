@@ -147,7 +147,10 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
     });
     rig.disconnect(0);
     rig.step();
-    assert_eq!(rig.registry().node("node-01").expect("node-01").state(), NodeState::Offline);
+    assert_eq!(
+        rig.registry().node("node-01").expect("node-01").state(),
+        NodeState::Offline
+    );
     let (id, delivery) = rig
         .registry()
         .submit("node-01", NodeCommand::Blackout { on: true })
@@ -190,7 +193,10 @@ fn a_node_command_queued_offline_is_delivered_once_on_reconnect() {
         rig.step();
     }
     assert_eq!(rig.net(0).commands_executed, 1, "executed once");
-    assert_eq!(rig.registry().node("node-01").expect("node-01").executed(), 1);
+    assert_eq!(
+        rig.registry().node("node-01").expect("node-01").executed(),
+        1
+    );
     assert!(rig.net(0).node_override.blackout, "from the snapshot");
     let acks: Vec<_> = rig.receivers[0]
         .sent
