@@ -300,6 +300,10 @@ fn control_key() -> anyhow::Result<String> {
     }
 }
 
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is the axum Response the handler returns as is"
+)]
 fn serve(
     store: Store,
     show: &Path,

@@ -63,7 +63,7 @@ fn small_clip(test: &str, path: &Path, seed: u32) -> Option<()> {
 /// An uncompressed clip of about `mb` megabytes (640×360 I420 at 25 fps: 345,600 B a frame).
 fn big_clip(test: &str, path: &Path, mb: u64) -> Option<()> {
     let frames = (mb * 1_000_000).div_ceil(345_600);
-    let src = format!("testsrc=size=640x360:rate=25");
+    let src = "testsrc=size=640x360:rate=25".to_string();
     ffmpeg(
         test,
         &[

@@ -137,7 +137,10 @@ mod tests {
         ] {
             assert!(bad.parse::<ClipId>().is_err(), "{bad:?} must be refused");
         }
-        let err = "../x".parse::<ClipId>().unwrap_err().to_string();
+        let err = "../x"
+            .parse::<ClipId>()
+            .expect_err("a path is not a clip id")
+            .to_string();
         assert!(err.contains("not a clip id"), "{err}");
     }
 

@@ -38,6 +38,10 @@ pub struct MasterMediaSetup(pub Arc<MasterMedia>);
 
 /// The media routes of a master with a library (merged after the request timeout: a clip
 /// download takes as long as it takes).
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is the axum Response the handler returns as is"
+)]
 pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
     let media = shared.media.clone()?;
     let auth = Arc::clone(shared);

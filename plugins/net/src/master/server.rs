@@ -600,7 +600,7 @@ async fn node_command(
         return error(StatusCode::BAD_REQUEST, e.to_string());
     }
     if let Err(e) = command.check_for_one_node() {
-        if !shared.registry().node(&node_id).is_some() {
+        if shared.registry().node(&node_id).is_none() {
             return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
         }
         // 409: the command is valid, but not for one node (it names the right endpoint).
