@@ -40,6 +40,13 @@ fn has_display() -> bool {
 /// The window of `rockontrol master` (programmer and node view) or `rockontrol receiver`
 /// (receiver view, 1280×800).
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "ui"),
+    allow(
+        dead_code,
+        reason = "without the `ui` feature no window is opened from it"
+    )
+)]
 pub struct NodeWindow {
     pub role: Role,
     pub title: String,
