@@ -30,7 +30,9 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use rockontrol_net::client::http_request_blocking;
-use support::node::{KEY, Listener, Node, free_port, master_addr, signal, temp_dir};
+use support::node::{
+    KEY, Listener, Node, free_port, master_addr, master_config, receiver_config, signal, temp_dir,
+};
 use support::proxy::FreezingProxy;
 
 /// One dimmer per universe 1..=3; cues 1 and 2 both at full (a cue change keeps the look, so
@@ -109,30 +111,6 @@ type StateLog = Vec<(Instant, usize, String)>;
 
 fn node_id(i: usize) -> String {
     format!("node-0{}", i + 1)
-}
-
-fn master_config(port: u16) -> String {
-    let nodes: Vec<String> = (1..=RECEIVERS)
-        .map(|i| {
-            format!(
-                r#"{{"node_id": "node-0{i}", "ip": "127.0.0.1", "universe_map": [{i}], "role": "dmx_output"}}"#
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
-  "broadcast_enabled": false, "managed_nodes": [{}]}}"#,
-        nodes.join(", ")
-    )
-}
-
-fn receiver_config(i: usize, master_port: u16, sacn_port: u16) -> String {
-    let n = i + 1;
-    format!(
-        r#"{{"role": "receiver", "node_id": "node-0{n}", "master_ip": "127.0.0.1", "master_port": {master_port},
-  "local_universes": [{n}], "capabilities": ["dmx_output"], "broadcast_enabled": false, "auto_discover": false,
-  "on_master_loss": "hold", "dmx_destination": "127.0.0.1:{sacn_port}"}}"#
-    )
 }
 
 /// A REST call that never panics: `None` while the master is unreachable.
@@ -308,7 +286,7 @@ fn run(rng: &mut Rng, total: Duration, faults: &mut [Fault]) -> bool {
     let show = dir.join("show.ron");
     std::fs::write(&show, SHOW).expect("show");
     let master_cfg = dir.join("master.json");
-    std::fs::write(&master_cfg, master_config(port)).expect("master config");
+    std::fs::write(&master_cfg, master_config(port, RECEIVERS as u16)).expect("master config");
     let master_state = dir.join("state-master");
     let start_master =
         |state: &Path| Node::start_for("master", &master_cfg, Some(&show), state, life.as_secs());
@@ -323,7 +301,7 @@ fn run(rng: &mut Rng, total: Duration, faults: &mut [Fault]) -> bool {
     let receivers: Vec<Node> = (0..RECEIVERS)
         .map(|i| {
             let cfg = dir.join(format!("{}.json", node_id(i)));
-            std::fs::write(&cfg, receiver_config(i, proxies[i].port, sacn.port)).expect("config");
+            std::fs::write(&cfg, receiver_config(i as u16 + 1, proxies[i].port, sacn.port, "hold")).expect("config");
             Node::start_for(
                 "receiver",
                 &cfg,

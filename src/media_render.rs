@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use rockontrol_media::render::{RenderJob, render_output};
 use rockontrol_media::timing::seconds_to_ns;
-use rockontrol_media::{CueFired, GpuContext, MediaTimeline};
+use rockontrol_media::{CueFired, MediaTimeline};
 use rockontrol_show::{CueNumber, Show};
 
 use crate::timearg::parse_seconds;
@@ -105,13 +103,29 @@ pub fn render_media<'a>(
             .map(|ext| clips_dir.join(format!("{name}.{ext}")))
             .find(|p| p.is_file())
     };
+    composite(&timeline, &output, &clips, args, until, dir)
+}
+
+/// Composites the output's refreshes into PNGs on a GPU device.
+#[cfg(feature = "gpu")]
+fn composite(
+    timeline: &MediaTimeline,
+    output: &str,
+    clips: &dyn Fn(&str) -> Option<PathBuf>,
+    args: &MediaArgs,
+    until: f64,
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use rockontrol_media::GpuContext;
+    use rockontrol_media::render::{RenderJob, render_output};
     let gpu = GpuContext::headless().context("media render needs a GPU device")?;
     let report = render_output(
         &gpu,
         &RenderJob {
-            timeline: &timeline,
-            output: &output,
-            clips: &clips,
+            timeline,
+            output,
+            clips,
             from_ns: seconds_to_ns(args.from),
             until_ns: seconds_to_ns(until),
             dir,
@@ -127,4 +141,19 @@ pub fn render_media<'a>(
         gpu.adapter
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// This build has no GPU compositor (a headless receiver build): refused, saying how to get one.
+#[cfg(not(feature = "gpu"))]
+fn composite(
+    _timeline: &MediaTimeline,
+    output: &str,
+    _clips: &dyn Fn(&str) -> Option<PathBuf>,
+    _args: &MediaArgs,
+    _until: f64,
+    _dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "cannot render media output {output:?} to PNG: this rockontrol was built without the          `gpu` feature (the headless build); build it with the default features or with          `--features gpu`"
+    )
 }

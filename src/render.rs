@@ -60,6 +60,8 @@ pub fn render(
     let rate = f64::from(show.tick_rate);
     let last_tick = seconds_to_ticks(until, rate);
 
+    // Not a role's assembly (`rockontrol_net::app`): offline, no loop, no DMX output and no
+    // network; the same `EnginePlugin` a live node runs, stepped one tick per update.
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(EnginePlugin)

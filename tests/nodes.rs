@@ -17,8 +17,8 @@ use rockontrol_net::client::probe_blocking;
 use rockontrol_net::config::seed;
 use rockontrol_net::events::NodeEvent;
 use support::node::{
-    BIN, KEY, Listener, Node, free_port, is_root, master_addr, node_state, rest, signal, temp_dir,
-    wait_state,
+    BIN, KEY, Listener, Node, free_port, is_root, master_addr, master_config, node_state,
+    receiver_config, rest, signal, temp_dir, wait_state,
 };
 use support::skip;
 const READ_KEY: &str = "e2e-reader-key-0001";
@@ -43,17 +43,6 @@ const SHOW: &str = r#"(
     ])],
     playbacks: [(name: "main", cue_list: "main")],
 )"#;
-
-fn receiver_config(n: u16, master_port: u16, sacn_port: u16, on_loss: &str) -> String {
-    seed::RECEIVER
-        .replace("\"node-01\"", &format!("\"node-0{n}\""))
-        .replace("192.168.1.100", "127.0.0.1")
-        .replace("9000", &master_port.to_string())
-        .replace("[1, 2]", &format!("[{n}]"))
-        .replace("\"auto_discover\": true", &format!(
-            "\"auto_discover\": false, \"broadcast_enabled\": false, \"on_master_loss\": \"{on_loss}\", \"dmx_destination\": \"127.0.0.1:{sacn_port}\""
-        ))
-}
 
 #[test]
 fn master_and_three_receivers_replicate_queue_and_survive_failures() {
@@ -860,22 +849,6 @@ fn slow_show() -> String {
     SHOW.replace(
         "fade_in: 6.0, fade_out: 6.0",
         "fade_in: 20.0, fade_out: 20.0",
-    )
-}
-
-/// A master on `port` managing node-01..=node-0`n` (universe = node number).
-fn master_config(port: u16, n: u16) -> String {
-    let nodes: Vec<String> = (1..=n)
-        .map(|i| {
-            format!(
-                r#"{{"node_id": "node-0{i}", "ip": "127.0.0.1", "universe_map": [{i}], "role": "dmx_output"}}"#
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
-  "broadcast_enabled": false, "managed_nodes": [{}]}}"#,
-        nodes.join(", ")
     )
 }
 

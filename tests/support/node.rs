@@ -25,6 +25,37 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A receiver config for `node-0N` outputting universe `n` as unicast sACN to
+/// `127.0.0.1:sacn_port`, linked to the master at `127.0.0.1:master_port` (the seed's receiver,
+/// loopback substituted), `on_loss` its `on_master_loss`.
+pub fn receiver_config(n: u16, master_port: u16, sacn_port: u16, on_loss: &str) -> String {
+    rockontrol_net::config::seed::RECEIVER
+        .replace("\"node-01\"", &format!("\"node-0{n}\""))
+        .replace("192.168.1.100", "127.0.0.1")
+        .replace("9000", &master_port.to_string())
+        .replace("[1, 2]", &format!("[{n}]"))
+        .replace("\"auto_discover\": true", &format!(
+            "\"auto_discover\": false, \"broadcast_enabled\": false, \"on_master_loss\": \"{on_loss}\", \"dmx_destination\": \"127.0.0.1:{sacn_port}\""
+        ))
+}
+
+/// A master `master-01` on `127.0.0.1:port` managing node-01..=node-0`n` (universe = node
+/// number).
+pub fn master_config(port: u16, n: u16) -> String {
+    let nodes: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(
+                r#"{{"node_id": "node-0{i}", "ip": "127.0.0.1", "universe_map": [{i}], "role": "dmx_output"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false, "managed_nodes": [{}]}}"#,
+        nodes.join(", ")
+    )
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -101,7 +132,20 @@ impl Node {
         key: Option<&str>,
         secs: u64,
     ) -> Node {
-        let mut cmd = Command::new(BIN);
+        Node::start_bin(Path::new(BIN), role, config, show, state, key, secs)
+    }
+
+    /// [`Node::start_with`] from another build of `rockontrol` (the headless one, say).
+    pub fn start_bin(
+        bin: &Path,
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        key: Option<&str>,
+        secs: u64,
+    ) -> Node {
+        let mut cmd = Command::new(bin);
         cmd.arg(role)
             .arg("--config")
             .arg(config)

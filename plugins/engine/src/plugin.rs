@@ -263,6 +263,75 @@ pub struct ShowEngine {
     pub seam: CommandSeam,
 }
 
+/// A compiled show with its playback state, borrowed from [`ShowEngine::running`]: what every
+/// role's command path and renderer needs at once.
+#[derive(Debug)]
+pub struct Running<'a> {
+    pub fade: &'a mut FadeEngine,
+    pub state: &'a mut PlaybackState,
+    pub seam: &'a mut CommandSeam,
+    pub frame: &'a mut Vec<u8>,
+}
+
+impl Running<'_> {
+    /// Applies `command` at `tick` through the seam (after that tick's follows and releases).
+    pub fn apply(&mut self, command: &Command, tick: u64) -> Result<Vec<Event>, CommandError> {
+        self.seam.apply(self.fade, self.state, command, tick)
+    }
+
+    /// [`Running::apply`], reported as every role reports a show command: the events it caused
+    /// as [`EngineEvent`]s or, refused, a warning and a [`CommandRejected`] (the show keeps
+    /// running).
+    pub fn apply_reported(
+        &mut self,
+        command: &Command,
+        tick: u64,
+        events: &mut MessageWriter<EngineEvent>,
+        rejected: &mut MessageWriter<CommandRejected>,
+    ) -> Result<(), CommandError> {
+        match self.apply(command, tick) {
+            Ok(done) => {
+                for event in done {
+                    debug!("tick {tick}: {command} → {event:?}");
+                    events.write(EngineEvent(event));
+                }
+                Ok(())
+            }
+            Err(error) => {
+                warn!("tick {tick}: {command} refused: {error}");
+                rejected.write(CommandRejected {
+                    command: command.clone(),
+                    error: error.clone(),
+                    tick,
+                });
+                Err(error)
+            }
+        }
+    }
+}
+
+impl ShowEngine {
+    /// The compiled show, its state, seam and frame; `None` before a show is compiled.
+    pub fn running(&mut self) -> Option<Running<'_>> {
+        let ShowEngine {
+            engine: Some(fade),
+            state: Some(state),
+            seam,
+            frame,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(Running {
+            fade,
+            state,
+            seam,
+            frame,
+        })
+    }
+}
+
 /// Commands waiting for the engine: immediate ones, and ones scheduled for a tick.
 #[derive(Resource, Debug, Default)]
 pub struct CommandQueue {
@@ -622,49 +691,26 @@ fn run_playback(
     mut rejected: MessageWriter<CommandRejected>,
 ) {
     let tick = clock.next_tick;
-    let ShowEngine {
-        engine: Some(fade),
-        state: Some(state),
-        seam,
-        ..
-    } = &mut *engine
-    else {
+    let Some(mut running) = engine.running() else {
         return;
     };
-    seam.advance(fade, state, tick);
-    for event in seam.take_events() {
+    running.seam.advance(running.fade, running.state, tick);
+    for event in running.seam.take_events() {
         events.write(EngineEvent(event));
     }
     for command in queue.take_due(tick) {
-        match seam.apply(fade, state, &command, tick) {
-            Ok(done) => {
-                for event in done {
-                    debug!("tick {tick}: {command} → {event:?}");
-                    events.write(EngineEvent(event));
-                }
-            }
-            Err(error) => {
-                warn!("tick {tick}: {command} refused: {error}");
-                rejected.write(CommandRejected {
-                    command,
-                    error,
-                    tick,
-                });
-            }
-        }
+        let _ = running.apply_reported(&command, tick, &mut events, &mut rejected);
     }
+    let seam = running.seam;
     for event in seam.take_events() {
         events.write(EngineEvent(event));
     }
 }
 
 fn render_frame(mut engine: ResMut<ShowEngine>, clock: Res<ShowClock>) {
-    let ShowEngine {
-        engine: Some(fade),
-        state: Some(state),
-        frame,
-        ..
-    } = &mut *engine
+    let Some(Running {
+        fade, state, frame, ..
+    }) = engine.running()
     else {
         return;
     };

@@ -136,12 +136,9 @@ pub fn apply_programmer(
     if programmer.is_empty() {
         return;
     }
-    let ShowEngine {
-        engine: Some(fade),
-        state: Some(state),
-        frame,
-        ..
-    } = &mut *engine
+    let Some(crate::Running {
+        fade, state, frame, ..
+    }) = engine.running()
     else {
         return;
     };

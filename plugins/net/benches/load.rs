@@ -82,17 +82,15 @@ fn run_master() {
         panic!("bench master config");
     };
     let (show_tx, _show_rx) = mpsc::channel(16);
-    let shared = Arc::new(MasterShared {
-        registry: Mutex::new(Registry::new(&config, SystemTime::now())),
-        keys: Keys {
+    let shared = Arc::new(MasterShared::new(
+        Registry::new(&config, SystemTime::now()),
+        Keys {
             control: vec![KEY.into()],
             read_only: vec![],
         },
-        show_commands: show_tx,
-        clock: AtomicU64::new(0),
-        bad_frames: AtomicU64::new(0),
-        media: None,
-    });
+        show_tx,
+        None,
+    ));
     let handle = runtime.handle().clone();
     let publisher = Arc::clone(&shared);
     std::thread::spawn(move || {

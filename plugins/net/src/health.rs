@@ -98,14 +98,6 @@ impl CpuMeter {
     }
 }
 
-/// A node's clock offset in milliseconds: its show tick when it sent a heartbeat
-/// `heartbeat_age_s` seconds ago, against the master's tick then (`master_tick` now, at `rate`
-/// ticks a second). Positive: the node is ahead.
-pub fn clock_offset_ms(node_tick: u64, master_tick: u64, heartbeat_age_s: f64, rate: f64) -> f64 {
-    let master_then = master_tick as f64 - heartbeat_age_s * rate;
-    (node_tick as f64 - master_then) / rate * 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,13 +117,5 @@ mod tests {
     fn this_process_has_cpu_time_and_memory() {
         assert!(cpu_time(None).is_some());
         assert!(memory_mb(None).is_some_and(|m| m > 1.0));
-    }
-
-    #[test]
-    fn clock_offset_compares_the_node_tick_with_the_master_tick_when_it_was_sent() {
-        // 44 Hz; the heartbeat is half a second old: the master was at tick 978 then.
-        assert_eq!(clock_offset_ms(978, 1000, 0.5, 44.0), 0.0);
-        assert_eq!(clock_offset_ms(989, 1000, 0.5, 44.0), 250.0);
-        assert_eq!(clock_offset_ms(967, 1000, 0.5, 44.0), -250.0);
     }
 }

@@ -27,7 +27,7 @@ pub fn register(app: &mut App) {
 fn capture_overrides(world: &World) -> NodeOverrides {
     world
         .get_resource::<MasterNet>()
-        .map(|net| net.shared.registry().replication.overrides.clone())
+        .map(|net| net.shared.registry().overrides().clone())
         .unwrap_or_default()
 }
 

@@ -1,8 +1,11 @@
 //! The master's view of its nodes: registration, links, health, command delivery and the
 //! replication stream. Plain data and logic: no sockets, no Bevy, time passed in.
 //!
-//! Each online node has a bounded outgoing queue of encoded frames (its WebSocket writer
-//! drains it). A node whose queue is full is cut off rather than slowing anybody else down; it
+//! The registry owns no sockets and no channels: what it sends is queued in its outbox as
+//! [`Outgoing`] frames and closes, by connection id, for the transport to drain
+//! ([`Registry::take_outgoing`]) and write (`master::server` keeps one bounded writer queue per
+//! connection). A connection whose writer queue is full or gone is reported back
+//! ([`Registry::link_failed`]): the node is cut off rather than slowing anybody else down; it
 //! reconnects and catches up from a snapshot.
 //!
 //! Commands for a node get a `command_id` and wait in the node's queue while it is offline;
@@ -28,9 +31,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rockontrol_engine::{Command, PlaybackState};
+
+use rockontrol_engine::{Command, PlaybackState, ShowTimeBase};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::adoptions::{Adoption, BoundKey};
 pub use crate::alerts::{Alert, AlertKind, Severity};
@@ -104,11 +107,30 @@ pub enum NodeState {
     Pending,
 }
 
-/// Where a node's frames go: the writer of its WebSocket.
-#[derive(Debug, Clone)]
-pub struct Link {
-    pub conn_id: u64,
-    pub tx: mpsc::Sender<Arc<str>>,
+/// A node's link: the connection its frames go to.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    conn_id: u64,
+}
+
+/// What the registry wants done on a connection, in order: the transport drains these
+/// ([`Registry::take_outgoing`]) and writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// An encoded frame for connection `conn`.
+    Frame { conn: u64, frame: Arc<str> },
+    /// Connection `conn` is done with (dropped, replaced, not adopted): close it once what was
+    /// queued before went out.
+    Close { conn: u64 },
+}
+
+impl Outgoing {
+    /// The connection it is for.
+    pub fn conn(&self) -> u64 {
+        match self {
+            Outgoing::Frame { conn, .. } | Outgoing::Close { conn } => *conn,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -239,20 +261,22 @@ impl NodeEntry {
         self.queue.len() + self.in_flight.len()
     }
 
-    fn send(&mut self, frame: Arc<str>) -> bool {
+    /// Queues `frame` for its link, if it has one.
+    fn send(&self, out: &mut Vec<Outgoing>, frame: Arc<str>) -> bool {
         let Some(link) = &self.link else { return false };
-        match link.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(_) => {
-                // Full or closed: cut the node off; it reconnects and resynchronises.
-                tracing::warn!(
-                    "node {}: outgoing queue full or closed; dropping its link",
-                    self.node_id
-                );
-                self.link = None;
-                false
-            }
+        out.push(Outgoing::Frame {
+            conn: link.conn_id,
+            frame,
+        });
+        true
+    }
+
+    /// Drops its link (the connection is closed) and takes back what was in flight on it.
+    fn unlink(&mut self, out: &mut Vec<Outgoing>) {
+        if let Some(link) = self.link.take() {
+            out.push(Outgoing::Close { conn: link.conn_id });
         }
+        requeue_in_flight(self);
     }
 }
 
@@ -297,7 +321,6 @@ pub struct PendingRequest {
     hello: Hello,
     addr: SocketAddr,
     since: SystemTime,
-    tx: mpsc::Sender<Arc<str>>,
 }
 
 /// A pending connection, as `GET /api/nodes` lists it.
@@ -382,34 +405,46 @@ pub enum RegisterError {
     Conflict { universe: u16, owner: String },
 }
 
-/// The replicated show and playback state, as the master last published it.
+/// The replicated show and playback state, as the master last published it (read and
+/// changed through the [`Registry`]'s methods).
 #[derive(Debug, Default)]
-pub struct Replication {
-    pub seq: u64,
+struct Replication {
+    seq: u64,
     /// The master's next show tick (refreshed every frame).
-    pub tick: u64,
-    pub rate: u32,
-    pub show_hash: Option<String>,
+    tick: u64,
+    rate: u32,
+    show_hash: Option<String>,
     /// Canonical RON of the show, served at `/api/show/{hash}`.
-    pub show_ron: Option<Arc<str>>,
-    pub state: Option<PlaybackState>,
+    show_ron: Option<Arc<str>>,
+    state: Option<PlaybackState>,
     /// Per-node overrides (node commands that set a node's own output), by node id: the
     /// master owns them and every snapshot carries them.
-    pub overrides: NodeOverrides,
+    overrides: NodeOverrides,
     /// Counts changes of `overrides` (the master persists them when it moves).
-    pub overrides_version: u64,
+    overrides_version: u64,
     /// The state parts other plugins registered, as last captured from the master's world
     /// (the engine's state and the overrides above are kept by type and are fresher).
-    pub parts: Parts,
-    /// When the engine last refreshed `tick` (`None`: nobody does; syncs always go out).
-    pub tick_at: Option<Instant>,
+    parts: Parts,
+    /// The engine's show time base as of its last refresh of `tick` (`None`: nobody
+    /// refreshes; syncs always go out).
+    time: Option<ShowTimeRef>,
+}
+
+/// The engine's show time base when it last refreshed the replicated tick.
+#[derive(Debug, Clone, Copy)]
+struct ShowTimeRef {
+    base: ShowTimeBase,
+    /// When, on the base's (the system's monotonic) clock.
+    base_at: Instant,
+    /// When, on the registry's clock.
+    at: Instant,
 }
 
 impl Replication {
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self, now: Instant) -> Snapshot {
         Snapshot::new(
             self.seq,
-            self.current_tick(),
+            self.current_tick(now),
             self.rate,
             self.show_hash.clone(),
             self.state.as_ref(),
@@ -418,16 +453,23 @@ impl Replication {
         )
     }
 
-    /// The master's show tick now: the tick last refreshed, moved on by the wall time since at
-    /// the show's rate (show time runs at wall speed). After a stall the engine's own tick is
-    /// still catching up, and a snapshot taken from it would pull receivers back mid-fade.
-    fn current_tick(&self) -> u64 {
-        let Some(at) = self.tick_at else {
+    /// The master's next show tick at `now` (on the registry's clock): the tick last
+    /// refreshed, moved on by the ticks the engine's show time base (which clock sync slews and
+    /// steps) counts in the time since. After a stall the engine's own tick is still catching
+    /// up, and a snapshot taken from it would pull receivers back mid-fade.
+    fn current_tick(&self, now: Instant) -> u64 {
+        let Some(t) = &self.time else {
             return self.tick;
         };
-        let ticks = at.elapsed().as_nanos() * u128::from(self.rate.max(1)) / 1_000_000_000;
-        self.tick
-            .saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX))
+        let later = t.base_at + now.saturating_duration_since(t.at);
+        let ran = t.base.tick_at(later).saturating_sub(t.base.tick_at(t.base_at));
+        self.tick.saturating_add(ran)
+    }
+
+    /// Whether the engine has not refreshed the tick for [`SYNC_STALE`] at `now` (a stall).
+    fn stale(&self, now: Instant) -> bool {
+        self.time
+            .is_some_and(|t| now.saturating_duration_since(t.at) > SYNC_STALE)
     }
 
     /// Records what a node command does to its node's own output (nothing for other commands,
@@ -463,7 +505,9 @@ pub struct Registry {
     master_id: String,
     nodes: BTreeMap<String, NodeEntry>,
     alerts: AlertLog,
-    pub replication: Replication,
+    replication: Replication,
+    /// Frames and closes for the transport to write, in order ([`Registry::take_outgoing`]).
+    outbox: Vec<Outgoing>,
     /// This run's part of every command id: random per start, so ids never repeat across
     /// restarts of this master or between two masters with the same id.
     boot: String,
@@ -508,6 +552,7 @@ impl Registry {
                 rate: 44,
                 ..Replication::default()
             },
+            outbox: Vec::new(),
             boot: boot_id(),
             adoptions: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -540,6 +585,104 @@ impl Registry {
     /// [`MonoClock::manual`]).
     pub fn set_clock(&mut self, clock: MonoClock) {
         self.clock = clock;
+    }
+
+    /// What is to be written since the last call, in order: frames and closes by connection
+    /// id. The transport drains this after every change and writes each to its connection (a
+    /// frame for a connection it no longer has is dropped).
+    pub fn take_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The transport could not queue a frame on connection `conn_id` (its writer queue is full,
+    /// or the connection is gone): the node on it is cut off (its unacknowledged commands wait
+    /// for its next link), or the pending request on it is dropped. The node reconnects and
+    /// resynchronises from a snapshot.
+    pub fn link_failed(&mut self, conn_id: u64) {
+        if self.pending.remove(&conn_id).is_some() {
+            return;
+        }
+        if let Some(entry) = self
+            .nodes
+            .values_mut()
+            .find(|n| n.link.is_some_and(|l| l.conn_id == conn_id))
+        {
+            tracing::warn!(
+                "node {}: outgoing queue full or closed; dropping its link",
+                entry.node_id
+            );
+            entry.link = None;
+            requeue_in_flight(entry);
+        }
+    }
+
+    /// The replication sequence number last published.
+    pub fn seq(&self) -> u64 {
+        self.replication.seq
+    }
+
+    /// The master's next show tick now (see [`Registry::show_time_refreshed`]).
+    pub fn show_tick(&self) -> u64 {
+        self.replication.current_tick(self.clock.now())
+    }
+
+    /// The hash of the show published last.
+    pub fn show_hash(&self) -> Option<&str> {
+        self.replication.show_hash.as_deref()
+    }
+
+    /// The canonical RON of the show with hash `hash`, if that is the one published.
+    pub fn show_ron(&self, hash: &str) -> Option<Arc<str>> {
+        match (&self.replication.show_hash, &self.replication.show_ron) {
+            (Some(h), Some(ron)) if h == hash => Some(Arc::clone(ron)),
+            _ => None,
+        }
+    }
+
+    /// The show published last: its hash and canonical RON.
+    pub fn show(&self) -> Option<(String, Arc<str>)> {
+        match (&self.replication.show_hash, &self.replication.show_ron) {
+            (Some(h), Some(ron)) => Some((h.clone(), Arc::clone(ron))),
+            _ => None,
+        }
+    }
+
+    /// The per-node overrides (every snapshot carries them).
+    pub fn overrides(&self) -> &NodeOverrides {
+        &self.replication.overrides
+    }
+
+    /// Counts changes of [`Registry::overrides`] (the master saves them when it moves).
+    pub fn overrides_version(&self) -> u64 {
+        self.replication.overrides_version
+    }
+
+    /// What a restarted master saved: its node overrides and show tick rate (before any node
+    /// links).
+    pub fn restore_stage(&mut self, overrides: NodeOverrides, rate: u32) {
+        self.replication.overrides = overrides;
+        self.replication.rate = rate;
+    }
+
+    /// The engine's show clock, refreshed every frame: its next tick, and the show time base
+    /// it derives from as of `base_at` (the engine's instant on the system's monotonic clock).
+    /// Until the next refresh, snapshots carry that tick moved on by the base's ticks over the
+    /// time passed on the registry's clock: clock sync (which slews and steps the base) and
+    /// tests (a manual [`MonoClock`]) steer them.
+    pub fn show_time_refreshed(&mut self, next_tick: u64, base: ShowTimeBase, base_at: Instant) {
+        let r = &mut self.replication;
+        r.tick = r.tick.max(next_tick);
+        r.time = Some(ShowTimeRef {
+            base,
+            base_at,
+            at: self.clock.now(),
+        });
+    }
+
+    /// Show time jumped to `tick` (a restarted master resumes its saved stage).
+    pub fn show_time_stepped(&mut self, tick: u64) {
+        self.replication.tick = tick;
+        self.replication.time = None;
     }
 
     /// This master's node id.
@@ -576,22 +719,26 @@ impl Registry {
 
     /// Sends `frame` to `node_id` if connection `conn_id` is still its link (dropped if its
     /// queue is full). True if it was queued.
-    pub fn send_on(&self, node_id: &str, conn_id: u64, frame: Arc<str>) -> bool {
-        self.nodes
-            .get(node_id)
-            .and_then(|n| n.link.as_ref())
-            .filter(|l| l.conn_id == conn_id)
-            .is_some_and(|l| l.tx.try_send(frame).is_ok())
+    pub fn send_on(&mut self, node_id: &str, conn_id: u64, frame: Arc<str>) -> bool {
+        if !self.is_linked(node_id, conn_id) {
+            return false;
+        }
+        self.outbox.push(Outgoing::Frame {
+            conn: conn_id,
+            frame,
+        });
+        true
     }
 
-    /// Drops `node_id`'s link (the operator's "restart link"): its writer ends, which closes
-    /// the WebSocket; the node reconnects after its reconnect period and is welcomed afresh.
-    /// False if it had none.
+    /// Drops `node_id`'s link (the operator's "restart link"): its connection is closed; the
+    /// node reconnects after its reconnect period and is welcomed afresh. False if it had none.
     pub fn drop_link(&mut self, node_id: &str) -> bool {
-        self.nodes
-            .get_mut(node_id)
-            .and_then(|n| n.link.take())
-            .is_some()
+        let Some(entry) = self.nodes.get_mut(node_id) else {
+            return false;
+        };
+        let linked = entry.link.is_some();
+        entry.unlink(&mut self.outbox);
+        linked
     }
 
     /// Raises an operator alert (listed at `GET /api/alerts`; repeats from one node are
@@ -830,15 +977,14 @@ impl Registry {
         Ok(self.nodes.get(node_id).expect("inserted above"))
     }
 
-    /// A receiver's hello on a new connection from `peer`. Linked: the welcome, the snapshot
-    /// and any queued commands are already in `tx`. Pending: only a notice is; the
-    /// connection waits for [`Registry::adopt`]. Nothing about any node changes for an
-    /// unauthenticated hello.
+    /// A receiver's hello on a new connection from `peer`; the connection id is in the answer.
+    /// Linked: the welcome, the snapshot and any queued commands are in the outbox for it.
+    /// Pending: only a notice is; the connection waits for [`Registry::adopt`]. Nothing about
+    /// any node changes for an unauthenticated hello.
     pub fn hello(
         &mut self,
         hello: &Hello,
         peer: &Peer,
-        tx: mpsc::Sender<Arc<str>>,
         now: SystemTime,
     ) -> Result<Admitted, Refusal> {
         if let Err(refusal) = self.admit(hello, peer) {
@@ -851,7 +997,10 @@ impl Registry {
             let notice = ToReceiver::Error {
                 reason: Refusal::Pending(hello.node_id.clone()).to_string(),
             };
-            let _ = tx.try_send(protocol::encode(&notice).into());
+            self.outbox.push(Outgoing::Frame {
+                conn: conn_id,
+                frame: protocol::encode(&notice).into(),
+            });
             tracing::info!(
                 "node {:?} from {} waits to be adopted (connection {conn_id})",
                 hello.node_id,
@@ -863,15 +1012,14 @@ impl Registry {
                     hello: hello.clone(),
                     addr: peer.addr,
                     since: now,
-                    tx,
                 },
             );
             return Ok(Admitted::Pending(conn_id));
         }
         self.known_addrs.insert(peer.addr.ip().to_canonical());
         // Key-less claims of this id are moot now.
-        self.pending.retain(|_, p| p.hello.node_id != hello.node_id);
-        self.link(hello, conn_id, tx, now);
+        self.close_pending(&hello.node_id);
+        self.link(hello, conn_id, now);
         Ok(Admitted::Linked(conn_id))
     }
 
@@ -902,7 +1050,7 @@ impl Registry {
             return Ok(());
         }
         if let Some(existing) = self.nodes.get(&hello.node_id)
-            && existing.link.as_ref().is_some_and(|l| !l.tx.is_closed())
+            && existing.link.is_some()
             && existing
                 .last_seen
                 .is_some_and(|t| self.clock.now().saturating_duration_since(t) < HEARTBEAT_TIMEOUT)
@@ -934,8 +1082,9 @@ impl Registry {
     }
 
     /// Links an admitted node on connection `conn_id`: welcome, snapshot, then its commands.
-    fn link(&mut self, hello: &Hello, conn_id: u64, tx: mpsc::Sender<Arc<str>>, now: SystemTime) {
+    fn link(&mut self, hello: &Hello, conn_id: u64, now: SystemTime) {
         let mono = self.clock.now();
+        let snapshot = ToReceiver::Snapshot(self.replication.snapshot(mono));
         let protocol_hash = self.protocol_hash.clone();
         let entry = self
             .nodes
@@ -974,8 +1123,12 @@ impl Registry {
             heartbeat_ms: HEARTBEAT_PERIOD.as_millis() as u64,
             reconnect_ms: RECONNECT_PERIOD.as_millis() as u64,
         });
-        let snapshot = ToReceiver::Snapshot(self.replication.snapshot());
-        entry.link = Some(Link { conn_id, tx });
+        // A previous link of this node is replaced: its connection is closed.
+        if let Some(old) = entry.link.replace(Link { conn_id })
+            && old.conn_id != conn_id
+        {
+            self.outbox.push(Outgoing::Close { conn: old.conn_id });
+        }
         entry.last_seen = Some(mono);
         entry.last_heartbeat = Some(now);
         let state = if entry.degraded_reason.is_some() {
@@ -984,16 +1137,17 @@ impl Registry {
             NodeState::Online
         };
         entry.set_state(state, now);
-        entry.send(protocol::encode(&welcome).into());
+        let out = &mut self.outbox;
+        entry.send(out, protocol::encode(&welcome).into());
         if let Some(denied) = denied {
-            entry.send(protocol::encode(&denied).into());
+            entry.send(out, protocol::encode(&denied).into());
         }
-        entry.send(protocol::encode(&snapshot).into());
+        entry.send(out, protocol::encode(&snapshot).into());
         // Unacknowledged commands of the previous link go first, then the queue, in order.
         let mut resend: VecDeque<QueuedCommand> = std::mem::take(&mut entry.in_flight);
         resend.extend(std::mem::take(&mut entry.queue));
         entry.queue = resend;
-        flush_queue(entry, mono);
+        flush_queue(entry, out, mono);
         if routing_changed {
             self.routing_epoch += 1;
         }
@@ -1038,8 +1192,8 @@ impl Registry {
         let Some(request) = self.pending.remove(&conn_id) else {
             return Err(AdoptError::NotPending(node_id.to_string()));
         };
-        // Dropping their senders closes the other claimants' connections.
-        self.pending.retain(|_, p| p.hello.node_id != node_id);
+        // The other claimants' connections are closed.
+        self.close_pending(node_id);
         let adoption = Adoption {
             node_id: node_id.to_string(),
             key: BoundKey::Control,
@@ -1054,8 +1208,20 @@ impl Registry {
             "node {node_id}: connection {conn_id} from {} adopted",
             request.addr
         );
-        self.link(&request.hello, conn_id, request.tx, now);
+        self.link(&request.hello, conn_id, now);
         Ok(adoption)
+    }
+
+    /// Closes every pending connection claiming `node_id`.
+    fn close_pending(&mut self, node_id: &str) {
+        let outbox = &mut self.outbox;
+        self.pending.retain(|conn, p| {
+            let keep = p.hello.node_id != node_id;
+            if !keep {
+                outbox.push(Outgoing::Close { conn: *conn });
+            }
+            keep
+        });
     }
 
     /// Whether connection `conn_id` is `node_id`'s link (a pending one is not).
@@ -1066,8 +1232,9 @@ impl Registry {
             .is_some_and(|l| l.conn_id == conn_id)
     }
 
-    /// The link `conn_id` of `node_id` closed.
+    /// The link `conn_id` of `node_id` closed (the transport is done with the connection).
     pub fn disconnect(&mut self, node_id: &str, conn_id: u64, now: SystemTime) {
+        self.outbox.push(Outgoing::Close { conn: conn_id });
         if self
             .pending
             .get(&conn_id)
@@ -1079,7 +1246,7 @@ impl Registry {
         let Some(entry) = self.nodes.get_mut(node_id) else {
             return;
         };
-        if entry.link.as_ref().is_some_and(|l| l.conn_id == conn_id) {
+        if entry.link.is_some_and(|l| l.conn_id == conn_id) {
             entry.link = None;
         }
         if entry.link.is_none() && entry.state != NodeState::Pending {
@@ -1225,7 +1392,7 @@ impl Registry {
             cmd.command_id,
             cmd.attempts
         );
-        send_command(entry, &mut cmd, mono);
+        send_command(entry, &mut self.outbox, &mut cmd, mono);
         entry.in_flight.push_back(cmd);
     }
 
@@ -1256,7 +1423,7 @@ impl Registry {
             sent_at: None,
         });
         let delivery = if entry.link.is_some() && entry.state != NodeState::Pending {
-            flush_queue(entry, mono);
+            flush_queue(entry, &mut self.outbox, mono);
             Delivery::Sent
         } else {
             Delivery::Queued
@@ -1266,7 +1433,8 @@ impl Registry {
 
     /// Marks silent nodes offline and re-sends unacknowledged commands. Call a few times a second.
     pub fn check_timeouts(&mut self, now: SystemTime) {
-        // Dropping a pending request's sender closes its connection.
+        // A pending request not adopted in time: its connection is closed.
+        let outbox = &mut self.outbox;
         self.pending.retain(|conn, p| {
             let waited = now.duration_since(p.since).unwrap_or_default();
             let keep = waited < PENDING_WAIT;
@@ -1276,6 +1444,7 @@ impl Registry {
                     p.hello.node_id,
                     p.addr
                 );
+                outbox.push(Outgoing::Close { conn: *conn });
             }
             keep
         });
@@ -1290,7 +1459,7 @@ impl Registry {
                     "node {}: no heartbeat for {HEARTBEAT_TIMEOUT:?}",
                     entry.node_id
                 );
-                entry.link = None;
+                entry.unlink(&mut self.outbox);
             }
             if entry.link.is_none()
                 && matches!(entry.state, NodeState::Online | NodeState::Degraded)
@@ -1328,7 +1497,8 @@ impl Registry {
         r.rate = rate;
         r.state = state;
         r.tick = tick;
-        let frame: Arc<str> = protocol::encode(&ToReceiver::Snapshot(r.snapshot())).into();
+        let frame: Arc<str> =
+            protocol::encode(&ToReceiver::Snapshot(r.snapshot(self.clock.now()))).into();
         self.broadcast(&frame);
     }
 
@@ -1367,7 +1537,8 @@ impl Registry {
         let r = &mut self.replication;
         r.parts = parts;
         r.seq += 1;
-        let frame: Arc<str> = protocol::encode(&ToReceiver::Snapshot(r.snapshot())).into();
+        let frame: Arc<str> =
+            protocol::encode(&ToReceiver::Snapshot(r.snapshot(self.clock.now()))).into();
         self.broadcast(&frame);
         true
     }
@@ -1408,21 +1579,19 @@ impl Registry {
     /// Sends the current snapshot to one node (it asked after a gap).
     pub fn send_snapshot(&mut self, node_id: &str) {
         let frame: Arc<str> =
-            protocol::encode(&ToReceiver::Snapshot(self.replication.snapshot())).into();
-        if let Some(entry) = self.nodes.get_mut(node_id) {
-            entry.send(frame);
+            protocol::encode(&ToReceiver::Snapshot(self.replication.snapshot(self.clock.now())))
+                .into();
+        if let Some(entry) = self.nodes.get(node_id) {
+            entry.send(&mut self.outbox, frame);
         }
     }
 
-    /// The show clock, to every node. Skipped while the engine has not refreshed
-    /// [`Replication::tick_at`] for [`SYNC_STALE`]: the master is just out of a stall and its
-    /// clock is about to catch up, and an old tick would pull receivers back.
+    /// The show clock, to every node. Skipped while the engine has not refreshed the show
+    /// clock ([`Registry::show_time_refreshed`]) for [`SYNC_STALE`] on the registry's clock:
+    /// the master is just out of a stall and its clock is about to catch up, and an old tick
+    /// would pull receivers back.
     pub fn publish_sync(&mut self, tick: u64) {
-        if self
-            .replication
-            .tick_at
-            .is_some_and(|t| t.elapsed() > SYNC_STALE)
-        {
+        if self.replication.stale(self.clock.now()) {
             tracing::debug!("show clock not refreshed lately (a stall?): no sync this time");
             return;
         }
@@ -1440,9 +1609,9 @@ impl Registry {
     }
 
     fn broadcast(&mut self, frame: &Arc<str>) {
-        for entry in self.nodes.values_mut() {
+        for entry in self.nodes.values() {
             if entry.link.is_some() && entry.state != NodeState::Pending {
-                entry.send(Arc::clone(frame));
+                entry.send(&mut self.outbox, Arc::clone(frame));
             }
         }
     }
@@ -1495,7 +1664,12 @@ fn requeue_in_flight(entry: &mut NodeEntry) {
     }
 }
 
-fn send_command(entry: &mut NodeEntry, cmd: &mut QueuedCommand, now: Instant) {
+fn send_command(
+    entry: &NodeEntry,
+    out: &mut Vec<Outgoing>,
+    cmd: &mut QueuedCommand,
+    now: Instant,
+) {
     cmd.attempts += 1;
     cmd.sent_at = Some(now);
     let frame: Arc<str> = protocol::encode(&ToReceiver::Command {
@@ -1504,19 +1678,18 @@ fn send_command(entry: &mut NodeEntry, cmd: &mut QueuedCommand, now: Instant) {
         command: cmd.command.clone(),
     })
     .into();
-    entry.send(frame);
+    entry.send(out, frame);
 }
 
-fn flush_queue(entry: &mut NodeEntry, now: Instant) {
-    while entry.link.is_some() {
-        let Some(mut cmd) = entry.queue.pop_front() else {
-            break;
-        };
-        send_command(entry, &mut cmd, now);
-        entry.in_flight.push_back(cmd);
-    }
+/// Sends `entry`'s queued commands on its link, in order (they stay in flight until acked).
+fn flush_queue(entry: &mut NodeEntry, out: &mut Vec<Outgoing>, now: Instant) {
     if entry.link.is_none() {
         requeue_in_flight(entry);
+        return;
+    }
+    while let Some(mut cmd) = entry.queue.pop_front() {
+        send_command(entry, out, &mut cmd, now);
+        entry.in_flight.push_back(cmd);
     }
 }
 
@@ -1562,12 +1735,27 @@ mod tests {
         }
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Arc<str>>) -> Vec<ToReceiver> {
-        let mut out = Vec::new();
-        while let Ok(f) = rx.try_recv() {
-            out.push(decode_to_receiver(&f).expect("valid frame"));
-        }
-        out
+    /// The frames queued for connection `conn` (the transport's part): taken from the outbox,
+    /// decoded; what is queued for other connections stays.
+    fn drain(reg: &mut Registry, conn: u64) -> Vec<ToReceiver> {
+        let (mine, others): (Vec<Outgoing>, Vec<Outgoing>) = reg
+            .take_outgoing()
+            .into_iter()
+            .partition(|o| o.conn() == conn);
+        reg.outbox = others;
+        mine.into_iter()
+            .filter_map(|o| match o {
+                Outgoing::Frame { frame, .. } => {
+                    Some(decode_to_receiver(&frame).expect("valid frame"))
+                }
+                Outgoing::Close { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Whether the registry asked for connection `conn` to be closed.
+    fn closed(reg: &Registry, conn: u64) -> bool {
+        reg.outbox.contains(&Outgoing::Close { conn })
     }
 
     fn command_ids(msgs: &[ToReceiver]) -> Vec<String> {
@@ -1588,10 +1776,8 @@ mod tests {
             .submit("node-01", NodeCommand::Blackout { on: true })
             .expect("known");
         assert_eq!(d, Delivery::Queued, "node-01 is offline");
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
-        let msgs = drain(&mut rx);
+        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let msgs = drain(&mut reg, rx);
         assert!(
             matches!(&msgs[0], ToReceiver::Welcome(w) if w.assigned_universes == vec![1, 2]),
             "welcome with the universe_map (9 is outside it): {msgs:?}"
@@ -1605,10 +1791,8 @@ mod tests {
         // The link drops before any ack: both go out again, in order, on the next link.
         reg.disconnect("node-01", 1, now);
         assert_eq!(reg.nodes["node-01"].state, NodeState::Offline);
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
-        assert_eq!(command_ids(&drain(&mut rx)), vec![a.clone(), b.clone()]);
+        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        assert_eq!(command_ids(&drain(&mut reg, rx)), vec![a.clone(), b.clone()]);
         reg.ack("node-01", &a, AckStatus::Executed, None, now)
             .expect("ok");
         reg.ack("node-01", &b, AckStatus::Executed, None, now)
@@ -1623,14 +1807,12 @@ mod tests {
     fn failures_are_retried_three_times_then_the_node_is_degraded() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
-        drain(&mut rx);
+        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        drain(&mut reg, rx);
         let (id, d) = reg.submit("node-01", NodeCommand::Clear).expect("known");
         assert_eq!(d, Delivery::Sent);
         for attempt in 1..=4 {
-            let msgs = drain(&mut rx);
+            let msgs = drain(&mut reg, rx);
             assert!(
                 matches!(&msgs[..], [ToReceiver::Command { attempt: a, .. }] if *a == attempt),
                 "attempt {attempt}: {msgs:?}"
@@ -1638,7 +1820,7 @@ mod tests {
             reg.ack("node-01", &id, AckStatus::Failed, Some("no such cue"), now)
                 .expect("ok");
         }
-        assert!(drain(&mut rx).is_empty(), "no fifth attempt");
+        assert!(drain(&mut reg, rx).is_empty(), "no fifth attempt");
         assert_eq!(reg.nodes["node-01"].state, NodeState::Degraded);
         assert!(
             reg.alerts()
@@ -1654,18 +1836,15 @@ mod tests {
     fn duplicate_ids_and_mismatched_builds_are_refused() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx, _rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("first");
-        let (tx2, _rx2) = mpsc::channel(64);
+        reg.hello(&hello("node-01"), &keyed(), now).expect("first");
         assert_eq!(
-            reg.hello(&hello("node-01"), &keyed(), tx2.clone(), now),
+            reg.hello(&hello("node-01"), &keyed(), now),
             Err(Refusal::DuplicateId("node-01".into()))
         );
         let mut old = hello("node-02");
         old.protocol_hash = "0000000000000000".into();
         assert!(matches!(
-            reg.hello(&old, &keyed(), tx2.clone(), now),
+            reg.hello(&old, &keyed(), now),
             Err(Refusal::Protocol { .. })
         ));
         assert!(
@@ -1681,26 +1860,26 @@ mod tests {
     fn a_keyless_hello_changes_nothing_and_pending_connections_are_capped() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx, mut rx) = mpsc::channel(64);
         let mut spoof = hello("node-01");
         spoof.version = "attacker-9.9".into();
         assert_eq!(
-            reg.hello(&spoof, &keyless("10.0.0.66:5000"), tx, now),
+            reg.hello(&spoof, &keyless("10.0.0.66:5000"), now),
             Err(Refusal::KeyRequired("node-01".into())),
             "a managed id needs its key"
         );
         let n = &reg.nodes["node-01"];
         assert_eq!((n.state, n.version.as_deref()), (NodeState::Offline, None));
-        assert!(drain(&mut rx).is_empty(), "no welcome, show or snapshot");
+        assert!(
+            reg.take_outgoing().is_empty(),
+            "no welcome, show or snapshot"
+        );
         assert!(reg.pending().is_empty());
         let before = reg.nodes.len();
         let mut refused = 0;
         for i in 0..2000 {
-            let (tx, _rx) = mpsc::channel(4);
             match reg.hello(
                 &hello(&format!("x-{i}")),
                 &keyless("10.0.0.66:5001"),
-                tx,
                 now,
             ) {
                 Ok(Admitted::Pending(_)) => {}
@@ -1735,22 +1914,20 @@ mod tests {
     fn adoption_takes_the_pending_connection_and_binds_the_id_to_the_key() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx_a, mut rx_a) = mpsc::channel(64);
         let mut own = hello("node-05");
         own.universes = vec![5];
         let a = reg
-            .hello(&own, &keyless("10.0.0.5:4000"), tx_a, now)
+            .hello(&own, &keyless("10.0.0.5:4000"), now)
             .expect("pending");
         assert!(matches!(a, Admitted::Pending(_)));
-        let notice = drain(&mut rx_a);
+        let notice = drain(&mut reg, a.conn_id());
         assert!(
             matches!(&notice[..], [ToReceiver::Error { reason }] if reason.contains("waits for an operator")),
             "only a notice while pending: {notice:?}"
         );
         // An impostor claims the same id from elsewhere: two candidates, the operator picks.
-        let (tx_b, mut rx_b) = mpsc::channel(64);
         let b = reg
-            .hello(&own, &keyless("10.0.0.66:4000"), tx_b, now)
+            .hello(&own, &keyless("10.0.0.66:4000"), now)
             .expect("pending too");
         assert!(matches!(
             reg.adopt("node-05", None, now),
@@ -1777,36 +1954,41 @@ mod tests {
             "the chosen connection"
         );
         assert!(!reg.is_linked("node-05", b.conn_id()));
-        let msgs = drain(&mut rx_a);
+        let msgs = drain(&mut reg, a.conn_id());
         assert!(
             matches!(&msgs[..], [ToReceiver::Welcome(w), ToReceiver::Snapshot(_)] if w.assigned_universes == vec![5]),
             "{msgs:?}"
         );
-        let _ = drain(&mut rx_b);
-        assert!(rx_b.is_closed(), "the impostor's connection is closed");
+        assert!(
+            closed(&reg, b.conn_id()),
+            "the impostor's connection is closed"
+        );
+        assert!(!closed(&reg, a.conn_id()));
+        let _ = drain(&mut reg, b.conn_id()); // its notice and close, written
         assert!(reg.pending().is_empty());
         assert_eq!(reg.adoptions(), vec![adoption.clone()]);
         // Later, key-less claims of the id are refused; with the key it links.
         reg.disconnect("node-05", a.conn_id(), now);
-        let (tx, mut rx) = mpsc::channel(64);
         assert_eq!(
-            reg.hello(&own, &keyless("10.0.0.5:4001"), tx, now),
+            reg.take_outgoing(),
+            vec![Outgoing::Close { conn: a.conn_id() }]
+        );
+        assert_eq!(
+            reg.hello(&own, &keyless("10.0.0.5:4001"), now),
             Err(Refusal::KeyRequired("node-05".into()))
         );
-        assert!(drain(&mut rx).is_empty());
+        assert!(reg.take_outgoing().is_empty(), "nothing for a refused hello");
         assert_eq!(reg.nodes["node-05"].state, NodeState::Offline);
-        let (tx, _rx) = mpsc::channel(64);
         assert!(matches!(
-            reg.hello(&own, &keyed(), tx, now),
+            reg.hello(&own, &keyed(), now),
             Ok(Admitted::Linked(_))
         ));
         // A master started again with the adoptions it kept refuses key-less claims too.
         let mut again = Registry::new(&master(), now);
         again.restore_adoptions(vec![adoption], now);
         assert_eq!(again.nodes["node-05"].universes, vec![5]);
-        let (tx, _rx) = mpsc::channel(64);
         assert_eq!(
-            again.hello(&own, &keyless("10.0.0.5:4002"), tx, now),
+            again.hello(&own, &keyless("10.0.0.5:4002"), now),
             Err(Refusal::KeyRequired("node-05".into()))
         );
         assert!(again.is_known_address("10.0.0.5".parse().expect("ip")));
@@ -1816,9 +1998,7 @@ mod tests {
     fn an_adopted_node_may_not_take_another_nodes_universes() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx, _rx) = mpsc::channel(64);
-        reg.hello(&hello("node-03"), &keyless("10.0.0.3:1"), tx, now)
-            .expect("pending");
+        reg.hello(&hello("node-03"), &keyless("10.0.0.3:1"), now).expect("pending");
         assert_eq!(
             reg.adopt("node-03", None, now),
             Err(AdoptError::UniverseTaken {
@@ -1856,8 +2036,7 @@ mod tests {
         // A node linking with universes of its own takes them over.
         let mut late = hello("node-08");
         late.universes = vec![4];
-        let (tx, _rx) = mpsc::channel(64);
-        reg.hello(&late, &keyed(), tx, now).expect("linked");
+        reg.hello(&late, &keyed(), now).expect("linked");
         assert!(reg.routing_epoch() > epoch);
         assert!(reg.local_universes(&show).is_empty());
         // The operator takes universe 4 back: the master outputs it again; a conflict is one.
@@ -1911,10 +2090,8 @@ mod tests {
     fn deltas_carry_consecutive_sequence_numbers_to_every_online_node() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
-        drain(&mut rx);
+        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        drain(&mut reg, rx);
         let state = PlaybackState {
             grand_master: 1.0,
             blackout: false,
@@ -1924,7 +2101,7 @@ mod tests {
         for _ in 0..3 {
             reg.publish_delta(10, Command::Blackout { on: true }, state.clone());
         }
-        let seqs: Vec<u64> = drain(&mut rx)
+        let seqs: Vec<u64> = drain(&mut reg, rx)
             .iter()
             .filter_map(|m| match m {
                 ToReceiver::Delta(d) => Some(d.seq),
@@ -1942,9 +2119,7 @@ mod tests {
     fn a_node_outputting_well_below_the_show_rate_is_degraded_with_the_reason() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx, _rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
+        reg.hello(&hello("node-01"), &keyed(), now).expect("accepted");
         reg.publish_show(None, None, 44, None, 0);
         let beat = |fps: f64| Metrics {
             dmx_fps: fps,
@@ -2012,10 +2187,8 @@ mod tests {
     fn already_executed_for_an_id_sent_once_is_not_counted_as_executed() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
-        drain(&mut rx);
+        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        drain(&mut reg, rx);
         let (id, _) = reg
             .submit("node-01", NodeCommand::Blackout { on: false })
             .expect("known");
@@ -2062,10 +2235,8 @@ mod tests {
             .expect("known");
         reg.submit("node-01", NodeCommand::Intensity { level: 1.5 })
             .expect("known, refused by the node later");
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
-        let snapshot = drain(&mut rx)
+        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let snapshot = drain(&mut reg, rx)
             .into_iter()
             .find_map(|m| match m {
                 ToReceiver::Snapshot(s) => Some(s),
@@ -2082,7 +2253,7 @@ mod tests {
         );
         // A new show (or any later snapshot) still carries it.
         reg.publish_show(None, None, 44, None, 10);
-        let again = drain(&mut rx)
+        let again = drain(&mut reg, rx)
             .into_iter()
             .find_map(|m| match m {
                 ToReceiver::Snapshot(s) => Some(s),
@@ -2093,7 +2264,7 @@ mod tests {
         reg.submit("node-01", NodeCommand::Blackout { on: false })
             .expect("known");
         reg.send_snapshot("node-01");
-        let cleared = drain(&mut rx)
+        let cleared = drain(&mut reg, rx)
             .into_iter()
             .find_map(|m| match m {
                 ToReceiver::Snapshot(s) => Some(s),
@@ -2107,15 +2278,13 @@ mod tests {
     }
 
     /// A registry on a manual clock with node-01 linked, and its frames.
-    fn linked_on_manual_clock() -> (Registry, MonoClock, mpsc::Receiver<Arc<str>>, SystemTime) {
+    fn linked_on_manual_clock() -> (Registry, MonoClock, u64, SystemTime) {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let mut reg = Registry::new(&master(), now);
         let clock = MonoClock::manual();
         reg.set_clock(clock.clone());
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, now)
-            .expect("accepted");
-        drain(&mut rx);
+        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        drain(&mut reg, rx);
         (reg, clock, rx, now)
     }
 
@@ -2130,11 +2299,11 @@ mod tests {
 
     #[test]
     fn an_unacknowledged_command_is_resent_after_the_ack_timeout_then_degrades() {
-        let (mut reg, clock, mut rx, now) = linked_on_manual_clock();
+        let (mut reg, clock, rx, now) = linked_on_manual_clock();
         let (id, _) = reg
             .submit("node-01", NodeCommand::Blackout { on: true })
             .expect("known");
-        assert_eq!(attempts(&drain(&mut rx)), vec![1]);
+        assert_eq!(attempts(&drain(&mut reg, rx)), vec![1]);
         for attempt in 2..=4 {
             // Heartbeats keep the node online; only the ack is missing.
             clock.advance(ACK_TIMEOUT);
@@ -2142,14 +2311,14 @@ mod tests {
                 .expect("known");
             reg.check_timeouts(now);
             assert_eq!(
-                attempts(&drain(&mut rx)),
+                attempts(&drain(&mut reg, rx)),
                 Vec::<u32>::new(),
                 "exactly {ACK_TIMEOUT:?} is not past the timeout yet (attempt {attempt})"
             );
             clock.advance(Duration::from_millis(1));
             reg.check_timeouts(now);
             assert_eq!(
-                attempts(&drain(&mut rx)),
+                attempts(&drain(&mut reg, rx)),
                 vec![attempt],
                 "resent once the ack is {ACK_TIMEOUT:?} + 1 ms late"
             );
@@ -2159,7 +2328,7 @@ mod tests {
         reg.heartbeat("node-01", Metrics::default(), now)
             .expect("known");
         reg.check_timeouts(now);
-        assert!(drain(&mut rx).is_empty(), "no fifth attempt");
+        assert!(drain(&mut reg, rx).is_empty(), "no fifth attempt");
         let node = &reg.nodes["node-01"];
         assert_eq!(
             node.state,
@@ -2178,9 +2347,9 @@ mod tests {
 
     #[test]
     fn an_ack_in_time_stops_the_resends() {
-        let (mut reg, clock, mut rx, now) = linked_on_manual_clock();
+        let (mut reg, clock, rx, now) = linked_on_manual_clock();
         let (id, _) = reg.submit("node-01", NodeCommand::Ping {}).expect("known");
-        drain(&mut rx);
+        drain(&mut reg, rx);
         clock.advance(ACK_TIMEOUT - Duration::from_millis(1));
         reg.ack("node-01", &id, AckStatus::Executed, None, now)
             .expect("ok");
@@ -2188,17 +2357,17 @@ mod tests {
         reg.heartbeat("node-01", Metrics::default(), now)
             .expect("known");
         reg.check_timeouts(now);
-        assert!(drain(&mut rx).is_empty(), "nothing resent after the ack");
+        assert!(drain(&mut reg, rx).is_empty(), "nothing resent after the ack");
         assert_eq!(reg.nodes["node-01"].executed, 1);
     }
 
     #[test]
     fn a_silent_node_goes_offline_after_the_heartbeat_timeout_and_keeps_its_commands() {
-        let (mut reg, clock, mut rx, now) = linked_on_manual_clock();
+        let (mut reg, clock, rx, now) = linked_on_manual_clock();
         let (id, _) = reg
             .submit("node-01", NodeCommand::Blackout { on: true })
             .expect("known");
-        drain(&mut rx);
+        drain(&mut reg, rx);
         // Heartbeats reset the silence: 2 × 2.5 s with a heartbeat between is not silence.
         clock.advance(HEARTBEAT_TIMEOUT / 2 + HEARTBEAT_TIMEOUT / 3);
         reg.heartbeat("node-01", Metrics::default(), now)
@@ -2215,7 +2384,7 @@ mod tests {
         let (queued, _) = reg
             .submit("node-01", NodeCommand::Blackout { on: false })
             .expect("known");
-        drain(&mut rx);
+        drain(&mut reg, rx);
         clock.advance(Duration::from_millis(1));
         let later = now + Duration::from_secs(7);
         reg.check_timeouts(later);
@@ -2236,10 +2405,8 @@ mod tests {
             "the unacknowledged command waits for the next link"
         );
         // A duplicate hello is refused while a live link is fresh, accepted once it is silent.
-        let (tx, mut rx) = mpsc::channel(64);
-        reg.hello(&hello("node-01"), &keyed(), tx, later)
-            .expect("the silent node reconnects");
-        let msgs = drain(&mut rx);
+        let rx = reg.hello(&hello("node-01"), &keyed(), later).expect("the silent node reconnects").conn_id();
+        let msgs = drain(&mut reg, rx);
         assert_eq!(
             command_ids(&msgs),
             vec![queued],
@@ -2250,15 +2417,91 @@ mod tests {
 
     #[test]
     fn a_live_link_refuses_a_second_hello_until_it_is_silent() {
-        let (mut reg, clock, _rx, now) = linked_on_manual_clock();
-        let (tx2, _rx2) = mpsc::channel(64);
+        let (mut reg, clock, first, now) = linked_on_manual_clock();
         clock.advance(HEARTBEAT_TIMEOUT - Duration::from_millis(1));
-        let refused = reg.hello(&hello("node-01"), &keyed(), tx2.clone(), now);
+        let refused = reg.hello(&hello("node-01"), &keyed(), now);
         assert!(refused.is_err(), "node-01 is linked and heard from lately");
         clock.advance(Duration::from_millis(2));
+        let taken = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("silent for {HEARTBEAT_TIMEOUT:?}: the new connection takes over")
+            .conn_id();
+        assert!(closed(&reg, first), "the old connection is closed");
+        assert!(reg.is_linked("node-01", taken));
+        assert!(!reg.is_linked("node-01", first));
+    }
+
+    /// The transport reports a connection whose writer queue is full: the node is cut off, and
+    /// what was in flight on it waits for its next link (the registry owns no channel).
+    #[test]
+    fn a_link_the_transport_cannot_write_to_is_dropped_and_its_commands_kept() {
+        let (mut reg, clock, conn, now) = linked_on_manual_clock();
+        let (id, delivery) = reg
+            .submit("node-01", NodeCommand::Blackout { on: true })
+            .expect("known");
+        assert_eq!(delivery, Delivery::Sent);
+        assert_eq!(command_ids(&drain(&mut reg, conn)), vec![id.clone()]);
+        reg.link_failed(conn);
+        assert!(!reg.is_linked("node-01", conn));
         assert!(
-            reg.hello(&hello("node-01"), &keyed(), tx2, now).is_ok(),
-            "silent for {HEARTBEAT_TIMEOUT:?}: the new connection takes over"
+            !reg.send_on("node-01", conn, "{}".into()),
+            "nothing more for a dropped link"
         );
+        assert!(reg.take_outgoing().is_empty());
+        reg.check_timeouts(now);
+        assert_eq!(reg.nodes["node-01"].state, NodeState::Offline);
+        clock.advance(Duration::from_millis(10));
+        let again = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("it reconnects at once: its old link is gone")
+            .conn_id();
+        let msgs = drain(&mut reg, again);
+        assert_eq!(command_ids(&msgs), vec![id], "the command goes out again");
+    }
+
+    /// Snapshots and syncs read show time from the engine's time base over the time passed on
+    /// the registry's clock: a manual clock steers them, and a slewed or stepped base moves
+    /// them.
+    #[test]
+    fn snapshot_ticks_follow_the_engines_show_time_base_on_the_injected_clock() {
+        let (mut reg, clock, conn, _now) = linked_on_manual_clock();
+        let rate = 40;
+        let mut base = ShowTimeBase::new(rate, clock.now());
+        base.step_to_tick(clock.now(), 100, "test");
+        reg.show_time_refreshed(100, base, clock.now());
+        assert_eq!(reg.show_tick(), 100, "just refreshed: the engine's next tick");
+        // Half a second later the engine has not refreshed (a stall): show time ran on.
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(reg.show_tick(), 120, "20 ticks at 40 Hz");
+        reg.send_snapshot("node-01");
+        let ticks: Vec<u64> = drain(&mut reg, conn)
+            .iter()
+            .filter_map(|m| match m {
+                ToReceiver::Snapshot(s) => Some(s.tick),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ticks, vec![120]);
+        // Not refreshed for over SYNC_STALE: no sync goes out; after a refresh it does.
+        reg.publish_sync(110);
+        assert!(drain(&mut reg, conn).is_empty(), "stale: no sync");
+        reg.show_time_refreshed(120, base, clock.now());
+        reg.publish_sync(120);
+        assert!(
+            matches!(&drain(&mut reg, conn)[..], [ToReceiver::Sync { tick: 120, .. }]),
+            "fresh again: a sync"
+        );
+        // Clock sync slews the base 100 ms ahead at +50 % (over 200 ms): the snapshot's tick
+        // runs ahead with it.
+        let target = base.show_ns_at(clock.now()) + 100_000_000;
+        base.slew(clock.now(), target, 500_000);
+        reg.show_time_refreshed(120, base, clock.now());
+        clock.advance(Duration::from_millis(200));
+        assert_eq!(reg.show_tick(), 132, "300 ms of show time in 200 ms: 12 ticks, not 8");
+        // A step of the base moves the next snapshot with it.
+        base.step_to_tick(clock.now(), 400, "test step");
+        reg.show_time_refreshed(400, base, clock.now());
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(reg.show_tick(), 404);
     }
 }

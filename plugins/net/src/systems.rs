@@ -1,8 +1,6 @@
 //! [`NetSystems`]: where the network's systems run within a frame, for every role, and the
 //! tokio runtime they share.
 
-use std::time::{Duration, Instant};
-
 use bevy::prelude::*;
 use bevy_tokio_tasks::{TokioTasksPlugin, TokioTasksRuntime};
 use rockontrol_engine::EngineSystems;
@@ -48,16 +46,4 @@ pub(crate) fn configure_sets(app: &mut App) {
             ..default()
         });
     }
-}
-
-/// Seconds since start, for tests that wait on the network.
-pub fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
 }

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use rockontrol_dmx::DmxSettings;
-use rockontrol_engine::{
-    CaptureSink, Command, CommandQueue, EnginePlugin, FrameSet, ShowClock, load_show,
-};
+use rockontrol_engine::{CaptureSink, Command, CommandQueue, FrameSet, ShowClock, load_show};
 use rockontrol_net::MasterPlugin;
 use rockontrol_net::auth::Keys;
 use rockontrol_net::config::{NodeConfig, Syntax};
@@ -34,13 +32,27 @@ const SCRIPT: &[(u64, &str)] = &[
 ];
 const LAST_TICK: u64 = 100;
 
-fn app() -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(EnginePlugin)
-        .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
+/// DMX output off: the frames are read from the capture.
+fn no_output() -> DmxSettings {
+    DmxSettings {
+        enabled: false,
+        ..DmxSettings::default()
+    }
+}
+
+/// One tick per update, every frame captured.
+fn stepped(mut app: App) -> App {
+    app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
         .init_resource::<CaptureSink>();
     app
+}
+
+/// A standalone show as `run` assembles it ([`rockontrol_net::app::show_app`]); `render`
+/// drives the same engine plugin.
+fn app() -> App {
+    let mut app = rockontrol_net::app::headless();
+    rockontrol_net::app::show_app(&mut app, no_output(), None);
+    stepped(app)
 }
 
 fn script_and_run(mut app: App) -> Vec<Arc<FrameSet>> {
@@ -66,8 +78,8 @@ fn script_and_run(mut app: App) -> Vec<Arc<FrameSet>> {
     frames
 }
 
+/// A master as `rockontrol master` assembles it ([`rockontrol_net::app::master_app`]).
 fn master_app() -> App {
-    let mut app = app();
     let text = r#"{"role": "master", "node_id": "master-seam", "listen_port": 0,
         "bind": "127.0.0.1", "broadcast_enabled": false}"#;
     let config = match NodeConfig::parse(text, Syntax::Json, "seam master") {
@@ -75,19 +87,21 @@ fn master_app() -> App {
         other => panic!("master config: {other:?}"),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    app.insert_resource(DmxSettings {
-        enabled: false,
-        ..DmxSettings::default()
-    })
-    .add_plugins(MasterPlugin {
-        config,
-        keys: Keys {
-            control: vec!["seam-test-key".into()],
-            read_only: Vec::new(),
+    let mut app = rockontrol_net::app::headless();
+    rockontrol_net::app::master_app(
+        &mut app,
+        MasterPlugin {
+            config,
+            keys: Keys {
+                control: vec!["seam-test-key".into()],
+                read_only: Vec::new(),
+            },
+            listener: std::sync::Mutex::new(Some(listener)),
         },
-        listener: std::sync::Mutex::new(Some(listener)),
-    });
-    app
+        no_output(),
+        None,
+    );
+    stepped(app)
 }
 
 /// Slot `address` (1-based) of universe 1 at `tick`.

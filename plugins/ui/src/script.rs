@@ -261,9 +261,11 @@ pub fn scripted_view_app(
     .insert_resource(script)
     .init_resource::<FrameTimes>()
     .add_systems(Update, run_script.before(crate::UiSystems::Actions));
+    // The catch-up every role's assembly allows (the callers add the role's network through
+    // `rockontrol_net::app`).
     app.world_mut()
         .resource_mut::<Time<Virtual>>()
-        .set_max_delta(Duration::from_secs(5));
+        .set_max_delta(rockontrol_net::app::MAX_CATCH_UP);
     load_show(app.world_mut(), show);
     app
 }

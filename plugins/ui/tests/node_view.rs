@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use bevy::prelude::*;
 use rockontrol_dmx::DmxSettings;
-use rockontrol_engine::{EnginePlugin, load_show};
 use rockontrol_net::auth::Keys;
 use rockontrol_net::config::Role;
 use rockontrol_net::protocol::{
@@ -24,34 +23,35 @@ use tokio::sync::mpsc;
 
 const DEMO: &str = include_str!("../../../shows/demo.ron");
 
+/// A headless master (the role's one assembly, [`rockontrol_net::app::master_app`]) running
+/// the demo, DMX output off, with the node view's model.
 fn app() -> App {
-    let mut app = App::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(EnginePlugin)
-        .insert_resource(DmxSettings {
-            enabled: false,
-            only_universes: Some(Vec::new()),
-            ..DmxSettings::default()
-        })
-        .add_plugins(MasterPlugin {
+    let mut app = rockontrol_net::app::headless();
+    rockontrol_net::app::master_app(
+        &mut app,
+        MasterPlugin {
             config: master_config("master"),
             keys: Keys {
                 control: vec!["test-key-1234".into()],
                 read_only: Vec::new(),
             },
             listener: std::sync::Mutex::new(Some(listener)),
-        })
-        .configure_sets(Update, rockontrol_ui::UiSystems::Actions);
-    model_plugin(&mut app);
-    load_show(
-        app.world_mut(),
-        &parse_show(DEMO, "demo.ron").expect("demo parses"),
+        },
+        DmxSettings {
+            enabled: false,
+            only_universes: Some(Vec::new()),
+            ..DmxSettings::default()
+        },
+        Some(&parse_show(DEMO, "demo.ron").expect("demo parses")),
     );
+    app.configure_sets(Update, rockontrol_ui::UiSystems::Actions);
+    model_plugin(&mut app);
     app
 }
 
-/// Links `node_id` through the registry as its WebSocket handler would.
+/// Links `node_id` through the registry as its WebSocket handler would (its frames go to the
+/// returned channel).
 fn link(app: &mut App, node_id: &str) -> mpsc::Receiver<Arc<str>> {
     let (tx, rx) = mpsc::channel(1024);
     let hello = Hello {
@@ -64,20 +64,19 @@ fn link(app: &mut App, node_id: &str) -> mpsc::Receiver<Arc<str>> {
         universes: vec![],
         auth: None,
     };
-    app.world()
-        .resource::<MasterNet>()
-        .shared
-        .registry()
+    let mut reg = app.world().resource::<MasterNet>().shared.registry();
+    let admitted = reg
         .hello(
             &hello,
             &Peer {
                 addr: "127.0.0.1:40000".parse().expect("address"),
                 auth: LinkAuth::ControlKey,
             },
-            tx,
             SystemTime::now(),
         )
         .expect("hello accepted");
+    reg.attach(admitted.conn_id(), tx);
+    drop(reg);
     rx
 }
 

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use bevy::prelude::*;
@@ -15,7 +15,8 @@ use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, TickDrive,
+    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowTimeBase,
+    TickDrive,
 };
 use rockontrol_replicate::ReplicationRules;
 use tokio::sync::mpsc;
@@ -76,8 +77,7 @@ impl Plugin for MasterPlugin {
             None => (None, None),
         };
         if let Some(r) = &restored {
-            registry.replication.overrides = r.overrides.clone();
-            registry.replication.rate = r.rate;
+            registry.restore_stage(r.overrides.clone(), r.rate);
         }
         if let Some(dir) = &self.config.state_dir {
             match crate::adoptions::load(dir) {
@@ -85,17 +85,14 @@ impl Plugin for MasterPlugin {
                 Err(e) => error!("{e}; no node is adopted"),
             }
         }
-        let shared = Arc::new(MasterShared {
-            registry: std::sync::Mutex::new(registry),
-            keys: self.keys.clone(),
-            show_commands: tx,
-            clock: AtomicU64::new(0),
-            bad_frames: AtomicU64::new(0),
-            media: app
-                .world()
+        let shared = Arc::new(MasterShared::new(
+            registry,
+            self.keys.clone(),
+            tx,
+            app.world()
                 .get_resource::<crate::media::MasterMediaSetup>()
                 .map(|m| Arc::clone(&m.0)),
-        });
+        ));
         let listener = self.listener.lock().ok().and_then(|mut l| l.take());
         let addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         app.insert_resource(MasterNet {
@@ -224,7 +221,12 @@ fn start_master_server(
     });
 }
 
-fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>, drive: Res<TickDrive>) {
+fn master_clock(
+    net: Res<MasterNet>,
+    clock: Res<ShowClock>,
+    base: Res<ShowTimeBase>,
+    drive: Res<TickDrive>,
+) {
     // While the engine is still running the ticks a stall left due, its tick is behind show
     // time: receivers (which ran on) would be pulled back. Published once caught up (a stale
     // clock is not sent as a sync meanwhile).
@@ -234,9 +236,8 @@ fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>, drive: Res<TickDrive
     net.shared.clock.store(clock.next_tick, Ordering::Relaxed);
     // Snapshots carry the current tick (a stale one would pull a (re)connecting receiver
     // back); skipped when a server task holds the registry, caught up next frame.
-    if let Ok(mut reg) = net.shared.registry.try_lock() {
-        reg.replication.tick = reg.replication.tick.max(clock.next_tick);
-        reg.replication.tick_at = Some(Instant::now());
+    if let Some(mut reg) = net.shared.try_registry() {
+        reg.show_time_refreshed(clock.next_tick, *base, Instant::now());
     }
 }
 
@@ -304,7 +305,7 @@ fn master_resume_clock(net: Res<MasterNet>, mut clock: ResMut<ShowClock>) {
         r.tick
     );
     clock.next_tick = tick;
-    net.shared.registry().replication.tick = tick;
+    net.shared.registry().show_time_stepped(tick);
 }
 
 /// Hands the stage to the writer when it changed (a command, a follow, a node override, a
@@ -326,7 +327,7 @@ fn master_save_stage(world: &mut World) {
         if net.restored.is_some() {
             return;
         }
-        let version = net.shared.registry().replication.overrides_version;
+        let version = net.shared.registry().overrides_version();
         net.stage_dirty || version != net.saved_overrides || writer.refresh_due()
     };
     if !due {
@@ -339,10 +340,7 @@ fn master_save_stage(world: &mut World) {
     let mut net = world.resource_mut::<MasterNet>();
     let (overrides, version) = {
         let reg = net.shared.registry();
-        (
-            reg.replication.overrides.clone(),
-            reg.replication.overrides_version,
-        )
+        (reg.overrides().clone(), reg.overrides_version())
     };
     let record = StageRecord {
         format: crate::stage::STAGE_FORMAT,
@@ -381,13 +379,7 @@ fn master_apply_commands(
     if work.is_empty() {
         return;
     }
-    let ShowEngine {
-        engine: Some(fade),
-        state: Some(state),
-        seam,
-        ..
-    } = &mut *engine
-    else {
+    let Some(mut running) = engine.running() else {
         for (_, reply) in work {
             if let Some(reply) = reply {
                 let _ = reply.send(Err("the master has no show loaded".into()));
@@ -396,32 +388,17 @@ fn master_apply_commands(
         return;
     };
     for (command, reply) in work {
-        match seam.apply(fade, state, &command, tick) {
-            Ok(done) => {
-                for event in done {
-                    events.write(EngineEvent(event));
-                }
-                net.shared
-                    .registry()
-                    .publish_delta(tick, command.clone(), state.clone());
-                net.last_state = Some(state.clone());
-                net.stage_dirty = true;
-                info!("tick {tick}: {command}");
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(tick));
-                }
-            }
-            Err(error) => {
-                warn!("tick {tick}: {command} refused: {error}");
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(error.to_string()));
-                }
-                rejected.write(CommandRejected {
-                    command,
-                    error,
-                    tick,
-                });
-            }
+        let applied = running.apply_reported(&command, tick, &mut events, &mut rejected);
+        if applied.is_ok() {
+            info!("tick {tick}: {command}");
+            net.shared
+                .registry()
+                .publish_delta(tick, command, running.state.clone());
+            net.last_state = Some(running.state.clone());
+            net.stage_dirty = true;
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(applied.map(|()| tick).map_err(|e| e.to_string()));
         }
     }
 }

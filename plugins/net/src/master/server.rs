@@ -14,6 +14,7 @@
 //! keep a node from reconnecting. A refused connection is closed at once and logged, at most
 //! once per [`crate::alerts::LOG_INTERVAL`] with a count.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,8 +46,8 @@ use crate::protocol::{
     decode_to_master,
 };
 use crate::registry::{
-    Admitted, AdoptError, AlertKind, Delivery, LinkAuth, NodeEntry, Peer, PendingView, Registry,
-    Severity, SubmitError,
+    Admitted, AdoptError, AlertKind, Delivery, LinkAuth, NodeEntry, Outgoing, Peer, PendingView,
+    Registry, Severity, SubmitError,
 };
 
 /// A connection must send a whole request head within this (also: idle keep-alive time).
@@ -93,10 +94,16 @@ pub struct ShowCommandRequest {
     pub reply: oneshot::Sender<Result<u64, String>>,
 }
 
+/// The writers of the open node links, by connection id: the registry's [`Outgoing`] frames
+/// are queued here (bounded, [`LINK_QUEUE`] per link); dropping a sender closes its link.
+type Links = HashMap<u64, mpsc::Sender<Arc<str>>>;
+
 /// What the server and the ECS share.
 #[derive(Debug)]
 pub struct MasterShared {
-    pub registry: Mutex<Registry>,
+    registry: Mutex<Registry>,
+    /// Beside the registry (locked after it, never alone across a registry call).
+    links: Mutex<Links>,
     pub keys: Keys,
     /// Show commands to the engine.
     pub show_commands: mpsc::Sender<ShowCommandRequest>,
@@ -109,11 +116,136 @@ pub struct MasterShared {
 }
 
 impl MasterShared {
-    /// The registry (a poisoned lock is taken over: the data stays consistent per call).
-    pub fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// What a master's server and systems share, around its `registry`.
+    pub fn new(
+        registry: Registry,
+        keys: Keys,
+        show_commands: mpsc::Sender<ShowCommandRequest>,
+        media: Option<Arc<crate::media::MasterMedia>>,
+    ) -> Self {
+        MasterShared {
+            registry: Mutex::new(registry),
+            links: Mutex::new(Links::new()),
+            keys,
+            show_commands,
+            clock: AtomicU64::new(0),
+            bad_frames: AtomicU64::new(0),
+            media,
+        }
+    }
+
+    /// The registry, locked (a poisoned lock is taken over: the data stays consistent per
+    /// call). What the registry queued meanwhile goes to the links when the guard drops.
+    pub fn registry(&self) -> RegistryGuard<'_> {
+        RegistryGuard {
+            registry: self
+                .registry
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            links: &self.links,
+        }
+    }
+
+    /// The registry, if nobody holds it now.
+    pub fn try_registry(&self) -> Option<RegistryGuard<'_>> {
+        let registry = match self.registry.try_lock() {
+            Ok(r) => r,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(RegistryGuard {
+            registry,
+            links: &self.links,
+        })
+    }
+}
+
+fn lock_links(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
+    links.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The locked registry of a [`MasterShared`]: on drop, the frames and closes it queued are
+/// handed to the links' writers, in order (the transport half of the registry's outbox).
+pub struct RegistryGuard<'a> {
+    registry: MutexGuard<'a, Registry>,
+    links: &'a Mutex<Links>,
+}
+
+impl std::fmt::Debug for RegistryGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryGuard").finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for RegistryGuard<'_> {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl std::ops::DerefMut for RegistryGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+}
+
+impl RegistryGuard<'_> {
+    /// Connection `conn_id` (from [`Registry::hello`]) writes through `writer`: what the
+    /// registry queued for it goes there, from its welcome (or notice) on.
+    pub fn attach(&self, conn_id: u64, writer: mpsc::Sender<Arc<str>>) {
+        lock_links(self.links).insert(conn_id, writer);
+    }
+
+    /// Reports the links whose writer is gone to the registry (a node whose socket died is
+    /// not taken for a live link when it connects again).
+    pub fn prune_closed(&mut self) {
+        let gone: Vec<u64> = lock_links(self.links)
+            .extract_if(|_, tx| tx.is_closed())
+            .map(|(conn, _)| conn)
+            .collect();
+        for conn in gone {
+            self.registry.link_failed(conn);
+        }
+    }
+
+    /// Writes what the registry queued: frames to their links' writers (a full or closed
+    /// writer cuts that link off, which the registry is told), closes by dropping writers.
+    fn deliver(&mut self) {
+        loop {
+            let outgoing = self.registry.take_outgoing();
+            if outgoing.is_empty() {
+                return;
+            }
+            let mut failed = Vec::new();
+            {
+                let mut links = lock_links(self.links);
+                for out in outgoing {
+                    match out {
+                        Outgoing::Frame { conn, frame } => {
+                            if let Some(tx) = links.get(&conn)
+                                && tx.try_send(frame).is_err()
+                            {
+                                links.remove(&conn);
+                                failed.push(conn);
+                            }
+                        }
+                        Outgoing::Close { conn } => {
+                            links.remove(&conn);
+                        }
+                    }
+                }
+            }
+            for conn in failed {
+                self.registry.link_failed(conn);
+            }
+        }
+    }
+}
+
+impl Drop for RegistryGuard<'_> {
+    fn drop(&mut self) {
+        self.deliver();
     }
 }
 
@@ -166,6 +298,55 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response>
     }
     serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+/// What an endpoint needs of the caller's key ([`Authorized`]).
+pub(crate) trait Need {
+    const ACCESS: Access;
+}
+
+/// A read-only key is enough.
+pub(crate) struct ReadOnly;
+impl Need for ReadOnly {
+    const ACCESS: Access = Access::ReadOnly;
+}
+
+/// The control key is needed.
+pub(crate) struct Control;
+impl Need for Control {
+    const ACCESS: Access = Access::Control;
+}
+
+/// Every REST handler's prologue as an extractor: the caller's `Authorization` checked for
+/// `N` before anything else is read (401 without a valid key, 403 for a read-only key where
+/// control is needed).
+pub(crate) struct Authorized<N: Need>(std::marker::PhantomData<N>);
+
+impl<N: Need> axum::extract::FromRequestParts<Arc<MasterShared>> for Authorized<N> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        shared: &Arc<MasterShared>,
+    ) -> Result<Self, Response> {
+        authorize(shared, &parts.headers, N::ACCESS).map(|()| Authorized(std::marker::PhantomData))
+    }
+}
+
+/// A JSON request body of at most [`protocol::MAX_FRAME_BYTES`], parsed as `T` (413 when
+/// larger, 400 naming the error when it does not parse). After [`Authorized`] in a handler's
+/// arguments, so nothing is parsed for a caller without a key.
+pub(crate) struct JsonBody<T>(T);
+
+impl<T: for<'de> Deserialize<'de>, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse_body(&body).map(JsonBody)
+    }
 }
 
 /// The router of every endpoint.
@@ -447,17 +628,17 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
     }
 }
 
-async fn list_nodes(State(shared): State<Arc<MasterShared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::ReadOnly) {
-        return r;
-    }
+async fn list_nodes(
+    _: Authorized<ReadOnly>,
+    State(shared): State<Arc<MasterShared>>,
+) -> Response {
     let reg = shared.registry();
     let nodes: Vec<NodeStatus> = reg.nodes().map(status_of).collect();
     axum::Json(json!({
         "master_id": reg.master_id(),
-        "seq": reg.replication.seq,
-        "tick": reg.replication.tick,
-        "show_hash": reg.replication.show_hash,
+        "seq": reg.seq(),
+        "tick": reg.show_tick(),
+        "show_hash": reg.show_hash(),
         "nodes": nodes,
         "pending": reg.pending(),
         "discovered": reg.discovered().collect::<Vec<_>>(),
@@ -476,17 +657,10 @@ struct RegisterBody {
 }
 
 async fn register(
+    _: Authorized<Control>,
     State(shared): State<Arc<MasterShared>>,
-    headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody<RegisterBody>,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::Control) {
-        return r;
-    }
-    let body: RegisterBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     let mut reg = shared.registry();
     match reg.register(
         &body.node_id,
@@ -514,23 +688,20 @@ async fn register(
 /// `POST /api/command`: a show command, applied by the master's engine and replicated to
 /// every node (the same as a command to the master's own node id).
 async fn show_command(
+    auth: Authorized<Control>,
     State(shared): State<Arc<MasterShared>>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let master_id = shared.registry().master_id().to_string();
-    node_command(State(shared), Path(master_id), headers, body).await
+    node_command(auth, State(shared), Path(master_id), body).await
 }
 
 async fn node_command(
+    _: Authorized<Control>,
     State(shared): State<Arc<MasterShared>>,
     Path(node_id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::Control) {
-        return r;
-    }
     let master_id = shared.registry().master_id().to_string();
     if node_id == master_id {
         // A command for the master is a show command: applied by the engine, replicated.
@@ -623,13 +794,10 @@ async fn node_command(
 }
 
 async fn node_status(
+    _: Authorized<ReadOnly>,
     State(shared): State<Arc<MasterShared>>,
     Path(node_id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::ReadOnly) {
-        return r;
-    }
     let reg = shared.registry();
     if let Some(n) = reg.node(&node_id) {
         return axum::Json(status_of(n)).into_response();
@@ -676,14 +844,11 @@ struct AdoptBody {
 /// Adopts the pending connection claiming `node_id` and keeps the adoption on disk (under the
 /// registry's lock, so concurrent adoptions are written in order; they are rare).
 async fn adopt(
+    _: Authorized<Control>,
     State(shared): State<Arc<MasterShared>>,
     Path(node_id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::Control) {
-        return r;
-    }
     if let Err(e) = crate::config::check_node_id(&node_id) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, e);
     }
@@ -740,17 +905,10 @@ struct HeartbeatBody {
 }
 
 async fn rest_heartbeat(
+    _: Authorized<Control>,
     State(shared): State<Arc<MasterShared>>,
-    headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody<HeartbeatBody>,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::Control) {
-        return r;
-    }
-    let body: HeartbeatBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     let _ = body.status;
     match shared
         .registry()
@@ -772,17 +930,10 @@ struct AckBody {
 }
 
 async fn rest_ack(
+    _: Authorized<Control>,
     State(shared): State<Arc<MasterShared>>,
-    headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody<AckBody>,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::Control) {
-        return r;
-    }
-    let body: AckBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     match shared.registry().ack(
         &body.node_id,
         &body.command_id,
@@ -795,25 +946,19 @@ async fn rest_ack(
     }
 }
 
-async fn alerts(State(shared): State<Arc<MasterShared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::ReadOnly) {
-        return r;
-    }
+async fn alerts(_: Authorized<ReadOnly>, State(shared): State<Arc<MasterShared>>) -> Response {
     let alerts = shared.registry().alerts();
     axum::Json(json!({ "alerts": alerts })).into_response()
 }
 
 async fn show(
+    _: Authorized<ReadOnly>,
     State(shared): State<Arc<MasterShared>>,
     Path(hash): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Access::ReadOnly) {
-        return r;
-    }
-    let reg = shared.registry();
-    match (&reg.replication.show_hash, &reg.replication.show_ron) {
-        (Some(h), Some(ron)) if *h == hash => (
+    let ron = shared.registry().show_ron(&hash);
+    match ron {
+        Some(ron) => (
             [(header::CONTENT_TYPE, "application/ron; charset=utf-8")],
             ron.to_string(),
         )
@@ -967,12 +1112,12 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
     let (tx, mut rx) = mpsc::channel::<Arc<str>>(LINK_QUEUE);
     let accepted = {
         let mut reg = shared.registry();
-        // The snapshot in the welcome carries the engine's tick of this moment.
-        reg.replication.tick = reg
-            .replication
-            .tick
-            .max(shared.clock.load(Ordering::Relaxed));
-        reg.hello(&hello, &peer, tx, SystemTime::now())
+        reg.prune_closed();
+        let accepted = reg.hello(&hello, &peer, SystemTime::now());
+        if let Ok(a) = &accepted {
+            reg.attach(a.conn_id(), tx);
+        }
+        accepted
     };
     let (conn_id, pending) = match accepted {
         Ok(a) => (a.conn_id(), matches!(a, Admitted::Pending(_))),
@@ -1033,7 +1178,8 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
         let _ = sink.close().await;
     });
     let mut bad = 0u32;
-    // The registry closes a link by dropping its sender: the writer ends, and so does this.
+    // The registry closes a link through its outbox, which drops its writer's sender: the
+    // writer ends, and so does this.
     let mut writer_done = false;
     loop {
         let msg = tokio::select! {
@@ -1094,8 +1240,8 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
     shared
         .registry()
         .disconnect(&node_id, conn_id, SystemTime::now());
-    // The registry dropped this link's sender: the writer sends what is queued (a last error,
-    // say), closes, and ends; a peer that does not read is not waited for long.
+    // The registry closed this link (its sender is dropped): the writer sends what is queued
+    // (a last error, say), closes, and ends; a peer that does not read is not waited for long.
     if !writer_done
         && tokio::time::timeout(Duration::from_secs(1), writer)
             .await

@@ -23,7 +23,8 @@ use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_clock::{ClockStatus, ClockSync, ClockSyncPlugin};
 use rockontrol_dmx::{DmxSettings, DmxStats};
 use rockontrol_engine::{
-    Command, EngineSystems, Programmer, ProgrammerPlugin, ShowClock, ShowEngine, ShowTimeBase,
+    Command, EngineSystems, Programmer, ProgrammerPlugin, Running, ShowClock, ShowEngine,
+    ShowTimeBase,
 };
 use rockontrol_replicate::ReplicationRules;
 use rockontrol_show::{Output, SacnDestination, SacnOutput, Show};
@@ -346,16 +347,9 @@ fn receiver_receive(world: &mut World) {
                     if on_loss == MasterLoss::Blackout {
                         let tick = world.resource::<ShowClock>().next_tick;
                         let mut engine = world.resource_mut::<ShowEngine>();
-                        let ShowEngine {
-                            engine: Some(fade),
-                            state: Some(state),
-                            seam,
-                            ..
-                        } = &mut *engine
-                        else {
-                            continue;
-                        };
-                        let _ = seam.apply(fade, state, &Command::Blackout { on: true }, tick);
+                        if let Some(mut running) = engine.running() {
+                            let _ = running.apply(&Command::Blackout { on: true }, tick);
+                        }
                     }
                 }
             }
@@ -523,12 +517,9 @@ fn receiver_apply(
     if !ready {
         return;
     }
-    let ShowEngine {
-        engine: Some(fade),
-        state: Some(state),
-        seam,
-        ..
-    } = &mut *engine
+    let Some(Running {
+        fade, state, seam, ..
+    }) = engine.running()
     else {
         return;
     };
@@ -676,12 +667,9 @@ fn receiver_node_output(net: Res<ReceiverNet>, mut engine: ResMut<ShowEngine>) {
     if net.node_override.is_neutral() {
         return;
     }
-    let ShowEngine {
-        engine: Some(fade),
-        state: Some(state),
-        frame,
-        ..
-    } = &mut *engine
+    let Some(Running {
+        fade, state, frame, ..
+    }) = engine.running()
     else {
         return;
     };

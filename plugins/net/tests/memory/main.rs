@@ -39,7 +39,7 @@ fn linked(rig: &mut Rig) {
             .expect("a keyed node with the same protocol is welcomed");
     }
     rig.step_until(200, "every receiver applied the master's snapshot", |rig| {
-        let seq = rig.registry().replication.seq;
+        let seq = rig.registry().seq();
         (0..rig.receivers.len())
             .all(|i| rig.net(i).replica.seq == Some(seq) && rig.state(i) == rig.master_state())
     });
@@ -49,14 +49,14 @@ fn linked(rig: &mut Rig) {
 fn snapshot_and_deltas_reach_every_receiver_in_order() {
     let mut rig = Rig::new("order", &show(), 3, nothing);
     linked(&mut rig);
-    let first = rig.registry().replication.seq;
+    let first = rig.registry().seq();
     go(&mut rig, "main");
     rig.step();
     go(&mut rig, "fx");
     rig.step();
     go(&mut rig, "main");
     rig.step();
-    let last = rig.registry().replication.seq;
+    let last = rig.registry().seq();
     assert_eq!(last, first + 3, "one delta per command");
     rig.step_until(50, "every receiver is at the master's last seq", |rig| {
         (0..3).all(|i| rig.net(i).replica.seq == Some(last))
@@ -108,7 +108,7 @@ fn a_lost_delta_makes_the_receiver_ask_for_a_snapshot_and_catch_up() {
     rig.step();
     go(&mut rig, "fx");
     rig.step();
-    let last = rig.registry().replication.seq;
+    let last = rig.registry().seq();
     rig.step_until(50, "node-01 caught up after the gap", |rig| {
         rig.net(0).replica.seq == Some(last) && rig.state(0) == rig.master_state()
     });
@@ -241,7 +241,7 @@ fn a_part_registered_by_another_plugin_replicates_without_touching_net() {
                 })
         })
     });
-    let seq = rig.registry().replication.seq;
+    let seq = rig.registry().seq();
     rig.master.world_mut().resource_mut::<HouseLights>().level = 0;
     rig.step_until(50, "the change reaches both receivers", |rig| {
         (0..2).all(|i| {
@@ -253,7 +253,7 @@ fn a_part_registered_by_another_plugin_replicates_without_touching_net() {
         })
     });
     assert_eq!(
-        rig.registry().replication.seq,
+        rig.registry().seq(),
         seq + 1,
         "one change, one snapshot"
     );
@@ -261,7 +261,7 @@ fn a_part_registered_by_another_plugin_replicates_without_touching_net() {
         rig.step();
     }
     assert_eq!(
-        rig.registry().replication.seq,
+        rig.registry().seq(),
         seq + 1,
         "no snapshot while it stays the same"
     );

@@ -67,6 +67,9 @@ pub struct Remote {
     pub sent: Vec<ToMaster>,
 }
 
+/// The engine of a node, DMX output off, one tick per update. Not `rockontrol_net::app`'s
+/// role assembly: the rig runs each app's `Setup` (a test-only part) between the engine and
+/// the role's plugin, replaces the transport, and needs no output or loop.
 fn engine_app() -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
@@ -145,21 +148,21 @@ impl Rig {
         };
         let addr: SocketAddr = format!("127.0.0.{}:4000", i + 2).parse().expect("address");
         let (tx, rx) = mpsc::channel(4096);
-        let admitted = self
-            .master
-            .world()
-            .resource::<MasterNet>()
-            .shared
-            .registry()
-            .hello(
+        let admitted = {
+            let mut reg = self.master.world().resource::<MasterNet>().shared.registry();
+            let admitted = reg.hello(
                 &hello,
                 &Peer {
                     addr,
                     auth: LinkAuth::ControlKey,
                 },
-                tx,
                 self.now,
             )?;
+            // The master's own transport half: the registry's frames for this connection go
+            // into `tx` when the guard drops.
+            reg.attach(admitted.conn_id(), tx);
+            admitted
+        };
         let conn = admitted.conn_id();
         assert!(matches!(admitted, Admitted::Linked(_)), "{admitted:?}");
         remote.link = Some((conn, rx));
@@ -209,14 +212,7 @@ impl Rig {
     }
 
     fn pump_to_receivers(&mut self) {
-        let (ron, hash) = {
-            let net = self.master.world().resource::<MasterNet>();
-            let reg = net.shared.registry();
-            (
-                reg.replication.show_ron.clone(),
-                reg.replication.show_hash.clone(),
-            )
-        };
+        let (hash, ron) = self.registry().show().unzip();
         for r in &mut self.receivers {
             let Some((_, frames)) = &mut r.link else {
                 continue;
@@ -283,7 +279,7 @@ impl Rig {
     }
 
     /// The master's registry, locked.
-    pub fn registry(&self) -> std::sync::MutexGuard<'_, rockontrol_net::registry::Registry> {
+    pub fn registry(&self) -> rockontrol_net::master::RegistryGuard<'_> {
         self.master
             .world()
             .resource::<MasterNet>()
