@@ -954,11 +954,7 @@ impl Registry {
                     crate::config::MAX_UNIVERSE
                 )));
             }
-            if let Some(owner) = self
-                .nodes
-                .values()
-                .find(|n| n.node_id != node_id && n.universes.contains(u))
-            {
+            if let Some(owner) = self.owner(node_id, *u) {
                 return Err(RegisterError::Conflict {
                     universe: *u,
                     owner: owner.node_id.clone(),
@@ -1073,12 +1069,16 @@ impl Registry {
         if has_map {
             return None;
         }
-        universes.iter().find_map(|u| {
-            self.nodes
-                .values()
-                .find(|n| n.node_id != node_id && n.universes.contains(u))
-                .map(|n| (*u, n.node_id.clone()))
-        })
+        universes
+            .iter()
+            .find_map(|u| self.owner(node_id, *u).map(|n| (*u, n.node_id.clone())))
+    }
+
+    /// The node other than `node_id` given `universe`, if any.
+    fn owner(&self, node_id: &str, universe: u16) -> Option<&NodeEntry> {
+        self.nodes
+            .values()
+            .find(|n| n.node_id != node_id && n.universes.contains(&universe))
     }
 
     /// Links an admitted node on connection `conn_id`: welcome, snapshot, then its commands.

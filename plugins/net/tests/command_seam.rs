@@ -20,17 +20,9 @@ use rockontrol_show::parse_show;
 /// Dimmer at 1; Wash (dimmer, red, green, blue) at 10..=13 (also used by `tests/cli.rs`).
 const SHOW: &str = include_str!("data/seam.ron");
 
-/// (tick, command): GO at 2 sets a follow due at 24; GO again at 24 (the follow's tick);
-/// fx at 30 and its release (0 s release time) at 40; two commands in tick 50.
-const SCRIPT: &[(u64, &str)] = &[
-    (2, "go main"),
-    (24, "go main"),
-    (30, "go fx"),
-    (40, "release fx"),
-    (50, "gm 0.4"),
-    (50, "back main"),
-];
-const LAST_TICK: u64 = 100;
+#[path = "data/seam_script.rs"]
+mod seam_script;
+use seam_script::{LAST_TICK, SCRIPT};
 
 /// DMX output off: the frames are read from the capture.
 fn no_output() -> DmxSettings {

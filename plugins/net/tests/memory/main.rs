@@ -2,6 +2,8 @@
 //! sockets, injected time): see [`rig`].
 
 mod rig;
+#[path = "../data/seam_script.rs"]
+mod seam_script;
 
 use bevy::prelude::*;
 use rockontrol_engine::{Command, CommandQueue, ShowClock};
@@ -281,4 +283,56 @@ fn a_receiver_without_the_masters_parts_is_refused_at_hello() {
         text.contains("protocol") && text.contains(&protocol::protocol_hash()),
         "the refusal names both hashes: {text}"
     );
+}
+
+/// Captures every frame the app computes.
+fn capture(app: &mut App) {
+    app.init_resource::<rockontrol_engine::CaptureSink>();
+}
+
+/// Universe 1 of every captured frame, by tick (the last frame computed for a tick).
+fn frames(app: &App) -> std::collections::BTreeMap<u64, Vec<u8>> {
+    app.world()
+        .resource::<rockontrol_engine::CaptureSink>()
+        .frames
+        .iter()
+        .filter_map(|f| Some((f.tick, f.universe(1)?.to_vec())))
+        .collect()
+}
+
+/// Issue 10 defect 3 across roles: the command seam's script with same-tick edge cases (a GO
+/// on the tick a follow is due, a release with a 0 s release time, two commands in one tick)
+/// run by the master gives every receiver the master's frames, tick for tick.
+#[test]
+fn receivers_compute_the_masters_frames_for_a_same_tick_script() {
+    use seam_script::{LAST_TICK as LAST, SCRIPT};
+    let mut rig = Rig::new("frames", &show(), 2, capture);
+    linked(&mut rig);
+    let start = rig.master.world().resource::<ShowClock>().next_tick + 2;
+    {
+        let mut queue = rig.master.world_mut().resource_mut::<CommandQueue>();
+        for (tick, text) in SCRIPT {
+            queue.at(start + tick, text.parse().unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+    rig.step_until(LAST as u32 + 20, "the master ran the script", |rig| {
+        rig.master.world().resource::<ShowClock>().next_tick > start + LAST + 2
+    });
+    let master = frames(&rig.master);
+    for (i, r) in rig.receivers.iter().enumerate() {
+        let theirs = frames(&r.app);
+        for tick in start..=start + LAST {
+            let m = master.get(&tick).expect("the master's frame");
+            let t = theirs
+                .get(&tick)
+                .unwrap_or_else(|| panic!("node-0{}: no frame for tick {tick}", i + 1));
+            assert_eq!(
+                t,
+                m,
+                "node-0{}: tick {} of the script differs from the master's",
+                i + 1,
+                tick - start
+            );
+        }
+    }
 }
