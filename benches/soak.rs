@@ -301,7 +301,11 @@ fn run(rng: &mut Rng, total: Duration, faults: &mut [Fault]) -> bool {
     let receivers: Vec<Node> = (0..RECEIVERS)
         .map(|i| {
             let cfg = dir.join(format!("{}.json", node_id(i)));
-            std::fs::write(&cfg, receiver_config(i as u16 + 1, proxies[i].port, sacn.port, "hold")).expect("config");
+            std::fs::write(
+                &cfg,
+                receiver_config(i as u16 + 1, proxies[i].port, sacn.port, "hold"),
+            )
+            .expect("config");
             Node::start_for(
                 "receiver",
                 &cfg,

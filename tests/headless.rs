@@ -95,8 +95,18 @@ fn the_headless_build_links_no_rendering_and_runs_as_a_receiver() {
 
     // Show commands replicated from the master, then a node command: each on the wire.
     let steps = [
-        ("/api/command", r#"{"type": "go", "playback": "main"}"#, 200, 255),
-        ("/api/command", r#"{"type": "go", "playback": "main"}"#, 200, 102),
+        (
+            "/api/command",
+            r#"{"type": "go", "playback": "main"}"#,
+            200,
+            255,
+        ),
+        (
+            "/api/command",
+            r#"{"type": "go", "playback": "main"}"#,
+            200,
+            102,
+        ),
         (
             "/api/nodes/node-01/command",
             r#"{"type": "blackout", "on": true}"#,

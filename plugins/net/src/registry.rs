@@ -31,7 +31,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-
 use rockontrol_engine::{Command, PlaybackState, ShowTimeBase};
 use serde::Serialize;
 
@@ -462,7 +461,10 @@ impl Replication {
             return self.tick;
         };
         let later = t.base_at + now.saturating_duration_since(t.at);
-        let ran = t.base.tick_at(later).saturating_sub(t.base.tick_at(t.base_at));
+        let ran = t
+            .base
+            .tick_at(later)
+            .saturating_sub(t.base.tick_at(t.base_at));
         self.tick.saturating_add(ran)
     }
 
@@ -1578,9 +1580,10 @@ impl Registry {
 
     /// Sends the current snapshot to one node (it asked after a gap).
     pub fn send_snapshot(&mut self, node_id: &str) {
-        let frame: Arc<str> =
-            protocol::encode(&ToReceiver::Snapshot(self.replication.snapshot(self.clock.now())))
-                .into();
+        let frame: Arc<str> = protocol::encode(&ToReceiver::Snapshot(
+            self.replication.snapshot(self.clock.now()),
+        ))
+        .into();
         if let Some(entry) = self.nodes.get(node_id) {
             entry.send(&mut self.outbox, frame);
         }
@@ -1664,12 +1667,7 @@ fn requeue_in_flight(entry: &mut NodeEntry) {
     }
 }
 
-fn send_command(
-    entry: &NodeEntry,
-    out: &mut Vec<Outgoing>,
-    cmd: &mut QueuedCommand,
-    now: Instant,
-) {
+fn send_command(entry: &NodeEntry, out: &mut Vec<Outgoing>, cmd: &mut QueuedCommand, now: Instant) {
     cmd.attempts += 1;
     cmd.sent_at = Some(now);
     let frame: Arc<str> = protocol::encode(&ToReceiver::Command {
@@ -1776,7 +1774,10 @@ mod tests {
             .submit("node-01", NodeCommand::Blackout { on: true })
             .expect("known");
         assert_eq!(d, Delivery::Queued, "node-01 is offline");
-        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted")
+            .conn_id();
         let msgs = drain(&mut reg, rx);
         assert!(
             matches!(&msgs[0], ToReceiver::Welcome(w) if w.assigned_universes == vec![1, 2]),
@@ -1791,8 +1792,14 @@ mod tests {
         // The link drops before any ack: both go out again, in order, on the next link.
         reg.disconnect("node-01", 1, now);
         assert_eq!(reg.nodes["node-01"].state, NodeState::Offline);
-        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
-        assert_eq!(command_ids(&drain(&mut reg, rx)), vec![a.clone(), b.clone()]);
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted")
+            .conn_id();
+        assert_eq!(
+            command_ids(&drain(&mut reg, rx)),
+            vec![a.clone(), b.clone()]
+        );
         reg.ack("node-01", &a, AckStatus::Executed, None, now)
             .expect("ok");
         reg.ack("node-01", &b, AckStatus::Executed, None, now)
@@ -1807,7 +1814,10 @@ mod tests {
     fn failures_are_retried_three_times_then_the_node_is_degraded() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted")
+            .conn_id();
         drain(&mut reg, rx);
         let (id, d) = reg.submit("node-01", NodeCommand::Clear).expect("known");
         assert_eq!(d, Delivery::Sent);
@@ -1877,11 +1887,7 @@ mod tests {
         let before = reg.nodes.len();
         let mut refused = 0;
         for i in 0..2000 {
-            match reg.hello(
-                &hello(&format!("x-{i}")),
-                &keyless("10.0.0.66:5001"),
-                now,
-            ) {
+            match reg.hello(&hello(&format!("x-{i}")), &keyless("10.0.0.66:5001"), now) {
                 Ok(Admitted::Pending(_)) => {}
                 Err(Refusal::TooManyPending) => refused += 1,
                 other => panic!("hello {i}: {other:?}"),
@@ -1977,7 +1983,10 @@ mod tests {
             reg.hello(&own, &keyless("10.0.0.5:4001"), now),
             Err(Refusal::KeyRequired("node-05".into()))
         );
-        assert!(reg.take_outgoing().is_empty(), "nothing for a refused hello");
+        assert!(
+            reg.take_outgoing().is_empty(),
+            "nothing for a refused hello"
+        );
         assert_eq!(reg.nodes["node-05"].state, NodeState::Offline);
         assert!(matches!(
             reg.hello(&own, &keyed(), now),
@@ -1998,7 +2007,8 @@ mod tests {
     fn an_adopted_node_may_not_take_another_nodes_universes() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        reg.hello(&hello("node-03"), &keyless("10.0.0.3:1"), now).expect("pending");
+        reg.hello(&hello("node-03"), &keyless("10.0.0.3:1"), now)
+            .expect("pending");
         assert_eq!(
             reg.adopt("node-03", None, now),
             Err(AdoptError::UniverseTaken {
@@ -2090,7 +2100,10 @@ mod tests {
     fn deltas_carry_consecutive_sequence_numbers_to_every_online_node() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted")
+            .conn_id();
         drain(&mut reg, rx);
         let state = PlaybackState {
             grand_master: 1.0,
@@ -2119,7 +2132,8 @@ mod tests {
     fn a_node_outputting_well_below_the_show_rate_is_degraded_with_the_reason() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        reg.hello(&hello("node-01"), &keyed(), now).expect("accepted");
+        reg.hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted");
         reg.publish_show(None, None, 44, None, 0);
         let beat = |fps: f64| Metrics {
             dmx_fps: fps,
@@ -2187,7 +2201,10 @@ mod tests {
     fn already_executed_for_an_id_sent_once_is_not_counted_as_executed() {
         let now = SystemTime::now();
         let mut reg = Registry::new(&master(), now);
-        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted")
+            .conn_id();
         drain(&mut reg, rx);
         let (id, _) = reg
             .submit("node-01", NodeCommand::Blackout { on: false })
@@ -2235,7 +2252,10 @@ mod tests {
             .expect("known");
         reg.submit("node-01", NodeCommand::Intensity { level: 1.5 })
             .expect("known, refused by the node later");
-        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted")
+            .conn_id();
         let snapshot = drain(&mut reg, rx)
             .into_iter()
             .find_map(|m| match m {
@@ -2283,7 +2303,10 @@ mod tests {
         let mut reg = Registry::new(&master(), now);
         let clock = MonoClock::manual();
         reg.set_clock(clock.clone());
-        let rx = reg.hello(&hello("node-01"), &keyed(), now).expect("accepted").conn_id();
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), now)
+            .expect("accepted")
+            .conn_id();
         drain(&mut reg, rx);
         (reg, clock, rx, now)
     }
@@ -2357,7 +2380,10 @@ mod tests {
         reg.heartbeat("node-01", Metrics::default(), now)
             .expect("known");
         reg.check_timeouts(now);
-        assert!(drain(&mut reg, rx).is_empty(), "nothing resent after the ack");
+        assert!(
+            drain(&mut reg, rx).is_empty(),
+            "nothing resent after the ack"
+        );
         assert_eq!(reg.nodes["node-01"].executed, 1);
     }
 
@@ -2405,7 +2431,10 @@ mod tests {
             "the unacknowledged command waits for the next link"
         );
         // A duplicate hello is refused while a live link is fresh, accepted once it is silent.
-        let rx = reg.hello(&hello("node-01"), &keyed(), later).expect("the silent node reconnects").conn_id();
+        let rx = reg
+            .hello(&hello("node-01"), &keyed(), later)
+            .expect("the silent node reconnects")
+            .conn_id();
         let msgs = drain(&mut reg, rx);
         assert_eq!(
             command_ids(&msgs),
@@ -2469,7 +2498,11 @@ mod tests {
         let mut base = ShowTimeBase::new(rate, clock.now());
         base.step_to_tick(clock.now(), 100, "test");
         reg.show_time_refreshed(100, base, clock.now());
-        assert_eq!(reg.show_tick(), 100, "just refreshed: the engine's next tick");
+        assert_eq!(
+            reg.show_tick(),
+            100,
+            "just refreshed: the engine's next tick"
+        );
         // Half a second later the engine has not refreshed (a stall): show time ran on.
         clock.advance(Duration::from_millis(500));
         assert_eq!(reg.show_tick(), 120, "20 ticks at 40 Hz");
@@ -2488,7 +2521,10 @@ mod tests {
         reg.show_time_refreshed(120, base, clock.now());
         reg.publish_sync(120);
         assert!(
-            matches!(&drain(&mut reg, conn)[..], [ToReceiver::Sync { tick: 120, .. }]),
+            matches!(
+                &drain(&mut reg, conn)[..],
+                [ToReceiver::Sync { tick: 120, .. }]
+            ),
             "fresh again: a sync"
         );
         // Clock sync slews the base 100 ms ahead at +50 % (over 200 ms): the snapshot's tick
@@ -2497,7 +2533,11 @@ mod tests {
         base.slew(clock.now(), target, 500_000);
         reg.show_time_refreshed(120, base, clock.now());
         clock.advance(Duration::from_millis(200));
-        assert_eq!(reg.show_tick(), 132, "300 ms of show time in 200 ms: 12 ticks, not 8");
+        assert_eq!(
+            reg.show_tick(),
+            132,
+            "300 ms of show time in 200 ms: 12 ticks, not 8"
+        );
         // A step of the base moves the next snapshot with it.
         base.step_to_tick(clock.now(), 400, "test step");
         reg.show_time_refreshed(400, base, clock.now());

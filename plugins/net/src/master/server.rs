@@ -161,7 +161,9 @@ impl MasterShared {
 }
 
 fn lock_links(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
-    links.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    links
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The locked registry of a [`MasterShared`]: on drop, the frames and closes it queued are
@@ -628,10 +630,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
     }
 }
 
-async fn list_nodes(
-    _: Authorized<ReadOnly>,
-    State(shared): State<Arc<MasterShared>>,
-) -> Response {
+async fn list_nodes(_: Authorized<ReadOnly>, State(shared): State<Arc<MasterShared>>) -> Response {
     let reg = shared.registry();
     let nodes: Vec<NodeStatus> = reg.nodes().map(status_of).collect();
     axum::Json(json!({

@@ -149,7 +149,12 @@ impl Rig {
         let addr: SocketAddr = format!("127.0.0.{}:4000", i + 2).parse().expect("address");
         let (tx, rx) = mpsc::channel(4096);
         let admitted = {
-            let mut reg = self.master.world().resource::<MasterNet>().shared.registry();
+            let mut reg = self
+                .master
+                .world()
+                .resource::<MasterNet>()
+                .shared
+                .registry();
             let admitted = reg.hello(
                 &hello,
                 &Peer {
