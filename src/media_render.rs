@@ -154,6 +154,8 @@ fn composite(
     _dir: &Path,
 ) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
-        "cannot render media output {output:?} to PNG: this rockontrol was built without the          `gpu` feature (the headless build); build it with the default features or with          `--features gpu`"
+        "cannot render media output {output:?} to PNG: this rockontrol was built without the \
+         `gpu` feature (the headless build); build it with the default features or with \
+         `--features gpu`"
     )
 }

@@ -35,6 +35,17 @@ const SHOW: &str = r#"(
 /// (symbols and panic locations).
 const RENDERING: &[&str] = &["wgpu_core", "wgpu_hal", "winit", "bevy_render", "bevy_egui"];
 
+/// A show with one media output and no clip needed to refuse.
+const MEDIA_SHOW: &str = r#"(
+    name: "media",
+    cue_lists: [(name: "main", cues: [(number: 1)])],
+    playbacks: [(name: "main", cue_list: "main")],
+    media: (
+        outputs: [(name: "wall", node: "node-01", width: 32, height: 18, rate: "30")],
+        layers: [(name: "bg", output: "wall")],
+    ),
+)"#;
+
 fn links(binary: &[u8], name: &str) -> bool {
     binary.windows(name.len()).any(|w| w == name.as_bytes())
 }
@@ -69,8 +80,24 @@ fn the_headless_build_links_no_rendering_and_runs_as_a_receiver() {
         );
     }
 
-    // A full master; the headless binary as its receiver, sending sACN to this test.
+    // Media pictures need the GPU compositor: refused, naming the feature.
     let dir = temp_dir("headless");
+    let media_show = dir.join("media.ron");
+    std::fs::write(&media_show, MEDIA_SHOW).expect("media show");
+    let out = std::process::Command::new(&headless)
+        .arg("render")
+        .arg(&media_show)
+        .args(["--until", "1s", "--png-dir"])
+        .arg(dir.join("png"))
+        .output()
+        .expect("run render");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("without the `gpu` feature"),
+        "render --png-dir refuses with the feature named: {err}"
+    );
+
+    // A full master; the headless binary as its receiver, sending sACN to this test.
     let sacn = Listener::start();
     let port = free_port();
     let show = dir.join("show.ron");
