@@ -3,7 +3,8 @@
 //! - [`plugin`]: [`MasterPlugin`] and [`MasterNet`], the network as Bevy systems (the engine
 //!   applies show commands at a tick, the registry streams them).
 //! - [`server`]: the transport, the axum REST + WebSocket server, with its timeouts and
-//!   connection cap.
+//!   connection cap; it keeps each link's writer and drains the registry's outbox into them
+//!   whenever a lock on the registry ends ([`server::RegistryGuard`]).
 //!
 //! The pure logic the master uses lives beside the roles: [`crate::registry`] (nodes,
 //! admission, routing, queues, replication stream), [`crate::handshake`], [`crate::alerts`],
