@@ -2,5 +2,6 @@ pub mod node;
 pub mod ola;
 pub mod olad;
 pub mod proxy;
+pub mod netns;
 pub mod skip;
 pub mod udp_proxy;

@@ -91,6 +91,7 @@ fn run_master() {
         show_commands: show_tx,
         clock: AtomicU64::new(0),
         bad_frames: AtomicU64::new(0),
+        clock_answerer: std::sync::OnceLock::new(),
         media: None,
     });
     let handle = runtime.handle().clone();
@@ -259,6 +260,7 @@ async fn receiver(
         fetch_shows: false,
         known_shows: vec![],
         protocol_hash: String::new(),
+        clock_inbox: None,
     };
     let link = tokio::spawn(run_link(link, ev_tx, out_rx));
     let mut result = ReceiverResult {

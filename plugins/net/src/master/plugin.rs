@@ -91,6 +91,7 @@ impl Plugin for MasterPlugin {
             show_commands: tx,
             clock: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
+            clock_answerer: std::sync::OnceLock::new(),
             media: app
                 .world()
                 .get_resource::<crate::media::MasterMediaSetup>()
@@ -153,9 +154,14 @@ fn start_clock_responder(net: Res<MasterNet>, slot: Option<ResMut<ClockResponder
     let (Some(addr), Some(mut slot)) = (net.addr, slot) else {
         return;
     };
-    if let Err(e) = slot.start(addr, &net.shared.keys.control) {
+    let started = slot.start(addr, &net.shared.keys.control);
+    // Pings over the control WebSocket are answered either way.
+    if let Some(answerer) = slot.answerer() {
+        let _ = net.shared.clock_answerer.set(answerer);
+    }
+    if let Err(e) = started {
         warn!(
-            "clock responder not started on udp {addr}: {e}; receivers follow the master's 1 Hz sync only"
+            "clock responder not started on udp {addr}: {e}; receivers exchange clock pings over the control WebSocket"
         );
     }
 }
