@@ -261,7 +261,7 @@ fn with_udp_blocked_clock_sync_runs_over_the_websocket_and_comes_back() {
         5,
     );
     proxy.set_blocked(true);
-    let node = receiver_with(
+    let _node = receiver_with(
         &dir,
         1,
         port,
@@ -278,12 +278,6 @@ fn with_udp_blocked_clock_sync_runs_over_the_websocket_and_comes_back() {
     assert!(
         (offset - truth).abs() < 1_000_000,
         "over the WebSocket the estimate {offset} ns is more than 1 ms from the injected error {truth} ns: {clock}"
-    );
-    assert!(
-        node.lines()
-            .iter()
-            .any(|l| l.contains("exchanging over the control WebSocket")),
-        "the switch is logged"
     );
 
     // The port opens: one ping in ten still tries UDP, and the client goes back to it.
