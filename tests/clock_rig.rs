@@ -83,7 +83,10 @@ fn capture(interface: &str, port: u16, file: &Path) -> Reaped {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -301,7 +304,8 @@ fn three_receivers_in_namespaces_send_each_tick_within_a_millisecond() {
             // CPUSchedulingPolicy=fifo): on this project's 2-core build machines, at load 14,
             // late wake-ups of ordinary threads alone spread the ticks by ~3 ms at p99.
             let mut cmd = rig.command(i, "chrt");
-            cmd.args(["-f", "20", BIN]).arg("receiver")
+            cmd.args(["-f", "20", BIN])
+                .arg("receiver")
                 .arg("--config")
                 .arg(&cfg)
                 .arg("--headless")

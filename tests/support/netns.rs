@@ -68,22 +68,14 @@ impl NetRig {
     fn build(&mut self) -> Result<(), String> {
         let br = self.bridge.clone();
         ip(&["link", "add", &br, "type", "bridge"])?;
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", self.bridge_ip),
-            "dev",
-            &br,
-        ])?;
+        ip(&["addr", "add", &format!("{}/24", self.bridge_ip), "dev", &br])?;
         ip(&["link", "set", &br, "up"])?;
         for i in 0..self.namespaces.len() {
             let ns = self.namespaces[i].clone();
             let host = self.host_veths[i].clone();
             let inner = format!("{host}n");
             ip(&["netns", "add", &ns])?;
-            ip(&[
-                "link", "add", &host, "type", "veth", "peer", "name", &inner,
-            ])?;
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &inner])?;
             ip(&["link", "set", &inner, "netns", &ns])?;
             ip(&["link", "set", &host, "master", &br])?;
             ip(&["link", "set", &host, "up"])?;

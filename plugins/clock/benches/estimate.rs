@@ -167,7 +167,9 @@ fn main() {
         "| profile | filtered p50 | filtered p99 | uncertainty (median 1σ) | raw NTP p50 | raw NTP p99 | min RTT | converged after start | converged after a 10 ms step |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    let secs = |d: Option<Duration>| d.map_or("never".to_string(), |d| format!("{:.2} s", d.as_secs_f64()));
+    let secs = |d: Option<Duration>| {
+        d.map_or("never".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+    };
     for (name, impairment) in profiles {
         let f = run(impairment, samples);
         let us = |v: f64| format!("{:.0} µs", v / 1e3);

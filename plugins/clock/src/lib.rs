@@ -40,7 +40,8 @@ pub use codec::{ClockKey, PacketError, Ping, Pong};
 pub use estimator::{ClockEstimator, Estimate, EstimatorConfig, Update};
 pub use local::{InjectedError, LocalClock, TEST_CLOCK_VARIABLE};
 pub use plugin::{
-    CLOCK_SERVER_VARIABLE, ClockResponderSlot, register_replication, ClockStatus, ClockSync, ClockSyncPlugin, ClockSystems,
+    CLOCK_SERVER_VARIABLE, ClockResponderSlot, ClockStatus, ClockSync, ClockSyncPlugin,
+    ClockSystems, register_replication,
 };
 pub use sample::Sample;
 pub use servo::{Correction, Servo, ServoConfig};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use rockontrol_replicate::AppReplicateExt;
 use rockontrol_engine::{ShowClock, ShowTimeBase, TickSource};
+use rockontrol_replicate::AppReplicateExt;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::ClockKey;

@@ -291,7 +291,10 @@ impl ClockResponder {
     }
 
     /// Binds `bind` and answers with `answerer` (shared with the WebSocket fallback).
-    pub fn start_with(bind: SocketAddr, answerer: Arc<ClockAnswerer>) -> io::Result<ClockResponder> {
+    pub fn start_with(
+        bind: SocketAddr,
+        answerer: Arc<ClockAnswerer>,
+    ) -> io::Result<ClockResponder> {
         let socket = UdpSocket::bind(bind)?;
         socket.set_read_timeout(Some(POLL))?;
         let addr = socket.local_addr()?;
@@ -674,7 +677,7 @@ fn ping_loop(
     while !stop.load(Ordering::Relaxed) {
         seq += 1;
         let ws = paths.ws.as_ref().filter(|_| {
-            udp_misses >= config.fallback_after.max(1) && seq % UDP_RETRY_EVERY != 0
+            udp_misses >= config.fallback_after.max(1) && !seq.is_multiple_of(UDP_RETRY_EVERY)
         });
         if ws.is_some() != was_ws && ws.is_some() {
             warn!(

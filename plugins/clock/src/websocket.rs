@@ -99,7 +99,7 @@ impl WsClockPacket {
     /// The bytes, or why the text is not hex. (Hand-written: two loops do not need a crate.)
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         let text = self.packet.as_bytes();
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(format!(
                 "clock packet hex has an odd length ({})",
                 text.len()

@@ -264,13 +264,10 @@ impl ShowTimeBase {
             return;
         }
         let current = self.show_ns_at(now);
-        let slew = self
-            .slew
-            .filter(|s| now < s.until)
-            .map(|s| Slew {
-                until: s.until,
-                ppb: s.ppb - self.frequency_ppb + ppb,
-            });
+        let slew = self.slew.filter(|s| now < s.until).map(|s| Slew {
+            until: s.until,
+            ppb: s.ppb - self.frequency_ppb + ppb,
+        });
         self.anchor_quietly(now, current);
         self.frequency_ppb = ppb;
         self.slew = slew;
@@ -469,7 +466,11 @@ mod tests {
         let before = base.show_ns_at(at);
         base.set_frequency(at, -100_000);
         assert_eq!(base.frequency_ppb(), -100_000);
-        assert_eq!(base.show_ns_at(at), before, "no jump when the frequency changes");
+        assert_eq!(
+            base.show_ns_at(at),
+            before,
+            "no jump when the frequency changes"
+        );
         let later = at + Duration::from_secs(100);
         assert_eq!(
             base.show_ns_at(later) - before,
@@ -478,7 +479,11 @@ mod tests {
         );
         for tick in [441, 442, 4_400, 4_401, 100_000] {
             let instant = base.instant_of_tick(tick);
-            assert_eq!(base.tick_at(instant), tick, "tick {tick} at its own instant");
+            assert_eq!(
+                base.tick_at(instant),
+                tick,
+                "tick {tick} at its own instant"
+            );
             assert_eq!(
                 base.tick_at(instant - Duration::from_nanos(1)),
                 tick - 1,
@@ -512,10 +517,7 @@ mod tests {
         // Steps keep the frequency (they move show time, not the oscillator).
         base.step_to(end, 0, "test");
         assert_eq!(base.frequency_ppb(), 50_000);
-        assert_eq!(
-            base.show_ns_at(end + Duration::from_secs(1)),
-            1_000_050_000
-        );
+        assert_eq!(base.show_ns_at(end + Duration::from_secs(1)), 1_000_050_000);
     }
 
     #[test]

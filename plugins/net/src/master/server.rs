@@ -1076,7 +1076,9 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
             continue;
         }
         match decode_to_master(&text) {
-            Ok(ToMaster::ClockPing(ping)) => answer_clock_ping(&shared, &node_id, conn_id, &ping, arrived),
+            Ok(ToMaster::ClockPing(ping)) => {
+                answer_clock_ping(&shared, &node_id, conn_id, &ping, arrived)
+            }
             Ok(msg) => {
                 let show_tick = shared.clock.load(Ordering::Relaxed);
                 let answer = shared.registry().receive(&node_id, msg, show_tick, now);
