@@ -330,7 +330,8 @@ fn three_receivers_in_namespaces_send_each_tick_within_a_millisecond() {
             // an ordinary process is stalled for up to 100 ms at times, past the engine's one
             // tick of buffering. Its DMX output thread goes higher still (below).
             let mut cmd = rig.command(i, "chrt");
-            cmd.args(["-f", "20", BIN]).arg("receiver")
+            cmd.args(["-f", "20", BIN])
+                .arg("receiver")
                 .arg("--config")
                 .arg(&cfg)
                 .arg("--headless")
