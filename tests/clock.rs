@@ -11,10 +11,11 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rockontrol_net::config::seed;
 use support::node::{
-    BIN, KEY, Node, free_port, master_addr, node_status, rest, temp_dir, wait_state,
+    BIN, KEY, Node, free_port, master_addr, node_status, rest, temp_dir, wait_clock_locked,
+    wait_state, write_receiver_config,
 };
+use support::udp_proxy::{Impairment, UdpImpairment};
 
 /// Two dimmers, one per universe; cue 1 snaps both to 0, cue 2 fades both to full over 255
 /// ticks at 44 Hz, so slot 1 takes a new value (nearly) every tick, the same on both.
@@ -75,19 +76,25 @@ fn receiver(
     sacn_port: u16,
     clock_error: &str,
 ) -> Node {
-    let cfg = dir.join(format!("node-0{n}.json"));
-    let text = seed::RECEIVER
-        .replace("\"node-01\"", &format!("\"node-0{n}\""))
-        .replace("192.168.1.100", "127.0.0.1")
-        .replace("9000", &master_port.to_string())
-        .replace("[1, 2]", &format!("[{n}]"))
-        .replace(
-            "\"auto_discover\": true",
-            &format!(
-                "\"auto_discover\": false, \"broadcast_enabled\": false, \"dmx_destination\": \"127.0.0.1:{sacn_port}\""
-            ),
-        );
-    std::fs::write(&cfg, text).expect("config");
+    receiver_with(dir, n, master_port, sacn_port, clock_error, None)
+}
+
+/// [`receiver`], pinging the master's clock at `clock_server` when given.
+fn receiver_with(
+    dir: &std::path::Path,
+    n: u16,
+    master_port: u16,
+    sacn_port: u16,
+    clock_error: &str,
+    clock_server: Option<std::net::SocketAddr>,
+) -> Node {
+    let cfg = write_receiver_config(
+        dir,
+        n,
+        "127.0.0.1",
+        master_port,
+        &format!("127.0.0.1:{sacn_port}"),
+    );
     let mut cmd = Command::new(BIN);
     cmd.arg("receiver")
         .arg("--config")
@@ -100,6 +107,9 @@ fn receiver(
         .env("ROCKONTROL_MDNS_INTERFACE", "lo")
         .env("ROCKONTROL_TEST_CLOCK", clock_error)
         .env("RUST_LOG", "info");
+    if let Some(server) = clock_server {
+        cmd.env(rockontrol_clock::CLOCK_SERVER_VARIABLE, server.to_string());
+    }
     Node::spawn(cmd)
 }
 
@@ -141,30 +151,17 @@ fn two_receivers_with_different_clock_errors_send_each_tick_together() {
     }
 
     // Each receiver locks, and its estimate matches its injected error (the master has none).
-    let start = Instant::now();
     for node in ["node-01", "node-02"] {
-        loop {
-            let status = node_status(addr, node);
-            let clock = &status["clock"];
-            let samples = clock["samples"].as_u64().unwrap_or(0);
-            if clock["locked"] == true && samples >= 40 {
-                let offset = clock["offset_ns"].as_i64().expect("offset_ns");
-                let truth = clock["injected_offset_ns"].as_i64().expect("injected");
-                eprintln!("{node}: {clock}");
-                assert!(
-                    (offset - truth).abs() < 500_000,
-                    "{node} estimates {offset} ns, its injected error is {truth} ns: {status}"
-                );
-                for field in ["drift_ppm", "uncertainty_ns", "min_rtt_ns"] {
-                    assert!(clock[field].is_number(), "{node} reports {field}: {status}");
-                }
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{node} never locked to the master's clock: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
+        let clock = wait_clock_locked(addr, node, 40, Duration::from_secs(60));
+        eprintln!("{node}: {clock}");
+        let offset = clock["offset_ns"].as_i64().expect("offset_ns");
+        let truth = clock["injected_offset_ns"].as_i64().expect("injected");
+        assert!(
+            (offset - truth).abs() < 500_000,
+            "{node} estimates {offset} ns, its injected error is {truth} ns: {clock}"
+        );
+        for field in ["drift_ppm", "uncertainty_ns", "min_rtt_ns"] {
+            assert!(clock[field].is_number(), "{node} reports {field}: {clock}");
         }
     }
 
@@ -225,4 +222,78 @@ fn two_receivers_with_different_clock_errors_send_each_tick_together() {
         p99 < 2_000.0,
         "the same tick left the two receivers {p99:.0} µs apart at p99 (target ±1 ms; without clock sync it is tens of ms)"
     );
+}
+
+/// Clock sync's WebSocket fallback: the receiver's clock pings go through a proxy that drops
+/// every datagram (a firewalled UDP port), so after three unanswered pings the exchange moves
+/// to the control WebSocket, authenticated as on UDP. The node still locks, and its estimate
+/// is within 1 ms of its injected error (looser than UDP's tens of µs: TCP, the async
+/// runtimes and user-space receive times on both sides). When the port opens again, the
+/// client goes back to UDP by itself.
+#[test]
+fn with_udp_blocked_clock_sync_runs_over_the_websocket_and_comes_back() {
+    let dir = temp_dir("clock-ws");
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("sACN sink");
+    let sacn_port = sink.local_addr().expect("addr").port();
+    let port = free_port();
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false,
+  "managed_nodes": [{{"node_id": "node-01", "ip": "127.0.0.1", "universe_map": [1], "role": "dmx_output"}}]}}"#
+        ),
+    )
+    .expect("master config");
+    let show = dir.join("show.ron");
+    std::fs::write(&show, SHOW).expect("show");
+    let master = Node::start(
+        "master",
+        &master_cfg,
+        Some(&show),
+        &dir.join("state-master"),
+    );
+    let addr = master_addr(&master);
+    let proxy = UdpImpairment::start(
+        std::net::SocketAddr::new(addr.ip(), port),
+        Impairment::default(),
+        5,
+    );
+    proxy.set_blocked(true);
+    let _node = receiver_with(
+        &dir,
+        1,
+        port,
+        sacn_port,
+        "offset=-12ms,drift=+60ppm",
+        Some(proxy.addr()),
+    );
+    wait_state(addr, "node-01", "online", Duration::from_secs(60));
+    let clock = wait_clock_locked(addr, "node-01", 40, Duration::from_secs(60));
+    eprintln!("over the WebSocket: {clock}");
+    assert_eq!(clock["transport"], "websocket", "{clock}");
+    let offset = clock["offset_ns"].as_i64().expect("offset_ns");
+    let truth = clock["injected_offset_ns"].as_i64().expect("injected");
+    assert!(
+        (offset - truth).abs() < 1_000_000,
+        "over the WebSocket the estimate {offset} ns is more than 1 ms from the injected error {truth} ns: {clock}"
+    );
+
+    // The port opens: one ping in ten still tries UDP, and the client goes back to it.
+    proxy.set_blocked(false);
+    let start = Instant::now();
+    loop {
+        let clock = node_status(addr, "node-01")["clock"].clone();
+        if clock["transport"] == "udp" {
+            eprintln!("back on UDP after {:?}: {clock}", start.elapsed());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the client never went back to UDP: {clock}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,3 +1,4 @@
+pub mod netns;
 pub mod node;
 pub mod ola;
 pub mod olad;

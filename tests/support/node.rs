@@ -465,3 +465,52 @@ pub fn is_root() -> bool {
             == Some("0")
     })
 }
+
+/// Writes `DIR/node-0N.json`: receiver `node-0N` of the master at `master_ip:master_port`,
+/// outputting universe N as unicast sACN to `sacn_destination`, without discovery or
+/// broadcast (the seed receiver config, adjusted). Returns its path.
+pub fn write_receiver_config(
+    dir: &Path,
+    n: u16,
+    master_ip: &str,
+    master_port: u16,
+    sacn_destination: &str,
+) -> PathBuf {
+    let cfg = dir.join(format!("node-0{n}.json"));
+    let text = rockontrol_net::config::seed::RECEIVER
+        .replace("\"node-01\"", &format!("\"node-0{n}\""))
+        .replace("192.168.1.100", master_ip)
+        .replace("9000", &master_port.to_string())
+        .replace("[1, 2]", &format!("[{n}]"))
+        .replace(
+            "\"auto_discover\": true",
+            &format!(
+                "\"auto_discover\": false, \"broadcast_enabled\": false, \"dmx_destination\": \"{sacn_destination}\""
+            ),
+        );
+    std::fs::write(&cfg, text).expect("receiver config");
+    cfg
+}
+
+/// Waits until `node` reports its clock locked with at least `samples` samples; returns its
+/// `clock` status (offset, drift, uncertainty, …).
+pub fn wait_clock_locked(
+    master: SocketAddr,
+    node: &str,
+    samples: u64,
+    timeout: Duration,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let status = node_status(master, node);
+        let clock = &status["clock"];
+        if clock["locked"] == true && clock["samples"].as_u64().unwrap_or(0) >= samples {
+            return clock.clone();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{node} never locked to the master's clock with {samples} samples within {timeout:?}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -5,6 +5,7 @@
 //! `out.base + out jitter`, and each answer comes back after `back.base + back jitter`.
 //! Jitter is exponential with the given mean (queueing-like: mostly small, a long tail), from
 //! a fixed seed, so runs are repeatable in what they ask for (the OS adds its own).
+//! [`UdpImpairment::set_blocked`] drops everything (a firewalled port) until unblocked.
 //!
 //! Shared by the test crates by path (`#[path = ".../tests/support/udp_proxy.rs"]`).
 
@@ -12,7 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -81,6 +82,7 @@ impl Ord for Datagram {
 pub struct UdpImpairment {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -102,28 +104,43 @@ impl Rng {
 impl UdpImpairment {
     /// Forwards between a client and `upstream` with `impairment`, on 127.0.0.1.
     pub fn start(upstream: SocketAddr, impairment: Impairment, seed: u64) -> UdpImpairment {
-        let front = UdpSocket::bind("127.0.0.1:0").expect("proxy front socket");
-        let back = UdpSocket::bind("127.0.0.1:0").expect("proxy upstream socket");
+        UdpImpairment::start_on(Ipv4Addr::LOCALHOST.into(), upstream, impairment, seed)
+    }
+
+    /// [`UdpImpairment::start`] with both of the proxy's sockets on `ip`.
+    pub fn start_on(
+        ip: IpAddr,
+        upstream: SocketAddr,
+        impairment: Impairment,
+        seed: u64,
+    ) -> UdpImpairment {
+        let front = UdpSocket::bind((ip, 0)).expect("proxy front socket");
+        let back = UdpSocket::bind((ip, 0)).expect("proxy upstream socket");
         let addr = front.local_addr().expect("proxy addr");
         let poll = Some(Duration::from_millis(50));
         front.set_read_timeout(poll).expect("timeout");
         back.set_read_timeout(poll).expect("timeout");
         let stop = Arc::new(AtomicBool::new(false));
+        let blocked = Arc::new(AtomicBool::new(false));
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let (tx, rx) = channel::<Datagram>();
         let rng = Arc::new(Mutex::new(Rng(seed.max(1))));
         let mut threads = Vec::new();
         // Client → upstream.
         {
-            let (front, stop, client, tx, rng) = (
+            let (front, stop, blocked, client, tx, rng) = (
                 front.try_clone().expect("clone"),
                 Arc::clone(&stop),
+                Arc::clone(&blocked),
                 Arc::clone(&client),
                 tx.clone(),
                 Arc::clone(&rng),
             );
             threads.push(spawn("udp-proxy-out", move || {
                 pump(&front, &stop, &tx, |from, seq| {
+                    if blocked.load(Ordering::Relaxed) {
+                        return None;
+                    }
                     *client.lock().expect("lock") = Some(from);
                     let extra = rng.lock().expect("lock").exp(impairment.out.jitter);
                     Some((upstream, impairment.out.base + extra, true, seq))
@@ -132,15 +149,19 @@ impl UdpImpairment {
         }
         // Upstream → client.
         {
-            let (back, stop, client, tx, rng) = (
+            let (back, stop, blocked, client, tx, rng) = (
                 back.try_clone().expect("clone"),
                 Arc::clone(&stop),
+                Arc::clone(&blocked),
                 Arc::clone(&client),
                 tx,
                 Arc::clone(&rng),
             );
             threads.push(spawn("udp-proxy-back", move || {
                 pump(&back, &stop, &tx, |_, seq| {
+                    if blocked.load(Ordering::Relaxed) {
+                        return None;
+                    }
                     let to = (*client.lock().expect("lock"))?;
                     let extra = rng.lock().expect("lock").exp(impairment.back.jitter);
                     Some((to, impairment.back.base + extra, false, seq))
@@ -156,6 +177,7 @@ impl UdpImpairment {
         UdpImpairment {
             addr,
             stop,
+            blocked,
             threads,
         }
     }
@@ -163,6 +185,11 @@ impl UdpImpairment {
     /// Where the client sends.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Drops every datagram both ways while `blocked` (a firewalled port).
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::Relaxed);
     }
 }
 

@@ -17,7 +17,8 @@
 //!
 //! Thin shells:
 //! - [`udp`]: [`ClockResponder`] (master) and [`ClockClient`] (receiver), one named thread
-//!   each, kernel receive timestamps.
+//!   each, kernel receive timestamps; the client falls back to the control WebSocket
+//!   ([`websocket`]) where UDP goes unanswered, and [`ClockAnswerer`] answers both paths.
 //! - [`plugin`]: [`ClockSyncPlugin`], [`ClockSync`] (receiver), [`ClockResponderSlot`]
 //!   (master), [`ClockStatus`] (what a receiver reports).
 //!
@@ -33,11 +34,18 @@ pub mod plugin;
 pub mod sample;
 pub mod servo;
 pub mod udp;
+pub mod websocket;
 
 pub use codec::{ClockKey, PacketError, Ping, Pong};
 pub use estimator::{ClockEstimator, Estimate, EstimatorConfig, Update};
 pub use local::{InjectedError, LocalClock, TEST_CLOCK_VARIABLE};
-pub use plugin::{ClockResponderSlot, ClockStatus, ClockSync, ClockSyncPlugin, ClockSystems};
+pub use plugin::{
+    CLOCK_SERVER_VARIABLE, ClockResponderSlot, ClockStatus, ClockSync, ClockSyncPlugin,
+    ClockSystems, register_replication,
+};
 pub use sample::Sample;
 pub use servo::{Correction, Servo, ServoConfig};
-pub use udp::{ClientConfig, ClientState, ClockClient, ClockResponder, ShowTimeShare};
+pub use udp::{
+    ClientConfig, ClientState, ClockAnswerer, ClockClient, ClockResponder, ShowTimeShare, Transport,
+};
+pub use websocket::{WS_PACKET_PART, WsClockPacket, WsInbox, WsSend};

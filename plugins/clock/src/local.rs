@@ -7,7 +7,8 @@
 //! between two nodes exactly.
 //!
 //! `ROCKONTROL_TEST_CLOCK="offset=+37ms,drift=+80ppm"` gives a node a clock that reads
-//! `monotonic + offset + drift · (monotonic − start)` ([`InjectedError`]): the local clock of
+//! `monotonic + offset + drift · (monotonic − start)` ([`InjectedError`]), plus a step
+//! `step=+10ms@20s` (10 ms more from 20 s after start on) where given: the local clock of
 //! every exchange is that one, so the estimator must find the error and the servo must undo
 //! it. Nothing else in the node changes.
 
@@ -19,17 +20,19 @@ use nix::time::{ClockId, clock_gettime};
 pub const TEST_CLOCK_VARIABLE: &str = "ROCKONTROL_TEST_CLOCK";
 
 /// An injected clock error: the node's clock is `offset_ns` ahead at its start and runs
-/// `drift_ppb` parts per billion fast.
+/// `drift_ppb` parts per billion fast; with `step`, it jumps by `step.1` ns at `step.0` ns
+/// after its start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InjectedError {
     pub offset_ns: i64,
     pub drift_ppb: i64,
+    pub step: Option<(i64, i64)>,
 }
 
 /// Why an injected clock error cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{TEST_CLOCK_VARIABLE}={text:?}: {why} (expected e.g. \"offset=+37ms,drift=+80ppm\"; offset in ns, us, ms or s, drift in ppm or ppb)"
+    "{TEST_CLOCK_VARIABLE}={text:?}: {why} (expected e.g. \"offset=+37ms,drift=+80ppm,step=+10ms@20s\"; offset in ns, us, ms or s, drift in ppm or ppb)"
 )]
 pub struct InjectedErrorParse {
     text: String,
@@ -49,6 +52,17 @@ impl InjectedError {
                 .split_once('=')
                 .ok_or_else(|| fail(format!("{part:?} is not name=value")))?;
             let value = value.trim();
+            if name.trim() == "step" {
+                let (size, at) = value
+                    .split_once('@')
+                    .ok_or_else(|| fail(format!("step {value:?} is not SIZE@TIME")))?;
+                let size = InjectedError::parse(&format!("offset={size}"))
+                    .map_err(|e| fail(format!("step size: {}", e.why)))?;
+                let at = InjectedError::parse(&format!("offset={at}"))
+                    .map_err(|e| fail(format!("step time: {}", e.why)))?;
+                out.step = Some((at.offset_ns, size.offset_ns));
+                continue;
+            }
             let split = value
                 .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
                 .unwrap_or(value.len());
@@ -179,7 +193,11 @@ impl LocalClock {
             None => 0,
             Some(e) => {
                 let t = i128::from(mono_ns - self.epoch_mono_ns);
-                e.offset_ns + (t * i128::from(e.drift_ppb)).div_euclid(1_000_000_000) as i64
+                let step = match e.step {
+                    Some((at, size)) if t >= i128::from(at) => size,
+                    _ => 0,
+                };
+                e.offset_ns + (t * i128::from(e.drift_ppb)).div_euclid(1_000_000_000) as i64 + step
             }
         }
     }
@@ -219,23 +237,36 @@ mod tests {
             InjectedError::parse("offset=+37ms,drift=+80ppm"),
             Ok(InjectedError {
                 offset_ns: 37_000_000,
-                drift_ppb: 80_000
+                drift_ppb: 80_000,
+                step: None,
             })
         );
         assert_eq!(
             InjectedError::parse(" offset = -250us "),
             Ok(InjectedError {
                 offset_ns: -250_000,
-                drift_ppb: 0
+                drift_ppb: 0,
+                step: None,
             })
         );
         assert_eq!(
             InjectedError::parse("drift=-1.5ppm,offset=2s"),
             Ok(InjectedError {
                 offset_ns: 2_000_000_000,
-                drift_ppb: -1_500
+                drift_ppb: -1_500,
+                step: None,
             })
         );
+        assert_eq!(
+            InjectedError::parse("step=+10ms@20s,offset=1ms"),
+            Ok(InjectedError {
+                offset_ns: 1_000_000,
+                drift_ppb: 0,
+                step: Some((20_000_000_000, 10_000_000)),
+            })
+        );
+        let e = InjectedError::parse("step=10ms").expect_err("no time");
+        assert!(e.to_string().contains("SIZE@TIME"), "{e}");
         let e = InjectedError::parse("offset=37").expect_err("no unit");
         assert!(e.to_string().contains("offset unit"), "{e}");
         let e = InjectedError::parse("skew=1ppm").expect_err("unknown part");
@@ -247,12 +278,19 @@ mod tests {
         let clock = LocalClock::with_error(InjectedError {
             offset_ns: 37_000_000,
             drift_ppb: 80_000,
+            step: Some((20_000_000_000, -5_000_000)),
         });
         let at = clock.epoch + Duration::from_secs(10);
         assert_eq!(
             clock.read(at) - clock.mono_ns(at),
             37_000_000 + 800_000,
             "37 ms plus 80 ppm of 10 s"
+        );
+        let after = clock.epoch + Duration::from_secs(20);
+        assert_eq!(
+            clock.read(after) - clock.mono_ns(after),
+            37_000_000 + 1_600_000 - 5_000_000,
+            "and the step from 20 s on"
         );
         for local in [clock.read(at), clock.read(clock.epoch) - 5] {
             assert!(

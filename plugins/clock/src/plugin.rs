@@ -4,21 +4,57 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use rockontrol_engine::{ShowClock, ShowTimeBase, TickSource};
+use rockontrol_replicate::AppReplicateExt;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::ClockKey;
 use crate::local::LocalClock;
 use crate::servo::{Correction, Servo, ServoConfig};
-use crate::udp::{ClientConfig, ClockClient, ClockResponder, ShowTimeShare};
+use crate::udp::{ClientConfig, ClockAnswerer, ClockClient, ClockResponder, ShowTimeShare};
+use crate::websocket::{WS_PACKET_PART, WsClockPacket, WsInbox, WsSend};
+
+/// Registers the clock's protocol message (the WebSocket fallback's packet).
+pub fn register_replication(
+    rules: &mut rockontrol_replicate::ReplicationRules,
+) -> Result<(), rockontrol_replicate::DuplicatePart> {
+    rules.add_message::<WsClockPacket>(WS_PACKET_PART)?;
+    Ok(())
+}
 
 /// Between fresh samples the servo still looks this often (drift keeps moving the error).
 const RECHECK: Duration = Duration::from_millis(250);
 /// Gated samples the model needs before it steers show time.
 const MIN_SAMPLES_TO_STEER: usize = 4;
+/// Where a receiver pings its master's clock responder, where that is not the master's link
+/// address and port (a UDP relay; the tests' impairment proxy): `IP:PORT`.
+pub const CLOCK_SERVER_VARIABLE: &str = "ROCKONTROL_CLOCK_SERVER";
+
+/// The responder address in `$ROCKONTROL_CLOCK_SERVER`, if set (a bad one is logged and
+/// ignored).
+fn clock_server_from_env() -> Option<SocketAddr> {
+    let text = std::env::var(CLOCK_SERVER_VARIABLE).ok()?;
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match text.parse() {
+        Ok(addr) => {
+            info!("{CLOCK_SERVER_VARIABLE}: clock pings go to udp {addr}");
+            Some(addr)
+        }
+        Err(e) => {
+            error!(
+                "{CLOCK_SERVER_VARIABLE}={text:?} is not IP:PORT ({e}); pinging the master's own address"
+            );
+            None
+        }
+    }
+}
 
 /// Clock sync for both roles: [`ClockSync`] (a receiver follows with
 /// [`ClockSync::follow`]) and [`ClockResponderSlot`] (a master answers with
@@ -56,12 +92,17 @@ impl Plugin for ClockSyncPlugin {
             client_config: self.client,
             seen_version: 0,
             last_check: None,
+            server: clock_server_from_env(),
+            ws_send: None,
+            ws_inbox: WsInbox::default(),
         })
         .insert_resource(ClockResponderSlot {
             clock,
             share: ShowTimeShare::default(),
             responder: None,
+            answerer: None,
         })
+        .add_replication(register_replication)
         .init_resource::<ClockStatus>()
         .add_systems(PreUpdate, steer_show_time.in_set(ClockSystems::Steer))
         .add_systems(PostUpdate, publish_show_time.in_set(ClockSystems::Publish));
@@ -90,6 +131,13 @@ pub struct ClockStatus {
     /// The smallest round trip in the filter's window, in nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_rtt_ns: Option<i64>,
+    /// The frequency correction of this node's show time (how much faster it runs than this
+    /// node's clock, to keep the master's rate), in ppm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_ppm: Option<f64>,
+    /// The path of the latest exchange: `udp`, or `websocket` (the fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
     /// Show time error (master − here) at the latest servo check, in nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_error_ns: Option<i64>,
@@ -114,25 +162,43 @@ pub struct ClockSync {
     client_config: ClientConfig,
     seen_version: u64,
     last_check: Option<Instant>,
+    /// [`CLOCK_SERVER_VARIABLE`], where set.
+    server: Option<SocketAddr>,
+    /// The WebSocket fallback's way out, once the link's owner gave one.
+    ws_send: Option<WsSend>,
+    /// And its way in.
+    ws_inbox: WsInbox,
 }
 
 impl ClockSync {
-    /// Follows the master whose responder is at `master`, signing with control key `key`.
-    /// Already following that responder: nothing changes.
+    /// Follows the master whose responder is at `master` (or at `$ROCKONTROL_CLOCK_SERVER`),
+    /// signing with control key `key`. Already following that responder: nothing changes.
     pub fn follow(&mut self, master: SocketAddr, key: &str) -> io::Result<()> {
+        let master = self.server.unwrap_or(master);
         if self.client.as_ref().is_some_and(|c| c.master() == master) {
             return Ok(());
         }
         self.client = None;
+        self.ws_inbox.set(None);
         self.servo.reset();
         self.seen_version = 0;
-        self.client = Some(ClockClient::start(
+        self.client = Some(ClockClient::start_with(
             master,
             ClockKey::derive(key),
             self.clock,
             self.client_config,
+            self.ws_send.clone(),
         )?);
+        self.ws_inbox
+            .set(self.client.as_ref().map(ClockClient::ws_sender));
         Ok(())
+    }
+
+    /// The WebSocket fallback: `send` queues a ping on the control link (used by clients
+    /// started after this); the link hands the master's packets to the returned inbox.
+    pub fn set_websocket_path(&mut self, send: WsSend) -> WsInbox {
+        self.ws_send = Some(send);
+        self.ws_inbox.clone()
     }
 
     /// Stops following (show time runs free from here).
@@ -155,16 +221,26 @@ pub struct ClockResponderSlot {
     clock: LocalClock,
     share: ShowTimeShare,
     responder: Option<ClockResponder>,
+    answerer: Option<Arc<ClockAnswerer>>,
 }
 
 impl ClockResponderSlot {
-    /// Answers clock pings on `bind` signed with one of the control keys `keys`.
+    /// Answers clock pings on `bind` signed with one of the control keys `keys`. The
+    /// answerer for the WebSocket fallback ([`ClockResponderSlot::answerer`]) exists even
+    /// where the UDP port cannot be bound.
     pub fn start(&mut self, bind: SocketAddr, keys: &[String]) -> io::Result<SocketAddr> {
         let keys = keys.iter().map(|k| ClockKey::derive(k)).collect();
-        let responder = ClockResponder::start(bind, keys, self.clock, self.share.clone())?;
+        let answerer = Arc::new(ClockAnswerer::new(keys, self.clock, self.share.clone()));
+        self.answerer = Some(Arc::clone(&answerer));
+        let responder = ClockResponder::start_with(bind, answerer)?;
         let addr = responder.local_addr();
         self.responder = Some(responder);
         Ok(addr)
+    }
+
+    /// What answers pings arriving over the control WebSocket, once started.
+    pub fn answerer(&self) -> Option<Arc<ClockAnswerer>> {
+        self.answerer.clone()
     }
 
     /// The responder's address, once started.
@@ -179,7 +255,7 @@ impl ClockResponderSlot {
 }
 
 fn publish_show_time(base: Res<ShowTimeBase>, slot: Res<ClockResponderSlot>) {
-    if slot.responder.is_some()
+    if slot.answerer.is_some()
         && (base.is_changed() || slot.share.show_ns_at(Instant::now()).is_none())
     {
         slot.share.publish(*base);
@@ -204,6 +280,7 @@ fn steer_show_time(
     let local = sync.clock.read(now);
     status.master = Some(client.master().to_string());
     status.samples = state.samples;
+    status.transport = state.transport.map(|t| t.name().to_string());
     status.kernel_timestamps = state.kernel_timestamps;
     status.injected_offset_ns = sync
         .clock
@@ -232,6 +309,14 @@ fn steer_show_time(
     }
     sync.seen_version = state.version;
     sync.last_check = Some(now);
+    // Frequency first: the rate of the master's show time against this node's clock (and
+    // so its `Instant`s), from the model's drift; then the phase error left.
+    if let Some(later) = state.master_show_ns(sync.clock.read(now + Duration::from_secs(1))) {
+        let rate_ppb = later as f64 - target as f64 - 1e9;
+        let f = sync.servo.frequency(rate_ppb);
+        base.set_frequency(now, f);
+        status.frequency_ppm = Some(f64::from(f) / 1e3);
+    }
     let current = base.show_ns_at(now);
     status.show_error_ns = Some((i128::from(target) - i128::from(current)) as i64);
     match sync.servo.correct(current, target) {

@@ -16,11 +16,12 @@
 //! `send` (transmit stamps need the error queue; the min-delay gate takes care of the rest).
 //!
 //! # WebSocket fallback
-//! Where UDP to the master's clock port is blocked, the same four-timestamp exchange could run
-//! over the control WebSocket (the design's `clock ping/pong`); samples would be worse (TCP
-//! and the async runtime add delay on both sides) and the same filter would take them. Not
-//! built yet: a receiver without a clock answer keeps following the master's 1 Hz sync
-//! message as before, and says so in its status.
+//! Where UDP to the master's clock port goes unanswered ([`ClientConfig::fallback_after`]
+//! pings in a row) and the link's owner gave the client a way to send over the control
+//! WebSocket ([`ClockClient::start_with`]), the same signed exchange runs there
+//! ([`crate::websocket`]); one ping in [`UDP_RETRY_EVERY`] still tries UDP, so the client goes
+//! back when the port opens. The master answers both paths with one [`ClockAnswerer`]
+//! (one replay window, one show time).
 
 use std::io;
 use std::io::IoSliceMut;
@@ -37,10 +38,14 @@ use nix::sys::socket::{
 use nix::sys::time::TimeSpec;
 use tracing::{debug, info, warn};
 
-use crate::codec::{ClockKey, PONG_LEN, Ping, Pong, ReplayWindow};
+use crate::codec::{ClockKey, PONG_LEN, PacketError, Ping, Pong, ReplayWindow};
 use crate::estimator::{ClockEstimator, Estimate, EstimatorConfig, Update};
 use crate::local::{LocalClock, realtime_ns};
 use crate::sample::Sample;
+use crate::websocket::{WsArrival, WsClockPacket, WsSend};
+
+/// On the WebSocket fallback, one ping in this many still goes over UDP.
+pub const UDP_RETRY_EVERY: u64 = 10;
 
 /// How often a blocked thread looks at its stop flag.
 const POLL: Duration = Duration::from_millis(100);
@@ -194,14 +199,81 @@ pub struct ResponderStats {
     pub refused: AtomicU64,
 }
 
+/// Why a ping gets no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error(transparent)]
+    Packet(#[from] PacketError),
+    #[error("a replayed ping (sequence already seen)")]
+    Replayed,
+}
+
+/// The master's answer to a ping, whichever way it came (UDP or the control WebSocket): the
+/// keys, the clock, the show time handed out and one replay window.
+#[derive(Debug)]
+pub struct ClockAnswerer {
+    keys: Vec<ClockKey>,
+    clock: LocalClock,
+    show: ShowTimeShare,
+    /// Random per run: receivers see a restarted master as another clock.
+    master_clock: u64,
+    replay: Mutex<ReplayWindow>,
+    /// Counters.
+    pub stats: ResponderStats,
+}
+
+impl ClockAnswerer {
+    /// Answers pings signed with one of `keys`, stamping with `clock` and giving the show
+    /// time in `show`.
+    pub fn new(keys: Vec<ClockKey>, clock: LocalClock, show: ShowTimeShare) -> ClockAnswerer {
+        ClockAnswerer {
+            keys,
+            clock,
+            show,
+            master_clock: random_u64(),
+            replay: Mutex::new(ReplayWindow::new(1024)),
+            stats: ResponderStats::default(),
+        }
+    }
+
+    /// The pong for the ping `bytes` that arrived at `received` (its `t2`); `t3` is now.
+    pub fn answer(&self, bytes: &[u8], received: Instant) -> Result<Vec<u8>, AnswerError> {
+        let refuse = |e: AnswerError| {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            e
+        };
+        let (ping, key) = Ping::decode(bytes, &self.keys).map_err(|e| refuse(e.into()))?;
+        let fresh = self
+            .replay
+            .lock()
+            .map(|mut r| r.accept(ping.session, ping.seq))
+            .unwrap_or(false);
+        if !fresh {
+            return Err(refuse(AnswerError::Replayed));
+        }
+        let t2 = self.clock.read(received);
+        let now = Instant::now();
+        let pong = Pong {
+            session: ping.session,
+            seq: ping.seq,
+            t1: ping.t1,
+            t2,
+            t3: self.clock.read(now),
+            master_clock: self.master_clock,
+            show_ns: self.show.show_ns_at(now),
+        };
+        self.stats.answered.fetch_add(1, Ordering::Relaxed);
+        Ok(pong.encode(key))
+    }
+}
+
 /// The master's clock responder on its dedicated UDP port.
 #[derive(Debug)]
 pub struct ClockResponder {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    /// Counters.
-    pub stats: Arc<ResponderStats>,
+    answerer: Arc<ClockAnswerer>,
     /// Whether receive times are kernel stamps.
     pub kernel_timestamps: bool,
 }
@@ -215,19 +287,25 @@ impl ClockResponder {
         clock: LocalClock,
         show: ShowTimeShare,
     ) -> io::Result<ClockResponder> {
+        ClockResponder::start_with(bind, Arc::new(ClockAnswerer::new(keys, clock, show)))
+    }
+
+    /// Binds `bind` and answers with `answerer` (shared with the WebSocket fallback).
+    pub fn start_with(
+        bind: SocketAddr,
+        answerer: Arc<ClockAnswerer>,
+    ) -> io::Result<ClockResponder> {
         let socket = UdpSocket::bind(bind)?;
         socket.set_read_timeout(Some(POLL))?;
         let addr = socket.local_addr()?;
         let kernel_timestamps = enable_rx_timestamps(&socket, "clock responder");
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(ResponderStats::default());
-        let master_clock = random_u64();
         let thread = std::thread::Builder::new()
             .name("clock-responder".into())
             .spawn({
                 let stop = Arc::clone(&stop);
-                let stats = Arc::clone(&stats);
-                move || respond(socket, keys, clock, show, master_clock, stop, stats)
+                let answerer = Arc::clone(&answerer);
+                move || respond(socket, &answerer, stop)
             })?;
         info!(
             "clock responder on udp {addr} ({} receive timestamps)",
@@ -241,7 +319,7 @@ impl ClockResponder {
             addr,
             stop,
             thread: Some(thread),
-            stats,
+            answerer,
             kernel_timestamps,
         })
     }
@@ -249,6 +327,11 @@ impl ClockResponder {
     /// The bound address (the port, when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Counters (both paths).
+    pub fn stats(&self) -> &ResponderStats {
+        &self.answerer.stats
     }
 }
 
@@ -271,17 +354,8 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn respond(
-    socket: UdpSocket,
-    keys: Vec<ClockKey>,
-    clock: LocalClock,
-    show: ShowTimeShare,
-    master_clock: u64,
-    stop: Arc<AtomicBool>,
-    stats: Arc<ResponderStats>,
-) {
+fn respond(socket: UdpSocket, answerer: &ClockAnswerer, stop: Arc<AtomicBool>) {
     let mut buf = [0u8; 256];
-    let mut replay = ReplayWindow::new(1024);
     let mut refusals = Refusals::new("clock responder");
     while !stop.load(Ordering::Relaxed) {
         let got = match recv_stamped(&socket, &mut buf) {
@@ -294,35 +368,13 @@ fn respond(
             }
         };
         let Some(from) = got.from else { continue };
-        let (ping, key) = match Ping::decode(&buf[..got.len], &keys) {
-            Ok(p) => p,
-            Err(e) => {
-                stats.refused.fetch_add(1, Ordering::Relaxed);
-                refusals.refuse(Some(from), &e);
-                continue;
+        match answerer.answer(&buf[..got.len], got.at) {
+            Ok(pong) => {
+                if let Err(e) = socket.send_to(&pong, from) {
+                    debug!("clock responder: no answer to {from}: {e}");
+                }
             }
-        };
-        if !replay.accept(ping.session, ping.seq) {
-            stats.refused.fetch_add(1, Ordering::Relaxed);
-            refusals.refuse(Some(from), &"a replayed ping (sequence already seen)");
-            continue;
-        }
-        let t2 = clock.read(got.at);
-        let now = Instant::now();
-        let pong = Pong {
-            session: ping.session,
-            seq: ping.seq,
-            t1: ping.t1,
-            t2,
-            t3: clock.read(now),
-            master_clock,
-            show_ns: show.show_ns_at(now),
-        };
-        match socket.send_to(&pong.encode(key), from) {
-            Ok(_) => {
-                stats.answered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => debug!("clock responder: no answer to {from}: {e}"),
+            Err(e) => refusals.refuse(Some(from), &e),
         }
     }
     debug!("clock responder stopped");
@@ -339,6 +391,9 @@ pub struct ClientConfig {
     pub fast_samples: usize,
     /// How long a pong may take.
     pub timeout: Duration,
+    /// UDP pings unanswered in a row before the exchange moves to the WebSocket fallback
+    /// (where there is one).
+    pub fallback_after: u32,
     /// The filter.
     pub estimator: EstimatorConfig,
 }
@@ -350,6 +405,7 @@ impl Default for ClientConfig {
             slow_period: Duration::from_secs(1),
             fast_samples: 32,
             timeout: Duration::from_millis(500),
+            fallback_after: 3,
             estimator: EstimatorConfig::default(),
         }
     }
@@ -385,6 +441,27 @@ pub struct ClientState {
     pub last_sample: Option<Sample>,
     /// Whether the latest ping was answered.
     pub answering: bool,
+    /// The path of the latest answered exchange.
+    pub transport: Option<Transport>,
+}
+
+/// The path an exchange took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The master's clock port, kernel receive stamps.
+    Udp,
+    /// The control WebSocket (the fallback).
+    WebSocket,
+}
+
+impl Transport {
+    /// `udp` or `websocket` (status).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::WebSocket => "websocket",
+        }
+    }
 }
 
 impl ClientState {
@@ -404,6 +481,14 @@ pub struct ClockClient {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     state: Arc<Mutex<ClientState>>,
+    ws_arrivals: std::sync::mpsc::Sender<WsArrival>,
+}
+
+/// The client's ways to the master.
+struct Paths {
+    socket: UdpSocket,
+    /// The WebSocket fallback: send, and the pongs the link hands back.
+    ws: Option<(WsSend, std::sync::mpsc::Receiver<WsArrival>)>,
 }
 
 impl ClockClient {
@@ -413,6 +498,18 @@ impl ClockClient {
         key: ClockKey,
         clock: LocalClock,
         config: ClientConfig,
+    ) -> io::Result<ClockClient> {
+        ClockClient::start_with(master, key, clock, config, None)
+    }
+
+    /// [`ClockClient::start`] with a WebSocket fallback: `ws` sends a ping over the link,
+    /// whose pongs come back through [`ClockClient::ws_sender`].
+    pub fn start_with(
+        master: SocketAddr,
+        key: ClockKey,
+        clock: LocalClock,
+        config: ClientConfig,
+        ws: Option<WsSend>,
     ) -> io::Result<ClockClient> {
         let bind: SocketAddr = if master.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -427,12 +524,17 @@ impl ClockClient {
             kernel_timestamps: kernel,
             ..ClientState::default()
         }));
+        let (ws_arrivals, arrivals) = std::sync::mpsc::channel();
+        let paths = Paths {
+            socket,
+            ws: ws.map(|send| (send, arrivals)),
+        };
         let thread = std::thread::Builder::new()
             .name("clock-client".into())
             .spawn({
                 let stop = Arc::clone(&stop);
                 let state = Arc::clone(&state);
-                move || ping_loop(socket, key, clock, config, stop, state)
+                move || ping_loop(paths, key, clock, config, stop, state)
             })?;
         info!("clock sync with the master's responder at udp {master}");
         Ok(ClockClient {
@@ -440,7 +542,13 @@ impl ClockClient {
             stop,
             thread: Some(thread),
             state,
+            ws_arrivals,
         })
+    }
+
+    /// Where the link hands this client's pongs from the control WebSocket.
+    pub fn ws_sender(&self) -> std::sync::mpsc::Sender<WsArrival> {
+        self.ws_arrivals.clone()
     }
 
     /// The responder this client pings.
@@ -463,8 +571,93 @@ impl Drop for ClockClient {
     }
 }
 
+/// Checks that `bytes` is the pong of ping (`session`, `seq`, `t1`); the refusal otherwise.
+fn match_pong(
+    bytes: &[u8],
+    key: &ClockKey,
+    session: u64,
+    seq: u64,
+    t1: i64,
+) -> Result<Pong, String> {
+    if bytes.len() != PONG_LEN {
+        return Err(format!("{} bytes, not a pong", bytes.len()));
+    }
+    match Pong::decode(bytes, key) {
+        Ok(p) if p.session == session && p.seq == seq && p.t1 == t1 => Ok(p),
+        // A late answer to an earlier ping, or a replay: not this exchange.
+        Ok(p) => Err(format!("a pong for seq {} while waiting for {seq}", p.seq)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One ping's exchange: the pong and the instant it arrived, or none by `deadline`.
+struct Exchange<'a> {
+    key: &'a ClockKey,
+    session: u64,
+    seq: u64,
+    t1: i64,
+    deadline: Instant,
+    stop: &'a AtomicBool,
+    refusals: &'a mut Refusals,
+    state: &'a Mutex<ClientState>,
+}
+
+impl Exchange<'_> {
+    fn refuse(&mut self, from: Option<SocketAddr>, why: &str) {
+        self.refusals.refuse(from, &why);
+        if let Ok(mut s) = self.state.lock() {
+            s.refused += 1;
+        }
+    }
+
+    fn over_udp(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> Option<(Pong, Instant)> {
+        while !self.stop.load(Ordering::Relaxed) {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let _ = socket.set_read_timeout(Some(left.min(POLL)));
+            let got = match recv_stamped(socket, buf) {
+                Ok(got) => got,
+                Err(e) if timed_out(&e) => continue,
+                Err(e) => {
+                    // ECONNREFUSED: nothing listens on the master's clock port (yet).
+                    debug!("clock client: {e}");
+                    std::thread::sleep(left.min(POLL));
+                    continue;
+                }
+            };
+            match match_pong(&buf[..got.len], self.key, self.session, self.seq, self.t1) {
+                Ok(p) => return Some((p, got.at)),
+                Err(why) => self.refuse(got.from, &why),
+            }
+        }
+        None
+    }
+
+    fn over_websocket(
+        &mut self,
+        arrivals: &std::sync::mpsc::Receiver<WsArrival>,
+    ) -> Option<(Pong, Instant)> {
+        while !self.stop.load(Ordering::Relaxed) {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let Ok(got) = arrivals.recv_timeout(left.min(POLL)) else {
+                continue;
+            };
+            match match_pong(&got.bytes, self.key, self.session, self.seq, self.t1) {
+                Ok(p) => return Some((p, got.at)),
+                Err(why) => self.refuse(None, &why),
+            }
+        }
+        None
+    }
+}
+
 fn ping_loop(
-    socket: UdpSocket,
+    paths: Paths,
     key: ClockKey,
     clock: LocalClock,
     config: ClientConfig,
@@ -479,69 +672,76 @@ fn ping_loop(
     let mut refusals = Refusals::new("clock client");
     let mut buf = [0u8; 256];
     let mut was_answering = true;
+    let mut udp_misses = 0u32;
+    let mut was_ws = false;
     while !stop.load(Ordering::Relaxed) {
         seq += 1;
+        let ws = paths.ws.as_ref().filter(|_| {
+            udp_misses >= config.fallback_after.max(1) && !seq.is_multiple_of(UDP_RETRY_EVERY)
+        });
+        if ws.is_some() != was_ws && ws.is_some() {
+            warn!(
+                "clock sync: {udp_misses} pings on udp unanswered; exchanging over the control WebSocket (less accurate) and trying udp every {UDP_RETRY_EVERY}th ping"
+            );
+        }
         let sent_at = Instant::now();
         let t1 = clock.read(sent_at);
-        let ping = Ping { session, seq, t1 };
-        if let Err(e) = socket.send(&ping.encode(&key)) {
-            debug!("clock client: ping not sent: {e}");
+        let packet = Ping { session, seq, t1 }.encode(&key);
+        let mut exchange = Exchange {
+            key: &key,
+            session,
+            seq,
+            t1,
+            deadline: sent_at + config.timeout,
+            stop: &stop,
+            refusals: &mut refusals,
+            state: &state,
+        };
+        let answer = match ws {
+            Some((send, arrivals)) => {
+                // Pongs of earlier, timed-out pings are not this exchange's.
+                while arrivals.try_recv().is_ok() {}
+                if !send.send(WsClockPacket::from_bytes(&packet)) {
+                    debug!("clock client: ping not queued on the link");
+                }
+                exchange
+                    .over_websocket(arrivals)
+                    .map(|(p, at)| (p, at, Transport::WebSocket))
+            }
+            None => {
+                if let Err(e) = paths.socket.send(&packet) {
+                    debug!("clock client: ping not sent: {e}");
+                }
+                exchange
+                    .over_udp(&paths.socket, &mut buf)
+                    .map(|(p, at)| (p, at, Transport::Udp))
+            }
+        };
+        match (&answer, ws.is_some()) {
+            (Some(_), false) => {
+                if udp_misses >= config.fallback_after.max(1) && paths.ws.is_some() {
+                    info!("clock sync: the master's clock port answers on udp again");
+                }
+                udp_misses = 0;
+            }
+            (None, false) => udp_misses = udp_misses.saturating_add(1),
+            _ => {}
         }
-        let deadline = sent_at + config.timeout;
-        let mut answer = None;
-        while answer.is_none() && !stop.load(Ordering::Relaxed) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let _ = socket.set_read_timeout(Some(left.min(POLL)));
-            let got = match recv_stamped(&socket, &mut buf) {
-                Ok(got) => got,
-                Err(e) if timed_out(&e) => continue,
-                Err(e) => {
-                    // ECONNREFUSED: nothing listens on the master's clock port (yet).
-                    debug!("clock client: {e}");
-                    std::thread::sleep(left.min(POLL));
-                    continue;
-                }
-            };
-            if got.len != PONG_LEN {
-                refusals.refuse(got.from, &format!("{} bytes, not a pong", got.len));
-                continue;
-            }
-            match Pong::decode(&buf[..got.len], &key) {
-                Ok(p) if p.session == session && p.seq == seq && p.t1 == t1 => {
-                    answer = Some((p, got));
-                }
-                Ok(p) => {
-                    // A late answer to an earlier ping, or a replay: not this exchange.
-                    debug!(
-                        "clock client: pong for seq {} while waiting for {seq}",
-                        p.seq
-                    );
-                    if let Ok(mut s) = state.lock() {
-                        s.refused += 1;
-                    }
-                }
-                Err(e) => {
-                    refusals.refuse(got.from, &e);
-                    if let Ok(mut s) = state.lock() {
-                        s.refused += 1;
-                    }
-                }
-            }
-        }
+        was_ws = ws.is_some();
         let period = match answer {
-            Some((pong, got)) => {
+            Some((pong, at, transport)) => {
                 if !was_answering {
-                    info!("clock sync: the master's responder answers again");
+                    info!(
+                        "clock sync: the master answers again (over {})",
+                        transport.name()
+                    );
                 }
                 was_answering = true;
                 let sample = Sample {
                     t1,
                     t2: pong.t2,
                     t3: pong.t3,
-                    t4: clock.read(got.at),
+                    t4: clock.read(at),
                 };
                 let mut stepped = false;
                 if master_clock.is_some_and(|c| c != pong.master_clock) {
@@ -579,6 +779,7 @@ fn ping_loop(
                     });
                     s.last_sample = Some(sample);
                     s.answering = true;
+                    s.transport = Some(transport);
                     s.version += 1;
                 }
                 fast_left = fast_left.saturating_sub(1);
@@ -600,7 +801,12 @@ fn ping_loop(
                     s.timeouts += 1;
                     s.answering = false;
                 }
-                config.fast_period.max(Duration::from_millis(500))
+                // Straight on to the fallback once it is due; otherwise wait a little.
+                if paths.ws.is_some() && udp_misses >= config.fallback_after.max(1) {
+                    config.fast_period
+                } else {
+                    config.fast_period.max(Duration::from_millis(500))
+                }
             }
         };
         // Sleep until the next ping, looking at the stop flag.

@@ -8,6 +8,10 @@
 //! - A **slew** keeps show time continuous and monotonic: ticks keep coming one at a time,
 //!   slightly closer together or further apart, never skipped or repeated. Clock sync steers
 //!   with it.
+//! - A **frequency correction** ([`ShowTimeBase::set_frequency`]) makes show time run a
+//!   fixed number of parts per billion faster or slower than this machine's clock for good:
+//!   a receiver whose oscillator runs fast against its master's follows the master's rate
+//!   instead of correcting the same drift again and again. Slews add to it.
 //! - A **step** re-anchors: show time jumps (forwards or backwards) at once, and every tick's
 //!   instant moves with it. A receiver following its master's clock steps; so does a show
 //!   whose tick rate changed. Every step is logged with its reason.
@@ -26,7 +30,11 @@ pub const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// The fastest correction a slew may apply: show time never runs slower than half speed
 /// or faster than one and a half times real time.
 pub const MAX_SLEW_PPM: u32 = 500_000;
+/// The largest frequency correction, in parts per billion (±1,000 ppm: crystals are within
+/// ±100 ppm; anything beyond is a wrong model, not an oscillator).
+pub const MAX_FREQUENCY_PPB: i32 = 1_000_000;
 const PPM: i128 = 1_000_000;
+const PPB: i128 = 1_000_000_000;
 
 /// Show nanoseconds of tick `tick` at `rate` Hz: `ceil(tick · 10⁹ / rate)` (saturating at
 /// `u64::MAX`). The one definition of a tick's show time, for the time base and the engine.
@@ -56,19 +64,39 @@ pub struct ShowTimeBase {
     anchor_ns: u64,
     /// A correction in progress, from `anchor_at` until `until`.
     slew: Option<Slew>,
+    /// Parts per billion show time runs faster (negative: slower) than the monotonic clock,
+    /// outside slews ([`ShowTimeBase::set_frequency`]).
+    frequency_ppb: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slew {
     until: Instant,
-    /// Parts per million added to show time's speed (negative: slower).
-    ppm: i32,
+    /// Parts per billion of show time's speed during the slew, the frequency correction
+    /// included (negative: slower).
+    ppb: i32,
 }
 
-/// `e + floor(e · ppm / 10⁶)`: show nanoseconds gained over `e` real nanoseconds of slew.
-/// Non-decreasing in `e` while `|ppm| < 10⁶`.
-fn slewed(e: i128, ppm: i32) -> i128 {
-    e + (e * i128::from(ppm)).div_euclid(PPM)
+/// `e + floor(e · ppb / 10⁹)`: show nanoseconds over `e` real nanoseconds at `ppb`.
+/// Non-decreasing in `e` while `|ppb| < 10⁹`.
+fn slewed(e: i128, ppb: i32) -> i128 {
+    e + (e * i128::from(ppb)).div_euclid(PPB)
+}
+
+/// The smallest `e ≥ 0` with `slewed(e, ppb) ≥ d` (for `d > 0`).
+fn unslewed(d: i128, ppb: i32) -> i128 {
+    if d <= 0 {
+        return 0;
+    }
+    // Estimate, then settle exactly.
+    let mut e = d * PPB / (PPB + i128::from(ppb));
+    while slewed(e, ppb) < d {
+        e += 1;
+    }
+    while e > 0 && slewed(e - 1, ppb) >= d {
+        e -= 1;
+    }
+    e
 }
 
 fn nanos(d: Duration) -> i128 {
@@ -87,7 +115,13 @@ impl ShowTimeBase {
             anchor_at: now,
             anchor_ns: 0,
             slew: None,
+            frequency_ppb: 0,
         }
+    }
+
+    /// The frequency correction, in parts per billion ([`ShowTimeBase::set_frequency`]).
+    pub fn frequency_ppb(&self) -> i32 {
+        self.frequency_ppb
     }
 
     /// Ticks per second.
@@ -114,16 +148,17 @@ impl ShowTimeBase {
     pub fn show_ns_at(&self, at: Instant) -> u64 {
         let ns = if at >= self.anchor_at {
             let e = nanos(at - self.anchor_at);
+            let f = self.frequency_ppb;
             i128::from(self.anchor_ns)
                 + match self.slew {
                     Some(s) => {
                         let span = nanos(s.until.saturating_duration_since(self.anchor_at));
-                        slewed(e.min(span), s.ppm) + (e - span).max(0)
+                        slewed(e.min(span), s.ppb) + slewed((e - span).max(0), f)
                     }
-                    None => e,
+                    None => slewed(e, f),
                 }
         } else {
-            i128::from(self.anchor_ns) - nanos(self.anchor_at - at)
+            i128::from(self.anchor_ns) - slewed(nanos(self.anchor_at - at), self.frequency_ppb)
         };
         ns.clamp(0, i128::from(u64::MAX)) as u64
     }
@@ -145,29 +180,24 @@ impl ShowTimeBase {
     /// The first instant at which show time is at least `ns`.
     pub fn instant_of_ns(&self, ns: u64) -> Instant {
         let d = i128::from(ns) - i128::from(self.anchor_ns);
+        let f = self.frequency_ppb;
         if d <= 0 {
+            // Before the anchor: the latest x back with slewed(x) ≤ −d.
+            let back = unslewed(1 - d, f) - 1;
             return self
                 .anchor_at
-                .checked_sub(duration(-d))
+                .checked_sub(duration(back))
                 .unwrap_or(self.anchor_at);
         }
         let e = match self.slew {
-            None => d,
+            None => unslewed(d, f),
             Some(s) => {
                 let span = nanos(s.until.saturating_duration_since(self.anchor_at));
-                let gained = slewed(span, s.ppm);
+                let gained = slewed(span, s.ppb);
                 if d > gained {
-                    span + (d - gained)
+                    span + unslewed(d - gained, f)
                 } else {
-                    // The smallest e with slewed(e) ≥ d: estimate, then settle exactly.
-                    let mut e = d * PPM / (PPM + i128::from(s.ppm));
-                    while slewed(e, s.ppm) < d {
-                        e += 1;
-                    }
-                    while e > 0 && slewed(e - 1, s.ppm) >= d {
-                        e -= 1;
-                    }
-                    e
+                    unslewed(d, s.ppb)
                 }
             }
         };
@@ -200,7 +230,8 @@ impl ShowTimeBase {
         self.step_to(now, self.ns_of_tick(tick), reason);
     }
 
-    /// [`ShowTimeBase::step_to`] without the log line, for the engine's own bookkeeping.
+    /// [`ShowTimeBase::step_to`] without the log line, for the engine's own bookkeeping. The
+    /// frequency correction carries on (a step moves show time, not the oscillator).
     pub(crate) fn anchor_quietly(&mut self, now: Instant, show_ns: u64) {
         self.anchor_at = now;
         self.anchor_ns = show_ns;
@@ -224,9 +255,29 @@ impl ShowTimeBase {
         self.anchor_quietly(now, self.ns_of_tick(tick));
     }
 
-    /// Steers show time towards `target_ns` at `now` (and on at nominal speed after), at
-    /// most `max_rate_ppm` faster or slower (capped at [`MAX_SLEW_PPM`]), without a jump.
-    /// Returns how long the correction takes. A new slew replaces one in progress.
+    /// From `now` on, show time runs `ppb` parts per billion faster (negative: slower) than
+    /// the monotonic clock (clamped to ±[`MAX_FREQUENCY_PPB`]), continuously: no jump. A slew
+    /// in progress keeps its remaining span and its speed relative to the new frequency.
+    pub fn set_frequency(&mut self, now: Instant, ppb: i32) {
+        let ppb = ppb.clamp(-MAX_FREQUENCY_PPB, MAX_FREQUENCY_PPB);
+        if ppb == self.frequency_ppb {
+            return;
+        }
+        let current = self.show_ns_at(now);
+        let slew = self.slew.filter(|s| now < s.until).map(|s| Slew {
+            until: s.until,
+            ppb: s.ppb - self.frequency_ppb + ppb,
+        });
+        self.anchor_quietly(now, current);
+        self.frequency_ppb = ppb;
+        self.slew = slew;
+    }
+
+    /// Steers show time towards `target_ns` at `now` (and on at the corrected frequency
+    /// after, [`ShowTimeBase::set_frequency`]), at most `max_rate_ppm` faster or slower than
+    /// that (capped at [`MAX_SLEW_PPM`]), without a jump. `target_ns` is where show time
+    /// should be at `now`. Returns how long the correction takes. A new slew replaces one in
+    /// progress.
     pub fn slew(&mut self, now: Instant, target_ns: u64, max_rate_ppm: u32) -> Duration {
         let current = self.show_ns_at(now);
         self.anchor_quietly(now, current);
@@ -246,7 +297,7 @@ impl ShowTimeBase {
         );
         self.slew = Some(Slew {
             until: now + span,
-            ppm,
+            ppb: ppm * 1_000 + self.frequency_ppb,
         });
         span
     }
@@ -405,6 +456,68 @@ mod tests {
         }
         assert_eq!(first_tick_at(125_000_000, 44), 6, "5.5 ticks → tick 6");
         assert_eq!(first_tick_at(250_000_000, 44), 11, "exactly tick 11");
+    }
+
+    #[test]
+    fn a_frequency_correction_changes_the_speed_without_a_jump() {
+        let t0 = Instant::now();
+        let mut base = ShowTimeBase::new(RATE, t0);
+        let at = t0 + Duration::from_secs(10);
+        let before = base.show_ns_at(at);
+        base.set_frequency(at, -100_000);
+        assert_eq!(base.frequency_ppb(), -100_000);
+        assert_eq!(
+            base.show_ns_at(at),
+            before,
+            "no jump when the frequency changes"
+        );
+        let later = at + Duration::from_secs(100);
+        assert_eq!(
+            base.show_ns_at(later) - before,
+            100_000_000_000 - 10_000_000,
+            "100 s at −100 ppm is 10 ms less show time"
+        );
+        for tick in [441, 442, 4_400, 4_401, 100_000] {
+            let instant = base.instant_of_tick(tick);
+            assert_eq!(
+                base.tick_at(instant),
+                tick,
+                "tick {tick} at its own instant"
+            );
+            assert_eq!(
+                base.tick_at(instant - Duration::from_nanos(1)),
+                tick - 1,
+                "one nanosecond before tick {tick}"
+            );
+        }
+        // Before the anchor too.
+        let early = base.instant_of_tick(100);
+        assert_eq!(base.tick_at(early), 100);
+        assert_eq!(base.tick_at(early - Duration::from_nanos(1)), 99);
+        // A slew adds to the frequency; changing the frequency mid-slew keeps the slew's
+        // remaining correction.
+        let now = t0 + Duration::from_secs(200);
+        let show = base.show_ns_at(now);
+        let span = base.slew(now, show + 1_000_000, 1_000);
+        assert_eq!(span, Duration::from_secs(1), "1 ms at 1,000 ppm takes 1 s");
+        let mid = now + Duration::from_millis(500);
+        let mid_show = base.show_ns_at(mid);
+        base.set_frequency(mid, 50_000);
+        assert_eq!(base.show_ns_at(mid), mid_show, "no jump mid-slew");
+        assert!(base.is_slewing(mid));
+        let end = now + Duration::from_secs(3);
+        let expected = i128::from(show) + 500_000_000 - 50_000 + 500_000 // first half, at −100 ppm + 1,000 ppm
+            + 500_000_000 + 25_000 + 500_000 // second half, at +50 ppm + 1,000 ppm
+            + 2_000_000_000 + 100_000; // then 2 s at +50 ppm
+        let got = i128::from(base.show_ns_at(end));
+        assert!(
+            (got - expected).abs() <= 3,
+            "show time after a slew across a frequency change: {got} vs {expected}"
+        );
+        // Steps keep the frequency (they move show time, not the oscillator).
+        base.step_to(end, 0, "test");
+        assert_eq!(base.frequency_ppb(), 50_000);
+        assert_eq!(base.show_ns_at(end + Duration::from_secs(1)), 1_000_050_000);
     }
 
     #[test]

@@ -257,6 +257,7 @@ async fn receiver(
         fetch_shows: false,
         known_shows: vec![],
         protocol_hash: String::new(),
+        clock_inbox: None,
     };
     let link = tokio::spawn(run_link(link, ev_tx, out_rx));
     let mut result = ReceiverResult {

@@ -294,6 +294,7 @@ fn kind(msg: &ToReceiver) -> &'static str {
         ToReceiver::Delta(_) => "a delta",
         ToReceiver::Command { .. } => "a command",
         ToReceiver::Sync { .. } => "a sync",
+        ToReceiver::ClockPong(_) => "a clock pong",
     }
 }
 

@@ -61,13 +61,15 @@ pub fn register_overrides(rules: &mut ReplicationRules) -> Result<(), DuplicateP
 }
 
 /// The rules of a node that runs the engine and net and nothing else (no media): the engine's
-/// parts, net's messages and the node overrides part, without net's handlers. An app's own
+/// parts, net's messages, the node overrides part (without net's handlers) and clock sync's
+/// message (every role runs clock sync). An app's own
 /// rules (the [`ReplicationRules`] resource) add whatever its other plugins register.
 pub fn base_rules() -> ReplicationRules {
     let mut rules = ReplicationRules::default();
     let registered = rockontrol_engine::register_replication(&mut rules)
         .and_then(|()| register_replication(&mut rules))
-        .and_then(|()| register_overrides(&mut rules));
+        .and_then(|()| register_overrides(&mut rules))
+        .and_then(|()| rockontrol_clock::register_replication(&mut rules));
     if let Err(e) = registered {
         // The names are constants that do not clash (a test builds these rules).
         tracing::error!("{e}");
@@ -598,6 +600,9 @@ pub enum ToReceiver {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bpm: Option<f64>,
     },
+    /// The master's answer to a [`ToMaster::ClockPing`] (clock sync's WebSocket fallback,
+    /// [`rockontrol_clock::websocket`]).
+    ClockPong(rockontrol_clock::WsClockPacket),
 }
 
 /// Receiver → master.
@@ -623,6 +628,9 @@ pub enum ToMaster {
     SnapshotRequest {
         reason: String,
     },
+    /// A clock ping over the link, where the master's clock port does not answer on UDP
+    /// (answered at once with a [`ToReceiver::ClockPong`]).
+    ClockPing(rockontrol_clock::WsClockPacket),
 }
 
 #[derive(Serialize)]

@@ -1574,6 +1574,8 @@ impl Registry {
             }
             ToMaster::Hello(_) => return Err("hello was already received"),
             ToMaster::Proof { .. } => return Err("a proof only answers a challenge"),
+            // The transport answers clock pings itself (they must not wait for this lock).
+            ToMaster::ClockPing(_) => return Err("a clock ping is answered by the link"),
         }
         Ok(())
     }

@@ -865,7 +865,11 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
                 us(c.min_rtt_ns.map(|v| v as f64)),
                 c.samples,
                 c.steps,
-                if c.kernel_timestamps { "" } else { " · user-space timestamps" }
+                match (c.transport.as_deref(), c.kernel_timestamps) {
+                    (Some("websocket"), _) => " · over the WebSocket (UDP blocked)",
+                    (_, false) => " · user-space timestamps",
+                    _ => "",
+                }
             ));
         }
         None => {

@@ -150,9 +150,14 @@ fn start_clock_responder(net: Res<MasterNet>, slot: Option<ResMut<ClockResponder
     let (Some(addr), Some(mut slot)) = (net.addr, slot) else {
         return;
     };
-    if let Err(e) = slot.start(addr, &net.shared.keys.control) {
+    let started = slot.start(addr, &net.shared.keys.control);
+    // Pings over the control WebSocket are answered either way.
+    if let Some(answerer) = slot.answerer() {
+        let _ = net.shared.clock_answerer.set(answerer);
+    }
+    if let Err(e) = started {
         warn!(
-            "clock responder not started on udp {addr}: {e}; receivers follow the master's 1 Hz sync only"
+            "clock responder not started on udp {addr}: {e}; receivers exchange clock pings over the control WebSocket"
         );
     }
 }

@@ -113,6 +113,9 @@ pub struct MasterShared {
     pub bad_frames: AtomicU64,
     /// The media library, when this master serves one (`/api/media/…`).
     pub media: Option<Arc<crate::media::MasterMedia>>,
+    /// Answers clock pings that come over the link (clock sync's WebSocket fallback), once
+    /// the clock responder started.
+    pub clock_answerer: std::sync::OnceLock<Arc<rockontrol_clock::ClockAnswerer>>,
 }
 
 impl MasterShared {
@@ -131,6 +134,7 @@ impl MasterShared {
             clock: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             media,
+            clock_answerer: std::sync::OnceLock::new(),
         }
     }
 
@@ -1189,6 +1193,8 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
             }
         };
         let Some(msg) = msg else { break };
+        // A clock ping's t2: as close to the frame's arrival as this task gets.
+        let arrived = std::time::Instant::now();
         let text = match msg {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) => break,
@@ -1216,6 +1222,9 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
             continue;
         }
         match decode_to_master(&text) {
+            Ok(ToMaster::ClockPing(ping)) => {
+                answer_clock_ping(&shared, &node_id, conn_id, &ping, arrived)
+            }
             Ok(msg) => {
                 let show_tick = shared.clock.load(Ordering::Relaxed);
                 let answer = shared.registry().receive(&node_id, msg, show_tick, now);
@@ -1331,6 +1340,36 @@ fn link_error(e: &axum::Error) -> String {
         )
     } else {
         format!("WebSocket error: {text}")
+    }
+}
+
+/// Answers a clock ping that came over the link (arrived at `arrived`), on the same link.
+/// A ping that is not answerable (forged, replayed, no responder yet) is dropped, as on UDP:
+/// the node's client times out and tries again.
+fn answer_clock_ping(
+    shared: &MasterShared,
+    node_id: &str,
+    conn_id: u64,
+    ping: &rockontrol_clock::WsClockPacket,
+    arrived: std::time::Instant,
+) {
+    let Some(answerer) = shared.clock_answerer.get() else {
+        tracing::debug!("node {node_id}: a clock ping before the clock responder started");
+        return;
+    };
+    let pong = ping
+        .to_bytes()
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| answerer.answer(&bytes, arrived).map_err(|e| e.to_string()));
+    match pong {
+        Ok(pong) => {
+            let frame: Arc<str> = protocol::encode(&ToReceiver::ClockPong(
+                rockontrol_clock::WsClockPacket::from_bytes(&pong),
+            ))
+            .into();
+            shared.registry().send_on(node_id, conn_id, frame);
+        }
+        Err(e) => tracing::debug!("node {node_id}: clock ping over the link refused: {e}"),
     }
 }
 

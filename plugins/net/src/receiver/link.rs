@@ -64,6 +64,9 @@ pub struct LinkConfig {
     /// The hash of the app's replication rules, sent in hello (empty: the base rules',
     /// [`protocol::protocol_hash`]).
     pub protocol_hash: String,
+    /// Where the master's clock packets go, straight from the link with their frames'
+    /// arrival instants (clock sync's WebSocket fallback); none: dropped.
+    pub clock_inbox: Option<rockontrol_clock::WsInbox>,
 }
 
 /// What the link reports.
@@ -349,8 +352,14 @@ async fn session(
                 continue;
             }
         };
-        watch.heard(Instant::now());
+        let arrived = Instant::now();
+        watch.heard(arrived);
         match read_frame(frame, addr) {
+            Ok(Some(ToReceiver::ClockPong(packet))) => {
+                if let Some(inbox) = &config.clock_inbox {
+                    inbox.deliver(&packet, arrived);
+                }
+            }
             Ok(Some(ToReceiver::Challenge { .. })) => {
                 tracing::warn!("master at {addr} sent a challenge after its welcome; ignored");
             }

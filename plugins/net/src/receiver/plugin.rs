@@ -149,6 +149,8 @@ impl Plugin for ReceiverPlugin {
             known_shows: self.known_show.iter().cloned().collect(),
             // Set at startup, once every plugin has registered its parts.
             protocol_hash: String::new(),
+            // Set at startup, from clock sync.
+            clock_inbox: None,
         };
         app.insert_resource(ReceiverNet {
             node_id: self.config.node_id.clone(),
@@ -235,6 +237,7 @@ fn start_receiver_link(
     channels: Res<LinkChannels>,
     runtime: Res<TokioTasksRuntime>,
     rules: Option<Res<ReplicationRules>>,
+    clock_sync: Option<ResMut<ClockSync>>,
 ) {
     let Some((events, out)) = channels.0.lock().ok().and_then(|mut c| c.take()) else {
         return;
@@ -244,6 +247,13 @@ fn start_receiver_link(
     };
     if let Some(rules) = rules {
         link.protocol_hash = rules.protocol_hash();
+    }
+    // Clock sync's WebSocket fallback: pings out on this link, pongs straight back in.
+    if let Some(mut sync) = clock_sync {
+        let out = net.out.clone();
+        link.clock_inbox = Some(sync.set_websocket_path(rockontrol_clock::WsSend::new(
+            move |packet| out.try_send(ToMaster::ClockPing(packet)).is_ok(),
+        )));
     }
     runtime.spawn_background_task(move |_ctx| super::link::run_link(link, events, out));
 }
@@ -416,6 +426,8 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
                 .commands
                 .push_back((command_id, command));
         }
+        // The link hands clock packets to clock sync itself.
+        ToReceiver::ClockPong(_) => {}
         // Once clock sync follows the master's show time, the tick in the sync is only news.
         ToReceiver::Sync { .. } if world.resource::<ClockStatus>().locked => {}
         ToReceiver::Sync { tick, .. } => {
