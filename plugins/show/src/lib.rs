@@ -33,7 +33,7 @@ pub use clips::Clip;
 pub use io::{LoadError, ParseError, load_show, parse_show, save_show, to_ron_string};
 pub use media::{
     BlendMode, Display, EndMode, FrameRate, LedWallOutput, MediaAction, MediaCue, MediaLayer,
-    MediaSetup, Region, Transform,
+    MediaGate, MediaSetup, Region, Transform,
 };
 pub use model::*;
 pub use validate::{ValidationError, validate};

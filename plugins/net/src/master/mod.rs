@@ -13,4 +13,6 @@ pub mod plugin;
 pub mod server;
 
 pub use plugin::{MasterNet, MasterPlugin};
-pub use server::{MasterShared, ServerLimits, ShowCommandRequest, bind, router, serve, serve_with};
+pub use server::{
+    Applied, MasterShared, Refused, ServerLimits, ShowCommandRequest, bind, router, serve, serve_with,
+};

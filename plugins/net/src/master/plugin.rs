@@ -15,12 +15,14 @@ use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, TickDrive,
+    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowPlayback,
+    TickDrive,
 };
+use rockontrol_library::gate::{self, Verdict};
 use rockontrol_replicate::ReplicationRules;
 use tokio::sync::mpsc;
 
-use super::server::{MasterShared, ShowCommandRequest};
+use super::server::{Applied, MasterShared, Refused, ShowCommandRequest};
 use crate::auth::Keys;
 use crate::config::MasterConfig;
 use crate::protocol;
@@ -361,14 +363,52 @@ fn master_save_stage(world: &mut World) {
 }
 
 /// Where the REST handler waits for the tick a show command was applied at.
-type ShowCommandReply = tokio::sync::oneshot::Sender<Result<u64, String>>;
+type ShowCommandReply = tokio::sync::oneshot::Sender<Result<Applied, Refused>>;
 
-/// Applies show commands at this tick, on the master, and streams each as a delta.
+/// The cues (cue list, cue) `command` would start, tried on copies of the engine and state
+/// (only when the show has media cues: the GO gate needs them before the command runs).
+fn cues_started(
+    engine: &ShowEngine,
+    command: &Command,
+    tick: u64,
+    playbacks: &Query<&ShowPlayback>,
+) -> Vec<(String, rockontrol_show::CueNumber)> {
+    if !matches!(
+        command,
+        Command::Go { .. } | Command::Back { .. } | Command::Goto { .. }
+    ) {
+        return Vec::new();
+    }
+    let (Some(fade), Some(state)) = (&engine.engine, &engine.state) else {
+        return Vec::new();
+    };
+    let (mut fade, mut state, mut seam) = (fade.clone(), state.clone(), engine.seam.clone());
+    let Ok(events) = seam.apply(&mut fade, &mut state, command, tick) else {
+        return Vec::new();
+    };
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            rockontrol_engine::Event::Cue {
+                playback,
+                cue,
+                by_follow: false,
+                ..
+            } => playbacks
+                .iter()
+                .find(|p| p.0.name == playback)
+                .map(|p| (p.0.cue_list.clone(), cue)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn master_apply_commands(
     mut net: ResMut<MasterNet>,
     mut engine: ResMut<ShowEngine>,
     mut queue: ResMut<CommandQueue>,
     clock: Res<ShowClock>,
+    playbacks: Query<&ShowPlayback>,
     mut events: MessageWriter<EngineEvent>,
     mut rejected: MessageWriter<CommandRejected>,
 ) {
@@ -381,21 +421,57 @@ fn master_apply_commands(
     if work.is_empty() {
         return;
     }
-    let ShowEngine {
-        engine: Some(fade),
-        state: Some(state),
-        seam,
-        ..
-    } = &mut *engine
-    else {
+    if engine.engine.is_none() || engine.state.is_none() {
         for (_, reply) in work {
             if let Some(reply) = reply {
-                let _ = reply.send(Err("the master has no show loaded".into()));
+                let _ = reply.send(Err(Refused::Engine("the master has no show loaded".into())));
             }
         }
         return;
-    };
+    }
+    let media = net
+        .shared
+        .media
+        .clone()
+        .filter(|m| m.has_media_cues());
     for (command, reply) in work {
+        // The GO gate (issue 13): a cue that starts a clip not ready where it must play.
+        let mut media_not_ready = Vec::new();
+        if let Some(media) = &media {
+            let went = cues_started(&engine, &command, tick, &playbacks);
+            if !went.is_empty() {
+                let verdict = media.gate(&net.shared.registry(), &went);
+                match verdict {
+                    Verdict::Go => {}
+                    Verdict::Warn(not_ready) => {
+                        warn!(
+                            "tick {tick}: {command} runs with media not ready: {}",
+                            gate::describe(&not_ready)
+                        );
+                        media_not_ready = not_ready;
+                    }
+                    Verdict::Refuse(not_ready) => {
+                        warn!(
+                            "tick {tick}: {command} refused: media not ready: {}",
+                            gate::describe(&not_ready)
+                        );
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(Refused::MediaNotReady(not_ready)));
+                        }
+                        continue;
+                    }
+                }
+            }
+        }
+        let ShowEngine {
+            engine: Some(fade),
+            state: Some(state),
+            seam,
+            ..
+        } = &mut *engine
+        else {
+            continue;
+        };
         match seam.apply(fade, state, &command, tick) {
             Ok(done) => {
                 for event in done {
@@ -408,13 +484,16 @@ fn master_apply_commands(
                 net.stage_dirty = true;
                 info!("tick {tick}: {command}");
                 if let Some(reply) = reply {
-                    let _ = reply.send(Ok(tick));
+                    let _ = reply.send(Ok(Applied {
+                        tick,
+                        media_not_ready,
+                    }));
                 }
             }
             Err(error) => {
                 warn!("tick {tick}: {command} refused: {error}");
                 if let Some(reply) = reply {
-                    let _ = reply.send(Err(error.to_string()));
+                    let _ = reply.send(Err(Refused::Engine(error.to_string())));
                 }
                 rejected.write(CommandRejected {
                     command,
@@ -436,6 +515,10 @@ fn master_publish(world: &mut World) {
     };
     if world.resource::<MasterNet>().last_generation != Some(generation) {
         let show = rockontrol_engine::show_from_world(world);
+        if let Some(media) = &world.resource::<MasterNet>().shared.media {
+            // Manifests and the GO gate follow the show (a reload or an edit), not only the start.
+            media.follow(&show);
+        }
         let ron = rockontrol_show::to_ron_string(&show);
         let hash = protocol::show_hash(&ron);
         info!("replicating show {:?} ({hash})", show.name);
