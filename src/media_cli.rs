@@ -281,7 +281,14 @@ fn add_transcoded(store: &Store, file: &Path, codec: Playout) -> anyhow::Result<
     recipe.source_blake3 = rockontrol_library::store::hash_file(file, &mut |_| {})?.to_string();
     let ingested = store.ingest(&out, &mut |_| {});
     let _ = std::fs::remove_file(&out);
-    let mut meta = ingested?;
+    let mut meta = match ingested {
+        Err(e) if codec == Playout::Hap => bail!(
+            "{}: encoded to HAP, but GStreamer here cannot read HAP ({e}), so no node could \
+             play it; install a HAP decoder plug-in or use --transcode h264 or h265",
+            file.display()
+        ),
+        other => other?,
+    };
     meta.name = format!(
         "{}.{}",
         file.file_stem().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),

@@ -429,6 +429,17 @@ fn add_transcodes_to_short_gop_playout_codecs_without_b_frames() {
             &library,
             &["add", "--transcode", codec, source.to_str().expect("utf-8")],
         );
+        if codec == "hap" && !out.status.success() {
+            // ffmpeg encodes HAP, but a GStreamer without a HAP decoder cannot play it: the
+            // library refuses it, saying why and what to do.
+            let error = text(&out.stderr);
+            assert!(
+                error.contains("GStreamer here cannot read HAP")
+                    && error.contains("--transcode h264 or h265"),
+                "{error}"
+            );
+            continue;
+        }
         assert!(out.status.success(), "{codec}: {}", text(&out.stderr));
         let line = text(&out.stdout);
         let id = line.split_whitespace().next().expect("an id").to_string();
