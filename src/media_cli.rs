@@ -291,7 +291,8 @@ fn add_transcoded(store: &Store, file: &Path, codec: Playout) -> anyhow::Result<
     };
     meta.name = format!(
         "{}.{}",
-        file.file_stem().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        file.file_stem()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         codec.extension()
     );
     meta.recipe = Some(recipe);

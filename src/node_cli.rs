@@ -364,7 +364,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 "media: serving ready clips to peers on {}",
                 listener.local_addr().map_or(addr, |a| a)
             );
-            media = media.serve_peers(listener);
+            media = media.serve_peers(listener, config.media_serve_mbit);
         }
         app.insert_resource(media);
     }

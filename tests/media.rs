@@ -468,7 +468,12 @@ fn add_transcodes_to_short_gop_playout_codecs_without_b_frames() {
         assert_eq!(meta["recipe"]["gop"], gop, "{meta:#}");
         assert_eq!(meta["recipe"]["b_frames"], 0);
         assert_eq!(meta["recipe"]["source_blake3"], blake3_hex(&source));
-        assert!(meta["recipe"]["tool"].as_str().unwrap_or("").starts_with("ffmpeg"));
+        assert!(
+            meta["recipe"]["tool"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("ffmpeg")
+        );
     }
     let out = media(
         &library,
@@ -1221,7 +1226,10 @@ fn go_gate_refuses_a_cue_until_its_clips_are_ready_where_they_play() {
     };
     let start = Instant::now();
     let manifests = loop {
-        let all: Vec<_> = ["media-1", "media-2", "dmx-1"].map(ids).into_iter().collect();
+        let all: Vec<_> = ["media-1", "media-2", "dmx-1"]
+            .map(ids)
+            .into_iter()
+            .collect();
         if all.iter().all(Option::is_some) {
             break all.into_iter().flatten().collect::<Vec<_>>();
         }
@@ -1264,7 +1272,10 @@ fn go_gate_refuses_a_cue_until_its_clips_are_ready_where_they_play() {
     assert_eq!(status, 409, "{answer}");
     let refused = not_ready(&answer);
     assert_eq!(refused.len(), 1, "{answer}");
-    assert_eq!((refused[0].0.as_str(), refused[0].1.as_str()), ("media-2", "b"));
+    assert_eq!(
+        (refused[0].0.as_str(), refused[0].1.as_str()),
+        ("media-2", "b")
+    );
     assert!(
         refused[0].2.starts_with("downloading") || refused[0].2 == "missing",
         "b is on its way: {answer}"
@@ -1395,7 +1406,13 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
     let (status, manifest) = {
         let start = Instant::now();
         loop {
-            let (status, m) = rest(addr, "GET", "/api/media/manifest?node=late", Some(KEY), None);
+            let (status, m) = rest(
+                addr,
+                "GET",
+                "/api/media/manifest?node=late",
+                Some(KEY),
+                None,
+            );
             if status == 200 || start.elapsed() > Duration::from_secs(30) {
                 break (status, m);
             }
@@ -1412,7 +1429,10 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
     sources.sort();
     let mut both = vec![peer_1.clone(), peer_2.clone()];
     both.sort();
-    assert_eq!(sources, both, "the manifest names the ready peers: {manifest}");
+    assert_eq!(
+        sources, both,
+        "the manifest names the ready peers: {manifest}"
+    );
     wait_ready(&["late"]);
     let line = late.wait_log("chunks from peers", Duration::from_secs(10));
     let chunks = 30_000_000_u64.div_ceil(4 * 1024 * 1024);
@@ -1425,7 +1445,11 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
     );
     let caught = late.wait_log("sent a bad chunk", Duration::from_secs(1));
     assert!(caught.contains(&format!("peer {peer_2}")), "{caught}");
-    assert_eq!(blake3_hex(&stored("late")), id, "late holds b byte for byte");
+    assert_eq!(
+        blake3_hex(&stored("late")),
+        id,
+        "late holds b byte for byte"
+    );
     drop(late);
     drop(peers);
     drop(master);

@@ -166,7 +166,11 @@ mod tests {
         bad[7] ^= 1;
         assert!(!list.matches(1, &bad), "one flipped bit is caught");
         assert!(!list.matches(3, &[]), "no such chunk");
-        assert_eq!(resume_chunk(8191, 4096), 1, "a partial chunk is fetched again");
+        assert_eq!(
+            resume_chunk(8191, 4096),
+            1,
+            "a partial chunk is fetched again"
+        );
         assert_eq!(resume_chunk(8192, 4096), 2);
     }
 
@@ -186,11 +190,7 @@ mod tests {
             Ok(())
         );
         assert!(check_chunk_reply(200, None, 4096, 8192, 10_000).is_err());
-        assert!(
-            check_chunk_reply(206, Some("bytes 4096-8190/10000"), 4096, 8192, 10_000).is_err()
-        );
-        assert!(
-            check_chunk_reply(206, Some("bytes 4096-8191/9999"), 4096, 8192, 10_000).is_err()
-        );
+        assert!(check_chunk_reply(206, Some("bytes 4096-8190/10000"), 4096, 8192, 10_000).is_err());
+        assert!(check_chunk_reply(206, Some("bytes 4096-8191/9999"), 4096, 8192, 10_000).is_err());
     }
 }

@@ -376,9 +376,7 @@ impl Fetcher {
         let started = Instant::now();
         let mut sent_now = 0u64;
         if let Some(list) = &chunk_list {
-            sent_now = self
-                .fetch_chunks(entry, list, from, &mut hasher)
-                .await?;
+            sent_now = self.fetch_chunks(entry, list, from, &mut hasher).await?;
         } else if from < total {
             let mut sender = self.connect().await?;
             let mut request = self.request(&format!("/api/media/objects/{id}"));
@@ -717,7 +715,10 @@ impl Fetcher {
                 self.set_state(id, ClipState::Ready);
             }
             Err(e) => {
-                tracing::warn!("media: {name} ({}) is verified but does not open: {e}", id.short());
+                tracing::warn!(
+                    "media: {name} ({}) is verified but does not open: {e}",
+                    id.short()
+                );
                 self.set_state(
                     id,
                     ClipState::Failed {

@@ -249,7 +249,10 @@ mod tests {
                 ("media-2", report(&[("b", state)])),
             ]
         };
-        let busy = with_b(ClipState::Downloading { bytes: 4, total: 10 });
+        let busy = with_b(ClipState::Downloading {
+            bytes: 4,
+            total: 10,
+        });
         let expected = vec![NotReady {
             node: "media-2".into(),
             clip: "b".into(),

@@ -96,10 +96,12 @@ impl MediaServer {
     /// Serves all clip bodies together at most at `mbit` Mbit/s (`None` or 0: no cap).
     pub fn capped(mut self, mbit: Option<f64>) -> Self {
         let bucket = TokenBucket::new(mbit, std::time::Duration::ZERO);
-        self.cap = bucket
-            .bytes_per_second()
-            .is_some()
-            .then(|| (Arc::new(std::sync::Mutex::new(bucket)), std::time::Instant::now()));
+        self.cap = bucket.bytes_per_second().is_some().then(|| {
+            (
+                Arc::new(std::sync::Mutex::new(bucket)),
+                std::time::Instant::now(),
+            )
+        });
         self
     }
 }
@@ -257,7 +259,10 @@ async fn chunks(
         Err(r) => return r,
     };
     if !server.store.contains(&id) {
-        return error(StatusCode::NOT_FOUND, format!("no clip {id} in the library"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no clip {id} in the library"),
+        );
     }
     let cached = server
         .chunk_lists

@@ -219,7 +219,8 @@ impl Store {
     /// A scratch file in the store's own `tmp/` (same disk as the objects), for work such as
     /// a transcode before ingest.
     pub fn scratch_path(&self, name: &str) -> PathBuf {
-        self.tmp_dir().join(format!("{}-{name}", std::process::id()))
+        self.tmp_dir()
+            .join(format!("{}-{name}", std::process::id()))
     }
 
     /// Moves a whole, hashed and fsynced file into place as `id` (atomic rename, then the

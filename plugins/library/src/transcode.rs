@@ -82,9 +82,32 @@ impl Recipe {
         let gop = PLAYOUT_GOP.to_string();
         let args: Vec<&str> = match codec {
             Playout::H264 => vec![
-                "-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "medium", "-crf",
-                "18", "-pix_fmt", "yuv420p", "-g", &gop, "-keyint_min", &gop, "-sc_threshold",
-                "0", "-bf", "0", "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart",
+                "-map",
+                "0:v:0",
+                "-map",
+                "0:a?",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "medium",
+                "-crf",
+                "18",
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                &gop,
+                "-keyint_min",
+                &gop,
+                "-sc_threshold",
+                "0",
+                "-bf",
+                "0",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "192k",
+                "-movflags",
+                "+faststart",
             ],
             Playout::H265 => vec![
                 "-map",
@@ -111,7 +134,15 @@ impl Recipe {
                 "+faststart",
             ],
             Playout::Hap => vec![
-                "-map", "0:v:0", "-map", "0:a?", "-c:v", "hap", "-format", "hap", "-c:a",
+                "-map",
+                "0:v:0",
+                "-map",
+                "0:a?",
+                "-c:v",
+                "hap",
+                "-format",
+                "hap",
+                "-c:a",
                 "pcm_s16le",
             ],
         };
@@ -133,13 +164,19 @@ pub fn parse_progress(line: &str) -> Option<u64> {
     let value = line
         .strip_prefix("out_time_us=")
         .or_else(|| line.strip_prefix("out_time_ms="))?;
-    value.trim().parse::<i64>().ok().and_then(|v| u64::try_from(v).ok())
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|v| u64::try_from(v).ok())
 }
 
 /// Why a transcode failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
-    #[error("ffmpeg cannot run ({0}); install it (`./dev setup` does) or add the clip without --transcode")]
+    #[error(
+        "ffmpeg cannot run ({0}); install it (`./dev setup` does) or add the clip without --transcode"
+    )]
     NoFfmpeg(String),
     #[error(
         "ffmpeg has no {encoder} encoder here; install an ffmpeg built with it, or choose another codec"
@@ -244,16 +281,28 @@ mod tests {
     #[test]
     fn recipes_fix_the_gop_and_turn_b_frames_off() {
         let h264 = Recipe::arguments(Playout::H264).join(" ");
-        assert!(h264.contains("-g 10 -keyint_min 10 -sc_threshold 0 -bf 0"), "{h264}");
+        assert!(
+            h264.contains("-g 10 -keyint_min 10 -sc_threshold 0 -bf 0"),
+            "{h264}"
+        );
         let h265 = Recipe::arguments(Playout::H265).join(" ");
         assert!(
             h265.contains("keyint=10:min-keyint=10:scenecut=0:bframes=0"),
             "{h265}"
         );
-        assert!(Recipe::arguments(Playout::Hap).join(" ").contains("-c:v hap"));
+        assert!(
+            Recipe::arguments(Playout::Hap)
+                .join(" ")
+                .contains("-c:v hap")
+        );
         assert_eq!(Recipe::gop_of(Playout::Hap), 1);
         assert_eq!("HEVC".parse::<Playout>(), Ok(Playout::H265));
-        assert!("vp9".parse::<Playout>().unwrap_err().contains("h264, h265 or hap"));
+        assert!(
+            "vp9"
+                .parse::<Playout>()
+                .unwrap_err()
+                .contains("h264, h265 or hap")
+        );
     }
 
     #[test]

@@ -231,6 +231,9 @@ pub struct ReceiverConfig {
     /// node's address on the show network, not 0.0.0.0. Absent: the node does not serve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_serve: Option<std::net::SocketAddr>,
+    /// Cap on that serving to peers, Mbit/s (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_serve_mbit: Option<f64>,
     /// Advertise this receiver over mDNS.
     #[serde(default = "yes")]
     pub broadcast_enabled: bool,

@@ -234,6 +234,8 @@ pub struct ReceiverMedia {
     running: Option<(SocketAddr, Arc<AtomicBool>)>,
     /// Where it serves its ready clips to peers (taken when the server starts).
     serve: Option<std::net::TcpListener>,
+    /// Cap on serving to peers, Mbit/s.
+    serve_mbit: Option<f64>,
 }
 
 impl ReceiverMedia {
@@ -245,11 +247,14 @@ impl ReceiverMedia {
             report: Arc::new(Mutex::new(MediaReport::default())),
             running: None,
             serve: None,
+            serve_mbit: None,
         }
     }
 
-    /// Serves the node's ready clips to peers on `listener` (see [`receiver_media_serve`]).
-    pub fn serve_peers(mut self, listener: std::net::TcpListener) -> Self {
+    /// Serves the node's ready clips to peers on `listener`, at most at `mbit` Mbit/s (see
+    /// [`receiver_media_serve`]).
+    pub fn serve_peers(mut self, listener: std::net::TcpListener, mbit: Option<f64>) -> Self {
+        self.serve_mbit = mbit;
         if let (Ok(addr), Ok(mut report)) = (listener.local_addr(), self.report.lock()) {
             report.serves = Some(addr.to_string());
         }
@@ -338,12 +343,15 @@ pub(crate) fn receiver_media_serve(
             ))
         }
     };
-    let server = Arc::new(MediaServer::new(
-        media.store.clone(),
-        Box::new(authorize),
-        Box::new(|_| None),
-        Box::new(|| json!({})),
-    ));
+    let server = Arc::new(
+        MediaServer::new(
+            media.store.clone(),
+            Box::new(authorize),
+            Box::new(|_| None),
+            Box::new(|| json!({})),
+        )
+        .capped(media.serve_mbit),
+    );
     let addr = listener.local_addr().ok();
     info!("media: serving ready clips to peers on {addr:?}");
     runtime.spawn_background_task(move |_ctx| async move {

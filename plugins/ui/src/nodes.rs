@@ -624,11 +624,7 @@ fn topology(
         // Media not ready (issue 13): a dashed amber ring and the word under the name.
         let media = node.metrics.media.as_ref().filter(|m| !m.ready());
         if media.is_some() {
-            painter.circle_stroke(
-                pos,
-                radius + 8.0,
-                egui::Stroke::new(3.0, MEDIA_NOT_READY),
-            );
+            painter.circle_stroke(pos, radius + 8.0, egui::Stroke::new(3.0, MEDIA_NOT_READY));
         }
         painter.text(
             pos + egui::vec2(0.0, radius + 4.0),
@@ -637,11 +633,7 @@ fn topology(
                 Some(m) => {
                     let (done, all) = m.bytes();
                     let pct = if all == 0 { 0 } else { done * 100 / all };
-                    format!(
-                        "{}\n{} · media {pct} %",
-                        node.id,
-                        state_name(node.state)
-                    )
+                    format!("{}\n{} · media {pct} %", node.id, state_name(node.state))
                 }
                 None => format!("{}\n{}", node.id, state_name(node.state)),
             },

@@ -14,5 +14,6 @@ pub mod server;
 
 pub use plugin::{MasterNet, MasterPlugin};
 pub use server::{
-    Applied, MasterShared, Refused, ServerLimits, ShowCommandRequest, bind, router, serve, serve_with,
+    Applied, MasterShared, Refused, ServerLimits, ShowCommandRequest, bind, router, serve,
+    serve_with,
 };

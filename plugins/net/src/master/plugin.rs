@@ -429,11 +429,7 @@ fn master_apply_commands(
         }
         return;
     }
-    let media = net
-        .shared
-        .media
-        .clone()
-        .filter(|m| m.has_media_cues());
+    let media = net.shared.media.clone().filter(|m| m.has_media_cues());
     for (command, reply) in work {
         // The GO gate (issue 13): a cue that starts a clip not ready where it must play.
         let mut media_not_ready = Vec::new();
