@@ -70,7 +70,7 @@ pub fn resume_chunk(have: u64, chunk: u64) -> usize {
 
 /// Which source serves chunk `k`: the peers take turns, each fetcher starting at its own
 /// `salt` so that many fetchers spread over the peers.
-pub fn pick<'a>(sources: &'a [String], k: usize, salt: u64) -> Option<&'a str> {
+pub fn pick(sources: &[String], k: usize, salt: u64) -> Option<&str> {
     if sources.is_empty() {
         return None;
     }

@@ -300,7 +300,7 @@ mod tests {
         assert!(
             "vp9"
                 .parse::<Playout>()
-                .unwrap_err()
+                .expect_err("vp9 is not a playout codec")
                 .contains("h264, h265 or hap")
         );
     }

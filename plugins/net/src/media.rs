@@ -317,6 +317,10 @@ pub(crate) struct MediaKey(pub Option<String>);
 /// Serves a receiver's clips to its peers (peer-assisted distribution): the library's own
 /// routes on the node's store, for requests with the node's key. It serves only what is in
 /// the store, which holds only verified clips; a fetcher checks every chunk anyway.
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is the axum Response the handler returns as is"
+)]
 pub(crate) fn receiver_media_serve(
     media: Option<ResMut<ReceiverMedia>>,
     key: Res<MediaKey>,

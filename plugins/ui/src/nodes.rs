@@ -632,7 +632,7 @@ fn topology(
             match media {
                 Some(m) => {
                     let (done, all) = m.bytes();
-                    let pct = if all == 0 { 0 } else { done * 100 / all };
+                    let pct = (done * 100).checked_div(all).unwrap_or(0);
                     format!("{}\n{} · media {pct} %", node.id, state_name(node.state))
                 }
                 None => format!("{}\n{}", node.id, state_name(node.state)),
