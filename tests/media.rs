@@ -1455,3 +1455,60 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn go_gate_set_to_warn_runs_the_cue_and_names_what_is_not_ready() {
+    use support::node::{Node, free_port, master_addr};
+    let dir = temp_dir("media-gate-warn");
+    let a = dir.join("a.mp4");
+    if small_clip("go_gate_set_to_warn…", &a, 120).is_none() {
+        return;
+    }
+    let state = dir.join("state-master");
+    let id_a = add(&state.join("media"), &a);
+    let show = dir.join("show.ron");
+    std::fs::write(
+        &show,
+        format!(
+            r#"(name: "warn", universes: [(id: 1)],
+  cue_lists: [(name: "main", cues: [(number: 1)])],
+  playbacks: [(name: "main", cue_list: "main")],
+  clips: [(name: "a", id: "{id_a}")],
+  media: (
+    gate: Warn,
+    outputs: [(name: "w1", node: "media-1", width: 160, height: 120, rate: "25")],
+    layers: [(name: "l1", output: "w1")],
+    cues: [(cue_list: "main", cue: 1, actions: [Play(layer: "l1", clip: "a")])],
+  ),
+)"#
+        ),
+    )
+    .expect("show");
+    let port = free_port();
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
+        ),
+    )
+    .expect("master config");
+    let master = Node::start("master", &master_cfg, Some(&show), &state);
+    let addr = master_addr(&master);
+    let (status, answer) = command(addr, r#"{"type": "go", "playback": "main"}"#);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("executed")),
+        "Warn: the GO runs: {answer}"
+    );
+    assert_eq!(
+        not_ready(&answer),
+        [("media-1".into(), "a".into(), "not reported".into())]
+    );
+    assert_eq!(
+        answer["warning"], "media not ready: media-1: a (not reported)",
+        "{answer}"
+    );
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
