@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use axum::http::{HeaderMap, StatusCode, header};
 use indicatif::{ProgressBar, ProgressStyle};
 use rockontrol_library::serve::error as http_error;
+use rockontrol_library::transcode::Playout;
 use rockontrol_library::{
     ClipId, ClipMeta, FetchSettings, Fetcher, MediaServer, Need, NodePlays, Store, manifest_for,
 };
@@ -32,6 +33,10 @@ pub enum MediaCommand {
     Add {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Transcode each file first to a playout codec: `h264` or `h265` (short GOP, no
+        /// B-frames) or `hap` (ffmpeg's HAP encoder); the recipe is kept in the sidecar.
+        #[arg(long, value_name = "CODEC")]
+        transcode: Option<rockontrol_library::transcode::Playout>,
         #[command(flatten)]
         library: LibraryArg,
     },
@@ -151,8 +156,14 @@ fn describe(meta: &ClipMeta) -> String {
     let seconds = media
         .and_then(|m| m.duration_ns)
         .map_or_else(|| "?".into(), |d| format!("{:.2}", d as f64 / 1e9));
+    let recipe = meta.recipe.as_ref().map_or_else(String::new, |r| {
+        format!(
+            "  (transcoded from {}: {:?}, GOP {}, {} B-frames)",
+            r.source, r.codec, r.gop, r.b_frames
+        )
+    });
     format!(
-        "{}  {:>12} B  {seconds:>8} s  {video}, {audio} audio  {}",
+        "{}  {:>12} B  {seconds:>8} s  {video}, {audio} audio  {}{recipe}",
         meta.id, meta.size, meta.name
     )
 }
@@ -171,7 +182,11 @@ fn init_logging() {
 pub fn run(command: MediaCommand) -> anyhow::Result<ExitCode> {
     init_logging();
     match command {
-        MediaCommand::Add { files, library } => add(&open(&library)?, &files),
+        MediaCommand::Add {
+            files,
+            transcode,
+            library,
+        } => add(&open(&library)?, &files, transcode),
         MediaCommand::List { json, library } => {
             let list = open(&library)?.list()?;
             if json {
@@ -217,17 +232,23 @@ pub fn run(command: MediaCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn add(store: &Store, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn add(store: &Store, files: &[PathBuf], transcode: Option<Playout>) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for file in files {
-        let len = std::fs::metadata(file).map_or(0, |m| m.len());
-        let bar = bytes_bar(len, &file.display().to_string());
-        let added = store.ingest(file, &mut |done| bar.set_position(done));
-        bar.finish_and_clear();
+        let added = match transcode {
+            None => {
+                let len = std::fs::metadata(file).map_or(0, |m| m.len());
+                let bar = bytes_bar(len, &file.display().to_string());
+                let added = store.ingest(file, &mut |done| bar.set_position(done));
+                bar.finish_and_clear();
+                added.map_err(anyhow::Error::from)
+            }
+            Some(codec) => add_transcoded(store, file, codec),
+        };
         match added {
             Ok(meta) => println!("{}", describe(&meta)),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {e:#}");
                 failed += 1;
             }
         }
@@ -237,6 +258,46 @@ fn add(store: &Store, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Transcodes `file` to `codec` in the store's scratch space (a bar over the clip's
+/// duration), ingests the result and keeps the recipe, with the source's hash, in its sidecar.
+fn add_transcoded(store: &Store, file: &Path, codec: Playout) -> anyhow::Result<ClipMeta> {
+    let source = rockontrol_library::probe(file)?;
+    let duration_us = source.duration_ns.map_or(0, |ns| ns / 1000);
+    let bar = ProgressBar::new(duration_us.max(1));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {percent:>3} % eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} → {codec:?}", file.display()));
+    let out = store.scratch_path(&format!("transcode.{}", codec.extension()));
+    let recipe = rockontrol_library::transcode::transcode(file, codec, &out, &mut |us| {
+        bar.set_position(us.min(duration_us))
+    });
+    bar.finish_and_clear();
+    let mut recipe = recipe?;
+    recipe.source_blake3 = rockontrol_library::store::hash_file(file, &mut |_| {})?.to_string();
+    let ingested = store.ingest(&out, &mut |_| {});
+    let _ = std::fs::remove_file(&out);
+    let mut meta = match ingested {
+        Err(e) if codec == Playout::Hap => bail!(
+            "{}: encoded to HAP, but GStreamer here cannot read HAP ({e}), so no node could \
+             play it; install a HAP decoder plug-in or use --transcode h264 or h265",
+            file.display()
+        ),
+        other => other?,
+    };
+    meta.name = format!(
+        "{}.{}",
+        file.file_stem()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        codec.extension()
+    );
+    meta.recipe = Some(recipe);
+    store.write_meta(&meta)?;
+    Ok(meta)
 }
 
 fn referenced(shows: &[PathBuf]) -> anyhow::Result<Option<BTreeSet<ClipId>>> {

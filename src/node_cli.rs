@@ -226,8 +226,8 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         show.clips.len()
     );
     app.insert_resource(MasterMediaSetup(Arc::new(MasterMedia {
-        store,
-        clips: std::sync::RwLock::new(show.clips.clone()),
+        serve_mbit: config.media_serve_mbit,
+        ..MasterMedia::new(store, &show)
     })));
     let master = MasterPlugin {
         config: config.clone(),
@@ -349,13 +349,24 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 "no cap".into()
             }
         );
-        app.insert_resource(ReceiverMedia::new(
+        let mut media = ReceiverMedia::new(
             store,
             config
                 .media_downloads
                 .unwrap_or(rockontrol_library::fetch::DEFAULT_PARALLEL),
             (mbit > 0.0).then_some(mbit),
-        ));
+        );
+        if let Some(addr) = config.media_serve {
+            let listener = std::net::TcpListener::bind(addr).with_context(|| {
+                format!("cannot serve clips to peers on {addr} (media_serve in the config)")
+            })?;
+            println!(
+                "media: serving ready clips to peers on {}",
+                listener.local_addr().map_or(addr, |a| a)
+            );
+            media = media.serve_peers(listener, config.media_serve_mbit);
+        }
+        app.insert_resource(media);
     }
     let receiver = ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),

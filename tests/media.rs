@@ -148,9 +148,15 @@ struct Proc {
 
 impl Proc {
     fn start(args: &[&str], log: PathBuf) -> Proc {
+        Proc::start_env(args, &[], log)
+    }
+
+    /// [`Proc::start`] with more environment variables.
+    fn start_env(args: &[&str], env: &[(&str, &Path)], log: PathBuf) -> Proc {
         use std::os::unix::process::CommandExt;
         let child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("ROCKONTROL_API_KEY", KEY)
             .env("RUST_LOG", "info")
             .process_group(0)
@@ -354,6 +360,132 @@ fn add_probes_hashes_lists_and_gc_keeps_what_a_show_uses() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!stored.exists());
     assert!(text(&media(&library, &["list"]).stdout).contains("empty"));
+}
+
+/// `ffprobe` of a file's first video stream: codec name, and each frame's picture type and
+/// key flag, in order.
+fn probe_frames(path: &Path) -> (String, Vec<(String, bool)>) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=codec_name:frame=pict_type,key_frame", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(out.status.success(), "ffprobe: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
+    let codec = json["streams"][0]["codec_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let frames = json["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| {
+            (
+                f["pict_type"].as_str().unwrap_or("?").to_string(),
+                f["key_frame"].as_i64() == Some(1),
+            )
+        })
+        .collect();
+    (codec, frames)
+}
+
+#[test]
+fn add_transcodes_to_short_gop_playout_codecs_without_b_frames() {
+    let dir = temp_dir("media-transcode");
+    let library = dir.join("library");
+    // A source as cameras and editors write it: long GOP, B-frames (x264's defaults).
+    let source = dir.join("source.mp4");
+    if ffmpeg(
+        "add_transcodes…",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x180:rate=25:duration=3",
+            "-c:v",
+            "libx264",
+            "-g",
+            "250",
+            "-bf",
+            "3",
+            "-pix_fmt",
+            "yuv420p",
+            source.to_str().expect("utf-8"),
+        ],
+    )
+    .is_none()
+    {
+        return;
+    }
+    let (_, before) = probe_frames(&source);
+    assert!(
+        before.iter().any(|(t, _)| t == "B"),
+        "the source has B-frames"
+    );
+    for (codec, name) in [("h264", "h264"), ("h265", "hevc"), ("hap", "hap")] {
+        let out = media(
+            &library,
+            &["add", "--transcode", codec, source.to_str().expect("utf-8")],
+        );
+        if codec == "hap" && !out.status.success() {
+            // ffmpeg encodes HAP, but a GStreamer without a HAP decoder cannot play it: the
+            // library refuses it, saying why and what to do.
+            let error = text(&out.stderr);
+            assert!(
+                error.contains("GStreamer here cannot read HAP")
+                    && error.contains("--transcode h264 or h265"),
+                "{error}"
+            );
+            continue;
+        }
+        assert!(out.status.success(), "{codec}: {}", text(&out.stderr));
+        let line = text(&out.stdout);
+        let id = line.split_whitespace().next().expect("an id").to_string();
+        assert!(line.contains("transcoded from source.mp4"), "{line}");
+        let stored = library.join("objects").join(&id);
+        assert_eq!(blake3_hex(&stored), id, "the id is the transcoded bytes'");
+        let (got, frames) = probe_frames(&stored);
+        assert_eq!(got, name, "{codec}: the stored clip's codec");
+        assert_eq!(frames.len(), 75, "{codec}: 3 s at 25 fps, every frame kept");
+        assert!(
+            frames.iter().all(|(t, _)| t != "B"),
+            "{codec}: no B-frames: {frames:?}"
+        );
+        let gop = if codec == "hap" { 1 } else { 10 };
+        let keys: Vec<usize> = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, key))| *key)
+            .map(|(i, _)| i)
+            .collect();
+        let expected: Vec<usize> = (0..75).step_by(gop).collect();
+        assert_eq!(keys, expected, "{codec}: a key frame every {gop} frames");
+        let shown = media(&library, &["show", &id]);
+        let meta: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+        assert_eq!(meta["recipe"]["codec"], codec, "{meta:#}");
+        assert_eq!(meta["recipe"]["gop"], gop, "{meta:#}");
+        assert_eq!(meta["recipe"]["b_frames"], 0);
+        assert_eq!(meta["recipe"]["source_blake3"], blake3_hex(&source));
+        assert!(
+            meta["recipe"]["tool"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("ffmpeg")
+        );
+    }
+    let out = media(
+        &library,
+        &["add", "--transcode", "vp9", source.to_str().expect("utf-8")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("choose h264, h265 or hap"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -974,6 +1106,409 @@ fn master_sends_each_receiver_its_manifest_and_reports_readiness() {
         "the DMX node keeps no media cache"
     );
     drop(running);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `POST /api/command` with `body` on the master: status and JSON answer.
+fn command(addr: SocketAddr, body: &str) -> (u16, serde_json::Value) {
+    support::node::rest(addr, "POST", "/api/command", Some(KEY), Some(body))
+}
+
+/// The nodes and clips a 409 from the GO gate names.
+fn not_ready(answer: &serde_json::Value) -> Vec<(String, String, String)> {
+    answer["media_not_ready"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a media_not_ready list: {answer}"))
+        .iter()
+        .map(|n| {
+            let s = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+            (s("node"), s("clip"), s("state"))
+        })
+        .collect()
+}
+
+#[test]
+fn go_gate_refuses_a_cue_until_its_clips_are_ready_where_they_play() {
+    use support::node::{Node, free_port, master_addr, rest};
+    let dir = temp_dir("media-gate");
+    let (a, b) = (dir.join("a.mp4"), dir.join("b.avi"));
+    if small_clip("go_gate…", &a, 40).is_none() {
+        return;
+    }
+    big_clip("go_gate…", &b, 30).expect("30 MB clip");
+    let state = dir.join("state-master");
+    let library = state.join("media");
+    let id_a = add(&library, &a);
+    let id_b = add(&library, &b);
+    // Two walls on two receivers: cue 1 plays a on media-1's wall, cue 2 plays b on media-2's.
+    let show = dir.join("show.ron");
+    std::fs::write(
+        &show,
+        format!(
+            r#"(name: "gate", universes: [(id: 1)],
+  cue_lists: [(name: "main", cues: [(number: 1), (number: 2)])],
+  playbacks: [(name: "main", cue_list: "main")],
+  clips: [(name: "a", id: "{id_a}"), (name: "b", id: "{id_b}")],
+  media: (
+    outputs: [
+      (name: "w1", node: "media-1", width: 160, height: 120, rate: "25"),
+      (name: "w2", node: "media-2", width: 160, height: 120, rate: "25"),
+    ],
+    layers: [(name: "l1", output: "w1"), (name: "l2", output: "w2")],
+    cues: [
+      (cue_list: "main", cue: 1, actions: [Play(layer: "l1", clip: "a")]),
+      (cue_list: "main", cue: 2, actions: [Play(layer: "l2", clip: "b")]),
+    ],
+  ),
+)"#
+        ),
+    )
+    .expect("show");
+    let port = free_port();
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
+        ),
+    )
+    .expect("master config");
+    let master = Node::start("master", &master_cfg, Some(&show), &state);
+    let addr = master_addr(&master);
+    let go = r#"{"type": "go", "playback": "main"}"#;
+
+    // No receiver yet: cue 1 is refused, naming media-1 and clip a.
+    let (status, answer) = command(addr, go);
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(
+        not_ready(&answer),
+        [("media-1".into(), "a".into(), "not reported".into())]
+    );
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("media-1: a (not reported)") && error.contains("GET /api/media/status"),
+        "the refusal says what and what to do: {error}"
+    );
+
+    // media-2 fetches b at 20 Mbit/s (about 12 s), so it is still busy when cue 2 is tried.
+    let nodes = [
+        ("media-1", "media_playback", "[]", 0),
+        ("media-2", "media_playback", "[]", 20),
+        ("dmx-1", "dmx_output", "[1]", 0),
+    ];
+    let mut running = Vec::new();
+    for (node, cap, universes, mbit) in nodes {
+        let cfg = dir.join(format!("{node}.json"));
+        std::fs::write(&cfg, receiver_json(node, port, cap, universes, mbit)).expect("config");
+        running.push(Node::start("receiver", &cfg, None, &dir.join(node)));
+    }
+
+    // Each receiver's manifest is what its outputs play.
+    let ids = |node: &str| -> Option<Vec<String>> {
+        let (status, m) = rest(
+            addr,
+            "GET",
+            &format!("/api/media/manifest?node={node}"),
+            Some(KEY),
+            None,
+        );
+        (status == 200).then(|| {
+            m["clips"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|c| c["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let start = Instant::now();
+    let manifests = loop {
+        let all: Vec<_> = ["media-1", "media-2", "dmx-1"]
+            .map(ids)
+            .into_iter()
+            .collect();
+        if all.iter().all(Option::is_some) {
+            break all.into_iter().flatten().collect::<Vec<_>>();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "receivers never registered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        manifests,
+        [vec![id_a.clone()], vec![id_b.clone()], vec![]],
+        "media-1 plays a, media-2 plays b, dmx-1 nothing"
+    );
+
+    let wait_ready = |node: &str, timeout: Duration| {
+        let start = Instant::now();
+        loop {
+            let (_, status) = rest(addr, "GET", "/api/media/status", Some(KEY), None);
+            if status["nodes"][node]["ready"].as_bool() == Some(true) {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{node} not ready in {timeout:?}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_ready("media-1", Duration::from_secs(30));
+    let (status, answer) = command(addr, go);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("executed")),
+        "cue 1 goes once a is ready on media-1: {answer}"
+    );
+
+    // Cue 2 needs b on media-2, still downloading: refused, and the playback stays on cue 1.
+    let (status, answer) = command(addr, go);
+    assert_eq!(status, 409, "{answer}");
+    let refused = not_ready(&answer);
+    assert_eq!(refused.len(), 1, "{answer}");
+    assert_eq!(
+        (refused[0].0.as_str(), refused[0].1.as_str()),
+        ("media-2", "b")
+    );
+    assert!(
+        refused[0].2.starts_with("downloading") || refused[0].2 == "missing",
+        "b is on its way: {answer}"
+    );
+
+    let status = wait_ready("media-2", Duration::from_secs(90));
+    assert_eq!(
+        status["nodes"]["media-2"]["clips"][0]["state"], "ready",
+        "{status}"
+    );
+    let (status, answer) = command(addr, go);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("executed")),
+        "cue 2 goes once b is ready on media-2: {answer}"
+    );
+    assert!(answer.get("media_not_ready").is_none(), "{answer}");
+    // The refused GO did not move the playback: this GO went to cue 2, the last one.
+    let (status, answer) = command(addr, go);
+    assert_eq!(status, 422, "cue 2 was the last: {answer}");
+    drop(running);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn peer_json(node: &str, port: u16) -> String {
+    format!(
+        r#"{{"role": "receiver", "node_id": "{node}", "master_ip": "127.0.0.1", "master_port": {port},
+  "local_universes": [], "capabilities": ["media_playback"], "auto_discover": false,
+  "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9", "media_bandwidth_mbit": 0,
+  "media_serve": "127.0.0.1:0"}}"#
+    )
+}
+
+#[test]
+fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
+    use support::node::{Node, free_port, master_addr, rest};
+    let dir = temp_dir("media-peers");
+    let b = dir.join("b.avi");
+    if big_clip("a_receiver_takes_chunks…", &b, 30).is_none() {
+        return;
+    }
+    let state = dir.join("state-master");
+    let id = add(&state.join("media"), &b);
+    let show = show_with_clips(&dir, &[("b", &id)]);
+    let port = free_port();
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
+        ),
+    )
+    .expect("master config");
+    let master = Node::start("master", &master_cfg, Some(&show), &state);
+    let addr = master_addr(&master);
+    let media_status = || rest(addr, "GET", "/api/media/status", Some(KEY), None).1;
+    let wait_ready = |nodes: &[&str]| {
+        let start = Instant::now();
+        loop {
+            let status = media_status();
+            if nodes
+                .iter()
+                .all(|n| status["nodes"][n]["ready"].as_bool() == Some(true))
+            {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "{nodes:?} not ready in 90 s: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let stored = |node: &str| {
+        dir.join(node)
+            .join("media")
+            .join(node)
+            .join("objects")
+            .join(&id)
+    };
+    // Two peers fetch b from the master and serve it.
+    let mut peers = Vec::new();
+    for node in ["peer-1", "peer-2"] {
+        let cfg = dir.join(format!("{node}.json"));
+        std::fs::write(&cfg, peer_json(node, port)).expect("config");
+        peers.push(Node::start("receiver", &cfg, None, &dir.join(node)));
+    }
+    let status = wait_ready(&["peer-1", "peer-2"]);
+    let serves = |n: &str| {
+        status["nodes"][n]["serves"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{n} serves its clips: {status}"))
+            .to_string()
+    };
+    let (peer_1, peer_2) = (serves("peer-1"), serves("peer-2"));
+    // A peer without the key gets nothing.
+    let (head, _) = curl(&[&format!("http://{peer_1}/api/media/objects/{id}")]);
+    assert!(status_line(&head).contains("401"), "{head}");
+
+    // peer-2's copy goes bad on disk (it still says ready: it checks at start only), in its
+    // first two chunks, so whichever chunks it is asked for, its first answer is a lie.
+    let mut bytes = std::fs::read(stored("peer-2")).expect("peer-2's copy");
+    bytes[1_000] ^= 0xff;
+    bytes[5_000_000] ^= 0xff;
+    std::fs::write(stored("peer-2"), &bytes).expect("corrupt peer-2");
+
+    // A third receiver: its manifest names both peers; it takes chunks from them, catches
+    // peer-2's bad chunk and takes that one from the master.
+    let cfg = dir.join("late.json");
+    std::fs::write(&cfg, peer_json("late", port)).expect("config");
+    let late_state = dir.join("late");
+    let late = Proc::start_env(
+        &[
+            "receiver",
+            "--config",
+            cfg.to_str().expect("utf-8"),
+            "--headless",
+            "--duration",
+            "120",
+        ],
+        &[
+            ("ROCKONTROL_STATE_DIR", &late_state),
+            ("ROCKONTROL_MDNS_INTERFACE", Path::new("lo")),
+        ],
+        dir.join("late.log"),
+    );
+    let (status, manifest) = {
+        let start = Instant::now();
+        loop {
+            let (status, m) = rest(
+                addr,
+                "GET",
+                "/api/media/manifest?node=late",
+                Some(KEY),
+                None,
+            );
+            if status == 200 || start.elapsed() > Duration::from_secs(30) {
+                break (status, m);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(status, 200, "{manifest}");
+    let mut sources: Vec<String> = manifest["clips"][0]["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    sources.sort();
+    let mut both = vec![peer_1.clone(), peer_2.clone()];
+    both.sort();
+    assert_eq!(
+        sources, both,
+        "the manifest names the ready peers: {manifest}"
+    );
+    wait_ready(&["late"]);
+    let line = late.wait_log("chunks from peers", Duration::from_secs(10));
+    let chunks = 30_000_000_u64.div_ceil(4 * 1024 * 1024);
+    assert!(
+        line.contains(&format!(
+            "{} chunks from peers, 1 from the master (1 refetched after a bad chunk)",
+            chunks - 1
+        )),
+        "{line}"
+    );
+    let caught = late.wait_log("sent a bad chunk", Duration::from_secs(1));
+    assert!(caught.contains(&format!("peer {peer_2}")), "{caught}");
+    assert_eq!(
+        blake3_hex(&stored("late")),
+        id,
+        "late holds b byte for byte"
+    );
+    drop(late);
+    drop(peers);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn go_gate_set_to_warn_runs_the_cue_and_names_what_is_not_ready() {
+    use support::node::{Node, free_port, master_addr};
+    let dir = temp_dir("media-gate-warn");
+    let a = dir.join("a.mp4");
+    if small_clip("go_gate_set_to_warn…", &a, 120).is_none() {
+        return;
+    }
+    let state = dir.join("state-master");
+    let id_a = add(&state.join("media"), &a);
+    let show = dir.join("show.ron");
+    std::fs::write(
+        &show,
+        format!(
+            r#"(name: "warn", universes: [(id: 1)],
+  cue_lists: [(name: "main", cues: [(number: 1)])],
+  playbacks: [(name: "main", cue_list: "main")],
+  clips: [(name: "a", id: "{id_a}")],
+  media: (
+    gate: Warn,
+    outputs: [(name: "w1", node: "media-1", width: 160, height: 120, rate: "25")],
+    layers: [(name: "l1", output: "w1")],
+    cues: [(cue_list: "main", cue: 1, actions: [Play(layer: "l1", clip: "a")])],
+  ),
+)"#
+        ),
+    )
+    .expect("show");
+    let port = free_port();
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
+        ),
+    )
+    .expect("master config");
+    let master = Node::start("master", &master_cfg, Some(&show), &state);
+    let addr = master_addr(&master);
+    let (status, answer) = command(addr, r#"{"type": "go", "playback": "main"}"#);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("executed")),
+        "Warn: the GO runs: {answer}"
+    );
+    assert_eq!(
+        not_ready(&answer),
+        [("media-1".into(), "a".into(), "not reported".into())]
+    );
+    assert_eq!(
+        answer["warning"], "media not ready: media-1: a (not reported)",
+        "{answer}"
+    );
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
 }

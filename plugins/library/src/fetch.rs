@@ -3,7 +3,7 @@
 //! For each clip the manifest names and the store lacks, it downloads to `tmp/<id>.part`,
 //! resuming with `Range` (and `If-Range` on the id's tag) after a kill or a lost link; it
 //! hashes while it streams, fsyncs, renames atomically and only then reports the clip
-//! verified, then ready. Clips already on disk are hashed again once at start: one whose
+//! verified; it is ready once GStreamer opened it ([`Fetcher::prepare`]). Clips already on disk are hashed again once at start: one whose
 //! bytes changed is removed and fetched again. At most [`FetchSettings::parallel`] downloads
 //! run at once, and all of them together stay under one bandwidth cap
 //! ([`crate::bucket::TokenBucket`]).
@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::bucket::TokenBucket;
+use crate::chunks::{self, ChunkList};
 use crate::id::ClipId;
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::readiness::{ClipReport, ClipState, MediaReport};
@@ -131,10 +132,14 @@ impl Fetcher {
                 Ok(manifest) => {
                     self.adopt(&manifest, &mut checked).await;
                     for entry in &manifest.clips {
-                        let ready = lock(&self.report)
-                            .state(&entry.id)
-                            .is_some_and(ClipState::is_ready);
-                        if ready || !running.insert(entry.id) {
+                        // Ready, or on disk and verified but not playable (fetching the
+                        // same bytes again would not help): nothing to fetch.
+                        let settled = lock(&self.report).state(&entry.id).is_some_and(|s| {
+                            s.is_ready()
+                                || (matches!(s, ClipState::Failed { .. })
+                                    && self.store.contains(&entry.id))
+                        });
+                        if settled || !running.insert(entry.id) {
                             continue;
                         }
                         let this = self.clone();
@@ -187,7 +192,8 @@ impl Fetcher {
                         entry.name,
                         id.short()
                     );
-                    self.set_state(&id, ClipState::Ready);
+                    self.set_state(&id, ClipState::Verified);
+                    self.prepare(&id, &entry.name).await;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!("media: {}: {e}; fetching it again", entry.name);
@@ -235,7 +241,14 @@ impl Fetcher {
     async fn connect(
         &self,
     ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, FetchError> {
-        let master = &self.settings.master;
+        self.connect_to(&self.settings.master).await
+    }
+
+    async fn connect_to(
+        &self,
+        master: &str,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, FetchError> {
+        let master = &master.to_string();
         let connect_error = |message: String| FetchError::Connect {
             master: master.clone(),
             message,
@@ -258,7 +271,11 @@ impl Fetcher {
     }
 
     fn request(&self, path: &str) -> hyper::http::request::Builder {
-        let mut builder = Request::get(path).header(header::HOST, &self.settings.master);
+        self.request_to(&self.settings.master, path)
+    }
+
+    fn request_to(&self, host: &str, path: &str) -> hyper::http::request::Builder {
+        let mut builder = Request::get(path).header(header::HOST, host);
         if let Some(key) = &self.settings.key {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
         }
@@ -312,6 +329,35 @@ impl Fetcher {
                 0
             }
         };
+        // From peers: whole chunks only (a partial chunk is fetched again).
+        let chunk_list = if entry.sources.is_empty() || from >= total {
+            None
+        } else {
+            match self.chunk_list(entry).await {
+                Ok(list) => Some(list),
+                Err(e) => {
+                    tracing::warn!(
+                        "media: {}: no chunk hashes ({e}); fetching from the master alone",
+                        entry.name
+                    );
+                    None
+                }
+            }
+        };
+        if let Some(list) = &chunk_list {
+            let aligned = chunks::resume_chunk(from, list.chunk) as u64 * list.chunk;
+            if aligned < from {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&part)
+                    .and_then(|f| f.set_len(aligned));
+                file.map_err(|e| StoreError::Write {
+                    path: part.display().to_string(),
+                    source: e,
+                })?;
+                from = aligned;
+            }
+        }
         if from > 0 {
             tracing::info!("media: {} resumes at byte {from} of {total}", entry.name);
         }
@@ -329,7 +375,9 @@ impl Fetcher {
         }
         let started = Instant::now();
         let mut sent_now = 0u64;
-        if from < total {
+        if let Some(list) = &chunk_list {
+            sent_now = self.fetch_chunks(entry, list, from, &mut hasher).await?;
+        } else if from < total {
             let mut sender = self.connect().await?;
             let mut request = self.request(&format!("/api/media/objects/{id}"));
             if let Some(range) = resume::range_header(from) {
@@ -440,6 +488,7 @@ impl Fetcher {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
                 media: None,
+                recipe: None,
             })
         })
         .await
@@ -453,9 +502,230 @@ impl Fetcher {
             id.short(),
             sent_now as f64 * 8.0 / 1e6 / secs.max(1e-9)
         );
-        // Nothing more is needed to play a verified clip yet; the playback issue may add a
-        // preload step between verified and ready.
-        self.set_state(&id, ClipState::Ready);
+        self.prepare(&id, &entry.name).await;
         Ok(())
+    }
+
+    /// The clip's chunk hashes, from the master (never from a peer).
+    async fn chunk_list(&self, entry: &ManifestEntry) -> Result<ChunkList, FetchError> {
+        let mut sender = self.connect().await?;
+        let request = self
+            .request(&format!("/api/media/objects/{}/chunks", entry.id))
+            .body(Empty::new())
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let response = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| FetchError::Http("the chunk list request timed out".into()))?
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let status = response.status();
+        let body = tokio::time::timeout(RESPONSE_TIMEOUT * 6, response.into_body().collect())
+            .await
+            .map_err(|_| FetchError::Http("the chunk list timed out".into()))?
+            .map_err(|e| FetchError::Http(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(FetchError::Http(format!(
+                "the chunk list answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        let list: ChunkList = serde_json::from_slice(&body)
+            .map_err(|e| FetchError::Http(format!("the chunk list is not JSON: {e}")))?;
+        if !list.fits(entry.size) {
+            return Err(FetchError::Http(format!(
+                "the chunk list does not fit a {}-byte clip",
+                entry.size
+            )));
+        }
+        Ok(list)
+    }
+
+    /// Bytes `[start, end)` of `id` from `source`, whole, paced by the bandwidth cap.
+    async fn get_range(
+        &self,
+        source: &str,
+        id: &ClipId,
+        (start, end): (u64, u64),
+        total: u64,
+    ) -> Result<Vec<u8>, String> {
+        let mut sender = self.connect_to(source).await.map_err(|e| e.to_string())?;
+        let request = self
+            .request_to(source, &format!("/api/media/objects/{id}"))
+            .header(header::RANGE, format!("bytes={start}-{}", end - 1))
+            .header(header::IF_RANGE, id.etag())
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let content_range = response
+            .headers()
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        chunks::check_chunk_reply(
+            response.status().as_u16(),
+            content_range.as_deref(),
+            start,
+            end,
+            total,
+        )?;
+        let mut body = response.into_body();
+        let mut bytes = Vec::with_capacity((end - start) as usize);
+        loop {
+            let frame = match tokio::time::timeout(STALL_TIMEOUT, body.frame()).await {
+                Err(_) => return Err(format!("no bytes for {STALL_TIMEOUT:?}")),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(format!("broke off: {e}")),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if bytes.len() + data.len() > (end - start) as usize {
+                return Err("sent more than the range".into());
+            }
+            let wait = lock(&self.bucket).take(self.epoch.elapsed(), data.len() as u64);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            bytes.extend_from_slice(&data);
+        }
+        if bytes.len() as u64 != end - start {
+            return Err(format!("sent {} of {} bytes", bytes.len(), end - start));
+        }
+        Ok(bytes)
+    }
+
+    /// The chunks from `from` on, each from a peer in turn and checked against the master's
+    /// chunk hash before it is written; a chunk a peer cannot give, or gives wrong, comes from
+    /// the master (and that peer is not asked again for this clip). Returns the bytes fetched.
+    async fn fetch_chunks(
+        &self,
+        entry: &ManifestEntry,
+        list: &ChunkList,
+        from: u64,
+        hasher: &mut blake3::Hasher,
+    ) -> Result<u64, FetchError> {
+        let id = entry.id;
+        let total = entry.size;
+        let part = self.store.part_path(&id);
+        let write_error = |e| StoreError::Write {
+            path: part.display().to_string(),
+            source: e,
+        };
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&part)
+            .await
+            .map_err(write_error)?;
+        let mut peers = entry.sources.clone();
+        let salt = chunks::salt(&self.settings.node_id);
+        let (mut from_peers, mut from_master, mut refetched) = (0usize, 0usize, 0usize);
+        let first = chunks::resume_chunk(from, list.chunk);
+        let master = self.settings.master.clone();
+        for k in first..list.len() {
+            let range = list.range(k);
+            let mut bytes = None;
+            while bytes.is_none() {
+                let Some(peer) = chunks::pick(&peers, k, salt).map(str::to_string) else {
+                    break;
+                };
+                match self.get_range(&peer, &id, range, total).await {
+                    Ok(b) if list.matches(k, &b) => bytes = Some(b),
+                    Ok(_) => {
+                        tracing::warn!(
+                            "media: {}: peer {peer} sent a bad chunk {k} (bytes {}-{}): it does not match the master's hash; taking it from the master",
+                            entry.name,
+                            range.0,
+                            range.1 - 1
+                        );
+                        refetched += 1;
+                        peers.retain(|p| *p != peer);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "media: {}: peer {peer} cannot give chunk {k}: {e}; asking another source",
+                            entry.name
+                        );
+                        peers.retain(|p| *p != peer);
+                    }
+                }
+            }
+            let bytes = match bytes {
+                Some(b) => {
+                    from_peers += 1;
+                    b
+                }
+                None => {
+                    let b = self
+                        .get_range(&master, &id, range, total)
+                        .await
+                        .map_err(|e| FetchError::Http(format!("the master: {e}")))?;
+                    if !list.matches(k, &b) {
+                        return Err(FetchError::Http(format!(
+                            "chunk {k} from the master does not match its own hash"
+                        )));
+                    }
+                    from_master += 1;
+                    b
+                }
+            };
+            file.write_all(&bytes).await.map_err(write_error)?;
+            hasher.update(&bytes);
+            self.set_state(
+                &id,
+                ClipState::Downloading {
+                    bytes: range.1,
+                    total,
+                },
+            );
+        }
+        file.sync_all().await.map_err(write_error)?;
+        tracing::info!(
+            "media: {}: {from_peers} chunks from peers, {from_master} from the master ({refetched} refetched after a bad chunk)",
+            entry.name
+        );
+        Ok(total - from)
+    }
+
+    /// Verified → ready: the clip is opened with GStreamer (demuxed, its first frame
+    /// prerolled by the discoverer), its media facts go into the sidecar, and only then may
+    /// playback count on it. A verified clip that does not open is `failed` and named.
+    async fn prepare(&self, id: &ClipId, name: &str) {
+        let store = self.store.clone();
+        let clip = *id;
+        let opened = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let info = crate::probe::probe(&store.object_path(&clip)).map_err(|e| e.to_string())?;
+            if let Ok(mut meta) = store.meta(&clip) {
+                meta.media = Some(info);
+                store.write_meta(&meta).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match opened {
+            Ok(()) => {
+                tracing::info!("media: {name} ({}) opened: ready", id.short());
+                self.set_state(id, ClipState::Ready);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "media: {name} ({}) is verified but does not open: {e}",
+                    id.short()
+                );
+                self.set_state(
+                    id,
+                    ClipState::Failed {
+                        error: format!("verified but does not open: {e}"),
+                    },
+                );
+            }
+        }
     }
 }

@@ -10,18 +10,23 @@
 //! Pure (no I/O):
 //! - [`id`]: [`ClipId`], parsed strictly (no path ever comes from a request).
 //! - [`manifest`]: [`manifest_for`], the rule of which node gets which clips.
+//! - [`gate`]: which node plays which clip from the show's media part, and the GO gate.
 //! - [`readiness`]: [`ClipState`] (missing → downloading → verified → ready), [`MediaReport`].
 //! - [`resume`]: range and resume bookkeeping.
 //! - [`bucket`]: [`TokenBucket`], the bandwidth cap's arithmetic.
+//! - [`chunks`]: chunk hashes and source choice for peer-assisted fetches.
 //!
 //! I/O shells:
 //! - [`store`]: [`Store`], the content-addressed directory (hash while copying, fsync, rename).
 //! - [`probe`]: GStreamer's discoverer into [`MediaInfo`].
 //! - [`serve`]: the axum routes (`/api/media/…`), ranges by tower-http.
 //! - [`fetch`]: [`Fetcher`], the receiver's downloader (hyper).
+//! - [`transcode`]: ffmpeg to a playout codec on ingest (its recipe logic is pure).
 
 pub mod bucket;
+pub mod chunks;
 pub mod fetch;
+pub mod gate;
 pub mod id;
 pub mod manifest;
 pub mod probe;
@@ -29,6 +34,7 @@ pub mod readiness;
 pub mod resume;
 pub mod serve;
 pub mod store;
+pub mod transcode;
 
 pub use bucket::TokenBucket;
 pub use fetch::{FetchSettings, Fetcher};

@@ -42,6 +42,10 @@ pub struct ManifestEntry {
     pub name: String,
     /// Bytes.
     pub size: u64,
+    /// Peers (`host:port`) that hold it ready and serve it: the node may take chunks from
+    /// them instead of the master ([`crate::chunks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 /// The clips one node must hold, and the ones it should but the library lacks.
@@ -96,6 +100,7 @@ pub fn manifest_for(
                         id,
                         name: clip.name.clone(),
                         size,
+                        sources: Vec::new(),
                     });
                 }
             }

@@ -69,6 +69,10 @@ pub struct ClipReport {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MediaReport {
     pub clips: Vec<ClipReport>,
+    /// `host:port` where this node serves its ready clips to peers (peer-assisted
+    /// distribution); none: it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves: Option<String>,
 }
 
 impl MediaReport {
@@ -96,6 +100,33 @@ impl MediaReport {
             .filter(|c| !c.state.is_ready())
             .map(|c| c.name.as_str())
             .collect()
+    }
+
+    /// One line for people (node view, logs): `ready · 3 clips, 120.0 MB`, or
+    /// `not ready · 1 of 3 clips ready · 40 % of 120.0 MB · b downloading 40%, c missing`.
+    pub fn line(&self) -> String {
+        let (done, all) = self.bytes();
+        let mb = all as f64 / 1e6;
+        if self.ready() {
+            return format!("ready · {} clips, {mb:.1} MB", self.clips.len());
+        }
+        let ready = self.clips.iter().filter(|c| c.state.is_ready()).count();
+        let pct = if all == 0 {
+            0.0
+        } else {
+            done as f64 * 100.0 / all as f64
+        };
+        let waiting: Vec<String> = self
+            .clips
+            .iter()
+            .filter(|c| !c.state.is_ready())
+            .map(|c| format!("{} {}", c.name, c.state.label()))
+            .collect();
+        format!(
+            "not ready · {ready} of {} clips ready · {pct:.0} % of {mb:.1} MB · {}",
+            self.clips.len(),
+            waiting.join(", ")
+        )
     }
 
     /// The state of one clip, if the manifest names it.
@@ -153,6 +184,7 @@ mod tests {
     #[test]
     fn report_sums_bytes_and_names_what_is_not_ready() {
         let report = MediaReport {
+            serves: None,
             clips: vec![
                 clip("a", 100, ClipState::Ready),
                 clip(
@@ -171,6 +203,15 @@ mod tests {
         assert_eq!(report.not_ready(), vec!["b", "c"]);
         assert_eq!(report.clips[1].state.label(), "downloading 25%");
         assert!(MediaReport::default().ready(), "nothing to play is ready");
+        assert_eq!(
+            report.line(),
+            "not ready · 1 of 3 clips ready · 25 % of 0.0 MB · b downloading 25%, c missing"
+        );
+        let done = MediaReport {
+            serves: None,
+            clips: vec![clip("a", 2_000_000, ClipState::Ready)],
+        };
+        assert_eq!(done.line(), "ready · 1 clips, 2.0 MB");
     }
 
     #[test]
@@ -195,8 +236,12 @@ mod tests {
     fn gate_lists_nodes_without_the_clip_ready() {
         let a = clip("a", 1, ClipState::Ready);
         let id = a.id;
-        let ready = MediaReport { clips: vec![a] };
+        let ready = MediaReport {
+            serves: None,
+            clips: vec![a],
+        };
         let busy = MediaReport {
+            serves: None,
             clips: vec![clip("a", 1, ClipState::Verified)],
         };
         let nodes = [("n1", Some(&ready)), ("n2", Some(&busy)), ("n3", None)];

@@ -8,6 +8,7 @@
 //!   `Content-Range: bytes start-end/total`. Bytes go to `tmp/<id>.part`; each answer says
 //!   the offset to send next; the last range is hashed and installed only if its BLAKE3 is
 //!   the id and it is media.
+//! - `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes (peer-assisted fetches).
 //! - `GET /api/media/manifest?node=ID`: the clips that node must hold.
 //! - `GET /api/media/status`: readiness of every node.
 //! - `GET /api/media/library`: every clip in the library with its media facts.
@@ -29,6 +30,8 @@ use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
+use crate::bucket::TokenBucket;
+use crate::chunks::{CHUNK, ChunkList};
 use crate::id::ClipId;
 use crate::manifest::Manifest;
 use crate::resume::parse_content_range;
@@ -58,6 +61,10 @@ pub struct MediaServer {
     pub status: Box<StatusView>,
     /// One upload writes at a time (uploads are rare; this keeps two writers off one `.part`).
     uploads: tokio::sync::Mutex<()>,
+    /// Chunk hashes computed so far (a clip's bytes never change under its id).
+    chunk_lists: std::sync::Mutex<std::collections::HashMap<ClipId, Arc<ChunkList>>>,
+    /// A cap on all clip bodies served together (see [`MediaServer::capped`]).
+    cap: Option<(Arc<std::sync::Mutex<TokenBucket>>, std::time::Instant)>,
 }
 
 impl std::fmt::Debug for MediaServer {
@@ -81,7 +88,21 @@ impl MediaServer {
             manifests,
             status,
             uploads: tokio::sync::Mutex::new(()),
+            chunk_lists: std::sync::Mutex::default(),
+            cap: None,
         }
+    }
+
+    /// Serves all clip bodies together at most at `mbit` Mbit/s (`None` or 0: no cap).
+    pub fn capped(mut self, mbit: Option<f64>) -> Self {
+        let bucket = TokenBucket::new(mbit, std::time::Duration::ZERO);
+        self.cap = bucket.bytes_per_second().is_some().then(|| {
+            (
+                Arc::new(std::sync::Mutex::new(bucket)),
+                std::time::Instant::now(),
+            )
+        });
+        self
     }
 }
 
@@ -100,6 +121,7 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 pub fn router(server: Arc<MediaServer>) -> Router {
     Router::new()
         .route("/api/media/objects/{id}", get(object).put(upload))
+        .route("/api/media/objects/{id}/chunks", get(chunks))
         .route("/api/media/manifest", get(manifest))
         .route("/api/media/status", get(status))
         .route("/api/media/library", get(library))
@@ -163,7 +185,31 @@ async fn object(
         .oneshot(forward)
         .await;
     let mut response = match served {
-        Ok(r) => r.map(Body::new),
+        Ok(r) => match &server.cap {
+            None => r.map(Body::new),
+            Some((bucket, epoch)) => {
+                // Each piece of the body waits for its share of the cap.
+                let (bucket, epoch) = (Arc::clone(bucket), *epoch);
+                r.map(move |body| {
+                    let stream = Body::new(body).into_data_stream().then(move |piece| {
+                        let bucket = Arc::clone(&bucket);
+                        async move {
+                            if let Ok(bytes) = &piece {
+                                let wait = bucket
+                                    .lock()
+                                    .map(|mut b| b.take(epoch.elapsed(), bytes.len() as u64))
+                                    .unwrap_or_default();
+                                if !wait.is_zero() {
+                                    tokio::time::sleep(wait).await;
+                                }
+                            }
+                            piece
+                        }
+                    });
+                    Body::from_stream(stream)
+                })
+            }
+        },
         Err(e) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -196,6 +242,53 @@ async fn object(
         return refused;
     }
     response
+}
+
+/// `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes, for fetchers that take
+/// chunks from peers ([`crate::chunks`]).
+async fn chunks(
+    State(server): State<Arc<MediaServer>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = (server.authorize)(&headers, Need::Read) {
+        return response;
+    }
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if !server.store.contains(&id) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no clip {id} in the library"),
+        );
+    }
+    let cached = server
+        .chunk_lists
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&id).cloned());
+    let list = match cached {
+        Some(list) => list,
+        None => {
+            let path = server.store.object_path(&id);
+            match tokio::task::spawn_blocking(move || crate::chunks::hash_chunks(&path, CHUNK))
+                .await
+            {
+                Ok(Ok(list)) => {
+                    let list = Arc::new(list);
+                    if let Ok(mut c) = server.chunk_lists.lock() {
+                        c.insert(id, Arc::clone(&list));
+                    }
+                    list
+                }
+                Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    };
+    axum::Json(&*list).into_response()
 }
 
 #[derive(Deserialize)]
@@ -420,6 +513,7 @@ fn finish_upload(store: &Store, id: &ClipId, total: u64) -> Result<ClipMeta, Sto
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         media: Some(media),
+        recipe: None,
     };
     store.write_meta(&meta)?;
     tracing::info!("media: upload of {id} complete ({total} bytes)");

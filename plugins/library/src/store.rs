@@ -37,6 +37,9 @@ pub struct ClipMeta {
     /// Media facts (absent on a receiver, which does not probe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaInfo>,
+    /// How it was transcoded on ingest (`media add --transcode`), from which source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<crate::transcode::Recipe>,
 }
 
 /// A store operation that failed.
@@ -206,10 +209,18 @@ impl Store {
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             added_unix_s: now_unix_s(),
             media: Some(media),
+            recipe: None,
         };
         self.write_meta(&meta)?;
         tracing::info!("media: added {} as {id} ({size} bytes)", source.display());
         Ok(meta)
+    }
+
+    /// A scratch file in the store's own `tmp/` (same disk as the objects), for work such as
+    /// a transcode before ingest.
+    pub fn scratch_path(&self, name: &str) -> PathBuf {
+        self.tmp_dir()
+            .join(format!("{}-{name}", std::process::id()))
     }
 
     /// Moves a whole, hashed and fsynced file into place as `id` (atomic rename, then the
@@ -320,6 +331,7 @@ fn bare_meta(id: ClipId, size: u64) -> ClipMeta {
         name: String::new(),
         added_unix_s: 0,
         media: None,
+        recipe: None,
     }
 }
 

@@ -250,6 +250,7 @@ mod tests {
                     },
                 ],
             }],
+            ..MediaSetup::default()
         }
     }
 

@@ -130,6 +130,7 @@ fn ntsc_clip_frames_follow_the_show_clock_with_loop_late_join_and_a_rate_change(
                 rate: Some(2.0),
             }],
         }],
+        ..MediaSetup::default()
     };
     let mut timeline = MediaTimeline::new(setup);
     timeline.fire(CueFired {
@@ -211,6 +212,7 @@ fn h265_clip_at_25_fps_on_a_50_hz_output() {
         outputs: vec![output(FrameRate::whole(50))],
         layers: vec![bg],
         cues: vec![],
+        ..MediaSetup::default()
     });
     let out = dir.join("out");
     render(&timeline, &clip, 0, S, &out, &gpu);

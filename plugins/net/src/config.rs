@@ -168,6 +168,10 @@ pub struct MasterConfig {
     /// kept for peers at known node addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Cap on the master's clip serving to all receivers together, Mbit/s (default: none):
+    /// keeps the master's port free for the control link (peers then carry the fan-out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_serve_mbit: Option<f64>,
 }
 
 /// A receiver the master drives (`managed_nodes[]`).
@@ -222,6 +226,14 @@ pub struct ReceiverConfig {
     /// Bandwidth cap for media downloads, Mbit/s (default 300; 0: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_bandwidth_mbit: Option<f64>,
+    /// Serve this node's ready clips to its peers at this `ip:port` (peer-assisted
+    /// distribution; port 0: any free one). The IP is what peers connect to, so give the
+    /// node's address on the show network, not 0.0.0.0. Absent: the node does not serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_serve: Option<std::net::SocketAddr>,
+    /// Cap on that serving to peers, Mbit/s (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_serve_mbit: Option<f64>,
     /// Advertise this receiver over mDNS.
     #[serde(default = "yes")]
     pub broadcast_enabled: bool,

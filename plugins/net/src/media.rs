@@ -14,10 +14,11 @@ use axum::Router;
 use axum::http::HeaderMap;
 use bevy::prelude::*;
 use bevy_tokio_tasks::TokioTasksRuntime;
+use rockontrol_library::gate::{self, Verdict};
 use rockontrol_library::{
     FetchSettings, Fetcher, MediaReport, MediaServer, Need, NodePlays, Store, manifest_for,
 };
-use rockontrol_show::Clip;
+use rockontrol_show::{Clip, CueNumber, MediaSetup, Show};
 use serde_json::json;
 
 use crate::auth::Access;
@@ -28,8 +29,92 @@ use crate::master::MasterShared;
 #[derive(Debug)]
 pub struct MasterMedia {
     pub store: Store,
-    /// The show's `clips` (set when a show is loaded).
+    /// The show's `clips` (set when a show is loaded, and again whenever the show changes).
     pub clips: RwLock<Vec<Clip>>,
+    /// The show's media part: which node plays which clip, what cues start, the gate mode.
+    pub setup: RwLock<MediaSetup>,
+    /// Cap on clip serving, Mbit/s (`media_serve_mbit` in the master's config).
+    pub serve_mbit: Option<f64>,
+}
+
+impl MasterMedia {
+    /// The library in `store`, for `show`.
+    pub fn new(store: Store, show: &Show) -> Self {
+        MasterMedia {
+            store,
+            clips: RwLock::new(show.clips.clone()),
+            setup: RwLock::new(show.media.clone()),
+            serve_mbit: None,
+        }
+    }
+
+    /// Follows a new or edited show: manifests and the GO gate use its clips and media part.
+    pub fn follow(&self, show: &Show) {
+        if let Ok(mut clips) = self.clips.write()
+            && *clips != show.clips
+        {
+            info!(
+                "media: the show names {} clips; manifests follow",
+                show.clips.len()
+            );
+            *clips = show.clips.clone();
+        }
+        if let Ok(mut setup) = self.setup.write()
+            && *setup != show.media
+        {
+            *setup = show.media.clone();
+        }
+    }
+
+    /// Whether any cue starts a clip (else the gate has nothing to check).
+    pub fn has_media_cues(&self) -> bool {
+        self.setup.read().is_ok_and(|s| !s.cues.is_empty())
+    }
+
+    /// The GO gate for the cues `went` (cue list, cue) a command starts: the nodes that must
+    /// play a clip those cues start, checked against their last media reports. The master's
+    /// own outputs play from its library (a clip there is ready).
+    pub fn gate(
+        &self,
+        registry: &crate::registry::Registry,
+        went: &[(String, CueNumber)],
+    ) -> Verdict {
+        let Ok(setup) = self.setup.read() else {
+            return Verdict::Go;
+        };
+        let needs: Vec<gate::Need> = went
+            .iter()
+            .flat_map(|(list, cue)| gate::cue_needs(&setup, list, *cue))
+            .collect();
+        if needs.is_empty() {
+            return Verdict::Go;
+        }
+        let clips = self.clips.read().map(|c| c.clone()).unwrap_or_default();
+        let master = registry.master_id().to_string();
+        // The master's own clips: ready when in the library.
+        let own = MediaReport {
+            serves: None,
+            clips: clips
+                .iter()
+                .filter_map(|c| {
+                    let id = c.id.parse().ok()?;
+                    Some(rockontrol_library::readiness::ClipReport {
+                        id,
+                        name: c.name.clone(),
+                        size: self.store.size(&id)?,
+                        state: rockontrol_library::ClipState::Ready,
+                    })
+                })
+                .collect(),
+        };
+        gate::gate(setup.gate, &needs, &clips, |node| {
+            if node == master {
+                Some(&own)
+            } else {
+                registry.node(node).and_then(|n| n.metrics().media.as_ref())
+            }
+        })
+    }
 }
 
 /// Insert before [`crate::MasterPlugin`] to serve `/api/media/…`.
@@ -61,12 +146,39 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
             .capabilities()
             .contains(&Capability::MediaPlayback);
         let clips = library.clips.read().map(|c| c.clone()).unwrap_or_default();
-        Some(manifest_for(
-            node,
-            &clips,
-            &NodePlays::from_capability(media_capable),
-            |id| library.store.size(id),
-        ))
+        // The show's outputs say which node plays which clip; a show without media outputs
+        // sends every clip to every media node.
+        let plays = library
+            .setup
+            .read()
+            .ok()
+            .and_then(|s| gate::clips_of_node(&s, node))
+            .map_or(NodePlays::from_capability(media_capable), NodePlays::Named);
+        let mut manifest = manifest_for(node, &clips, &plays, |id| library.store.size(id));
+        // Peer-assisted distribution: linked peers that hold a clip ready and serve it.
+        let registry = reg.registry();
+        for entry in &mut manifest.clips {
+            let mut peers: Vec<String> = registry
+                .nodes()
+                .filter(|n| n.node_id() != node && n.is_linked())
+                .filter_map(|n| {
+                    let report = n.metrics().media.as_ref()?;
+                    report
+                        .state(&entry.id)
+                        .is_some_and(rockontrol_library::ClipState::is_ready)
+                        .then(|| report.serves.clone())?
+                })
+                .collect();
+            // At most this many, a different few for each node.
+            let keep = 4.min(peers.len());
+            if keep > 0 {
+                let start = (rockontrol_library::chunks::salt(node) % peers.len() as u64) as usize;
+                peers.rotate_left(start);
+                peers.truncate(keep);
+            }
+            entry.sources = peers;
+        }
+        Some(manifest)
     };
     let reg = Arc::clone(shared);
     let status = move || {
@@ -80,12 +192,15 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
             .collect();
         json!({ "nodes": nodes })
     };
-    Some(rockontrol_library::router(Arc::new(MediaServer::new(
-        media.store.clone(),
-        Box::new(authorize),
-        Box::new(manifests),
-        Box::new(status),
-    ))))
+    Some(rockontrol_library::router(Arc::new(
+        MediaServer::new(
+            media.store.clone(),
+            Box::new(authorize),
+            Box::new(manifests),
+            Box::new(status),
+        )
+        .capped(media.serve_mbit),
+    )))
 }
 
 /// One node's readiness as `GET /api/media/status` shows it.
@@ -100,6 +215,7 @@ fn node_json(report: Option<&MediaReport>) -> serde_json::Value {
                 "bytes_done": done,
                 "bytes_total": all,
                 "not_ready": r.not_ready(),
+                "serves": r.serves,
                 "clips": r.clips,
             })
         }
@@ -116,6 +232,10 @@ pub struct ReceiverMedia {
     pub report: Arc<Mutex<MediaReport>>,
     /// The master the fetcher runs against, and its stop flag.
     running: Option<(SocketAddr, Arc<AtomicBool>)>,
+    /// Where it serves its ready clips to peers (taken when the server starts).
+    serve: Option<std::net::TcpListener>,
+    /// Cap on serving to peers, Mbit/s.
+    serve_mbit: Option<f64>,
 }
 
 impl ReceiverMedia {
@@ -126,7 +246,20 @@ impl ReceiverMedia {
             mbit,
             report: Arc::new(Mutex::new(MediaReport::default())),
             running: None,
+            serve: None,
+            serve_mbit: None,
         }
+    }
+
+    /// Serves the node's ready clips to peers on `listener`, at most at `mbit` Mbit/s (see
+    /// [`receiver_media_serve`]).
+    pub fn serve_peers(mut self, listener: std::net::TcpListener, mbit: Option<f64>) -> Self {
+        self.serve_mbit = mbit;
+        if let (Ok(addr), Ok(mut report)) = (listener.local_addr(), self.report.lock()) {
+            report.serves = Some(addr.to_string());
+        }
+        self.serve = Some(listener);
+        self
     }
 
     /// The report for the heartbeat.
@@ -180,3 +313,59 @@ pub(crate) fn receiver_media(
 /// The key the fetcher sends (the receiver's key).
 #[derive(Resource, Clone, Debug, Default)]
 pub(crate) struct MediaKey(pub Option<String>);
+
+/// Serves a receiver's clips to its peers (peer-assisted distribution): the library's own
+/// routes on the node's store, for requests with the node's key. It serves only what is in
+/// the store, which holds only verified clips; a fetcher checks every chunk anyway.
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is the axum Response the handler returns as is"
+)]
+pub(crate) fn receiver_media_serve(
+    media: Option<ResMut<ReceiverMedia>>,
+    key: Res<MediaKey>,
+    runtime: Res<TokioTasksRuntime>,
+) {
+    let Some(mut media) = media else { return };
+    let Some(listener) = media.serve.take() else {
+        return;
+    };
+    let keys = crate::auth::Keys {
+        control: key.0.iter().cloned().collect(),
+        read_only: Vec::new(),
+    };
+    let authorize = move |headers: &HeaderMap, _need: Need| {
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if keys.check(header) >= Access::ReadOnly {
+            Ok(())
+        } else {
+            Err(rockontrol_library::serve::error(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "a peer needs the rig's key: Authorization: Bearer <key>",
+            ))
+        }
+    };
+    let server = Arc::new(
+        MediaServer::new(
+            media.store.clone(),
+            Box::new(authorize),
+            Box::new(|_| None),
+            Box::new(|| json!({})),
+        )
+        .capped(media.serve_mbit),
+    );
+    let addr = listener.local_addr().ok();
+    info!("media: serving ready clips to peers on {addr:?}");
+    runtime.spawn_background_task(move |_ctx| async move {
+        let served = async {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, rockontrol_library::router(server)).await
+        };
+        if let Err(e) = served.await {
+            error!("media: the peer server stopped: {e}");
+        }
+    });
+}

@@ -32,8 +32,8 @@ pub mod value;
 pub use clips::Clip;
 pub use io::{LoadError, ParseError, load_show, parse_show, save_show, to_ron_string};
 pub use media::{
-    BlendMode, Display, EndMode, FrameRate, LedWallOutput, MediaAction, MediaCue, MediaLayer,
-    MediaSetup, Region, Transform,
+    BlendMode, Display, EndMode, FrameRate, LedWallOutput, MediaAction, MediaCue, MediaGate,
+    MediaLayer, MediaSetup, Region, Transform,
 };
 pub use model::*;
 pub use validate::{ValidationError, validate};

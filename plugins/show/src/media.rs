@@ -42,12 +42,39 @@ pub struct MediaSetup {
     /// What cues do to layers (start, stop, opacity, transform).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cues: Vec<MediaCue>,
+    /// What the master does with a cue GO that starts a clip some node that must play it
+    /// does not have ready yet: refuse it (the default) or run it and warn.
+    #[serde(default, skip_serializing_if = "MediaGate::is_refuse")]
+    pub gate: MediaGate,
+}
+
+/// The GO gate: what a cue that starts a clip not ready everywhere does (see [`MediaSetup::gate`]).
+///
+/// ```ron
+/// media: (gate: Warn, outputs: [...], layers: [...], cues: [...])
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MediaGate {
+    /// The GO is refused (409 over REST) with the list of nodes and clips not ready.
+    #[default]
+    Refuse,
+    /// The GO runs; the answer and the log name the nodes and clips not ready.
+    Warn,
+}
+
+impl MediaGate {
+    fn is_refuse(&self) -> bool {
+        matches!(self, MediaGate::Refuse)
+    }
 }
 
 impl MediaSetup {
     /// No outputs, layers or cue actions (not written to a show file).
     pub fn is_empty(&self) -> bool {
-        self.outputs.is_empty() && self.layers.is_empty() && self.cues.is_empty()
+        self.outputs.is_empty()
+            && self.layers.is_empty()
+            && self.cues.is_empty()
+            && self.gate == MediaGate::Refuse
     }
 
     /// An output by name.

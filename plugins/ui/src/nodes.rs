@@ -77,6 +77,8 @@ pub const ONLINE: egui::Color32 = egui::Color32::from_rgb(46, 204, 113);
 pub const DEGRADED: egui::Color32 = egui::Color32::from_rgb(243, 156, 18);
 pub const OFFLINE: egui::Color32 = egui::Color32::from_rgb(231, 76, 60);
 pub const PENDING: egui::Color32 = egui::Color32::from_rgb(52, 152, 219);
+/// The ring around a topology node whose media is not ready, and its node-view line.
+pub const MEDIA_NOT_READY: egui::Color32 = egui::Color32::from_rgb(241, 196, 15);
 /// The master's own node in the topology.
 pub const MASTER: egui::Color32 = egui::Color32::from_rgb(155, 89, 182);
 /// A matrix cell: assigned, in conflict, free.
@@ -619,10 +621,22 @@ fn topology(
             );
         }
         painter.circle_filled(pos, radius, state_colour(node.state));
+        // Media not ready (issue 13): a dashed amber ring and the word under the name.
+        let media = node.metrics.media.as_ref().filter(|m| !m.ready());
+        if media.is_some() {
+            painter.circle_stroke(pos, radius + 8.0, egui::Stroke::new(3.0, MEDIA_NOT_READY));
+        }
         painter.text(
             pos + egui::vec2(0.0, radius + 4.0),
             egui::Align2::CENTER_TOP,
-            format!("{}\n{}", node.id, state_name(node.state)),
+            match media {
+                Some(m) => {
+                    let (done, all) = m.bytes();
+                    let pct = (done * 100).checked_div(all).unwrap_or(0);
+                    format!("{}\n{} · media {pct} %", node.id, state_name(node.state))
+                }
+                None => format!("{}\n{}", node.id, state_name(node.state)),
+            },
             egui::FontId::proportional(13.0),
             egui::Color32::LIGHT_GRAY,
         );
@@ -661,6 +675,7 @@ fn topology(
         ("degraded", DEGRADED),
         ("offline", OFFLINE),
         ("pending", PENDING),
+        ("media not ready", MEDIA_NOT_READY),
     ] {
         painter.circle_filled(egui::pos2(x + 5.0, y), 5.0, colour);
         let r = painter.text(
@@ -874,6 +889,14 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
         }
         None => {
             ui.weak("clock: no clock sync (follows the master's 1 Hz sync)");
+        }
+    }
+    if let Some(media) = &node.metrics.media {
+        let line = format!("media: {}", media.line());
+        if media.ready() {
+            ui.label(line);
+        } else {
+            ui.colored_label(MEDIA_NOT_READY, line);
         }
     }
     if let Some(reason) = &node.degraded_reason {

@@ -15,5 +15,6 @@ pub mod server;
 
 pub use plugin::{MasterNet, MasterPlugin};
 pub use server::{
-    MasterShared, RegistryGuard, ServerLimits, ShowCommandRequest, bind, router, serve, serve_with,
+    Applied, MasterShared, Refused, RegistryGuard, ServerLimits, ShowCommandRequest, bind, router,
+    serve, serve_with,
 };

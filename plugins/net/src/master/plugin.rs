@@ -15,13 +15,15 @@ use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowTimeBase,
+    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowPlayback,
+    ShowTimeBase,
     TickDrive,
 };
+use rockontrol_library::gate::{self, Verdict};
 use rockontrol_replicate::ReplicationRules;
 use tokio::sync::mpsc;
 
-use super::server::{MasterShared, ShowCommandRequest};
+use super::server::{Applied, MasterShared, Refused, ShowCommandRequest};
 use crate::auth::Keys;
 use crate::config::MasterConfig;
 use crate::protocol;
@@ -364,14 +366,53 @@ fn master_save_stage(world: &mut World) {
 }
 
 /// Where the REST handler waits for the tick a show command was applied at.
-type ShowCommandReply = tokio::sync::oneshot::Sender<Result<u64, String>>;
+type ShowCommandReply = tokio::sync::oneshot::Sender<Result<Applied, Refused>>;
 
-/// Applies show commands at this tick, on the master, and streams each as a delta.
+/// The cues (cue list, cue) `command` would start, tried on copies of the engine and state
+/// (only when the show has media cues: the GO gate needs them before the command runs).
+fn cues_started(
+    running: &rockontrol_engine::Running<'_>,
+    command: &Command,
+    tick: u64,
+    playbacks: &Query<&ShowPlayback>,
+) -> Vec<(String, rockontrol_show::CueNumber)> {
+    if !matches!(
+        command,
+        Command::Go { .. } | Command::Back { .. } | Command::Goto { .. }
+    ) {
+        return Vec::new();
+    }
+    let (mut fade, mut state, mut seam) = (
+        running.fade.clone(),
+        running.state.clone(),
+        running.seam.clone(),
+    );
+    let Ok(events) = seam.apply(&mut fade, &mut state, command, tick) else {
+        return Vec::new();
+    };
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            rockontrol_engine::Event::Cue {
+                playback,
+                cue,
+                by_follow: false,
+                ..
+            } => playbacks
+                .iter()
+                .find(|p| p.0.name == playback)
+                .map(|p| (p.0.cue_list.clone(), cue)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn master_apply_commands(
     mut net: ResMut<MasterNet>,
     mut engine: ResMut<ShowEngine>,
     mut queue: ResMut<CommandQueue>,
     clock: Res<ShowClock>,
+    playbacks: Query<&ShowPlayback>,
     mut events: MessageWriter<EngineEvent>,
     mut rejected: MessageWriter<CommandRejected>,
 ) {
@@ -387,12 +428,40 @@ fn master_apply_commands(
     let Some(mut running) = engine.running() else {
         for (_, reply) in work {
             if let Some(reply) = reply {
-                let _ = reply.send(Err("the master has no show loaded".into()));
+                let _ = reply.send(Err(Refused::Engine("the master has no show loaded".into())));
             }
         }
         return;
     };
+    let media = net.shared.media.clone().filter(|m| m.has_media_cues());
     for (command, reply) in work {
+        // The GO gate (issue 13): a cue that starts a clip not ready where it must play.
+        let mut media_not_ready = Vec::new();
+        if let Some(media) = &media {
+            let went = cues_started(&running, &command, tick, &playbacks);
+            if !went.is_empty() {
+                match media.gate(&net.shared.registry(), &went) {
+                    Verdict::Go => {}
+                    Verdict::Warn(not_ready) => {
+                        warn!(
+                            "tick {tick}: {command} runs with media not ready: {}",
+                            gate::describe(&not_ready)
+                        );
+                        media_not_ready = not_ready;
+                    }
+                    Verdict::Refuse(not_ready) => {
+                        warn!(
+                            "tick {tick}: {command} refused: media not ready: {}",
+                            gate::describe(&not_ready)
+                        );
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(Refused::MediaNotReady(not_ready)));
+                        }
+                        continue;
+                    }
+                }
+            }
+        }
         let applied = running.apply_reported(&command, tick, &mut events, &mut rejected);
         if applied.is_ok() {
             info!("tick {tick}: {command}");
@@ -403,7 +472,14 @@ fn master_apply_commands(
             net.stage_dirty = true;
         }
         if let Some(reply) = reply {
-            let _ = reply.send(applied.map(|()| tick).map_err(|e| e.to_string()));
+            let _ = reply.send(
+                applied
+                    .map(|()| Applied {
+                        tick,
+                        media_not_ready,
+                    })
+                    .map_err(|e| Refused::Engine(e.to_string())),
+            );
         }
     }
 }
@@ -418,6 +494,10 @@ fn master_publish(world: &mut World) {
     };
     if world.resource::<MasterNet>().last_generation != Some(generation) {
         let show = rockontrol_engine::show_from_world(world);
+        if let Some(media) = &world.resource::<MasterNet>().shared.media {
+            // Manifests and the GO gate follow the show (a reload or an edit), not only the start.
+            media.follow(&show);
+        }
         let ron = rockontrol_show::to_ron_string(&show);
         let hash = protocol::show_hash(&ron);
         info!("replicating show {:?} ({hash})", show.name);

@@ -91,7 +91,25 @@ impl ServerLimits {
 #[derive(Debug)]
 pub struct ShowCommandRequest {
     pub command: Command,
-    pub reply: oneshot::Sender<Result<u64, String>>,
+    pub reply: oneshot::Sender<Result<Applied, Refused>>,
+}
+
+/// A show command the engine applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub tick: u64,
+    /// Clips the cue starts that are not ready where they must play (the show's media gate
+    /// is `Warn`, so the GO ran).
+    pub media_not_ready: Vec<rockontrol_library::gate::NotReady>,
+}
+
+/// Why a show command was not applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused {
+    /// The engine refused it (no such playback, end of the list, …).
+    Engine(String),
+    /// The GO gate: the cue starts clips not ready on these nodes (media gate `Refuse`).
+    MediaNotReady(Vec<rockontrol_library::gate::NotReady>),
 }
 
 /// The writers of the open node links, by connection id: the registry's [`Outgoing`] frames
@@ -750,16 +768,35 @@ async fn node_command(
             return error(StatusCode::SERVICE_UNAVAILABLE, "the engine is busy; retry");
         }
         return match tokio::time::timeout(Duration::from_secs(2), rx).await {
-            Ok(Ok(Ok(tick))) => (
-                StatusCode::OK,
-                axum::Json(json!({
+            Ok(Ok(Ok(applied))) => {
+                let mut body = json!({
                     "command": command,
                     "status": "executed",
-                    "tick": tick,
+                    "tick": applied.tick,
+                });
+                if !applied.media_not_ready.is_empty() {
+                    body["warning"] = json!(format!(
+                        "media not ready: {}",
+                        rockontrol_library::gate::describe(&applied.media_not_ready)
+                    ));
+                    body["media_not_ready"] = json!(applied.media_not_ready);
+                }
+                (StatusCode::OK, axum::Json(body)).into_response()
+            }
+            Ok(Ok(Err(Refused::Engine(e)))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+            Ok(Ok(Err(Refused::MediaNotReady(not_ready)))) => (
+                StatusCode::CONFLICT,
+                axum::Json(json!({
+                    "error": format!(
+                        "{command} refused: media not ready: {}; wait for the transfer \
+                         (GET /api/media/status) or set the show's media gate to Warn",
+                        rockontrol_library::gate::describe(&not_ready)
+                    ),
+                    "status": 409,
+                    "media_not_ready": not_ready,
                 })),
             )
                 .into_response(),
-            Ok(Ok(Err(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
             _ => error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the engine did not answer within 2 s",

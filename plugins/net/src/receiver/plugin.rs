@@ -182,7 +182,10 @@ impl Plugin for ReceiverPlugin {
         })
         .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
         .insert_resource(crate::media::MediaKey(self.key.clone()))
-        .add_systems(Startup, start_receiver_link)
+        .add_systems(
+            Startup,
+            (start_receiver_link, crate::media::receiver_media_serve),
+        )
         .add_systems(PreUpdate, receiver_receive.in_set(NetSystems::Receive))
         .add_systems(
             FixedUpdate,

@@ -337,3 +337,51 @@ fn receivers_compute_the_masters_frames_for_a_same_tick_script() {
         }
     }
 }
+
+fn media_store_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("rk-media-follow-{}", std::process::id()))
+}
+
+/// The master serves a media library (an empty one in a scratch directory).
+fn with_media(app: &mut App) {
+    let store = rockontrol_library::Store::open(media_store_dir()).expect("store");
+    let show = rockontrol_show::Show::empty("");
+    app.insert_resource(rockontrol_net::media::MasterMediaSetup(
+        std::sync::Arc::new(rockontrol_net::media::MasterMedia::new(store, &show)),
+    ));
+}
+
+/// Issue 13: the master's clip table and media part (manifests, GO gate) follow the show the
+/// world holds now (an edit or a reload), not only the one it started with.
+#[test]
+fn the_masters_clip_table_follows_a_show_reload() {
+    let mut rig = Rig::new("media-follow", &show(), 0, with_media);
+    rig.step();
+    let media = rig
+        .master
+        .world()
+        .resource::<rockontrol_net::MasterNet>()
+        .shared
+        .media
+        .clone()
+        .expect("the master serves a library");
+    assert!(media.clips.read().expect("clips").is_empty());
+    let id = "a".repeat(64);
+    let mut next = show();
+    next.clips = vec![rockontrol_show::Clip {
+        name: "intro".into(),
+        id: id.clone(),
+    }];
+    next.media.gate = rockontrol_show::MediaGate::Warn;
+    rockontrol_engine::load_show(rig.master.world_mut(), &next);
+    rig.step_until(10, "the clip table follows", |_| {
+        media.clips.read().expect("clips").len() == 1
+    });
+    assert_eq!(media.clips.read().expect("clips")[0].id, id);
+    assert_eq!(
+        media.setup.read().expect("setup").gate,
+        rockontrol_show::MediaGate::Warn,
+        "the media part (the gate mode) follows too"
+    );
+    let _ = std::fs::remove_dir_all(media_store_dir());
+}
