@@ -42,10 +42,12 @@ pub fn run(
     dmx_interface: Option<Ipv4Addr>,
     capture: Option<&Path>,
     artnet: &crate::artnet_args::ArtNetArgs,
+    timecode_args: &crate::timecode_args::TimecodeArgs,
 ) -> anyhow::Result<ExitCode> {
-    let Some(show) = crate::load_or_report(path)? else {
+    let Some(mut show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
     };
+    let timecode = timecode_args.apply(&mut show)?;
     let windowed = crate::windowed::wanted(headless);
 
     let mut dmx = DmxSettings {
@@ -56,6 +58,9 @@ pub fn run(
         dmx.interface = interface;
     }
     artnet.apply(&mut dmx);
+    if let Some(out) = rockontrol_timecode::artnet_out(&timecode) {
+        dmx.artnet_timecode = Some(out);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -84,6 +89,14 @@ pub fn run(
     app.add_plugins(LogPlugin {
         filter: "info".into(),
         ..default()
+    });
+    app.add_plugins(rockontrol_timecode::TimecodePlugin {
+        options: rockontrol_timecode::TimecodeOptions {
+            fire_cues: true,
+            live_io: true,
+            artnet_port: rockontrol_wire::artnet::PORT,
+            start: None,
+        },
     });
     rockontrol_net::app::show_app(&mut app, dmx, Some(&show));
     // Media timeline and status (headless: outputs that show pictures come later).
@@ -247,6 +260,7 @@ fn status_line(
     clock: Res<ShowClock>,
     engine: Res<ShowEngine>,
     dmx: Res<DmxStats>,
+    timecode: Option<Res<rockontrol_timecode::TimecodeStatus>>,
     mut console: ResMut<Console>,
 ) {
     let now = time.elapsed();
@@ -254,7 +268,8 @@ fn status_line(
     if since < Duration::from_secs(1) {
         return;
     }
-    let ticks = clock.next_tick - console.last_status_tick;
+    // A chased clock may have stepped back.
+    let ticks = clock.next_tick.saturating_sub(console.last_status_tick);
     console.last_status = now;
     console.last_status_tick = clock.next_tick;
     let (Some(fade), Some(state)) = (&engine.engine, &engine.state) else {
@@ -274,8 +289,23 @@ fn status_line(
             None => format!("{} off", pb.name),
         })
         .collect();
+    let timecode = timecode
+        .filter(|t| !t.label.is_empty())
+        .map(|t| {
+            let chase = t
+                .chasing
+                .as_ref()
+                .map(|c| format!(" chasing {c}: {:?}", t.lock).to_lowercase())
+                .unwrap_or_default();
+            let beat = t
+                .beat
+                .map(|(b, _)| format!(" | beat {b} at {:.1} BPM", t.bpm.unwrap_or(0.0)))
+                .unwrap_or_default();
+            format!(" | TC {}{chase}{beat}", t.label)
+        })
+        .unwrap_or_default();
     println!(
-        "tick {} | {:.1} Hz | {} | GM {:.0}%{} | DMX {} streams, {} packets, {} late, {} errors",
+        "tick {}{timecode} | {:.1} Hz | {} | GM {:.0}%{} | DMX {} streams, {} packets, {} late, {} errors",
         clock.next_tick,
         ticks as f64 / since.as_secs_f64(),
         playbacks.join(" | "),

@@ -42,10 +42,23 @@ pub fn render(
     at: &[TimedCommand],
     out: Option<&Path>,
     media: &MediaArgs,
+    timecode: &crate::timecode_args::TimecodeArgs,
 ) -> anyhow::Result<ExitCode> {
-    let Some(show) = crate::load_or_report(path)? else {
+    let Some(mut show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
     };
+    if !timecode.out.is_empty() || timecode.chase.is_some() {
+        eprintln!("note: render fires timecode cues; timecode outputs and chase run live only");
+    }
+    let tc = timecode.apply(&mut show)?;
+    if !tc.cues.is_empty() || !tc.follows.is_empty() {
+        eprintln!(
+            "timecode {} at show time 0: {} timecode cue(s), {} beat follow(s)",
+            tc.timecode.label_at_ns(0),
+            tc.cues.len(),
+            tc.follows.len()
+        );
+    }
     let unknown: Vec<u16> = universes
         .iter()
         .copied()
@@ -63,6 +76,13 @@ pub fn render(
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(EnginePlugin)
+        // The same trigger system as live: each tick fires the cues whose label it reaches.
+        .add_plugins(rockontrol_timecode::TimecodePlugin {
+            options: rockontrol_timecode::TimecodeOptions {
+                fire_cues: true,
+                ..Default::default()
+            },
+        })
         .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
         .init_resource::<Refused>()
         .init_resource::<CueGos>()

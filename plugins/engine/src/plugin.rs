@@ -181,6 +181,8 @@ pub struct ShowSettings {
     /// Media outputs, layers and cue actions: the media crate runs them; kept here so a show
     /// written back from the world keeps them.
     pub media: rockontrol_show::MediaSetup,
+    /// Timecode, timecode cues and tempo: the timecode crate runs them; kept for write-back.
+    pub timecode: rockontrol_show::TimecodeSetup,
 }
 
 /// The show tick: how many ticks the engine has run. Tick *k* is show time `k / rate`.
@@ -448,6 +450,7 @@ pub fn load_show(world: &mut World, show: &Show) {
         profiles: show.profiles.clone(),
         groups: show.groups.clone(),
         media: show.media.clone(),
+        timecode: show.timecode.clone(),
     });
     for (i, u) in show.universes.iter().enumerate() {
         world.spawn((
@@ -499,6 +502,7 @@ pub fn show_from_world(world: &mut World) -> Show {
             profiles: s.profiles.clone(),
             groups: s.groups.clone(),
             media: s.media.clone(),
+            timecode: s.timecode.clone(),
             ..Show::empty(s.name.clone())
         },
         None => Show::empty(""),

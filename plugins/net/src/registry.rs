@@ -403,6 +403,11 @@ pub struct Replication {
     pub parts: Parts,
     /// When the engine last refreshed `tick` (`None`: nobody does; syncs always go out).
     pub tick_at: Option<Instant>,
+    /// The show's timecode (rate, label at show time 0), for the sync message's label
+    /// (`None`: 25 fps from 00:00:00:00).
+    pub timecode: Option<rockontrol_wire::timecode::RunningTimecode>,
+    /// The show's tempo, for the sync message.
+    pub bpm: Option<f64>,
 }
 
 impl Replication {
@@ -1432,8 +1437,13 @@ impl Registry {
         let frame: Arc<str> = protocol::encode(&ToReceiver::Sync {
             tick,
             rate,
-            timecode: protocol::timecode(tick, rate),
-            bpm: None,
+            timecode: match self.replication.timecode {
+                Some(tc) => tc
+                    .label_at_ns(rockontrol_engine::ns_of_tick(tick, rate))
+                    .to_string(),
+                None => protocol::timecode(tick, rate),
+            },
+            bpm: self.replication.bpm,
         })
         .into();
         self.broadcast(&frame);

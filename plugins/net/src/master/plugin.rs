@@ -224,7 +224,13 @@ fn start_master_server(
     });
 }
 
-fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>, drive: Res<TickDrive>) {
+fn master_clock(
+    net: Res<MasterNet>,
+    clock: Res<ShowClock>,
+    drive: Res<TickDrive>,
+    timecode: Option<Res<rockontrol_timecode::ActiveTimecode>>,
+    tempo: Option<Res<rockontrol_timecode::Tempo>>,
+) {
     // While the engine is still running the ticks a stall left due, its tick is behind show
     // time: receivers (which ran on) would be pulled back. Published once caught up (a stale
     // clock is not sent as a sync meanwhile).
@@ -237,6 +243,9 @@ fn master_clock(net: Res<MasterNet>, clock: Res<ShowClock>, drive: Res<TickDrive
     if let Ok(mut reg) = net.shared.registry.try_lock() {
         reg.replication.tick = reg.replication.tick.max(clock.next_tick);
         reg.replication.tick_at = Some(Instant::now());
+        // The sync message carries the show's timecode label and tempo.
+        reg.replication.timecode = timecode.and_then(|t| t.config.as_ref().map(|c| c.timecode));
+        reg.replication.bpm = tempo.map(|t| t.bpm());
     }
 }
 

@@ -423,8 +423,15 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
                 .push_back((command_id, command));
         }
         // Once clock sync follows the master's show time, the tick in the sync is only news.
-        ToReceiver::Sync { .. } if world.resource::<ClockStatus>().locked => {}
-        ToReceiver::Sync { tick, .. } => {
+        ToReceiver::Sync {
+            timecode, bpm, tick, ..
+        } if world.resource::<ClockStatus>().locked => {
+            note_master_timecode(world, tick, timecode, bpm);
+        }
+        ToReceiver::Sync {
+            tick, timecode, bpm, ..
+        } => {
+            note_master_timecode(world, tick, timecode, bpm);
             let waiting = world.resource::<ReceiverNet>().pending_snapshot.is_some();
             let next = world.resource::<ShowClock>().next_tick;
             // Small drift is left alone; a jump of more than two ticks is corrected.
@@ -444,6 +451,32 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
         ToReceiver::Challenge { .. } => {}
         ToReceiver::Refused { reason } => error!("refused: {reason}"),
     }
+}
+
+/// The master's timecode label and tempo from a sync: shown in the receiver's timecode status,
+/// and a label that differs from the one this receiver computes for the same tick (another
+/// show's timecode section, a wrong start label) is reported once.
+fn note_master_timecode(world: &mut World, tick: u64, label: String, bpm: Option<f64>) {
+    let rate = world.resource::<rockontrol_engine::ShowTimeBase>().rate();
+    let ours = world
+        .get_resource::<rockontrol_timecode::ActiveTimecode>()
+        .and_then(|a| a.config.as_ref())
+        .map(|c| {
+            c.timecode
+                .label_at_ns(rockontrol_engine::ns_of_tick(tick, rate))
+                .to_string()
+        });
+    let Some(mut status) = world.get_resource_mut::<rockontrol_timecode::TimecodeStatus>() else {
+        return;
+    };
+    if let Some(ours) = ours
+        && ours != label
+        && status.master_label.is_none()
+    {
+        warn!("the master's timecode at tick {tick} is {label}, this node's {ours}: are the shows' timecode sections the same?");
+    }
+    status.master_label = Some(label);
+    status.master_bpm = bpm;
 }
 
 /// Applies a pending snapshot once the show it names is loaded: each part through the handler
