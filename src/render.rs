@@ -47,7 +47,7 @@ pub fn render(
     let Some(mut show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if !timecode.out.is_empty() || timecode.chase.is_some() {
+    if !timecode.outputs.is_empty() || timecode.chase_link.is_some() {
         eprintln!("note: render fires timecode cues; timecode outputs and chase run live only");
     }
     let tc = timecode.apply(&mut show)?;

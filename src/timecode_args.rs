@@ -11,16 +11,16 @@ pub struct TimecodeArgs {
     /// raw MIDI device, FIFO or file), `ltc:FILE.wav` (LTC audio; `ltc:autoaudiosink` for the
     /// sound device). Repeatable; adds to the show's `timecode.out`.
     #[arg(long = "timecode-out", value_name = "LINK", value_parser = parse_link)]
-    pub out: Vec<TimecodeLink>,
+    pub outputs: Vec<TimecodeLink>,
     /// Make the show clock follow incoming timecode: `artnet`, `mtc:PATH`, `ltc:FILE.wav`.
     #[arg(long = "timecode-chase", value_name = "LINK", value_parser = parse_link)]
-    pub chase: Option<TimecodeLink>,
+    pub chase_link: Option<TimecodeLink>,
     /// The show's timecode rate: 24, 25, 29.97 (drop-frame) or 30.
     #[arg(long = "timecode-rate", value_name = "FPS", value_parser = parse_rate)]
-    pub rate: Option<TimecodeRate>,
+    pub timecode_rate: Option<TimecodeRate>,
     /// The timecode label at show time 0, e.g. `01:00:00:00`.
     #[arg(long = "timecode-from", value_name = "HH:MM:SS:FF")]
-    pub from: Option<String>,
+    pub start: Option<String>,
 }
 
 impl TimecodeArgs {
@@ -30,18 +30,18 @@ impl TimecodeArgs {
     /// Every problem of the section, named (a bad label, an action for a missing playback …).
     pub fn apply(&self, show: &mut Show) -> anyhow::Result<TimecodeConfig> {
         let setup = &mut show.timecode;
-        for link in &self.out {
+        for link in &self.outputs {
             if !setup.out.contains(link) {
                 setup.out.push(link.clone());
             }
         }
-        if let Some(chase) = &self.chase {
+        if let Some(chase) = &self.chase_link {
             setup.chase = Some(chase.clone());
         }
-        if let Some(rate) = self.rate {
+        if let Some(rate) = self.timecode_rate {
             setup.rate = rate;
         }
-        if let Some(from) = &self.from {
+        if let Some(from) = &self.start {
             setup.start = Some(from.clone());
         }
         Ok(TimecodeConfig::from_show(show, None)?)
