@@ -366,6 +366,9 @@ pub struct Metrics {
     /// Media readiness, per clip of the node's manifest (nodes with the media capability).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<rockontrol_library::MediaReport>,
+    /// The node's timecode: label, rate, chase lock state and error, beat (issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timecode: Option<rockontrol_timecode::TimecodeStatus>,
 }
 
 /// A receiver's first message.

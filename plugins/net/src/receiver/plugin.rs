@@ -786,6 +786,7 @@ fn receiver_heartbeat(
     dmx: Option<Res<DmxStats>>,
     clock_sync: Res<ClockStatus>,
     media: Option<Res<crate::media::ReceiverMedia>>,
+    timecode: Option<Res<rockontrol_timecode::TimecodeStatus>>,
 ) {
     let now = Instant::now();
     let Some(last) = net.last_heartbeat else {
@@ -813,6 +814,9 @@ fn receiver_heartbeat(
         show_hash: net.master_show.clone(),
         clock: clock_sync.master.is_some().then(|| clock_sync.clone()),
         media: media.map(|m| m.snapshot()),
+        timecode: timecode
+            .map(|t| t.clone())
+            .filter(|t| !t.label.is_empty()),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
