@@ -623,3 +623,64 @@ fn the_show_clock_chases_ola_timecode() {
     // Silence: freewheel.
     wait_for_timecode(&run, Duration::from_secs(4), |_, line| line.contains("chasing artnet: freewheel"));
 }
+
+/// A master whose show has a timecode section and a tempo, and one receiver: the receiver's
+/// heartbeat (read back through `GET /api/nodes/{id}/status`) carries its own label and beat,
+/// computed from its synchronised clock and the replicated tempo, and the master's label from the
+/// sync message.
+#[test]
+fn a_receiver_reports_the_masters_timecode_and_beat() {
+    use rockontrol_net::config::seed;
+    use support::node::{KEY, Node, free_port, master_addr, node_status, wait_state};
+    let dir = temp_dir("tc-nodes");
+    let port = free_port();
+    let show = write_show(
+        &dir,
+        r#"(start: "10:00:00:00", tempo: (bpm: 120.0))"#,
+    );
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false,
+  "managed_nodes": [{{"node_id": "node-01", "ip": "127.0.0.1", "universe_map": [1], "role": "dmx_output"}}]}}"#
+        ),
+    )
+    .expect("master config");
+    let master = Node::start("master", &master_cfg, Some(&show), &dir.join("state-master"));
+    let addr = master_addr(&master);
+    let cfg = dir.join("node-01.json");
+    let text = seed::RECEIVER
+        .replace("192.168.1.100", "127.0.0.1")
+        .replace("9000", &port.to_string())
+        .replace("[1, 2]", "[1]")
+        .replace(
+            "\"auto_discover\": true",
+            "\"auto_discover\": false, \"broadcast_enabled\": false, \"dmx_destination\": \"127.0.0.1:9\"",
+        );
+    std::fs::write(&cfg, text).expect("config");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["receiver", "--headless", "--duration", "60", "--config"])
+        .arg(&cfg)
+        .env("ROCKONTROL_API_KEY", KEY)
+        .env("ROCKONTROL_STATE_DIR", dir.join("state-1"))
+        .env("ROCKONTROL_MDNS_INTERFACE", "lo");
+    let _receiver = Node::spawn(cmd);
+    wait_state(addr, "node-01", "online", Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = node_status(addr, "node-01");
+        let tc = &status["timecode"];
+        let label = tc["label"].as_str().unwrap_or("");
+        let master_label = tc["master_label"].as_str().unwrap_or("");
+        if label.starts_with("10:00:") && master_label.starts_with("10:00:") && tc["bpm"] == 120.0 {
+            assert_eq!(tc["rate"], "25", "{status}");
+            assert!(tc["beat"][0].as_u64().is_some(), "the beat number: {status}");
+            assert_eq!(tc["master_bpm"], 120.0, "the sync's tempo: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no timecode and beat in node-01's status: {status}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
