@@ -684,3 +684,59 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// MTC quarter frames written to a FIFO at 30 fps in real time, encoded here by the MIDI
+/// spec (not by our encoder): the show clock locks to them, and freewheels when they stop.
+#[test]
+fn the_show_clock_chases_mtc_bytes_from_a_fifo() {
+    let dir = temp_dir("tc-mtc-chase");
+    let fifo = dir.join("mtc.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo");
+    let show = write_show(&dir, "(rate: Smpte30)");
+    let run = Run::run(
+        &show,
+        &["--duration", "15s", "--timecode-chase", &format!("mtc:{}", fifo.display())],
+        &dir,
+    );
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut out = std::fs::OpenOptions::new().write(true).open(&fifo).expect("open the FIFO");
+            // Locate to 01:00:00:00 at 30 fps (rate 3 in bits 5-6 of the hours byte).
+            out.write_all(&[0xF0, 0x7F, 0x7F, 0x01, 0x01, 0x61, 0, 0, 0, 0xF7]).expect("full frame");
+            let start = Instant::now();
+            let first = 30 * 3600; // frames of 01:00:00:00
+            let mut q: u64 = 0;
+            while start.elapsed() < Duration::from_secs(4) {
+                // Quarter q is due q/120 s in; each group of 8 carries the even frame it began on.
+                let due = start + Duration::from_nanos(q * 1_000_000_000 / 120);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let frame = first + (q - q % 8) / 4;
+                let (h, m, s, f) = (frame / 108_000, frame / 1_800 % 60, frame / 30 % 60, frame % 30);
+                let piece = q % 8;
+                let nibble = match piece {
+                    0 => f & 0xF,
+                    1 => f >> 4,
+                    2 => s & 0xF,
+                    3 => s >> 4,
+                    4 => m & 0xF,
+                    5 => m >> 4,
+                    6 => h & 0xF,
+                    _ => (h >> 4) | (3 << 1),
+                };
+                out.write_all(&[0xF1, ((piece << 4) | nibble) as u8]).expect("quarter frame");
+                q += 1;
+            }
+        })
+    };
+    let line = wait_for_timecode(&run, Duration::from_secs(6), |label, line| {
+        label.starts_with("01:00:0") && line.contains("chasing mtc: locked")
+    });
+    eprintln!("locked: {line}");
+    writer.join().expect("writer");
+    wait_for_timecode(&run, Duration::from_secs(4), |_, line| line.contains("chasing mtc: freewheel"));
+}

@@ -112,15 +112,18 @@ pub fn start_output(
     match link {
         TimecodeLink::ArtNet => Ok(None),
         TimecodeLink::Mtc(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open {path} for MIDI bytes: {e}"))?;
+            check_parent(path)?;
             info!("MTC out to {path} at {} fps", crate::smpte::rate_name(timecode.rate));
-            spawn("timecode-mtc-out", move |stop| mtc_out(file, timecode, &share, &stop))
-                .map(Some)
-                .map_err(|e| e.to_string())
+            let path = path.clone();
+            // Opened on the thread: a FIFO's open waits for its reader.
+            spawn("timecode-mtc-out", move |stop| {
+                match OpenOptions::new().create(true).append(true).open(&path) {
+                    Ok(file) => mtc_out(file, timecode, &share, &stop),
+                    Err(e) => warn!("MTC out: cannot open {path} for MIDI bytes: {e}"),
+                }
+            })
+            .map(Some)
+            .map_err(|e| e.to_string())
         }
         TimecodeLink::Ltc(target) => {
             let pipeline = LtcPipeline::start(target)?;
@@ -129,6 +132,16 @@ pub fn start_output(
                 .map(Some)
                 .map_err(|e| e.to_string())
         }
+    }
+}
+
+/// A file to be written needs its folder.
+fn check_parent(path: &str) -> Result<(), String> {
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(format!("folder {} does not exist", dir.display()))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -199,12 +212,7 @@ impl LtcPipeline {
         let sink = if target == "autoaudiosink" {
             "autoaudiosink".to_string()
         } else {
-            let path = Path::new(target);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-                && !dir.is_dir()
-            {
-                return Err(format!("folder {} does not exist", dir.display()));
-            }
+            check_parent(target)?;
             format!(
                 "wavenc ! filesink sync=false location=\"{}\"",
                 target.replace('"', "\\\"")
@@ -309,11 +317,17 @@ pub fn start_input(
             spawn("timecode-artnet-in", move |stop| artnet_in(&socket, timecode, &tx, &stop))
         }
         TimecodeLink::Mtc(path) => {
-            let file = OpenOptions::new()
-                .read(true)
-                .open(path)
-                .map_err(|e| format!("cannot open {path} for MIDI bytes: {e}"))?;
-            spawn("timecode-mtc-in", move |stop| mtc_in(file, timecode, &tx, &stop))
+            if !Path::new(path).exists() {
+                return Err(format!("{path} does not exist (a raw MIDI device, FIFO or file)"));
+            }
+            let path = path.clone();
+            // Opened on the thread: a FIFO's open waits for its writer.
+            spawn("timecode-mtc-in", move |stop| {
+                match OpenOptions::new().read(true).open(&path) {
+                    Ok(file) => mtc_in(file, timecode, &tx, &stop),
+                    Err(e) => warn!("MTC in: cannot open {path}: {e}"),
+                }
+            })
         }
         TimecodeLink::Ltc(source) => {
             let pipeline = ltc_source(source)?;
