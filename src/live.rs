@@ -34,6 +34,10 @@ struct Console {
     last_status_tick: u64,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per CLI switch group of `run`"
+)]
 pub fn run(
     path: &Path,
     headless: bool,

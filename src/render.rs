@@ -34,6 +34,10 @@ struct Refused(Vec<String>);
 #[derive(Resource, Default)]
 pub(crate) struct CueGos(pub Vec<(u64, String, rockontrol_show::CueNumber)>);
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per CLI switch group of `render`"
+)]
 pub fn render(
     path: &Path,
     until: f64,

@@ -80,8 +80,14 @@ mod tests {
     #[test]
     fn links_parse() {
         assert_eq!(parse_link("artnet"), Ok(TimecodeLink::ArtNet));
-        assert_eq!(parse_link("mtc:/dev/snd/midiC1D0"), Ok(TimecodeLink::Mtc("/dev/snd/midiC1D0".into())));
-        assert_eq!(parse_link("ltc:out.wav"), Ok(TimecodeLink::Ltc("out.wav".into())));
+        assert_eq!(
+            parse_link("mtc:/dev/snd/midiC1D0"),
+            Ok(TimecodeLink::Mtc("/dev/snd/midiC1D0".into()))
+        );
+        assert_eq!(
+            parse_link("ltc:out.wav"),
+            Ok(TimecodeLink::Ltc("out.wav".into()))
+        );
         assert!(parse_link("smpte").is_err());
         assert!(parse_link("ltc:").is_err());
     }

@@ -196,7 +196,7 @@ impl Run {
         Run { child, lines }
     }
 
-    fn run(show: &Path, args: &[&str], dir: &Path) -> Run {
+    fn live(show: &Path, args: &[&str], dir: &Path) -> Run {
         let mut cmd = Command::new(BIN);
         cmd.arg("run")
             .arg(show)
@@ -244,9 +244,7 @@ impl Drop for Run {
 /// tshark can dissect what a socket received.
 fn pcap(packets: &[Vec<u8>], from: SocketAddr, to: SocketAddr) -> Vec<u8> {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend(v.to_le_bytes());
-    }
+    out.extend(0xa1b2_c3d4u32.to_le_bytes()); // magic: microsecond timestamps
     out.extend(2u16.to_le_bytes()); // version 2.4
     out.extend(4u16.to_le_bytes());
     out.extend(0i32.to_le_bytes()); // GMT
@@ -285,8 +283,15 @@ fn pcap(packets: &[Vec<u8>], from: SocketAddr, to: SocketAddr) -> Vec<u8> {
 
 #[test]
 fn art_timecode_switched_on_in_the_show_is_dissected_by_wireshark() {
-    if !Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        skip::unavailable("art_timecode_switched_on_in_the_show_is_dissected_by_wireshark", "tshark is not installed");
+    if !Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        skip::unavailable(
+            "art_timecode_switched_on_in_the_show_is_dissected_by_wireshark",
+            "tshark is not installed",
+        );
         return;
     }
     let dir = temp_dir("tc-artnet");
@@ -294,21 +299,32 @@ fn art_timecode_switched_on_in_the_show_is_dissected_by_wireshark() {
     // The node under test sends from 127.77.9.1 to a listener at 127.77.9.2:6454 (addresses no
     // other test uses).
     let node = UdpSocket::bind("127.77.9.2:6454").expect("bind the Art-Net listener");
-    node.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    node.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     let path = dir.join("show.ron");
     let text = show(r#"(start: "01:00:00:00", out: [ArtNet])"#).replace(
         "universes: [(id: 1)]",
         r#"universes: [(id: 1, outputs: [ArtNet(port_address: 0, destination: Unicast(["127.77.9.2"]))])]"#,
     );
     std::fs::write(&path, text).expect("show");
-    let _run = Run::run(&path, &["--duration", "20s", "--dmx-interface", "127.77.9.1"], &dir);
+    let _run = Run::live(
+        &path,
+        &["--duration", "20s", "--dmx-interface", "127.77.9.1"],
+        &dir,
+    );
     let mut packets = Vec::new();
     let mut from = None;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buf = [0u8; 1500];
     while packets.len() < 40 {
-        assert!(Instant::now() < deadline, "40 ArtTimeCode packets within 20 s; got {}", packets.len());
-        let Ok((n, sender)) = node.recv_from(&mut buf) else { continue };
+        assert!(
+            Instant::now() < deadline,
+            "40 ArtTimeCode packets within 20 s; got {}",
+            packets.len()
+        );
+        let Ok((n, sender)) = node.recv_from(&mut buf) else {
+            continue;
+        };
         // OpCode 0x9700 (little-endian at bytes 8-9) is ArtTimeCode.
         if n >= 10 && buf[..8] == *b"Art-Net\0" && buf[8..10] == [0x00, 0x97] {
             packets.push(buf[..n].to_vec());
@@ -321,31 +337,60 @@ fn art_timecode_switched_on_in_the_show_is_dissected_by_wireshark() {
         .iter()
         .map(|p| (p[17], p[16], p[15], p[14], p[18]))
         .collect();
-    assert!(labels.iter().all(|l| l.4 == 1), "type 1 (EBU 25 fps): {labels:?}");
-    assert_eq!((labels[0].0, labels[0].1), (1, 0), "starts at 01:00:…: {labels:?}");
+    assert!(
+        labels.iter().all(|l| l.4 == 1),
+        "type 1 (EBU 25 fps): {labels:?}"
+    );
+    assert_eq!(
+        (labels[0].0, labels[0].1),
+        (1, 0),
+        "starts at 01:00:…: {labels:?}"
+    );
     let frames: Vec<u32> = labels
         .iter()
-        .map(|l| ((u32::from(l.0) * 60 + u32::from(l.1)) * 60 + u32::from(l.2)) * 25 + u32::from(l.3))
+        .map(|l| {
+            ((u32::from(l.0) * 60 + u32::from(l.1)) * 60 + u32::from(l.2)) * 25 + u32::from(l.3)
+        })
         .collect();
     assert!(
         frames.windows(2).all(|w| w[1] == w[0] + 1),
         "one packet per frame, every frame once (44 Hz ticks, 25 fps): {labels:?}"
     );
     let file = dir.join("timecode.pcap");
-    std::fs::write(&file, pcap(&packets, from, "127.77.9.2:6454".parse().expect("addr"))).expect("pcap");
+    std::fs::write(
+        &file,
+        pcap(&packets, from, "127.77.9.2:6454".parse().expect("addr")),
+    )
+    .expect("pcap");
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&file)
-        .args(["-T", "fields", "-e", "artnet.header.opcode", "-e", "_ws.malformed", "-e", "_ws.expert.severity"])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "artnet.header.opcode",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "_ws.expert.severity",
+        ])
         .output()
         .expect("tshark");
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = text.lines().collect();
-    assert_eq!(rows.len(), packets.len(), "tshark read every packet: {text}");
+    assert_eq!(
+        rows.len(),
+        packets.len(),
+        "tshark read every packet: {text}"
+    );
     for row in rows {
         let cells: Vec<&str> = row.split('\t').collect();
         assert_eq!(cells[0], "0x9700", "dissected as ArtTimeCode: {row:?}");
-        assert!(cells.iter().skip(1).all(|c| c.is_empty()), "nothing malformed: {row:?}");
+        assert!(
+            cells.iter().skip(1).all(|c| c.is_empty()),
+            "nothing malformed: {row:?}"
+        );
     }
 }
 
@@ -355,15 +400,25 @@ fn mtc_out_is_quarter_frames_of_the_show_clock() {
     let show = write_show(&dir, r#"(rate: Smpte30, start: "10:00:00:00")"#);
     let file = dir.join("mtc.bin");
     let _ = std::fs::remove_file(&file);
-    let mut run = Run::run(
+    let mut run = Run::live(
         &show,
-        &["--duration", "3s", "--timecode-out", &format!("mtc:{}", file.display())],
+        &[
+            "--duration",
+            "3s",
+            "--timecode-out",
+            &format!("mtc:{}", file.display()),
+        ],
         &dir,
     );
     run.wait(Duration::from_secs(30));
     let bytes = std::fs::read(&file).expect("MTC bytes");
     // Parsed here by the MIDI spec, not by our decoder: a full frame first…
-    assert_eq!(&bytes[..5], &[0xF0, 0x7F, 0x7F, 0x01, 0x01], "a full frame first: {:02x?}", &bytes[..10]);
+    assert_eq!(
+        &bytes[..5],
+        &[0xF0, 0x7F, 0x7F, 0x01, 0x01],
+        "a full frame first: {:02x?}",
+        &bytes[..10]
+    );
     assert_eq!(bytes[5] >> 5, 3, "rate 3 = 30 fps");
     assert_eq!(bytes[5] & 0x1F, 10, "hour 10");
     assert_eq!(bytes[9], 0xF7);
@@ -371,11 +426,18 @@ fn mtc_out_is_quarter_frames_of_the_show_clock() {
     let quarters: Vec<u8> = bytes[10..]
         .chunks(2)
         .map(|c| {
-            assert_eq!(c[0], 0xF1, "only quarter frames after the locate: {bytes:02x?}");
+            assert_eq!(
+                c[0], 0xF1,
+                "only quarter frames after the locate: {bytes:02x?}"
+            );
             c[1]
         })
         .collect();
-    assert!(quarters.len() >= 2 * 4 * 30, "2 s of 120 quarter frames a second: {}", quarters.len());
+    assert!(
+        quarters.len() >= 2 * 4 * 30,
+        "2 s of 120 quarter frames a second: {}",
+        quarters.len()
+    );
     assert_eq!(quarters[0] >> 4, 0, "groups start at piece 0");
     let mut labels = Vec::new();
     for group in quarters.chunks_exact(8) {
@@ -388,14 +450,23 @@ fn mtc_out_is_quarter_frames_of_the_show_clock() {
         let minutes = n(4) | (n(5) << 4);
         let hours = n(6) | ((n(7) & 1) << 4);
         assert_eq!(n(7) >> 1, 3, "rate 3 in every group");
-        labels.push(Timecode::new(hours, minutes, seconds, frames, FrameRate::Smpte30).expect("valid").to_frames());
+        labels.push(
+            Timecode::new(hours, minutes, seconds, frames, FrameRate::Smpte30)
+                .expect("valid")
+                .to_frames(),
+        );
     }
     assert!(
         labels.windows(2).all(|w| w[1] == w[0] + 2),
         "each group of eight carries the label two frames after the last: {labels:?}"
     );
-    let start = Timecode::new(10, 0, 0, 0, FrameRate::Smpte30).expect("valid").to_frames();
-    assert!(labels[0] >= start && labels[0] < start + 30, "starts near 10:00:00:00: {labels:?}");
+    let start = Timecode::new(10, 0, 0, 0, FrameRate::Smpte30)
+        .expect("valid")
+        .to_frames();
+    assert!(
+        labels[0] >= start && labels[0] < start + 30,
+        "starts near 10:00:00:00: {labels:?}"
+    );
 }
 
 /// Reads a 16-bit mono PCM WAV: (sample rate, samples).
@@ -407,7 +478,8 @@ fn read_wav(path: &Path) -> (u32, Vec<i16>) {
     let mut rate = 0;
     while at + 8 <= bytes.len() {
         let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]) as usize;
+        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
         let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
         if id == b"fmt " {
             assert_eq!(u16::from_le_bytes([body[0], body[1]]), 1, "PCM");
@@ -416,7 +488,12 @@ fn read_wav(path: &Path) -> (u32, Vec<i16>) {
             assert_eq!(u16::from_le_bytes([body[14], body[15]]), 16, "16-bit");
         }
         if id == b"data" {
-            return (rate, body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect());
+            return (
+                rate,
+                body.chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            );
         }
         at += 8 + len + (len & 1);
     }
@@ -429,15 +506,24 @@ fn ltc_out_wav_is_read_back_by_an_independent_decoder() {
     let show = write_show(&dir, r#"(start: "02:00:00:00")"#);
     let wav = dir.join("ltc.wav");
     let _ = std::fs::remove_file(&wav);
-    let mut run = Run::run(
+    let mut run = Run::live(
         &show,
-        &["--duration", "3s", "--timecode-out", &format!("ltc:{}", wav.display())],
+        &[
+            "--duration",
+            "3s",
+            "--timecode-out",
+            &format!("ltc:{}", wav.display()),
+        ],
         &dir,
     );
     run.wait(Duration::from_secs(30));
     let (rate, samples) = read_wav(&wav);
     assert_eq!(rate, 48_000);
-    assert!(samples.len() > 48_000 * 2, "over 2 s of audio: {} samples", samples.len());
+    assert!(
+        samples.len() > 48_000 * 2,
+        "over 2 s of audio: {} samples",
+        samples.len()
+    );
     // The `ltc` crate (Danny Wensley's decoder, not our code) reads the labels.
     let mut decoder = ltc::LTCDecoder::with_capacity(48_000.0 / 25.0, 512);
     let floats: Vec<f32> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
@@ -445,13 +531,26 @@ fn ltc_out_wav_is_read_back_by_an_independent_decoder() {
     for chunk in floats.chunks(480) {
         if decoder.write_samples(chunk) {
             for f in &mut decoder {
-                labels.push(Timecode::new(f.hour, f.minute, f.second, f.frame, FrameRate::Ebu25).expect("valid label").to_frames());
+                labels.push(
+                    Timecode::new(f.hour, f.minute, f.second, f.frame, FrameRate::Ebu25)
+                        .expect("valid label")
+                        .to_frames(),
+                );
             }
         }
     }
-    assert!(labels.len() > 45, "about 25 labels a second: {}", labels.len());
-    let start = Timecode::new(2, 0, 0, 0, FrameRate::Ebu25).expect("valid").to_frames();
-    assert!(labels[0] >= start && labels[0] < start + 50, "starts near 02:00:00:00: {labels:?}");
+    assert!(
+        labels.len() > 45,
+        "about 25 labels a second: {}",
+        labels.len()
+    );
+    let start = Timecode::new(2, 0, 0, 0, FrameRate::Ebu25)
+        .expect("valid")
+        .to_frames();
+    assert!(
+        labels[0] >= start && labels[0] < start + 50,
+        "starts near 02:00:00:00: {labels:?}"
+    );
     assert!(
         labels.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive labels, none skipped or repeated: {labels:?}"
@@ -495,32 +594,56 @@ fn wav_header(rate: u32, bits: u16, data_len: usize) -> Vec<u8> {
 #[test]
 fn libltc_reads_our_ltc_wav() {
     let Some(tool) = libltc_tool("dump") else {
-        skip::unavailable("libltc_reads_our_ltc_wav", "libltc (libltc-dev) or cc is missing");
+        skip::unavailable(
+            "libltc_reads_our_ltc_wav",
+            "libltc (libltc-dev) or cc is missing",
+        );
         return;
     };
     let dir = temp_dir("tc-ltc-libltc");
     let show = write_show(&dir, r#"(start: "05:59:59:00")"#);
     let wav = dir.join("ltc.wav");
     let _ = std::fs::remove_file(&wav);
-    let mut run = Run::run(
+    let mut run = Run::live(
         &show,
-        &["--duration", "3s", "--timecode-out", &format!("ltc:{}", wav.display())],
+        &[
+            "--duration",
+            "3s",
+            "--timecode-out",
+            &format!("ltc:{}", wav.display()),
+        ],
         &dir,
     );
     run.wait(Duration::from_secs(30));
     let (_, samples) = read_wav(&wav);
     let raw = dir.join("ltc.raw");
-    std::fs::write(&raw, samples.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>()).expect("raw");
-    let out = Command::new(&tool).arg("dump").arg(&raw).output().expect("libltc dump");
+    std::fs::write(
+        &raw,
+        samples
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .expect("raw");
+    let out = Command::new(&tool)
+        .arg("dump")
+        .arg(&raw)
+        .output()
+        .expect("libltc dump");
     let text = String::from_utf8_lossy(&out.stdout);
     let labels: Vec<u32> = text
         .lines()
         .map(|l| {
             let f: Vec<u8> = l.split(':').map(|v| v.parse().expect("number")).collect();
-            Timecode::new(f[0], f[1], f[2], f[3], FrameRate::Ebu25).expect("valid").to_frames()
+            Timecode::new(f[0], f[1], f[2], f[3], FrameRate::Ebu25)
+                .expect("valid")
+                .to_frames()
         })
         .collect();
-    assert!(labels.len() > 45, "libltc read about 25 labels a second: {text}");
+    assert!(
+        labels.len() > 45,
+        "libltc read about 25 labels a second: {text}"
+    );
     assert!(
         labels.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive, across the hour (05:59:59:24 → 06:00:00:00): {text}"
@@ -537,7 +660,11 @@ fn wait_for_timecode(run: &Run, timeout: Duration, ok: impl Fn(&str, &str) -> bo
         {
             return line;
         }
-        assert!(Instant::now() < deadline, "timecode not as expected within {timeout:?}:\n{}", run.output());
+        assert!(
+            Instant::now() < deadline,
+            "timecode not as expected within {timeout:?}:\n{}",
+            run.output()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -545,7 +672,10 @@ fn wait_for_timecode(run: &Run, timeout: Duration, ok: impl Fn(&str, &str) -> bo
 #[test]
 fn the_show_clock_chases_an_ltc_wav_that_libltc_wrote() {
     let Some(tool) = libltc_tool("gen") else {
-        skip::unavailable("the_show_clock_chases_an_ltc_wav_that_libltc_wrote", "libltc (libltc-dev) or cc is missing");
+        skip::unavailable(
+            "the_show_clock_chases_an_ltc_wav_that_libltc_wrote",
+            "libltc (libltc-dev) or cc is missing",
+        );
         return;
     };
     let dir = temp_dir("tc-ltc-chase");
@@ -564,9 +694,14 @@ fn the_show_clock_chases_an_ltc_wav_that_libltc_wrote() {
     bytes.extend(&samples);
     std::fs::write(&wav, bytes).expect("wav");
     let show = write_show(&dir, "(freewheel: 2.0)");
-    let run = Run::run(
+    let run = Run::live(
         &show,
-        &["--duration", "12s", "--timecode-chase", &format!("ltc:{}", wav.display())],
+        &[
+            "--duration",
+            "12s",
+            "--timecode-chase",
+            &format!("ltc:{}", wav.display()),
+        ],
         &dir,
     );
     // The file plays in real time from 03:00:00:00 for 4 s: locked on 03:00:0x.
@@ -575,15 +710,23 @@ fn the_show_clock_chases_an_ltc_wav_that_libltc_wrote() {
     });
     eprintln!("locked: {line}");
     // It ends: freewheel for 2 s (the show's `freewheel`), then lost; the clock keeps running.
-    wait_for_timecode(&run, Duration::from_secs(8), |_, line| line.contains("chasing ltc: lost"));
+    wait_for_timecode(&run, Duration::from_secs(8), |_, line| {
+        line.contains("chasing ltc: lost")
+    });
     let output = run.output();
-    assert!(output.contains("chasing ltc: freewheel"), "freewheel came before lost:\n{output}");
+    assert!(
+        output.contains("chasing ltc: freewheel"),
+        "freewheel came before lost:\n{output}"
+    );
 }
 
 #[test]
 fn the_show_clock_chases_ola_timecode() {
     if !support::node::is_root() || !support::ola::installed() {
-        skip::unavailable("the_show_clock_chases_ola_timecode", "needs root and OLA (olad, ola_timecode)");
+        skip::unavailable(
+            "the_show_clock_chases_ola_timecode",
+            "needs root and OLA (olad, ola_timecode)",
+        );
         return;
     }
     let ola = support::ola::Ola::start("tc", &["2-1-O-0 = 1"]);
@@ -592,7 +735,13 @@ fn the_show_clock_chases_ola_timecode() {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &ola.namespace, BIN, "run"])
         .arg(&show)
-        .args(["--headless", "--duration", "25s", "--timecode-chase", "artnet"])
+        .args([
+            "--headless",
+            "--duration",
+            "25s",
+            "--timecode-chase",
+            "artnet",
+        ])
         .args(["--dmx-interface", support::ola::NODE_IP])
         .env("ROCKONTROL_STATE_DIR", dir.join("state"));
     let run = Run::start(cmd);
@@ -600,7 +749,11 @@ fn the_show_clock_chases_ola_timecode() {
     // ola_timecode sends one ArtTimeCode per call: run it as a 25 fps source would, the label
     // following real time from 01:00:10:00.
     let send = |label: &str| {
-        let status = ola.command("ola_timecode").args(["-f", "EBU", label]).status().expect("ola_timecode");
+        let status = ola
+            .command("ola_timecode")
+            .args(["-f", "EBU", label])
+            .status()
+            .expect("ola_timecode");
         assert!(status.success(), "ola_timecode {label}: {}", ola.log());
     };
     let source = |from: u32, for_how_long: Duration| {
@@ -610,18 +763,26 @@ fn the_show_clock_chases_ola_timecode() {
             send(&Timecode::from_frames(frames, FrameRate::Ebu25).to_string());
         }
     };
-    let from = Timecode::new(1, 0, 10, 0, FrameRate::Ebu25).expect("valid").to_frames();
+    let from = Timecode::new(1, 0, 10, 0, FrameRate::Ebu25)
+        .expect("valid")
+        .to_frames();
     source(from, Duration::from_secs(4));
     let line = wait_for_timecode(&run, Duration::from_secs(3), |label, line| {
         label.starts_with("01:00:1") && line.contains("chasing artnet: locked")
     });
     eprintln!("locked: {line}");
     // A jump: located at 02:00:00:00, the show clock steps there.
-    let jump = Timecode::new(2, 0, 0, 0, FrameRate::Ebu25).expect("valid").to_frames();
+    let jump = Timecode::new(2, 0, 0, 0, FrameRate::Ebu25)
+        .expect("valid")
+        .to_frames();
     source(jump, Duration::from_secs(3));
-    wait_for_timecode(&run, Duration::from_secs(3), |label, _| label.starts_with("02:00:0"));
+    wait_for_timecode(&run, Duration::from_secs(3), |label, _| {
+        label.starts_with("02:00:0")
+    });
     // Silence: freewheel.
-    wait_for_timecode(&run, Duration::from_secs(4), |_, line| line.contains("chasing artnet: freewheel"));
+    wait_for_timecode(&run, Duration::from_secs(4), |_, line| {
+        line.contains("chasing artnet: freewheel")
+    });
 }
 
 /// A master whose show has a timecode section and a tempo, and one receiver: the receiver's
@@ -634,10 +795,7 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
     use support::node::{KEY, Node, free_port, master_addr, node_status, wait_state};
     let dir = temp_dir("tc-nodes");
     let port = free_port();
-    let show = write_show(
-        &dir,
-        r#"(start: "10:00:00:00", tempo: (bpm: 120.0))"#,
-    );
+    let show = write_show(&dir, r#"(start: "10:00:00:00", tempo: (bpm: 120.0))"#);
     let master_cfg = dir.join("master.json");
     std::fs::write(
         &master_cfg,
@@ -648,7 +806,12 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
         ),
     )
     .expect("master config");
-    let master = Node::start("master", &master_cfg, Some(&show), &dir.join("state-master"));
+    let master = Node::start(
+        "master",
+        &master_cfg,
+        Some(&show),
+        &dir.join("state-master"),
+    );
     let addr = master_addr(&master);
     let cfg = dir.join("node-01.json");
     let text = seed::RECEIVER
@@ -676,11 +839,17 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
         let master_label = tc["master_label"].as_str().unwrap_or("");
         if label.starts_with("10:00:") && master_label.starts_with("10:00:") && tc["bpm"] == 120.0 {
             assert_eq!(tc["rate"], "25", "{status}");
-            assert!(tc["beat"][0].as_u64().is_some(), "the beat number: {status}");
+            assert!(
+                tc["beat"][0].as_u64().is_some(),
+                "the beat number: {status}"
+            );
             assert_eq!(tc["master_bpm"], 120.0, "the sync's tempo: {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "no timecode and beat in node-01's status: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "no timecode and beat in node-01's status: {status}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -694,18 +863,27 @@ fn the_show_clock_chases_mtc_bytes_from_a_fifo() {
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
     assert!(made.success(), "mkfifo");
     let show = write_show(&dir, "(rate: Smpte30)");
-    let run = Run::run(
+    let run = Run::live(
         &show,
-        &["--duration", "15s", "--timecode-chase", &format!("mtc:{}", fifo.display())],
+        &[
+            "--duration",
+            "15s",
+            "--timecode-chase",
+            &format!("mtc:{}", fifo.display()),
+        ],
         &dir,
     );
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
             use std::io::Write;
-            let mut out = std::fs::OpenOptions::new().write(true).open(&fifo).expect("open the FIFO");
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .expect("open the FIFO");
             // Locate to 01:00:00:00 at 30 fps (rate 3 in bits 5-6 of the hours byte).
-            out.write_all(&[0xF0, 0x7F, 0x7F, 0x01, 0x01, 0x61, 0, 0, 0, 0xF7]).expect("full frame");
+            out.write_all(&[0xF0, 0x7F, 0x7F, 0x01, 0x01, 0x61, 0, 0, 0, 0xF7])
+                .expect("full frame");
             let start = Instant::now();
             let first = 30 * 3600; // frames of 01:00:00:00
             let mut q: u64 = 0;
@@ -716,7 +894,12 @@ fn the_show_clock_chases_mtc_bytes_from_a_fifo() {
                     std::thread::sleep(wait);
                 }
                 let frame = first + (q - q % 8) / 4;
-                let (h, m, s, f) = (frame / 108_000, frame / 1_800 % 60, frame / 30 % 60, frame % 30);
+                let (h, m, s, f) = (
+                    frame / 108_000,
+                    frame / 1_800 % 60,
+                    frame / 30 % 60,
+                    frame % 30,
+                );
                 let piece = q % 8;
                 let nibble = match piece {
                     0 => f & 0xF,
@@ -728,7 +911,8 @@ fn the_show_clock_chases_mtc_bytes_from_a_fifo() {
                     6 => h & 0xF,
                     _ => (h >> 4) | (3 << 1),
                 };
-                out.write_all(&[0xF1, ((piece << 4) | nibble) as u8]).expect("quarter frame");
+                out.write_all(&[0xF1, ((piece << 4) | nibble) as u8])
+                    .expect("quarter frame");
                 q += 1;
             }
         })
@@ -738,5 +922,7 @@ fn the_show_clock_chases_mtc_bytes_from_a_fifo() {
     });
     eprintln!("locked: {line}");
     writer.join().expect("writer");
-    wait_for_timecode(&run, Duration::from_secs(4), |_, line| line.contains("chasing mtc: freewheel"));
+    wait_for_timecode(&run, Duration::from_secs(4), |_, line| {
+        line.contains("chasing mtc: freewheel")
+    });
 }

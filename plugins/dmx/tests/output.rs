@@ -287,7 +287,10 @@ fn art_timecode_follows_the_show_clock() {
     let config = OutputConfig {
         artnet_timecode: Some(rockontrol_wire::timecode::RunningTimecode::new(
             rockontrol_wire::timecode::FrameRate::Ebu25,
-            rockontrol_wire::timecode::Timecode::from_frames(0, rockontrol_wire::timecode::FrameRate::Ebu25),
+            rockontrol_wire::timecode::Timecode::from_frames(
+                0,
+                rockontrol_wire::timecode::FrameRate::Ebu25,
+            ),
         )),
         ..config()
     };

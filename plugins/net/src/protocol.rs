@@ -366,9 +366,10 @@ pub struct Metrics {
     /// Media readiness, per clip of the node's manifest (nodes with the media capability).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<rockontrol_library::MediaReport>,
-    /// The node's timecode: label, rate, chase lock state and error, beat (issue 12).
+    /// The node's timecode: label, rate, chase lock state and error, beat (issue 12). Boxed:
+    /// it would make every heartbeat message several times larger in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timecode: Option<rockontrol_timecode::TimecodeStatus>,
+    pub timecode: Option<Box<rockontrol_timecode::TimecodeStatus>>,
 }
 
 /// A receiver's first message.

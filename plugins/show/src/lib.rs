@@ -38,6 +38,8 @@ pub use media::{
     MediaSetup, Region, Transform,
 };
 pub use model::*;
-pub use timecode::{BeatFollow, TempoSetup, TimecodeCue, TimecodeLink, TimecodeRate, TimecodeSetup};
+pub use timecode::{
+    BeatFollow, TempoSetup, TimecodeCue, TimecodeLink, TimecodeRate, TimecodeSetup,
+};
 pub use validate::{ValidationError, validate};
 pub use value::{CueNumber, Value};

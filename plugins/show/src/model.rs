@@ -75,7 +75,10 @@ pub struct Show {
     #[serde(default, skip_serializing_if = "crate::media::MediaSetup::is_empty")]
     pub media: crate::media::MediaSetup,
     /// Timecode in and out, timecode cues and tempo (see [`crate::timecode`]).
-    #[serde(default, skip_serializing_if = "crate::timecode::TimecodeSetup::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::timecode::TimecodeSetup::is_empty"
+    )]
     pub timecode: crate::timecode::TimecodeSetup,
 }
 

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 const NS_PER_MINUTE_MILLI: u128 = 60 * 1_000_000_000 * 1_000;
 
 /// The show's tempo (replicated as `timecode.tempo`).
-#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Resource, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Tempo {
     /// Beats per minute × 1000 (120 BPM = 120 000).
     pub milli_bpm: u64,
@@ -39,7 +41,8 @@ impl Tempo {
     /// Show time at which beat `beat` starts.
     #[must_use]
     pub fn ns_of_beat(&self, beat: u64) -> u64 {
-        let ns = (u128::from(beat) * NS_PER_MINUTE_MILLI).div_ceil(u128::from(self.milli_bpm.max(1)));
+        let ns =
+            (u128::from(beat) * NS_PER_MINUTE_MILLI).div_ceil(u128::from(self.milli_bpm.max(1)));
         (u128::from(self.anchor_ns) + ns).min(u128::from(u64::MAX)) as u64
     }
 

@@ -49,7 +49,9 @@ impl Default for ChaseSettings {
 }
 
 /// Where the chase stands (shown in status and the UI).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LockState {
     /// Nothing received yet (or not chasing).
@@ -209,7 +211,11 @@ mod tests {
         // Labels agreeing to within a millisecond: locked after `lock_after`, no corrections.
         for i in 1..=8u64 {
             let now = 1_000 * MS + i * FRAME;
-            let action = chase.label(now, source_start + i * FRAME, source_start + i * FRAME - MS / 2);
+            let action = chase.label(
+                now,
+                source_start + i * FRAME,
+                source_start + i * FRAME - MS / 2,
+            );
             assert_eq!(action, ChaseAction::Hold, "label {i} within the deadband");
         }
         assert_eq!(chase.state(), LockState::Locked);
@@ -225,7 +231,10 @@ mod tests {
         assert_eq!(chase.poll(now + 2_201 * MS), Some(LockState::Lost));
         // Back again: a fresh lock by a step.
         let later = now + 5_000 * MS;
-        assert!(matches!(chase.label(later, 7 * FRAME, 0), ChaseAction::Step(_)));
+        assert!(matches!(
+            chase.label(later, 7 * FRAME, 0),
+            ChaseAction::Step(_)
+        ));
     }
 
     #[test]
@@ -237,7 +246,11 @@ mod tests {
         }
         assert_eq!(chase.poll(5 * FRAME + 300 * MS), Some(LockState::Freewheel));
         let now = 5 * FRAME + 400 * MS;
-        assert_eq!(chase.label(now, now + MS, now), ChaseAction::Hold, "1 ms off: no step");
+        assert_eq!(
+            chase.label(now, now + MS, now),
+            ChaseAction::Hold,
+            "1 ms off: no step"
+        );
         assert_eq!(chase.state(), LockState::Locked);
     }
 
@@ -246,7 +259,11 @@ mod tests {
         // Our clock runs 1000 ppm slow; the chase must keep the error within a couple of frames
         // for a minute, by slewing only.
         let mut chase = Chase::new(ChaseSettings::default());
-        let mut rig = Rig { offset: 0, drift_ppm: -1_000, largest_slew: 0 };
+        let mut rig = Rig {
+            offset: 0,
+            drift_ppm: -1_000,
+            largest_slew: 0,
+        };
         let mut steps = 0;
         let mut worst: u64 = 0;
         for i in 0..25 * 60u64 {
@@ -261,9 +278,16 @@ mod tests {
             }
             rig.apply(now, action);
         }
-        assert!(rig.largest_slew < 10 * MS, "slews are small: {}", rig.largest_slew);
+        assert!(
+            rig.largest_slew < 10 * MS,
+            "slews are small: {}",
+            rig.largest_slew
+        );
         assert_eq!(steps, 1, "only the first label steps");
-        assert!(worst < FRAME, "error stays under one frame: worst {worst} ns");
+        assert!(
+            worst < FRAME,
+            "error stays under one frame: worst {worst} ns"
+        );
         assert_eq!(chase.state(), LockState::Locked);
     }
 }

@@ -214,8 +214,14 @@ mod tests {
             &show(TimecodeSetup {
                 start: Some("01:00:00:00".into()),
                 cues: vec![
-                    TimecodeCue { at: "01:00:02:10".into(), action: "goto main 5".into() },
-                    TimecodeCue { at: "01:00:00:00".into(), action: "go main".into() },
+                    TimecodeCue {
+                        at: "01:00:02:10".into(),
+                        action: "goto main 5".into(),
+                    },
+                    TimecodeCue {
+                        at: "01:00:00:00".into(),
+                        action: "go main".into(),
+                    },
                 ],
                 ..TimecodeSetup::default()
             }),
@@ -223,20 +229,29 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(config.cues[1].ns, 2_400_000_000, "2 s 10 frames at 25 fps");
-        assert_eq!(config.due(None, 0), vec!["go main".parse::<Command>().expect("cmd")]);
+        assert_eq!(
+            config.due(None, 0),
+            vec!["go main".parse::<Command>().expect("cmd")]
+        );
         assert!(config.due(Some(0), 2_399_999_999).is_empty());
         assert_eq!(
             config.due(Some(2_399_999_999), 2_400_000_000),
             vec!["goto main 5".parse::<Command>().expect("cmd")]
         );
-        let later = TimecodeConfig::from_show(&show(config_setup()), Some("01:00:02:00"))
-            .expect("valid");
-        assert_eq!(later.cues[0].ns, 400_000_000, "--timecode-from moves show time 0");
+        let later =
+            TimecodeConfig::from_show(&show(config_setup()), Some("01:00:02:00")).expect("valid");
+        assert_eq!(
+            later.cues[0].ns, 400_000_000,
+            "--timecode-from moves show time 0"
+        );
     }
 
     fn config_setup() -> TimecodeSetup {
         TimecodeSetup {
-            cues: vec![TimecodeCue { at: "01:00:02:10".into(), action: "goto main 5".into() }],
+            cues: vec![TimecodeCue {
+                at: "01:00:02:10".into(),
+                action: "goto main 5".into(),
+            }],
             ..TimecodeSetup::default()
         }
     }
@@ -247,14 +262,26 @@ mod tests {
             &show(TimecodeSetup {
                 start: Some("1:00".into()),
                 cues: vec![
-                    TimecodeCue { at: "00:00:00:25".into(), action: "go main".into() },
-                    TimecodeCue { at: "00:00:01:00".into(), action: "jump main".into() },
-                    TimecodeCue { at: "00:00:01:00".into(), action: "go nowhere".into() },
+                    TimecodeCue {
+                        at: "00:00:00:25".into(),
+                        action: "go main".into(),
+                    },
+                    TimecodeCue {
+                        at: "00:00:01:00".into(),
+                        action: "jump main".into(),
+                    },
+                    TimecodeCue {
+                        at: "00:00:01:00".into(),
+                        action: "go nowhere".into(),
+                    },
                 ],
                 tempo: Some(TempoSetup {
                     bpm: 0.0,
                     start: 0.0,
-                    follow: vec![BeatFollow { playback: "ghost".into(), every: 0 }],
+                    follow: vec![BeatFollow {
+                        playback: "ghost".into(),
+                        every: 0,
+                    }],
                 }),
                 ..TimecodeSetup::default()
             }),
@@ -282,7 +309,10 @@ mod tests {
                 tempo: Some(TempoSetup {
                     bpm: 120.0,
                     start: 0.0,
-                    follow: vec![BeatFollow { playback: "main".into(), every: 2 }],
+                    follow: vec![BeatFollow {
+                        playback: "main".into(),
+                        every: 2,
+                    }],
                 }),
                 ..TimecodeSetup::default()
             }),
@@ -292,6 +322,10 @@ mod tests {
         let go = vec!["go main".parse::<Command>().expect("cmd")];
         assert_eq!(config.due(None, 0), go, "beat 0");
         assert!(config.due(Some(0), 999_999_999).is_empty(), "beat 1 is odd");
-        assert_eq!(config.due(Some(999_999_999), 1_000_000_000), go, "beat 2 at 1 s");
+        assert_eq!(
+            config.due(Some(999_999_999), 1_000_000_000),
+            go,
+            "beat 2 at 1 s"
+        );
     }
 }

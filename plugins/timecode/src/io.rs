@@ -15,9 +15,9 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -60,13 +60,19 @@ impl Drop for Running {
     }
 }
 
-fn spawn(name: &str, body: impl FnOnce(Arc<AtomicBool>) + Send + 'static) -> std::io::Result<Running> {
+fn spawn(
+    name: &str,
+    body: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+) -> std::io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let thread = std::thread::Builder::new().name(name.into()).spawn({
         let stop = Arc::clone(&stop);
         move || body(stop)
     })?;
-    Ok(Running { stop, thread: Some(thread) })
+    Ok(Running {
+        stop,
+        thread: Some(thread),
+    })
 }
 
 /// A label received by a chase input.
@@ -113,7 +119,10 @@ pub fn start_output(
         TimecodeLink::ArtNet => Ok(None),
         TimecodeLink::Mtc(path) => {
             check_parent(path)?;
-            info!("MTC out to {path} at {} fps", crate::smpte::rate_name(timecode.rate));
+            info!(
+                "MTC out to {path} at {} fps",
+                crate::smpte::rate_name(timecode.rate)
+            );
             let path = path.clone();
             // Opened on the thread: a FIFO's open waits for its reader.
             spawn("timecode-mtc-out", move |stop| {
@@ -127,10 +136,15 @@ pub fn start_output(
         }
         TimecodeLink::Ltc(target) => {
             let pipeline = LtcPipeline::start(target)?;
-            info!("LTC out to {target} at {} fps", crate::smpte::rate_name(timecode.rate));
-            spawn("timecode-ltc-out", move |stop| ltc_out(pipeline, timecode, &share, &stop))
-                .map(Some)
-                .map_err(|e| e.to_string())
+            info!(
+                "LTC out to {target} at {} fps",
+                crate::smpte::rate_name(timecode.rate)
+            );
+            spawn("timecode-ltc-out", move |stop| {
+                ltc_out(pipeline, timecode, &share, &stop)
+            })
+            .map(Some)
+            .map_err(|e| e.to_string())
         }
     }
 }
@@ -158,7 +172,12 @@ fn sleep_until(deadline: Instant, stop: &AtomicBool) -> bool {
     }
 }
 
-fn mtc_out(mut out: std::fs::File, timecode: ShowTimecode, share: &SharedTimeBase, stop: &AtomicBool) {
+fn mtc_out(
+    mut out: std::fs::File,
+    timecode: ShowTimecode,
+    share: &SharedTimeBase,
+    stop: &AtomicBool,
+) {
     let qf = QuarterFrames { timecode };
     let mut next: Option<u64> = None;
     while !stop.load(Ordering::SeqCst) {
@@ -173,7 +192,10 @@ fn mtc_out(mut out: std::fs::File, timecode: ShowTimecode, share: &SharedTimeBas
             _ => {
                 // Start, or show time jumped: locate, then the next group of eight.
                 let label = timecode.label_at_ns(base.show_ns_at(Instant::now()));
-                if let Err(e) = out.write_all(&mtc::full_frame(&label)).and_then(|()| out.flush()) {
+                if let Err(e) = out
+                    .write_all(&mtc::full_frame(&label))
+                    .and_then(|()| out.flush())
+                {
                     warn!("MTC out: {e}; stopping");
                     return;
                 }
@@ -247,7 +269,10 @@ impl LtcPipeline {
                 samples.len() as u64 * 1_000_000_000 / u64::from(LTC_SAMPLE_RATE),
             ));
         }
-        self.src.push_buffer(buffer).map(|_| ()).map_err(|e| format!("{e:?}"))
+        self.src
+            .push_buffer(buffer)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// Ends the stream and waits (up to 5 s) until the file is finished.
@@ -263,7 +288,12 @@ impl LtcPipeline {
     }
 }
 
-fn ltc_out(pipeline: LtcPipeline, timecode: ShowTimecode, share: &SharedTimeBase, stop: &AtomicBool) {
+fn ltc_out(
+    pipeline: LtcPipeline,
+    timecode: ShowTimecode,
+    share: &SharedTimeBase,
+    stop: &AtomicBool,
+) {
     let encoder = LtcEncoder::new(timecode, LTC_SAMPLE_RATE);
     // Show-time sample index of the next sample, and the stream time (samples pushed so far).
     let mut next: Option<u64> = None;
@@ -314,11 +344,15 @@ pub fn start_input(
     let running = match link {
         TimecodeLink::ArtNet => {
             let socket = artnet_socket(artnet_port)?;
-            spawn("timecode-artnet-in", move |stop| artnet_in(&socket, timecode, &tx, &stop))
+            spawn("timecode-artnet-in", move |stop| {
+                artnet_in(&socket, timecode, &tx, &stop)
+            })
         }
         TimecodeLink::Mtc(path) => {
             if !Path::new(path).exists() {
-                return Err(format!("{path} does not exist (a raw MIDI device, FIFO or file)"));
+                return Err(format!(
+                    "{path} does not exist (a raw MIDI device, FIFO or file)"
+                ));
             }
             let path = path.clone();
             // Opened on the thread: a FIFO's open waits for its writer.
@@ -331,7 +365,9 @@ pub fn start_input(
         }
         TimecodeLink::Ltc(source) => {
             let pipeline = ltc_source(source)?;
-            spawn("timecode-ltc-in", move |stop| ltc_in(pipeline, timecode, &tx, &stop))
+            spawn("timecode-ltc-in", move |stop| {
+                ltc_in(pipeline, timecode, &tx, &stop)
+            })
         }
     }
     .map_err(|e| e.to_string())?;
@@ -342,7 +378,8 @@ pub fn start_input(
 /// reaches both).
 fn artnet_socket(port: u16) -> Result<UdpSocket, String> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|e| e.to_string())?;
+    let socket =
+        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|e| e.to_string())?;
     let _ = socket.set_reuse_address(true);
     let _ = socket.set_reuse_port(true);
     let _ = socket.set_broadcast(true);
@@ -351,23 +388,49 @@ fn artnet_socket(port: u16) -> Result<UdpSocket, String> {
         .bind(&addr.into())
         .map_err(|e| format!("cannot listen for ArtTimeCode on UDP {addr}: {e}"))?;
     let socket: UdpSocket = socket.into();
-    socket.set_read_timeout(Some(Duration::from_millis(50))).map_err(|e| e.to_string())?;
-    info!("listening for ArtTimeCode on UDP {}", socket.local_addr().map_err(|e| e.to_string())?);
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    info!(
+        "listening for ArtTimeCode on UDP {}",
+        socket.local_addr().map_err(|e| e.to_string())?
+    );
     Ok(socket)
 }
 
-fn artnet_in(socket: &UdpSocket, timecode: ShowTimecode, tx: &SyncSender<InputLabel>, stop: &AtomicBool) {
+fn artnet_in(
+    socket: &UdpSocket,
+    timecode: ShowTimecode,
+    tx: &SyncSender<InputLabel>,
+    stop: &AtomicBool,
+) {
     let mut buf = [0u8; 1024];
     while !stop.load(Ordering::SeqCst) {
-        let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
         let at = Instant::now();
         match artnet::decode(&buf[..n]) {
             Ok(ArtPacket::TimeCode(tc)) => {
                 if tc.timecode.rate != timecode.rate {
-                    debug!("ArtTimeCode from {from} at another rate ({:?}); read at the show's", tc.timecode.rate);
+                    debug!(
+                        "ArtTimeCode from {from} at another rate ({:?}); read at the show's",
+                        tc.timecode.rate
+                    );
                 }
-                let label = Timecode { rate: timecode.rate, ..tc.timecode };
-                if label.validate().is_err() || tx.try_send(InputLabel { at, label, offset_ns: 0 }).is_err() {
+                let label = Timecode {
+                    rate: timecode.rate,
+                    ..tc.timecode
+                };
+                if label.validate().is_err()
+                    || tx
+                        .try_send(InputLabel {
+                            at,
+                            label,
+                            offset_ns: 0,
+                        })
+                        .is_err()
+                {
                     debug!("ArtTimeCode {} from {from} not used", tc.timecode);
                 }
             }
@@ -377,7 +440,12 @@ fn artnet_in(socket: &UdpSocket, timecode: ShowTimecode, tx: &SyncSender<InputLa
     }
 }
 
-fn mtc_in(mut file: std::fs::File, timecode: ShowTimecode, tx: &SyncSender<InputLabel>, stop: &AtomicBool) {
+fn mtc_in(
+    mut file: std::fs::File,
+    timecode: ShowTimecode,
+    tx: &SyncSender<InputLabel>,
+    stop: &AtomicBool,
+) {
     let mut decoder = MtcDecoder::default();
     let quarter = timecode.rate.ns_of_frame(1) as i64 / 4;
     let mut buf = [0u8; 64];
@@ -395,9 +463,16 @@ fn mtc_in(mut file: std::fs::File, timecode: ShowTimecode, tx: &SyncSender<Input
                         Some(MtcEvent::Running(tc)) => (tc, -quarter),
                         None => continue,
                     };
-                    let label = Timecode { rate: timecode.rate, ..label };
+                    let label = Timecode {
+                        rate: timecode.rate,
+                        ..label
+                    };
                     if label.validate().is_ok() {
-                        let _ = tx.try_send(InputLabel { at, label, offset_ns });
+                        let _ = tx.try_send(InputLabel {
+                            at,
+                            label,
+                            offset_ns,
+                        });
                     }
                 }
             }
@@ -419,7 +494,10 @@ fn ltc_source(source: &str) -> Result<(gst::Pipeline, gst_app::AppSink), String>
         if !Path::new(source).is_file() {
             return Err(format!("{source} is not a file"));
         }
-        format!("filesrc location=\"{}\" ! wavparse", source.replace('"', "\\\""))
+        format!(
+            "filesrc location=\"{}\" ! wavparse",
+            source.replace('"', "\\\"")
+        )
     };
     let description = format!(
         "{input} ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate={LTC_SAMPLE_RATE} ! appsink name=ltc sync=true max-buffers=64"
@@ -456,14 +534,22 @@ fn ltc_in(
             continue;
         };
         let at = Instant::now();
-        let Some(buffer) = sample.buffer() else { continue };
-        let Ok(map) = buffer.map_readable() else { continue };
+        let Some(buffer) = sample.buffer() else {
+            continue;
+        };
+        let Ok(map) = buffer.map_readable() else {
+            continue;
+        };
         let samples: Vec<f32> = map
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         for label in reader.push(&samples) {
-            let _ = tx.try_send(InputLabel { at, label, offset_ns: frame });
+            let _ = tx.try_send(InputLabel {
+                at,
+                label,
+                offset_ns: frame,
+            });
         }
     }
     let _ = pipeline.set_state(gst::State::Null);

@@ -33,7 +33,10 @@ pub fn frame_bits(tc: &Timecode) -> [bool; 80] {
     put(48, 4, tc.hours % 10);
     put(56, 2, tc.hours / 10);
     // Sync word 0011 1111 1111 1101 in bits 64–79.
-    for (i, b) in [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1].iter().enumerate() {
+    for (i, b) in [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1]
+        .iter()
+        .enumerate()
+    {
         bits[64 + i] = *b == 1;
     }
     let polarity = if tc.rate == FrameRate::Ebu25 { 59 } else { 27 };
@@ -78,7 +81,9 @@ impl LtcEncoder {
             let bits = match cached {
                 Some((f, bits)) if f == frame => bits,
                 _ => {
-                    let label = self.timecode.label_at_ns(smpte::ns_of_frame(frame, self.timecode.rate));
+                    let label = self
+                        .timecode
+                        .label_at_ns(smpte::ns_of_frame(frame, self.timecode.rate));
                     let bits = frame_bits(&label);
                     cached = Some((frame, bits));
                     bits
@@ -92,7 +97,11 @@ impl LtcEncoder {
             if within % 2 == 1 && bits[bit] {
                 flips += 1;
             }
-            *sample = if flips % 2 == 1 { self.amplitude } else { -self.amplitude };
+            *sample = if flips % 2 == 1 {
+                self.amplitude
+            } else {
+                -self.amplitude
+            };
         }
     }
 
@@ -120,7 +129,9 @@ pub struct LtcReader {
 
 impl std::fmt::Debug for LtcReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LtcReader").field("rate", &self.rate).finish()
+        f.debug_struct("LtcReader")
+            .field("rate", &self.rate)
+            .finish()
     }
 }
 
@@ -172,9 +183,16 @@ mod tests {
         assert_eq!(field(56, 2), 1, "hour tens");
         assert!(!bits[10], "not drop-frame");
         assert_eq!(field(64, 8), 0b1111_1100, "sync word, first byte LSB first");
-        assert_eq!(field(72, 8), 0b1011_1111, "sync word, second byte LSB first");
+        assert_eq!(
+            field(72, 8),
+            0b1011_1111,
+            "sync word, second byte LSB first"
+        );
         assert_eq!(bits.iter().filter(|b| !**b).count() % 2, 0, "even zeros");
-        assert!(frame_bits(&tc(0, 0, 0, 2, FrameRate::Df2997))[10], "drop-frame flag");
+        assert!(
+            frame_bits(&tc(0, 0, 0, 2, FrameRate::Df2997))[10],
+            "drop-frame flag"
+        );
     }
 
     #[test]
@@ -193,7 +211,10 @@ mod tests {
             .map(|t| t.to_string())
             .collect();
         assert!(labels.len() >= 45, "about 50 frames in 2 s, got {labels:?}");
-        let first = labels.iter().position(|l| l == "01:00:00:05").expect("frame 5 read");
+        let first = labels
+            .iter()
+            .position(|l| l == "01:00:00:05")
+            .expect("frame 5 read");
         for (i, label) in labels[first..].iter().enumerate() {
             let want = Timecode::from_frames(start.to_frames() + 5 + i as u32, FrameRate::Ebu25);
             assert_eq!(*label, want.to_string(), "consecutive labels");

@@ -229,9 +229,17 @@ mod tests {
             ]
         );
         let late = tc(23, 59, 59, 29, FrameRate::Df2997);
-        assert_eq!(quarter_frame(&late, 0), [0xF1, 0x0D], "29 = 0x1D: low nibble D");
+        assert_eq!(
+            quarter_frame(&late, 0),
+            [0xF1, 0x0D],
+            "29 = 0x1D: low nibble D"
+        );
         assert_eq!(quarter_frame(&late, 1), [0xF1, 0x11], "high bit 1");
-        assert_eq!(quarter_frame(&late, 7), [0xF1, 0x75], "hours 23 = 0x17: bit 1; rate 2 → 0b101");
+        assert_eq!(
+            quarter_frame(&late, 7),
+            [0xF1, 0x75],
+            "hours 23 = 0x17: bit 1; rate 2 → 0b101"
+        );
     }
 
     #[test]
@@ -259,14 +267,21 @@ mod tests {
         bytes.push(0xF8);
         bytes.extend((0..8).flat_map(|p| quarter_frame(&label, p)));
         let events: Vec<MtcEvent> = bytes.iter().filter_map(|b| decoder.push(*b)).collect();
-        assert_eq!(events, vec![MtcEvent::Running(tc(10, 0, 0, 4, FrameRate::Ebu25))]);
+        assert_eq!(
+            events,
+            vec![MtcEvent::Running(tc(10, 0, 0, 4, FrameRate::Ebu25))]
+        );
     }
 
     #[test]
     fn the_show_clock_schedule_sends_each_piece_of_the_even_frame_label() {
         let timecode = smpte::ShowTimecode::new(FrameRate::Ebu25, tc(1, 0, 0, 0, FrameRate::Ebu25));
         let qf = QuarterFrames { timecode };
-        assert_eq!(qf.ns_of_quarter(1), 10_000_000, "25 fps: a quarter every 10 ms");
+        assert_eq!(
+            qf.ns_of_quarter(1),
+            10_000_000,
+            "25 fps: a quarter every 10 ms"
+        );
         assert_eq!(qf.quarter_at_ns(79_999_999), 7);
         let mut decoder = MtcDecoder::default();
         let mut last = None;

@@ -66,7 +66,9 @@ pub enum TimecodeSystems {
 }
 
 /// The timecode of this node now, for status lines, REST, heartbeat and the UI.
-#[derive(Resource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Resource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct TimecodeStatus {
     /// `hh:mm:ss:ff` at the latest tick.
     pub label: String,
@@ -173,7 +175,9 @@ fn configure(world: &mut World) {
             config
         }
         Err(e) => {
-            error!("{e}\nthe show runs without its timecode section; fix it and load the show again");
+            error!(
+                "{e}\nthe show runs without its timecode section; fix it and load the show again"
+            );
             status.problem = Some(e.to_string());
             return;
         }
@@ -201,14 +205,21 @@ fn configure(world: &mut World) {
         if let Some(link) = &config.chase {
             match io::start_input(link, config.timecode, options.artnet_port) {
                 Ok((running, labels)) => {
-                    info!("chasing {} timecode at {} fps", io::describe(link), rate_name(config.timecode.rate));
+                    info!(
+                        "chasing {} timecode at {} fps",
+                        io::describe(link),
+                        rate_name(config.timecode.rate)
+                    );
                     io_state.input = Some((running, Mutex::new(labels)));
                     io_state.chase = Some(Chase::new(ChaseSettings {
                         freewheel_ns: config.freewheel_ns,
                         ..ChaseSettings::default()
                     }));
                 }
-                Err(e) => error!("timecode chase {}: {e}; the show clock runs free", io::describe(link)),
+                Err(e) => error!(
+                    "timecode chase {}: {e}; the show clock runs free",
+                    io::describe(link)
+                ),
             }
         }
         // Dropping the old outputs stops them (LTC finishes its file).
@@ -243,7 +254,8 @@ fn chase(
     let origin = *ORIGIN;
     let local = |at: Instant| at.saturating_duration_since(origin).as_nanos() as u64;
     while let Ok(input) = labels.try_recv() {
-        let source_ns = (config.timecode.ns_of_label(&input.label) as i64 + input.offset_ns).max(0) as u64;
+        let source_ns =
+            (config.timecode.ns_of_label(&input.label) as i64 + input.offset_ns).max(0) as u64;
         let ours = base.show_ns_at(input.at);
         let action = chase.label(local(input.at), source_ns, ours);
         let now = Instant::now();
@@ -263,7 +275,9 @@ fn chase(
     if let Some(state) = chase.poll(local(Instant::now())) {
         match state {
             LockState::Freewheel => warn!("timecode stopped: freewheeling"),
-            LockState::Lost => warn!("timecode lost past the freewheel time: the show clock runs free"),
+            LockState::Lost => {
+                warn!("timecode lost past the freewheel time: the show clock runs free")
+            }
             _ => {}
         }
     }
@@ -292,7 +306,9 @@ fn trigger(
     if let Some(last) = active.last_tick
         && last + 1 != tick
     {
-        debug!("show time jumped from tick {last} to {tick}: timecode cues in between are not fired");
+        debug!(
+            "show time jumped from tick {last} to {tick}: timecode cues in between are not fired"
+        );
     }
     active.last_tick = Some(tick);
     let Some(config) = &active.config else {
@@ -303,7 +319,10 @@ fn trigger(
     let due = config.due(after, upto);
     let fired = due.len() as u64;
     for command in due {
-        debug!("tick {tick}: timecode {} fires {command}", config.timecode.label_at_ns(upto));
+        debug!(
+            "tick {tick}: timecode {} fires {command}",
+            config.timecode.label_at_ns(upto)
+        );
         queue.push(command);
     }
     active.fired += fired;
@@ -341,7 +360,6 @@ fn publish(
 pub fn artnet_out(config: &TimecodeConfig) -> Option<rockontrol_wire::timecode::RunningTimecode> {
     config
         .out
-        .iter()
-        .any(|l| *l == TimecodeLink::ArtNet)
+        .contains(&TimecodeLink::ArtNet)
         .then_some(config.timecode)
 }

@@ -37,7 +37,9 @@ pub fn parse_timecode(text: &str, rate: FrameRate) -> Result<Timecode, String> {
     let text = text.trim();
     let parts: Vec<&str> = text.split([':', ';', '.']).collect();
     let [h, m, s, f] = parts.as_slice() else {
-        return Err(format!("{text:?} is not a timecode: write hh:mm:ss:ff, e.g. 01:00:00:00"));
+        return Err(format!(
+            "{text:?} is not a timecode: write hh:mm:ss:ff, e.g. 01:00:00:00"
+        ));
     };
     let field = |v: &str, name: &str| {
         v.parse::<u8>()
@@ -78,28 +80,64 @@ mod tests {
 
     #[test]
     fn frames_start_at_exact_nanoseconds() {
-        assert_eq!(ns_of_frame(1, FrameRate::Ebu25), 40_000_000, "25 fps: 40 ms");
-        assert_eq!(ns_of_frame(1, FrameRate::Film24), 41_666_667, "24 fps: ceil(10⁹/24)");
+        assert_eq!(
+            ns_of_frame(1, FrameRate::Ebu25),
+            40_000_000,
+            "25 fps: 40 ms"
+        );
+        assert_eq!(
+            ns_of_frame(1, FrameRate::Film24),
+            41_666_667,
+            "24 fps: ceil(10⁹/24)"
+        );
         assert_eq!(
             ns_of_frame(30_000, FrameRate::Df2997),
             1_001_000_000_000,
             "29.97: 30000 frames last exactly 1001 s"
         );
-        assert_eq!(ns_of_frame(1, FrameRate::Df2997), 33_366_667, "1001/30000 s, rounded up");
-        assert_eq!(frame_at_ns(33_366_666, FrameRate::Df2997), 0, "1 ns before frame 1");
-        assert_eq!(frame_at_ns(33_366_667, FrameRate::Df2997), 1, "frame 1 starts here");
+        assert_eq!(
+            ns_of_frame(1, FrameRate::Df2997),
+            33_366_667,
+            "1001/30000 s, rounded up"
+        );
+        assert_eq!(
+            frame_at_ns(33_366_666, FrameRate::Df2997),
+            0,
+            "1 ns before frame 1"
+        );
+        assert_eq!(
+            frame_at_ns(33_366_667, FrameRate::Df2997),
+            1,
+            "frame 1 starts here"
+        );
     }
 
     #[test]
     fn drop_frame_skips_the_first_two_labels_of_minute_one() {
-        let tc = ShowTimecode::new(FrameRate::Df2997, Timecode::from_frames(0, FrameRate::Df2997));
+        let tc = ShowTimecode::new(
+            FrameRate::Df2997,
+            Timecode::from_frames(0, FrameRate::Df2997),
+        );
         // Frame 1799 is 00:00:59;29 and frame 1800 is 00:01:00;02: ;00 and ;01 do not exist.
         let ns = ns_of_frame(1_799, FrameRate::Df2997);
         assert_eq!(tc.label_at_ns(ns).to_string(), "00:00:59:29");
-        assert_eq!(tc.label_at_ns(ns_of_frame(1_800, FrameRate::Df2997)).to_string(), "00:01:00:02");
-        assert!(parse_timecode("00:01:00;00", FrameRate::Df2997).is_err(), ";00 is dropped");
-        assert!(parse_timecode("00:01:00;01", FrameRate::Df2997).is_err(), ";01 is dropped");
-        assert!(parse_timecode("00:10:00;00", FrameRate::Df2997).is_ok(), "minute 10 keeps ;00");
+        assert_eq!(
+            tc.label_at_ns(ns_of_frame(1_800, FrameRate::Df2997))
+                .to_string(),
+            "00:01:00:02"
+        );
+        assert!(
+            parse_timecode("00:01:00;00", FrameRate::Df2997).is_err(),
+            ";00 is dropped"
+        );
+        assert!(
+            parse_timecode("00:01:00;01", FrameRate::Df2997).is_err(),
+            ";01 is dropped"
+        );
+        assert!(
+            parse_timecode("00:10:00;00", FrameRate::Df2997).is_ok(),
+            "minute 10 keeps ;00"
+        );
         // One hour of drop-frame labels is 3600 s of real time less 3.6 frames' worth: exactly
         // 107 892 frames, 3 599.996 4 s.
         let hour = parse_timecode("01:00:00;00", FrameRate::Df2997).expect("valid");
@@ -113,7 +151,11 @@ mod tests {
         let tc = ShowTimecode::new(FrameRate::Ebu25, start);
         assert_eq!(tc.label_at_ns(0).to_string(), "01:00:00:00");
         let cue = parse_timecode("01:01:02:10", FrameRate::Ebu25).expect("valid");
-        assert_eq!(tc.ns_of_label(&cue), 62_400_000_000, "1 min 2 s 10 frames = 62.4 s");
+        assert_eq!(
+            tc.ns_of_label(&cue),
+            62_400_000_000,
+            "1 min 2 s 10 frames = 62.4 s"
+        );
         let before = parse_timecode("00:59:59:24", FrameRate::Ebu25).expect("valid");
         assert_eq!(
             tc.frames_after_start(&before),
@@ -158,7 +200,7 @@ mod tests {
             let frame = frame % (rate.frames_per_day() - 1);
             let a = Timecode::from_frames(frame, rate);
             let b = Timecode::from_frames(frame + 1, rate);
-            let dropped = b.seconds == 0 && b.frames == 2 && b.minutes % 10 != 0;
+            let dropped = b.seconds == 0 && b.frames == 2 && !b.minutes.is_multiple_of(10);
             let expected_gap = if dropped { 3 } else { 1 };
             let labels = |t: Timecode| ((u32::from(t.hours) * 60 + u32::from(t.minutes)) * 60
                 + u32::from(t.seconds)) * 30 + u32::from(t.frames);

@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use rockontrol_timecode::{LockState, TimecodeStatus};
 use bevy::window::PrimaryWindow;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use rockontrol_engine::{
@@ -21,6 +20,7 @@ use rockontrol_engine::{
     ShowSettings,
 };
 use rockontrol_show::{Attribute, Cue, CueNumber, Follow};
+use rockontrol_timecode::{LockState, TimecodeStatus};
 
 use crate::UiSystems;
 use crate::actions::{RecordMode, UiAction, UiActions, UiState};

@@ -447,7 +447,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         version: n.version().map(str::to_string),
         clock: metrics.clock.clone(),
         media: metrics.media.clone(),
-        timecode: metrics.timecode.clone(),
+        timecode: metrics.timecode.as_deref().cloned(),
     }
 }
 

@@ -424,12 +424,18 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
         }
         // Once clock sync follows the master's show time, the tick in the sync is only news.
         ToReceiver::Sync {
-            timecode, bpm, tick, ..
+            timecode,
+            bpm,
+            tick,
+            ..
         } if world.resource::<ClockStatus>().locked => {
             note_master_timecode(world, tick, timecode, bpm);
         }
         ToReceiver::Sync {
-            tick, timecode, bpm, ..
+            tick,
+            timecode,
+            bpm,
+            ..
         } => {
             note_master_timecode(world, tick, timecode, bpm);
             let waiting = world.resource::<ReceiverNet>().pending_snapshot.is_some();
@@ -473,7 +479,9 @@ fn note_master_timecode(world: &mut World, tick: u64, label: String, bpm: Option
         && ours != label
         && status.master_label.is_none()
     {
-        warn!("the master's timecode at tick {tick} is {label}, this node's {ours}: are the shows' timecode sections the same?");
+        warn!(
+            "the master's timecode at tick {tick} is {label}, this node's {ours}: are the shows' timecode sections the same?"
+        );
     }
     status.master_label = Some(label);
     status.master_bpm = bpm;
@@ -815,8 +823,8 @@ fn receiver_heartbeat(
         clock: clock_sync.master.is_some().then(|| clock_sync.clone()),
         media: media.map(|m| m.snapshot()),
         timecode: timecode
-            .map(|t| t.clone())
-            .filter(|t| !t.label.is_empty()),
+            .filter(|t| !t.label.is_empty())
+            .map(|t| Box::new(t.clone())),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
