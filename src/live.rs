@@ -191,7 +191,16 @@ fn write_capture(mut capture: ResMut<Capture>, mut exits: MessageReader<AppExit>
     }
 }
 
-fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMut<CommandQueue>) {
+fn read_console(
+    console: Res<Console>,
+    engine: Res<ShowEngine>,
+    mut queue: ResMut<CommandQueue>,
+    (base, mut taps, mut commands): (
+        Res<rockontrol_engine::ShowTimeBase>,
+        ResMut<rockontrol_timecode::TempoInput>,
+        Commands,
+    ),
+) {
     let Ok(lines) = console.lines.lock() else {
         return;
     };
@@ -213,6 +222,33 @@ fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMu
             }),
             ("q" | "quit" | "exit", _) => {
                 console.stop.store(true, Ordering::SeqCst);
+                continue;
+            }
+            // Tempo: `t`/`tap` on the beat, or `bpm 128` (beat 0 now).
+            ("t" | "tap", _) => {
+                let now = base.show_ns_at(std::time::Instant::now());
+                if let Some(tempo) = taps.tap(now) {
+                    println!("tempo {:.1} BPM (tapped)", tempo.bpm());
+                    commands.insert_resource(tempo);
+                }
+                continue;
+            }
+            (text, _) if text.starts_with("bpm ") => {
+                let now = base.show_ns_at(std::time::Instant::now());
+                match text[4..]
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|b| rockontrol_timecode::Tempo::new(b, now))
+                {
+                    Some(tempo) => {
+                        println!("tempo {:.1} BPM", tempo.bpm());
+                        commands.insert_resource(tempo);
+                    }
+                    None => {
+                        eprintln!("{text:?}: write bpm and a number from 1 to 999, e.g. bpm 128")
+                    }
+                }
                 continue;
             }
             (text, _) => text.parse::<Command>(),

@@ -926,3 +926,63 @@ fn the_show_clock_chases_mtc_bytes_from_a_fifo() {
         line.contains("chasing mtc: freewheel")
     });
 }
+
+/// Tempo typed and tapped at `run`'s console: the status line counts beats at that tempo.
+#[test]
+fn tempo_is_typed_or_tapped_at_the_console() {
+    use std::io::Write;
+    let dir = temp_dir("tc-tap");
+    let show = write_show(&dir, "()");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .arg(&show)
+        .args(["--headless", "--duration", "20s"])
+        .env("ROCKONTROL_STATE_DIR", dir.join("state"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("run");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().expect("stdout");
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                l.push(line);
+            }
+        }
+    });
+    let mut run = Run { child, lines };
+    std::thread::sleep(Duration::from_millis(500));
+    writeln!(stdin, "bpm 150").expect("type a tempo");
+    wait_for_timecode(&run, Duration::from_secs(5), |_, line| {
+        line.contains("at 150.0 BPM")
+    });
+    // Four taps 0.5 s apart: about 120 BPM.
+    for _ in 0..4 {
+        writeln!(stdin, "tap").expect("tap");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_for_timecode(&run, Duration::from_secs(5), |_, line| {
+        line.contains(" BPM") && !line.contains("at 150.0 BPM")
+    });
+    let out = run.output();
+    let tapped = out
+        .lines()
+        .find(|l| l.starts_with("tempo ") && l.contains("(tapped)"))
+        .unwrap_or_else(|| panic!("a tapped tempo is announced:\n{out}"));
+    let bpm: f64 = tapped
+        .trim_start_matches("tempo ")
+        .split(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert!(
+        (bpm - 120.0).abs() < 6.0,
+        "taps 0.5 s apart are about 120 BPM: {tapped}"
+    );
+    let _ = run.child.kill();
+}

@@ -168,10 +168,11 @@ impl TimecodeConfig {
     }
 
     /// The commands due in the show-time window `(after, upto]` (`after` `None`: `[0, upto]`):
-    /// timecode cues in label order, then beat follows. A tick *k* asks for
-    /// `(t_{k−1}, t_k]`, so a cue at `ns` fires at the first tick at or after `ns`.
+    /// timecode cues in label order, then beat follows on the beats of `tempo` (the show's, or
+    /// one typed or tapped since). A tick *k* asks for `(t_{k−1}, t_k]`, so a cue at `ns` fires
+    /// at the first tick at or after `ns`.
     #[must_use]
-    pub fn due(&self, after: Option<u64>, upto: u64) -> Vec<Command> {
+    pub fn due(&self, after: Option<u64>, upto: u64, tempo: Option<&Tempo>) -> Vec<Command> {
         let from = match after {
             None => 0,
             Some(after) => self.cues.partition_point(|c| c.ns <= after),
@@ -181,7 +182,7 @@ impl TimecodeConfig {
             .iter()
             .map(|c| c.command.clone())
             .collect();
-        if let Some(tempo) = &self.tempo {
+        if let Some(tempo) = tempo {
             for beat in tempo.beats_in(after, upto) {
                 for f in self.follows.iter().filter(|f| beat % f.every == 0) {
                     due.push(Command::Go {
@@ -230,12 +231,12 @@ mod tests {
         .expect("valid");
         assert_eq!(config.cues[1].ns, 2_400_000_000, "2 s 10 frames at 25 fps");
         assert_eq!(
-            config.due(None, 0),
+            config.due(None, 0, config.tempo.as_ref()),
             vec!["go main".parse::<Command>().expect("cmd")]
         );
-        assert!(config.due(Some(0), 2_399_999_999).is_empty());
+        assert!(config.due(Some(0), 2_399_999_999, None).is_empty());
         assert_eq!(
-            config.due(Some(2_399_999_999), 2_400_000_000),
+            config.due(Some(2_399_999_999), 2_400_000_000, None),
             vec!["goto main 5".parse::<Command>().expect("cmd")]
         );
         let later =
@@ -320,10 +321,15 @@ mod tests {
         )
         .expect("valid");
         let go = vec!["go main".parse::<Command>().expect("cmd")];
-        assert_eq!(config.due(None, 0), go, "beat 0");
-        assert!(config.due(Some(0), 999_999_999).is_empty(), "beat 1 is odd");
+        assert_eq!(config.due(None, 0, config.tempo.as_ref()), go, "beat 0");
+        assert!(
+            config
+                .due(Some(0), 999_999_999, config.tempo.as_ref())
+                .is_empty(),
+            "beat 1 is odd"
+        );
         assert_eq!(
-            config.due(Some(999_999_999), 1_000_000_000),
+            config.due(Some(999_999_999), 1_000_000_000, config.tempo.as_ref()),
             go,
             "beat 2 at 1 s"
         );

@@ -29,6 +29,6 @@ pub use beat::{TapTempo, Tempo};
 pub use chase::{Chase, ChaseAction, ChaseSettings, LockState};
 pub use config::{ConfigError, TimecodeConfig};
 pub use plugin::{
-    ActiveTimecode, SharedTimeBase, TEMPO_PART, TimecodeOptions, TimecodePlugin, TimecodeStatus,
-    TimecodeSystems, artnet_out, check_show,
+    ActiveTimecode, SharedTimeBase, TEMPO_PART, TempoInput, TimecodeOptions, TimecodePlugin,
+    TimecodeStatus, TimecodeSystems, artnet_out, check_show,
 };

@@ -98,6 +98,19 @@ pub struct ActiveTimecode {
     pub fired: u64,
 }
 
+/// Tempo typed or tapped by the operator: replaces the [`Tempo`] resource (which replicates).
+#[derive(Resource, Debug, Default)]
+pub struct TempoInput {
+    taps: crate::beat::TapTempo,
+}
+
+impl TempoInput {
+    /// A tap at show time `now_ns`; the new tempo from the second tap on (beat 0 on this tap).
+    pub fn tap(&mut self, now_ns: u64) -> Option<Tempo> {
+        self.taps.tap(now_ns)
+    }
+}
+
 /// The show time base as of the latest frame, for output threads.
 #[derive(Resource, Debug, Clone, Default)]
 pub struct SharedTimeBase(pub Arc<Mutex<Option<ShowTimeBase>>>);
@@ -126,6 +139,7 @@ impl Plugin for TimecodePlugin {
             .init_resource::<ActiveTimecode>()
             .init_resource::<SharedTimeBase>()
             .init_resource::<Io>()
+            .init_resource::<TempoInput>()
             .replicate_resource::<Tempo>(TEMPO_PART)
             .configure_sets(
                 PreUpdate,
@@ -296,6 +310,7 @@ fn trigger(
     base: Res<ShowTimeBase>,
     clock: Res<ShowClock>,
     options: Res<TimecodeOptions>,
+    tempo: Option<Res<Tempo>>,
     mut queue: ResMut<CommandQueue>,
 ) {
     if !options.fire_cues {
@@ -316,7 +331,7 @@ fn trigger(
     };
     let upto = ns_of_tick(tick, rate);
     let after = tick.checked_sub(1).map(|k| ns_of_tick(k, rate));
-    let due = config.due(after, upto);
+    let due = config.due(after, upto, tempo.as_deref());
     let fired = due.len() as u64;
     for command in due {
         debug!(
