@@ -67,7 +67,8 @@ pub fn base_rules() -> ReplicationRules {
     let mut rules = ReplicationRules::default();
     let registered = rockontrol_engine::register_replication(&mut rules)
         .and_then(|()| register_replication(&mut rules))
-        .and_then(|()| register_overrides(&mut rules));
+        .and_then(|()| register_overrides(&mut rules))
+        .and_then(|()| rockontrol_timecode::register_replication(&mut rules));
     if let Err(e) = registered {
         // The names are constants that do not clash (a test builds these rules).
         tracing::error!("{e}");

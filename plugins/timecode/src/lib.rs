@@ -30,5 +30,5 @@ pub use chase::{Chase, ChaseAction, ChaseSettings, LockState};
 pub use config::{ConfigError, TimecodeConfig};
 pub use plugin::{
     ActiveTimecode, SharedTimeBase, TEMPO_PART, TempoInput, TimecodeOptions, TimecodePlugin,
-    TimecodeStatus, TimecodeSystems, artnet_out, check_show,
+    TimecodeStatus, TimecodeSystems, artnet_out, check_show, register_replication,
 };

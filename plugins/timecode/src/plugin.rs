@@ -19,7 +19,7 @@ use bevy::prelude::*;
 use rockontrol_engine::{
     CommandQueue, EngineSystems, ShowClock, ShowSettings, ShowTimeBase, ns_of_tick,
 };
-use rockontrol_replicate::AppReplicateExt;
+use rockontrol_replicate::{AppReplicateExt, DuplicatePart, ReplicationRules};
 use rockontrol_show::{Show, TimecodeLink};
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +140,7 @@ impl Plugin for TimecodePlugin {
             .init_resource::<SharedTimeBase>()
             .init_resource::<Io>()
             .init_resource::<TempoInput>()
-            .replicate_resource::<Tempo>(TEMPO_PART)
+            .add_replication(register_replication)
             .configure_sets(
                 PreUpdate,
                 (TimecodeSystems::Configure, TimecodeSystems::Chase).chain(),
@@ -156,6 +156,29 @@ impl Plugin for TimecodePlugin {
             .add_systems(FixedUpdate, trigger.in_set(TimecodeSystems::Trigger))
             .add_systems(PostUpdate, publish.in_set(TimecodeSystems::Publish));
     }
+}
+
+/// What the timecode plugin replicates: the [`Tempo`] (`null` when the show has none, which
+/// removes a receiver's). Every node app registers it (net's base rules include it), so masters
+/// and receivers agree on the protocol hash.
+///
+/// # Errors
+/// [`DuplicatePart`] if the name is taken.
+pub fn register_replication(rules: &mut ReplicationRules) -> Result<(), DuplicatePart> {
+    rules.add_state::<Option<Tempo>, _, _>(
+        TEMPO_PART,
+        |world| world.get_resource::<Tempo>().copied(),
+        |world, tempo| {
+            match tempo {
+                Some(t) => world.insert_resource(t),
+                None => {
+                    world.remove_resource::<Tempo>();
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
 }
 
 /// Checks a show's timecode section as this node would run it (for the CLI, before starting).
