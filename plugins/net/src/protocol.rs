@@ -925,7 +925,11 @@ mod tests {
         let rules = base_rules();
         assert_eq!(
             rules.names(rockontrol_replicate::PartKind::State),
-            vec![rockontrol_engine::PLAYBACK_PART, OVERRIDES_PART],
+            vec![
+                rockontrol_engine::PLAYBACK_PART,
+                OVERRIDES_PART,
+                rockontrol_timecode::TEMPO_PART
+            ],
             "{rules:?}"
         );
         assert_eq!(
