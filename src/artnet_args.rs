@@ -15,7 +15,8 @@ pub struct ArtNetArgs {
     #[arg(long, value_name = "IPV4")]
     pub artnet_broadcast: Option<Ipv4Addr>,
     /// Send the show clock as ArtTimeCode to every Art-Net destination and discovered node,
-    /// at 24, 25, 29.97 (drop-frame) or 30 fps.
+    /// at 24, 25, 29.97 (drop-frame) or 30 fps (the same as `--timecode-out artnet
+    /// --timecode-rate FPS`).
     #[arg(long, value_name = "FPS", value_parser = parse_frame_rate)]
     pub artnet_timecode: Option<FrameRate>,
 }
@@ -27,7 +28,12 @@ impl ArtNetArgs {
             dmx.artnet_broadcast = Some(address);
         }
         if let Some(rate) = self.artnet_timecode {
-            dmx.artnet_timecode = Some(rate);
+            // From 00:00:00:00 at show time 0; a show's `timecode` section (or
+            // `--timecode-out artnet`) sets its own start label.
+            dmx.artnet_timecode = Some(rockontrol_wire::timecode::RunningTimecode::new(
+                rate,
+                rockontrol_wire::timecode::Timecode::from_frames(0, rate),
+            ));
         }
     }
 }

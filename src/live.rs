@@ -34,6 +34,10 @@ struct Console {
     last_status_tick: u64,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per CLI switch group of `run`"
+)]
 pub fn run(
     path: &Path,
     headless: bool,
@@ -42,10 +46,12 @@ pub fn run(
     dmx_interface: Option<Ipv4Addr>,
     capture: Option<&Path>,
     artnet: &crate::artnet_args::ArtNetArgs,
+    timecode_args: &crate::timecode_args::TimecodeArgs,
 ) -> anyhow::Result<ExitCode> {
-    let Some(show) = crate::load_or_report(path)? else {
+    let Some(mut show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
     };
+    let timecode = timecode_args.apply(&mut show)?;
     let windowed = crate::windowed::wanted(headless);
 
     let mut dmx = DmxSettings {
@@ -56,6 +62,9 @@ pub fn run(
         dmx.interface = interface;
     }
     artnet.apply(&mut dmx);
+    if let Some(out) = rockontrol_timecode::artnet_out(&timecode) {
+        dmx.artnet_timecode = Some(out);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -84,6 +93,14 @@ pub fn run(
     app.add_plugins(LogPlugin {
         filter: "info".into(),
         ..default()
+    });
+    app.add_plugins(rockontrol_timecode::TimecodePlugin {
+        options: rockontrol_timecode::TimecodeOptions {
+            fire_cues: true,
+            live_io: true,
+            artnet_port: rockontrol_wire::artnet::PORT,
+            start: None,
+        },
     });
     rockontrol_net::app::show_app(&mut app, dmx, Some(&show));
     // Media timeline and status (headless: outputs that show pictures come later).
@@ -174,7 +191,16 @@ fn write_capture(mut capture: ResMut<Capture>, mut exits: MessageReader<AppExit>
     }
 }
 
-fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMut<CommandQueue>) {
+fn read_console(
+    console: Res<Console>,
+    engine: Res<ShowEngine>,
+    mut queue: ResMut<CommandQueue>,
+    (base, mut taps, mut commands): (
+        Res<rockontrol_engine::ShowTimeBase>,
+        ResMut<rockontrol_timecode::TempoInput>,
+        Commands,
+    ),
+) {
     let Ok(lines) = console.lines.lock() else {
         return;
     };
@@ -196,6 +222,33 @@ fn read_console(console: Res<Console>, engine: Res<ShowEngine>, mut queue: ResMu
             }),
             ("q" | "quit" | "exit", _) => {
                 console.stop.store(true, Ordering::SeqCst);
+                continue;
+            }
+            // Tempo: `t`/`tap` on the beat, or `bpm 128` (beat 0 now).
+            ("t" | "tap", _) => {
+                let now = base.show_ns_at(std::time::Instant::now());
+                if let Some(tempo) = taps.tap(now) {
+                    println!("tempo {:.1} BPM (tapped)", tempo.bpm());
+                    commands.insert_resource(tempo);
+                }
+                continue;
+            }
+            (text, _) if text.starts_with("bpm ") => {
+                let now = base.show_ns_at(std::time::Instant::now());
+                match text[4..]
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|b| rockontrol_timecode::Tempo::new(b, now))
+                {
+                    Some(tempo) => {
+                        println!("tempo {:.1} BPM", tempo.bpm());
+                        commands.insert_resource(tempo);
+                    }
+                    None => {
+                        eprintln!("{text:?}: write bpm and a number from 1 to 999, e.g. bpm 128")
+                    }
+                }
                 continue;
             }
             (text, _) => text.parse::<Command>(),
@@ -247,6 +300,7 @@ fn status_line(
     clock: Res<ShowClock>,
     engine: Res<ShowEngine>,
     dmx: Res<DmxStats>,
+    timecode: Option<Res<rockontrol_timecode::TimecodeStatus>>,
     mut console: ResMut<Console>,
 ) {
     let now = time.elapsed();
@@ -254,7 +308,8 @@ fn status_line(
     if since < Duration::from_secs(1) {
         return;
     }
-    let ticks = clock.next_tick - console.last_status_tick;
+    // A chased clock may have stepped back.
+    let ticks = clock.next_tick.saturating_sub(console.last_status_tick);
     console.last_status = now;
     console.last_status_tick = clock.next_tick;
     let (Some(fade), Some(state)) = (&engine.engine, &engine.state) else {
@@ -274,8 +329,23 @@ fn status_line(
             None => format!("{} off", pb.name),
         })
         .collect();
+    let timecode = timecode
+        .filter(|t| !t.label.is_empty())
+        .map(|t| {
+            let chase = t
+                .chasing
+                .as_ref()
+                .map(|c| format!(" chasing {c}: {:?}", t.lock).to_lowercase())
+                .unwrap_or_default();
+            let beat = t
+                .beat
+                .map(|(b, _)| format!(" | beat {b} at {:.1} BPM", t.bpm.unwrap_or(0.0)))
+                .unwrap_or_default();
+            format!(" | TC {}{chase}{beat}", t.label)
+        })
+        .unwrap_or_default();
     println!(
-        "tick {} | {:.1} Hz | {} | GM {:.0}%{} | DMX {} streams, {} packets, {} late, {} errors",
+        "tick {}{timecode} | {:.1} Hz | {} | GM {:.0}%{} | DMX {} streams, {} packets, {} late, {} errors",
         clock.next_tick,
         ticks as f64 / since.as_secs_f64(),
         playbacks.join(" | "),

@@ -9,6 +9,7 @@
 //! - `fixtures_cli.rs`: `rockontrol fixtures …` and `import-qlc`.
 //! - `node_cli.rs`: `rockontrol master`, `receiver` and `demo`.
 //! - `media_cli.rs`: `rockontrol media …`, the media library.
+//! - `timecode_args.rs`: `--timecode-out`, `--timecode-chase`, `--timecode-rate`, `--timecode-from`.
 //! - `artnet_args.rs`: `--artnet-broadcast` and `--artnet-timecode`, shared by `run` and nodes.
 
 mod artnet_args;
@@ -20,6 +21,7 @@ mod monitor;
 mod node_cli;
 mod render;
 mod timearg;
+mod timecode_args;
 mod windowed;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +67,10 @@ enum Cmd {
         out: Option<PathBuf>,
         #[command(flatten)]
         media: media_render::MediaArgs,
+        /// Timecode cues fire at their exact ticks; `--timecode-from 01:00:00:00` sets the label
+        /// at show time 0 (outputs and chase run live only).
+        #[command(flatten)]
+        timecode: timecode_args::TimecodeArgs,
     },
     /// Run a show live: status line, GO/BACK from the terminal, Ctrl-C stops.
     Run {
@@ -88,6 +94,8 @@ enum Cmd {
         capture: Option<PathBuf>,
         #[command(flatten)]
         artnet: artnet_args::ArtNetArgs,
+        #[command(flatten)]
+        timecode: timecode_args::TimecodeArgs,
     },
     /// Rewrite a show file in canonical form.
     Fmt {
@@ -134,6 +142,7 @@ fn main() -> ExitCode {
             at,
             out,
             media,
+            timecode,
         } => render::render(
             &show,
             until,
@@ -142,6 +151,7 @@ fn main() -> ExitCode {
             &at,
             out.as_deref(),
             &media,
+            &timecode,
         ),
         Cmd::Run {
             show,
@@ -151,6 +161,7 @@ fn main() -> ExitCode {
             dmx_interface,
             capture,
             artnet,
+            timecode,
         } => live::run(
             &show,
             headless,
@@ -159,6 +170,7 @@ fn main() -> ExitCode {
             dmx_interface,
             capture.as_deref(),
             &artnet,
+            &timecode,
         ),
         Cmd::Fmt {
             show,

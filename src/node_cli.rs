@@ -55,6 +55,8 @@ pub struct NodeArgs {
     pub library: Option<PathBuf>,
     #[command(flatten)]
     pub artnet: crate::artnet_args::ArtNetArgs,
+    #[command(flatten)]
+    pub timecode: crate::timecode_args::TimecodeArgs,
 }
 
 #[derive(Resource)]
@@ -142,9 +144,10 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
             args.config.display()
         ),
     };
-    let Some(show) = load_optional_show(args.show.as_deref(), "(no show)")? else {
+    let Some(mut show) = load_optional_show(args.show.as_deref(), "(no show)")? else {
         return Ok(ExitCode::FAILURE);
     };
+    let timecode = args.timecode.apply(&mut show)?;
     for c in config.conflicts() {
         eprintln!(
             "warning: universe {} is assigned to {} (conflict)",
@@ -217,6 +220,17 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
+    if let Some(out) = rockontrol_timecode::artnet_out(&timecode) {
+        dmx.artnet_timecode = Some(out);
+    }
+    app.add_plugins(rockontrol_timecode::TimecodePlugin {
+        options: rockontrol_timecode::TimecodeOptions {
+            fire_cues: true,
+            live_io: true,
+            artnet_port: rockontrol_wire::artnet::PORT,
+            start: None,
+        },
+    });
     let library = args.library.clone().unwrap_or_else(|| dir.join("media"));
     let store = rockontrol_library::Store::open(&library)
         .with_context(|| format!("cannot open the media library at {}", library.display()))?;
@@ -323,6 +337,9 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
+    // Timecode cues come from the master as commands; the receiver computes the label and
+    // beat for status from its own (synchronised) show clock.
+    app.add_plugins(rockontrol_timecode::TimecodePlugin::default());
     if config
         .capabilities
         .contains(&rockontrol_net::config::Capability::MediaPlayback)

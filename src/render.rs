@@ -34,6 +34,10 @@ struct Refused(Vec<String>);
 #[derive(Resource, Default)]
 pub(crate) struct CueGos(pub Vec<(u64, String, rockontrol_show::CueNumber)>);
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per CLI switch group of `render`"
+)]
 pub fn render(
     path: &Path,
     until: f64,
@@ -42,10 +46,23 @@ pub fn render(
     at: &[TimedCommand],
     out: Option<&Path>,
     media: &MediaArgs,
+    timecode: &crate::timecode_args::TimecodeArgs,
 ) -> anyhow::Result<ExitCode> {
-    let Some(show) = crate::load_or_report(path)? else {
+    let Some(mut show) = crate::load_or_report(path)? else {
         return Ok(ExitCode::FAILURE);
     };
+    if !timecode.outputs.is_empty() || timecode.chase_link.is_some() {
+        eprintln!("note: render fires timecode cues; timecode outputs and chase run live only");
+    }
+    let tc = timecode.apply(&mut show)?;
+    if !tc.cues.is_empty() || !tc.follows.is_empty() {
+        eprintln!(
+            "timecode {} at show time 0: {} timecode cue(s), {} beat follow(s)",
+            tc.timecode.label_at_ns(0),
+            tc.cues.len(),
+            tc.follows.len()
+        );
+    }
     let unknown: Vec<u16> = universes
         .iter()
         .copied()
@@ -65,6 +82,13 @@ pub fn render(
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(EnginePlugin)
+        // The same trigger system as live: each tick fires the cues whose label it reaches.
+        .add_plugins(rockontrol_timecode::TimecodePlugin {
+            options: rockontrol_timecode::TimecodeOptions {
+                fire_cues: true,
+                ..Default::default()
+            },
+        })
         .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
         .init_resource::<Refused>()
         .init_resource::<CueGos>()

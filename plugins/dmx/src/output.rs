@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use rockontrol_engine::FrameSet;
 use rockontrol_wire::artnet::{self, ArtDmx, ArtPoll, ArtSync, ArtTimeCode, PortAddress};
 use rockontrol_wire::sacn::{self, DataPacket, DiscoveryPacket, Options, SyncPacket};
-use rockontrol_wire::timecode::{FrameRate, Timecode};
+use rockontrol_wire::timecode::RunningTimecode;
 use rockontrol_wire::usbpro;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
@@ -50,8 +50,9 @@ pub struct OutputConfig {
     pub idle_rate: Option<f64>,
     /// Where ArtPoll goes to find subscribers (a directed broadcast address).
     pub artnet_broadcast: Option<Ipv4Addr>,
-    /// Send the show clock as ArtTimeCode at this rate to every Art-Net destination.
-    pub artnet_timecode: Option<FrameRate>,
+    /// Send the show's timecode (its rate, and the label at show time 0) as ArtTimeCode to
+    /// every Art-Net destination.
+    pub artnet_timecode: Option<RunningTimecode>,
 }
 
 /// What the output thread has done.
@@ -500,8 +501,8 @@ impl Sender {
                 send(&self.sockets.udp, &self.buf, dest, &mut self.local);
             }
         }
-        if let Some(rate) = self.config.artnet_timecode {
-            self.send_timecode(set, rate);
+        if let Some(timecode) = self.config.artnet_timecode {
+            self.send_timecode(set, timecode);
         }
         for i in 0..self.plan.usbpro.len() {
             let route = &self.plan.usbpro[i];
@@ -539,15 +540,16 @@ impl Sender {
     }
 
     /// ArtTimeCode for the show time of this frame, when the timecode frame changed.
-    fn send_timecode(&mut self, set: &FrameSet, rate: FrameRate) {
-        let frame = (set.time * rate.fps()).floor() as u32;
+    fn send_timecode(&mut self, set: &FrameSet, timecode: RunningTimecode) {
+        // Exact: the tick's show time in integer nanoseconds, then the frame it falls in.
+        let frame = timecode.frames_at_ns(rockontrol_engine::ns_of_tick(set.tick, set.rate));
         if self.last_timecode == Some(frame) {
             return;
         }
         self.last_timecode = Some(frame);
         let packet = ArtTimeCode {
             stream_id: 0,
-            timecode: Timecode::from_frames(frame, rate),
+            timecode: rockontrol_wire::timecode::Timecode::from_frames(frame, timecode.rate),
         };
         if packet.encode_into(&mut self.buf).is_err() {
             return;

@@ -46,8 +46,8 @@ pub struct DmxSettings {
     /// broadcast address ([`default_artnet_broadcast`]), polled only when an Art-Net output
     /// has `destination: Discovered`.
     pub artnet_broadcast: Option<Ipv4Addr>,
-    /// Send the show clock as ArtTimeCode at this rate.
-    pub artnet_timecode: Option<rockontrol_wire::timecode::FrameRate>,
+    /// Send the show's timecode as ArtTimeCode (its rate and the label at show time 0).
+    pub artnet_timecode: Option<rockontrol_wire::timecode::RunningTimecode>,
     /// Only these show universes are output (a receiver's assignment); `None`: all.
     pub only_universes: Option<Vec<u16>>,
     /// Where the persistent CID lives.

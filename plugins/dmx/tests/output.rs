@@ -285,7 +285,13 @@ fn art_timecode_follows_the_show_clock() {
     };
     let (tx, rx) = sync_channel(64);
     let config = OutputConfig {
-        artnet_timecode: Some(rockontrol_wire::timecode::FrameRate::Ebu25),
+        artnet_timecode: Some(rockontrol_wire::timecode::RunningTimecode::new(
+            rockontrol_wire::timecode::FrameRate::Ebu25,
+            rockontrol_wire::timecode::Timecode::from_frames(
+                0,
+                rockontrol_wire::timecode::FrameRate::Ebu25,
+            ),
+        )),
         ..config()
     };
     let thread = OutputThread::start(config, plan, rx).expect("start");

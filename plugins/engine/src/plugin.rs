@@ -184,6 +184,8 @@ pub struct ShowSettings {
     /// The show's clip table (name → library id): the master's manifests and GO gate read
     /// it, and a show written back from the world keeps it.
     pub clips: Vec<rockontrol_show::Clip>,
+    /// Timecode, timecode cues and tempo: the timecode crate runs them; kept for write-back.
+    pub timecode: rockontrol_show::TimecodeSetup,
 }
 
 /// The show tick: how many ticks the engine has run. Tick *k* is show time `k / rate`.
@@ -521,6 +523,7 @@ pub fn load_show(world: &mut World, show: &Show) {
         groups: show.groups.clone(),
         media: show.media.clone(),
         clips: show.clips.clone(),
+        timecode: show.timecode.clone(),
     });
     for (i, u) in show.universes.iter().enumerate() {
         world.spawn((
@@ -573,6 +576,7 @@ pub fn show_from_world(world: &mut World) -> Show {
             groups: s.groups.clone(),
             media: s.media.clone(),
             clips: s.clips.clone(),
+            timecode: s.timecode.clone(),
             ..Show::empty(s.name.clone())
         },
         None => Show::empty(""),

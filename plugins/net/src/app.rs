@@ -77,6 +77,11 @@ fn add_engine_and_output(app: &mut App, dmx: DmxSettings) {
     if !app.is_plugin_added::<EnginePlugin>() {
         app.add_plugins(EnginePlugin);
     }
+    // Every node registers the replicated tempo, so masters and receivers agree on the
+    // protocol hash; the binary adds it first with the role's options (cues, outputs, chase).
+    if !app.is_plugin_added::<rockontrol_timecode::TimecodePlugin>() {
+        app.add_plugins(rockontrol_timecode::TimecodePlugin::default());
+    }
     app.add_plugins(DmxPlugin).insert_resource(dmx);
     app.world_mut()
         .resource_mut::<Time<Virtual>>()

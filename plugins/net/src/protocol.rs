@@ -62,14 +62,15 @@ pub fn register_overrides(rules: &mut ReplicationRules) -> Result<(), DuplicateP
 
 /// The rules of a node that runs the engine and net and nothing else (no media): the engine's
 /// parts, net's messages, the node overrides part (without net's handlers) and clock sync's
-/// message (every role runs clock sync). An app's own
+/// message (every role runs clock sync), and the tempo part (every role runs timecode). An app's own
 /// rules (the [`ReplicationRules`] resource) add whatever its other plugins register.
 pub fn base_rules() -> ReplicationRules {
     let mut rules = ReplicationRules::default();
     let registered = rockontrol_engine::register_replication(&mut rules)
         .and_then(|()| register_replication(&mut rules))
         .and_then(|()| register_overrides(&mut rules))
-        .and_then(|()| rockontrol_clock::register_replication(&mut rules));
+        .and_then(|()| rockontrol_clock::register_replication(&mut rules))
+        .and_then(|()| rockontrol_timecode::register_replication(&mut rules));
     if let Err(e) = registered {
         // The names are constants that do not clash (a test builds these rules).
         tracing::error!("{e}");
@@ -368,6 +369,10 @@ pub struct Metrics {
     /// Media readiness, per clip of the node's manifest (nodes with the media capability).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<rockontrol_library::MediaReport>,
+    /// The node's timecode: label, rate, chase lock state and error, beat (issue 12). Boxed:
+    /// it would make every heartbeat message several times larger in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timecode: Option<Box<rockontrol_timecode::TimecodeStatus>>,
 }
 
 /// A receiver's first message.
@@ -928,7 +933,11 @@ mod tests {
         let rules = base_rules();
         assert_eq!(
             rules.names(rockontrol_replicate::PartKind::State),
-            vec![rockontrol_engine::PLAYBACK_PART, OVERRIDES_PART],
+            vec![
+                rockontrol_engine::PLAYBACK_PART,
+                OVERRIDES_PART,
+                rockontrol_timecode::TEMPO_PART
+            ],
             "{rules:?}"
         );
         assert_eq!(

@@ -427,6 +427,11 @@ struct Replication {
     /// The engine's show time base as of its last refresh of `tick` (`None`: nobody
     /// refreshes; syncs always go out).
     time: Option<ShowTimeRef>,
+    /// The show's timecode (rate, label at show time 0), for the sync message's label
+    /// (`None`: 25 fps from 00:00:00:00).
+    timecode: Option<rockontrol_wire::timecode::RunningTimecode>,
+    /// The show's tempo, for the sync message.
+    bpm: Option<f64>,
 }
 
 /// The engine's show time base when it last refreshed the replicated tick.
@@ -665,6 +670,17 @@ impl Registry {
         self.replication.overrides = overrides;
         self.replication.rate = rate;
     }
+    /// The show's timecode and tempo, as the sync message carries them (refreshed with the
+    /// show time by the master's engine).
+    pub fn set_sync_timecode(
+        &mut self,
+        timecode: Option<rockontrol_wire::timecode::RunningTimecode>,
+        bpm: Option<f64>,
+    ) {
+        self.replication.timecode = timecode;
+        self.replication.bpm = bpm;
+    }
+
 
     /// The engine's show clock, refreshed every frame: its next tick, and the show time base
     /// it derives from as of `base_at` (the engine's instant on the system's monotonic clock).
@@ -1606,8 +1622,13 @@ impl Registry {
         let frame: Arc<str> = protocol::encode(&ToReceiver::Sync {
             tick,
             rate,
-            timecode: protocol::timecode(tick, rate),
-            bpm: None,
+            timecode: match self.replication.timecode {
+                Some(tc) => tc
+                    .label_at_ns(rockontrol_engine::ns_of_tick(tick, rate))
+                    .to_string(),
+                None => protocol::timecode(tick, rate),
+            },
+            bpm: self.replication.bpm,
         })
         .into();
         self.broadcast(&frame);

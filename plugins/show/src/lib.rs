@@ -18,6 +18,7 @@
 //! - [`clips`]: the show's media clips, a name for each library id.
 //! - [`library`]: the fixture library folder (`assets/fixtures/<maker>/<model>.ron`): load
 //!   by `"Maker/Model"`, search, and where an attribute sits in a mode.
+//! - [`timecode`]: the show's timecode rate and start, outputs, chase, timecode cues, tempo.
 //! - [`media`]: LED-wall outputs, media layers and cues' media actions ([`MediaSetup`]).
 
 pub mod clips;
@@ -26,6 +27,7 @@ pub mod io;
 pub mod library;
 pub mod media;
 pub mod model;
+pub mod timecode;
 pub mod validate;
 pub mod value;
 
@@ -36,5 +38,8 @@ pub use media::{
     MediaLayer, MediaSetup, Region, Transform,
 };
 pub use model::*;
+pub use timecode::{
+    BeatFollow, TempoSetup, TimecodeCue, TimecodeLink, TimecodeRate, TimecodeSetup,
+};
 pub use validate::{ValidationError, validate};
 pub use value::{CueNumber, Value};

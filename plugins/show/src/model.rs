@@ -74,6 +74,12 @@ pub struct Show {
     /// LED-wall outputs, media layers and cues' media actions (none: a lighting-only show).
     #[serde(default, skip_serializing_if = "crate::media::MediaSetup::is_empty")]
     pub media: crate::media::MediaSetup,
+    /// Timecode in and out, timecode cues and tempo (see [`crate::timecode`]).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::timecode::TimecodeSetup::is_empty"
+    )]
+    pub timecode: crate::timecode::TimecodeSetup,
 }
 
 impl Show {
@@ -91,6 +97,7 @@ impl Show {
             playbacks: Vec::new(),
             clips: Vec::new(),
             media: crate::media::MediaSetup::default(),
+            timecode: crate::timecode::TimecodeSetup::default(),
         }
     }
 

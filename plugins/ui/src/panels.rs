@@ -20,6 +20,7 @@ use rockontrol_engine::{
     ShowSettings,
 };
 use rockontrol_show::{Attribute, Cue, CueNumber, Follow};
+use rockontrol_timecode::{LockState, TimecodeStatus};
 
 use crate::UiSystems;
 use crate::actions::{RecordMode, UiAction, UiActions, UiState};
@@ -87,7 +88,8 @@ fn measure_rates(time: Res<Time<Real>>, clock: Res<ShowClock>, mut panel: ResMut
     let span = now.saturating_sub(panel.window_start);
     if span >= Duration::from_secs(1) {
         let secs = span.as_secs_f64();
-        panel.tick_rate = (clock.next_tick - panel.window_tick) as f64 / secs;
+        // A chased show clock may step back.
+        panel.tick_rate = clock.next_tick.saturating_sub(panel.window_tick) as f64 / secs;
         panel.fps = f64::from(panel.window_frames) / secs;
         panel.window_start = now;
         panel.window_tick = clock.next_tick;
@@ -116,6 +118,7 @@ struct View<'a> {
     settings: Option<&'a ShowSettings>,
     lists: Vec<&'a ShowCueList>,
     show_name: String,
+    timecode: Option<&'a TimecodeStatus>,
 }
 
 impl View<'_> {
@@ -146,7 +149,11 @@ impl View<'_> {
 )]
 pub(crate) fn draw_panels(
     mut contexts: EguiContexts,
-    (page, mut page_area): (Option<ResMut<UiPage>>, ResMut<PageArea>),
+    (page, mut page_area, timecode): (
+        Option<ResMut<UiPage>>,
+        ResMut<PageArea>,
+        Option<Res<TimecodeStatus>>,
+    ),
     mut actions: ResMut<UiActions>,
     state: Res<UiState>,
     live: Res<LiveFixtures>,
@@ -175,6 +182,7 @@ pub(crate) fn draw_panels(
             .as_ref()
             .map(|s| s.name.clone())
             .unwrap_or_default(),
+        timecode: timecode.as_deref(),
     };
     let mut out: Vec<UiAction> = Vec::new();
     if panel.record_list.is_empty()
@@ -327,6 +335,10 @@ fn top_bar(ui: &mut egui::Ui, view: &View, panel: &PanelState, out: &mut Vec<UiA
             "tick {:>7} | DMX {:>4.1}/{} Hz | {:>4.1} fps",
             view.live.tick, panel.tick_rate, rate, panel.fps
         ));
+        if let Some(tc) = view.timecode.filter(|t| !t.label.is_empty()) {
+            ui.separator();
+            timecode_label(ui, tc);
+        }
         ui.separator();
         if let Some(error) = &view.engine.last_error {
             ui.colored_label(egui::Color32::LIGHT_RED, error.lines().next().unwrap_or(""));
@@ -334,6 +346,24 @@ fn top_bar(ui: &mut egui::Ui, view: &View, panel: &PanelState, out: &mut Vec<UiA
             ui.label(&view.state.status);
         }
     });
+}
+
+/// `TC 01:00:10:05 @25 · artnet locked · ♩ 12 (120 BPM)`: the show's timecode, the chase's
+/// lock (green locked, yellow locking/freewheel, red lost) and the beat.
+fn timecode_label(ui: &mut egui::Ui, tc: &TimecodeStatus) {
+    ui.monospace(format!("TC {} @{}", tc.label, tc.rate));
+    if let Some(source) = &tc.chasing {
+        let colour = match tc.lock {
+            LockState::Locked => egui::Color32::LIGHT_GREEN,
+            LockState::Lost | LockState::Idle => egui::Color32::LIGHT_RED,
+            LockState::Locking | LockState::Freewheel => egui::Color32::YELLOW,
+        };
+        ui.colored_label(colour, format!("{source} {:?}", tc.lock).to_lowercase())
+            .on_hover_text(format!("chase error {:+.1} ms", tc.error_ms));
+    }
+    if let (Some((beat, _)), Some(bpm)) = (tc.beat, tc.bpm) {
+        ui.monospace(format!("beat {beat} ({bpm:.1} BPM)"));
+    }
 }
 
 fn fixture_list(ui: &mut egui::Ui, view: &View, out: &mut Vec<UiAction>) {

@@ -45,6 +45,30 @@ impl FrameRate {
         matches!(self, FrameRate::Df2997)
     }
 
+    /// The real frame rate as a fraction `(num, den)`: 24/1, 25/1, 30000/1001, 30/1.
+    #[must_use]
+    pub const fn rational(self) -> (u64, u64) {
+        match self {
+            FrameRate::Df2997 => (30_000, 1_001),
+            other => (other.nominal_fps() as u64, 1),
+        }
+    }
+
+    /// Frames counted from time 0 at `ns` nanoseconds: `floor(ns · num / (den · 10⁹))`, exact.
+    #[must_use]
+    pub fn frame_at_ns(self, ns: u64) -> u64 {
+        let (num, den) = self.rational();
+        (u128::from(ns) * u128::from(num) / (u128::from(den) * NANOS)) as u64
+    }
+
+    /// The nanosecond frame `frame` starts at: `ceil(frame · den · 10⁹ / num)` (saturating).
+    #[must_use]
+    pub fn ns_of_frame(self, frame: u64) -> u64 {
+        let (num, den) = self.rational();
+        let ns = (u128::from(frame) * u128::from(den) * NANOS).div_ceil(u128::from(num));
+        ns.min(u128::from(u64::MAX)) as u64
+    }
+
     /// Frames from 00:00:00:00 to 24:00:00:00.
     #[must_use]
     pub const fn frames_per_day(self) -> u32 {
@@ -78,6 +102,7 @@ impl FrameRate {
     }
 }
 
+const NANOS: u128 = 1_000_000_000;
 /// 30 fps × 600 s minus 2 frames in each of nine minutes.
 const DF_FRAMES_PER_10_MINUTES: u32 = 17_982;
 /// 30 fps × 60 s minus the 2 dropped labels.
@@ -238,5 +263,59 @@ impl fmt::Display for Timecode {
             "{:02}:{:02}:{:02}:{:02}",
             self.hours, self.minutes, self.seconds, self.frames
         )
+    }
+}
+
+/// A timecode running from a start label at time 0 (a show's timecode: show time 0 is
+/// `start`), wrapping at 24 hours. Exact: frame *f* starts at [`FrameRate::ns_of_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunningTimecode {
+    /// The rate labels count in.
+    pub rate: FrameRate,
+    /// Frames since midnight of the label at time 0.
+    pub start: u32,
+}
+
+impl RunningTimecode {
+    /// `rate` timecode that reads `start` at time 0 (its fields are read at `rate`).
+    #[must_use]
+    pub fn new(rate: FrameRate, start: Timecode) -> Self {
+        RunningTimecode {
+            rate,
+            start: Timecode { rate, ..start }.to_frames() % rate.frames_per_day(),
+        }
+    }
+
+    /// Frames since midnight of the label at `ns`.
+    #[must_use]
+    pub fn frames_at_ns(&self, ns: u64) -> u32 {
+        let day = u64::from(self.rate.frames_per_day());
+        ((u64::from(self.start) + self.rate.frame_at_ns(ns) % day) % day) as u32
+    }
+
+    /// The label at `ns`.
+    #[must_use]
+    pub fn label_at_ns(&self, ns: u64) -> Timecode {
+        Timecode::from_frames(self.frames_at_ns(ns), self.rate)
+    }
+
+    /// Frames of `label` after the start label (a label before the start is the next day's).
+    #[must_use]
+    pub fn frames_after_start(&self, label: &Timecode) -> u64 {
+        let day = i64::from(self.rate.frames_per_day());
+        let frames = i64::from(
+            Timecode {
+                rate: self.rate,
+                ..*label
+            }
+            .to_frames(),
+        );
+        (frames - i64::from(self.start)).rem_euclid(day) as u64
+    }
+
+    /// The time `label` starts at.
+    #[must_use]
+    pub fn ns_of_label(&self, label: &Timecode) -> u64 {
+        self.rate.ns_of_frame(self.frames_after_start(label))
     }
 }

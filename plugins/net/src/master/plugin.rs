@@ -233,6 +233,8 @@ fn master_clock(
     clock: Res<ShowClock>,
     base: Res<ShowTimeBase>,
     drive: Res<TickDrive>,
+    timecode: Option<Res<rockontrol_timecode::ActiveTimecode>>,
+    tempo: Option<Res<rockontrol_timecode::Tempo>>,
 ) {
     // While the engine is still running the ticks a stall left due, its tick is behind show
     // time: receivers (which ran on) would be pulled back. Published once caught up (a stale
@@ -245,6 +247,11 @@ fn master_clock(
     // back); skipped when a server task holds the registry, caught up next frame.
     if let Some(mut reg) = net.shared.try_registry() {
         reg.show_time_refreshed(clock.next_tick, *base, Instant::now());
+        // The sync message carries the show's timecode label and tempo.
+        reg.set_sync_timecode(
+            timecode.and_then(|t| t.config.as_ref().map(|c| c.timecode)),
+            tempo.map(|t| t.bpm()),
+        );
     }
 }
 

@@ -619,6 +619,9 @@ pub struct NodeStatus {
     /// Media readiness (nodes that report it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<rockontrol_library::MediaReport>,
+    /// The node's timecode, chase lock state and beat as of its latest heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timecode: Option<rockontrol_timecode::TimecodeStatus>,
 }
 
 fn status_of(n: &NodeEntry) -> NodeStatus {
@@ -649,6 +652,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         version: n.version().map(str::to_string),
         clock: metrics.clock.clone(),
         media: metrics.media.clone(),
+        timecode: metrics.timecode.as_deref().cloned(),
     }
 }
 
@@ -870,6 +874,7 @@ fn pending_status(p: &PendingView) -> NodeStatus {
         version: Some(p.version.clone()),
         clock: None,
         media: None,
+        timecode: None,
     }
 }
 

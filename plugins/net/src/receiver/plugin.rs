@@ -432,8 +432,21 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
         // The link hands clock packets to clock sync itself.
         ToReceiver::ClockPong(_) => {}
         // Once clock sync follows the master's show time, the tick in the sync is only news.
-        ToReceiver::Sync { .. } if world.resource::<ClockStatus>().locked => {}
-        ToReceiver::Sync { tick, .. } => {
+        ToReceiver::Sync {
+            timecode,
+            bpm,
+            tick,
+            ..
+        } if world.resource::<ClockStatus>().locked => {
+            note_master_timecode(world, tick, timecode, bpm);
+        }
+        ToReceiver::Sync {
+            tick,
+            timecode,
+            bpm,
+            ..
+        } => {
+            note_master_timecode(world, tick, timecode, bpm);
             let waiting = world.resource::<ReceiverNet>().pending_snapshot.is_some();
             let next = world.resource::<ShowClock>().next_tick;
             // Small drift is left alone; a jump of more than two ticks is corrected.
@@ -453,6 +466,34 @@ fn receive_message(world: &mut World, msg: ToReceiver) {
         ToReceiver::Challenge { .. } => {}
         ToReceiver::Refused { reason } => error!("refused: {reason}"),
     }
+}
+
+/// The master's timecode label and tempo from a sync: shown in the receiver's timecode status,
+/// and a label that differs from the one this receiver computes for the same tick (another
+/// show's timecode section, a wrong start label) is reported once.
+fn note_master_timecode(world: &mut World, tick: u64, label: String, bpm: Option<f64>) {
+    let rate = world.resource::<rockontrol_engine::ShowTimeBase>().rate();
+    let ours = world
+        .get_resource::<rockontrol_timecode::ActiveTimecode>()
+        .and_then(|a| a.config.as_ref())
+        .map(|c| {
+            c.timecode
+                .label_at_ns(rockontrol_engine::ns_of_tick(tick, rate))
+                .to_string()
+        });
+    let Some(mut status) = world.get_resource_mut::<rockontrol_timecode::TimecodeStatus>() else {
+        return;
+    };
+    if let Some(ours) = ours
+        && ours != label
+        && status.master_label.is_none()
+    {
+        warn!(
+            "the master's timecode at tick {tick} is {label}, this node's {ours}: are the shows' timecode sections the same?"
+        );
+    }
+    status.master_label = Some(label);
+    status.master_bpm = bpm;
 }
 
 /// Applies a pending snapshot once the show it names is loaded: each part through the handler
@@ -756,6 +797,7 @@ fn receiver_heartbeat(
     dmx: Option<Res<DmxStats>>,
     clock_sync: Res<ClockStatus>,
     media: Option<Res<crate::media::ReceiverMedia>>,
+    timecode: Option<Res<rockontrol_timecode::TimecodeStatus>>,
 ) {
     let now = Instant::now();
     let Some(last) = net.last_heartbeat else {
@@ -783,6 +825,9 @@ fn receiver_heartbeat(
         show_hash: net.master_show.clone(),
         clock: clock_sync.master.is_some().then(|| clock_sync.clone()),
         media: media.map(|m| m.snapshot()),
+        timecode: timecode
+            .filter(|t| !t.label.is_empty())
+            .map(|t| Box::new(t.clone())),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {

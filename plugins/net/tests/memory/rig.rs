@@ -74,6 +74,8 @@ fn engine_app() -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(EnginePlugin)
+        // Every node app has it (net's `app` adds it): its tempo part is in the base protocol.
+        .add_plugins(rockontrol_timecode::TimecodePlugin::default())
         .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
         .insert_resource(DmxSettings {
             enabled: false,
