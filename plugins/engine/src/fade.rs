@@ -764,7 +764,12 @@ impl FadeEngine {
                 let v = to - (to - from) * progress[usize::from(timing)];
                 let ch = (tagged & LANE_CHANNEL) as usize;
                 if tagged & LANE_HTP != 0 {
-                    levels[ch] = levels[ch].max(v * master);
+                    // `max` without its NaN handling: neither side is NaN here (`to` is set,
+                    // and an HTP channel starts at its default and only rises).
+                    let level = v * master;
+                    if level > levels[ch] {
+                        levels[ch] = level;
+                    }
                 } else if tagged & LANE_SHARED == 0 {
                     levels[ch] = v;
                 } else if run.taken[lane] > best[ch] {
