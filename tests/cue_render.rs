@@ -275,7 +275,10 @@ fn frames() -> &'static Frames {
             let mut fields = row.split(',');
             let tick: u64 = fields.next().and_then(|f| f.parse().ok()).expect("tick");
             let _time = fields.next();
-            let universe: u16 = fields.next().and_then(|f| f.parse().ok()).expect("universe");
+            let universe: u16 = fields
+                .next()
+                .and_then(|f| f.parse().ok())
+                .expect("universe");
             let slots: Vec<u8> = fields.map(|f| f.parse().expect("a byte")).collect();
             assert_eq!(slots.len(), 512, "tick {tick} universe {universe}");
             frames.insert((tick, universe), slots);
@@ -319,8 +322,16 @@ fn defect_1_a_chase_steps_at_ticks_0_6_11_17_22_and_32_times_in_4_s() {
 #[test]
 fn defect_1_a_fade_started_by_a_follow_runs_from_the_follows_exact_time() {
     let f = frames();
-    assert_eq!(f.dmx(5, 2, 1), 0, "before the follow (due at 0.125 s, tick 5.5)");
-    assert_eq!(f.dmx(6, 2, 1), 3, "0.0114 s into the 1 s fade at tick 6, not 0");
+    assert_eq!(
+        f.dmx(5, 2, 1),
+        0,
+        "before the follow (due at 0.125 s, tick 5.5)"
+    );
+    assert_eq!(
+        f.dmx(6, 2, 1),
+        3,
+        "0.0114 s into the 1 s fade at tick 6, not 0"
+    );
     for k in 6..=60u64 {
         assert_eq!(f.dmx(k, 2, 1), dmx(secs(k) - 0.125), "tick {k}");
     }
@@ -338,7 +349,10 @@ fn defect_2_red_stays_51_at_ticks_43_and_44_when_a_goes_to_a_pan_cue() {
     assert_eq!(f.series(22..=176, 3, 12), vec![51; 155], "B keeps Red");
     let pan = f.series(43..=88, 3, 15);
     assert_eq!((pan[0], pan[1], pan[45]), (100, 100, 255), "Pan 100 → 255");
-    assert!(pan.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= 4), "{pan:?}");
+    assert!(
+        pan.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= 4),
+        "{pan:?}"
+    );
 }
 
 // ---- Defect 3: a release with no release time is complete on its own tick ---------------------
@@ -347,7 +361,11 @@ fn defect_2_red_stays_51_at_ticks_43_and_44_when_a_goes_to_a_pan_cue() {
 fn defect_3_release_at_1_s_is_complete_at_tick_44() {
     let f = frames();
     assert_eq!(f.spot(43, 4), (255, 255, 128));
-    assert_eq!(f.spot(44, 4), (0, 0, 100), "intensity 0, Red 0, Pan default 100");
+    assert_eq!(
+        f.spot(44, 4),
+        (0, 0, 100),
+        "intensity 0, Red 0, Pan default 100"
+    );
     assert_eq!(f.spot(45, 4), (0, 0, 100));
 }
 
@@ -358,7 +376,11 @@ fn decision_1_a_go_to_a_blue_cue_leaves_red_at_51() {
     let f = frames();
     assert_eq!(f.dmx(43, 5, 12), 255);
     assert_eq!(f.dmx(44, 5, 12), 51, "B takes Red at 1 s");
-    assert_eq!((f.dmx(87, 5, 14), f.dmx(88, 5, 14)), (0, 255), "A's GO at 2 s");
+    assert_eq!(
+        (f.dmx(87, 5, 14), f.dmx(88, 5, 14)),
+        (0, 255),
+        "A's GO at 2 s"
+    );
     assert_eq!(f.series(44..=176, 5, 12), vec![51; 133], "Red stays B's");
 }
 
@@ -379,7 +401,12 @@ fn decision_1_a_running_chase_does_not_steal_red() {
     assert_eq!(f.dmx(4, 7, 12), 0, "the chase's cue 1 sets Red 0");
     assert_eq!(f.series(5..=176, 7, 12), vec![128; 172], "main keeps Red");
     assert_eq!(
-        (f.dmx(10, 7, 11), f.dmx(11, 7, 11), f.dmx(22, 7, 11), f.dmx(33, 7, 11)),
+        (
+            f.dmx(10, 7, 11),
+            f.dmx(11, 7, 11),
+            f.dmx(22, 7, 11),
+            f.dmx(33, 7, 11)
+        ),
         (255, 0, 255, 0),
         "the chase steps every 0.25 s"
     );
@@ -405,11 +432,23 @@ fn decision_2_a_delayed_cue_lets_the_fade_run_until_go_plus_delay() {
 #[test]
 fn decision_2_a_delayed_move_takes_its_channel_when_the_delay_ends() {
     let f = frames();
-    assert_eq!(f.series(44..=65, 9, 12), vec![255; 22], "A holds Red in the delay");
-    assert_eq!(f.series(66..=88, 9, 12), vec![51; 23], "B took Red at 1.5 s");
+    assert_eq!(
+        f.series(44..=65, 9, 12),
+        vec![255; 22],
+        "A holds Red in the delay"
+    );
+    assert_eq!(
+        f.series(66..=88, 9, 12),
+        vec![51; 23],
+        "B took Red at 1.5 s"
+    );
     for k in 88..=132u64 {
         let p = (k - 88) as f64 / 44.0;
-        assert_eq!(f.dmx(k, 9, 12), dmx(0.2 * (1.0 - p)), "A fades Red from 0.2, tick {k}");
+        assert_eq!(
+            f.dmx(k, 9, 12),
+            dmx(0.2 * (1.0 - p)),
+            "A fades Red from 0.2, tick {k}"
+        );
     }
 }
 
@@ -438,7 +477,11 @@ fn decision_3_a_release_fades_to_what_lies_beneath_over_the_release_time() {
 fn decision_3_a_go_during_the_release_starts_at_cue_1() {
     let f = frames();
     let releasing = dmx(1.0 - 21.0 / 44.0);
-    assert_eq!(f.spot(65, 11), (releasing, releasing, 100), "cue 2 releasing");
+    assert_eq!(
+        f.spot(65, 11),
+        (releasing, releasing, 100),
+        "cue 2 releasing"
+    );
     for k in 66..=88u64 {
         let p = (k - 44) as f64 / 44.0;
         assert_eq!(
@@ -455,8 +498,16 @@ fn decision_3_a_go_during_the_release_starts_at_cue_1() {
 #[test]
 fn decision_4_back_into_a_cue_with_a_follow_stays_there() {
     let f = frames();
-    assert_eq!((f.dmx(21, 12, 1), f.dmx(22, 12, 1)), (10, 20), "the GO armed it");
-    assert_eq!(f.series(30..=176, 12, 1), vec![10; 147], "after BACK at tick 30");
+    assert_eq!(
+        (f.dmx(21, 12, 1), f.dmx(22, 12, 1)),
+        (10, 20),
+        "the GO armed it"
+    );
+    assert_eq!(
+        f.series(30..=176, 12, 1),
+        vec![10; 147],
+        "after BACK at tick 30"
+    );
 }
 
 #[test]
@@ -473,8 +524,16 @@ fn decision_5_a_looped_list_wraps_to_the_first_cues_state() {
     let f = frames();
     let wash = |k| (f.dmx(k, 14, 1), f.dmx(k, 14, 11), f.dmx(k, 14, 12));
     assert_eq!(wash(0), (0, 255, 0));
-    assert_eq!(wash(2), (255, 255, 255), "cue 2 tracks the spot's intensity");
-    assert_eq!(wash(4), (0, 255, 0), "the wrap: what cue 1 does not set goes out");
+    assert_eq!(
+        wash(2),
+        (255, 255, 255),
+        "cue 2 tracks the spot's intensity"
+    );
+    assert_eq!(
+        wash(4),
+        (0, 255, 0),
+        "the wrap: what cue 1 does not set goes out"
+    );
 }
 
 #[test]

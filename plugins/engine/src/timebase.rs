@@ -421,7 +421,18 @@ mod tests {
         };
         let edge = u64::MAX / NANOS_PER_SEC;
         for rate in [1, 30, 44, 1000, u32::MAX] {
-            for k in [0, 1, 43, 44, 45, edge - 1, edge, edge + 1, u64::MAX / 2, u64::MAX] {
+            for k in [
+                0,
+                1,
+                43,
+                44,
+                45,
+                edge - 1,
+                edge,
+                edge + 1,
+                u64::MAX / 2,
+                u64::MAX,
+            ] {
                 assert_eq!(ns_of_tick(k, rate), wide(k, rate), "tick {k} at {rate} Hz");
             }
         }
