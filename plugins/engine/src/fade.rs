@@ -342,8 +342,14 @@ pub struct FadeEngine {
     // Dense per-channel tables (hot loop data, kept apart from `ChannelInfo`).
     defaults: Vec<f32>,
     htp: Vec<bool>,
-    coarse: Vec<u32>,
     fine: Vec<u32>,
+    /// Per channel, what the frame loop reads: its coarse slot's index in the frame, and
+    /// the [`OUT_HTP`] and [`OUT_WIDE`] flags (one 4-byte read per channel instead of
+    /// three tables).
+    out: Vec<u32>,
+    /// Per playback, per lane: its channel, and in the top bits how the channel merges
+    /// ([`LANE_HTP`], [`LANE_SHARED`]), so the per-lane loop reads one table.
+    lane_out: Vec<Vec<u32>>,
     /// Merged channel levels before grand master/blackout, from the latest `compute_levels`.
     levels: Vec<f32>,
     /// Per channel: how the hot loop merges it.
@@ -354,6 +360,20 @@ pub struct FadeEngine {
     best: Vec<u64>,
     progress: Vec<f32>,
 }
+
+/// [`FadeEngine::out`]: the coarse slot's index in the frame (a frame has at most 65,535 ×
+/// 512 slots, well under 2³⁰).
+const OUT_INDEX: u32 = (1 << 30) - 1;
+/// [`FadeEngine::out`]: intensity, scaled by grand master and blackout.
+const OUT_HTP: u32 = 1 << 31;
+/// [`FadeEngine::out`]: a 16-bit channel (its fine slot in [`FadeEngine::fine`]).
+const OUT_WIDE: u32 = 1 << 30;
+/// [`FadeEngine::lane_out`]: the channel's index (channels are fewer than frame slots).
+const LANE_CHANNEL: u32 = (1 << 30) - 1;
+/// [`FadeEngine::lane_out`]: an HTP channel.
+const LANE_HTP: u32 = 1 << 31;
+/// [`FadeEngine::lane_out`]: an LTP channel several playbacks drive ([`Merge::LtpShared`]).
+const LANE_SHARED: u32 = 1 << 30;
 
 /// How a channel merges, decided at compile time so that the per-lane loop reads one byte
 /// per channel (as it read the HTP flag before per-channel LTP).
@@ -377,8 +397,17 @@ impl FadeEngine {
     pub fn new(show: CompiledShow) -> Self {
         let defaults = show.channels.iter().map(|c| c.default).collect();
         let htp = show.channels.iter().map(|c| c.htp).collect();
-        let coarse = show.channels.iter().map(|c| c.coarse).collect();
         let fine = show.channels.iter().map(|c| c.fine).collect();
+        let out = show
+            .channels
+            .iter()
+            .map(|c| {
+                debug_assert!(c.coarse <= OUT_INDEX, "a frame is under 2³⁰ slots");
+                let htp = if c.htp { OUT_HTP } else { 0 };
+                let wide = if c.fine == NO_SLOT { 0 } else { OUT_WIDE };
+                c.coarse | htp | wide
+            })
+            .collect();
         let levels = vec![0.0; show.channels.len()];
         let best = vec![0; show.channels.len()];
         let mut drivers = vec![0u32; show.channels.len()];
@@ -400,14 +429,33 @@ impl FadeEngine {
         let shared = (0..merge.len() as ChannelId)
             .filter(|&ch| merge[ch as usize] == Merge::LtpShared)
             .collect();
+        let lane_out = show
+            .playbacks
+            .iter()
+            .map(|playback| {
+                show.lists[playback.list]
+                    .lanes
+                    .iter()
+                    .map(|&ch| {
+                        debug_assert!(ch <= LANE_CHANNEL, "channels are fewer than slots");
+                        ch | match merge[ch as usize] {
+                            Merge::Htp => LANE_HTP,
+                            Merge::LtpAlone => 0,
+                            Merge::LtpShared => LANE_SHARED,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         FadeEngine {
             rate: f64::from(show.tick_rate),
             tick_rate: show.tick_rate,
             show,
             defaults,
             htp,
-            coarse,
             fine,
+            out,
+            lane_out,
             levels,
             merge,
             shared,
@@ -679,9 +727,8 @@ impl FadeEngine {
     /// last (highest `taken`); releasing lanes fade towards what lies beneath them.
     fn levels_at(&mut self, state: &PlaybackState, ns: u64) {
         let FadeEngine {
-            show,
             defaults,
-            merge,
+            lane_out,
             shared,
             levels,
             best,
@@ -693,33 +740,41 @@ impl FadeEngine {
             best[ch as usize] = 0;
         }
         let mut releasing = false;
-        for (index, run) in state.playbacks.iter().enumerate() {
+        for (run, lanes) in state.playbacks.iter().zip(lane_out.iter()) {
             if !run.is_active() {
                 continue;
             }
             releasing |= run.release_at.is_some();
-            let lanes = &show.lists[show.playbacks[index].list].lanes;
             progress.clear();
             // What is left of each fade (1 − progress): see `lerp`.
             progress.extend(run.timings.iter().map(|t| (1.0 - t.progress(ns)) as f32));
             let master = run.master as f32;
-            for (lane, &channel) in lanes.iter().enumerate() {
-                let to = run.to[lane];
+            // Equal lengths (`check_state`), zipped so the loop indexes nothing per lane but
+            // the fade table and the channel.
+            let lanes = lanes
+                .iter()
+                .zip(&run.to)
+                .zip(&run.from)
+                .zip(&run.timing)
+                .enumerate();
+            for (lane, (((&tagged, &to), &from), &timing)) in lanes {
                 if to.is_nan() {
                     continue;
                 }
-                let from = run.from[lane];
-                let v = to - (to - from) * progress[run.timing[lane] as usize];
-                let ch = channel as usize;
-                match merge[ch] {
-                    Merge::Htp => levels[ch] = levels[ch].max(v * master),
-                    Merge::LtpAlone => levels[ch] = v,
-                    Merge::LtpShared => {
-                        if run.taken[lane] > best[ch] {
-                            best[ch] = run.taken[lane];
-                            levels[ch] = v;
-                        }
+                let v = to - (to - from) * progress[usize::from(timing)];
+                let ch = (tagged & LANE_CHANNEL) as usize;
+                if tagged & LANE_HTP != 0 {
+                    // `max` without its NaN handling: neither side is NaN here (`to` is set,
+                    // and an HTP channel starts at its default and only rises).
+                    let level = v * master;
+                    if level > levels[ch] {
+                        levels[ch] = level;
                     }
+                } else if tagged & LANE_SHARED == 0 {
+                    levels[ch] = v;
+                } else if run.taken[lane] > best[ch] {
+                    best[ch] = run.taken[lane];
+                    levels[ch] = v;
                 }
             }
         }
@@ -841,12 +896,18 @@ impl FadeEngine {
         } else {
             state.grand_master.clamp(0.0, 1.0) as f32
         };
-        for ch in 0..self.levels.len() {
-            let mut v = self.levels[ch];
-            if self.htp[ch] {
-                v *= gm;
+        // One pass over two dense tables; the fine slot's table is read for 16-bit
+        // channels only. Same arithmetic as `write_channel` (× 1.0 is exact).
+        for (ch, (&level, &out)) in self.levels.iter().zip(&self.out).enumerate() {
+            let v = (level * if out & OUT_HTP != 0 { gm } else { 1.0 }).clamp(0.0, 1.0);
+            let coarse = (out & OUT_INDEX) as usize;
+            if out & OUT_WIDE == 0 {
+                frame[coarse] = (v * 255.0 + 0.5) as u8;
+            } else {
+                let x = (v * 65535.0 + 0.5) as u32;
+                frame[coarse] = (x >> 8) as u8;
+                frame[self.fine[ch] as usize] = (x & 0xff) as u8;
             }
-            self.write_channel(frame, ch, v);
         }
     }
 
@@ -857,22 +918,28 @@ impl FadeEngine {
     pub fn rewrite_intensity(&self, frame: &mut [u8], gm: f32, universes: &[u16]) {
         let slots = rockontrol_show::UNIVERSE_SLOTS as u32;
         for ch in 0..self.levels.len() {
-            let universe = self.show.universes.get((self.coarse[ch] / slots) as usize);
+            let universe = self.show.universes.get((self.coarse(ch) / slots) as usize);
             if self.htp[ch] && universe.is_some_and(|u| universes.contains(u)) {
                 self.write_channel(frame, ch, self.levels[ch] * gm);
             }
         }
     }
 
+    /// Index of channel `ch`'s coarse slot in the frame.
+    fn coarse(&self, ch: usize) -> u32 {
+        self.out[ch] & OUT_INDEX
+    }
+
     fn write_channel(&self, frame: &mut [u8], ch: usize, v: f32) {
         let v = v.clamp(0.0, 1.0);
         let fine = self.fine[ch];
+        let coarse = self.coarse(ch) as usize;
         if fine == NO_SLOT {
             // Round half up; v ≥ 0 so truncation of v + 0.5 is rounding.
-            frame[self.coarse[ch] as usize] = (v * 255.0 + 0.5) as u8;
+            frame[coarse] = (v * 255.0 + 0.5) as u8;
         } else {
             let x = (v * 65535.0 + 0.5) as u32;
-            frame[self.coarse[ch] as usize] = (x >> 8) as u8;
+            frame[coarse] = (x >> 8) as u8;
             frame[fine as usize] = (x & 0xff) as u8;
         }
     }
