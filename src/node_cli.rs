@@ -53,8 +53,52 @@ pub struct NodeArgs {
     /// directory.
     #[arg(long)]
     pub library: Option<PathBuf>,
+    /// Write the composited picture of this node's media outputs to DIR/<output>/<refresh>.png
+    /// (refresh index at the output's rate, CPU reference compositor) with frames.csv.
+    #[arg(long, value_name = "DIR")]
+    pub media_capture: Option<PathBuf>,
+    /// With --media-capture: every Nth refresh only.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub media_capture_every: u64,
+    /// Media pre-roll in milliseconds: a media command without `at` takes effect this long
+    /// after the master got it, and nodes open and fill decoders this far ahead.
+    #[arg(long, value_name = "MS")]
+    pub media_preroll_ms: Option<u64>,
     #[command(flatten)]
     pub artnet: crate::artnet_args::ArtNetArgs,
+}
+
+/// Live media on this node: it plays the outputs the show gives `node`, finding each clip's
+/// verified file in `store` by the id the show names.
+fn add_media_node(
+    app: &mut App,
+    args: &NodeArgs,
+    node: &str,
+    store: Option<rockontrol_library::Store>,
+) {
+    let locate: rockontrol_media::ClipLocator = Arc::new(move |_name: &str, id: Option<&str>| {
+        let store = store.as_ref()?;
+        let id: rockontrol_library::ClipId = id?.parse().ok()?;
+        // Objects are installed only once verified (hash checked, fsynced, renamed).
+        store.contains(&id).then(|| store.object_path(&id))
+    });
+    app.insert_resource(rockontrol_media::MediaNode {
+        node: node.to_string(),
+        locate,
+        decoder: rockontrol_media::DecoderChoice::Software,
+        capture: args
+            .media_capture
+            .clone()
+            .map(|dir| rockontrol_media::CaptureSettings {
+                dir,
+                every: args.media_capture_every.max(1),
+            }),
+    });
+    if let Some(ms) = args.media_preroll_ms {
+        app.insert_resource(rockontrol_media::MediaSettings {
+            preroll: Duration::from_millis(ms),
+        });
+    }
 }
 
 #[derive(Resource)]
@@ -225,6 +269,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         library.display(),
         show.clips.len()
     );
+    add_media_node(&mut app, &args, &config.node_id, Some(store.clone()));
     app.insert_resource(MasterMediaSetup(Arc::new(MasterMedia {
         store,
         clips: std::sync::RwLock::new(show.clips.clone()),
@@ -323,6 +368,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
+    let mut media_store = None;
     if config
         .capabilities
         .contains(&rockontrol_net::config::Capability::MediaPlayback)
@@ -349,6 +395,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 "no cap".into()
             }
         );
+        media_store = Some(store.clone());
         app.insert_resource(ReceiverMedia::new(
             store,
             config
@@ -356,6 +403,9 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or(rockontrol_library::fetch::DEFAULT_PARALLEL),
             (mbit > 0.0).then_some(mbit),
         ));
+    }
+    if media_store.is_some() || args.media_capture.is_some() {
+        add_media_node(&mut app, &args, &config.node_id, media_store);
     }
     let receiver = ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),

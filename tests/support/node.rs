@@ -101,6 +101,31 @@ impl Node {
         key: Option<&str>,
         secs: u64,
     ) -> Node {
+        Node::spawn(Node::command(role, config, show, state, key, secs))
+    }
+
+    /// [`Node::start`] with more arguments (`--media-capture DIR`, …).
+    pub fn start_args(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> Node {
+        let mut cmd = Node::command(role, config, show, state, Some(KEY), 180);
+        cmd.args(extra);
+        Node::spawn(cmd)
+    }
+
+    /// The command line [`Node::start_with`] runs.
+    fn command(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        key: Option<&str>,
+        secs: u64,
+    ) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.arg(role)
             .arg("--config")
@@ -120,7 +145,7 @@ impl Node {
         if let Some(key) = key {
             cmd.env("ROCKONTROL_API_KEY", key);
         }
-        Node::spawn(cmd)
+        cmd
     }
 
     // --- end of package G's addition ---

@@ -181,6 +181,9 @@ pub struct ShowSettings {
     /// Media outputs, layers and cue actions: the media crate runs them; kept here so a show
     /// written back from the world keeps them.
     pub media: rockontrol_show::MediaSetup,
+    /// The show's clips (name → library id): media layers name them, nodes find their files
+    /// by id; kept here so a show written back (and sent to receivers) keeps them.
+    pub clips: Vec<rockontrol_show::Clip>,
 }
 
 /// The show tick: how many ticks the engine has run. Tick *k* is show time `k / rate`.
@@ -448,6 +451,7 @@ pub fn load_show(world: &mut World, show: &Show) {
         profiles: show.profiles.clone(),
         groups: show.groups.clone(),
         media: show.media.clone(),
+        clips: show.clips.clone(),
     });
     for (i, u) in show.universes.iter().enumerate() {
         world.spawn((
@@ -499,6 +503,7 @@ pub fn show_from_world(world: &mut World) -> Show {
             profiles: s.profiles.clone(),
             groups: s.groups.clone(),
             media: s.media.clone(),
+            clips: s.clips.clone(),
             ..Show::empty(s.name.clone())
         },
         None => Show::empty(""),

@@ -89,6 +89,7 @@ fn run_master() {
             read_only: vec![],
         },
         show_commands: show_tx,
+        plugin_commands: rockontrol_net::master::server::PluginCommands::new(mpsc::channel(16).0),
         clock: AtomicU64::new(0),
         bad_frames: AtomicU64::new(0),
         media: None,

@@ -366,6 +366,10 @@ pub struct Metrics {
     /// Media readiness, per clip of the node's manifest (nodes with the media capability).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<rockontrol_library::MediaReport>,
+    /// Media playback: per layer clip, frame, late/missed, decoder, armed; per output the
+    /// refresh period and phase (nodes that play media).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback: Option<rockontrol_media::PlaybackReport>,
 }
 
 /// A receiver's first message.

@@ -93,6 +93,42 @@ pub struct ShowCommandRequest {
     pub reply: oneshot::Sender<Result<u64, String>>,
 }
 
+/// A command of another plugin (registered with a handler in its replication rules, e.g.
+/// media's `{"type": "media", …}`), applied in the master's world, answered with the
+/// handler's JSON.
+#[derive(Debug)]
+pub struct PluginCommandRequest {
+    /// The body's `type`.
+    pub kind: String,
+    pub body: serde_json::Value,
+    pub reply: oneshot::Sender<Result<serde_json::Value, String>>,
+}
+
+/// The channel to the plugins' command handlers and the `type`s they take.
+#[derive(Debug)]
+pub struct PluginCommands {
+    pub tx: mpsc::Sender<PluginCommandRequest>,
+    /// Set at startup from the app's replication rules.
+    pub kinds: std::sync::RwLock<Vec<String>>,
+}
+
+impl PluginCommands {
+    pub fn new(tx: mpsc::Sender<PluginCommandRequest>) -> Self {
+        PluginCommands {
+            tx,
+            kinds: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The body's `type` when a plugin handles it.
+    fn kind_of(&self, body: &Bytes) -> Option<(String, serde_json::Value)> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let kind = value.get("type")?.as_str()?.to_string();
+        let known = self.kinds.read().ok()?.contains(&kind);
+        known.then_some((kind, value))
+    }
+}
+
 /// What the server and the ECS share.
 #[derive(Debug)]
 pub struct MasterShared {
@@ -100,6 +136,8 @@ pub struct MasterShared {
     pub keys: Keys,
     /// Show commands to the engine.
     pub show_commands: mpsc::Sender<ShowCommandRequest>,
+    /// Commands of other plugins (media, …) to their handlers.
+    pub plugin_commands: PluginCommands,
     /// The engine's next tick (written by the ECS every frame).
     pub clock: AtomicU64,
     /// Frames refused for being garbage, too large or out of place (all links).
@@ -414,6 +452,10 @@ pub struct NodeStatus {
     /// Media readiness (nodes that report it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<rockontrol_library::MediaReport>,
+    /// Media playback state (nodes that play media): per layer clip, frame, late, missed,
+    /// decoder, armed; per output refresh period and phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playback: Option<rockontrol_media::PlaybackReport>,
 }
 
 fn status_of(n: &NodeEntry) -> NodeStatus {
@@ -444,6 +486,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         version: n.version().map(str::to_string),
         clock: metrics.clock.clone(),
         media: metrics.media.clone(),
+        playback: metrics.playback.clone(),
     }
 }
 
@@ -532,6 +575,24 @@ async fn node_command(
         return r;
     }
     let master_id = shared.registry().master_id().to_string();
+    if body.len() > protocol::MAX_FRAME_BYTES {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+    }
+    if let Some((kind, value)) = shared.plugin_commands.kind_of(&body) {
+        if node_id != master_id {
+            if shared.registry().node(&node_id).is_none() {
+                return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
+            }
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "a {kind:?} command is rig-wide playback state that the master owns and replicates to every node; send it to the master with POST {}",
+                    protocol::SHOW_COMMAND_PATH
+                ),
+            );
+        }
+        return plugin_command(&shared, kind, value).await;
+    }
     if node_id == master_id {
         // A command for the master is a show command: applied by the engine, replicated.
         let command: Command = match serde_json::from_slice::<NodeCommand>(&body) {
@@ -622,6 +683,39 @@ async fn node_command(
     }
 }
 
+/// A plugin's command, applied by its handler in the master's world.
+async fn plugin_command(shared: &MasterShared, kind: String, body: serde_json::Value) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if shared
+        .plugin_commands
+        .tx
+        .try_send(PluginCommandRequest {
+            kind,
+            body: body.clone(),
+            reply: tx,
+        })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the master is busy; retry");
+    }
+    match tokio::time::timeout(Duration::from_secs(2), rx).await {
+        Ok(Ok(Ok(answer))) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "command": body,
+                "status": "executed",
+                "result": answer,
+            })),
+        )
+            .into_response(),
+        Ok(Ok(Err(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the master did not answer within 2 s",
+        ),
+    }
+}
+
 async fn node_status(
     State(shared): State<Arc<MasterShared>>,
     Path(node_id): Path<String>,
@@ -662,6 +756,7 @@ fn pending_status(p: &PendingView) -> NodeStatus {
         version: Some(p.version.clone()),
         clock: None,
         media: None,
+        playback: None,
     }
 }
 

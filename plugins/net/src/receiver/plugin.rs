@@ -753,6 +753,7 @@ fn receiver_heartbeat(
     dmx: Option<Res<DmxStats>>,
     clock_sync: Res<ClockStatus>,
     media: Option<Res<crate::media::ReceiverMedia>>,
+    playback: Option<Res<rockontrol_media::PlaybackReport>>,
 ) {
     let now = Instant::now();
     let Some(last) = net.last_heartbeat else {
@@ -780,6 +781,9 @@ fn receiver_heartbeat(
         show_hash: net.master_show.clone(),
         clock: clock_sync.master.is_some().then(|| clock_sync.clone()),
         media: media.map(|m| m.snapshot()),
+        playback: playback
+            .filter(|p| !p.outputs.is_empty())
+            .map(|p| (*p).clone()),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
