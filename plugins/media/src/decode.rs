@@ -480,6 +480,10 @@ fn decoder_element(pipeline: &gst::Pipeline) -> Option<String> {
         .into_iter()
         .flatten()
         .find_map(|e| {
+            // decodebin's own klass says "Decoder" too: the element inside it is wanted.
+            if e.is::<gst::Bin>() {
+                return None;
+            }
             let factory = e.factory()?;
             factory
                 .metadata("klass")?

@@ -12,8 +12,8 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -370,7 +370,7 @@ impl Player {
             if due
                 && let Some(capture) = r.capture
                 && capture.every > 0
-                && k % capture.every == 0
+                && k.is_multiple_of(capture.every)
             {
                 write_capture(capture, output, k, t, &draws, exact, &csv);
             }
