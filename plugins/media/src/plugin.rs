@@ -406,8 +406,9 @@ mod tests {
     }
 
     /// A media command through the registered handler lands in the log one pre-roll after
-    /// the master's tick, is refused with a reason for a bad layer, and the log replicates
-    /// into another app through the registered part.
+    /// the master's tick, is refused with a reason for a bad layer, and the log (with an
+    /// earlier cue GO) replicates into another app through the registered part: a receiver
+    /// that joins late knows the GO.
     #[test]
     fn a_command_is_logged_at_its_show_time_and_replicates() {
         let show = rockontrol_show::parse_show(SHOW, "media.ron").expect("parses");
@@ -416,9 +417,17 @@ mod tests {
             .add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
             .insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
         load_show(master.world_mut(), &show);
+        let go: Command = "go main".parse().expect("command");
+        master.world_mut().resource_mut::<CommandQueue>().at(2, go);
         for _ in 0..5 {
             master.update();
         }
+        let entries = &master.world().resource::<MediaShow>().0.log().entries;
+        assert!(
+            matches!(&entries[..], [crate::LogEntry::Cue { at_ns, cue_list, .. }]
+                if *at_ns == 2 * NANOS_PER_SEC / 44 + 1 && cue_list == "main"),
+            "the GO at tick 2 is logged: {entries:?}"
+        );
         let rules = master
             .world()
             .resource::<rockontrol_replicate::ReplicationRules>()
