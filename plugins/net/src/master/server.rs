@@ -580,6 +580,12 @@ async fn node_command(
     }
     if let Some((kind, value)) = shared.plugin_commands.kind_of(&body) {
         if node_id != master_id {
+            // Numbers out of range are a bad request first, as for show commands.
+            if let Ok(nc) = serde_json::from_slice::<NodeCommand>(&body)
+                && let Err(e) = nc.check()
+            {
+                return error(StatusCode::BAD_REQUEST, e.to_string());
+            }
             if shared.registry().node(&node_id).is_none() {
                 return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
             }
