@@ -191,7 +191,9 @@ pub enum CommandMapError {
     Fade(String),
     #[error("media position {0}")]
     Position(String),
-    #[error("media playback is not available on this node yet")]
+    #[error(
+        "media playback is rig-wide replicated state, not one node's: send {{\"type\": \"media\", \"action\", \"layer\", …}} to the master with POST {SHOW_COMMAND_PATH}"
+    )]
     NoMedia,
     #[error(
         "identify seconds must be a finite number within 0 < seconds <= {MAX_IDENTIFY_SECONDS}"

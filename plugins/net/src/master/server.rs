@@ -578,14 +578,12 @@ async fn node_command(
     if body.len() > protocol::MAX_FRAME_BYTES {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     }
-    if let Some((kind, value)) = shared.plugin_commands.kind_of(&body) {
+    // The seed's node command shape (`{"type": "media", "action", "clip", "position"}`, no
+    // layer) still goes to the node, which refuses it with where to send it instead.
+    let legacy_for_node =
+        node_id != master_id && serde_json::from_slice::<NodeCommand>(&body).is_ok();
+    if !legacy_for_node && let Some((kind, value)) = shared.plugin_commands.kind_of(&body) {
         if node_id != master_id {
-            // Numbers out of range are a bad request first, as for show commands.
-            if let Ok(nc) = serde_json::from_slice::<NodeCommand>(&body)
-                && let Err(e) = nc.check()
-            {
-                return error(StatusCode::BAD_REQUEST, e.to_string());
-            }
             if shared.registry().node(&node_id).is_none() {
                 return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
             }
