@@ -231,6 +231,18 @@ pub struct MediaLog {
     pub entries: Vec<LogEntry>,
 }
 
+/// Registers the media part and command for their shape only (no handlers): what net's base
+/// protocol rules (and their golden) include, since every node role runs the media plugin,
+/// which registers the same types with handlers.
+pub fn register_shapes(
+    rules: &mut rockontrol_replicate::ReplicationRules,
+) -> Result<(), rockontrol_replicate::DuplicatePart> {
+    rules
+        .add_state::<MediaLog, _, _>(MEDIA_PART, |_| MediaLog::default(), |_, _| Ok(()))?
+        .add_command::<MediaCommand>(MEDIA_COMMAND_PART)?;
+    Ok(())
+}
+
 /// Where a command without `at` takes effect: `now_ns` plus the pre-roll.
 pub fn effective_at(command: &MediaCommand, now_ns: u64, preroll_ns: u64) -> u64 {
     match command.at() {

@@ -60,14 +60,16 @@ pub fn register_overrides(rules: &mut ReplicationRules) -> Result<(), DuplicateP
     Ok(())
 }
 
-/// The rules of a node that runs the engine and net and nothing else (no media): the engine's
-/// parts, net's messages and the node overrides part, without net's handlers. An app's own
-/// rules (the [`ReplicationRules`] resource) add whatever its other plugins register.
+/// The rules every node role (`run`, `master`, `receiver`) has: the engine's parts, net's
+/// messages, the node overrides part and media's part and command (every role runs the media
+/// plugin), without handlers. An app's own rules (the [`ReplicationRules`] resource) are these
+/// plus whatever other plugins register; an app without the media plugin lacks media's.
 pub fn base_rules() -> ReplicationRules {
     let mut rules = ReplicationRules::default();
     let registered = rockontrol_engine::register_replication(&mut rules)
         .and_then(|()| register_replication(&mut rules))
-        .and_then(|()| register_overrides(&mut rules));
+        .and_then(|()| register_overrides(&mut rules))
+        .and_then(|()| rockontrol_media::command::register_shapes(&mut rules));
     if let Err(e) = registered {
         // The names are constants that do not clash (a test builds these rules).
         tracing::error!("{e}");
