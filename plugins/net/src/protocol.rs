@@ -928,12 +928,20 @@ mod tests {
         let rules = base_rules();
         assert_eq!(
             rules.names(rockontrol_replicate::PartKind::State),
-            vec![rockontrol_engine::PLAYBACK_PART, OVERRIDES_PART],
+            vec![
+                rockontrol_engine::PLAYBACK_PART,
+                rockontrol_media::MEDIA_PART,
+                OVERRIDES_PART
+            ],
             "{rules:?}"
         );
         assert_eq!(
             rules.names(rockontrol_replicate::PartKind::Command),
-            vec![rockontrol_engine::COMMAND_PART, NODE_COMMAND_PART]
+            vec![
+                rockontrol_engine::COMMAND_PART,
+                rockontrol_media::command::MEDIA_COMMAND_PART,
+                NODE_COMMAND_PART
+            ]
         );
         assert_eq!(protocol_hash(), rules.protocol_hash());
         assert_eq!(protocol_hash().len(), 16);
