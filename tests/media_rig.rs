@@ -174,12 +174,15 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
         &show,
         format!(
             r#"(name: "rig", universes: [(id: 1)], clips: [(name: "count", id: "{id}")],
+  cue_lists: [(name: "main", cues: [(number: 1)])],
+  playbacks: [(name: "main", cue_list: "main")],
   media: (
     outputs: [
       (name: "wall-1", node: "rx-1", width: {W}, height: {H}, rate: "25"),
       (name: "wall-2", node: "rx-2", width: {W}, height: {H}, rate: "25"),
     ],
     layers: [(name: "a", output: "wall-1", end: Loop), (name: "b", output: "wall-2", end: Loop)],
+    cues: [(cue_list: "main", cue: 1, actions: [Play(layer: "b", clip: "count", from: Some(10.0))])],
   ))"#
         ),
     )
@@ -312,8 +315,28 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
         common.len()
     );
 
-    // (c) Late join: rx-2 killed and started again joins at the right frame, not frame 0.
+    // (c) Late join: rx-2 is killed, a cue GO (over REST) plays the clip on its layer from
+    // 10 s in while it is down, and rx-2, started again, shows the GO's frames at once: the
+    // GO reached it in the master's media log, not as an event it missed.
     rx2.kill();
+    let (status, go) = rest(
+        addr,
+        "POST",
+        "/api/command",
+        Some(KEY),
+        Some(r#"{"type": "go", "playback": "main"}"#),
+    );
+    assert_eq!(status, 200, "{go}");
+    let tick = go["tick"].as_u64().expect("the GO's tick");
+    // Tick k at the show's 44 Hz is show time ⌈k · 10⁹ / 44⌉.
+    let go_ns = (tick * S).div_ceil(44);
+    let after_go = |t: u64| -> Option<u64> {
+        if t < go_ns {
+            expected(t, start)
+        } else {
+            Some(((t - go_ns) * FPS / S + 10 * FPS) % FRAMES)
+        }
+    };
     let rx2b = start_receiver(&dir, "rx-2", port, &cap2b);
     let late = wait_until("rx-2 captures again", Duration::from_secs(30), || {
         let c = captured(&cap2b.join("wall-2"));
@@ -321,13 +344,13 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
     });
     let first = late.keys().next().copied().expect("a refresh");
     assert!(
-        expected(first * REFRESH_NS, start).is_some_and(|f| f > 2 * FPS),
-        "rejoined well into the clip: {late:?}"
+        first * REFRESH_NS > go_ns && after_go(first * REFRESH_NS).is_some_and(|f| f > 10 * FPS),
+        "rejoined after the GO, well into the clip: {late:?}"
     );
-    let n = check_all(&cap2b.join("wall-2"), 0, |t| expected(t, start));
+    let n = check_all(&cap2b.join("wall-2"), 0, after_go);
     eprintln!(
         "rx-2 rejoined at refresh {first} (frame {:?}); {n} pictures as expected",
-        expected(first * REFRESH_NS, start)
+        after_go(first * REFRESH_NS)
     );
 
     // (d) Pause, seek while paused, resume: over REST, seen in rx-1's pictures.

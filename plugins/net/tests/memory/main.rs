@@ -282,7 +282,11 @@ fn a_receiver_without_the_masters_parts_is_refused_at_hello() {
         .world()
         .resource::<ReplicationRules>()
         .protocol_hash();
-    let master = rig.master.world().resource::<ReplicationRules>().protocol_hash();
+    let master = rig
+        .master
+        .world()
+        .resource::<ReplicationRules>()
+        .protocol_hash();
     assert!(
         text.contains("protocol") && text.contains(&own) && text.contains(&master),
         "the refusal names both hashes: {text}"
