@@ -23,20 +23,29 @@ use support::node::{BIN, KEY, Node, free_port, master_addr, node_status, rest, t
 use support::skip;
 
 const S: u64 = 1_000_000_000;
-/// Clip and outputs: 25 fps, 160×96 (the block code needs 128×16).
-const FPS: u64 = 25;
+/// The clip: 29.97 fps (30000/1001), 750 frames; outputs 25 Hz, so content frame boundaries
+/// fall between refreshes and a frame picked for any time but the refresh's own shows.
+const FPS_NUM: u64 = 30_000;
+const FPS_DEN: u64 = 1001;
 const FRAMES: u64 = 750;
+/// Outputs and clip 160×96 (the block code needs 128×16).
 const W: u32 = 160;
 const H: u32 = 96;
 /// Show time of refresh `k` of a 25 Hz output: k · 40 ms.
-const REFRESH_NS: u64 = S / FPS;
+const REFRESH_NS: u64 = S / 25;
 /// Every 5th refresh is captured (5 pictures a second per output).
 const EVERY: u64 = 5;
 
-/// ⌊(t − start) · 25⌋ looped over the clip, written out here (not the crate's timing code).
+/// The frame `position_ns` into the clip, ⌊position · 30000/1001⌋, looped; written out here
+/// (not the crate's timing code).
+fn frame(position_ns: u64) -> u64 {
+    (u128::from(position_ns) * u128::from(FPS_NUM) / (u128::from(FPS_DEN) * u128::from(S))) as u64
+        % FRAMES
+}
+
+/// ⌊(t − start) · fps⌋ looped over the clip.
 fn expected(t: u64, start: u64) -> Option<u64> {
-    let e = t.checked_sub(start)?;
-    Some((u128::from(e) * u128::from(FPS) / u128::from(S)) as u64 % FRAMES)
+    t.checked_sub(start).map(frame)
 }
 
 fn receiver_json(node: &str, port: u16) -> String {
@@ -140,14 +149,7 @@ fn check_all(dir: &Path, from_k: u64, want: impl Fn(u64) -> Option<u64>) -> usiz
 fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_and_seek() {
     let dir = temp_dir("media-rig");
     let clip = dir.join("count.mp4");
-    if let Err(e) = write_test_clip(
-        &clip,
-        FRAMES as u32,
-        FrameRate::whole(FPS as u32),
-        W,
-        H,
-        Codec::H264,
-    ) {
+    if let Err(e) = write_test_clip(&clip, FRAMES as u32, FrameRate::NTSC, W, H, Codec::H264) {
         skip::unavailable(
             "media_commands_play_the_same_frame…",
             &format!("{e}; `./dev setup` installs ffmpeg"),
@@ -334,7 +336,7 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
         if t < go_ns {
             expected(t, start)
         } else {
-            Some(((t - go_ns) * FPS / S + 10 * FPS) % FRAMES)
+            Some(frame(t - go_ns + 10 * S))
         }
     };
     let rx2b = start_receiver(&dir, "rx-2", port, &cap2b);
@@ -344,7 +346,8 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
     });
     let first = late.keys().next().copied().expect("a refresh");
     assert!(
-        first * REFRESH_NS > go_ns && after_go(first * REFRESH_NS).is_some_and(|f| f > 10 * FPS),
+        first * REFRESH_NS > go_ns
+            && after_go(first * REFRESH_NS).is_some_and(|f| f > frame(10 * S)),
         "rejoined after the GO, well into the clip: {late:?}"
     );
     let n = check_all(&cap2b.join("wall-2"), 0, after_go);
@@ -377,9 +380,9 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
         } else if t < seek_at {
             Some(frozen)
         } else if t < resume_at {
-            Some(2 * FPS)
+            Some(frame(2 * S))
         } else {
-            expected(t, resume_at).map(|f| f + 2 * FPS)
+            Some(frame(t - resume_at + 2 * S))
         }
     };
     wait_until(
