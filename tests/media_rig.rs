@@ -33,8 +33,10 @@ const W: u32 = 160;
 const H: u32 = 96;
 /// Show time of refresh `k` of a 25 Hz output: k · 40 ms.
 const REFRESH_NS: u64 = S / 25;
-/// Every 5th refresh is captured (5 pictures a second per output).
-const EVERY: u64 = 5;
+/// Every 3rd refresh is captured (8⅓ pictures a second per output): 120 ms is 3.6 content
+/// frames, so the captured refreshes fall at every phase of the content frames (every 5th,
+/// 200 ms ≈ 6 frames, would sample nearly one phase).
+const EVERY: u64 = 3;
 
 /// The frame `position_ns` into the clip, ⌊position · 30000/1001⌋, looped; written out here
 /// (not the crate's timing code).
