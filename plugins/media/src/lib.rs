@@ -21,13 +21,19 @@
 //! - [`plugin`]: [`MediaPlugin`], the timeline in a live node's ECS (cue GOs from the engine)
 //!   and [`MediaStatus`] for status, heartbeats and renderers; headless.
 //! - [`render`] (feature `gpu`): offline render of an output to PNG frames.
+//! - [`regions`]: parts of an output placed onto a physical display (pure).
+//! - [`output`] (feature `window`): live outputs in windows (fullscreen on a monitor, or
+//!   windowed), composited on Bevy's render device into the texture the window shows.
 
 pub mod blockcode;
 pub mod composite;
 pub mod decode;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+#[cfg(feature = "window")]
+pub mod output;
 pub mod plugin;
+pub mod regions;
 #[cfg(feature = "gpu")]
 pub mod render;
 pub mod testclip;
@@ -35,7 +41,9 @@ pub mod timeline;
 pub mod timing;
 
 pub use composite::{LayerParams, Rgba, composite_cpu};
-pub use decode::{ClipDecoder, ClipInfo, DecodeError, DecoderChoice, Frame, Pick};
+pub use decode::{
+    ClipDecoder, ClipInfo, DecodeError, DecoderChoice, Frame, Pick, PixelFormat, Yuv, YuvMatrix,
+};
 #[cfg(feature = "gpu")]
 pub use gpu::{GpuContext, GpuError, LayerDraw, OutputCompositor};
 pub use plugin::{LayerStatus, MediaPlugin, MediaShow, MediaStatus, MediaSystems};
