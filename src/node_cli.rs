@@ -324,7 +324,9 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Receiver)
         .map(|w| w.with_media(&args, &config.node_id));
     if args.fullscreen && window.is_none() {
-        warn!("--fullscreen: this receiver opens no window (headless); its media outputs stay offscreen");
+        warn!(
+            "--fullscreen: this receiver opens no window (headless); its media outputs stay offscreen"
+        );
     }
     let mut app = base_app(stop, args.duration, window);
     let restart = NodeRestart::default();

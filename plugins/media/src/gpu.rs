@@ -290,7 +290,12 @@ impl OutputCompositor {
         let (main, chroma) = match format {
             PixelFormat::Rgba => (
                 texture("media layer", width, height, FORMAT),
-                texture("media layer (no chroma)", 1, 1, wgpu::TextureFormat::Rg8Unorm),
+                texture(
+                    "media layer (no chroma)",
+                    1,
+                    1,
+                    wgpu::TextureFormat::Rg8Unorm,
+                ),
             ),
             PixelFormat::Nv12 { .. } => (
                 texture("media layer Y", width, height, wgpu::TextureFormat::R8Unorm),
@@ -583,8 +588,8 @@ impl OwnTarget {
                 },
             },
             wgpu::Extent3d {
-                width: width,
-                height: height,
+                width,
+                height,
                 depth_or_array_layers: 1,
             },
         );

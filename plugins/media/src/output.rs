@@ -283,8 +283,7 @@ fn sync_outputs(
                     .spawn((
                         Window {
                             title: format!("RocKontrol output {}", output.name),
-                            resolution: WindowResolution::new(w, h)
-                                .with_scale_factor_override(1.0),
+                            resolution: WindowResolution::new(w, h).with_scale_factor_override(1.0),
                             mode,
                             present_mode: PresentMode::AutoVsync,
                             ..default()
@@ -362,7 +361,10 @@ fn display_size(output: &LedWallOutput) -> (u32, u32) {
 }
 
 /// Places the region sprites in their windows (display pixels, top-left origin).
-fn fit_sprites(windows: Query<&Window>, mut sprites: Query<(&OutputSprite, &mut Sprite, &mut Transform)>) {
+fn fit_sprites(
+    windows: Query<&Window>,
+    mut sprites: Query<(&OutputSprite, &mut Sprite, &mut Transform)>,
+) {
     for (s, mut sprite, mut transform) in &mut sprites {
         let Ok(window) = windows.get(s.window) else {
             continue;
@@ -375,10 +377,7 @@ fn fit_sprites(windows: Query<&Window>, mut sprites: Query<(&OutputSprite, &mut 
             let (x, y) = (s.placed.dst.0 as f32, s.placed.dst.1 as f32);
             (
                 Vec2::new(w as f32, h as f32),
-                Vec2::new(
-                    x + w as f32 / 2.0 - ww / 2.0,
-                    wh / 2.0 - y - h as f32 / 2.0,
-                ),
+                Vec2::new(x + w as f32 / 2.0 - ww / 2.0, wh / 2.0 - y - h as f32 / 2.0),
             )
         };
         if sprite.custom_size != Some(size) {
@@ -578,7 +577,12 @@ fn composite_outputs(
                 ..Default::default()
             });
             RenderOutput {
-                compositor: OutputCompositor::without_target(gpu, list.width, list.height, list.slots),
+                compositor: OutputCompositor::without_target(
+                    gpu,
+                    list.width,
+                    list.height,
+                    list.slots,
+                ),
                 view,
                 uploaded: vec![None; list.slots],
             }

@@ -80,7 +80,10 @@ pub fn place_regions(canvas: &Rgba, placed: &[Placed], width: u32, height: u32) 
         let (sx, sy, w, h) = p.src;
         for y in 0..h {
             for x in 0..w {
-                let (dx, dy) = (i64::from(p.dst.0) + i64::from(x), i64::from(p.dst.1) + i64::from(y));
+                let (dx, dy) = (
+                    i64::from(p.dst.0) + i64::from(x),
+                    i64::from(p.dst.1) + i64::from(y),
+                );
                 if dx < 0 || dy < 0 || dx >= i64::from(width) || dy >= i64::from(height) {
                     continue;
                 }
@@ -145,7 +148,11 @@ mod tests {
         assert_eq!(shown.pixel(3, 1), [71, 1, 0, 255]);
         assert_eq!(shown.pixel(0, 2), [1, 0, 0, 255]);
         assert_eq!(shown.pixel(3, 3), [31, 1, 0, 255]);
-        assert_eq!(shown.pixel(4, 0), [0, 0, 0, 255], "outside every region: black");
+        assert_eq!(
+            shown.pixel(4, 0),
+            [0, 0, 0, 255],
+            "outside every region: black"
+        );
     }
 
     #[test]
@@ -163,9 +170,19 @@ mod tests {
         ]);
         let problems = region_problems(&out);
         assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].contains("reaches past the 8×2 canvas"), "{problems:?}");
+        assert!(
+            problems[0].contains("reaches past the 8×2 canvas"),
+            "{problems:?}"
+        );
         assert!(problems[1].contains("is empty"), "{problems:?}");
-        assert!(problems[2].contains("two regions are named \"a\""), "{problems:?}");
-        assert_eq!(placements(&out)[0].src, (6, 0, 2, 2), "clipped to the canvas");
+        assert!(
+            problems[2].contains("two regions are named \"a\""),
+            "{problems:?}"
+        );
+        assert_eq!(
+            placements(&out)[0].src,
+            (6, 0, 2, 2),
+            "clipped to the canvas"
+        );
     }
 }

@@ -68,12 +68,19 @@ fn media_figures() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let gpu = GpuContext::headless();
     let mut kept = Vec::new();
-    for (label, w, h, n) in [("1080p", 1920, 1080, frames(120)), ("4K", 3840, 2160, frames(40))] {
+    for (label, w, h, n) in [
+        ("1080p", 1920, 1080, frames(120)),
+        ("4K", 3840, 2160, frames(40)),
+    ] {
         let clip = dir.join(format!("{label}.mp4"));
         write_test_clip(&clip, n, FrameRate::whole(30), w, h, Codec::H264).expect("test clip");
         for format in [PixelFormat::Rgba, nv12()] {
             let (fps, first) = decode(&clip, format, n);
-            let name = if format == PixelFormat::Rgba { "RGBA" } else { "NV12" };
+            let name = if format == PixelFormat::Rgba {
+                "RGBA"
+            } else {
+                "NV12"
+            };
             println!("decode {label} H.264 (avdec_h264 → {name}), one stream: {fps:.1} fps");
             kept.push((label, name, first));
         }

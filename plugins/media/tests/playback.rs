@@ -8,10 +8,10 @@ mod skip;
 
 use std::path::{Path, PathBuf};
 
+use rockontrol_media::composite::nv12_to_rgba;
 use rockontrol_media::gpu::{GpuContext, LayerDraw, OutputCompositor};
 use rockontrol_media::render::{RenderJob, render_output};
 use rockontrol_media::testclip::{Codec, read_rendered, write_test_clip};
-use rockontrol_media::composite::nv12_to_rgba;
 use rockontrol_media::{
     ClipDecoder, CueFired, DecoderChoice, LayerParams, MediaTimeline, PixelFormat, Rgba, Yuv,
     composite_cpu,

@@ -90,8 +90,7 @@ fn draw_media_previews(
                     let (w, h) = (o.output.width.max(1) as f32, o.output.height as f32);
                     let scale = (PREVIEW_WIDTH / w).min(1.0);
                     let size = egui::vec2((w * scale).round(), (h * scale).round());
-                    let response =
-                        ui.image(egui::load::SizedTexture::new(id, size));
+                    let response = ui.image(egui::load::SizedTexture::new(id, size));
                     let r = response.rect;
                     drawn.push((
                         o.output.name.clone(),

@@ -92,8 +92,14 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let clip = dir.join("count.mp4");
-    if let Err(e) = write_test_clip(&clip, FRAMES as u32, FrameRate::whole(30), W, H, Codec::H264)
-    {
+    if let Err(e) = write_test_clip(
+        &clip,
+        FRAMES as u32,
+        FrameRate::whole(30),
+        W,
+        H,
+        Codec::H264,
+    ) {
         skip::unavailable("media_output", &e.to_string());
         return;
     }
@@ -114,7 +120,10 @@ fn main() {
             .env(CLIP, &clip)
             .status()
             .expect("run the child on Xvfb");
-        assert!(status.success(), "the media {scenario} scenario failed: {status}");
+        assert!(
+            status.success(),
+            "the media {scenario} scenario failed: {status}"
+        );
         println!("media {scenario} on screen: ok");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -180,7 +189,9 @@ fn preview_child() -> i32 {
                 let read = u64::from(blockcode::read(&data, W, H).map_err(|e| e.to_string())?);
                 let noted = noted.lock().map_err(|e| e.to_string())?.clone();
                 let (before, after) = (noted[0], noted[1]);
-                println!("stage preview: reads frame {read} (chosen {before} before the screenshot, {after} after)");
+                println!(
+                    "stage preview: reads frame {read} (chosen {before} before the screenshot, {after} after)"
+                );
                 if !(before..=after).contains(&read) {
                     return Err(format!(
                         "the preview shows frame {read}, the output chose {before}..={after}"
@@ -232,16 +243,13 @@ fn child() -> i32 {
     let show = parse_show(SHOW, "media-output.ron").expect("show parses");
     rockontrol_show::validate(&show).expect("show is valid");
     let mut app = App::new();
-    app.add_plugins(
-        window_plugins("unused", (W, H)).set(WindowPlugin {
-            primary_window: None,
-            exit_condition: ExitCondition::DontExit,
-            ..default()
-        }),
-    )
+    app.add_plugins(window_plugins("unused", (W, H)).set(WindowPlugin {
+        primary_window: None,
+        exit_condition: ExitCondition::DontExit,
+        ..default()
+    }))
     .add_plugins(LogPlugin {
-        filter: std::env::var("RUST_LOG")
-            .unwrap_or_else(|_| "warn,rockontrol_media=info".into()),
+        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rockontrol_media=info".into()),
         ..default()
     })
     .add_plugins((EnginePlugin, MediaPlugin))
@@ -270,13 +278,13 @@ fn expected_frame(show_ns: u64) -> Option<u64> {
 fn shoot(commands: &mut Commands, window: Entity) -> Shot {
     let slot: Shot = Arc::new(Mutex::new(None));
     let sink = Arc::clone(&slot);
-    commands.spawn(Screenshot::window(window)).observe(
-        move |captured: On<ScreenshotCaptured>| {
+    commands
+        .spawn(Screenshot::window(window))
+        .observe(move |captured: On<ScreenshotCaptured>| {
             if let Ok(mut s) = sink.lock() {
                 *s = Some(captured.image.clone());
             }
-        },
-    );
+        });
     slot
 }
 
@@ -319,7 +327,11 @@ fn run_scenario(
             .find(|o| o.output.name == name)
             .and_then(|o| o.window)
     };
-    let layer = |name: &str| live.0.get(name).and_then(|o| o.layers.first().map(|l| (o.show_ns, l)));
+    let layer = |name: &str| {
+        live.0
+            .get(name)
+            .and_then(|o| o.layers.first().map(|l| (o.show_ns, l)))
+    };
     let s = &mut *scenario;
     match s.phase {
         // Wait for the clip to play, at least a second into the show.
@@ -335,7 +347,11 @@ fn run_scenario(
                         expected_frame(t)
                     ));
                 } else {
-                    info!(show_ns = t, frame = l.wanted, "screenshot of main while playing");
+                    info!(
+                        show_ns = t,
+                        frame = l.wanted,
+                        "screenshot of main while playing"
+                    );
                     let shot = shoot(&mut commands, w);
                     s.shots.push(("main".into(), l.wanted, shot));
                     s.phase = 1;
@@ -347,11 +363,13 @@ fn run_scenario(
                 return;
             };
             let want = s.shots[0].1;
-            match canvas_of(&image).and_then(|c| {
-                blockcode::read(&c.data, W, H).map_err(|e| e.to_string())
-            }) {
+            match canvas_of(&image)
+                .and_then(|c| blockcode::read(&c.data, W, H).map_err(|e| e.to_string()))
+            {
                 Ok(read) if u64::from(read) == want => {
-                    println!("fullscreen output: screenshot reads frame {read}, the frame chosen for that refresh");
+                    println!(
+                        "fullscreen output: screenshot reads frame {read}, the frame chosen for that refresh"
+                    );
                     s.phase = 2;
                 }
                 Ok(read) => {
@@ -380,17 +398,28 @@ fn run_scenario(
             {
                 let a = shoot(&mut commands, m);
                 let b = shoot(&mut commands, sp);
-                s.shots = vec![("main".into(), FRAMES - 1, a), ("split".into(), FRAMES - 1, b)];
+                s.shots = vec![
+                    ("main".into(), FRAMES - 1, a),
+                    ("split".into(), FRAMES - 1, b),
+                ];
                 s.phase = 3;
             }
         }
         3 => {
-            let ready = s.shots.iter().all(|(_, _, shot)| shot.lock().is_ok_and(|i| i.is_some()));
+            let ready = s
+                .shots
+                .iter()
+                .all(|(_, _, shot)| shot.lock().is_ok_and(|i| i.is_some()));
             if !ready {
                 return;
             }
             let take = |i: usize| -> Result<Rgba, String> {
-                let image = s.shots[i].2.lock().ok().and_then(|mut g| g.take()).ok_or("no shot")?;
+                let image = s.shots[i]
+                    .2
+                    .lock()
+                    .ok()
+                    .and_then(|mut g| g.take())
+                    .ok_or("no shot")?;
                 canvas_of(&image)
             };
             let result = take(0).and_then(|main| {
