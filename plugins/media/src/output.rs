@@ -37,7 +37,9 @@ use bevy::render::render_resource::{
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 use bevy::render::{Extract, ExtractSchedule, Render, RenderApp, RenderSystems};
-use bevy::window::{MonitorSelection, PresentMode, WindowMode, WindowRef, WindowResolution};
+use bevy::window::{
+    Monitor, MonitorSelection, PresentMode, WindowMode, WindowPosition, WindowRef, WindowResolution,
+};
 use rockontrol_show::{Display, LedWallOutput};
 
 use crate::decode::{ClipDecoder, DecoderChoice, Frame, Pick, PixelFormat, Yuv};
@@ -184,7 +186,7 @@ impl Plugin for MediaOutputPlugin {
             .init_resource::<OutputDraws>()
             .add_systems(
                 Update,
-                (sync_outputs, pick_frames, fit_sprites)
+                (sync_outputs, fill_monitors, pick_frames, fit_sprites)
                     .chain()
                     .after(MediaSystems::Status),
             );
@@ -358,6 +360,38 @@ fn display_size(output: &LedWallOutput) -> (u32, u32) {
             h.max((p.dst.1.max(0) as u32).saturating_add(p.src.3)),
         )
     })
+}
+
+/// Makes a fullscreen output's window cover its monitor. A window manager does that for the
+/// fullscreen request; without one (a kiosk X server, Xvfb) the window would keep its size.
+fn fill_monitors(
+    outputs: Query<&LiveOutput>,
+    monitors: Query<&Monitor>,
+    mut windows: Query<&mut Window>,
+) {
+    for out in &outputs {
+        let (Display::Fullscreen(n), Some(w)) = (&out.display, out.window) else {
+            continue;
+        };
+        let Some(monitor) = monitors.iter().nth(*n as usize) else {
+            continue;
+        };
+        let Ok(mut window) = windows.get_mut(w) else {
+            continue;
+        };
+        let size = (monitor.physical_width, monitor.physical_height);
+        if (window.physical_width(), window.physical_height()) != size {
+            info!(
+                output = %out.output.name,
+                monitor = n,
+                width = size.0,
+                height = size.1,
+                "media: fullscreen window sized to its monitor"
+            );
+            window.resolution.set_physical_resolution(size.0, size.1);
+            window.position = WindowPosition::At(monitor.physical_position);
+        }
+    }
 }
 
 /// Places the region sprites in their windows (display pixels, top-left origin).

@@ -4,7 +4,8 @@
 //! 90 frames, starting at show time 0.5 s and holding its last frame) plays on two outputs of
 //! a private Xvfb (lavapipe, no GPU needed), composited on Bevy's render device into the
 //! texture the windows sample:
-//! - `main`, **fullscreen on monitor 0**: a screenshot while the clip plays reads back the
+//! - `main`, **fullscreen on monitor 0** (a 640×360 screen: the 320×180 canvas is scaled 2×,
+//!   and the window must cover the screen): a screenshot while the clip plays reads back the
 //!   frame number the show clock chose for that refresh, `⌊(t − 0.5 s) · 30⌋`, computed here
 //!   from the refresh's show time `t`. The screenshot is of the very refresh whose draw list
 //!   was built in the same update (the capture and the draw list are extracted together), so
@@ -103,9 +104,9 @@ fn main() {
         skip::unavailable("media_output", &e.to_string());
         return;
     }
-    // The outputs on a screen the size of the canvas (fullscreen is then 1:1); the preview
-    // in the programmer's 1280×720 window.
-    for (scenario, screen) in [("outputs", (W, H)), ("preview", SCRIPT_WINDOW)] {
+    // The outputs on a screen twice the canvas (fullscreen scales it 2×); the preview in the
+    // programmer's 1280×720 window.
+    for (scenario, screen) in [("outputs", (2 * W, 2 * H)), ("preview", SCRIPT_WINDOW)] {
         let xvfb = match Xvfb::start(screen) {
             Ok(x) => x,
             Err(e) => {
@@ -288,18 +289,24 @@ fn shoot(commands: &mut Commands, window: Entity) -> Shot {
     slot
 }
 
-/// The screenshot as RGBA8 at the canvas size.
-fn canvas_of(image: &Image) -> Result<Rgba, String> {
+/// The screenshot as RGBA8 at the canvas size: a window of `scale` times the canvas (the
+/// fullscreen one on the 2× screen) is sampled at each canvas pixel's top-left.
+fn canvas_of(image: &Image, scale: u32) -> Result<Rgba, String> {
     let rgb = rgb_image(image)?;
-    if rgb.dimensions() != (W, H) {
+    if rgb.dimensions() != (W * scale, H * scale) {
         return Err(format!(
-            "the window is {:?}, not the {W}×{H} of the output (fullscreen on a {W}×{H} screen)",
-            rgb.dimensions()
+            "the window is {:?}, not {}×{}",
+            rgb.dimensions(),
+            W * scale,
+            H * scale
         ));
     }
     let mut data = Vec::with_capacity((W * H * 4) as usize);
-    for p in rgb.pixels() {
-        data.extend_from_slice(&[p[0], p[1], p[2], 255]);
+    for y in 0..H {
+        for x in 0..W {
+            let p = rgb.get_pixel(x * scale, y * scale);
+            data.extend_from_slice(&[p[0], p[1], p[2], 255]);
+        }
     }
     Ok(Rgba {
         width: W,
@@ -336,9 +343,13 @@ fn run_scenario(
     match s.phase {
         // Wait for the clip to play, at least a second into the show.
         0 => {
+            // (and for the fullscreen window to cover the 2× screen)
             if let (Some((t, l)), Some(w)) = (layer("main"), window_of("main"))
                 && t > S
                 && l.shown == Some(l.wanted)
+                && windows
+                    .get(w)
+                    .is_ok_and(|w| (w.physical_width(), w.physical_height()) == (2 * W, 2 * H))
             {
                 if expected_frame(t) != Some(l.wanted) {
                     s.failed = Some(format!(
@@ -363,7 +374,7 @@ fn run_scenario(
                 return;
             };
             let want = s.shots[0].1;
-            match canvas_of(&image)
+            match canvas_of(&image, 2)
                 .and_then(|c| blockcode::read(&c.data, W, H).map_err(|e| e.to_string()))
             {
                 Ok(read) if u64::from(read) == want => {
@@ -378,8 +389,17 @@ fn run_scenario(
                 Err(e) => s.failed = Some(format!("screenshot of main: {e}")),
             }
             if let Some(w) = window_of("main").and_then(|w| windows.get(w).ok()) {
-                if !matches!(w.mode, WindowMode::BorderlessFullscreen(_)) {
-                    s.failed = Some(format!("main is not fullscreen: {:?}", w.mode));
+                if !matches!(w.mode, WindowMode::BorderlessFullscreen(_))
+                    || (w.physical_width(), w.physical_height()) != (2 * W, 2 * H)
+                {
+                    s.failed = Some(format!(
+                        "main is not fullscreen on the {}×{} screen: {:?}, {}×{}",
+                        2 * W,
+                        2 * H,
+                        w.mode,
+                        w.physical_width(),
+                        w.physical_height()
+                    ));
                 }
                 println!(
                     "main window: {:?}, {}×{} physical",
@@ -413,17 +433,17 @@ fn run_scenario(
             if !ready {
                 return;
             }
-            let take = |i: usize| -> Result<Rgba, String> {
+            let take = |i: usize, scale: u32| -> Result<Rgba, String> {
                 let image = s.shots[i]
                     .2
                     .lock()
                     .ok()
                     .and_then(|mut g| g.take())
                     .ok_or("no shot")?;
-                canvas_of(&image)
+                canvas_of(&image, scale)
             };
-            let result = take(0).and_then(|main| {
-                let split_shot = take(1)?;
+            let result = take(0, 2).and_then(|main| {
+                let split_shot = take(1, 1)?;
                 let read = blockcode::read(&main.data, W, H).map_err(|e| e.to_string())?;
                 if u64::from(read) != FRAMES - 1 {
                     return Err(format!("main holds frame {read}, expected {}", FRAMES - 1));
