@@ -460,7 +460,9 @@ fn pick_frames(
         for state in show.0.at(name, t) {
             let key = (name.clone(), state.layer);
             let Some(play) = &state.clip else {
-                decoders.0.remove(&key);
+                if let Some((_, d)) = decoders.0.remove(&key) {
+                    close_off_thread(d);
+                }
                 continue;
             };
             seen.push(key.clone());
@@ -468,7 +470,8 @@ fn pick_frames(
             let (clip, decoder) = entry.or_insert_with(|| (String::new(), LayerDecoder::Failed));
             if *clip != play.clip {
                 *clip = play.clip.clone();
-                *decoder = open_decoder(&clips, &play.clip, &state.name);
+                let old = std::mem::replace(decoder, open_decoder(&clips, &play.clip, &state.name));
+                close_off_thread(old);
             }
             if let LayerDecoder::Opening(slot) = decoder {
                 let done = slot.lock().ok().and_then(|mut s| s.take());
@@ -525,8 +528,32 @@ fn pick_frames(
         live.0.insert(name.clone(), shown);
         new_draws.insert(out.image.id(), list);
     }
-    decoders.0.retain(|k, _| seen.contains(k));
+    let gone: Vec<_> = decoders
+        .0
+        .keys()
+        .filter(|k| !seen.contains(k))
+        .cloned()
+        .collect();
+    for k in gone {
+        if let Some((_, d)) = decoders.0.remove(&k) {
+            close_off_thread(d);
+        }
+    }
     draws.0 = new_draws;
+}
+
+/// Stops a decoder on a thread of its own: closing joins its thread and stops its pipeline,
+/// which can take tens of milliseconds, and the refresh must not wait for that.
+fn close_off_thread(decoder: LayerDecoder) {
+    if let LayerDecoder::Failed = decoder {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("close decoder".into())
+        .spawn(move || drop(decoder));
+    if let Err(e) = spawned {
+        warn!("media: cannot close a decoder off the main thread ({e}); closing it here");
+    }
 }
 
 /// Opens a clip's decoder on a thread of its own (pre-roll can take a while; the show goes on).

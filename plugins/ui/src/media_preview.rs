@@ -103,3 +103,57 @@ fn draw_media_previews(
     layout.0 = drawn;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rockontrol_media::output::{LayerShown, OutputShown};
+    use rockontrol_media::timing::FrameStats;
+    use rockontrol_show::{Display, FrameRate, LedWallOutput};
+
+    use super::*;
+
+    #[test]
+    fn the_line_under_a_picture_says_what_each_layer_shows() {
+        let output = LiveOutput {
+            output: LedWallOutput {
+                name: "wall".into(),
+                node: "node-01".into(),
+                width: 320,
+                height: 180,
+                rate: FrameRate::NTSC,
+                display: Display::Offscreen,
+                regions: vec![],
+            },
+            display: Display::Offscreen,
+            image: Handle::default(),
+            window: None,
+        };
+        assert_eq!(status_line(None, &output), "wall · 320×180 @ 30000/1001");
+        let layer = |name: &str, wanted, shown, late| LayerShown {
+            layer: name.into(),
+            clip: "intro".into(),
+            wanted,
+            shown,
+            stats: FrameStats {
+                shown: 10,
+                late,
+                missed: 0,
+            },
+            decoder: None,
+        };
+        let live = LiveOutputs(HashMap::from([(
+            "wall".to_string(),
+            OutputShown {
+                show_ns: 0,
+                layers: vec![layer("bg", 42, Some(42), 0), layer("fx", 7, Some(5), 3)],
+            },
+        )]));
+        assert_eq!(
+            status_line(Some(&live), &output),
+            "wall · 320×180 @ 30000/1001\nbg: intro frame 42 (late 0, missed 0)\n\
+             fx: intro frame 7, showing 5 (late 3, missed 0)"
+        );
+    }
+}
