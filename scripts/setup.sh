@@ -6,14 +6,14 @@ set -euo pipefail
 # Build: pkg-config + GStreamer dev libs (media), udev for serialport enumeration.
 # Media: libav decoders (avdec_h264/h265) for playback, ffmpeg to make test clips.
 # Peers for interop tests: OLA (olad, ola_set_dmx), tshark, avahi (avahi-browse), iproute2.
-# Rendering without a GPU: Xvfb + Mesa's lavapipe Vulkan driver.
+# Rendering without a GPU: Xvfb + Mesa's lavapipe Vulkan driver; xwd (x11-apps) screenshots the screen.
 PACKAGES=(
   pkg-config libudev-dev ffmpeg
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
   gstreamer1.0-libav ffmpeg
   ola tshark dbus avahi-daemon avahi-utils libnss-mdns iproute2 procps curl
-  xvfb xauth mesa-vulkan-drivers libvulkan1 libx11-dev libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+  xvfb xauth x11-apps mesa-vulkan-drivers libvulkan1 libx11-dev libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 
 missing=()

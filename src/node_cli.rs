@@ -64,6 +64,16 @@ pub struct NodeArgs {
     /// after the master got it, and nodes open and fill decoders this far ahead.
     #[arg(long, value_name = "MS")]
     pub media_preroll_ms: Option<u64>,
+    /// Show this node's media outputs fullscreen (whatever the show says), on `--monitor`.
+    #[arg(long)]
+    pub fullscreen: bool,
+    /// The monitor of `--fullscreen`, by index (0: the first).
+    #[arg(long, default_value_t = 0, requires = "fullscreen")]
+    pub monitor: u32,
+    /// Folder of clip files named after the show's clips (`NAME.mp4`, `.mov`, `.mkv`) for the
+    /// node's media outputs.
+    #[arg(long)]
+    pub clips_dir: Option<PathBuf>,
     #[command(flatten)]
     pub artnet: crate::artnet_args::ArtNetArgs,
 }
@@ -252,7 +262,8 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Master);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Master)
+        .map(|w| w.with_media(&args, &config.node_id));
     let mut app = base_app(stop, args.duration, window);
     app.insert_resource(events.clone());
     let mut dmx = DmxSettings {
@@ -355,7 +366,13 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         master: finding,
     });
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Receiver);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Receiver)
+        .map(|w| w.with_media(&args, &config.node_id));
+    if args.fullscreen && window.is_none() {
+        warn!(
+            "--fullscreen: this receiver opens no window (headless); its media outputs stay offscreen"
+        );
+    }
     let mut app = base_app(stop, args.duration, window);
     let restart = NodeRestart::default();
     app.insert_resource(restart.clone())

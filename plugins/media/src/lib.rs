@@ -26,6 +26,9 @@
 //! - [`plugin`]: [`MediaPlugin`], the timeline in a live node's ECS (cue GOs from the engine,
 //!   commands, the replicated log), [`MediaStatus`], and live decode with a [`MediaNode`].
 //! - [`render`] (feature `gpu`): offline render of an output to PNG frames.
+//! - [`regions`]: parts of an output placed onto a physical display (pure).
+//! - [`output`] (feature `window`): live outputs in windows (fullscreen on a monitor, or
+//!   windowed), composited on Bevy's render device into the texture the window shows.
 
 pub mod blockcode;
 pub mod command;
@@ -34,7 +37,10 @@ pub mod decode;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod player;
+#[cfg(feature = "window")]
+pub mod output;
 pub mod plugin;
+pub mod regions;
 #[cfg(feature = "gpu")]
 pub mod render;
 pub mod testclip;
@@ -43,7 +49,9 @@ pub mod timing;
 
 pub use command::{LogEntry, MEDIA_PART, MediaCommand, MediaLog};
 pub use composite::{LayerParams, Rgba, composite_cpu};
-pub use decode::{ClipDecoder, ClipInfo, DecodeError, DecoderChoice, Frame, Pick};
+pub use decode::{
+    ClipDecoder, ClipInfo, DecodeError, DecoderChoice, Frame, Pick, PixelFormat, Yuv, YuvMatrix,
+};
 #[cfg(feature = "gpu")]
 pub use gpu::{GpuContext, GpuError, LayerDraw, OutputCompositor};
 pub use player::{CaptureSettings, ClipLocator, LayerReport, OutputReport, PlaybackReport};
