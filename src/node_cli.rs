@@ -79,21 +79,28 @@ pub struct NodeArgs {
 }
 
 /// Live media on this node: it plays the outputs the show gives `node`, finding each clip's
-/// verified file in `store` by the id the show names.
+/// verified file in `store` by the id the show names, else in `--clips-dir` by name.
 fn add_media_node(
     app: &mut App,
     args: &NodeArgs,
     node: &str,
     store: Option<rockontrol_library::Store>,
 ) {
-    let locate: rockontrol_media::ClipLocator = Arc::new(move |_name: &str, id: Option<&str>| {
-        let store = store.as_ref()?;
-        let id: rockontrol_library::ClipId = id?.parse().ok()?;
-        // Objects are installed only once verified (hash checked, fsynced, renamed).
-        store.contains(&id).then(|| store.object_path(&id))
+    let files = rockontrol_media::MediaClipFiles {
+        files: Default::default(),
+        dir: args.clips_dir.clone(),
+    };
+    let locate: rockontrol_media::ClipLocator = Arc::new(move |name: &str, id: Option<&str>| {
+        let in_store = || {
+            let store = store.as_ref()?;
+            let id: rockontrol_library::ClipId = id?.parse().ok()?;
+            // Objects are installed only once verified (hash checked, fsynced, renamed).
+            store.contains(&id).then(|| store.object_path(&id))
+        };
+        in_store().or_else(|| files.find(name))
     });
     app.insert_resource(rockontrol_media::MediaNode {
-        node: node.to_string(),
+        node: Some(node.to_string()),
         locate,
         decoder: rockontrol_media::DecoderChoice::Software,
         capture: args
@@ -421,7 +428,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
             (mbit > 0.0).then_some(mbit),
         ));
     }
-    if media_store.is_some() || args.media_capture.is_some() {
+    if media_store.is_some() || args.media_capture.is_some() || args.clips_dir.is_some() {
         add_media_node(&mut app, &args, &config.node_id, media_store);
     }
     let receiver = ReceiverPlugin {

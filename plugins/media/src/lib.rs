@@ -54,9 +54,12 @@ pub use decode::{
 };
 #[cfg(feature = "gpu")]
 pub use gpu::{GpuContext, GpuError, LayerDraw, OutputCompositor};
-pub use player::{CaptureSettings, ClipLocator, LayerReport, OutputReport, PlaybackReport};
+pub use player::{
+    CaptureSettings, ClipLocator, DisplayTiming, DisplayTimings, LayerFrame, LayerReport,
+    MediaClipFiles, OutputFrames, OutputReport, PlaybackFrames, PlaybackReport,
+};
 pub use plugin::{
-    DEFAULT_PREROLL, LayerStatus, MediaNode, MediaPlugin, MediaReplica, MediaSettings, MediaShow,
+    DEFAULT_PREROLL, GpuFrames, LayerStatus, MediaNode, MediaPlugin, MediaReplica, MediaSettings, MediaShow,
     MediaStatus, MediaSystems,
 };
 pub use timeline::{CueFired, LayerState, MediaTimeline};

@@ -5,11 +5,15 @@
 //! - **Main world** ([`MediaOutputPlugin`]): one [`LiveOutput`] per output of this node, with
 //!   an `Image` (the output texture) and, for `Window` or `Fullscreen(monitor)` outputs, a
 //!   window with a camera and one sprite per region (or one sprite filling the window). Each
-//!   frame, [`pick_frames`] chooses every layer's content frame from the show time of the
-//!   refresh (`MediaStatus::show_ns`; Xvfb and most platforms give no scanout timing through
-//!   wgpu, so the refresh's target time stands in for the predicted scanout) and asks the
-//!   clip's decoder ring for it: the wanted frame, an earlier stand-in (late) or nothing
-//!   (missed). It never waits: decoders are opened on a thread of their own.
+//!   frame, [`pick_frames`] takes every layer's frame from the node's player
+//!   ([`crate::player`], through [`PlaybackFrames`]): one decode path for capture, status and
+//!   screens. The player opens the decoders (from the library store, or `--clips-dir`), picks
+//!   the frame the show clock gives at the output's refresh `t_k` (Xvfb and most platforms
+//!   give no scanout timing through wgpu, so the refresh's target time stands in for the
+//!   predicted scanout) and counts late and missed frames once per refresh. With this plugin
+//!   the decoders give NV12 ([`GpuFrames`]) unless the node captures (CPU compositor, RGBA).
+//! - [`measure_displays`] measures the spacing and phase of the frames the app presents and
+//!   hands them, with each output's display, to the player's report ([`DisplayTimings`]).
 //! - **Render world**: the draw lists are extracted, and [`composite_outputs`] uploads the
 //!   frames that changed into the layers' persistent textures (NV12 planes, converted in the
 //!   shader) and composites them into the output `Image`'s GPU texture through a
@@ -17,13 +21,12 @@
 //!   through an sRGB view of the same texture, so the display shows the composited bytes.
 //!
 //! What every output shows is published in [`LiveOutputs`] (show time, wanted and shown
-//! frame per layer, late and missed counts): the screenshot test reads the frame number back
-//! from the window's pixels and compares.
+//! frame per layer, late and missed counts, all from the player): the screenshot test reads
+//! the frame number back from the window's pixels and compares.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bevy::asset::RenderAssetUsages;
 use bevy::camera::RenderTarget;
@@ -42,48 +45,32 @@ use bevy::window::{
 };
 use rockontrol_show::{Display, LedWallOutput};
 
-use crate::decode::{ClipDecoder, DecoderChoice, Frame, Pick, PixelFormat, Yuv};
+use rockontrol_engine::ShowTimeBase;
+
+use crate::decode::{DecoderChoice, Frame};
 use crate::gpu::{FORMAT, GpuContext, LayerDraw, OutputCompositor};
-use crate::plugin::{MediaShow, MediaStatus, MediaSystems};
+pub use crate::player::MediaClipFiles;
+use crate::player::{DisplayTiming, DisplayTimings, PlaybackFrames};
+use crate::plugin::{GpuFrames, MediaNode, MediaShow, MediaSystems};
 use crate::regions::{Placed, placements, region_problems};
-use crate::timing::{FrameChoice, FrameStats};
+use crate::timing::FrameStats;
 
 /// Render layers of output windows start here (the stage preview and UI use layer 0).
 const FIRST_RENDER_LAYER: usize = 16;
-/// How long a decoder may take to pre-roll a clip before the layer is given up.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Presented frames whose spacing gives the display's measured period.
+const TIMING_WINDOW: usize = 64;
 
 /// Live media outputs on screen (see the [module docs](self)). Needs [`crate::MediaPlugin`]
-/// and Bevy's rendering plugins.
+/// and Bevy's rendering plugins. Where no [`MediaNode`] is inserted (later inserts replace
+/// it: a receiver's library store), it plays `node`'s outputs from `clips`.
 #[derive(Debug, Clone, Default)]
 pub struct MediaOutputPlugin {
     /// This node's name: its outputs are shown. `None`: every output of the show (`run`).
     pub node: Option<String>,
     /// Where every output goes instead of its `display` in the show (`receiver --fullscreen`).
     pub display: Option<Display>,
-    /// Where clip files are.
+    /// Where clip files are (for the [`MediaNode`] this plugin inserts where none is).
     pub clips: MediaClipFiles,
-}
-
-/// Where clips' files are: by name, or `NAME.mp4|mov|mkv` in a folder.
-#[derive(Resource, Debug, Clone, Default)]
-pub struct MediaClipFiles {
-    pub files: HashMap<String, PathBuf>,
-    pub dir: Option<PathBuf>,
-}
-
-impl MediaClipFiles {
-    /// The file of clip `name`, if there is one.
-    pub fn find(&self, name: &str) -> Option<PathBuf> {
-        if let Some(p) = self.files.get(name) {
-            return Some(p.clone());
-        }
-        let dir = self.dir.as_ref()?;
-        ["mp4", "mov", "mkv"]
-            .iter()
-            .map(|ext| dir.join(format!("{name}.{ext}")))
-            .find(|p| p.is_file())
-    }
 }
 
 #[derive(Resource, Debug, Clone)]
@@ -143,17 +130,6 @@ pub struct OutputShown {
 #[derive(Resource, Debug, Clone, Default)]
 pub struct LiveOutputs(pub HashMap<String, OutputShown>);
 
-/// A layer's decoder: opening on its own thread, open, or failed (once per clip).
-enum LayerDecoder {
-    Opening(Arc<Mutex<Option<Result<ClipDecoder, String>>>>),
-    Open(ClipDecoder),
-    Failed,
-}
-
-/// Decoders by (output, layer index in the show), with the clip they decode.
-#[derive(Resource, Default)]
-struct LiveDecoders(HashMap<(String, usize), (String, LayerDecoder)>);
-
 /// One layer to composite: its slot, the frame and how.
 #[derive(Debug, Clone)]
 struct DrawLayer {
@@ -176,19 +152,29 @@ struct DrawList {
 
 impl Plugin for MediaOutputPlugin {
     fn build(&self, app: &mut App) {
+        if !app.world().contains_resource::<MediaNode>() {
+            app.insert_resource(MediaNode {
+                node: self.node.clone(),
+                locate: self.clips.locator(),
+                decoder: DecoderChoice::Software,
+                capture: None,
+            });
+        }
         app.insert_resource(self.clips.clone())
             .insert_resource(OutputSettings {
                 node: self.node.clone(),
                 display: self.display.clone(),
             })
+            .insert_resource(GpuFrames)
             .init_resource::<LiveOutputs>()
-            .init_resource::<LiveDecoders>()
+            .init_resource::<DisplayTimings>()
             .init_resource::<OutputDraws>()
+            .add_systems(Update, measure_displays.before(MediaSystems::Play))
             .add_systems(
                 Update,
                 (sync_outputs, fill_monitors, pick_frames, fit_sprites)
                     .chain()
-                    .after(MediaSystems::Status),
+                    .after(MediaSystems::Play),
             );
         if let Some(render) = app.get_sub_app_mut(RenderApp) {
             render
@@ -241,7 +227,6 @@ fn sync_outputs(
     outputs: Query<(Entity, &LiveOutput)>,
     parts: Query<Entity, With<OutputPart>>,
     mut images: ResMut<Assets<Image>>,
-    mut decoders: ResMut<LiveDecoders>,
     mut built: Local<Option<Vec<LedWallOutput>>>,
 ) {
     let mine: Vec<LedWallOutput> = show
@@ -261,7 +246,6 @@ fn sync_outputs(
     for e in &parts {
         commands.entity(e).despawn();
     }
-    decoders.0.clear();
     for (i, output) in mine.iter().enumerate() {
         for problem in region_problems(output) {
             warn!("media: {problem}");
@@ -423,20 +407,17 @@ fn fit_sprites(
     }
 }
 
-/// Chooses every layer's frame for this refresh and asks the decoders for it (never waits).
+/// Takes every layer's frame of this refresh from the player (never waits, never decodes).
 fn pick_frames(
     show: Res<MediaShow>,
-    status: Res<MediaStatus>,
-    clips: Res<MediaClipFiles>,
+    frames: Res<PlaybackFrames>,
     outputs: Query<&LiveOutput>,
-    mut decoders: ResMut<LiveDecoders>,
     mut live: ResMut<LiveOutputs>,
     mut draws: ResMut<OutputDraws>,
 ) {
-    let t = status.show_ns;
     let setup = show.0.setup();
     let mut new_draws = HashMap::new();
-    let mut seen = Vec::new();
+    live.0.clear();
     for out in &outputs {
         let name = &out.output.name;
         let layer_indices: Vec<usize> = setup
@@ -446,148 +427,99 @@ fn pick_frames(
             .filter(|(_, l)| l.output == *name)
             .map(|(i, _)| i)
             .collect();
-        let previous = live.0.remove(name).unwrap_or_default();
-        let mut shown = OutputShown {
-            show_ns: t,
-            layers: Vec::new(),
-        };
         let mut list = DrawList {
             width: out.output.width,
             height: out.output.height,
             slots: layer_indices.len(),
             layers: Vec::new(),
         };
-        for state in show.0.at(name, t) {
-            let key = (name.clone(), state.layer);
-            let Some(play) = &state.clip else {
-                if let Some((_, d)) = decoders.0.remove(&key) {
-                    close_off_thread(d);
-                }
-                continue;
-            };
-            seen.push(key.clone());
-            let entry = decoders.0.entry(key.clone());
-            let (clip, decoder) = entry.or_insert_with(|| (String::new(), LayerDecoder::Failed));
-            if *clip != play.clip {
-                *clip = play.clip.clone();
-                let old = std::mem::replace(decoder, open_decoder(&clips, &play.clip, &state.name));
-                close_off_thread(old);
-            }
-            if let LayerDecoder::Opening(slot) = decoder {
-                let done = slot.lock().ok().and_then(|mut s| s.take());
-                match done {
-                    Some(Ok(d)) => *decoder = LayerDecoder::Open(d),
-                    Some(Err(e)) => {
-                        warn!("media: layer {:?}: {e}; the layer stays empty", state.name);
-                        *decoder = LayerDecoder::Failed;
-                    }
-                    None => {}
-                }
-            }
-            let LayerDecoder::Open(d) = decoder else {
-                continue;
-            };
-            let info = d.info();
-            let FrameChoice::Frame(want) = play.playhead(info.fps).frame_at(t, info.frames) else {
-                continue;
-            };
-            let pick = d.pick(want);
-            let mut stats = previous
-                .layers
-                .iter()
-                .find(|l| l.layer == state.name && l.clip == play.clip)
-                .map(|l| l.stats)
-                .unwrap_or_default();
-            stats.record(want, pick.frame().map(|f| f.index));
-            if matches!(pick, Pick::Late(_) | Pick::Missed) {
-                debug!(layer = %state.name, want, ?pick, "media: frame not ready");
-            }
+        let Some(refresh) = frames.0.get(name) else {
+            live.0.insert(name.clone(), OutputShown::default());
+            new_draws.insert(out.image.id(), list);
+            continue;
+        };
+        let mut shown = OutputShown {
+            show_ns: refresh.show_ns,
+            layers: Vec::new(),
+        };
+        for l in &refresh.layers {
             shown.layers.push(LayerShown {
-                layer: state.name.clone(),
-                clip: play.clip.clone(),
-                wanted: want,
-                shown: pick.frame().map(|f| f.index),
-                stats,
-                decoder: Some(d.decoder_name().to_owned()),
+                layer: l.name.clone(),
+                clip: l.clip.clone(),
+                wanted: l.wanted,
+                shown: l.frame.as_ref().map(|f| f.index),
+                stats: l.stats,
+                decoder: Some(l.decoder.clone()),
             });
-            if let Some(frame) = pick.frame() {
-                let slot = layer_indices
-                    .iter()
-                    .position(|l| *l == state.layer)
-                    .unwrap_or(0);
-                list.layers.push(DrawLayer {
+            let Some(frame) = &l.frame else {
+                continue;
+            };
+            let slot = layer_indices
+                .iter()
+                .position(|i| *i == l.layer)
+                .unwrap_or(0);
+            list.layers.push(DrawLayer {
+                slot,
+                frame: frame.clone(),
+                draw: LayerDraw {
                     slot,
-                    frame: frame.clone(),
-                    draw: LayerDraw {
-                        slot,
-                        params: state.params,
-                    },
-                });
-            }
+                    params: l.params,
+                },
+            });
         }
         live.0.insert(name.clone(), shown);
         new_draws.insert(out.image.id(), list);
     }
-    let gone: Vec<_> = decoders
-        .0
-        .keys()
-        .filter(|k| !seen.contains(k))
-        .cloned()
-        .collect();
-    for k in gone {
-        if let Some((_, d)) = decoders.0.remove(&k) {
-            close_off_thread(d);
-        }
-    }
     draws.0 = new_draws;
 }
 
-/// Stops a decoder on a thread of its own: closing joins its thread and stops its pipeline,
-/// which can take tens of milliseconds, and the refresh must not wait for that.
-fn close_off_thread(decoder: LayerDecoder) {
-    if let LayerDecoder::Failed = decoder {
-        return;
+/// Measures the frames the app presents (their spacing, median of the last
+/// [`TIMING_WINDOW`], and their phase on the show clock) and publishes them with each
+/// output's display for the player's report. wgpu gives no scanout timestamps here, so the
+/// time a frame starts stands in for its vblank.
+fn measure_displays(
+    base: Res<ShowTimeBase>,
+    outputs: Query<&LiveOutput>,
+    mut timings: ResMut<DisplayTimings>,
+    mut seen: Local<VecDeque<u64>>,
+) {
+    let now = base.show_ns_at(Instant::now());
+    seen.push_back(now);
+    while seen.len() > TIMING_WINDOW {
+        seen.pop_front();
     }
-    let spawned = std::thread::Builder::new()
-        .name("close decoder".into())
-        .spawn(move || drop(decoder));
-    if let Err(e) = spawned {
-        warn!("media: cannot close a decoder off the main thread ({e}); closing it here");
+    let period = median_spacing(seen.make_contiguous());
+    timings.0.clear();
+    for out in &outputs {
+        let display = match &out.display {
+            Display::Offscreen => "offscreen".to_string(),
+            Display::Window => "window".to_string(),
+            Display::Fullscreen(n) => format!("fullscreen {n}"),
+        };
+        let on_screen = out.window.is_some();
+        timings.0.insert(
+            out.output.name.clone(),
+            DisplayTiming {
+                display,
+                period_ns: period.filter(|_| on_screen),
+                phase_ns: period.filter(|_| on_screen).map(|p| now % p),
+            },
+        );
     }
 }
 
-/// Opens a clip's decoder on a thread of its own (pre-roll can take a while; the show goes on).
-fn open_decoder(clips: &MediaClipFiles, clip: &str, layer: &str) -> LayerDecoder {
-    let Some(path) = clips.find(clip) else {
-        warn!("media: layer {layer:?}: no file for clip {clip:?}; the layer stays empty");
-        return LayerDecoder::Failed;
-    };
-    let slot = Arc::new(Mutex::new(None));
-    let sink = Arc::clone(&slot);
-    let spawned = std::thread::Builder::new()
-        .name(format!("open {clip}"))
-        .spawn(move || {
-            let result = ClipDecoder::open_as(
-                &path,
-                DecoderChoice::Software,
-                PixelFormat::Nv12 {
-                    yuv: Yuv::default(),
-                },
-                0,
-                OPEN_TIMEOUT,
-            )
-            .map_err(|e| e.to_string());
-            if let Ok(mut s) = sink.lock() {
-                *s = Some(result);
-            }
-        });
-    match spawned {
-        Ok(_) => LayerDecoder::Opening(slot),
-        Err(e) => {
-            warn!("media: layer {layer:?}: cannot start opening clip {clip:?}: {e}");
-            LayerDecoder::Failed
-        }
+/// The median spacing of increasing times, if there are at least two gaps.
+fn median_spacing(times: &[u64]) -> Option<u64> {
+    let mut gaps: Vec<u64> = times
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .filter(|g| *g > 0)
+        .collect();
+    if gaps.len() < 2 {
+        return None;
     }
+    gaps.sort_unstable();
+    Some(gaps[gaps.len() / 2])
 }
 
 fn extract_draws(mut commands: Commands, draws: Extract<Res<OutputDraws>>) {

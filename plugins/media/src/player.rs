@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::composite::{LayerParams, Rgba, composite_cpu};
-use crate::decode::{ClipDecoder, DecodeError, DecoderChoice, Frame, Pick};
+use crate::decode::{ClipDecoder, DecodeError, DecoderChoice, Frame, Pick, PixelFormat};
 use crate::timeline::{ClipPlay, MediaTimeline};
 use crate::timing::{FrameChoice, FrameStats, NANOS_PER_SEC, frame_of_ns, ns_of_frame};
 
@@ -32,6 +32,35 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Finds a clip's verified file on this node: `(name, library id if the show names one)`.
 pub type ClipLocator = Arc<dyn Fn(&str, Option<&str>) -> Option<PathBuf> + Send + Sync>;
+
+/// Where clips' files are besides the library store: by name, or `NAME.mp4|mov|mkv` in a
+/// folder (`run` and `receiver --clips-dir`: a node without the media-playback capability has
+/// no store, and the programmer's `run` plays clips beside the show).
+#[derive(bevy::prelude::Resource, Debug, Clone, Default)]
+pub struct MediaClipFiles {
+    pub files: HashMap<String, PathBuf>,
+    pub dir: Option<PathBuf>,
+}
+
+impl MediaClipFiles {
+    /// The file of clip `name`, if there is one.
+    pub fn find(&self, name: &str) -> Option<PathBuf> {
+        if let Some(p) = self.files.get(name) {
+            return Some(p.clone());
+        }
+        let dir = self.dir.as_ref()?;
+        ["mp4", "mov", "mkv"]
+            .iter()
+            .map(|ext| dir.join(format!("{name}.{ext}")))
+            .find(|p| p.is_file())
+    }
+
+    /// A [`ClipLocator`] over these files (the library id is not used).
+    pub fn locator(&self) -> ClipLocator {
+        let files = self.clone();
+        Arc::new(move |name: &str, _id: Option<&str>| files.find(name))
+    }
+}
 
 /// Writes the composited picture of every `every`-th refresh of this node's outputs to
 /// `dir/<output>/<refresh>.png` (refresh index at the output's rate), with `frames.csv`.
@@ -89,6 +118,13 @@ pub struct OutputReport {
     pub refreshes: u64,
     /// How long after its show time the last refresh was composed, ns.
     pub lag_ns: u64,
+    /// Where it is shown: `offscreen`, `window`, `fullscreen N` (a node with windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    /// The display's measured frame period, ns (median of the last presented frames' spacing;
+    /// a window only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_period_ns: Option<u64>,
 }
 
 /// A node's media playback state, for heartbeats and `GET /api/nodes/{id}/status`.
@@ -131,6 +167,49 @@ impl PlaybackReport {
     }
 }
 
+/// What one layer of an output shows at its latest refresh (for the on-screen outputs).
+#[derive(Debug, Clone)]
+pub struct LayerFrame {
+    /// The layer's index in the show (its stacking order on the output).
+    pub layer: usize,
+    pub name: String,
+    pub clip: String,
+    /// The content frame the show clock chose.
+    pub wanted: u64,
+    /// The frame to draw: the wanted one, an earlier stand-in (late), or `None` (missed).
+    pub frame: Option<Frame>,
+    pub params: LayerParams,
+    /// The layer's counts so far (each refresh counted once).
+    pub stats: FrameStats,
+    pub decoder: String,
+}
+
+/// What one output shows at its latest refresh.
+#[derive(Debug, Clone, Default)]
+pub struct OutputFrames {
+    /// The refresh index at the output's rate, and its show time `t_k` in ns.
+    pub refresh: u64,
+    pub show_ns: u64,
+    pub layers: Vec<LayerFrame>,
+}
+
+/// The frames every output of this node shows at its latest refresh, by output name: what
+/// the live windows draw (one decode path: the player's decoders and counts).
+#[derive(bevy::prelude::Resource, Debug, Clone, Default)]
+pub struct PlaybackFrames(pub HashMap<String, OutputFrames>);
+
+/// How an output is shown and what its display measured (set by the on-screen outputs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisplayTiming {
+    pub display: String,
+    pub period_ns: Option<u64>,
+    pub phase_ns: Option<u64>,
+}
+
+/// The on-screen outputs' [`DisplayTiming`] by output name; it goes into the report.
+#[derive(bevy::prelude::Resource, Debug, Clone, Default)]
+pub struct DisplayTimings(pub HashMap<String, DisplayTiming>);
+
 /// A decoder for one (layer, clip), opening or open.
 struct Slot {
     /// The opening decoder's answer (a mutex: the slot lives in a resource, shared).
@@ -142,7 +221,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn open(path: PathBuf, choice: DecoderChoice) -> Slot {
+    fn open(path: PathBuf, choice: DecoderChoice, format: PixelFormat) -> Slot {
         let (tx, rx) = channel();
         let name = format!(
             "open {}",
@@ -151,7 +230,7 @@ impl Slot {
                 .unwrap_or_default()
         );
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            let _ = tx.send(ClipDecoder::open(&path, choice, 0, OPEN_TIMEOUT));
+            let _ = tx.send(ClipDecoder::open_as(&path, choice, format, 0, OPEN_TIMEOUT));
         });
         match spawned {
             Ok(_) => Slot {
@@ -217,13 +296,14 @@ pub struct Player {
     outputs: HashMap<String, OutputRun>,
     armed_logged: HashSet<(usize, String, u64)>,
     layers: HashMap<usize, LayerReport>,
+    frames: HashMap<String, OutputFrames>,
 }
 
 /// What one refresh needs from outside the player.
 pub struct Refresh<'a> {
     pub timeline: &'a MediaTimeline,
-    /// This node's name: it plays the outputs whose `node` it is.
-    pub node: &'a str,
+    /// This node's name: it plays the outputs whose `node` it is (`None`: every output, `run`).
+    pub node: Option<&'a str>,
     /// Show time now, ns.
     pub now_ns: u64,
     pub preroll_ns: u64,
@@ -231,17 +311,30 @@ pub struct Refresh<'a> {
     /// The library id of each clip name the show lists.
     pub clip_ids: &'a HashMap<String, String>,
     pub decoder: DecoderChoice,
+    /// What the decoders give: RGBA (capture, the CPU compositor) or NV12 (GPU outputs).
+    pub format: PixelFormat,
     pub capture: Option<&'a CaptureSettings>,
+    /// How the on-screen outputs are shown and their measured display timing.
+    pub displays: Option<&'a DisplayTimings>,
 }
 
 impl Player {
+    /// The frames each output shows at its latest refresh.
+    pub fn frames(&self) -> &HashMap<String, OutputFrames> {
+        &self.frames
+    }
+
     /// Runs every output of this node whose next refresh has come; returns the report.
     pub fn refresh(&mut self, r: &Refresh<'_>) -> PlaybackReport {
         let setup = r.timeline.setup();
         let mut used: HashSet<(usize, String)> = HashSet::new();
         let mut outputs = Vec::new();
         let mut live_layers = HashSet::new();
-        for output in setup.outputs.iter().filter(|o| o.node == r.node) {
+        for output in setup
+            .outputs
+            .iter()
+            .filter(|o| r.node.is_none_or(|n| o.node == n))
+        {
             let k = frame_of_ns(r.now_ns, output.rate);
             let t = ns_of_frame(k, output.rate);
             let run = self.outputs.entry(output.name.clone()).or_default();
@@ -251,12 +344,15 @@ impl Player {
                 run.refreshes += 1;
                 run.lag_ns = r.now_ns.saturating_sub(t);
             }
+            let shown_on = r.displays.and_then(|d| d.0.get(&output.name));
             outputs.push(OutputReport {
                 output: output.name.clone(),
                 refresh_ns: ns_of_frame(1, output.rate),
-                phase_ns: 0,
+                phase_ns: shown_on.and_then(|d| d.phase_ns).unwrap_or(0),
                 refreshes: run.refreshes,
                 lag_ns: run.lag_ns,
+                display: shown_on.map(|d| d.display.clone()),
+                display_period_ns: shown_on.and_then(|d| d.period_ns),
             });
             let ahead: HashMap<usize, Option<ClipPlay>> = r
                 .timeline
@@ -267,6 +363,11 @@ impl Player {
             let mut draws: Vec<(Frame, LayerParams)> = Vec::new();
             let mut exact = true;
             let mut csv = Vec::new();
+            let mut frames = OutputFrames {
+                refresh: k,
+                show_ns: t,
+                layers: Vec::new(),
+            };
             for state in r.timeline.at(&output.name, t) {
                 live_layers.insert(state.layer);
                 let mut report = LayerReport {
@@ -303,6 +404,16 @@ impl Player {
                                 if let Some(f) = pick.frame() {
                                     draws.push((f.clone(), state.params));
                                 }
+                                frames.layers.push(LayerFrame {
+                                    layer: state.layer,
+                                    name: state.name.clone(),
+                                    clip: play.clip.clone(),
+                                    wanted: want,
+                                    frame: pick.frame().cloned(),
+                                    params: state.params,
+                                    stats: *stats,
+                                    decoder: decoder.decoder_name().to_string(),
+                                });
                                 csv.push(format!(
                                     "{k},{t},{},{},{want},{}",
                                     state.name,
@@ -367,6 +478,9 @@ impl Player {
                 report.missed = stats.missed;
                 self.layers.insert(state.layer, report);
             }
+            if due {
+                self.frames.insert(output.name.clone(), frames);
+            }
             if due
                 && let Some(capture) = r.capture
                 && capture.every > 0
@@ -378,6 +492,8 @@ impl Player {
         // Decoders no layer needs any more are closed (their threads end).
         self.slots.retain(|key, _| used.contains(key));
         self.layers.retain(|layer, _| live_layers.contains(layer));
+        let names: HashSet<&str> = outputs.iter().map(|o| o.output.as_str()).collect();
+        self.frames.retain(|name, _| names.contains(name.as_str()));
         let mut layers: Vec<(usize, LayerReport)> =
             self.layers.iter().map(|(i, l)| (*i, l.clone())).collect();
         layers.sort_by_key(|(i, _)| *i);
@@ -409,7 +525,7 @@ fn slot_for<'a>(
     slots.entry(key).or_insert_with_key(|(_, clip)| {
         let id = r.clip_ids.get(clip).map(String::as_str);
         match (r.locate)(clip, id) {
-            Some(path) => Slot::open(path, r.decoder),
+            Some(path) => Slot::open(path, r.decoder, r.format),
             None => {
                 let error = format!(
                     "no verified file for clip {clip:?}{} on this node yet (the library fetches it; see GET /api/media/status)",

@@ -31,8 +31,10 @@ use rockontrol_show::MediaSetup;
 use crate::command::{
     MEDIA_COMMAND_PART, MEDIA_COMMAND_TYPE, MEDIA_PART, MediaCommand, MediaLog, effective_at,
 };
-use crate::decode::DecoderChoice;
-use crate::player::{CaptureSettings, ClipLocator, PlaybackReport, Player, Refresh};
+use crate::decode::{DecoderChoice, PixelFormat, Yuv};
+use crate::player::{
+    CaptureSettings, ClipLocator, DisplayTimings, PlaybackFrames, PlaybackReport, Player, Refresh,
+};
 use crate::timeline::{CueFired, MediaTimeline};
 use crate::timing::{NANOS_PER_SEC, seconds_to_ns};
 
@@ -57,14 +59,20 @@ impl Default for MediaSettings {
 }
 
 /// Insert to decode and show media on this node: its name (it plays the outputs whose `node`
-/// it is), where its clips are, and an optional capture of what it composites.
+/// it is; `None`: every output, as `run` does), where its clips are, and an optional capture
+/// of what it composites.
 #[derive(Resource, Clone)]
 pub struct MediaNode {
-    pub node: String,
+    pub node: Option<String>,
     pub locate: ClipLocator,
     pub decoder: DecoderChoice,
     pub capture: Option<CaptureSettings>,
 }
+
+/// Insert to have decoders give NV12 planes (the GPU outputs convert them; a third of RGBA's
+/// bytes) instead of RGBA. A capture (CPU compositor) keeps RGBA.
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct GpuFrames;
 
 /// Present on a receiver once the master's media log arrived: the log is the master's, and
 /// this node's own cue events no longer add to it.
@@ -133,6 +141,7 @@ impl Plugin for MediaPlugin {
             .init_resource::<MediaStatus>()
             .init_resource::<MediaSettings>()
             .init_resource::<PlaybackReport>()
+            .init_resource::<PlaybackFrames>()
             .init_resource::<LivePlayer>()
             .configure_sets(
                 FixedUpdate,
@@ -242,8 +251,11 @@ fn play_live(
     show: Res<MediaShow>,
     settings: Res<MediaSettings>,
     show_settings: Option<Res<ShowSettings>>,
+    displays: Option<Res<DisplayTimings>>,
+    gpu_frames: Option<Res<GpuFrames>>,
     mut player: ResMut<LivePlayer>,
     mut report: ResMut<PlaybackReport>,
+    mut frames: ResMut<PlaybackFrames>,
 ) {
     let clip_ids: HashMap<String, String> = show_settings
         .map(|s| {
@@ -254,17 +266,27 @@ fn play_live(
         })
         .unwrap_or_default();
     let now_ns = base.show_ns_at(Instant::now());
+    let format = if gpu_frames.is_some() && node.capture.is_none() {
+        PixelFormat::Nv12 {
+            yuv: Yuv::default(),
+        }
+    } else {
+        PixelFormat::Rgba
+    };
     let new = player.0.refresh(&Refresh {
         timeline: &show.0,
-        node: &node.node,
+        node: node.node.as_deref(),
         now_ns,
         preroll_ns: settings.preroll.as_nanos() as u64,
         locate: &node.locate,
         clip_ids: &clip_ids,
         decoder: node.decoder,
+        format,
         capture: node.capture.as_ref(),
+        displays: displays.as_deref(),
     });
     *report = new;
+    frames.0.clone_from(player.0.frames());
 }
 
 fn fire_cues(
