@@ -88,7 +88,13 @@ fn add_media_node(
 ) {
     let files = rockontrol_media::MediaClipFiles {
         files: Default::default(),
-        dir: args.clips_dir.clone(),
+        // Clips not (yet) in the store play from here, as on a node without one.
+        dir: args.clips_dir.clone().or_else(|| {
+            args.show
+                .as_ref()
+                .and_then(|s| s.parent())
+                .map(|d| d.join("clips"))
+        }),
     };
     let locate: rockontrol_media::ClipLocator = Arc::new(move |name: &str, id: Option<&str>| {
         let in_store = || {

@@ -75,7 +75,6 @@ pub struct MediaOutputPlugin {
 
 #[derive(Resource, Debug, Clone)]
 struct OutputSettings {
-    node: Option<String>,
     display: Option<Display>,
 }
 
@@ -162,7 +161,6 @@ impl Plugin for MediaOutputPlugin {
         }
         app.insert_resource(self.clips.clone())
             .insert_resource(OutputSettings {
-                node: self.node.clone(),
                 display: self.display.clone(),
             })
             .insert_resource(GpuFrames)
@@ -218,12 +216,14 @@ pub fn output_image(width: u32, height: u32) -> Image {
     image
 }
 
-/// Makes the outputs of this node when the show's media changes (and removes the old ones).
+/// Makes the outputs of this node when the show's media changes (and removes the old ones):
+/// those the player plays ([`MediaNode::node`]; a master shows its own outputs).
 #[allow(clippy::too_many_arguments, reason = "a Bevy system's parameters")]
 fn sync_outputs(
     mut commands: Commands,
     show: Res<MediaShow>,
     settings: Res<OutputSettings>,
+    player: Res<MediaNode>,
     outputs: Query<(Entity, &LiveOutput)>,
     parts: Query<Entity, With<OutputPart>>,
     mut images: ResMut<Assets<Image>>,
@@ -234,7 +234,7 @@ fn sync_outputs(
         .setup()
         .outputs
         .iter()
-        .filter(|o| settings.node.as_ref().is_none_or(|n| *n == o.node))
+        .filter(|o| player.node.as_ref().is_none_or(|n| *n == o.node))
         .cloned()
         .collect();
     if built.as_ref() == Some(&mine) {

@@ -41,7 +41,7 @@ use rockontrol_engine::{EnginePlugin, load_show};
 use rockontrol_media::output::{LiveOutput, LiveOutputs, MediaClipFiles, MediaOutputPlugin};
 use rockontrol_media::regions::{place_regions, placements};
 use rockontrol_media::testclip::{Codec, write_test_clip};
-use rockontrol_media::{MediaPlugin, Rgba, blockcode};
+use rockontrol_media::{MediaPlugin, PlaybackReport, Rgba, blockcode};
 use rockontrol_show::{FrameRate, parse_show};
 use rockontrol_ui::media_preview::MediaPreviewLayout;
 use rockontrol_ui::script::{
@@ -320,6 +320,7 @@ fn run_scenario(
     mut commands: Commands,
     mut scenario: ResMut<Scenario>,
     live: Res<LiveOutputs>,
+    report: Res<PlaybackReport>,
     outputs: Query<&LiveOutput>,
     windows: Query<&Window>,
     time: Res<Time<Real>>,
@@ -381,7 +382,34 @@ fn run_scenario(
                     println!(
                         "fullscreen output: screenshot reads frame {read}, the frame chosen for that refresh"
                     );
-                    s.phase = 2;
+                    // One report: the window's display and measured period, and the same
+                    // counts the window drew from, are in the node's playback status.
+                    let out = report.outputs.iter().find(|o| o.output == "main");
+                    let shown = layer("main").map(|(_, l)| l.stats.shown);
+                    let counted = report
+                        .layers
+                        .iter()
+                        .find(|l| l.output == "main")
+                        .map(|l| l.shown);
+                    match out {
+                        Some(o)
+                            if o.display.as_deref() == Some("fullscreen 0")
+                                && o.display_period_ns.is_some_and(|p| p > 0)
+                                && shown.is_some_and(|n| n > 0)
+                                && counted == shown =>
+                        {
+                            println!(
+                                "playback report: main on {:?}, frames every {:?} ns, {shown:?} shown",
+                                o.display, o.display_period_ns
+                            );
+                            s.phase = 2;
+                        }
+                        _ => {
+                            s.failed = Some(format!(
+                                "the playback report lacks main's display or counts: {out:?}, layer shown {counted:?} vs window {shown:?}"
+                            ))
+                        }
+                    }
                 }
                 Ok(read) => {
                     s.failed = Some(format!("screenshot reads frame {read}, expected {want}"))
