@@ -36,9 +36,9 @@ pub mod composite;
 pub mod decode;
 #[cfg(feature = "gpu")]
 pub mod gpu;
-pub mod player;
 #[cfg(feature = "window")]
 pub mod output;
+pub mod player;
 pub mod plugin;
 pub mod regions;
 #[cfg(feature = "gpu")]
@@ -59,8 +59,8 @@ pub use player::{
     MediaClipFiles, OutputFrames, OutputReport, PlaybackFrames, PlaybackReport,
 };
 pub use plugin::{
-    DEFAULT_PREROLL, GpuFrames, LayerStatus, MediaNode, MediaPlugin, MediaReplica, MediaSettings, MediaShow,
-    MediaStatus, MediaSystems,
+    DEFAULT_PREROLL, GpuFrames, LayerStatus, MediaNode, MediaPlugin, MediaReplica, MediaSettings,
+    MediaShow, MediaStatus, MediaSystems,
 };
 pub use timeline::{CueFired, LayerState, MediaTimeline};
 pub use timing::{FrameChoice, FrameStats, Playhead, cadence_warning};

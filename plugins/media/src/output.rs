@@ -600,3 +600,17 @@ fn composite_outputs(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::median_spacing;
+
+    #[test]
+    fn the_display_period_is_the_median_frame_spacing() {
+        // 60 Hz frames with one late frame and one doubled: the median ignores both.
+        let t = [0, 16_667, 33_333, 70_000, 70_000, 86_667, 103_333];
+        assert_eq!(median_spacing(&t), Some(16_667));
+        assert_eq!(median_spacing(&[5, 10]), None, "one gap is not a period");
+        assert_eq!(median_spacing(&[]), None);
+    }
+}

@@ -245,6 +245,7 @@ fn load_media(settings: Res<ShowSettings>, mut show: ResMut<MediaShow>) {
 
 /// Each frame: the refreshes of this node's outputs whose time has come, their frames picked
 /// by the show clock; the report for heartbeats and status.
+#[allow(clippy::too_many_arguments, reason = "a Bevy system's parameters")]
 fn play_live(
     node: Res<MediaNode>,
     base: Res<ShowTimeBase>,
