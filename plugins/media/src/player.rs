@@ -489,8 +489,14 @@ impl Player {
                 write_capture(capture, output, k, t, &draws, exact, &csv);
             }
         }
-        // Decoders no layer needs any more are closed (their threads end).
-        self.slots.retain(|key, _| used.contains(key));
+        // Decoders no layer needs any more are closed (their threads end), off this thread.
+        let gone: Vec<(usize, String)> = self
+            .slots
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect();
+        close_off_thread(gone.iter().filter_map(|k| self.slots.remove(k)).collect());
         self.layers.retain(|layer, _| live_layers.contains(layer));
         let names: HashSet<&str> = outputs.iter().map(|o| o.output.as_str()).collect();
         self.frames.retain(|name, _| names.contains(name.as_str()));
@@ -505,6 +511,23 @@ impl Player {
             layers,
             armed,
         }
+    }
+}
+
+/// Stops decoders on a thread of their own: closing joins a decoder's thread and stops its
+/// pipeline, which can take tens of milliseconds, and the refresh must not wait for that.
+fn close_off_thread(slots: Vec<Slot>) {
+    if slots
+        .iter()
+        .all(|s| s.decoder.is_none() && s.opening.is_none())
+    {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("close decoders".into())
+        .spawn(move || drop(slots));
+    if let Err(e) = spawned {
+        warn!("media: cannot close decoders off the main thread ({e}); closed here");
     }
 }
 
