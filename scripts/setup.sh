@@ -7,7 +7,7 @@ set -euo pipefail
 # Media: libav decoders (avdec_h264/h265) for playback, ffmpeg to make test clips.
 # Timecode: libltc (an independent LTC encoder/decoder for the tests, built with cc).
 # Peers for interop tests: OLA (olad, ola_set_dmx), tshark, avahi (avahi-browse), iproute2.
-# Rendering without a GPU: Xvfb + Mesa's lavapipe Vulkan driver.
+# Rendering without a GPU: Xvfb + Mesa's lavapipe Vulkan driver; xwd (x11-apps) screenshots the screen.
 PACKAGES=(
   pkg-config libudev-dev ffmpeg
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
@@ -15,7 +15,7 @@ PACKAGES=(
   gstreamer1.0-libav ffmpeg
   libltc-dev
   ola tshark dbus avahi-daemon avahi-utils libnss-mdns iproute2 procps curl
-  xvfb xauth mesa-vulkan-drivers libvulkan1 libx11-dev libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+  xvfb xauth x11-apps mesa-vulkan-drivers libvulkan1 libx11-dev libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 
 missing=()

@@ -53,10 +53,77 @@ pub struct NodeArgs {
     /// directory.
     #[arg(long)]
     pub library: Option<PathBuf>,
+    /// Write the composited picture of this node's media outputs to DIR/<output>/<refresh>.png
+    /// (refresh index at the output's rate, CPU reference compositor) with frames.csv.
+    #[arg(long, value_name = "DIR")]
+    pub media_capture: Option<PathBuf>,
+    /// With --media-capture: every Nth refresh only.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub media_capture_every: u64,
+    /// Media pre-roll in milliseconds: a media command without `at` takes effect this long
+    /// after the master got it, and nodes open and fill decoders this far ahead.
+    #[arg(long, value_name = "MS")]
+    pub media_preroll_ms: Option<u64>,
+    /// Show this node's media outputs fullscreen (whatever the show says), on `--monitor`.
+    #[arg(long)]
+    pub fullscreen: bool,
+    /// The monitor of `--fullscreen`, by index (0: the first).
+    #[arg(long, default_value_t = 0, requires = "fullscreen")]
+    pub monitor: u32,
+    /// Folder of clip files named after the show's clips (`NAME.mp4`, `.mov`, `.mkv`) for the
+    /// node's media outputs.
+    #[arg(long)]
+    pub clips_dir: Option<PathBuf>,
     #[command(flatten)]
     pub artnet: crate::artnet_args::ArtNetArgs,
     #[command(flatten)]
     pub timecode: crate::timecode_args::TimecodeArgs,
+}
+
+/// Live media on this node: it plays the outputs the show gives `node`, finding each clip's
+/// verified file in `store` by the id the show names, else in `--clips-dir` by name.
+fn add_media_node(
+    app: &mut App,
+    args: &NodeArgs,
+    node: &str,
+    store: Option<rockontrol_library::Store>,
+) {
+    let files = rockontrol_media::MediaClipFiles {
+        files: Default::default(),
+        // Clips not (yet) in the store play from here, as on a node without one.
+        dir: args.clips_dir.clone().or_else(|| {
+            args.show
+                .as_ref()
+                .and_then(|s| s.parent())
+                .map(|d| d.join("clips"))
+        }),
+    };
+    let locate: rockontrol_media::ClipLocator = Arc::new(move |name: &str, id: Option<&str>| {
+        let in_store = || {
+            let store = store.as_ref()?;
+            let id: rockontrol_library::ClipId = id?.parse().ok()?;
+            // Objects are installed only once verified (hash checked, fsynced, renamed).
+            store.contains(&id).then(|| store.object_path(&id))
+        };
+        in_store().or_else(|| files.find(name))
+    });
+    app.insert_resource(rockontrol_media::MediaNode {
+        node: Some(node.to_string()),
+        locate,
+        decoder: rockontrol_media::DecoderChoice::Software,
+        capture: args
+            .media_capture
+            .clone()
+            .map(|dir| rockontrol_media::CaptureSettings {
+                dir,
+                every: args.media_capture_every.max(1),
+            }),
+    });
+    if let Some(ms) = args.media_preroll_ms {
+        app.insert_resource(rockontrol_media::MediaSettings {
+            preroll: Duration::from_millis(ms),
+        });
+    }
 }
 
 #[derive(Resource)]
@@ -211,7 +278,8 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Master);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Master)
+        .map(|w| w.with_media(&args, &config.node_id));
     let mut app = base_app(stop, args.duration, window);
     app.insert_resource(events.clone());
     let mut dmx = DmxSettings {
@@ -239,6 +307,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         library.display(),
         show.clips.len()
     );
+    add_media_node(&mut app, &args, &config.node_id, Some(store.clone()));
     app.insert_resource(MasterMediaSetup(Arc::new(MasterMedia {
         serve_mbit: config.media_serve_mbit,
         ..MasterMedia::new(store, &show)
@@ -324,7 +393,13 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         master: finding,
     });
     let stop = stop_flag()?;
-    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Receiver);
+    let window = crate::windowed::NodeWindow::wanted(&args, crate::windowed::Role::Receiver)
+        .map(|w| w.with_media(&args, &config.node_id));
+    if args.fullscreen && window.is_none() {
+        warn!(
+            "--fullscreen: this receiver opens no window (headless); its media outputs stay offscreen"
+        );
+    }
     let mut app = base_app(stop, args.duration, window);
     let restart = NodeRestart::default();
     app.insert_resource(restart.clone())
@@ -340,6 +415,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     // Timecode cues come from the master as commands; the receiver computes the label and
     // beat for status from its own (synchronised) show clock.
     app.add_plugins(rockontrol_timecode::TimecodePlugin::default());
+    let mut media_store = None;
     if config
         .capabilities
         .contains(&rockontrol_net::config::Capability::MediaPlayback)
@@ -366,6 +442,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 "no cap".into()
             }
         );
+        media_store = Some(store.clone());
         let mut media = ReceiverMedia::new(
             store,
             config
@@ -384,6 +461,9 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
             media = media.serve_peers(listener, config.media_serve_mbit);
         }
         app.insert_resource(media);
+    }
+    if media_store.is_some() || args.media_capture.is_some() || args.clips_dir.is_some() {
+        add_media_node(&mut app, &args, &config.node_id, media_store);
     }
     let receiver = ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),

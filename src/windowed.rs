@@ -51,6 +51,26 @@ pub struct NodeWindow {
     pub role: Role,
     pub title: String,
     pub show_path: Option<PathBuf>,
+    /// Media outputs of this node on screen.
+    pub media: MediaWindows,
+}
+
+/// Which media outputs a window app shows, and where.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    not(feature = "ui"),
+    allow(
+        dead_code,
+        reason = "without the `ui` feature no window is opened from it"
+    )
+)]
+pub struct MediaWindows {
+    /// The node whose outputs are shown (`None`: every output, for `run`).
+    pub node: Option<String>,
+    /// `--fullscreen --monitor N`: every output fullscreen on monitor N.
+    pub fullscreen: Option<u32>,
+    /// Where clip files are (`NAME.mp4|mov|mkv`).
+    pub clips_dir: Option<PathBuf>,
 }
 
 impl NodeWindow {
@@ -67,8 +87,39 @@ impl NodeWindow {
             role,
             title: format!("RocKontrol {name} — {}", args.config.display()),
             show_path: args.show.clone(),
+            media: MediaWindows::default(),
         })
     }
+
+    /// Shows the media outputs of node `node` (in windows, or fullscreen with `--fullscreen`).
+    pub fn with_media(mut self, args: &crate::node_cli::NodeArgs, node: &str) -> Self {
+        self.media = MediaWindows {
+            node: Some(node.to_owned()),
+            fullscreen: args.fullscreen.then_some(args.monitor),
+            clips_dir: args.clips_dir.clone().or_else(|| {
+                args.show
+                    .as_ref()
+                    .and_then(|s| s.parent())
+                    .map(|d| d.join("clips"))
+            }),
+        };
+        self
+    }
+}
+
+/// Adds the live media outputs (windows for the outputs that have one; pictures for the
+/// stage preview).
+#[cfg(feature = "ui")]
+fn add_media_outputs(app: &mut App, media: MediaWindows) {
+    use rockontrol_media::output::{MediaClipFiles, MediaOutputPlugin};
+    app.add_plugins(MediaOutputPlugin {
+        node: media.node,
+        display: media.fullscreen.map(rockontrol_show::Display::Fullscreen),
+        clips: MediaClipFiles {
+            files: Default::default(),
+            dir: media.clips_dir,
+        },
+    });
 }
 
 /// Adds window, rendering, egui and [`rockontrol_ui::UiPlugin`] (saving to `show_path`).
@@ -77,6 +128,14 @@ impl NodeWindow {
 pub fn add_windowed_plugins(app: &mut App, show_path: &Path) {
     let title = format!("RocKontrol — {}", show_path.display());
     rockontrol_ui::script::add_window_and_ui(app, &title, Some(show_path.to_path_buf()));
+    add_media_outputs(
+        app,
+        MediaWindows {
+            node: None,
+            fullscreen: None,
+            clips_dir: show_path.parent().map(|d| d.join("clips")),
+        },
+    );
 }
 
 /// Without the UI there is no window ([`wanted`] is always false); the app stays headless.
@@ -95,6 +154,7 @@ pub fn add_node_window(app: &mut App, window: NodeWindow) {
         Role::Receiver => rockontrol_ui::NodeView::Receiver,
     };
     rockontrol_ui::script::add_window_and_view(app, &window.title, window.show_path, view);
+    add_media_outputs(app, window.media);
 }
 
 /// Without the UI there is no window ([`wanted`] is always false); the app stays headless.

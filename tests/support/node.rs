@@ -132,7 +132,15 @@ impl Node {
         key: Option<&str>,
         secs: u64,
     ) -> Node {
-        Node::start_bin(Path::new(BIN), role, config, show, state, key, secs)
+        Node::spawn(Node::command(
+            Path::new(BIN),
+            role,
+            config,
+            show,
+            state,
+            key,
+            secs,
+        ))
     }
 
     /// [`Node::start_with`] from another build of `rockontrol` (the headless one, say).
@@ -145,6 +153,32 @@ impl Node {
         key: Option<&str>,
         secs: u64,
     ) -> Node {
+        Node::spawn(Node::command(bin, role, config, show, state, key, secs))
+    }
+
+    /// [`Node::start`] with more arguments (`--media-capture DIR`, …).
+    pub fn start_args(
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> Node {
+        let mut cmd = Node::command(Path::new(BIN), role, config, show, state, Some(KEY), 180);
+        cmd.args(extra);
+        Node::spawn(cmd)
+    }
+
+    /// The command line [`Node::start_bin`] runs.
+    fn command(
+        bin: &Path,
+        role: &str,
+        config: &Path,
+        show: Option<&Path>,
+        state: &Path,
+        key: Option<&str>,
+        secs: u64,
+    ) -> Command {
         let mut cmd = Command::new(bin);
         cmd.arg(role)
             .arg("--config")
@@ -164,7 +198,7 @@ impl Node {
         if let Some(key) = key {
             cmd.env("ROCKONTROL_API_KEY", key);
         }
-        Node::spawn(cmd)
+        cmd
     }
 
     // --- end of package G's addition ---

@@ -19,6 +19,8 @@
 
 use rockontrol_show::{BlendMode, Transform};
 
+use crate::decode::{Yuv, YuvMatrix};
+
 /// How one layer is drawn this refresh.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerParams {
@@ -148,6 +150,66 @@ pub fn composite_cpu(width: u32, height: u32, layers: &[(&Rgba, LayerParams)]) -
     out
 }
 
+/// The numbers the shader converts Y′CbCr with: `(y_offset, y_scale, c_scale)` for the
+/// range, and `(r_cr, g_cb, g_cr, b_cb)` for the matrix:
+/// `R = Y + r_cr·Cr`, `G = Y − g_cb·Cb − g_cr·Cr`, `B = Y + b_cb·Cb`, where
+/// `Y = (y − y_offset)·y_scale` and `C = (c − 128/255)·c_scale` (all 0..1).
+pub fn yuv_coefficients(yuv: Yuv) -> ([f32; 3], [f32; 4]) {
+    let (kr, kb) = match yuv.matrix {
+        YuvMatrix::Bt709 => (0.2126_f32, 0.0722_f32),
+        YuvMatrix::Bt601 => (0.299, 0.114),
+    };
+    let kg = 1.0 - kr - kb;
+    let range = if yuv.full_range {
+        [0.0, 1.0, 1.0]
+    } else {
+        [16.0 / 255.0, 255.0 / 219.0, 255.0 / 224.0]
+    };
+    let matrix = [
+        2.0 * (1.0 - kr),
+        2.0 * kb * (1.0 - kb) / kg,
+        2.0 * kr * (1.0 - kr) / kg,
+        2.0 * (1.0 - kb),
+    ];
+    (range, matrix)
+}
+
+/// One pixel's Y′CbCr bytes as RGB bytes, as the shader converts it.
+pub fn yuv_to_rgb(yuv: Yuv, y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let ([y0, ys, cs], [r_cr, g_cb, g_cr, b_cb]) = yuv_coefficients(yuv);
+    let mid = 128.0 / 255.0;
+    let y = (f32::from(y) / 255.0 - y0) * ys;
+    let cb = (f32::from(cb) / 255.0 - mid) * cs;
+    let cr = (f32::from(cr) / 255.0 - mid) * cs;
+    [
+        unorm(y + r_cr * cr),
+        unorm(y - g_cb * cb - g_cr * cr),
+        unorm(y + b_cb * cb),
+    ]
+}
+
+/// An NV12 picture (Y plane, then interleaved CbCr at half size) as RGBA: the CPU reference of
+/// the shader's conversion (chroma nearest, no interpolation).
+pub fn nv12_to_rgba(yuv: Yuv, width: u32, height: u32, data: &[u8]) -> Option<Rgba> {
+    let (w, h) = (width as usize, height as usize);
+    let cw = w.div_ceil(2);
+    let luma = data.get(..w * h)?;
+    let chroma = data.get(w * h..w * h + cw * 2 * h.div_ceil(2))?;
+    let mut out = Vec::with_capacity(w * h * 4);
+    for y in 0..h {
+        for x in 0..w {
+            let c = ((y / 2) * cw + x / 2) * 2;
+            let [r, g, b] = yuv_to_rgb(yuv, luma[y * w + x], chroma[c], chroma[c + 1]);
+            out.extend_from_slice(&[r, g, b, 255]);
+        }
+    }
+    Some(Rgba {
+        width,
+        height,
+        data: out,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +283,25 @@ mod tests {
         let out = composite_cpu(16, 8, &[(&red, cropped)]);
         assert_eq!(out.pixel(7, 4), [0, 0, 0, 255], "left half cropped away");
         assert_eq!(out.pixel(8, 4), [255, 0, 0, 255], "right half stays put");
+    }
+
+    /// BT.709 limited range: black, white and the primaries at their nominal codes.
+    #[test]
+    fn bt709_limited_range_gives_nominal_colours() {
+        let yuv = Yuv::default();
+        assert_eq!(yuv_to_rgb(yuv, 16, 128, 128), [0, 0, 0]);
+        assert_eq!(yuv_to_rgb(yuv, 235, 128, 128), [255, 255, 255]);
+        // BT.709 red: Y 63, Cb 102, Cr 240.
+        let [r, g, b] = yuv_to_rgb(yuv, 63, 102, 240);
+        assert!(r >= 253 && g <= 2 && b <= 2, "red {r} {g} {b}");
+        // BT.709 blue: Y 32, Cb 240, Cr 118.
+        let [r, g, b] = yuv_to_rgb(yuv, 32, 240, 118);
+        assert!(r <= 2 && g <= 2 && b >= 253, "blue {r} {g} {b}");
+        let full = Yuv {
+            full_range: true,
+            ..yuv
+        };
+        assert_eq!(yuv_to_rgb(full, 255, 128, 128), [255, 255, 255]);
     }
 
     #[test]

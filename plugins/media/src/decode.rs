@@ -40,14 +40,16 @@ pub enum DecoderChoice {
 }
 
 impl DecoderChoice {
-    /// The pipeline description, with a `filesrc` named `src` and an `appsink` named `sink`.
-    fn pipeline(self) -> &'static str {
+    /// The pipeline description, with a `filesrc` named `src` and an `appsink` named `sink`
+    /// that gives `format`.
+    fn pipeline(self, format: PixelFormat) -> String {
         match self {
-            DecoderChoice::Software => {
+            DecoderChoice::Software => format!(
                 "filesrc name=src ! decodebin force-sw-decoders=true ! videoconvert ! \
-                 video/x-raw,format=RGBA ! appsink name=sink sync=false max-buffers=4 drop=false \
-                 enable-last-sample=false"
-            }
+                 video/x-raw,format={} ! appsink name=sink sync=false max-buffers=4 drop=false \
+                 enable-last-sample=false",
+                format.caps_name()
+            ),
         }
     }
 }
@@ -63,13 +65,70 @@ pub enum DecodeError {
     Pipeline { path: PathBuf, message: String },
 }
 
-/// A decoded frame: RGBA8, rows tightly packed.
+/// A decoded frame, rows tightly packed: RGBA8, or NV12 (the Y plane, then the interleaved
+/// UV plane at half size, rounded up).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub index: u64,
     pub width: u32,
     pub height: u32,
+    pub format: PixelFormat,
     pub data: Arc<Vec<u8>>,
+}
+
+/// The layout of a [`Frame`]'s data, asked of the pipeline when the clip is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// RGBA8, converted by GStreamer (`videoconvert`).
+    #[default]
+    Rgba,
+    /// 4:2:0 planes as decoders give them; the GPU converts them with `yuv` (from the caps).
+    Nv12 { yuv: Yuv },
+}
+
+/// How Y′CbCr turns into RGB: the matrix and the range, from the stream's colorimetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Yuv {
+    pub matrix: YuvMatrix,
+    /// Full range (0–255) instead of limited (Y 16–235, C 16–240).
+    pub full_range: bool,
+}
+
+impl Default for Yuv {
+    /// BT.709, limited range (HD video unless its caps say otherwise).
+    fn default() -> Self {
+        Yuv {
+            matrix: YuvMatrix::Bt709,
+            full_range: false,
+        }
+    }
+}
+
+/// The Y′CbCr matrix of a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum YuvMatrix {
+    #[default]
+    Bt709,
+    Bt601,
+}
+
+impl PixelFormat {
+    /// The caps format name asked of `videoconvert`.
+    fn caps_name(self) -> &'static str {
+        match self {
+            PixelFormat::Rgba => "RGBA",
+            PixelFormat::Nv12 { .. } => "NV12",
+        }
+    }
+
+    /// Bytes of a tightly packed `width`×`height` frame.
+    pub fn frame_bytes(self, width: u32, height: u32) -> usize {
+        let (w, h) = (width as usize, height as usize);
+        match self {
+            PixelFormat::Rgba => w * h * 4,
+            PixelFormat::Nv12 { .. } => w * h + w.div_ceil(2) * 2 * h.div_ceil(2),
+        }
+    }
 }
 
 /// What [`ClipDecoder::pick`] found for a wanted frame.
@@ -101,6 +160,8 @@ pub struct ClipInfo {
     pub fps: FrameRate,
     /// Frames in the clip, from the container's duration (`None` if it does not say).
     pub frames: Option<u64>,
+    /// The layout of its frames.
+    pub format: PixelFormat,
 }
 
 /// The frames between decoder thread and compositor, and the wishes between them.
@@ -169,10 +230,23 @@ fn init() -> Result<(), DecodeError> {
 
 impl ClipDecoder {
     /// Opens `path`, pre-rolls it at frame `first` ("armed" once [`ClipDecoder::is_armed`])
-    /// and starts decoding. Blocks for the pre-roll only (at most `timeout`).
+    /// and starts decoding into RGBA frames. Blocks for the pre-roll only (at most `timeout`).
     pub fn open(
         path: &Path,
         choice: DecoderChoice,
+        first: u64,
+        timeout: Duration,
+    ) -> Result<Self, DecodeError> {
+        Self::open_as(path, choice, PixelFormat::Rgba, first, timeout)
+    }
+
+    /// [`ClipDecoder::open`] giving frames in `format` (NV12 for the GPU to convert: a third
+    /// of RGBA's bytes to copy and upload, and no RGB conversion on the CPU). The `yuv` of an
+    /// NV12 request is replaced by the stream's colorimetry.
+    pub fn open_as(
+        path: &Path,
+        choice: DecoderChoice,
+        format: PixelFormat,
         first: u64,
         timeout: Duration,
     ) -> Result<Self, DecodeError> {
@@ -186,7 +260,7 @@ impl ClipDecoder {
             path: path.to_owned(),
             message,
         };
-        let pipeline = gst::parse::launch(choice.pipeline())
+        let pipeline = gst::parse::launch(&choice.pipeline(format))
             .map_err(|e| fail(format!("cannot build the pipeline: {e}")))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| fail("the description did not give a pipeline".into()))?;
@@ -233,6 +307,12 @@ impl ClipDecoder {
             height: video.height(),
             fps,
             frames,
+            format: match format {
+                PixelFormat::Rgba => PixelFormat::Rgba,
+                PixelFormat::Nv12 { .. } => PixelFormat::Nv12 {
+                    yuv: yuv_of(&video),
+                },
+            },
         };
         let decoder_name = decoder_element(&pipeline).unwrap_or_else(|| "unknown".into());
         debug!(path = %path.display(), ?info, decoder = %decoder_name, "clip opened");
@@ -445,18 +525,43 @@ fn to_frame(sample: &gst::Sample, info: ClipInfo) -> Option<Frame> {
     let video = gst_video::VideoInfo::from_caps(caps).ok()?;
     let map = buffer.map_readable().ok()?;
     let (w, h) = (video.width(), video.height());
-    let stride = video.stride()[0] as usize;
-    let row = w as usize * 4;
-    let mut data = Vec::with_capacity(row * h as usize);
-    for y in 0..h as usize {
-        data.extend_from_slice(map.get(y * stride..y * stride + row)?);
+    let mut data = Vec::with_capacity(info.format.frame_bytes(w, h));
+    // (plane, bytes per row, rows): RGBA is one plane; NV12 is Y, then UV at half height.
+    let planes: &[(usize, usize, usize)] = match info.format {
+        PixelFormat::Rgba => &[(0, w as usize * 4, h as usize)],
+        PixelFormat::Nv12 { .. } => &[
+            (0, w as usize, h as usize),
+            (1, w.div_ceil(2) as usize * 2, h.div_ceil(2) as usize),
+        ],
+    };
+    for &(plane, row, rows) in planes {
+        let stride = *video.stride().get(plane)? as usize;
+        let offset = *video.offset().get(plane)?;
+        for y in 0..rows {
+            let start = offset + y * stride;
+            data.extend_from_slice(map.get(start..start + row)?);
+        }
     }
     Some(Frame {
         index: frame_of_pts(pts.nseconds(), info.fps),
         width: w,
         height: h,
+        format: info.format,
         data: Arc::new(data),
     })
+}
+
+/// The Y′CbCr conversion the stream's caps ask for (BT.709 limited range unless they say
+/// otherwise).
+fn yuv_of(video: &gst_video::VideoInfo) -> Yuv {
+    let c = video.colorimetry();
+    Yuv {
+        matrix: match c.matrix() {
+            gst_video::VideoColorMatrix::Bt601 => YuvMatrix::Bt601,
+            _ => YuvMatrix::Bt709,
+        },
+        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
+    }
 }
 
 fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
@@ -480,6 +585,10 @@ fn decoder_element(pipeline: &gst::Pipeline) -> Option<String> {
         .into_iter()
         .flatten()
         .find_map(|e| {
+            // decodebin's own klass says "Decoder" too: the element inside it is wanted.
+            if e.is::<gst::Bin>() {
+                return None;
+            }
             let factory = e.factory()?;
             factory
                 .metadata("klass")?

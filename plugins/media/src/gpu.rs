@@ -11,9 +11,13 @@ use std::sync::mpsc;
 
 use rockontrol_show::BlendMode;
 
-use crate::composite::{LayerParams, Placement};
+use crate::composite::{LayerParams, Placement, yuv_coefficients};
+use crate::decode::{Frame, PixelFormat};
 
-const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
+/// The format of output textures and of the views the compositor draws into.
+pub const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
+/// Bytes of a layer's uniform block (`Layer` in composite.wgsl).
+const UNIFORM_BYTES: u64 = 80;
 
 /// Why the GPU compositor could not run.
 #[derive(Debug, thiserror::Error)]
@@ -29,13 +33,16 @@ pub enum GpuError {
     Readback(String),
     #[error("layer slot {slot} does not exist (the compositor has {slots})")]
     NoSlot { slot: usize, slots: usize },
-    #[error("frame data of {got} bytes for a {width}×{height} RGBA picture ({want} bytes)")]
+    #[error("frame data of {got} bytes for a {width}×{height} {format:?} picture ({want} bytes)")]
     FrameSize {
         got: usize,
         want: usize,
         width: u32,
         height: u32,
+        format: PixelFormat,
     },
+    #[error("this compositor draws into a view it is given: it has no texture of its own to read")]
+    NoTarget,
 }
 
 /// A wgpu device and its queue.
@@ -75,21 +82,31 @@ impl GpuContext {
     }
 }
 
+/// A layer's persistent textures: RGBA in `main`, or NV12 as Y in `main` (R8) and CbCr in
+/// `chroma` (RG8, half size; a 1×1 stand-in for RGBA).
 struct Slot {
-    texture: wgpu::Texture,
+    main: wgpu::Texture,
+    chroma: wgpu::Texture,
     size: (u32, u32),
+    format: PixelFormat,
     uniform: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
 }
 
-/// One output's compositor: a target texture, a readback buffer, and layer slots.
+/// The compositor's own output texture and its readback buffer (offline render, tests).
+struct OwnTarget {
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    readback: wgpu::Buffer,
+    padded_row: u32,
+}
+
+/// One output's compositor: layer slots, the blend pipelines, and (unless it draws into a
+/// texture it is given, as a live window's) a target texture with a readback buffer.
 pub struct OutputCompositor {
     width: u32,
     height: u32,
-    target: wgpu::Texture,
-    target_view: wgpu::TextureView,
-    readback: wgpu::Buffer,
-    padded_row: u32,
+    target: Option<OwnTarget>,
     layout: wgpu::BindGroupLayout,
     pipelines: [wgpu::RenderPipeline; 4],
     slots: Vec<Slot>,
@@ -144,47 +161,31 @@ fn mode_index(mode: BlendMode) -> usize {
 }
 
 impl OutputCompositor {
-    /// A `width`×`height` output with `slots` layer slots.
+    /// A `width`×`height` output with `slots` layer slots and a texture of its own.
     pub fn new(gpu: &GpuContext, width: u32, height: u32, slots: usize) -> Self {
+        let mut c = Self::without_target(gpu, width, height, slots);
+        c.target = Some(OwnTarget::new(gpu, width, height));
+        c
+    }
+
+    /// A compositor that draws only into views it is given ([`OutputCompositor::render_into`]):
+    /// a live output draws straight into the texture its window shows.
+    pub fn without_target(gpu: &GpuContext, width: u32, height: u32, slots: usize) -> Self {
         let device = &gpu.device;
-        let target = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("media output"),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
+        let texture_entry = |binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
             },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: FORMAT,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT
-                | wgpu::TextureUsages::COPY_SRC
-                | wgpu::TextureUsages::TEXTURE_BINDING,
-            view_formats: &[],
-        });
-        let target_view = target.create_view(&wgpu::TextureViewDescriptor::default());
-        let padded_row = (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
-            * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("media readback"),
-            size: u64::from(padded_row) * u64::from(height),
-            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-            mapped_at_creation: false,
-        });
+            count: None,
+        };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("media layer"),
             entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
+                texture_entry(0),
                 wgpu::BindGroupLayoutEntry {
                     binding: 1,
                     visibility: wgpu::ShaderStages::FRAGMENT,
@@ -195,6 +196,7 @@ impl OutputCompositor {
                     },
                     count: None,
                 },
+                texture_entry(2),
             ],
         });
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -242,52 +244,77 @@ impl OutputCompositor {
         let mut c = OutputCompositor {
             width,
             height,
-            target,
-            target_view,
-            readback,
-            padded_row,
+            target: None,
             layout,
             pipelines,
             slots: Vec::new(),
         };
         for _ in 0..slots {
-            let slot = c.make_slot(gpu, 1, 1);
+            let slot = c.make_slot(gpu, 1, 1, PixelFormat::Rgba);
             c.slots.push(slot);
         }
         c
+    }
+
+    /// Layer slots.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
     }
 
     pub fn size(&self) -> (u32, u32) {
         (self.width, self.height)
     }
 
-    /// The output texture (for presenting it, or a preview).
-    pub fn texture(&self) -> &wgpu::Texture {
-        &self.target
+    /// The output texture of its own (for a preview); `None` when it draws into given views.
+    pub fn texture(&self) -> Option<&wgpu::Texture> {
+        self.target.as_ref().map(|t| &t.texture)
     }
 
-    fn make_slot(&self, gpu: &GpuContext, width: u32, height: u32) -> Slot {
-        let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("media layer"),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: FORMAT,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
+    fn make_slot(&self, gpu: &GpuContext, width: u32, height: u32, format: PixelFormat) -> Slot {
+        let texture = |label, width, height, format| {
+            gpu.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(label),
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            })
+        };
+        let (main, chroma) = match format {
+            PixelFormat::Rgba => (
+                texture("media layer", width, height, FORMAT),
+                texture(
+                    "media layer (no chroma)",
+                    1,
+                    1,
+                    wgpu::TextureFormat::Rg8Unorm,
+                ),
+            ),
+            PixelFormat::Nv12 { .. } => (
+                texture("media layer Y", width, height, wgpu::TextureFormat::R8Unorm),
+                texture(
+                    "media layer CbCr",
+                    width.div_ceil(2),
+                    height.div_ceil(2),
+                    wgpu::TextureFormat::Rg8Unorm,
+                ),
+            ),
+        };
         let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("media layer"),
-            size: 64,
+            size: UNIFORM_BYTES,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        let view = main.create_view(&wgpu::TextureViewDescriptor::default());
+        let chroma_view = chroma.create_view(&wgpu::TextureViewDescriptor::default());
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("media layer"),
             layout: &self.layout,
@@ -300,11 +327,17 @@ impl OutputCompositor {
                     binding: 1,
                     resource: uniform.as_entire_binding(),
                 },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&chroma_view),
+                },
             ],
         });
         Slot {
-            texture,
+            main,
+            chroma,
             size: (width, height),
+            format,
             uniform,
             bind_group,
         }
@@ -319,47 +352,107 @@ impl OutputCompositor {
         height: u32,
         rgba: &[u8],
     ) -> Result<(), GpuError> {
+        self.upload_as(gpu, slot, width, height, PixelFormat::Rgba, rgba)
+    }
+
+    /// Writes a decoded frame (RGBA or NV12) into `slot`'s textures.
+    pub fn upload_frame(
+        &mut self,
+        gpu: &GpuContext,
+        slot: usize,
+        frame: &Frame,
+    ) -> Result<(), GpuError> {
+        self.upload_as(
+            gpu,
+            slot,
+            frame.width,
+            frame.height,
+            frame.format,
+            &frame.data,
+        )
+    }
+
+    /// Writes a picture in `format` into `slot`'s persistent textures (recreated only when
+    /// the size or the format changes): RGBA as it is, NV12 as its Y and CbCr planes, for
+    /// the shader to convert.
+    pub fn upload_as(
+        &mut self,
+        gpu: &GpuContext,
+        slot: usize,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        data: &[u8],
+    ) -> Result<(), GpuError> {
         let slots = self.slots.len();
         if slot >= slots {
             return Err(GpuError::NoSlot { slot, slots });
         }
-        let want = (width * height * 4) as usize;
-        if rgba.len() != want || width == 0 || height == 0 {
+        let want = format.frame_bytes(width, height);
+        if data.len() != want || width == 0 || height == 0 {
             return Err(GpuError::FrameSize {
-                got: rgba.len(),
+                got: data.len(),
                 want,
                 width,
                 height,
+                format,
             });
         }
-        if self.slots[slot].size != (width, height) {
-            tracing::debug!(slot, width, height, "media layer texture resized");
-            self.slots[slot] = self.make_slot(gpu, width, height);
+        let s = &self.slots[slot];
+        if s.size != (width, height) || s.format != format {
+            tracing::debug!(slot, width, height, ?format, "media layer textures made");
+            self.slots[slot] = self.make_slot(gpu, width, height, format);
         }
-        gpu.queue.write_texture(
-            wgpu::TexelCopyTextureInfo {
-                texture: &self.slots[slot].texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            rgba,
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(width * 4),
-                rows_per_image: Some(height),
-            },
-            wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-        );
+        let s = &self.slots[slot];
+        let write = |texture: &wgpu::Texture, bytes: &[u8], w: u32, h: u32, texel: u32| {
+            gpu.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                bytes,
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(w * texel),
+                    rows_per_image: Some(h),
+                },
+                wgpu::Extent3d {
+                    width: w,
+                    height: h,
+                    depth_or_array_layers: 1,
+                },
+            );
+        };
+        match format {
+            PixelFormat::Rgba => write(&s.main, data, width, height, 4),
+            PixelFormat::Nv12 { .. } => {
+                let luma = (width * height) as usize;
+                write(&s.main, &data[..luma], width, height, 1);
+                let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+                write(&s.chroma, &data[luma..], cw, ch, 2);
+            }
+        }
         Ok(())
     }
 
-    /// Composites `layers` (bottom first) onto opaque black.
+    /// Composites `layers` (bottom first) onto opaque black, into its own texture.
     pub fn render(&mut self, gpu: &GpuContext, layers: &[LayerDraw]) -> Result<(), GpuError> {
+        let target = self.target.as_ref().ok_or(GpuError::NoTarget)?;
+        let view = target.view.clone();
+        self.render_into(gpu, layers, &view)
+    }
+
+    /// Composites `layers` (bottom first) onto opaque black into `view` (a [`FORMAT`] view
+    /// of a `width`×`height` texture with `RENDER_ATTACHMENT` use): the texture a live
+    /// output's window shows, with no copy through memory.
+    pub fn render_into(
+        &mut self,
+        gpu: &GpuContext,
+        layers: &[LayerDraw],
+        view: &wgpu::TextureView,
+    ) -> Result<(), GpuError> {
         for l in layers {
             let slots = self.slots.len();
             let slot = self.slots.get(l.slot).ok_or(GpuError::NoSlot {
@@ -367,7 +460,14 @@ impl OutputCompositor {
                 slots,
             })?;
             let p = Placement::new(&l.params.transform, self.width, self.height);
-            let values: [f32; 16] = [
+            let (yuv_flag, [y0, ys, cs], [r_cr, g_cb, g_cr, b_cb]) = match slot.format {
+                PixelFormat::Rgba => (0.0, [0.0; 3], [0.0; 4]),
+                PixelFormat::Nv12 { yuv } => {
+                    let (range, matrix) = yuv_coefficients(yuv);
+                    (1.0, range, matrix)
+                }
+            };
+            let values: [f32; 20] = [
                 p.center[0],
                 p.center[1],
                 p.size[0],
@@ -380,10 +480,14 @@ impl OutputCompositor {
                 p.crop[1],
                 p.crop[2],
                 p.crop[3],
-                0.0,
-                0.0,
-                0.0,
-                0.0,
+                yuv_flag,
+                y0,
+                ys,
+                cs,
+                r_cr,
+                g_cb,
+                g_cr,
+                b_cb,
             ];
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             gpu.queue.write_buffer(&slot.uniform, 0, &bytes);
@@ -397,7 +501,7 @@ impl OutputCompositor {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("media composite"),
                 color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &self.target_view,
+                    view,
                     depth_slice: None,
                     resolve_target: None,
                     ops: wgpu::Operations {
@@ -420,8 +524,49 @@ impl OutputCompositor {
         Ok(())
     }
 
-    /// Copies the output back to memory: RGBA8, rows tightly packed.
+    /// Copies its own output texture back to memory: RGBA8, rows tightly packed.
     pub fn read_back(&self, gpu: &GpuContext) -> Result<Vec<u8>, GpuError> {
+        let target = self.target.as_ref().ok_or(GpuError::NoTarget)?;
+        target.read_back(gpu, self.width, self.height)
+    }
+}
+
+impl OwnTarget {
+    fn new(gpu: &GpuContext, width: u32, height: u32) -> Self {
+        let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("media output"),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: FORMAT,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT
+                | wgpu::TextureUsages::COPY_SRC
+                | wgpu::TextureUsages::TEXTURE_BINDING,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        let padded_row = (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
+            * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("media readback"),
+            size: u64::from(padded_row) * u64::from(height),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        OwnTarget {
+            texture,
+            view,
+            readback,
+            padded_row,
+        }
+    }
+
+    fn read_back(&self, gpu: &GpuContext, width: u32, height: u32) -> Result<Vec<u8>, GpuError> {
         let mut encoder = gpu
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -429,7 +574,7 @@ impl OutputCompositor {
             });
         encoder.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
-                texture: &self.target,
+                texture: &self.texture,
                 mip_level: 0,
                 origin: wgpu::Origin3d::ZERO,
                 aspect: wgpu::TextureAspect::All,
@@ -439,12 +584,12 @@ impl OutputCompositor {
                 layout: wgpu::TexelCopyBufferLayout {
                     offset: 0,
                     bytes_per_row: Some(self.padded_row),
-                    rows_per_image: Some(self.height),
+                    rows_per_image: Some(height),
                 },
             },
             wgpu::Extent3d {
-                width: self.width,
-                height: self.height,
+                width,
+                height,
                 depth_or_array_layers: 1,
             },
         );
@@ -460,11 +605,11 @@ impl OutputCompositor {
         rx.recv()
             .map_err(|e| GpuError::Readback(e.to_string()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let row = (self.width * 4) as usize;
-        let mut out = Vec::with_capacity(row * self.height as usize);
+        let row = (width * 4) as usize;
+        let mut out = Vec::with_capacity(row * height as usize);
         {
             let mapped = slice.get_mapped_range();
-            for y in 0..self.height as usize {
+            for y in 0..height as usize {
                 let start = y * self.padded_row as usize;
                 out.extend_from_slice(&mapped[start..start + row]);
             }

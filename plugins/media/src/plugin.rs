@@ -1,21 +1,87 @@
-//! [`MediaPlugin`]: media in a live node's ECS, headless (no GPU, no decoder).
+//! [`MediaPlugin`]: media in a live node's ECS.
 //!
 //! It keeps the show's [`MediaTimeline`] in step with the engine: the media part of the show
-//! (from [`ShowSettings`]) and every cue GO the engine reports ([`EngineEvent`]), stamped with
-//! the show time of its tick. Each frame it publishes [`MediaStatus`]: per layer, what plays
-//! and how far into the clip the show clock is. Renderers (an output window, the offline
-//! render, the stage preview) and heartbeats read that; decoders and the GPU stay outside the
-//! ECS.
+//! (from [`ShowSettings`]), every cue GO the engine reports ([`EngineEvent`]), stamped with
+//! the show time of its tick, and every media command. Each frame it publishes
+//! [`MediaStatus`]: per layer, what plays and how far into the clip the show clock is.
+//!
+//! Replication (through `rockontrol-replicate`, as the engine does for its playback state):
+//! - the [`MediaLog`] (cue GOs with media actions and media commands) is the state part
+//!   [`MEDIA_PART`]; the master's goes in every snapshot, a receiver replaces its own with it,
+//!   so a node that joins late or reconnects knows every earlier GO and command;
+//! - [`MediaCommand`] is a command with a handler ([`MEDIA_COMMAND_TYPE`] `"media"`): net hands
+//!   a REST body `{"type": "media", "action": "play", …}` to it on the master.
+//!
+//! Live decode: with a [`MediaNode`] resource (the node's name and where its clips are), the
+//! node opens a decoder per active or pre-rolled layer of its outputs and picks each
+//! refresh's frame by the show clock ([`crate::player`]); the [`PlaybackReport`] resource is
+//! what heartbeats and status carry. Decoders never touch the ECS.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use rockontrol_engine::{
-    EngineEvent, EngineSystems, Event, ShowCueList, ShowPlayback, ShowSettings, ShowTime,
-    ShowTimeBase,
+    EngineEvent, EngineSystems, Event, ShowClock, ShowCueList, ShowPlayback, ShowSettings,
+    ShowTime, ShowTimeBase,
 };
+use rockontrol_replicate::AppReplicateExt;
 use rockontrol_show::MediaSetup;
 
+use crate::command::{
+    MEDIA_COMMAND_PART, MEDIA_COMMAND_TYPE, MEDIA_PART, MediaCommand, MediaLog, effective_at,
+};
+use crate::decode::{DecoderChoice, PixelFormat, Yuv};
+use crate::player::{
+    CaptureSettings, ClipLocator, DisplayTimings, PlaybackFrames, PlaybackReport, Player, Refresh,
+};
 use crate::timeline::{CueFired, MediaTimeline};
-use crate::timing::{NANOS_PER_SEC, UNIT_SPEED_PPM, seconds_to_ns};
+use crate::timing::{NANOS_PER_SEC, seconds_to_ns};
+
+/// The pre-roll by default: a command without `at` takes effect this long after the master
+/// got it, so every node can seek and fill its decoder first.
+pub const DEFAULT_PREROLL: Duration = Duration::from_millis(150);
+
+/// Media settings of this node.
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub struct MediaSettings {
+    /// How far ahead a command without `at` is scheduled, and how far ahead nodes open and
+    /// fill the decoders of clips about to start.
+    pub preroll: Duration,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            preroll: DEFAULT_PREROLL,
+        }
+    }
+}
+
+/// Insert to decode and show media on this node: its name (it plays the outputs whose `node`
+/// it is; `None`: every output, as `run` does), where its clips are, and an optional capture
+/// of what it composites.
+#[derive(Resource, Clone)]
+pub struct MediaNode {
+    pub node: Option<String>,
+    pub locate: ClipLocator,
+    pub decoder: DecoderChoice,
+    pub capture: Option<CaptureSettings>,
+}
+
+/// Insert to have decoders give NV12 planes (the GPU outputs convert them; a third of RGBA's
+/// bytes) instead of RGBA. A capture (CPU compositor) keeps RGBA.
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct GpuFrames;
+
+/// Present on a receiver once the master's media log arrived: the log is the master's, and
+/// this node's own cue events no longer add to it.
+#[derive(Resource, Debug, Default)]
+pub struct MediaReplica;
+
+/// The node's live decoders (with a [`MediaNode`]).
+#[derive(Resource, Default)]
+struct LivePlayer(Player);
 
 /// Media playback state in the ECS (see the [module docs](self)).
 #[derive(Debug, Default)]
@@ -28,6 +94,8 @@ pub enum MediaSystems {
     Cues,
     /// [`MediaStatus`] for the current show time (`Update`).
     Status,
+    /// Live decode and the [`PlaybackReport`] (`Update`, after [`MediaSystems::Status`]).
+    Play,
 }
 
 /// The show's media timeline: its layers plus the cues that went.
@@ -63,8 +131,18 @@ pub struct LayerStatus {
 
 impl Plugin for MediaPlugin {
     fn build(&self, app: &mut App) {
+        app.replicate_state::<MediaLog, _, _>(MEDIA_PART, capture_log, apply_log)
+            .add_replicated_command_handler::<MediaCommand, _>(
+                MEDIA_COMMAND_PART,
+                MEDIA_COMMAND_TYPE,
+                handle_command,
+            );
         app.init_resource::<MediaShow>()
             .init_resource::<MediaStatus>()
+            .init_resource::<MediaSettings>()
+            .init_resource::<PlaybackReport>()
+            .init_resource::<PlaybackFrames>()
+            .init_resource::<LivePlayer>()
             .configure_sets(
                 FixedUpdate,
                 MediaSystems::Cues.after(EngineSystems::Playback),
@@ -78,8 +156,80 @@ impl Plugin for MediaPlugin {
                     .chain()
                     .in_set(MediaSystems::Cues),
             )
-            .add_systems(Update, update_status.in_set(MediaSystems::Status));
+            .add_systems(
+                Update,
+                (
+                    update_status.in_set(MediaSystems::Status),
+                    play_live
+                        .run_if(resource_exists::<MediaNode>)
+                        .in_set(MediaSystems::Play)
+                        .after(MediaSystems::Status),
+                ),
+            );
     }
+}
+
+/// The master's log, for every snapshot.
+fn capture_log(world: &World) -> MediaLog {
+    world
+        .get_resource::<MediaShow>()
+        .map(|s| s.0.log().clone())
+        .unwrap_or_default()
+}
+
+/// A receiver takes the master's log as it is.
+fn apply_log(world: &mut World, log: MediaLog) -> Result<(), String> {
+    let Some(mut show) = world.get_resource_mut::<MediaShow>() else {
+        return Err("this app runs no media plugin".into());
+    };
+    if show.0.log() != &log {
+        debug!(
+            entries = log.entries.len(),
+            "media: the master's log applied"
+        );
+        show.0.set_log(log);
+    }
+    world.insert_resource(MediaReplica);
+    Ok(())
+}
+
+/// A media command on the master: checked against the show, recorded in the log at its show
+/// time (now plus the pre-roll without `at`), replicated by the next snapshot.
+fn handle_command(world: &mut World, command: MediaCommand) -> Result<serde_json::Value, String> {
+    let clips: Vec<String> = world
+        .get_resource::<ShowSettings>()
+        .map(|s| s.clips.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let preroll = world
+        .get_resource::<MediaSettings>()
+        .map_or(DEFAULT_PREROLL, |s| s.preroll);
+    let now_ns = match (
+        world.get_resource::<ShowTimeBase>(),
+        world.get_resource::<ShowClock>(),
+    ) {
+        (Some(base), Some(clock)) => base.ns_of_tick(clock.next_tick),
+        _ => return Err("this app runs no show engine".into()),
+    };
+    let Some(mut show) = world.get_resource_mut::<MediaShow>() else {
+        return Err("this app runs no media plugin".into());
+    };
+    command.check(show.0.setup(), &clips)?;
+    let at_ns = effective_at(&command, now_ns, preroll.as_nanos() as u64);
+    info!(
+        action = command.action(),
+        layer = command.layer(),
+        at_s = at_ns as f64 / NANOS_PER_SEC as f64,
+        "media command"
+    );
+    let answer = serde_json::json!({
+        "action": command.action(),
+        "layer": command.layer(),
+        "at": at_ns as f64 / NANOS_PER_SEC as f64,
+        "at_ns": at_ns,
+        "now_ns": now_ns,
+    });
+    show.0.command(at_ns, command);
+    Ok(answer)
 }
 
 fn load_media(settings: Res<ShowSettings>, mut show: ResMut<MediaShow>) {
@@ -89,8 +239,55 @@ fn load_media(settings: Res<ShowSettings>, mut show: ResMut<MediaShow>) {
             layers = settings.media.layers.len(),
             "media: show loaded"
         );
-        show.0 = MediaTimeline::new(settings.media.clone());
+        show.0.set_setup(settings.media.clone());
     }
+}
+
+/// Each frame: the refreshes of this node's outputs whose time has come, their frames picked
+/// by the show clock; the report for heartbeats and status.
+#[allow(clippy::too_many_arguments, reason = "a Bevy system's parameters")]
+fn play_live(
+    node: Res<MediaNode>,
+    base: Res<ShowTimeBase>,
+    show: Res<MediaShow>,
+    settings: Res<MediaSettings>,
+    show_settings: Option<Res<ShowSettings>>,
+    displays: Option<Res<DisplayTimings>>,
+    gpu_frames: Option<Res<GpuFrames>>,
+    mut player: ResMut<LivePlayer>,
+    mut report: ResMut<PlaybackReport>,
+    mut frames: ResMut<PlaybackFrames>,
+) {
+    let clip_ids: HashMap<String, String> = show_settings
+        .map(|s| {
+            s.clips
+                .iter()
+                .map(|c| (c.name.clone(), c.id.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let now_ns = base.show_ns_at(Instant::now());
+    let format = if gpu_frames.is_some() && node.capture.is_none() {
+        PixelFormat::Nv12 {
+            yuv: Yuv::default(),
+        }
+    } else {
+        PixelFormat::Rgba
+    };
+    let new = player.0.refresh(&Refresh {
+        timeline: &show.0,
+        node: node.node.as_deref(),
+        now_ns,
+        preroll_ns: settings.preroll.as_nanos() as u64,
+        locate: &node.locate,
+        clip_ids: &clip_ids,
+        decoder: node.decoder,
+        format,
+        capture: node.capture.as_ref(),
+        displays: displays.as_deref(),
+    });
+    *report = new;
+    frames.0.clone_from(player.0.frames());
 }
 
 fn fire_cues(
@@ -99,7 +296,13 @@ fn fire_cues(
     playbacks: Query<&ShowPlayback>,
     lists: Query<&ShowCueList>,
     mut show: ResMut<MediaShow>,
+    replica: Option<Res<MediaReplica>>,
 ) {
+    if replica.is_some() {
+        // The master's log carries the GOs (it comes with the next snapshot).
+        events.clear();
+        return;
+    }
     for event in events.read() {
         let Event::Cue {
             playback,
@@ -153,15 +356,7 @@ fn update_status(
     let mut layers = Vec::new();
     for output in &show.0.setup().outputs {
         for l in show.0.at(&output.name, show_ns) {
-            let clip_ns = l.clip.as_ref().and_then(|c| {
-                let elapsed = show_ns.checked_sub(c.start_ns)?;
-                let at_speed =
-                    u128::from(elapsed) * u128::from(c.speed_ppm) / u128::from(UNIT_SPEED_PPM);
-                Some(
-                    c.from_ns
-                        .saturating_add(at_speed.min(u128::from(u64::MAX)) as u64),
-                )
-            });
+            let clip_ns = l.clip.as_ref().and_then(|c| c.position_ns(show_ns));
             layers.push(LayerStatus {
                 layer: l.name,
                 output: l.output,
@@ -231,5 +426,68 @@ mod tests {
         assert_eq!(l.clip.as_deref(), Some("intro"));
         assert_eq!(l.clip_ns, Some(NANOS_PER_SEC));
         assert_eq!(l.opacity, 0.5);
+    }
+
+    /// A media command through the registered handler lands in the log one pre-roll after
+    /// the master's tick, is refused with a reason for a bad layer, and the log (with an
+    /// earlier cue GO) replicates into another app through the registered part: a receiver
+    /// that joins late knows the GO.
+    #[test]
+    fn a_command_is_logged_at_its_show_time_and_replicates() {
+        let show = rockontrol_show::parse_show(SHOW, "media.ron").expect("parses");
+        let mut master = App::new();
+        master
+            .add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
+            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+        load_show(master.world_mut(), &show);
+        let go: Command = "go main".parse().expect("command");
+        master.world_mut().resource_mut::<CommandQueue>().at(2, go);
+        for _ in 0..5 {
+            master.update();
+        }
+        let entries = &master.world().resource::<MediaShow>().0.log().entries;
+        assert!(
+            matches!(&entries[..], [crate::LogEntry::Cue { at_ns, cue_list, .. }]
+                if *at_ns == 2 * NANOS_PER_SEC / 44 + 1 && cue_list == "main"),
+            "the GO at tick 2 is logged: {entries:?}"
+        );
+        let rules = master
+            .world()
+            .resource::<rockontrol_replicate::ReplicationRules>()
+            .clone();
+        assert!(rules.command_tags().contains(&"media".to_string()));
+        let body =
+            serde_json::json!({"type": "media", "action": "play", "layer": "bg", "clip": "intro"});
+        let answer = rules
+            .handle_command(master.world_mut(), "media", body)
+            .expect("handled")
+            .expect("accepted");
+        let now = answer["now_ns"].as_u64().expect("now");
+        assert_eq!(
+            answer["at_ns"].as_u64(),
+            Some(now + 150_000_000),
+            "{answer}"
+        );
+        let bad = serde_json::json!({"type": "media", "action": "stop", "layer": "nope"});
+        let e = rules
+            .handle_command(master.world_mut(), "media", bad)
+            .expect("handled")
+            .expect_err("refused");
+        assert!(e.contains("no media layer \"nope\""), "{e}");
+
+        let parts = rockontrol_replicate::capture_parts(master.world()).expect("captures");
+        let mut receiver = App::new();
+        receiver.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin));
+        load_show(receiver.world_mut(), &show);
+        let errors = rockontrol_replicate::apply_parts(receiver.world_mut(), parts);
+        assert!(
+            errors.iter().all(|e| !e.to_string().contains(MEDIA_PART)),
+            "{errors:?}"
+        );
+        assert_eq!(
+            receiver.world().resource::<MediaShow>().0.log(),
+            master.world().resource::<MediaShow>().0.log()
+        );
+        assert!(receiver.world().contains_resource::<MediaReplica>());
     }
 }

@@ -1,6 +1,8 @@
 //! What every layer does at a show time: the show's static layers plus the media actions of
-//! the cues that have gone. Pure: cue GOs come in as [`CueFired`] (from the engine's events,
-//! a replicated log, or a test), and [`MediaTimeline::at`] is a function of show time.
+//! the cues that have gone and the media commands (play, pause, stop, seek). Pure: cue GOs
+//! come in as [`CueFired`] (from the engine's events, the replicated [`MediaLog`], or a test),
+//! commands as [`MediaCommand`]s at a show time, and [`MediaTimeline::at`] is a function of
+//! show time.
 //!
 //! Rules (as for lighting attributes):
 //! - A cue's actions start after the cue's delay. `Play` starts the clip's frame 0 (or
@@ -8,11 +10,14 @@
 //! - `Opacity` and `Transform` fade linearly over the cue's fade-in, from the value the layer
 //!   has at the fade's start (so a cue that goes mid-fade starts from where the layer is).
 //! - Tracking: a value stays until a later cue changes it.
-
+//! - Commands act at their show time: `play` (a clip from a position, or resume), `pause`
+//!   (hold the position reached), `stop`, `seek` (jump, paused stays paused).
+//! - Cues and commands apply in the order they take effect (equal times: arrival order).
 use rockontrol_show::{CueNumber, EndMode, FrameRate, MediaAction, MediaSetup, Transform};
 
+use crate::command::{LogEntry, MediaCommand, MediaLog};
 use crate::composite::LayerParams;
-use crate::timing::{Playhead, frame_of_ns, seconds_to_ns, speed_ppm};
+use crate::timing::{FrameChoice, Playhead, UNIT_SPEED_PPM, frame_of_ns, seconds_to_ns, speed_ppm};
 
 /// A cue that went, with its timing.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +54,8 @@ pub struct ClipPlay {
     pub from_ns: u64,
     pub speed_ppm: u64,
     pub end: EndMode,
+    /// Paused: the clip holds `from_ns` from `start_ns` on.
+    pub paused: bool,
 }
 
 impl ClipPlay {
@@ -57,9 +64,43 @@ impl ClipPlay {
         Playhead {
             start_ns: self.start_ns,
             from: frame_of_ns(self.from_ns, fps),
-            speed_ppm: self.speed_ppm,
+            speed_ppm: if self.paused { 0 } else { self.speed_ppm },
             fps,
             end: self.end,
+        }
+    }
+
+    /// How far into the clip the show clock is at `t_ns` (speed applied, before any loop or
+    /// hold): `from + (t − start)·speed`; `None` before the start.
+    pub fn position_ns(&self, t_ns: u64) -> Option<u64> {
+        let elapsed = t_ns.checked_sub(self.start_ns)?;
+        if self.paused {
+            return Some(self.from_ns);
+        }
+        let on = u128::from(elapsed) * u128::from(self.speed_ppm) / u128::from(UNIT_SPEED_PPM);
+        Some(
+            self.from_ns
+                .saturating_add(on.min(u128::from(u64::MAX)) as u64),
+        )
+    }
+
+    /// The content frame shown at `t_ns` for a clip at `fps` of `length` frames (`None`: not
+    /// known yet): `⌊position · fps⌋`, then the end mode. At speed 1 from 0 this is
+    /// `⌊(t − t_start)·fps⌋`.
+    pub fn frame_at(&self, t_ns: u64, fps: FrameRate, length: Option<u64>) -> FrameChoice {
+        let Some(position) = self.position_ns(t_ns) else {
+            return FrameChoice::BeforeStart;
+        };
+        let raw = frame_of_ns(position, fps);
+        match length {
+            None => FrameChoice::Frame(raw),
+            Some(0) => FrameChoice::Ended,
+            Some(n) if raw < n => FrameChoice::Frame(raw),
+            Some(n) => match self.end {
+                EndMode::Loop => FrameChoice::Frame(raw % n),
+                EndMode::HoldLast => FrameChoice::Frame(n - 1),
+                EndMode::Stop => FrameChoice::Ended,
+            },
         }
     }
 }
@@ -97,18 +138,19 @@ impl<T: Copy> Fade<T> {
     }
 }
 
-/// The media setup of a show with the cues that went, in GO order.
+/// The media setup of a show with the cues that went and the commands given, in the order
+/// they take effect.
 #[derive(Debug, Clone)]
 pub struct MediaTimeline {
     setup: MediaSetup,
-    fired: Vec<CueFired>,
+    log: MediaLog,
 }
 
 impl MediaTimeline {
     pub fn new(setup: MediaSetup) -> Self {
         MediaTimeline {
             setup,
-            fired: Vec::new(),
+            log: MediaLog::default(),
         }
     }
 
@@ -116,10 +158,37 @@ impl MediaTimeline {
         &self.setup
     }
 
-    /// Records a GO. GOs are kept in show-time order (equal times: arrival order).
+    /// Another show's setup, the log kept (a show reloaded mid-show).
+    pub fn set_setup(&mut self, setup: MediaSetup) {
+        self.setup = setup;
+    }
+
+    /// The cues and commands recorded (what the master replicates).
+    pub fn log(&self) -> &MediaLog {
+        &self.log
+    }
+
+    /// Replaces the log (a receiver applying the master's).
+    pub fn set_log(&mut self, log: MediaLog) {
+        let mut log = log;
+        log.entries.sort_by_key(LogEntry::begin_ns);
+        self.log = log;
+    }
+
+    fn record(&mut self, entry: LogEntry) {
+        let begin = entry.begin_ns();
+        let at = self.log.entries.partition_point(|e| e.begin_ns() <= begin);
+        self.log.entries.insert(at, entry);
+    }
+
+    /// Records a GO. Kept in the order its actions take effect (equal times: arrival order).
     pub fn fire(&mut self, cue: CueFired) {
-        let at = self.fired.partition_point(|c| c.at_ns <= cue.at_ns);
-        self.fired.insert(at, cue);
+        self.record(cue.into());
+    }
+
+    /// Records a media command effective at show time `at_ns`.
+    pub fn command(&mut self, at_ns: u64, command: MediaCommand) {
+        self.record(LogEntry::Command { at_ns, command });
     }
 
     /// The layers of `output` at show time `t_ns`, in stacking order (bottom first).
@@ -135,15 +204,28 @@ impl MediaTimeline {
                 from_ns: 0,
                 speed_ppm: speed_ppm(l.rate),
                 end: l.end,
+                paused: false,
             });
             let mut opacity = Fade::held(l.opacity);
             let mut transform = Fade::held(l.transform);
-            for go in &self.fired {
-                let begin = go.at_ns.saturating_add(go.delay_ns);
+            for entry in &self.log.entries {
+                let begin = entry.begin_ns();
                 if begin > t_ns {
                     break;
                 }
-                for a in self.actions_of(go).filter(|a| a.layer() == l.name) {
+                let go = match entry {
+                    LogEntry::Command { command, .. } => {
+                        if command.layer() == l.name {
+                            apply_command(&mut clip, command, begin, l);
+                        }
+                        continue;
+                    }
+                    LogEntry::Cue { .. } => match entry.cue() {
+                        Some(go) => go,
+                        None => continue,
+                    },
+                };
+                for a in self.actions_of(&go).filter(|a| a.layer() == l.name) {
                     match a {
                         MediaAction::Play {
                             clip: c,
@@ -158,6 +240,7 @@ impl MediaTimeline {
                                 from_ns: seconds_to_ns(from.unwrap_or(0.0)),
                                 speed_ppm: rate.map_or(speed_ppm(l.rate), speed_ppm),
                                 end: end.unwrap_or(l.end),
+                                paused: false,
                             });
                         }
                         MediaAction::Stop { .. } => clip = None,
@@ -209,6 +292,67 @@ impl MediaTimeline {
     }
 }
 
+/// What a media command does to a layer's clip at `begin`.
+fn apply_command(
+    clip: &mut Option<ClipPlay>,
+    command: &MediaCommand,
+    begin: u64,
+    layer: &rockontrol_show::MediaLayer,
+) {
+    match command {
+        MediaCommand::Play {
+            clip: Some(name),
+            position,
+            rate,
+            ..
+        } => {
+            *clip = Some(ClipPlay {
+                clip: name.clone(),
+                start_ns: begin,
+                from_ns: seconds_to_ns(position.unwrap_or(0.0)),
+                speed_ppm: rate.map_or(speed_ppm(layer.rate), speed_ppm),
+                end: layer.end,
+                paused: false,
+            });
+        }
+        MediaCommand::Play {
+            clip: None,
+            position,
+            rate,
+            ..
+        } => {
+            // Resume (or restart from `position`) what the layer holds.
+            if let Some(c) = clip {
+                c.from_ns = match position {
+                    Some(p) => seconds_to_ns(*p),
+                    None => c.position_ns(begin).unwrap_or(c.from_ns),
+                };
+                c.start_ns = begin;
+                c.paused = false;
+                if let Some(r) = rate {
+                    c.speed_ppm = speed_ppm(*r);
+                }
+            }
+        }
+        MediaCommand::Pause { .. } => {
+            if let Some(c) = clip
+                && !c.paused
+            {
+                c.from_ns = c.position_ns(begin).unwrap_or(c.from_ns);
+                c.start_ns = begin;
+                c.paused = true;
+            }
+        }
+        MediaCommand::Stop { .. } => *clip = None,
+        MediaCommand::Seek { position, .. } => {
+            if let Some(c) = clip {
+                c.from_ns = seconds_to_ns(*position);
+                c.start_ns = begin;
+            }
+        }
+    }
+}
+
 fn lerp_f64(a: &f64, b: &f64, f: f64) -> f64 {
     a + (b - a) * f
 }
@@ -218,6 +362,7 @@ mod tests {
     use rockontrol_show::{MediaCue, MediaLayer};
 
     use super::*;
+    use crate::timing::FrameChoice;
     use crate::timing::NANOS_PER_SEC as S;
 
     fn setup() -> MediaSetup {
@@ -308,6 +453,101 @@ mod tests {
             Some(S),
             "the static clip keeps playing"
         );
+    }
+
+    fn frame(t: &MediaTimeline, layer: &str, ns: u64) -> FrameChoice {
+        let l = t
+            .at("wall", ns)
+            .into_iter()
+            .find(|l| l.name == layer)
+            .expect("layer");
+        match l.clip {
+            Some(c) => c.frame_at(ns, FrameRate::whole(25), Some(1000)),
+            None => FrameChoice::Ended,
+        }
+    }
+
+    /// Play at 2 s, pause at 4 s, seek to 10 s at 5 s, resume at 6 s, stop at 8 s: the frame
+    /// at each time is the clip position times 25 fps.
+    #[test]
+    fn commands_play_pause_seek_resume_and_stop_on_the_show_clock() {
+        let mut t = MediaTimeline::new(setup());
+        let top = || "top".to_string();
+        t.command(
+            2 * S,
+            MediaCommand::Play {
+                layer: top(),
+                clip: Some("count".into()),
+                position: None,
+                rate: None,
+                at: None,
+            },
+        );
+        t.command(
+            6 * S,
+            MediaCommand::Play {
+                layer: top(),
+                clip: None,
+                position: None,
+                rate: None,
+                at: None,
+            },
+        );
+        t.command(
+            4 * S,
+            MediaCommand::Pause {
+                layer: top(),
+                at: None,
+            },
+        );
+        t.command(
+            5 * S,
+            MediaCommand::Seek {
+                layer: top(),
+                position: 10.0,
+                at: None,
+            },
+        );
+        t.command(
+            8 * S,
+            MediaCommand::Stop {
+                layer: top(),
+                at: None,
+            },
+        );
+        assert_eq!(
+            frame(&t, "top", 2 * S - 1),
+            FrameChoice::Ended,
+            "nothing before the play"
+        );
+        assert_eq!(frame(&t, "top", 2 * S), FrameChoice::Frame(0));
+        assert_eq!(
+            frame(&t, "top", 3 * S + S / 2),
+            FrameChoice::Frame(37),
+            "⌊1.5 s · 25⌋"
+        );
+        assert_eq!(
+            frame(&t, "top", 4 * S + S / 2),
+            FrameChoice::Frame(50),
+            "paused at 2 s in"
+        );
+        assert_eq!(
+            frame(&t, "top", 5 * S + S / 2),
+            FrameChoice::Frame(250),
+            "seek while paused holds 10 s"
+        );
+        assert_eq!(
+            frame(&t, "top", 7 * S),
+            FrameChoice::Frame(275),
+            "resumed at 6 s from 10 s"
+        );
+        assert_eq!(frame(&t, "top", 8 * S), FrameChoice::Ended, "stopped");
+        // A receiver that gets the log late computes the same frames.
+        let mut late = MediaTimeline::new(setup());
+        late.set_log(t.log().clone());
+        for ns in [2 * S, 3 * S + 7, 4 * S + S / 2, 7 * S, 9 * S] {
+            assert_eq!(frame(&late, "top", ns), frame(&t, "top", ns), "at {ns} ns");
+        }
     }
 
     #[test]

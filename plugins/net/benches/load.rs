@@ -89,6 +89,7 @@ fn run_master() {
             read_only: vec![],
         },
         show_tx,
+        rockontrol_net::master::server::PluginCommands::new(mpsc::channel(16).0),
         None,
     ));
     let handle = runtime.handle().clone();

@@ -60,17 +60,19 @@ pub fn register_overrides(rules: &mut ReplicationRules) -> Result<(), DuplicateP
     Ok(())
 }
 
-/// The rules of a node that runs the engine and net and nothing else (no media): the engine's
-/// parts, net's messages, the node overrides part (without net's handlers) and clock sync's
-/// message (every role runs clock sync), and the tempo part (every role runs timecode). An app's own
-/// rules (the [`ReplicationRules`] resource) add whatever its other plugins register.
+/// The rules every node role (`run`, `master`, `receiver`) has: the engine's parts, net's
+/// messages, the node overrides part, clock sync's message, the tempo part (every role runs
+/// timecode) and media's part and command (every role runs the media plugin), without
+/// handlers. An app's own rules (the [`ReplicationRules`] resource) are these plus whatever
+/// other plugins register; an app without the media plugin lacks media's.
 pub fn base_rules() -> ReplicationRules {
     let mut rules = ReplicationRules::default();
     let registered = rockontrol_engine::register_replication(&mut rules)
         .and_then(|()| register_replication(&mut rules))
         .and_then(|()| register_overrides(&mut rules))
         .and_then(|()| rockontrol_clock::register_replication(&mut rules))
-        .and_then(|()| rockontrol_timecode::register_replication(&mut rules));
+        .and_then(|()| rockontrol_timecode::register_replication(&mut rules))
+        .and_then(|()| rockontrol_media::command::register_shapes(&mut rules));
     if let Err(e) = registered {
         // The names are constants that do not clash (a test builds these rules).
         tracing::error!("{e}");
@@ -194,7 +196,9 @@ pub enum CommandMapError {
     Fade(String),
     #[error("media position {0}")]
     Position(String),
-    #[error("media playback is not available on this node yet")]
+    #[error(
+        "media playback is rig-wide replicated state, not one node's: send {{\"type\": \"media\", \"action\", \"layer\", …}} to the master with POST {SHOW_COMMAND_PATH}"
+    )]
     NoMedia,
     #[error(
         "identify seconds must be a finite number within 0 < seconds <= {MAX_IDENTIFY_SECONDS}"
@@ -373,6 +377,10 @@ pub struct Metrics {
     /// it would make every heartbeat message several times larger in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timecode: Option<Box<rockontrol_timecode::TimecodeStatus>>,
+    /// Media playback: per layer clip, frame, late/missed, decoder, armed; per output the
+    /// refresh period and phase (nodes that play media).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback: Option<rockontrol_media::PlaybackReport>,
 }
 
 /// A receiver's first message.
@@ -935,6 +943,7 @@ mod tests {
             rules.names(rockontrol_replicate::PartKind::State),
             vec![
                 rockontrol_engine::PLAYBACK_PART,
+                rockontrol_media::MEDIA_PART,
                 OVERRIDES_PART,
                 rockontrol_timecode::TEMPO_PART
             ],
@@ -942,7 +951,11 @@ mod tests {
         );
         assert_eq!(
             rules.names(rockontrol_replicate::PartKind::Command),
-            vec![rockontrol_engine::COMMAND_PART, NODE_COMMAND_PART]
+            vec![
+                rockontrol_engine::COMMAND_PART,
+                rockontrol_media::command::MEDIA_COMMAND_PART,
+                NODE_COMMAND_PART
+            ]
         );
         assert_eq!(protocol_hash(), rules.protocol_hash());
         assert_eq!(protocol_hash().len(), 16);

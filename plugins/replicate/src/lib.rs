@@ -93,6 +93,9 @@ pub struct DuplicatePart {
 
 type CaptureFn = Arc<dyn Fn(&World) -> Result<Value, serde_json::Error> + Send + Sync>;
 type ApplyFn = Arc<dyn Fn(&mut World, Value) -> Result<(), PartError> + Send + Sync>;
+/// A command handler: the command's JSON (its `type` removed) applied in the master's world,
+/// answered with what the caller is told.
+pub type CommandFn = Arc<dyn Fn(&mut World, Value) -> Result<Value, String> + Send + Sync>;
 
 #[derive(Clone)]
 struct Rule {
@@ -108,6 +111,8 @@ struct Rule {
 #[derive(Resource, Clone, Default)]
 pub struct ReplicationRules {
     rules: BTreeMap<String, Rule>,
+    /// Command handlers by the `type` a REST body names: (part name, handler).
+    handlers: BTreeMap<String, (String, CommandFn)>,
 }
 
 impl std::fmt::Debug for ReplicationRules {
@@ -157,6 +162,61 @@ impl ReplicationRules {
         name: &str,
     ) -> Result<&mut Self, DuplicatePart> {
         self.insert::<C>(name, PartKind::Command, None, None)
+    }
+
+    /// Registers a command type with the handler that applies it on the master: a REST or
+    /// WebSocket body whose `type` is `tag` is decoded as a `C` (without its `type`) and handed
+    /// to `handler` in the master's world; what it answers goes back to the caller. The part
+    /// that carries the command's effect to receivers is the plugin's replicated state.
+    pub fn add_command_handler<C, H>(
+        &mut self,
+        name: &str,
+        tag: &str,
+        handler: H,
+    ) -> Result<&mut Self, DuplicatePart>
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        H: Fn(&mut World, C) -> Result<Value, String> + Send + Sync + 'static,
+    {
+        self.insert::<C>(name, PartKind::Command, None, None)?;
+        if let Some((first, _)) = self.handlers.get(tag)
+            && first != name
+        {
+            return Err(DuplicatePart {
+                name: format!("command type {tag:?}"),
+                first: first.clone(),
+                second: name.to_string(),
+            });
+        }
+        let tag_name = tag.to_string();
+        let handler: CommandFn = Arc::new(move |world, value| {
+            let command = serde_json::from_value::<C>(value)
+                .map_err(|e| format!("invalid {tag_name:?} command: {e}"))?;
+            handler(world, command)
+        });
+        self.handlers
+            .insert(tag.to_string(), (name.to_string(), handler));
+        Ok(self)
+    }
+
+    /// The command `type`s a handler is registered for, in order.
+    pub fn command_tags(&self) -> Vec<String> {
+        self.handlers.keys().cloned().collect()
+    }
+
+    /// Applies a command whose `type` is `tag` through its handler (`None`: no handler for
+    /// `tag`). `body` is the whole JSON object; its `type` is removed first.
+    pub fn handle_command(
+        &self,
+        world: &mut World,
+        tag: &str,
+        mut body: Value,
+    ) -> Option<Result<Value, String>> {
+        let (_, handler) = self.handlers.get(tag)?;
+        if let Value::Object(map) = &mut body {
+            map.remove("type");
+        }
+        Some(handler(world, body))
     }
 
     /// Registers a message type of the link (for its shape).
@@ -352,6 +412,18 @@ pub trait AppReplicateExt {
     /// A message type of the link.
     fn add_protocol_message<M: JsonSchema + 'static>(&mut self, name: &str) -> &mut Self;
 
+    /// A command type with its handler on the master, for REST/WebSocket bodies whose `type`
+    /// is `tag` ([`ReplicationRules::add_command_handler`]).
+    fn add_replicated_command_handler<C, H>(
+        &mut self,
+        name: &str,
+        tag: &str,
+        handler: H,
+    ) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        H: Fn(&mut World, C) -> Result<Value, String> + Send + Sync + 'static;
+
     /// Whatever `register` registers (a crate's one function for its parts, which it can also
     /// call on a [`ReplicationRules`] of its own, without an app).
     fn add_replication(
@@ -407,6 +479,23 @@ impl AppReplicateExt for App {
 
     fn add_protocol_message<M: JsonSchema + 'static>(&mut self, name: &str) -> &mut Self {
         register(self, |r| r.add_message::<M>(name).map(|_| ()));
+        self
+    }
+
+    fn add_replicated_command_handler<C, H>(
+        &mut self,
+        name: &str,
+        tag: &str,
+        handler: H,
+    ) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        H: Fn(&mut World, C) -> Result<Value, String> + Send + Sync + 'static,
+    {
+        register(self, |r| {
+            r.add_command_handler::<C, H>(name, tag, handler)
+                .map(|_| ())
+        });
         self
     }
 
@@ -648,6 +737,38 @@ mod tests {
         let e = rules.add_message::<v2_field::Cmd>("x").expect_err("clash");
         assert!(e.to_string().contains("registered twice"), "{e}");
         assert_eq!(rules.names(PartKind::Command), vec!["x"]);
+    }
+
+    #[test]
+    fn a_command_handler_gets_the_body_without_its_type_and_answers() {
+        #[derive(Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        struct Nudge {
+            by: f64,
+        }
+        let mut app = App::new();
+        app.insert_resource(v1::Level { level: 0.25 })
+            .add_replicated_command_handler::<Nudge, _>("test.nudge", "nudge", |world, n| {
+                let mut level = world.resource_mut::<v1::Level>();
+                level.level += n.by;
+                Ok(serde_json::json!({ "level": level.level }))
+            });
+        let rules = app.world().resource::<ReplicationRules>().clone();
+        assert_eq!(rules.command_tags(), vec!["nudge"]);
+        assert_eq!(rules.names(PartKind::Command), vec!["test.nudge"]);
+        let body = serde_json::json!({"type": "nudge", "by": 0.5});
+        let answer = rules.handle_command(app.world_mut(), "nudge", body);
+        assert_eq!(answer, Some(Ok(serde_json::json!({"level": 0.75}))));
+        let bad = rules.handle_command(app.world_mut(), "nudge", serde_json::json!({"by": "x"}));
+        assert!(
+            matches!(&bad, Some(Err(e)) if e.contains("invalid \"nudge\" command")),
+            "{bad:?}"
+        );
+        assert_eq!(
+            rules.handle_command(app.world_mut(), "other", Value::Null),
+            None
+        );
+        assert_eq!(app.world().resource::<v1::Level>().level, 0.75);
     }
 
     #[test]

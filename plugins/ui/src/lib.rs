@@ -14,6 +14,7 @@
 //! - [`preview`]: the 2D stage view: one sprite per fixture coloured by the live output frame,
 //!   beams for moving heads, drag to move fixtures.
 //! - [`live`]: per-fixture live values read from the engine's latest frame.
+//! - [`media_preview`]: each live media output's picture, small, over the stage preview.
 //! - [`nodes`]: the master's node view: topology, universe matrix, node graphs, alerts,
 //!   quick actions, on the real registry of [`rockontrol_net::MasterNet`].
 //! - [`receiver`]: the receiver's window (Steam Deck sized): master connection, local output,
@@ -24,6 +25,7 @@
 
 pub mod actions;
 pub mod live;
+pub mod media_preview;
 pub mod nodes;
 pub mod panels;
 pub mod preview;
@@ -83,10 +85,12 @@ impl Plugin for UiPlugin {
             NodeView::Programmer => {
                 preview::plugin(app);
                 panels::plugin(app);
+                media_preview::plugin(app);
             }
             NodeView::Master => {
                 preview::plugin(app);
                 panels::plugin(app);
+                media_preview::plugin(app);
                 nodes::plugin(app);
             }
             NodeView::Receiver => receiver::plugin(app),

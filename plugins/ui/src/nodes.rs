@@ -899,6 +899,14 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
             ui.colored_label(MEDIA_NOT_READY, line);
         }
     }
+    if let Some(p) = &node.metrics.playback {
+        // One line of media playback (issue 14): per layer clip, frame, late/missed.
+        ui.label(format!(
+            "media{}: {}",
+            if p.armed { "" } else { " (arming)" },
+            p.summary()
+        ));
+    }
     if let Some(reason) = &node.degraded_reason {
         ui.colored_label(DEGRADED, reason);
     }

@@ -23,7 +23,9 @@ use rockontrol_library::gate::{self, Verdict};
 use rockontrol_replicate::ReplicationRules;
 use tokio::sync::mpsc;
 
-use super::server::{Applied, MasterShared, Refused, ShowCommandRequest};
+use super::server::{
+    Applied, MasterShared, PluginCommandRequest, PluginCommands, Refused, ShowCommandRequest,
+};
 use crate::auth::Keys;
 use crate::config::MasterConfig;
 use crate::protocol;
@@ -46,6 +48,7 @@ pub struct MasterNet {
     pub shared: Arc<MasterShared>,
     pub addr: Option<SocketAddr>,
     commands: mpsc::Receiver<ShowCommandRequest>,
+    plugin_commands: mpsc::Receiver<PluginCommandRequest>,
     listener: Option<std::net::TcpListener>,
     last_generation: Option<u64>,
     last_state: Option<rockontrol_engine::PlaybackState>,
@@ -71,6 +74,7 @@ impl Plugin for MasterPlugin {
         configure_sets(app);
         crate::parts::register(app);
         let (tx, rx) = mpsc::channel(4096);
+        let (plugin_tx, plugin_rx) = mpsc::channel(1024);
         let mut registry = Registry::new(&self.config, SystemTime::now());
         // The stage (playback state, show time, node overrides) is saved in the state
         // directory, so a restarted master resumes it (see [`crate::stage`]).
@@ -91,6 +95,7 @@ impl Plugin for MasterPlugin {
             registry,
             self.keys.clone(),
             tx,
+            PluginCommands::new(plugin_tx),
             app.world()
                 .get_resource::<crate::media::MasterMediaSetup>()
                 .map(|m| Arc::clone(&m.0)),
@@ -101,6 +106,7 @@ impl Plugin for MasterPlugin {
             shared,
             addr,
             commands: rx,
+            plugin_commands: plugin_rx,
             listener,
             last_generation: None,
             last_state: None,
@@ -129,7 +135,7 @@ impl Plugin for MasterPlugin {
         .add_systems(
             FixedUpdate,
             (
-                master_apply_commands.in_set(NetSystems::Apply),
+                (master_apply_commands, master_apply_plugin_commands).in_set(NetSystems::Apply),
                 (master_publish, master_publish_parts, master_save_stage)
                     .chain()
                     .in_set(NetSystems::Publish),
@@ -282,6 +288,35 @@ fn master_protocol_hash(net: Res<MasterNet>, rules: Option<Res<ReplicationRules>
             rules.len()
         );
         net.shared.registry().set_protocol_hash(hash);
+        if let Ok(mut kinds) = net.shared.plugin_commands.kinds.write() {
+            *kinds = rules.command_tags();
+        }
+    }
+}
+
+/// Commands of other plugins (media, …) from the REST API, through their registered handlers.
+fn master_apply_plugin_commands(world: &mut World) {
+    let mut work = Vec::new();
+    {
+        let mut net = world.resource_mut::<MasterNet>();
+        while let Ok(req) = net.plugin_commands.try_recv() {
+            work.push(req);
+        }
+    }
+    if work.is_empty() {
+        return;
+    }
+    let Some(rules) = world.get_resource::<ReplicationRules>().cloned() else {
+        return;
+    };
+    for req in work {
+        let answer = rules
+            .handle_command(world, &req.kind, req.body)
+            .unwrap_or_else(|| Err(format!("no handler for {:?} commands", req.kind)));
+        if let Err(e) = &answer {
+            warn!("{} command refused: {e}", req.kind);
+        }
+        let _ = req.reply.send(answer);
     }
 }
 

@@ -116,6 +116,42 @@ pub enum Refused {
 /// are queued here (bounded, [`LINK_QUEUE`] per link); dropping a sender closes its link.
 type Links = HashMap<u64, mpsc::Sender<Arc<str>>>;
 
+/// A command of another plugin (registered with a handler in its replication rules, e.g.
+/// media's `{"type": "media", …}`), applied in the master's world, answered with the
+/// handler's JSON.
+#[derive(Debug)]
+pub struct PluginCommandRequest {
+    /// The body's `type`.
+    pub kind: String,
+    pub body: serde_json::Value,
+    pub reply: oneshot::Sender<Result<serde_json::Value, String>>,
+}
+
+/// The channel to the plugins' command handlers and the `type`s they take.
+#[derive(Debug)]
+pub struct PluginCommands {
+    pub tx: mpsc::Sender<PluginCommandRequest>,
+    /// Set at startup from the app's replication rules.
+    pub kinds: std::sync::RwLock<Vec<String>>,
+}
+
+impl PluginCommands {
+    pub fn new(tx: mpsc::Sender<PluginCommandRequest>) -> Self {
+        PluginCommands {
+            tx,
+            kinds: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The body's `type` when a plugin handles it.
+    fn kind_of(&self, body: &Bytes) -> Option<(String, serde_json::Value)> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let kind = value.get("type")?.as_str()?.to_string();
+        let known = self.kinds.read().ok()?.contains(&kind);
+        known.then_some((kind, value))
+    }
+}
+
 /// What the server and the ECS share.
 #[derive(Debug)]
 pub struct MasterShared {
@@ -125,6 +161,8 @@ pub struct MasterShared {
     pub keys: Keys,
     /// Show commands to the engine.
     pub show_commands: mpsc::Sender<ShowCommandRequest>,
+    /// Commands of other plugins (media, …) to their handlers.
+    pub plugin_commands: PluginCommands,
     /// The engine's next tick (written by the ECS every frame).
     pub clock: AtomicU64,
     /// Frames refused for being garbage, too large or out of place (all links).
@@ -142,6 +180,7 @@ impl MasterShared {
         registry: Registry,
         keys: Keys,
         show_commands: mpsc::Sender<ShowCommandRequest>,
+        plugin_commands: PluginCommands,
         media: Option<Arc<crate::media::MasterMedia>>,
     ) -> Self {
         MasterShared {
@@ -149,6 +188,7 @@ impl MasterShared {
             links: Mutex::new(Links::new()),
             keys,
             show_commands,
+            plugin_commands,
             clock: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             media,
@@ -622,6 +662,10 @@ pub struct NodeStatus {
     /// The node's timecode, chase lock state and beat as of its latest heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timecode: Option<rockontrol_timecode::TimecodeStatus>,
+    /// Media playback state (nodes that play media): per layer clip, frame, late, missed,
+    /// decoder, armed; per output refresh period and phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playback: Option<rockontrol_media::PlaybackReport>,
 }
 
 fn status_of(n: &NodeEntry) -> NodeStatus {
@@ -653,6 +697,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         clock: metrics.clock.clone(),
         media: metrics.media.clone(),
         timecode: metrics.timecode.as_deref().cloned(),
+        playback: metrics.playback.clone(),
     }
 }
 
@@ -728,6 +773,28 @@ async fn node_command(
     body: Bytes,
 ) -> Response {
     let master_id = shared.registry().master_id().to_string();
+    if body.len() > protocol::MAX_FRAME_BYTES {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+    }
+    // The seed's node command shape (`{"type": "media", "action", "clip", "position"}`, no
+    // layer) still goes to the node, which refuses it with where to send it instead.
+    let legacy_for_node =
+        node_id != master_id && serde_json::from_slice::<NodeCommand>(&body).is_ok();
+    if !legacy_for_node && let Some((kind, value)) = shared.plugin_commands.kind_of(&body) {
+        if node_id != master_id {
+            if shared.registry().node(&node_id).is_none() {
+                return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
+            }
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "a {kind:?} command is rig-wide playback state that the master owns and replicates to every node; send it to the master with POST {}",
+                    protocol::SHOW_COMMAND_PATH
+                ),
+            );
+        }
+        return plugin_command(&shared, kind, value).await;
+    }
     if node_id == master_id {
         // A command for the master is a show command: applied by the engine, replicated.
         let command: Command = match serde_json::from_slice::<NodeCommand>(&body) {
@@ -837,6 +904,39 @@ async fn node_command(
     }
 }
 
+/// A plugin's command, applied by its handler in the master's world.
+async fn plugin_command(shared: &MasterShared, kind: String, body: serde_json::Value) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if shared
+        .plugin_commands
+        .tx
+        .try_send(PluginCommandRequest {
+            kind,
+            body: body.clone(),
+            reply: tx,
+        })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the master is busy; retry");
+    }
+    match tokio::time::timeout(Duration::from_secs(2), rx).await {
+        Ok(Ok(Ok(answer))) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "command": body,
+                "status": "executed",
+                "result": answer,
+            })),
+        )
+            .into_response(),
+        Ok(Ok(Err(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the master did not answer within 2 s",
+        ),
+    }
+}
+
 async fn node_status(
     _: Authorized<ReadOnly>,
     State(shared): State<Arc<MasterShared>>,
@@ -875,6 +975,7 @@ fn pending_status(p: &PendingView) -> NodeStatus {
         clock: None,
         media: None,
         timecode: None,
+        playback: None,
     }
 }
 

@@ -798,6 +798,7 @@ fn receiver_heartbeat(
     clock_sync: Res<ClockStatus>,
     media: Option<Res<crate::media::ReceiverMedia>>,
     timecode: Option<Res<rockontrol_timecode::TimecodeStatus>>,
+    playback: Option<Res<rockontrol_media::PlaybackReport>>,
 ) {
     let now = Instant::now();
     let Some(last) = net.last_heartbeat else {
@@ -828,6 +829,9 @@ fn receiver_heartbeat(
         timecode: timecode
             .filter(|t| !t.label.is_empty())
             .map(|t| Box::new(t.clone())),
+        playback: playback
+            .filter(|p| !p.outputs.is_empty())
+            .map(|p| (*p).clone()),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
