@@ -681,7 +681,6 @@ impl Registry {
         self.replication.bpm = bpm;
     }
 
-
     /// The engine's show clock, refreshed every frame: its next tick, and the show time base
     /// it derives from as of `base_at` (the engine's instant on the system's monotonic clock).
     /// Until the next refresh, snapshots carry that tick moved on by the base's ticks over the

@@ -16,8 +16,7 @@ use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
     Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowPlayback,
-    ShowTimeBase,
-    TickDrive,
+    ShowTimeBase, TickDrive,
 };
 use rockontrol_library::gate::{self, Verdict};
 use rockontrol_replicate::ReplicationRules;
