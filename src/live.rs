@@ -95,12 +95,7 @@ pub fn run(
         ..default()
     });
     app.add_plugins(rockontrol_timecode::TimecodePlugin {
-        options: rockontrol_timecode::TimecodeOptions {
-            fire_cues: true,
-            live_io: true,
-            artnet_port: rockontrol_wire::artnet::PORT,
-            start: None,
-        },
+        options: rockontrol_timecode::TimecodeOptions::live(),
     });
     rockontrol_net::app::show_app(&mut app, dmx, Some(&show));
     // Media timeline and status (headless: outputs that show pictures come later).

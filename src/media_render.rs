@@ -93,16 +93,11 @@ pub fn render_media<'a>(
         .clips_dir
         .clone()
         .unwrap_or_else(|| show_path.parent().unwrap_or(Path::new(".")).join("clips"));
-    let named = args.clips.clone();
-    let clips = move |name: &str| -> Option<PathBuf> {
-        if let Some((_, p)) = named.iter().find(|(n, _)| n == name) {
-            return Some(p.clone());
-        }
-        ["mp4", "mov", "mkv"]
-            .iter()
-            .map(|ext| clips_dir.join(format!("{name}.{ext}")))
-            .find(|p| p.is_file())
+    let files = rockontrol_media::MediaClipFiles {
+        files: args.clips.iter().cloned().collect(),
+        dir: Some(clips_dir),
     };
+    let clips = move |name: &str| files.find(name);
     composite(&timeline, &output, &clips, args, until, dir)
 }
 

@@ -292,12 +292,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         dmx.artnet_timecode = Some(out);
     }
     app.add_plugins(rockontrol_timecode::TimecodePlugin {
-        options: rockontrol_timecode::TimecodeOptions {
-            fire_cues: true,
-            live_io: true,
-            artnet_port: rockontrol_wire::artnet::PORT,
-            start: None,
-        },
+        options: rockontrol_timecode::TimecodeOptions::live(),
     });
     let library = args.library.clone().unwrap_or_else(|| dir.join("media"));
     let store = rockontrol_library::Store::open(&library)

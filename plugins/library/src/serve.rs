@@ -137,24 +137,29 @@ fn parse_id(text: &str) -> Result<ClipId, Response> {
         .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
+/// The read prologue of the object routes: the key may read, `text` is a clip id, and the
+/// store holds that clip.
+fn stored_clip(server: &MediaServer, headers: &HeaderMap, text: &str) -> Result<ClipId, Response> {
+    (server.authorize)(headers, Need::Read)?;
+    let id = parse_id(text)?;
+    if !server.store.contains(&id) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no clip {id} in the library; add it with `rockontrol media add`"),
+        ));
+    }
+    Ok(id)
+}
+
 async fn object(
     State(server): State<Arc<MediaServer>>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    if let Err(response) = (server.authorize)(request.headers(), Need::Read) {
-        return response;
-    }
-    let id = match parse_id(&id) {
+    let id = match stored_clip(&server, request.headers(), &id) {
         Ok(id) => id,
         Err(r) => return r,
     };
-    if !server.store.contains(&id) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no clip {id} in the library; add it with `rockontrol media add`"),
-        );
-    }
     let etag = id.etag();
     let mut forward = axum::http::Request::builder()
         .method(request.method().clone())
@@ -251,19 +256,10 @@ async fn chunks(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = (server.authorize)(&headers, Need::Read) {
-        return response;
-    }
-    let id = match parse_id(&id) {
+    let id = match stored_clip(&server, &headers, &id) {
         Ok(id) => id,
         Err(r) => return r,
     };
-    if !server.store.contains(&id) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no clip {id} in the library"),
-        );
-    }
     let cached = server
         .chunk_lists
         .lock()

@@ -380,7 +380,8 @@ pub struct Metrics {
     /// Media playback: per layer clip, frame, late/missed, decoder, armed; per output the
     /// refresh period and phase (nodes that play media).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub playback: Option<rockontrol_media::PlaybackReport>,
+    /// Boxed, as `timecode`: it would make every heartbeat message larger in memory.
+    pub playback: Option<Box<rockontrol_media::PlaybackReport>>,
 }
 
 /// A receiver's first message.

@@ -52,6 +52,19 @@ pub struct TimecodeOptions {
     pub artnet_port: u16,
 }
 
+impl TimecodeOptions {
+    /// A live master or standalone `run`: fires the cues, runs outputs and chase inputs, chases
+    /// Art-Net on its standard port.
+    pub fn live() -> Self {
+        TimecodeOptions {
+            fire_cues: true,
+            live_io: true,
+            artnet_port: rockontrol_wire::artnet::PORT,
+            start: None,
+        }
+    }
+}
+
 /// The plugin's systems.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TimecodeSystems {

@@ -697,7 +697,7 @@ fn status_of(n: &NodeEntry) -> NodeStatus {
         clock: metrics.clock.clone(),
         media: metrics.media.clone(),
         timecode: metrics.timecode.as_deref().cloned(),
-        playback: metrics.playback.clone(),
+        playback: metrics.playback.as_deref().cloned(),
     }
 }
 

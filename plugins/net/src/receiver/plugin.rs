@@ -831,7 +831,7 @@ fn receiver_heartbeat(
             .map(|t| Box::new(t.clone())),
         playback: playback
             .filter(|p| !p.outputs.is_empty())
-            .map(|p| (*p).clone()),
+            .map(|p| Box::new((*p).clone())),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
