@@ -138,15 +138,19 @@ fn parse_id(text: &str) -> Result<ClipId, Response> {
 }
 
 /// The read prologue of the object routes: the key may read, `text` is a clip id, and the
-/// store holds that clip.
-fn stored_clip(server: &MediaServer, headers: &HeaderMap, text: &str) -> Result<ClipId, Response> {
-    (server.authorize)(headers, Need::Read)?;
-    let id = parse_id(text)?;
+/// store holds that clip (boxed: a response is large).
+fn stored_clip(
+    server: &MediaServer,
+    headers: &HeaderMap,
+    text: &str,
+) -> Result<ClipId, Box<Response>> {
+    (server.authorize)(headers, Need::Read).map_err(Box::new)?;
+    let id = parse_id(text).map_err(Box::new)?;
     if !server.store.contains(&id) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             format!("no clip {id} in the library; add it with `rockontrol media add`"),
-        ));
+        )));
     }
     Ok(id)
 }
@@ -158,7 +162,7 @@ async fn object(
 ) -> Response {
     let id = match stored_clip(&server, request.headers(), &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let etag = id.etag();
     let mut forward = axum::http::Request::builder()
@@ -258,7 +262,7 @@ async fn chunks(
 ) -> Response {
     let id = match stored_clip(&server, &headers, &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let cached = server
         .chunk_lists

@@ -159,6 +159,10 @@ pub enum HandshakeError {
 
 /// What a receiver does with a message during its handshake.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one step per message of a handshake, once per connection: never stored in bulk"
+)]
 pub enum Step {
     /// Send this (the receiver's proof).
     Send(ToMaster),
