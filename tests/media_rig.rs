@@ -173,12 +173,14 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let id = stdout.split_whitespace().next().expect("an id").to_string();
+    // Each node holds what the show places on its outputs (issue 13's manifests): the cue
+    // list "wall-1" (never run) places the clip on rx-1's layer, which media commands then play.
     let show = dir.join("show.ron");
     std::fs::write(
         &show,
         format!(
             r#"(name: "rig", universes: [(id: 1)], clips: [(name: "count", id: "{id}")],
-  cue_lists: [(name: "main", cues: [(number: 1)])],
+  cue_lists: [(name: "main", cues: [(number: 1)]), (name: "wall-1", cues: [(number: 1)])],
   playbacks: [(name: "main", cue_list: "main")],
   media: (
     outputs: [
@@ -186,7 +188,10 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
       (name: "wall-2", node: "rx-2", width: {W}, height: {H}, rate: "25"),
     ],
     layers: [(name: "a", output: "wall-1", end: Loop), (name: "b", output: "wall-2", end: Loop)],
-    cues: [(cue_list: "main", cue: 1, actions: [Play(layer: "b", clip: "count", from: Some(10.0))])],
+    cues: [
+      (cue_list: "main", cue: 1, actions: [Play(layer: "b", clip: "count", from: Some(10.0))]),
+      (cue_list: "wall-1", cue: 1, actions: [Play(layer: "a", clip: "count")]),
+    ],
   ))"#
         ),
     )
@@ -256,15 +261,22 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
         );
         assert_eq!(r["at_ns"].as_u64(), Some(start), "{r}");
     }
+    let last = std::cell::RefCell::new(Value::Null);
+    let start_wait = Instant::now();
     let armed = wait_until(
         "rx-1 reports layer a armed",
         Duration::from_secs(10),
         || {
             let st = node_status(addr, "rx-1");
             let a = layer(&st, "a");
+            if start_wait.elapsed() > Duration::from_secs(9) {
+                eprintln!("rx-1 status: {st}");
+            }
+            *last.borrow_mut() = st.clone();
             (a["armed"] == true && a["clip"] == "count").then_some(st)
         },
     );
+    drop(last);
     let armed_at = armed["playback"]["show_ns"].as_u64().expect("show_ns");
     assert!(
         armed_at < start,

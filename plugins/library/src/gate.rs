@@ -46,6 +46,34 @@ pub fn clips_of_node(media: &MediaSetup, node: &str) -> Option<BTreeSet<String>>
     Some(names)
 }
 
+/// The clips of the show's table that no layer and no cue places on an output: operators
+/// play them by command (`POST /api/command {"type": "media", …}`) on any layer, so every node
+/// that shows an output holds them.
+pub fn clips_for_commands(media: &MediaSetup, clips: &[Clip]) -> BTreeSet<String> {
+    let placed = |name: &str| {
+        media.layers.iter().any(|l| l.clip.as_deref() == Some(name))
+            || media.cues.iter().any(|c| {
+                c.actions
+                    .iter()
+                    .any(|a| matches!(a, MediaAction::Play { clip, .. } if clip == name))
+            })
+    };
+    clips
+        .iter()
+        .filter(|c| !placed(&c.name))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// [`clips_of_node`], plus [`clips_for_commands`] when the node shows an output.
+pub fn manifest_clips(media: &MediaSetup, clips: &[Clip], node: &str) -> Option<BTreeSet<String>> {
+    let mut names = clips_of_node(media, node)?;
+    if media.outputs.iter().any(|o| o.node == node) {
+        names.extend(clips_for_commands(media, clips));
+    }
+    Some(names)
+}
+
 /// One clip one node must have ready for a cue.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Need {
@@ -214,6 +242,24 @@ mod tests {
             None,
             "no outputs at all: the capability rule decides"
         );
+    }
+
+    #[test]
+    fn clips_no_layer_or_cue_places_go_to_every_node_with_an_output() {
+        let media = setup(MediaGate::Refuse);
+        let clip = |name: &str| Clip {
+            name: name.into(),
+            id: "0".repeat(64),
+        };
+        let table = [clip("a"), clip("b"), clip("spare")];
+        assert_eq!(
+            clips_for_commands(&media, &table),
+            ["spare".to_string()].into()
+        );
+        let names = |n| manifest_clips(&media, &table, n).expect("outputs exist");
+        assert!(names("media-1").contains("spare"));
+        assert!(names("media-2").contains("spare") && names("media-2").contains("b"));
+        assert!(names("dmx-1").is_empty(), "no output, no clips");
     }
 
     #[test]

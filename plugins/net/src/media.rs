@@ -146,13 +146,14 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
             .capabilities()
             .contains(&Capability::MediaPlayback);
         let clips = library.clips.read().map(|c| c.clone()).unwrap_or_default();
-        // The show's outputs say which node plays which clip; a show without media outputs
+        // The show's outputs say which node plays which clip (and clips no layer or cue places
+        // go to every node with an output, for media commands); a show without media outputs
         // sends every clip to every media node.
         let plays = library
             .setup
             .read()
             .ok()
-            .and_then(|s| gate::clips_of_node(&s, node))
+            .and_then(|s| gate::manifest_clips(&s, &clips, node))
             .map_or(NodePlays::from_capability(media_capable), NodePlays::Named);
         let mut manifest = manifest_for(node, &clips, &plays, |id| library.store.size(id));
         // Peer-assisted distribution: linked peers that hold a clip ready and serve it.
