@@ -951,7 +951,7 @@ fn receiver_json(node: &str, port: u16, capability: &str, universes: &str, mbit:
 
 #[test]
 fn master_sends_each_receiver_its_manifest_and_reports_readiness() {
-    use support::node::{Node, free_port, master_addr, node_status, rest};
+    use support::node::{Node, node_status, rest};
     let dir = temp_dir("media-e2e");
     let (a, b) = (dir.join("a.mp4"), dir.join("b.avi"));
     if small_clip("master_sends…", &a, 200).is_none() {
@@ -970,17 +970,7 @@ fn master_sends_each_receiver_its_manifest_and_reports_readiness() {
         ),
     )
     .expect("show");
-    let port = free_port();
-    let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
-        ),
-    )
-    .expect("master config");
-    let master = Node::start("master", &master_cfg, Some(&show), &state);
-    let addr = master_addr(&master);
+    let (master, port, addr) = Node::start_media_master(&dir, &show, &state);
     // Two media nodes (one capped at 80 Mbit/s, so it is mid-transfer when killed) and a
     // DMX-only node.
     let nodes = [
@@ -1130,7 +1120,7 @@ fn not_ready(answer: &serde_json::Value) -> Vec<(String, String, String)> {
 
 #[test]
 fn go_gate_refuses_a_cue_until_its_clips_are_ready_where_they_play() {
-    use support::node::{Node, free_port, master_addr, rest};
+    use support::node::{Node, rest};
     let dir = temp_dir("media-gate");
     let (a, b) = (dir.join("a.mp4"), dir.join("b.avi"));
     if small_clip("go_gate…", &a, 40).is_none() {
@@ -1165,17 +1155,7 @@ fn go_gate_refuses_a_cue_until_its_clips_are_ready_where_they_play() {
         ),
     )
     .expect("show");
-    let port = free_port();
-    let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
-        ),
-    )
-    .expect("master config");
-    let master = Node::start("master", &master_cfg, Some(&show), &state);
-    let addr = master_addr(&master);
+    let (master, port, addr) = Node::start_media_master(&dir, &show, &state);
     let go = r#"{"type": "go", "playback": "main"}"#;
 
     // No receiver yet: cue 1 is refused, naming media-1 and clip a.
@@ -1312,7 +1292,7 @@ fn peer_json(node: &str, port: u16) -> String {
 
 #[test]
 fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
-    use support::node::{Node, free_port, master_addr, rest};
+    use support::node::{Node, rest};
     let dir = temp_dir("media-peers");
     let b = dir.join("b.avi");
     if big_clip("a_receiver_takes_chunks…", &b, 30).is_none() {
@@ -1321,17 +1301,7 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
     let state = dir.join("state-master");
     let id = add(&state.join("media"), &b);
     let show = show_with_clips(&dir, &[("b", &id)]);
-    let port = free_port();
-    let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
-        ),
-    )
-    .expect("master config");
-    let master = Node::start("master", &master_cfg, Some(&show), &state);
-    let addr = master_addr(&master);
+    let (master, port, addr) = Node::start_media_master(&dir, &show, &state);
     let media_status = || rest(addr, "GET", "/api/media/status", Some(KEY), None).1;
     let wait_ready = |nodes: &[&str]| {
         let start = Instant::now();
@@ -1458,7 +1428,7 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
 
 #[test]
 fn go_gate_set_to_warn_runs_the_cue_and_names_what_is_not_ready() {
-    use support::node::{Node, free_port, master_addr};
+    use support::node::Node;
     let dir = temp_dir("media-gate-warn");
     let a = dir.join("a.mp4");
     if small_clip("go_gate_set_to_warn…", &a, 120).is_none() {
@@ -1484,17 +1454,7 @@ fn go_gate_set_to_warn_runs_the_cue_and_names_what_is_not_ready() {
         ),
     )
     .expect("show");
-    let port = free_port();
-    let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
-        ),
-    )
-    .expect("master config");
-    let master = Node::start("master", &master_cfg, Some(&show), &state);
-    let addr = master_addr(&master);
+    let (master, _port, addr) = Node::start_media_master(&dir, &show, &state);
     let (status, answer) = command(addr, r#"{"type": "go", "playback": "main"}"#);
     assert_eq!(
         (status, answer["status"].as_str()),

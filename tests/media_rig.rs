@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rockontrol_media::testclip::{Codec, read_png_frame, write_test_clip};
 use rockontrol_show::FrameRate;
 use serde_json::{Value, json};
-use support::node::{BIN, KEY, Node, free_port, master_addr, node_status, rest, temp_dir};
+use support::node::{BIN, KEY, Node, node_status, rest, temp_dir};
 use support::skip;
 
 const S: u64 = 1_000_000_000;
@@ -196,17 +196,7 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
         ),
     )
     .expect("show");
-    let port = free_port();
-    let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
-        ),
-    )
-    .expect("master config");
-    let master = Node::start("master", &master_cfg, Some(&show), &state);
-    let addr = master_addr(&master);
+    let (_master, port, addr) = Node::start_media_master(&dir, &show, &state);
     let (cap1, cap2, cap2b) = (dir.join("cap-1"), dir.join("cap-2"), dir.join("cap-2b"));
     let _rx1 = start_receiver(&dir, "rx-1", port, &cap1);
     let mut rx2 = start_receiver(&dir, "rx-2", port, &cap2);

@@ -156,6 +156,23 @@ impl Node {
         Node::spawn(Node::command(bin, role, config, show, state, key, secs))
     }
 
+    /// A master on a free loopback port with no managed nodes (receivers register), running
+    /// `show` with state in `state`: the node, its port and its REST address.
+    pub fn start_media_master(dir: &Path, show: &Path, state: &Path) -> (Node, u16, SocketAddr) {
+        let port = free_port();
+        let config = dir.join("master.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
+            ),
+        )
+        .expect("master config");
+        let master = Node::start("master", &config, Some(show), state);
+        let addr = master_addr(&master);
+        (master, port, addr)
+    }
+
     /// [`Node::start`] with more arguments (`--media-capture DIR`, …).
     pub fn start_args(
         role: &str,
