@@ -15,6 +15,7 @@ use support::node::{
     BIN, KEY, Node, free_port, master_addr, node_status, rest, temp_dir, wait_clock_locked,
     wait_state, write_receiver_config,
 };
+use rockontrol_clock::percentile;
 use support::udp_proxy::{Impairment, UdpImpairment};
 
 /// Two dimmers, one per universe; cue 1 snaps both to 0, cue 2 fades both to full over 255
@@ -111,10 +112,6 @@ fn receiver_with(
         cmd.env(rockontrol_clock::CLOCK_SERVER_VARIABLE, server.to_string());
     }
     Node::spawn(cmd)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 #[test]

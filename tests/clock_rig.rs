@@ -18,6 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rockontrol_clock::percentile;
 use support::netns::NetRig;
 use support::node::{
     BIN, KEY, Node, is_root, master_addr, rest, temp_dir, wait_clock_locked, wait_state,
@@ -203,10 +204,6 @@ fn realtime_threads(pid: u32, name: &str, priority: u32) -> usize {
         raised += usize::from(ok);
     }
     raised
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn missing_tool(tool: &str, version_flag: &str) -> bool {

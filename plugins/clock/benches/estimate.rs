@@ -18,18 +18,11 @@ use std::time::{Duration, Instant};
 
 use rockontrol_clock::{
     ClientConfig, ClockClient, ClockKey, ClockResponder, InjectedError, LocalClock, ShowTimeShare,
+    percentile,
 };
 use udp_proxy::{Impairment, UdpImpairment};
 
 const KEY: &str = "bench-clock-key";
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
-}
 
 struct Figures {
     filtered: Vec<f64>,

@@ -14,6 +14,7 @@
 //! - [`codec`]: the packets (binary, versioned, HMAC-signed) and the replay window.
 //! - [`local`]: the node's clock as numbers, and the injected error of tests
 //!   (`ROCKONTROL_TEST_CLOCK`).
+//! - [`stats`]: [`percentile`], for status lines, tests and benchmarks.
 //!
 //! Thin shells:
 //! - [`udp`]: [`ClockResponder`] (master) and [`ClockClient`] (receiver), one named thread
@@ -33,6 +34,7 @@ pub mod local;
 pub mod plugin;
 pub mod sample;
 pub mod servo;
+pub mod stats;
 pub mod udp;
 pub mod websocket;
 
@@ -45,6 +47,7 @@ pub use plugin::{
 };
 pub use sample::Sample;
 pub use servo::{Correction, Servo, ServoConfig};
+pub use stats::percentile;
 pub use udp::{
     ClientConfig, ClientState, ClockAnswerer, ClockClient, ClockResponder, ShowTimeShare, Transport,
 };

@@ -194,6 +194,96 @@ impl TimecodeConfig {
         }
         due
     }
+
+    /// The commands of a forward jump of show time from `from` to `upto`, passing
+    /// `(from, before]` (`before` is the previous tick's show time, `from < before`): what a
+    /// console fires when the chased timecode steps over cues. Cues jumped over leave the state
+    /// they would have left had they played ([`jumped_over`]: per playback the last cue, not
+    /// every one), snapped; cues of the window `(before, upto]` fire as usual. Beat follows go
+    /// only for the beats of `(before, upto]` (a jump over 100 beats is not 100 GOs).
+    #[must_use]
+    pub fn due_after_jump(
+        &self,
+        from: u64,
+        before: u64,
+        upto: u64,
+        tempo: Option<&Tempo>,
+    ) -> Vec<Command> {
+        let passed = |after: u64, upto: u64| {
+            let a = self.cues.partition_point(|c| c.ns <= after);
+            let b = self.cues.partition_point(|c| c.ns <= upto);
+            self.cues[a..b.max(a)].iter().map(|c| c.command.clone())
+        };
+        let jumped = passed(from, before.max(from)).map(|c| (c, true));
+        let now = passed(before.max(from), upto).map(|c| (c, false));
+        let mut due = jumped_over(jumped.chain(now));
+        if let Some(tempo) = tempo {
+            for beat in tempo.beats_in(Some(before.max(from)), upto) {
+                for f in self.follows.iter().filter(|f| beat % f.every == 0) {
+                    due.push(Command::Go {
+                        playback: f.playback.clone(),
+                        fade: None,
+                    });
+                }
+            }
+        }
+        due
+    }
+}
+
+/// The commands that leave the state `commands` (in time order) would leave, as a console fires
+/// timecode events it jumped over: per playback, only what follows its last absolute command
+/// (`goto`, `release`, or a `release` of all) matters, and of its master level only the last;
+/// of the grand master and blackout only the last. Commands marked `true` were jumped over:
+/// kept ones are snapped (fade 0), as if they had played long ago. Order is kept.
+#[must_use]
+pub fn jumped_over(commands: impl IntoIterator<Item = (Command, bool)>) -> Vec<Command> {
+    let commands: Vec<(Command, bool)> = commands.into_iter().collect();
+    // Index of the last command that makes earlier ones of the same scope irrelevant.
+    let last_release_all = commands
+        .iter()
+        .rposition(|(c, _)| matches!(c, Command::ReleaseAll));
+    let superseded = |i: usize, command: &Command| -> bool {
+        let later = &commands[i + 1..];
+        if last_release_all.is_some_and(|r| r > i) {
+            return true;
+        }
+        match command {
+            Command::Go { playback, .. }
+            | Command::Back { playback, .. }
+            | Command::Goto { playback, .. }
+            | Command::Release { playback } => later.iter().any(|(c, _)| {
+                matches!(c, Command::Goto { playback: p, .. } | Command::Release { playback: p } if p == playback)
+            }),
+            Command::Master { playback, .. } => later
+                .iter()
+                .any(|(c, _)| matches!(c, Command::Master { playback: p, .. } if p == playback)),
+            Command::GrandMaster { .. } => later
+                .iter()
+                .any(|(c, _)| matches!(c, Command::GrandMaster { .. })),
+            Command::Blackout { .. } => later
+                .iter()
+                .any(|(c, _)| matches!(c, Command::Blackout { .. })),
+            Command::ReleaseAll => false,
+        }
+    };
+    commands
+        .iter()
+        .enumerate()
+        .filter(|(i, (c, _))| !superseded(*i, c))
+        .map(|(_, (c, jumped))| {
+            let mut c = c.clone();
+            if *jumped {
+                match &mut c {
+                    Command::Go { fade, .. }
+                    | Command::Back { fade, .. }
+                    | Command::Goto { fade, .. } => *fade = Some(0.0),
+                    _ => {}
+                }
+            }
+            c
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -301,6 +391,84 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} in {text}");
         }
+    }
+
+    fn cmd(text: &str) -> Command {
+        text.parse().expect("a command")
+    }
+
+    #[test]
+    fn a_jump_keeps_per_playback_what_its_last_absolute_cue_left() {
+        let passed = [
+            "goto main 1",
+            "go beat",
+            "goto main 3",
+            "go main",
+            "master main 0.5",
+            "gm 0.2",
+            "goto beat 2",
+            "master main 0.8",
+            "gm 1",
+        ]
+        .map(|c| (cmd(c), true));
+        assert_eq!(
+            jumped_over(passed),
+            vec![
+                cmd("goto main 3 fade 0"),
+                cmd("go main fade 0"),
+                cmd("goto beat 2 fade 0"),
+                cmd("master main 0.8"),
+                cmd("gm 1"),
+            ],
+            "main: goto 3 then go (cue 4); beat: goto 2; last levels; jumped cues snap"
+        );
+        let released = [
+            (cmd("goto main 2"), true),
+            (cmd("release"), true),
+            (cmd("goto beat 1"), false),
+        ];
+        assert_eq!(
+            jumped_over(released),
+            vec![cmd("release"), cmd("goto beat 1")],
+            "a release of all supersedes what came before; the new tick's cue keeps its fade"
+        );
+    }
+
+    #[test]
+    fn a_forward_jump_fires_the_last_cue_per_list_and_a_backward_jump_rearms() {
+        let config = TimecodeConfig::from_show(
+            &show(TimecodeSetup {
+                cues: ["1", "2", "3", "4"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| TimecodeCue {
+                        at: format!("00:00:0{}:00", i + 1),
+                        action: format!("goto main {n}"),
+                    })
+                    .collect(),
+                ..TimecodeSetup::default()
+            }),
+            None,
+        )
+        .expect("valid");
+        let s = 1_000_000_000;
+        // From 1.5 s to 4.5 s (the tick before 4.5 s at 4.48 s): cues 2, 3 and 4 passed.
+        assert_eq!(
+            config.due_after_jump(s + s / 2, 4_480_000_000, 4_500_000_000, None),
+            vec![cmd("goto main 4 fade 0")],
+            "only the last cue passed, snapped"
+        );
+        // Cue 4 lies in the new tick's own window: it fires as written.
+        assert_eq!(
+            config.due_after_jump(s + s / 2, 3_990_000_000, 4 * s, None),
+            vec![cmd("goto main 4")]
+        );
+        // Back to 1.5 s: the window logic re-arms every cue after the new time.
+        assert_eq!(
+            config.due(Some(s + s / 2), 2 * s, None),
+            vec![cmd("goto main 2")],
+            "after a backward jump cue 2 fires again"
+        );
     }
 
     #[test]

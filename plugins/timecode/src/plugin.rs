@@ -354,20 +354,35 @@ fn trigger(
     }
     let tick = clock.next_tick;
     let rate = base.rate();
-    if let Some(last) = active.last_tick
-        && last + 1 != tick
-    {
-        debug!(
-            "show time jumped from tick {last} to {tick}: timecode cues in between are not fired"
-        );
-    }
-    active.last_tick = Some(tick);
+    let last = active.last_tick.replace(tick);
     let Some(config) = &active.config else {
         return;
     };
     let upto = ns_of_tick(tick, rate);
     let after = tick.checked_sub(1).map(|k| ns_of_tick(k, rate));
-    let due = config.due(after, upto, tempo.as_deref());
+    let due = match (last, after) {
+        // A forward jump (a chase step): the state the cues passed over would have left.
+        (Some(last), Some(after)) if last + 1 < tick => {
+            let from = ns_of_tick(last, rate);
+            let due = config.due_after_jump(from, after, upto, tempo.as_deref());
+            info!(
+                "show time jumped from {} to {}: {} timecode cue command(s) for the cues passed",
+                config.timecode.label_at_ns(from),
+                config.timecode.label_at_ns(upto),
+                due.len()
+            );
+            due
+        }
+        // In order, or backwards (cues after the new time fire again when reached).
+        (last, after) => {
+            if let Some(last) = last
+                && tick <= last
+            {
+                debug!("show time went back from tick {last} to {tick}: later cues re-armed");
+            }
+            config.due(after, upto, tempo.as_deref())
+        }
+    };
     let fired = due.len() as u64;
     for command in due {
         debug!(
