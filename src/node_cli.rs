@@ -285,6 +285,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&show.name),
         only_universes: Some(local),
+        output_priority: config.dmx_output_priority,
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
@@ -404,12 +405,16 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let mut dmx = DmxSettings {
         source_name: rockontrol_dmx::plugin::source_name(&format!("RocKontrol {}", config.node_id)),
         only_universes: Some(config.local_universes.clone()),
+        output_priority: config.dmx_output_priority,
         ..DmxSettings::default()
     };
     args.artnet.apply(&mut dmx);
     // Timecode cues come from the master as commands; the receiver computes the label and
-    // beat for status from its own (synchronised) show clock.
-    app.add_plugins(rockontrol_timecode::TimecodePlugin::default());
+    // beat for status from its own (synchronised) show clock, and sends the timecode its
+    // config's `timecode_out` names from that clock.
+    app.add_plugins(rockontrol_timecode::TimecodePlugin {
+        options: rockontrol_timecode::TimecodeOptions::receiver(config.timecode_out.clone()),
+    });
     let mut media_store = None;
     if config
         .capabilities

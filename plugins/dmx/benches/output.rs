@@ -151,6 +151,7 @@ fn run_sender(secs: f64, dest: SocketAddr, interface: Ipv4Addr) -> SenderRun {
         idle_rate: None,
         artnet_broadcast: None,
         artnet_timecode: None,
+        priority: None,
     };
     let (tx, rx) = sync_channel(8);
     let mut thread = OutputThread::start(config, plan, rx).expect("output thread");

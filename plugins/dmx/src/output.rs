@@ -53,6 +53,8 @@ pub struct OutputConfig {
     /// Send the show's timecode (its rate, and the label at show time 0) as ArtTimeCode to
     /// every Art-Net destination.
     pub artnet_timecode: Option<RunningTimecode>,
+    /// Run the thread under SCHED_FIFO at this priority (1..=99), if the system permits.
+    pub priority: Option<u8>,
 }
 
 /// What the output thread has done.
@@ -117,6 +119,9 @@ impl OutputThread {
         let handle = std::thread::Builder::new()
             .name("dmx-output".into())
             .spawn(move || {
+                if let Some(priority) = config.priority {
+                    raise_priority(priority);
+                }
                 let mut sender = Sender::new(config, plan, sockets, thread_stats);
                 sender.run(&frames, &control_rx);
             })?;
@@ -165,6 +170,33 @@ impl OutputThread {
 impl Drop for OutputThread {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Puts the calling thread under SCHED_FIFO at `priority`; logs a warning (and carries on at
+/// normal priority) where that is not permitted.
+fn raise_priority(priority: u8) {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let value = match ThreadPriorityValue::try_from(priority.clamp(1, 99)) {
+        Ok(v) => v,
+        Err(e) => {
+            warn!("dmx_output_priority {priority}: {e}; the output thread runs at normal priority");
+            return;
+        }
+    };
+    match set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    ) {
+        Ok(()) => info!("DMX output thread at real-time priority (SCHED_FIFO {priority})"),
+        Err(e) => warn!(
+            "cannot run the DMX output thread at SCHED_FIFO {priority} ({e:?}): it runs at normal \
+             priority; give the process CAP_SYS_NICE (or an rtprio limit) to allow it"
+        ),
     }
 }
 

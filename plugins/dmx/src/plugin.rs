@@ -48,6 +48,9 @@ pub struct DmxSettings {
     pub artnet_broadcast: Option<Ipv4Addr>,
     /// Send the show's timecode as ArtTimeCode (its rate and the label at show time 0).
     pub artnet_timecode: Option<rockontrol_wire::timecode::RunningTimecode>,
+    /// SCHED_FIFO priority (1..=99) of the output thread (a node's `dmx_output_priority`);
+    /// `None`: normal priority.
+    pub output_priority: Option<u8>,
     /// Only these show universes are output (a receiver's assignment); `None`: all.
     pub only_universes: Option<Vec<u16>>,
     /// Where the persistent CID lives.
@@ -72,6 +75,7 @@ impl Default for DmxSettings {
             idle_rate: None,
             artnet_broadcast: None,
             artnet_timecode: None,
+            output_priority: None,
             only_universes: None,
             state_dir: crate::cid::state_dir(),
             input_sacn_port: rockontrol_wire::sacn::PORT,
@@ -327,6 +331,7 @@ fn update_output(world: &mut World) {
                 .artnet_broadcast
                 .or_else(|| discovery.then(|| default_artnet_broadcast(settings.interface))),
             artnet_timecode: settings.artnet_timecode,
+            priority: settings.output_priority,
         };
         let frames = world.resource_mut::<FrameBus>().subscribe(8);
         match OutputThread::start(config, plan, frames) {
@@ -366,6 +371,7 @@ fn output_needs_restart(output: &DmxOutput, settings: &DmxSettings) -> bool {
             || old.idle_rate != settings.idle_rate
             || old.artnet_broadcast != settings.artnet_broadcast
             || old.artnet_timecode != settings.artnet_timecode
+            || old.output_priority != settings.output_priority
     })
 }
 

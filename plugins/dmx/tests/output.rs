@@ -31,6 +31,7 @@ fn config() -> OutputConfig {
         idle_rate: None,
         artnet_broadcast: None,
         artnet_timecode: None,
+        priority: None,
     }
 }
 

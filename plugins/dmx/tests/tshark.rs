@@ -125,6 +125,7 @@ fn wireshark_decodes_our_output_with_nothing_malformed() {
         idle_rate: None,
         artnet_broadcast: None,
         artnet_timecode: None,
+        priority: None,
     };
     let (tx, rx) = sync_channel(16);
     let mut thread = OutputThread::start(config, plan, rx).expect("start output");

@@ -30,6 +30,7 @@ fn usb_pro_gets_label_6_frames_with_start_code_and_512_slots() {
         idle_rate: None,
         artnet_broadcast: None,
         artnet_timecode: None,
+        priority: None,
     };
     let (tx, rx) = sync_channel(4);
     let mut thread = OutputThread::start(config, plan, rx).expect("start");

@@ -172,6 +172,11 @@ pub struct MasterConfig {
     /// keeps the master's port free for the control link (peers then carry the fan-out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_serve_mbit: Option<f64>,
+    /// Real-time priority (SCHED_FIFO 1..=99) of the DMX output thread, so frames leave on
+    /// time on a busy machine. Needs `CAP_SYS_NICE` (or root); without it a warning is logged
+    /// and the thread runs at normal priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmx_output_priority: Option<u8>,
 }
 
 /// A receiver the master drives (`managed_nodes[]`).
@@ -237,6 +242,14 @@ pub struct ReceiverConfig {
     /// Advertise this receiver over mDNS.
     #[serde(default = "yes")]
     pub broadcast_enabled: bool,
+    /// Timecode this receiver sends from the replicated show clock, at the show's rate and
+    /// start label: `["ArtNet", {"Mtc": "/dev/snd/midiC1D0"}, {"Ltc": "ltc.wav"}]` (the show's
+    /// own `timecode.out` is the master's). Chasing stays with the master.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timecode_out: Vec<rockontrol_show::TimecodeLink>,
+    /// Real-time priority (SCHED_FIFO 1..=99) of the DMX output thread; see the master's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmx_output_priority: Option<u8>,
 }
 
 /// A parsed node configuration.

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bevy::prelude::*;
+use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
     CommandQueue, EngineSystems, ShowClock, ShowSettings, ShowTimeBase, ns_of_tick,
 };
@@ -46,6 +47,12 @@ pub struct TimecodeOptions {
     pub fire_cues: bool,
     /// Start outputs and chase inputs (off in `render`, which only fires cues).
     pub live_io: bool,
+    /// Follow the show's `chase` input (a master or standalone run; receivers follow the
+    /// master's show clock instead).
+    pub chase: bool,
+    /// This node's outputs instead of the show's `out` (a receiver's `timecode_out`); `None`:
+    /// the show's.
+    pub out: Option<Vec<TimecodeLink>>,
     /// The label at show time 0, overriding the show's (`--timecode-from`).
     pub start: Option<String>,
     /// UDP port ArtTimeCode is chased on (6454; 0 lets the kernel choose, for tests).
@@ -59,6 +66,22 @@ impl TimecodeOptions {
         TimecodeOptions {
             fire_cues: true,
             live_io: true,
+            chase: true,
+            out: None,
+            artnet_port: rockontrol_wire::artnet::PORT,
+            start: None,
+        }
+    }
+
+    /// A receiver: timecode out of `out` (its config's `timecode_out`) from the replicated show
+    /// clock, at the rate and start label of the master's show; no cues (they arrive as
+    /// commands), no chase (the master chases, receivers follow its show clock).
+    pub fn receiver(out: Vec<TimecodeLink>) -> Self {
+        TimecodeOptions {
+            fire_cues: false,
+            live_io: !out.is_empty(),
+            chase: false,
+            out: Some(out),
             artnet_port: rockontrol_wire::artnet::PORT,
             start: None,
         }
@@ -217,7 +240,10 @@ fn configure(world: &mut World) {
     // Playback names come from the entities.
     show.playbacks = rockontrol_engine::show_from_world(world).playbacks;
     let options = world.resource::<TimecodeOptions>().clone();
-    let compiled = TimecodeConfig::from_show(&show, options.start.as_deref());
+    let mut compiled = TimecodeConfig::from_show(&show, options.start.as_deref());
+    if let (Ok(config), Some(out)) = (compiled.as_mut(), &options.out) {
+        config.out.clone_from(out);
+    }
     let mut status = world.resource_mut::<TimecodeStatus>();
     let config = match compiled {
         Ok(config) => {
@@ -243,6 +269,18 @@ fn configure(world: &mut World) {
         }
     }
     if options.live_io {
+        // ArtTimeCode goes out from the DMX output thread (at its frames' show times).
+        if let Some(wanted) = artnet_out(&config)
+            && let Some(mut dmx) = world.get_resource_mut::<DmxSettings>()
+            && dmx.artnet_timecode != Some(wanted)
+        {
+            info!(
+                "ArtTimeCode out at {} fps from {}",
+                rate_name(wanted.rate),
+                config.timecode.label_at_ns(0)
+            );
+            dmx.artnet_timecode = Some(wanted);
+        }
         let share = world.resource::<SharedTimeBase>().clone();
         let mut io_state = Io::default();
         for link in &config.out {
@@ -252,7 +290,7 @@ fn configure(world: &mut World) {
                 Err(e) => error!("timecode out {}: {e}", io::describe(link)),
             }
         }
-        if let Some(link) = &config.chase {
+        if let Some(link) = config.chase.as_ref().filter(|_| options.chase) {
             match io::start_input(link, config.timecode, options.artnet_port) {
                 Ok((running, labels)) => {
                     info!(
