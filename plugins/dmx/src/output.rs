@@ -200,6 +200,23 @@ fn raise_priority(priority: u8) {
     }
 }
 
+/// The timecode frames that start within tick `tick`'s show time `(t_k, t_{k+1}]`: each as
+/// (ns after `t_k`, frames since 00:00:00:00). Exact integer show times, so every frame is in
+/// exactly one tick's list.
+pub fn timecode_frames_in_tick(
+    timecode: RunningTimecode,
+    tick: u64,
+    tick_rate: u32,
+) -> impl Iterator<Item = (u64, u32)> {
+    let from = rockontrol_engine::ns_of_tick(tick, tick_rate);
+    let to = rockontrol_engine::ns_of_tick(tick + 1, tick_rate);
+    let rate = timecode.rate;
+    (rate.frame_at_ns(from) + 1..)
+        .map(move |n| rate.ns_of_frame(n))
+        .take_while(move |ns| *ns <= to)
+        .map(move |ns| (ns - from, timecode.frames_at_ns(ns)))
+}
+
 struct Sockets {
     udp: UdpSocket,
     /// Bound to the Art-Net port, for ArtPoll replies (only when routes need discovery).
@@ -405,6 +422,9 @@ impl Sender {
 
     fn send_frame(&mut self, set: &Arc<FrameSet>) {
         self.last_frame = Some(Arc::clone(set));
+        if let Some(timecode) = self.config.artnet_timecode {
+            self.send_timecode_of_tick(set, timecode);
+        }
         let now = Instant::now();
         let send_at = self.send_time(set, now);
         if send_at > now {
@@ -533,9 +553,6 @@ impl Sender {
                 send(&self.sockets.udp, &self.buf, dest, &mut self.local);
             }
         }
-        if let Some(timecode) = self.config.artnet_timecode {
-            self.send_timecode(set, timecode);
-        }
         for i in 0..self.plan.usbpro.len() {
             let route = &self.plan.usbpro[i];
             let Some(slots) = set
@@ -571,13 +588,34 @@ impl Sender {
         }
     }
 
-    /// ArtTimeCode for the show time of this frame, when the timecode frame changed.
-    fn send_timecode(&mut self, set: &FrameSet, timecode: RunningTimecode) {
-        // Exact: the tick's show time in integer nanoseconds, then the frame it falls in.
-        let frame = timecode.frames_at_ns(rockontrol_engine::ns_of_tick(set.tick, set.rate));
-        if self.last_timecode == Some(frame) {
-            return;
+    /// ArtTimeCode of the timecode frames that start in this tick, each at its own show time
+    /// (`set.deadline` is one tick after the tick's instant, so frame *f* starting `d` ns into
+    /// the tick is due `tick − d` before the deadline), before the DMX frame of the tick. The
+    /// label of the tick's own show time goes out at once when it was not sent yet (the start,
+    /// a step of show time, a skipped tick).
+    fn send_timecode_of_tick(&mut self, set: &FrameSet, timecode: RunningTimecode) {
+        let current = timecode.frames_at_ns(rockontrol_engine::ns_of_tick(set.tick, set.rate));
+        if self.last_timecode != Some(current) {
+            self.send_timecode(current, timecode);
         }
+        let tick_ns = rockontrol_engine::ns_of_tick(set.tick + 1, set.rate)
+            - rockontrol_engine::ns_of_tick(set.tick, set.rate);
+        for (offset, frame) in timecode_frames_in_tick(timecode, set.tick, set.rate) {
+            let now = Instant::now();
+            let due = set
+                .deadline
+                .checked_sub(Duration::from_nanos(tick_ns - offset))
+                .unwrap_or(now);
+            if due > now && due < now + MAX_AHEAD {
+                std::thread::sleep(due - now);
+            }
+            self.send_timecode(frame, timecode);
+        }
+    }
+
+    /// ArtTimeCode of timecode frame `frame` (frames since 00:00:00:00) to every Art-Net
+    /// destination.
+    fn send_timecode(&mut self, frame: u32, timecode: RunningTimecode) {
         self.last_timecode = Some(frame);
         let packet = ArtTimeCode {
             stream_id: 0,
@@ -782,5 +820,56 @@ fn open_usbpro(port: &str) -> Option<Box<dyn serialport::SerialPort>> {
             warn!("cannot open USB Pro port {port}: {e}; its universe is not output");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rockontrol_wire::timecode::{FrameRate, Timecode};
+
+    fn running(rate: FrameRate, start: u32) -> RunningTimecode {
+        RunningTimecode::new(rate, Timecode::from_frames(start, rate))
+    }
+
+    #[test]
+    fn each_timecode_frame_is_due_once_at_its_own_show_time() {
+        let tc = running(FrameRate::Ebu25, 90_000); // 01:00:00:00
+        // 44 Hz: tick 0 is (0, 22.73 ms]: no frame starts in it (frame 1 is at 40 ms).
+        assert_eq!(timecode_frames_in_tick(tc, 0, 44).count(), 0);
+        // Tick 1 is (22 727 273, 45 454 546] ns: frame 1 at 40 ms, 17 272 727 ns in.
+        let t1 = rockontrol_engine::ns_of_tick(1, 44);
+        assert_eq!(
+            timecode_frames_in_tick(tc, 1, 44).collect::<Vec<_>>(),
+            vec![(40_000_000 - t1, 90_001)]
+        );
+        // Over 10 s every frame once, in order, at 44 Hz and at a slow 10 Hz tick.
+        for tick_rate in [44, 10] {
+            let frames: Vec<u32> = (0..10 * u64::from(tick_rate))
+                .flat_map(|k| timecode_frames_in_tick(tc, k, tick_rate).map(|(_, f)| f))
+                .collect();
+            assert_eq!(
+                frames,
+                (90_001..=90_250).collect::<Vec<_>>(),
+                "frames 1..=250 once each at {tick_rate} Hz"
+            );
+        }
+        // Drop-frame: the frame after 00:00:59;29 is 00:01:00;02.
+        let df = running(FrameRate::Df2997, 0);
+        let label = |f: u32| Timecode::from_frames(f, FrameRate::Df2997).to_string();
+        let frames: Vec<String> = (0..44 * 61)
+            .flat_map(|k| timecode_frames_in_tick(df, k, 44).map(|(_, f)| f))
+            .map(label)
+            .collect();
+        let at = frames
+            .iter()
+            .position(|l| l.starts_with("00:00:59") && l.ends_with("29"))
+            .expect("00:00:59;29 sent");
+        assert!(
+            frames[at + 1].starts_with("00:01:00") && frames[at + 1].ends_with("02"),
+            "{} after {}",
+            frames[at + 1],
+            frames[at]
+        );
     }
 }

@@ -321,6 +321,76 @@ fn art_timecode_follows_the_show_clock() {
     drop(thread);
 }
 
+/// Issue 12: each ArtTimeCode frame leaves at its own show time, not with the DMX frame of
+/// the next tick (which put it up to one tick, 22.7 ms at 44 Hz, late). Frames are fed as the
+/// engine does (set *k* published at tick *k*'s instant, due one tick later); 25 fps frame *f*
+/// is due at `start + f · 40 ms`.
+#[test]
+fn art_timecode_frames_leave_at_their_own_show_times() {
+    use rockontrol_wire::timecode::{FrameRate, RunningTimecode, Timecode};
+    let (art_rx, art_addr) = listener();
+    let plan = OutputPlan {
+        artnet: vec![ArtNetRoute {
+            frame_index: 0,
+            port_address: PortAddress::new(0).expect("valid"),
+            destinations: vec![art_addr],
+            discovered: false,
+        }],
+        ..OutputPlan::default()
+    };
+    let (tx, rx) = sync_channel(64);
+    let config = OutputConfig {
+        artnet_timecode: Some(RunningTimecode::new(
+            FrameRate::Ebu25,
+            Timecode::from_frames(0, FrameRate::Ebu25),
+        )),
+        ..config()
+    };
+    let thread = OutputThread::start(config, plan, rx).expect("start");
+    let start = Instant::now() + Duration::from_millis(50);
+    let feeder = std::thread::spawn(move || {
+        for tick in 0..=88u64 {
+            let at = start + TICK * tick as u32;
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            tx.send(frame_on(start, tick, &[1])).expect("frame");
+        }
+        tx
+    });
+    let mut errors_us = Vec::new();
+    let mut frames = Vec::new();
+    while frames.len() < 50 {
+        let (bytes, at) = recv(&art_rx);
+        if let Ok(ArtPacket::TimeCode(tc)) = artnet::decode(&bytes) {
+            let frame = tc.timecode.to_frames();
+            let due = start + Duration::from_millis(40) * frame;
+            let error = if at >= due {
+                (at - due).as_micros() as i64
+            } else {
+                -((due - at).as_micros() as i64)
+            };
+            frames.push(frame);
+            errors_us.push(error);
+        }
+    }
+    let _tx = feeder.join().expect("feeder");
+    drop(thread);
+    assert_eq!(
+        frames,
+        (0..50).collect::<Vec<_>>(),
+        "every frame once, in order"
+    );
+    let mut abs: Vec<i64> = errors_us.iter().map(|e| e.abs()).collect();
+    abs.sort_unstable();
+    let (p50, p90) = (abs[abs.len() / 2], abs[abs.len() * 9 / 10]);
+    eprintln!("ArtTimeCode send time − frame time: p50 {p50} µs, p90 {p90} µs; {errors_us:?}");
+    assert!(
+        p50 <= 1_000 && p90 <= 4_000,
+        "frames leave at their show time (p50 ≤ 1 ms, p90 ≤ 4 ms; a tick late would be ~11 ms): p50 {p50} µs, p90 {p90} µs"
+    );
+}
+
 /// Issue 16.2: after a receiver's show clock jumps (a healed partition, a stall, a reconnect
 /// snapshot) its output ran in bursts with 2.5–6 s gaps, because the thread kept a private
 /// epoch and put frame deadlines seconds away. Here a feeder publishes frames as the engine
