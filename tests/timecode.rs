@@ -861,6 +861,56 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
     }
 }
 
+/// A 30 fps MTC source written by the MIDI spec (not by our encoder): a full frame locating to
+/// `first` (frames since 00:00:00:00), then quarter frames in real time for `how_long`.
+fn mtc_source(out: &mut impl std::io::Write, first: u64, how_long: Duration) {
+    let (h, m, s) = (first / 108_000, first / 1_800 % 60, first / 30 % 60);
+    // Rate 3 (30 fps) in bits 5-6 of the hours byte.
+    out.write_all(&[
+        0xF0,
+        0x7F,
+        0x7F,
+        0x01,
+        0x01,
+        (0x60 | h) as u8,
+        m as u8,
+        s as u8,
+        (first % 30) as u8,
+        0xF7,
+    ])
+    .expect("full frame");
+    let start = Instant::now();
+    let mut q: u64 = 0;
+    while start.elapsed() < how_long {
+        // Quarter q is due q/120 s in; each group of 8 carries the even frame it began on.
+        let due = start + Duration::from_nanos(q * 1_000_000_000 / 120);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let frame = first + (q - q % 8) / 4;
+        let (h, m, s, f) = (
+            frame / 108_000,
+            frame / 1_800 % 60,
+            frame / 30 % 60,
+            frame % 30,
+        );
+        let piece = q % 8;
+        let nibble = match piece {
+            0 => f & 0xF,
+            1 => f >> 4,
+            2 => s & 0xF,
+            3 => s >> 4,
+            4 => m & 0xF,
+            5 => m >> 4,
+            6 => h & 0xF,
+            _ => (h >> 4) | (3 << 1),
+        };
+        out.write_all(&[0xF1, ((piece << 4) | nibble) as u8])
+            .expect("quarter frame");
+        q += 1;
+    }
+}
+
 /// MTC quarter frames written to a FIFO at 30 fps in real time, encoded here by the MIDI
 /// spec (not by our encoder): the show clock locks to them, and freewheels when they stop.
 #[test]
@@ -883,45 +933,11 @@ fn the_show_clock_chases_mtc_bytes_from_a_fifo() {
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
-            use std::io::Write;
             let mut out = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&fifo)
                 .expect("open the FIFO");
-            // Locate to 01:00:00:00 at 30 fps (rate 3 in bits 5-6 of the hours byte).
-            out.write_all(&[0xF0, 0x7F, 0x7F, 0x01, 0x01, 0x61, 0, 0, 0, 0xF7])
-                .expect("full frame");
-            let start = Instant::now();
-            let first = 30 * 3600; // frames of 01:00:00:00
-            let mut q: u64 = 0;
-            while start.elapsed() < Duration::from_secs(4) {
-                // Quarter q is due q/120 s in; each group of 8 carries the even frame it began on.
-                let due = start + Duration::from_nanos(q * 1_000_000_000 / 120);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                let frame = first + (q - q % 8) / 4;
-                let (h, m, s, f) = (
-                    frame / 108_000,
-                    frame / 1_800 % 60,
-                    frame / 30 % 60,
-                    frame % 30,
-                );
-                let piece = q % 8;
-                let nibble = match piece {
-                    0 => f & 0xF,
-                    1 => f >> 4,
-                    2 => s & 0xF,
-                    3 => s >> 4,
-                    4 => m & 0xF,
-                    5 => m >> 4,
-                    6 => h & 0xF,
-                    _ => (h >> 4) | (3 << 1),
-                };
-                out.write_all(&[0xF1, ((piece << 4) | nibble) as u8])
-                    .expect("quarter frame");
-                q += 1;
-            }
+            mtc_source(&mut out, 30 * 3600, Duration::from_secs(4));
         })
     };
     let line = wait_for_timecode(&run, Duration::from_secs(6), |label, line| {
@@ -992,4 +1008,263 @@ fn tempo_is_typed_or_tapped_at_the_console() {
         "taps 0.5 s apart are about 120 BPM: {tapped}"
     );
     let _ = run.child.kill();
+}
+
+/// Issue 12: the chased timecode steps forward over timecode cues. What a console does: per
+/// cue list, the state of the last cue passed (main: cue 3, not 2 then 3; beat: cue 2), in the
+/// very first DMX frame after the step, never the state of a cue jumped over. Read on the wire:
+/// the ArtTimeCode and ArtDmx packets of the run, in the order they left.
+#[test]
+fn a_chase_step_over_timecode_cues_lands_on_the_last_cues_state() {
+    let dir = temp_dir("tc-jump");
+    std::fs::create_dir_all(&dir).expect("dir");
+    // The run sends from 127.77.9.5 to a listener at 127.77.9.6:6454 (addresses no other test uses).
+    let wire = UdpSocket::bind("127.77.9.6:6454").expect("bind the Art-Net listener");
+    wire.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let fifo = dir.join("mtc.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let text = show(
+        r#"(rate: Smpte30, start: "01:00:00:00", out: [ArtNet], cues: [
+            (at: "01:00:01:00", action: "goto main 1"),
+            (at: "01:00:05:00", action: "goto main 2"),
+            (at: "01:00:05:15", action: "goto beat 2"),
+            (at: "01:00:06:00", action: "goto main 3"),
+        ])"#,
+    )
+    .replace(
+        "universes: [(id: 1)]",
+        r#"universes: [(id: 1, outputs: [ArtNet(port_address: 0, destination: Unicast(["127.77.9.6"]))])]"#,
+    );
+    let path = dir.join("show.ron");
+    std::fs::write(&path, text).expect("show");
+    let _run = Run::live(
+        &path,
+        &[
+            "--duration",
+            "20s",
+            "--dmx-interface",
+            "127.77.9.5",
+            "--timecode-chase",
+            &format!("mtc:{}", fifo.display()),
+        ],
+        &dir,
+    );
+    let writer = std::thread::spawn(move || {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .expect("open the FIFO");
+        // 01:00:00:00 for 3 s (cue 1 at 01:00:01:00 plays), then a locate to 01:00:10:00.
+        mtc_source(&mut out, 30 * 3600, Duration::from_secs(3));
+        mtc_source(&mut out, 30 * 3610, Duration::from_secs(2));
+    });
+    // (label frames, None) for ArtTimeCode, (0, Some(slots 1 and 2)) for ArtDmx, in order.
+    let mut packets: Vec<(u32, Option<(u8, u8)>)> = Vec::new();
+    let after_jump = Timecode::new(1, 0, 10, 0, FrameRate::Smpte30)
+        .expect("valid")
+        .to_frames();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 1500];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run's timecode reached 01:00:10:01 within 20 s: {packets:?}"
+        );
+        let Ok((n, _)) = wire.recv_from(&mut buf) else {
+            continue;
+        };
+        let p = &buf[..n];
+        if n < 10 || p[..8] != *b"Art-Net\0" {
+            continue;
+        }
+        match (p[8], p[9]) {
+            // ArtTimeCode, by the spec's layout: frames 14, seconds 15, minutes 16, hours 17.
+            (0x00, 0x97) => {
+                let label = Timecode::new(p[17], p[16], p[15], p[14], FrameRate::Smpte30)
+                    .expect("a valid label")
+                    .to_frames();
+                packets.push((label, None));
+                if label > after_jump {
+                    break;
+                }
+            }
+            // ArtDmx: data from byte 18.
+            (0x00, 0x50) if n >= 20 => packets.push((0, Some((p[18], p[19])))),
+            _ => {}
+        }
+    }
+    writer.join().expect("writer");
+    let levels: Vec<(u8, u8)> = packets.iter().filter_map(|p| p.1).collect();
+    assert!(
+        levels.contains(&(51, 0)),
+        "cue 1 played before the step: {levels:?}"
+    );
+    assert!(
+        !levels.iter().any(|l| l.0 == 102 || l == &(153, 0)),
+        "main's cue 2 and a state without beat's cue 2 are never on the wire: {levels:?}"
+    );
+    let first_after = packets
+        .iter()
+        .position(|p| p.1.is_none() && p.0 >= after_jump)
+        .expect("a label after the step");
+    let next_dmx = packets[first_after..]
+        .iter()
+        .find_map(|p| p.1)
+        .expect("a DMX frame after the step");
+    assert_eq!(
+        next_dmx,
+        (153, 102),
+        "the first DMX frame of the new time has main's cue 3 and beat's cue 2"
+    );
+}
+
+/// Labels of a 30 fps MTC stream read from a FIFO, each with the instant its group of eight
+/// quarter frames was complete (parsed by the MIDI spec, not by our decoder).
+fn mtc_labels(fifo: PathBuf, how_long: Duration) -> std::thread::JoinHandle<Vec<(Instant, u32)>> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&fifo).expect("open the FIFO");
+        let start = Instant::now();
+        let mut labels = Vec::new();
+        let (mut pending, mut group) = (None::<u8>, [0u8; 8]);
+        let mut buf = [0u8; 64];
+        while start.elapsed() < how_long {
+            let n = file.read(&mut buf).expect("read MTC");
+            if n == 0 {
+                break;
+            }
+            let at = Instant::now();
+            for b in &buf[..n] {
+                match (pending.take(), *b) {
+                    (None, 0xF1) => pending = Some(0xF1),
+                    (Some(0xF1), data) => {
+                        let piece = usize::from(data >> 4);
+                        group[piece] = data & 0x0F;
+                        if piece == 7 {
+                            let v = |i: usize| u32::from(group[i]);
+                            let f = v(0) | (v(1) << 4);
+                            let s = v(2) | (v(3) << 4);
+                            let m = v(4) | (v(5) << 4);
+                            let h = v(6) | ((v(7) & 1) << 4);
+                            labels.push((at, ((h * 60 + m) * 60 + s) * 30 + f));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        labels
+    })
+}
+
+/// Issue 12: a receiver runs the timecode outputs its config names (`timecode_out`) from the
+/// replicated show clock, at the master's show's rate and start. Both the master (the show's
+/// `out`) and the receiver write MTC to a FIFO; the same label leaves both within one frame.
+#[test]
+fn a_receiver_sends_mtc_of_the_masters_show_clock() {
+    use rockontrol_net::config::seed;
+    use support::node::{KEY, Node, free_port, master_addr, wait_state};
+    let dir = temp_dir("tc-rx-out");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fifo = |name: &str| {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .expect("mkfifo")
+                .success()
+        );
+        path
+    };
+    let (master_fifo, rx_fifo) = (fifo("master.mtc"), fifo("rx.mtc"));
+    let port = free_port();
+    let show = write_show(
+        &dir,
+        &format!(
+            r#"(rate: Smpte30, start: "10:00:00:00", out: [Mtc("{}")])"#,
+            master_fifo.display()
+        ),
+    );
+    let master_cfg = dir.join("master.json");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
+  "broadcast_enabled": false,
+  "managed_nodes": [{{"node_id": "node-01", "ip": "127.0.0.1", "universe_map": [1], "role": "dmx_output"}}]}}"#
+        ),
+    )
+    .expect("master config");
+    let master_reader = mtc_labels(master_fifo, Duration::from_secs(40));
+    let master = Node::start(
+        "master",
+        &master_cfg,
+        Some(&show),
+        &dir.join("state-master"),
+    );
+    let addr = master_addr(&master);
+    let cfg = dir.join("node-01.json");
+    let text = seed::RECEIVER
+        .replace("192.168.1.100", "127.0.0.1")
+        .replace("9000", &port.to_string())
+        .replace("[1, 2]", "[1]")
+        .replace(
+            "\"auto_discover\": true",
+            &format!(
+                r#""auto_discover": false, "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9", "timecode_out": [{{"Mtc": "{}"}}]"#,
+                rx_fifo.display()
+            ),
+        );
+    std::fs::write(&cfg, text).expect("config");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["receiver", "--headless", "--duration", "60", "--config"])
+        .arg(&cfg)
+        .env("ROCKONTROL_API_KEY", KEY)
+        .env("ROCKONTROL_STATE_DIR", dir.join("state-1"))
+        .env("ROCKONTROL_MDNS_INTERFACE", "lo");
+    let rx_reader = mtc_labels(rx_fifo, Duration::from_secs(25));
+    let _receiver = Node::spawn(cmd);
+    wait_state(addr, "node-01", "online", Duration::from_secs(60));
+    let rx = rx_reader.join().expect("receiver's MTC");
+    drop(master);
+    let master = master_reader.join().expect("master's MTC");
+    assert!(
+        rx.len() > 60,
+        "the receiver sent 15 labels a second: {}",
+        rx.len()
+    );
+    let start = Timecode::new(10, 0, 0, 0, FrameRate::Smpte30)
+        .expect("valid")
+        .to_frames();
+    assert!(
+        rx.iter().all(|(_, l)| *l >= start),
+        "at the master's show's start label and rate"
+    );
+    // The last 3 s, once clock sync has settled: each label at both within one frame (33 ms).
+    let tail = &rx[rx.len().saturating_sub(45)..];
+    let mut worst = 0i128;
+    for (at, label) in tail {
+        let (m_at, _) = master
+            .iter()
+            .find(|(_, l)| l == label)
+            .unwrap_or_else(|| panic!("label {label} from the master too"));
+        let diff = at.duration_since(*m_at).as_micros() as i128
+            - m_at.duration_since(*at).as_micros() as i128;
+        worst = worst.max(diff.abs());
+    }
+    eprintln!("receiver vs master MTC: worst {worst} µs over {} labels", tail.len());
+    assert!(
+        worst < 33_333,
+        "the receiver's labels leave within one frame of the master's: worst {worst} µs"
+    );
 }
