@@ -11,11 +11,11 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rockontrol_clock::percentile;
 use support::node::{
     BIN, KEY, Node, free_port, master_addr, node_status, rest, temp_dir, wait_clock_locked,
     wait_state, write_receiver_config,
 };
-use rockontrol_clock::percentile;
 use support::udp_proxy::{Impairment, UdpImpairment};
 
 /// Two dimmers, one per universe; cue 1 snaps both to 0, cue 2 fades both to full over 255

@@ -1262,7 +1262,10 @@ fn a_receiver_sends_mtc_of_the_masters_show_clock() {
             - m_at.duration_since(*at).as_micros() as i128;
         worst = worst.max(diff.abs());
     }
-    eprintln!("receiver vs master MTC: worst {worst} µs over {} labels", tail.len());
+    eprintln!(
+        "receiver vs master MTC: worst {worst} µs over {} labels",
+        tail.len()
+    );
     assert!(
         worst < 33_333,
         "the receiver's labels leave within one frame of the master's: worst {worst} µs"

@@ -21,7 +21,14 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), 50.0);
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
-        assert_eq!(percentile(&[7.0], 0.99), 7.0, "one sample is every quantile");
-        assert!(percentile(&[], 0.5).is_nan(), "no samples: NaN, not a panic");
+        assert_eq!(
+            percentile(&[7.0], 0.99),
+            7.0,
+            "one sample is every quantile"
+        );
+        assert!(
+            percentile(&[], 0.5).is_nan(),
+            "no samples: NaN, not a panic"
+        );
     }
 }

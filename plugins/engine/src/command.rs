@@ -42,6 +42,8 @@ pub enum Command {
     GrandMaster { level: f64 },
     /// A playback's fader level 0..=1.
     Master { playback: String, level: f64 },
+    /// Start (`on`) or stop one of the show's effects.
+    Effect { name: String, on: bool },
 }
 
 /// A number in a command outside what the engine accepts (it is refused, never clamped into
@@ -65,7 +67,10 @@ impl Command {
             }
             Command::GrandMaster { level } => ("grand master level", level_problem(*level)),
             Command::Master { level, .. } => ("master level", level_problem(*level)),
-            Command::Release { .. } | Command::ReleaseAll | Command::Blackout { .. } => ("", None),
+            Command::Release { .. }
+            | Command::ReleaseAll
+            | Command::Blackout { .. }
+            | Command::Effect { .. } => ("", None),
         };
         match problem {
             Some(problem) => Err(OutOfRange { what, problem }),
@@ -81,7 +86,10 @@ impl Command {
             | Command::Goto { playback, .. }
             | Command::Release { playback }
             | Command::Master { playback, .. } => Some(playback),
-            Command::ReleaseAll | Command::Blackout { .. } | Command::GrandMaster { .. } => None,
+            Command::ReleaseAll
+            | Command::Blackout { .. }
+            | Command::GrandMaster { .. }
+            | Command::Effect { .. } => None,
         }
     }
 }
@@ -102,6 +110,9 @@ impl fmt::Display for Command {
             Command::Blackout { on } => write!(f, "blackout {}", if *on { "on" } else { "off" }),
             Command::GrandMaster { level } => write!(f, "gm {level}"),
             Command::Master { playback, level } => write!(f, "master {playback} {level}"),
+            Command::Effect { name, on } => {
+                write!(f, "effect {name} {}", if *on { "on" } else { "off" })
+            }
         }
     }
 }
@@ -109,7 +120,7 @@ impl fmt::Display for Command {
 /// A command line that does not parse.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
-    "cannot read command {text:?}: {reason}. Commands: go PB, back PB, goto PB CUE, release [PB], blackout [on|off], gm LEVEL, master PB LEVEL (each go/back/goto may end with `fade SECS`)"
+    "cannot read command {text:?}: {reason}. Commands: go PB, back PB, goto PB CUE, release [PB], blackout [on|off], gm LEVEL, master PB LEVEL, effect NAME on|off (each go/back/goto may end with `fade SECS`)"
 )]
 pub struct CommandParseError {
     pub text: String,
@@ -190,6 +201,14 @@ impl FromStr for Command {
             ("master", [pb, v]) => no_fade(Command::Master {
                 playback: pb.to_string(),
                 level: level(v).map_err(err)?,
+            }),
+            ("effect", [name, "on" | "start"]) => no_fade(Command::Effect {
+                name: name.to_string(),
+                on: true,
+            }),
+            ("effect", [name, "off" | "stop"]) => no_fade(Command::Effect {
+                name: name.to_string(),
+                on: false,
             }),
             ("", _) => Err(err("empty command".into())),
             (verb, _) => Err(err(format!(

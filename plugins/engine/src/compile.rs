@@ -98,6 +98,8 @@ pub struct CompiledShow {
     pub playbacks: Vec<CompiledPlayback>,
     /// `(fixture id, attribute)` → channel.
     pub channel_index: HashMap<(u32, Attribute), ChannelId>,
+    /// The show's effects, in its order (commands name them; the state holds indices).
+    pub effects: Vec<crate::effect::CompiledEffect>,
 }
 
 /// A show that cannot be compiled (it failed validation).
@@ -159,7 +161,26 @@ impl CompiledShow {
                 })
             })
             .collect();
+        let effects = show
+            .effects
+            .iter()
+            .map(|e| crate::effect::CompiledEffect {
+                name: e.name.clone(),
+                // Validation made sure every fixture has the attribute.
+                channels: e
+                    .fixtures
+                    .iter()
+                    .filter_map(|f| channel_index.get(&(*f, e.attribute.clone())).copied())
+                    .collect(),
+                waveform: e.waveform,
+                min: e.min as f32,
+                max: e.max as f32,
+                speed: e.speed,
+                spread: e.spread,
+            })
+            .collect();
         Ok(CompiledShow {
+            effects,
             name: show.name.clone(),
             tick_rate: show.tick_rate,
             grand_master: show.grand_master,

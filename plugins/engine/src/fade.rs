@@ -295,6 +295,9 @@ pub struct PlaybackState {
     pub action_seq: u64,
     /// One run per compiled playback, same order.
     pub playbacks: Vec<PlaybackRun>,
+    /// Running effects: indices into the show's effects, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<u16>,
 }
 
 /// What a command or a follow did, for logs and status lines.
@@ -329,6 +332,8 @@ pub enum CommandError {
     EmptyList(String),
     #[error("playback {0:?} is off")]
     NotRunning(String),
+    #[error("no effect named {0:?} (effects: {1})")]
+    UnknownEffect(String, String),
     #[error(transparent)]
     OutOfRange(#[from] crate::command::OutOfRange),
 }
@@ -359,6 +364,8 @@ pub struct FadeEngine {
     /// Per channel: the `taken` order of the lane that set `levels` (shared LTP channels).
     best: Vec<u64>,
     progress: Vec<f32>,
+    /// The tempo for effects with a speed in beats.
+    beat: Option<crate::effect::BeatClock>,
 }
 
 /// [`FadeEngine::out`]: the coarse slot's index in the frame (a frame has at most 65,535 ×
@@ -461,7 +468,13 @@ impl FadeEngine {
             shared,
             best,
             progress: Vec::new(),
+            beat: None,
         }
+    }
+
+    /// The tempo effects with a speed in beats follow from now on (`None`: 120 BPM).
+    pub fn set_beat(&mut self, beat: Option<crate::effect::BeatClock>) {
+        self.beat = beat;
     }
 
     pub fn show(&self) -> &CompiledShow {
@@ -495,6 +508,7 @@ impl FadeEngine {
                 .iter()
                 .map(|p| PlaybackRun::off(self.show.lists[p.list].lanes.len(), p.master))
                 .collect(),
+            effects: Vec::new(),
         }
     }
 
@@ -504,6 +518,16 @@ impl FadeEngine {
     /// levels. A state from the network or from disk is checked before it replaces the
     /// running one, so a bad one cannot panic the engine.
     pub fn check_state(&self, state: &PlaybackState) -> Result<(), String> {
+        if let Some(e) = state
+            .effects
+            .iter()
+            .find(|e| usize::from(**e) >= self.show.effects.len())
+        {
+            return Err(format!(
+                "effect {e} is running, the show has {}",
+                self.show.effects.len()
+            ));
+        }
         if state.playbacks.len() != self.show.playbacks.len() {
             return Err(format!(
                 "{} playbacks, the show has {}",
@@ -659,6 +683,32 @@ impl FadeEngine {
                     }
                 }
                 Ok(events)
+            }
+            Command::Effect { name, on } => {
+                let index = self
+                    .show
+                    .effects
+                    .iter()
+                    .position(|e| &e.name == name)
+                    .ok_or_else(|| {
+                        CommandError::UnknownEffect(
+                            name.clone(),
+                            self.show
+                                .effects
+                                .iter()
+                                .map(|e| e.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        )
+                    })? as u16;
+                match (state.effects.binary_search(&index), on) {
+                    (Err(at), true) => state.effects.insert(at, index),
+                    (Ok(at), false) => {
+                        state.effects.remove(at);
+                    }
+                    _ => {}
+                }
+                changed(format!("effect {name} {}", if *on { "on" } else { "off" }))
             }
             Command::Master { playback, level } => {
                 let index = self.playback(playback)?;
@@ -886,6 +936,10 @@ impl FadeEngine {
         overrides: &[(ChannelId, f32)],
     ) {
         self.compute_levels(state, tick);
+        // A show with no effect running pays one branch here.
+        if !state.effects.is_empty() {
+            self.merge_effects(state, self.ns(tick));
+        }
         for &(channel, level) in overrides {
             if let Some(slot) = self.levels.get_mut(channel as usize) {
                 *slot = level;
@@ -907,6 +961,26 @@ impl FadeEngine {
                 let x = (v * 65535.0 + 0.5) as u32;
                 frame[coarse] = (x >> 8) as u8;
                 frame[self.fine[ch] as usize] = (x & 0xff) as u8;
+            }
+        }
+    }
+
+    /// Running effects on top of the merged cue levels: intensity HTP (the higher wins),
+    /// other attributes LTP (the effect, as the latest thing to move them).
+    fn merge_effects(&mut self, state: &PlaybackState, ns: u64) {
+        for &index in &state.effects {
+            let Some(effect) = self.show.effects.get(usize::from(index)) else {
+                continue;
+            };
+            let cycles = effect.cycles(ns, self.beat);
+            for (i, &ch) in effect.channels.iter().enumerate() {
+                let v = effect.level(i, cycles);
+                let ch = ch as usize;
+                if self.htp[ch] {
+                    self.levels[ch] = self.levels[ch].max(v);
+                } else {
+                    self.levels[ch] = v;
+                }
             }
         }
     }

@@ -31,6 +31,7 @@
 
 pub mod command;
 pub mod compile;
+pub mod effect;
 pub mod fade;
 pub mod plugin;
 pub mod programmer;
@@ -39,6 +40,7 @@ pub mod timebase;
 
 pub use command::{Command, CommandParseError};
 pub use compile::{ChannelInfo, CompileError, CompiledShow};
+pub use effect::{BeatClock, CompiledEffect};
 pub use fade::{
     CommandError, Delayed, Event, FadeEngine, PlaybackRun, PlaybackState, Timing, seconds_to_ns,
     seconds_to_ticks,

@@ -70,6 +70,7 @@ pub enum EngineSystems {
 impl Plugin for EnginePlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<ShowClock>()
+            .init_resource::<EffectBeat>()
             .insert_resource(ShowTimeBase::new(DEFAULT_TICK_RATE, Instant::now()))
             .init_resource::<TickSource>()
             .init_resource::<TickDrive>()
@@ -186,7 +187,14 @@ pub struct ShowSettings {
     pub clips: Vec<rockontrol_show::Clip>,
     /// Timecode, timecode cues and tempo: the timecode crate runs them; kept for write-back.
     pub timecode: rockontrol_show::TimecodeSetup,
+    /// Effects: compiled with the show (commands start and stop them).
+    pub effects: Vec<rockontrol_show::Effect>,
 }
+
+/// The tempo effects with a speed in beats follow (the timecode crate keeps it in step with
+/// its replicated tempo); `None`: 120 BPM.
+#[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EffectBeat(pub Option<crate::effect::BeatClock>);
 
 /// The show tick: how many ticks the engine has run. Tick *k* is show time `k / rate`.
 #[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -524,6 +532,7 @@ pub fn load_show(world: &mut World, show: &Show) {
         media: show.media.clone(),
         clips: show.clips.clone(),
         timecode: show.timecode.clone(),
+        effects: show.effects.clone(),
     });
     for (i, u) in show.universes.iter().enumerate() {
         world.spawn((
@@ -577,6 +586,7 @@ pub fn show_from_world(world: &mut World) -> Show {
             media: s.media.clone(),
             clips: s.clips.clone(),
             timecode: s.timecode.clone(),
+            effects: s.effects.clone(),
             ..Show::empty(s.name.clone())
         },
         None => Show::empty(""),
@@ -662,6 +672,24 @@ pub fn compile_show(world: &mut World) {
                 }
                 state.grand_master = old_state.grand_master;
                 state.blackout = old_state.blackout;
+                // Effects keep running by name.
+                for &old in &old_state.effects {
+                    let name = old_engine
+                        .show()
+                        .effects
+                        .get(usize::from(old))
+                        .map(|e| &e.name);
+                    if let Some(new) = engine
+                        .show()
+                        .effects
+                        .iter()
+                        .position(|e| Some(&e.name) == name)
+                    {
+                        state.effects.push(new as u16);
+                    }
+                }
+                state.effects.sort_unstable();
+                state.effects.dedup();
             }
             info!(
                 "show {:?} compiled: {} universes, {} channels, {} cue lists, {} Hz",
@@ -716,13 +744,14 @@ fn run_playback(
     }
 }
 
-fn render_frame(mut engine: ResMut<ShowEngine>, clock: Res<ShowClock>) {
+fn render_frame(mut engine: ResMut<ShowEngine>, clock: Res<ShowClock>, beat: Res<EffectBeat>) {
     let Some(Running {
         fade, state, frame, ..
     }) = engine.running()
     else {
         return;
     };
+    fade.set_beat(beat.0);
     fade.render(state, clock.next_tick, frame);
     trace!("tick {} rendered", clock.next_tick);
 }

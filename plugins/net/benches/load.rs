@@ -131,6 +131,7 @@ fn epoch_ns() -> u64 {
 /// delta's playback name carries its number and publication time: `N:EPOCH_NS`.
 async fn publish_deltas(shared: Arc<MasterShared>, rate: u64, secs: u64) {
     let state = PlaybackState {
+        effects: Vec::new(),
         grand_master: 1.0,
         blackout: false,
         action_seq: 0,

@@ -872,6 +872,7 @@ mod tests {
             ..Default::default()
         };
         let state = PlaybackState {
+            effects: Vec::new(),
             grand_master: 1.0,
             blackout: false,
             action_seq: 1,
@@ -1012,6 +1013,7 @@ mod tests {
             }
         );
         let state = PlaybackState {
+            effects: Vec::new(),
             grand_master: 0.8,
             blackout: false,
             action_seq: 0,
@@ -1021,6 +1023,7 @@ mod tests {
         o.apply(&NodeCommand::Blackout { on: false });
         assert!((o.output_level(&state) - 0.4).abs() < 1e-6, "0.8 × 0.5");
         let dark = PlaybackState {
+            effects: Vec::new(),
             blackout: true,
             ..state
         };

@@ -2128,6 +2128,7 @@ mod tests {
             .conn_id();
         drain(&mut reg, rx);
         let state = PlaybackState {
+            effects: Vec::new(),
             grand_master: 1.0,
             blackout: false,
             action_seq: 0,

@@ -253,6 +253,7 @@ mod tests {
             tick,
             wall_unix_ms,
             state: Some(PlaybackState {
+                effects: Vec::new(),
                 grand_master: 0.8,
                 blackout: false,
                 action_seq: 3,

@@ -19,9 +19,11 @@
 //! - [`library`]: the fixture library folder (`assets/fixtures/<maker>/<model>.ron`): load
 //!   by `"Maker/Model"`, search, and where an attribute sits in a mode.
 //! - [`timecode`]: the show's timecode rate and start, outputs, chase, timecode cues, tempo.
+//! - [`effects`]: waveforms over fixtures, at a speed in BPM, Hz or beats ([`Effect`]).
 //! - [`media`]: LED-wall outputs, media layers and cues' media actions ([`MediaSetup`]).
 
 pub mod clips;
+pub mod effects;
 pub mod import;
 pub mod io;
 pub mod library;
@@ -32,6 +34,7 @@ pub mod validate;
 pub mod value;
 
 pub use clips::Clip;
+pub use effects::{Effect, EffectSpeed, Waveform};
 pub use io::{LoadError, ParseError, load_show, parse_show, save_show, to_ron_string};
 pub use media::{
     BlendMode, Display, EndMode, FrameRate, LedWallOutput, MediaAction, MediaCue, MediaGate,

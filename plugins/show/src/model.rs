@@ -80,6 +80,9 @@ pub struct Show {
         skip_serializing_if = "crate::timecode::TimecodeSetup::is_empty"
     )]
     pub timecode: crate::timecode::TimecodeSetup,
+    /// Effects (waveforms over fixtures) that commands start and stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<crate::effects::Effect>,
 }
 
 impl Show {
@@ -98,6 +101,7 @@ impl Show {
             clips: Vec::new(),
             media: crate::media::MediaSetup::default(),
             timecode: crate::timecode::TimecodeSetup::default(),
+            effects: Vec::new(),
         }
     }
 

@@ -40,6 +40,8 @@ pub fn level_problem(level: f64) -> Option<String> {
 /// One problem in a show, naming the things involved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationError {
+    #[error("effect {name:?}: {message}")]
+    Effect { name: String, message: String },
     #[error("clip {name:?}: {message}")]
     Clip { name: String, message: String },
     #[error("tick_rate {0} is outside 1..={MAX_TICK_RATE} Hz")]
@@ -146,6 +148,22 @@ pub fn validate(show: &Show) -> Result<(), Vec<ValidationError>> {
     check_cue_lists(show, &mut errors);
     check_playbacks(show, &mut errors);
     crate::clips::check_clips(&show.clips, &mut errors);
+    let has = |id: u32, attribute: &Attribute| {
+        let fixture = show.fixture(id)?;
+        let profile = show.profile(&fixture.profile)?;
+        let mode = profile.modes.iter().find(|m| m.name == fixture.mode)?;
+        Some(mode.channels.iter().any(|name| {
+            profile
+                .channels
+                .iter()
+                .any(|c| &c.name == name && &c.attribute == attribute)
+        }))
+    };
+    errors.extend(
+        crate::effects::effect_problems(&show.effects, has)
+            .into_iter()
+            .map(|(name, message)| ValidationError::Effect { name, message }),
+    );
     let cue_exists = |list: &str, cue| {
         show.cue_lists
             .iter()

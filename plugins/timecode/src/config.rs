@@ -245,7 +245,17 @@ pub fn jumped_over(commands: impl IntoIterator<Item = (Command, bool)>) -> Vec<C
         .rposition(|(c, _)| matches!(c, Command::ReleaseAll));
     let superseded = |i: usize, command: &Command| -> bool {
         let later = &commands[i + 1..];
-        if last_release_all.is_some_and(|r| r > i) {
+        // `release` of all ends every playback's story (not effects, masters or levels).
+        if last_release_all.is_some_and(|r| r > i)
+            && matches!(
+                command,
+                Command::Go { .. }
+                    | Command::Back { .. }
+                    | Command::Goto { .. }
+                    | Command::Release { .. }
+                    | Command::ReleaseAll
+            )
+        {
             return true;
         }
         match command {
@@ -264,6 +274,9 @@ pub fn jumped_over(commands: impl IntoIterator<Item = (Command, bool)>) -> Vec<C
             Command::Blackout { .. } => later
                 .iter()
                 .any(|(c, _)| matches!(c, Command::Blackout { .. })),
+            Command::Effect { name, .. } => later
+                .iter()
+                .any(|(c, _)| matches!(c, Command::Effect { name: n, .. } if n == name)),
             Command::ReleaseAll => false,
         }
     };

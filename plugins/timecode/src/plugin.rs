@@ -18,7 +18,8 @@ use std::time::Instant;
 use bevy::prelude::*;
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
-    CommandQueue, EngineSystems, ShowClock, ShowSettings, ShowTimeBase, ns_of_tick,
+    BeatClock, CommandQueue, EffectBeat, EngineSystems, ShowClock, ShowSettings, ShowTimeBase,
+    ns_of_tick,
 };
 use rockontrol_replicate::{AppReplicateExt, DuplicatePart, ReplicationRules};
 use rockontrol_show::{Show, TimecodeLink};
@@ -386,7 +387,16 @@ fn trigger(
     options: Res<TimecodeOptions>,
     tempo: Option<Res<Tempo>>,
     mut queue: ResMut<CommandQueue>,
+    mut effect_beat: ResMut<EffectBeat>,
 ) {
+    // Every node: effects in beats follow the replicated tempo.
+    let beat = tempo.as_deref().map(|t| BeatClock {
+        milli_bpm: t.milli_bpm,
+        anchor_ns: t.anchor_ns,
+    });
+    if effect_beat.0 != beat {
+        effect_beat.0 = beat;
+    }
     if !options.fire_cues {
         return;
     }

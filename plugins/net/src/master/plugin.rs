@@ -601,6 +601,7 @@ mod tests {
     #[test]
     fn a_state_with_unset_lanes_equals_itself() {
         let state = rockontrol_engine::PlaybackState {
+            effects: Vec::new(),
             grand_master: 1.0,
             blackout: false,
             action_seq: 0,
