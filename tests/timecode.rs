@@ -167,6 +167,41 @@ fn render_steps_a_chase_on_beats() {
     assert_eq!(changes(&rows, 1), vec![(0, 51), (42, 102), (83, 153)]);
 }
 
+/// Issue 12: an effect whose speed is in beats of the show's tempo, started and stopped by
+/// timecode cues, in `render`: exact levels at exact ticks.
+#[test]
+fn render_runs_an_effect_at_the_tempo_from_timecode_cues() {
+    let dir = temp_dir("tc-render-fx");
+    std::fs::create_dir_all(&dir).expect("dir");
+    // A square over both dimmers, half a cycle apart, one cycle every half beat at 60 BPM
+    // (0.5 s; at the 120 BPM used without a tempo it would be 0.25 s).
+    let text = show(
+        r#"(tempo: (bpm: 60.0), cues: [
+            (at: "00:00:00:00", action: "effect pulse on"),
+            (at: "00:00:01:00", action: "effect pulse off"),
+        ])"#,
+    )
+    .replace(
+        "    timecode:",
+        r#"    effects: [(name: "pulse", fixtures: [1, 2], waveform: Square, speed: Beats(0.5), spread: 0.5)],
+    timecode:"#,
+    );
+    let path = dir.join("show.ron");
+    std::fs::write(&path, text).expect("show");
+    let (rows, err) = render(&path, "1.5s", &[]);
+    // 0.25 s is tick 11 exactly, 0.5 s tick 22, 0.75 s tick 33, 1 s tick 44 (the off cue).
+    assert_eq!(
+        changes(&rows, 0),
+        vec![(0, 255), (11, 0), (22, 255), (33, 0)],
+        "dimmer 1: top for the first half of each 0.5 s cycle, off at 1 s; {err}"
+    );
+    assert_eq!(
+        changes(&rows, 1),
+        vec![(11, 255), (22, 0), (33, 255), (44, 0)],
+        "dimmer 2 half a cycle behind; off at tick 44"
+    );
+}
+
 /// A `rockontrol run` process with its standard output collected; killed when dropped.
 struct Run {
     child: Child,
