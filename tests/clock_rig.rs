@@ -183,27 +183,26 @@ fn read_capture(file: &Path) -> Vec<WirePacket> {
     packets
 }
 
-/// Puts the threads of process `pid` named `name` under SCHED_FIFO at `priority` (`chrt`);
-/// how many.
-fn realtime_threads(pid: u32, name: &str, priority: u32) -> usize {
+/// (scheduling policy, real-time priority) of the threads of process `pid` named `name`, from
+/// `/proc/PID/task/TID/stat` (fields 41 and 40; policy 1 is SCHED_FIFO).
+fn thread_scheduling(pid: u32, name: &str) -> Vec<(u32, u32)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return Vec::new();
     };
-    let mut raised = 0;
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let tid = task.file_name().to_string_lossy().to_string();
-        let ok = Command::new("chrt")
-            .args(["-f", "-p", &priority.to_string(), &tid])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        raised += usize::from(ok);
-    }
-    raised
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let fields: Vec<u32> = stat[stat.rfind(')')? + 2..]
+                .split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect();
+            Some((*fields.get(38)?, *fields.get(37)?))
+        })
+        .collect()
 }
 
 fn missing_tool(tool: &str, version_flag: &str) -> bool {
@@ -335,6 +334,18 @@ fn rig_window() -> Result<(), String> {
                 port,
                 &format!("{bridge_ip}:{sacn_port}"),
             );
+            // The DMX output thread above the rest of its process (the product option): at
+            // the same priority, a running engine or runtime thread (FIFO does not preempt its
+            // equals) delays the send.
+            let text = std::fs::read_to_string(&cfg).expect("receiver config");
+            std::fs::write(
+                &cfg,
+                text.replace(
+                    "\"auto_discover\": false,",
+                    "\"auto_discover\": false, \"dmx_output_priority\": 50,",
+                ),
+            )
+            .expect("receiver config");
             // Real-time scheduling, as a DMX node is deployed (systemd's
             // CPUSchedulingPolicy=fifo): on this project's 2-core build machines, at load 12+,
             // an ordinary process is stalled for up to 100 ms at times, past the engine's one
@@ -380,11 +391,13 @@ fn rig_window() -> Result<(), String> {
         );
     }
 
-    // The DMX output threads above the rest of their process: at the same priority, a
-    // running engine or runtime thread (FIFO does not preempt its equals) delays the send.
+    // `dmx_output_priority: 50` put each receiver's output thread under SCHED_FIFO 50.
     for (i, node) in receivers.iter().enumerate() {
-        let raised = realtime_threads(node.child.id(), "dmx-output", 50);
-        assert!(raised > 0, "receiver {i} has no dmx-output thread");
+        let threads = thread_scheduling(node.child.id(), "dmx-output");
+        assert!(
+            threads.contains(&(1, 50)),
+            "receiver {i}'s dmx-output thread runs at SCHED_FIFO 50: {threads:?}"
+        );
     }
 
     let command = |body: &str| {

@@ -491,3 +491,56 @@ fn a_show_time_jump_neither_stalls_nor_bursts_the_output() {
         "no burst: at most 4 frames (+2 of jitter) in any 4-tick window, got {burst}"
     );
 }
+
+/// `dmx_output_priority`: the output thread puts itself under SCHED_FIFO at the priority asked
+/// (read back from `/proc`); where that is not permitted it runs on at normal priority.
+#[test]
+fn the_output_thread_runs_at_the_real_time_priority_asked() {
+    let (_socket, addr) = listener();
+    let plan = OutputPlan {
+        sacn: vec![sacn_route(1, 0, addr)],
+        ..OutputPlan::default()
+    };
+    let (tx, rx) = sync_channel(8);
+    let config = OutputConfig {
+        priority: Some(37),
+        ..config()
+    };
+    let thread = OutputThread::start(config, plan, rx).expect("start");
+    tx.send(frame_on(Instant::now(), 0, &[1])).expect("frame");
+    std::thread::sleep(Duration::from_millis(200));
+    // (policy, rt priority) of this process's dmx-output threads: stat fields 41 and 40.
+    let threads: Vec<(u32, u32)> = std::fs::read_dir("/proc/self/task")
+        .expect("/proc")
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "dmx-output")
+        })
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let fields: Vec<u32> = stat[stat.rfind(')')? + 2..]
+                .split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect();
+            Some((*fields.get(38)?, *fields.get(37)?))
+        })
+        .collect();
+    drop(thread);
+    // Root (CAP_SYS_NICE) may; others may not, and the thread still runs.
+    let permitted = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    if permitted {
+        assert!(
+            threads.contains(&(1, 37)),
+            "a dmx-output thread at SCHED_FIFO 37: {threads:?}"
+        );
+    } else {
+        eprintln!("not root: the warning path ran; threads {threads:?}");
+        assert!(
+            !threads.is_empty(),
+            "the output thread runs at normal priority"
+        );
+    }
+}
