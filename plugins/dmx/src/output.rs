@@ -13,6 +13,9 @@
 //! - frames go out at least half a tick apart;
 //! - a deadline more than [`MAX_AHEAD`] away is not trusted: that frame goes out now.
 //!
+//! ArtTimeCode (when switched on) goes out from here too, each timecode frame at its own show
+//! time within the tick ([`timecode_frames_in_tick`]), before the tick's DMX.
+//!
 //! Also here: sACN universe discovery every 10 s, Art-Net subscriber discovery (ArtPoll →
 //! ArtPollReply), USB Pro writes, and three stream-terminated packets per universe when a
 //! universe is released or the thread stops.

@@ -5,8 +5,11 @@
 //!   that very tick. Only where [`TimecodeOptions::fire_cues`] is set (a master, a standalone
 //!   run, `render`): receivers get the commands replicated.
 //! - **Outputs**: MTC and LTC threads read the show time base (shared every frame) and send at
-//!   the show-clock instants their bytes or samples belong to. ArtTimeCode goes out with the DMX
-//!   frames (the binary switches it on in `DmxSettings`).
+//!   the show-clock instants their bytes or samples belong to. ArtTimeCode goes out from the DMX
+//!   output thread, each frame at its show time (switched on in `DmxSettings`). Receivers run
+//!   the outputs of their config ([`TimecodeOptions::receiver`]), never the chase.
+//! - **Jumps**: a forward step of show time over timecode cues fires what they would have left
+//!   ([`crate::config::jumped_over`]); effects in beats follow the tempo ([`EffectBeat`]).
 //! - **Chase** (`PreUpdate`, before the engine counts ticks): labels from an input thread drive
 //!   the [`Chase`] state machine, which steps or slews the engine's [`ShowTimeBase`].
 //! - **Status**: [`TimecodeStatus`], the label now, lock state and beat, for REST, heartbeat and UI.
