@@ -122,3 +122,42 @@ pub fn effect_problems(
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_names_its_effect() {
+        let effects: Vec<Effect> = ron::from_str(
+            r#"[
+                (name: "pulse", fixtures: [1, 9], waveform: Sine, speed: Bpm(0.0)),
+                (name: "pulse", fixtures: [2], attribute: Red, waveform: Ramp, max: 1.5,
+                 speed: Beats(1.0)),
+                (name: "", fixtures: [], waveform: Step, speed: Hz(2.0), spread: 0.25),
+            ]"#,
+        )
+        .expect("effects parse");
+        // Fixtures 1 and 2 are patched, with an intensity channel only.
+        let has = |id: u32, a: &Attribute| match id {
+            1 | 2 => Some(*a == Attribute::Intensity),
+            _ => None,
+        };
+        let problems: Vec<String> = effect_problems(&effects, has)
+            .into_iter()
+            .map(|(name, message)| format!("{name}: {message}"))
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                "pulse: fixture 9 is not patched",
+                "pulse: speed Bpm(0.0) must be a number in (0, 10000]",
+                "pulse: is defined twice",
+                "pulse: fixture 2 has no Red channel",
+                "pulse: max 1.5 is outside 0.0..=1.0",
+                ": effects[2] has no name",
+                ": drives no fixtures",
+            ]
+        );
+    }
+}
