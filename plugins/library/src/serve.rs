@@ -8,7 +8,10 @@
 //!   `Content-Range: bytes start-end/total`. Bytes go to `tmp/<id>.part`; each answer says
 //!   the offset to send next; the last range is hashed and installed only if its BLAKE3 is
 //!   the id and it is media.
-//! - `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes (peer-assisted fetches).
+//! - `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes (peer-assisted fetches);
+//!   with `?have`, the chunks this server holds ([`crate::swarm::Have`]). A receiver's peer
+//!   server also serves the verified chunks of a clip it is still downloading
+//!   ([`MediaServer::sharing`]): a `Range` inside them, from its `.part`.
 //! - `GET /api/media/manifest?node=ID`: the clips that node must hold.
 //! - `GET /api/media/status`: readiness of every node.
 //! - `GET /api/media/library`: every clip in the library with its media facts.
@@ -36,6 +39,7 @@ use crate::id::ClipId;
 use crate::manifest::Manifest;
 use crate::resume::parse_content_range;
 use crate::store::{ClipMeta, Store, StoreError};
+use crate::swarm::{Have, Partials};
 
 /// The access a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,8 @@ pub struct MediaServer {
     chunk_lists: std::sync::Mutex<std::collections::HashMap<ClipId, Arc<ChunkList>>>,
     /// A cap on all clip bodies served together (see [`MediaServer::capped`]).
     cap: Option<(Arc<std::sync::Mutex<TokenBucket>>, std::time::Instant)>,
+    /// The chunks held of clips being downloaded (a receiver's peer server).
+    partials: Option<Partials>,
 }
 
 impl std::fmt::Debug for MediaServer {
@@ -90,7 +96,14 @@ impl MediaServer {
             uploads: tokio::sync::Mutex::new(()),
             chunk_lists: std::sync::Mutex::default(),
             cap: None,
+            partials: None,
         }
+    }
+
+    /// Also serves the verified chunks of clips still downloading (the fetcher's `partials`).
+    pub fn sharing(mut self, partials: Partials) -> Self {
+        self.partials = Some(partials);
+        self
     }
 
     /// Serves all clip bodies together at most at `mbit` Mbit/s (`None` or 0: no cap).
@@ -155,13 +168,47 @@ fn stored_clip(
     Ok(id)
 }
 
+/// The file a `GET`/`HEAD` of clip `text` reads: the stored clip, or, on a peer still
+/// downloading it, its `.part` when the `Range` lies inside the chunks it holds.
+fn clip_file(
+    server: &MediaServer,
+    headers: &HeaderMap,
+    text: &str,
+) -> Result<(ClipId, std::path::PathBuf), Box<Response>> {
+    (server.authorize)(headers, Need::Read).map_err(Box::new)?;
+    let id = parse_id(text).map_err(Box::new)?;
+    if server.store.contains(&id) {
+        return Ok((id, server.store.object_path(&id)));
+    }
+    if let Some(partials) = &server.partials
+        && partials.get(&id).is_some()
+    {
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::swarm::single_range);
+        return match range {
+            Some((start, end)) if partials.holds_range(&id, start, end) => {
+                Ok((id, server.store.part_path(&id)))
+            }
+            _ => Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "this node is still downloading clip {id}: ask for one range inside the chunks it holds (GET /api/media/objects/{id}/chunks?have)"
+                ),
+            ))),
+        };
+    }
+    stored_clip(server, headers, text).map(|id| (id, server.store.object_path(&id)))
+}
+
 async fn object(
     State(server): State<Arc<MediaServer>>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let id = match stored_clip(&server, request.headers(), &id) {
-        Ok(id) => id,
+    let (id, path) = match clip_file(&server, request.headers(), &id) {
+        Ok(found) => found,
         Err(r) => return *r,
     };
     let etag = id.etag();
@@ -190,8 +237,7 @@ async fn object(
             "cannot build the file request",
         );
     };
-    let served = ServeFile::new(server.store.object_path(&id))
-        .oneshot(forward)
+    let served = ServeFile::new(&path).oneshot(forward)
         .await;
     let mut response = match served {
         Ok(r) => match &server.cap {
@@ -240,7 +286,7 @@ async fn object(
         HeaderValue::from_static("application/octet-stream"),
     );
     if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-        let size = server.store.size(&id).unwrap_or(0);
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let mut refused = error(
             StatusCode::RANGE_NOT_SATISFIABLE,
             format!("the Range asks for bytes outside clip {id}, which has {size} bytes"),
@@ -255,11 +301,20 @@ async fn object(
 
 /// `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes, for fetchers that take
 /// chunks from peers ([`crate::chunks`]).
+#[derive(Deserialize)]
+struct ChunksQuery {
+    have: Option<String>,
+}
+
 async fn chunks(
     State(server): State<Arc<MediaServer>>,
     Path(id): Path<String>,
+    Query(query): Query<ChunksQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if query.have.is_some() {
+        return have(&server, &headers, &id);
+    }
     let id = match stored_clip(&server, &headers, &id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -289,6 +344,29 @@ async fn chunks(
         }
     };
     axum::Json(&*list).into_response()
+}
+
+/// `GET /api/media/objects/{id}/chunks?have`: the chunks this server holds of the clip:
+/// all of a stored clip, the verified ones of a clip it is still downloading.
+fn have(server: &MediaServer, headers: &HeaderMap, text: &str) -> Response {
+    if let Err(response) = (server.authorize)(headers, Need::Read) {
+        return response;
+    }
+    let id = match parse_id(text) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Some(size) = server.store.size(&id) {
+        let all = vec![true; size.div_ceil(CHUNK) as usize];
+        return axum::Json(Have::new(CHUNK, size, &all)).into_response();
+    }
+    match server.partials.as_ref().and_then(|p| p.get(&id)) {
+        Some(have) => axum::Json(have).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("this node holds no chunk of clip {id}"),
+        ),
+    }
 }
 
 #[derive(Deserialize)]
