@@ -231,6 +231,8 @@ fn node_json(report: Option<&MediaReport>) -> serde_json::Value {
                 "bytes_total": all,
                 "not_ready": r.not_ready(),
                 "serves": r.serves,
+                "from_master_bytes": r.from_master_bytes,
+                "from_peers_bytes": r.from_peers_bytes,
                 "clips": r.clips,
             })
         }
