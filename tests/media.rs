@@ -1473,7 +1473,9 @@ fn receivers_that_start_at_once_trade_chunks_while_they_download() {
     let mut from_master = 0;
     for n in names {
         let node = &status["nodes"][n];
-        let master_bytes = node["from_master_bytes"].as_u64().expect("from_master_bytes");
+        let master_bytes = node["from_master_bytes"]
+            .as_u64()
+            .expect("from_master_bytes");
         let peer_bytes = node["from_peers_bytes"].as_u64().expect("from_peers_bytes");
         assert!(
             peer_bytes > 0,
@@ -1485,15 +1487,15 @@ fn receivers_that_start_at_once_trade_chunks_while_they_download() {
             "{n} fetched each chunk once: {node}"
         );
         from_master += master_bytes;
-        let stored = dir
-            .join(n)
-            .join("media")
-            .join(n)
-            .join("objects")
-            .join(&id);
+        let stored = dir.join(n).join("media").join(n).join("objects").join(&id);
         assert_eq!(blake3_hex(&stored), id, "{n} holds the clip byte for byte");
         assert!(
-            !dir.join(n).join("media").join(n).join("tmp").join(format!("{id}.part")).exists(),
+            !dir.join(n)
+                .join("media")
+                .join(n)
+                .join("tmp")
+                .join(format!("{id}.part"))
+                .exists(),
             "{n}'s .part was renamed into place"
         );
     }

@@ -12,11 +12,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper::body::Bytes;
 use hyper::header;
-use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
@@ -456,6 +456,7 @@ impl Fetcher {
                 })?;
                 hasher.update(&data);
                 got += data.len() as u64;
+                lock(&self.report).from_master_bytes += data.len() as u64;
                 self.set_state(&id, ClipState::Downloading { bytes: got, total });
             }
             file.sync_all().await.map_err(|e| StoreError::Write {
@@ -631,7 +632,10 @@ impl Fetcher {
             let body = response.into_body().collect().await.ok()?.to_bytes();
             serde_json::from_slice::<Have>(&body).ok()
         };
-        tokio::time::timeout(HAVE_TIMEOUT, asked).await.ok().flatten()
+        tokio::time::timeout(HAVE_TIMEOUT, asked)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// One attempt at one clip, chunk by chunk, from the master and the peers at once
@@ -829,9 +833,10 @@ impl Fetcher {
         // Every byte once more, as the clip's id: the chunk hashes came from the master, the
         // id is what the show names.
         let path = part.clone();
-        let actual = tokio::task::spawn_blocking(move || crate::store::hash_file(&path, &mut |_| {}))
-            .await
-            .map_err(|e| FetchError::Http(e.to_string()))??;
+        let actual =
+            tokio::task::spawn_blocking(move || crate::store::hash_file(&path, &mut |_| {}))
+                .await
+                .map_err(|e| FetchError::Http(e.to_string()))??;
         if let Some(p) = &self.partials {
             p.forget(&id);
         }

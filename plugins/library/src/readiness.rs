@@ -73,7 +73,7 @@ pub struct MediaReport {
     /// distribution); none: it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serves: Option<String>,
-    /// Bytes of verified chunks this node took from the master, since it started.
+    /// Bytes this node took from the master (verified chunks, or streamed), since it started.
     #[serde(default)]
     pub from_master_bytes: u64,
     /// Bytes of verified chunks this node took from peers, since it started (peer assist).

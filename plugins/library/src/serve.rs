@@ -237,8 +237,7 @@ async fn object(
             "cannot build the file request",
         );
     };
-    let served = ServeFile::new(&path).oneshot(forward)
-        .await;
+    let served = ServeFile::new(&path).oneshot(forward).await;
     let mut response = match served {
         Ok(r) => match &server.cap {
             None => r.map(Body::new),

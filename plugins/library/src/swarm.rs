@@ -233,7 +233,10 @@ impl Schedule {
 
     /// Requests running.
     pub fn in_flight(&self) -> usize {
-        self.chunks.iter().filter(|c| **c == Chunk::InFlight).count()
+        self.chunks
+            .iter()
+            .filter(|c| **c == Chunk::InFlight)
+            .count()
     }
 
     /// Chunks held.
@@ -481,7 +484,11 @@ mod tests {
         assert_eq!(src2, peer("good"));
         s.lied(&src, k);
         assert_eq!(s.peers(), vec!["good".to_string()]);
-        assert_eq!(s.assign(), Some((Source::Master, k)), "the master refetches it");
+        assert_eq!(
+            s.assign(),
+            Some((Source::Master, k)),
+            "the master refetches it"
+        );
         s.done(&src2, k2);
         let (src3, k3) = s.assign().expect("the last chunk");
         assert_eq!(src3, peer("good"));
@@ -500,7 +507,10 @@ mod tests {
             assert_eq!(src, peer("flaky"), "try {i}");
             s.failed(&src, k);
         }
-        assert!(s.peers().is_empty(), "dropped after {PEER_FAILURES} failures");
+        assert!(
+            s.peers().is_empty(),
+            "dropped after {PEER_FAILURES} failures"
+        );
         assert!(matches!(s.assign(), Some((Source::Master, _))));
         // A map that does not fit the clip counts as empty.
         let mut s = Schedule::new(&[false; 2], 2, 0);
