@@ -1595,7 +1595,9 @@ fn a_sharing_receiver_killed_mid_transfer_finds_its_verified_chunks_again() {
         resumed >= held,
         "every chunk verified before the kill ({held} bytes) is found again: {line}"
     );
-    let fetched = node(&status)["from_master_bytes"].as_u64().expect("counter");
+    let fetched = node(&status)["from_master_bytes"]
+        .as_u64()
+        .expect("counter");
     assert_eq!(
         fetched,
         size - resumed,

@@ -242,8 +242,12 @@ impl Fetcher {
                         entry.name,
                         entry.id.short()
                     );
-                    let bytes =
-                        std::fs::metadata(self.store.part_path(&entry.id)).map_or(0, |m| m.len());
+                    // Bytes held: the chunks verified so far, else the `.part`'s length.
+                    let bytes = match self.partials.as_ref().and_then(|p| p.get(&entry.id)) {
+                        Some(have) => have.held_bytes(),
+                        None => std::fs::metadata(self.store.part_path(&entry.id))
+                            .map_or(0, |m| m.len()),
+                    };
                     self.set_state(
                         &entry.id,
                         if bytes > 0 {
@@ -709,24 +713,38 @@ impl Fetcher {
         let mut requests: futures_util::stream::FuturesUnordered<
             std::pin::Pin<Box<dyn std::future::Future<Output = Got> + Send>>,
         > = futures_util::stream::FuturesUnordered::new();
+        // The peers' maps are asked for beside the chunk requests (a slow peer holds up no
+        // download); the first ones before any request, so that the master is not asked for
+        // what peers hold.
         let mut maps_at: Option<Instant> = None;
+        type Maps = Vec<(String, Option<Have>)>;
+        let mut maps: Option<tokio::task::JoinHandle<Maps>> = None;
         let (mut from_peers, mut from_master, mut refetched) = (0usize, 0usize, 0usize);
         let mut sent_now = 0u64;
         while !schedule.complete() {
-            if maps_at.is_none_or(|t| t.elapsed() >= HAVE_EVERY) {
+            if maps.is_none() && maps_at.is_none_or(|t| t.elapsed() >= HAVE_EVERY) {
                 let named = lock(&self.sources)
                     .get(&id)
                     .cloned()
                     .unwrap_or_else(|| entry.sources.clone());
                 schedule.set_peers(&named);
                 let peers = schedule.peers();
-                let maps =
-                    futures_util::future::join_all(peers.iter().map(|p| self.have_of(p, &id)))
-                        .await;
-                for (peer, map) in peers.iter().zip(maps) {
-                    schedule.set_have(peer, map.and_then(|h| h.bits(list.chunk, total)));
+                let this = self.clone();
+                let task = tokio::spawn(async move {
+                    let got =
+                        futures_util::future::join_all(peers.iter().map(|p| this.have_of(p, &id)))
+                            .await;
+                    peers.into_iter().zip(got).collect::<Vec<_>>()
+                });
+                if maps_at.is_none() {
+                    let got = task.await.unwrap_or_default();
+                    for (peer, map) in got {
+                        schedule.set_have(&peer, map.and_then(|h| h.bits(list.chunk, total)));
+                    }
+                    maps_at = Some(Instant::now());
+                } else {
+                    maps = Some(task);
                 }
-                maps_at = Some(Instant::now());
             }
             while let Some((source, k)) = schedule.assign() {
                 let this = self.clone();
@@ -740,15 +758,22 @@ impl Fetcher {
                     (source, k, got)
                 }));
             }
-            let got = if requests.is_empty() {
-                // Nothing to ask anyone now: wait for the peers' next maps.
-                tokio::time::sleep(HAVE_EVERY).await;
-                None
-            } else {
-                tokio::time::timeout(HAVE_EVERY, requests.next())
-                    .await
-                    .ok()
-                    .flatten()
+            let got = tokio::select! {
+                got = requests.next(), if !requests.is_empty() => got,
+                got = async {
+                    match maps.as_mut() {
+                        Some(task) => task.await.unwrap_or_default(),
+                        None => std::future::pending().await,
+                    }
+                }, if maps.is_some() => {
+                    maps = None;
+                    maps_at = Some(Instant::now());
+                    for (peer, map) in got {
+                        schedule.set_have(&peer, map.and_then(|h| h.bits(list.chunk, total)));
+                    }
+                    None
+                }
+                () = tokio::time::sleep(HAVE_EVERY) => None,
             };
             let Some((source, k, got)) = got else {
                 continue;
@@ -820,6 +845,9 @@ impl Fetcher {
             );
         }
         drop(requests);
+        if let Some(task) = maps {
+            task.abort();
+        }
         let synced = Arc::clone(&file);
         tokio::task::spawn_blocking(move || synced.sync_all())
             .await

@@ -61,6 +61,20 @@ impl Have {
         }
     }
 
+    /// Bytes in the chunks held.
+    pub fn held_bytes(&self) -> u64 {
+        let n = self.total.div_ceil(self.chunk.max(1)) as usize;
+        decode_bits(&self.have, n).map_or(0, |bits| {
+            (0..n)
+                .filter(|&k| bits[k])
+                .map(|k| {
+                    let start = k as u64 * self.chunk;
+                    (start + self.chunk).min(self.total) - start
+                })
+                .sum()
+        })
+    }
+
     /// The bits, if the map fits a clip of `total` bytes in chunks of `chunk` (else `None`:
     /// the peer's map is not for these chunks).
     pub fn bits(&self, chunk: u64, total: u64) -> Option<Vec<bool>> {
@@ -395,9 +409,14 @@ mod tests {
         assert_eq!(decode_bits("b080", 9).as_deref(), Some(&bits[..]));
         assert_eq!(decode_bits("b08", 9), None);
         assert_eq!(decode_bits("zz80", 9), None);
-        let have = Have::new(4, 36, &bits);
-        assert_eq!(have.bits(4, 36).as_deref(), Some(&bits[..]));
-        assert_eq!(have.bits(8, 36), None, "another chunk size");
+        let have = Have::new(4, 35, &bits);
+        assert_eq!(have.bits(4, 35).as_deref(), Some(&bits[..]));
+        assert_eq!(
+            have.held_bytes(),
+            4 * 3 + 3,
+            "three whole chunks and the short last one"
+        );
+        assert_eq!(have.bits(8, 35), None, "another chunk size");
         assert_eq!(have.bits(4, 40), None, "another clip size");
     }
 
