@@ -1499,10 +1499,12 @@ fn receivers_that_start_at_once_trade_chunks_while_they_download() {
             "{n}'s .part was renamed into place"
         );
     }
+    // Each chunk once from the master would be one copy; without peer assist, three. Nodes
+    // say which chunks they are fetching, so the master is rarely asked twice for one.
     assert!(
-        from_master < 3 * size,
-        "the master sent {from_master} bytes, less than three copies ({})",
-        3 * size
+        from_master < 2 * size,
+        "the master sent {from_master} bytes, less than two copies ({})",
+        2 * size
     );
     println!(
         "3 receivers at once, {size} bytes each, master capped at 80 Mbit/s: all ready in {:.1} s; the master sent {:.2} copies",

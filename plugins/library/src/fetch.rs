@@ -718,6 +718,12 @@ impl Fetcher {
         // what peers hold.
         let mut maps_at: Option<Instant> = None;
         type Maps = Vec<(String, Option<Have>)>;
+        let take_map = |schedule: &mut Schedule, peer: &str, map: Option<Have>| {
+            schedule.set_have(peer, map.as_ref().and_then(|h| h.bits(list.chunk, total)));
+            if let Some(h) = map.filter(|h| h.bits(list.chunk, total).is_some()) {
+                schedule.set_pending(peer, h.pending_bits());
+            }
+        };
         let mut maps: Option<tokio::task::JoinHandle<Maps>> = None;
         let (mut from_peers, mut from_master, mut refetched) = (0usize, 0usize, 0usize);
         let mut sent_now = 0u64;
@@ -737,9 +743,8 @@ impl Fetcher {
                     peers.into_iter().zip(got).collect::<Vec<_>>()
                 });
                 if maps_at.is_none() {
-                    let got = task.await.unwrap_or_default();
-                    for (peer, map) in got {
-                        schedule.set_have(&peer, map.and_then(|h| h.bits(list.chunk, total)));
+                    for (peer, map) in task.await.unwrap_or_default() {
+                        take_map(&mut schedule, &peer, map);
                     }
                     maps_at = Some(Instant::now());
                 } else {
@@ -747,6 +752,9 @@ impl Fetcher {
                 }
             }
             while let Some((source, k)) = schedule.assign() {
+                if let Some(p) = &self.partials {
+                    p.pending(&id, k, true);
+                }
                 let this = self.clone();
                 let host = match &source {
                     Source::Master => self.settings.master.clone(),
@@ -769,7 +777,7 @@ impl Fetcher {
                     maps = None;
                     maps_at = Some(Instant::now());
                     for (peer, map) in got {
-                        schedule.set_have(&peer, map.and_then(|h| h.bits(list.chunk, total)));
+                        take_map(&mut schedule, &peer, map);
                     }
                     None
                 }
@@ -779,6 +787,9 @@ impl Fetcher {
                 continue;
             };
             let range = list.range(k);
+            if let Some(p) = &self.partials {
+                p.pending(&id, k, false);
+            }
             let bytes = match (got, &source) {
                 (Ok(b), _) if list.matches(k, &b) => b,
                 (Ok(_), Source::Master) => {

@@ -13,8 +13,9 @@
 //! - a peer that is idle (one request at a time per peer) takes the rarest chunk it holds
 //!   that this node still wants (fewest peers hold it; ties in this node's own salted order,
 //!   so that nodes spread over the chunks);
-//! - the master takes only chunks no usable peer holds (it is the port that runs out first),
-//!   and any chunk a peer sent wrong;
+//! - the master takes only chunks no usable peer holds or is fetching now (it is the port that
+//!   runs out first; peers say what they are fetching in their maps), and any chunk a peer
+//!   sent wrong;
 //! - at most `slots` requests at once in all (the node's parallel-download limit); the
 //!   bandwidth cap is the fetcher's, over every byte of every source.
 //!
@@ -49,6 +50,9 @@ pub struct Have {
     pub total: u64,
     /// One bit per chunk, chunk 0 the high bit of the first byte, in hex.
     pub have: String,
+    /// The chunks being fetched now, in the same form (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pending: String,
 }
 
 impl Have {
@@ -58,7 +62,14 @@ impl Have {
             chunk,
             total,
             have: encode_bits(held),
+            pending: String::new(),
         }
+    }
+
+    /// The chunks being fetched now (none when the map says none or does not fit).
+    pub fn pending_bits(&self) -> Vec<bool> {
+        let n = self.total.div_ceil(self.chunk.max(1)) as usize;
+        decode_bits(&self.pending, n).unwrap_or_else(|| vec![false; n])
     }
 
     /// Bytes in the chunks held.
@@ -141,6 +152,23 @@ impl Partials {
             bits[k] = true;
             have.have = encode_bits(&bits);
         }
+        drop(map);
+        self.pending(id, k, false);
+    }
+
+    /// Marks chunk `k` of `id` as being fetched now (or no more).
+    pub fn pending(&self, id: &ClipId, k: usize, on: bool) {
+        let mut map = self.lock();
+        let Some(have) = map.get_mut(id) else { return };
+        let mut bits = have.pending_bits();
+        if let Some(b) = bits.get_mut(k) {
+            *b = on;
+            have.pending = if bits.iter().any(|b| *b) {
+                encode_bits(&bits)
+            } else {
+                String::new()
+            };
+        }
     }
 
     /// Forgets `id` (installed in the store, or given up).
@@ -190,6 +218,8 @@ enum Chunk {
 struct Peer {
     addr: String,
     have: Vec<bool>,
+    /// Chunks it is fetching now (the master is not asked for them: they come from it soon).
+    pending: Vec<bool>,
     busy: bool,
     failures: u32,
     /// Sent a chunk that did not match its hash, or failed too often.
@@ -277,6 +307,7 @@ impl Schedule {
                 self.peers.push(Peer {
                     addr: addr.clone(),
                     have: Vec::new(),
+                    pending: Vec::new(),
                     busy: false,
                     failures: 0,
                     banned: false,
@@ -290,7 +321,27 @@ impl Schedule {
         let n = self.chunks.len();
         if let Some(p) = self.peers.iter_mut().find(|p| p.addr == addr) {
             p.have = have.filter(|h| h.len() == n).unwrap_or_default();
+            p.pending.clear();
         }
+    }
+
+    /// The chunks a peer is fetching now (after its [`Schedule::set_have`]).
+    pub fn set_pending(&mut self, addr: &str, pending: Vec<bool>) {
+        let n = self.chunks.len();
+        if let Some(p) = self.peers.iter_mut().find(|p| p.addr == addr) {
+            p.pending = if pending.len() == n {
+                pending
+            } else {
+                Vec::new()
+            };
+        }
+    }
+
+    /// Whether a usable peer is fetching chunk `k` now.
+    fn coming(&self, k: usize) -> bool {
+        self.peers
+            .iter()
+            .any(|p| !p.banned && p.pending.get(k).copied().unwrap_or(false))
     }
 
     fn usable(p: &Peer, k: usize) -> bool {
@@ -327,12 +378,18 @@ impl Schedule {
                 return Some((Source::Peer(p.addr.clone()), k));
             }
         }
-        // The master: a chunk a peer sent wrong, else one no usable peer holds.
+        // The master: a chunk a peer sent wrong, else one no usable peer holds or is fetching
+        // (that one comes from the peer soon: the master's port is the one that runs out).
         let k = wanted
             .iter()
             .copied()
             .find(|&k| self.master_only[k])
-            .or_else(|| wanted.iter().copied().find(|&k| self.holders(k) == 0))?;
+            .or_else(|| {
+                wanted
+                    .iter()
+                    .copied()
+                    .find(|&k| self.holders(k) == 0 && !self.coming(k))
+            })?;
         self.master_busy += 1;
         self.chunks[k] = Chunk::InFlight;
         Some((Source::Master, k))
@@ -536,6 +593,35 @@ mod tests {
         s.set_peers(&["p".into()]);
         s.set_have("p", Some(vec![true; 3]));
         assert_eq!(s.assign().map(|(src, _)| src), Some(Source::Master));
+    }
+
+    #[test]
+    fn the_master_is_not_asked_for_what_a_peer_is_fetching() {
+        let mut s = Schedule::new(&[false; 3], 3, 0);
+        s.set_peers(&["p1".into()]);
+        s.set_have("p1", Some(vec![false; 3]));
+        s.set_pending("p1", vec![true, false, true]);
+        assert_eq!(s.assign(), Some((Source::Master, 1)));
+        assert_eq!(s.assign(), None, "0 and 2 come from p1 once it holds them");
+        s.set_have("p1", Some(vec![true, false, false]));
+        assert_eq!(s.assign(), Some((peer("p1"), 0)));
+        assert_eq!(
+            s.assign(),
+            Some((Source::Master, 2)),
+            "p1 no longer says it fetches 2"
+        );
+        let p = Partials::default();
+        let id = ClipId::of(b"clip");
+        p.start(id, 10, 30, &[false; 3]);
+        p.pending(&id, 1, true);
+        assert_eq!(
+            p.get(&id).map(|h| h.pending_bits()),
+            Some(vec![false, true, false])
+        );
+        p.hold(&id, 1);
+        let have = p.get(&id).expect("map");
+        assert_eq!(have.pending, "", "held: no longer pending");
+        assert_eq!(have.bits(10, 30), Some(vec![false, true, false]));
     }
 
     #[test]
