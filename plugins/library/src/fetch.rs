@@ -671,13 +671,7 @@ impl Fetcher {
                     .map_err(|e| FetchError::Http(e.to_string()))??
             }
         };
-        let held_bytes = |bits: &[bool]| -> u64 {
-            (0..bits.len())
-                .filter(|&k| bits[k])
-                .map(|k| list.range(k).1 - list.range(k).0)
-                .sum()
-        };
-        let mut have_bytes = held_bytes(&held);
+        let mut have_bytes = Have::new(list.chunk, total, &held).held_bytes();
         if have_bytes > 0 {
             tracing::info!(
                 "media: {} resumes with {} of {} chunks held ({have_bytes} of {total} bytes)",
