@@ -596,3 +596,101 @@ fn finish_upload(store: &Store, id: &ClipId, total: u64) -> Result<ClipMeta, Sto
     tracing::info!("media: upload of {id} complete ({total} bytes)");
     Ok(meta)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str, range: Option<&str>) -> axum::http::Request<Body> {
+        let mut request = axum::http::Request::get(path);
+        if let Some(r) = range {
+            request = request.header(header::RANGE, r);
+        }
+        request.body(Body::empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_peer_serves_only_ranges_inside_the_chunks_it_holds_of_a_part() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let bytes: Vec<u8> = (0..2 * CHUNK + 100).map(|i| (i % 251) as u8).collect();
+        let id = ClipId::of(&bytes);
+        std::fs::write(store.part_path(&id), &bytes).expect("part");
+        let partials = Partials::default();
+        partials.start(id, CHUNK, bytes.len() as u64, &[false, true, false]);
+        let server = MediaServer::new(
+            store,
+            Box::new(|_, _| Ok(())),
+            Box::new(|_| None),
+            Box::new(|| json!({})),
+        )
+        .sharing(partials.clone());
+        let app = router(Arc::new(server));
+        let path = format!("/api/media/objects/{id}");
+
+        // Inside chunk 1: a 206 with exactly those bytes, from the `.part`.
+        let range = format!("bytes={}-{}", CHUNK + 5, 2 * CHUNK - 1);
+        let r = app
+            .clone()
+            .oneshot(get(&path, Some(&range)))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            r.headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok()),
+            Some(format!("bytes {}-{}/{}", CHUNK + 5, 2 * CHUNK - 1, bytes.len()).as_str())
+        );
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert_eq!(
+            &body[..],
+            &bytes[(CHUNK + 5) as usize..(2 * CHUNK) as usize]
+        );
+
+        // Into chunk 2 (not held), or the whole clip: refused, saying what to ask for.
+        for range in [Some(format!("bytes={CHUNK}-{}", 2 * CHUNK)), None] {
+            let r = app
+                .clone()
+                .oneshot(get(&path, range.as_deref()))
+                .await
+                .expect("answer");
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{range:?}");
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            assert!(
+                String::from_utf8_lossy(&body).contains("chunks?have"),
+                "{range:?}"
+            );
+        }
+
+        // Its map: chunk 1 of three held, chunk 2 being fetched.
+        partials.pending(&id, 2, true);
+        let r = app
+            .clone()
+            .oneshot(get(&format!("{path}/chunks?have"), None))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let have: Have = serde_json::from_slice(&body).expect("a map");
+        assert_eq!(
+            have.bits(CHUNK, bytes.len() as u64),
+            Some(vec![false, true, false])
+        );
+        assert_eq!(have.pending_bits(), vec![false, false, true]);
+
+        // Once held by nobody: no map.
+        partials.forget(&id);
+        let r = app
+            .oneshot(get(&format!("{path}/chunks?have"), None))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+}
