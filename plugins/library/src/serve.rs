@@ -610,6 +610,10 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(
+        clippy::result_large_err,
+        reason = "an Authorize's refusal is the axum Response it returns"
+    )]
     async fn a_peer_serves_only_ranges_inside_the_chunks_it_holds_of_a_part() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::open(dir.path()).expect("store");
