@@ -66,7 +66,10 @@ pub struct MediaServer {
     /// One upload writes at a time (uploads are rare; this keeps two writers off one `.part`).
     uploads: tokio::sync::Mutex<()>,
     /// Chunk hashes computed so far (a clip's bytes never change under its id).
-    chunk_lists: std::sync::Mutex<std::collections::HashMap<ClipId, Arc<ChunkList>>>,
+    /// Chunk hashes, computed once per clip however many fetchers ask at once (a cold start).
+    chunk_lists: std::sync::Mutex<
+        std::collections::HashMap<ClipId, Arc<tokio::sync::OnceCell<Arc<ChunkList>>>>,
+    >,
     /// A cap on all clip bodies served together (see [`MediaServer::capped`]).
     cap: Option<(Arc<std::sync::Mutex<TokenBucket>>, std::time::Instant)>,
     /// The chunks held of clips being downloaded (a receiver's peer server).
@@ -318,29 +321,25 @@ async fn chunks(
         Ok(id) => id,
         Err(r) => return *r,
     };
-    let cached = server
-        .chunk_lists
-        .lock()
-        .ok()
-        .and_then(|c| c.get(&id).cloned());
-    let list = match cached {
-        Some(list) => list,
-        None => {
-            let path = server.store.object_path(&id);
+    let cell = match server.chunk_lists.lock() {
+        Ok(mut lists) => Arc::clone(lists.entry(id).or_default()),
+        Err(_) => Arc::default(),
+    };
+    let path = server.store.object_path(&id);
+    let hashed = cell
+        .get_or_try_init(|| async move {
             match tokio::task::spawn_blocking(move || crate::chunks::hash_chunks(&path, CHUNK))
                 .await
             {
-                Ok(Ok(list)) => {
-                    let list = Arc::new(list);
-                    if let Ok(mut c) = server.chunk_lists.lock() {
-                        c.insert(id, Arc::clone(&list));
-                    }
-                    list
-                }
-                Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                Ok(Ok(list)) => Ok(Arc::new(list)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
             }
-        }
+        })
+        .await;
+    let list = match hashed {
+        Ok(list) => Arc::clone(list),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     axum::Json(&*list).into_response()
 }
