@@ -11,10 +11,11 @@
 //! 2. DMX lateness: a receiver outputs a universe (sACN to a local listener) while it fetches
 //!    the clip at full speed, then idle; p50/p99/max of the lateness of each packet against
 //!    the tick period (interval − period), in both windows.
-//! 3. Fan-out: the clip to N receivers, every node's port capped (a gigabit port each):
-//!    two receivers first, the others once those are ready; without peer assist, then with it
-//!    (`media_serve` on every receiver); time until every receiver reports it ready. Peers
-//!    serve only clips they hold ready, so a cold start of all nodes at once gains nothing.
+//! 3. Fan-out: the clip to N receivers, every node's port capped (a gigabit port each);
+//!    without peer assist, then with it (`media_serve` on every receiver); time until every
+//!    receiver reports it ready, and how many copies the master sent. Twice: a cold start
+//!    (all N at once: peers trade the chunks they verified while they download), then a late
+//!    group (two receivers first, the others once those are ready).
 
 #[allow(dead_code, reason = "the bench uses part of the test support")]
 #[path = "../tests/support/mod.rs"]
@@ -267,10 +268,24 @@ fn dmx_lateness(dir: &Path, show: &Path, state: &Path) {
     drop(master);
 }
 
-/// The clip to `n` receivers, with or without peer assist: two receivers first, the others
-/// once those two are ready (a late group: a second site, a replaced node, a show change).
-/// Every node's port is capped at `cap` (the master's and, with peer assist, each peer's).
-/// Returns the time for the two, and for the others.
+/// Bytes the master sent to `nodes` (the sum of their `from_master_bytes`).
+fn master_bytes(addr: std::net::SocketAddr, nodes: &[String]) -> u64 {
+    let (_, status) = rest(addr, "GET", "/api/media/status", Some(KEY), None);
+    nodes
+        .iter()
+        .map(|n| {
+            status["nodes"][n]["from_master_bytes"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The clip to `n` receivers, with or without peer assist. `staged`: two receivers first, the
+/// others once those two are ready (a late group: a second site, a replaced node, a show
+/// change); else all at once (a cold start). Every node's port is capped at `cap` (the
+/// master's and, with peer assist, each peer's). Returns the time for the first group, for
+/// the others (zero when not staged), and the bytes the master sent.
 fn fan_out(
     dir: &Path,
     show: &Path,
@@ -278,7 +293,8 @@ fn fan_out(
     n: usize,
     cap: u64,
     peers: bool,
-) -> (Duration, Duration) {
+    staged: bool,
+) -> (Duration, Duration, u64) {
     let port = free_port();
     let master = Node::start_for(
         "master",
@@ -303,17 +319,19 @@ fn fan_out(
             })
             .collect()
     };
-    let first = start(&names[..2]);
-    let seeds = wait_ready(addr, &names[..2], Duration::from_secs(600));
-    let rest_nodes = start(&names[2..]);
-    let others = wait_ready(addr, &names[2..], Duration::from_secs(600));
+    let split = if staged { 2 } else { n };
+    let first = start(&names[..split]);
+    let seeds = wait_ready(addr, &names[..split], Duration::from_secs(900));
+    let rest_nodes = start(&names[split..]);
+    let others = wait_ready(addr, &names[split..], Duration::from_secs(900));
+    let sent = master_bytes(addr, &names);
     drop(first);
     drop(rest_nodes);
     drop(master);
     for name in &names {
         let _ = std::fs::remove_dir_all(dir.join(name));
     }
-    (seeds, others)
+    (seeds, others, sent)
 }
 
 fn main() {
@@ -351,28 +369,44 @@ fn main() {
     throughput(&dir, &library, &show, &id, bytes);
     dmx_lateness(&dir, &show, &state);
     let _ = std::fs::remove_dir_all(dir.join("dmx-media"));
-    println!(
-        "## {mb} MB to {n} receivers (2 first, then {} more), every node's port capped at {cap} Mbit/s",
-        n - 2
-    );
-    let mut total = Vec::new();
-    for peers in [false, true] {
-        let (seeds, others) = fan_out(&dir, &show, &state, n, cap, peers);
-        let all = seeds + others;
-        println!(
-            "{}: first 2 in {:.1} s, the other {} in {:.1} s, all in {:.1} s",
-            if peers {
-                "with peer assist"
+    for staged in [false, true] {
+        if staged {
+            println!(
+                "## {mb} MB to {n} receivers, 2 first then {} more, every node's port capped at {cap} Mbit/s",
+                n - 2
+            );
+        } else {
+            println!(
+                "## {mb} MB to {n} receivers all at once (cold start), every node's port capped at {cap} Mbit/s"
+            );
+        }
+        let mut total = Vec::new();
+        for peers in [false, true] {
+            let (seeds, others, sent) = fan_out(&dir, &show, &state, n, cap, peers, staged);
+            let all = seeds + others;
+            let how = format!(
+                "{} (the master sent {:.2} copies)",
+                if peers {
+                    "with peer assist"
+                } else {
+                    "without peer assist"
+                },
+                sent as f64 / bytes as f64
+            );
+            if staged {
+                println!(
+                    "{how}: first 2 in {:.1} s, the other {} in {:.1} s, all in {:.1} s",
+                    seeds.as_secs_f64(),
+                    n - 2,
+                    others.as_secs_f64(),
+                    all.as_secs_f64()
+                );
             } else {
-                "without peer assist"
-            },
-            seeds.as_secs_f64(),
-            n - 2,
-            others.as_secs_f64(),
-            all.as_secs_f64()
-        );
-        total.push(all.as_secs_f64());
+                println!("{how}: all {n} in {:.1} s", all.as_secs_f64());
+            }
+            total.push(all.as_secs_f64());
+        }
+        println!("peer assist: {:.2}× faster in all", total[0] / total[1]);
     }
-    println!("peer assist: {:.2}× faster in all", total[0] / total[1]);
     let _ = std::fs::remove_dir_all(&dir);
 }

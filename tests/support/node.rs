@@ -159,12 +159,24 @@ impl Node {
     /// A master on a free loopback port with no managed nodes (receivers register), running
     /// `show` with state in `state`: the node, its port and its REST address.
     pub fn start_media_master(dir: &Path, show: &Path, state: &Path) -> (Node, u16, SocketAddr) {
+        Node::start_media_master_capped(dir, show, state, None)
+    }
+
+    /// [`Node::start_media_master`] serving clips at most at `mbit` Mbit/s in all
+    /// (`media_serve_mbit`: a master's port that runs out first).
+    pub fn start_media_master_capped(
+        dir: &Path,
+        show: &Path,
+        state: &Path,
+        mbit: Option<u32>,
+    ) -> (Node, u16, SocketAddr) {
         let port = free_port();
         let config = dir.join("master.json");
+        let cap = mbit.map_or_else(String::new, |m| format!(r#", "media_serve_mbit": {m}"#));
         std::fs::write(
             &config,
             format!(
-                r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false}}"#
+                r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1", "broadcast_enabled": false{cap}}}"#
             ),
         )
         .expect("master config");

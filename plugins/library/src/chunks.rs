@@ -1,11 +1,12 @@
 //! Peer-assisted distribution: a clip in fixed chunks, each with its own BLAKE3 (pure, but
-//! for [`hash_chunks`], which reads a file).
+//! for [`hash_chunks`] and [`held_in`], which read a file).
 //!
-//! A receiver that holds a verified clip serves it to its peers with the same HTTP service as
-//! the master. The master lists those peers as `sources` in a manifest entry and serves the
-//! clip's chunk hashes (`GET /api/media/objects/{id}/chunks`). A fetcher then asks the peers
-//! for whole chunks by `Range`, checks each chunk against the master's hash before it writes
-//! it, and takes a chunk that does not match (a lying or corrupt peer) from the master.
+//! A receiver serves its clips, and the verified chunks of clips it is still downloading, to
+//! its peers with the same HTTP service as the master. The master lists those peers as
+//! `sources` in a manifest entry and serves the clip's chunk hashes
+//! (`GET /api/media/objects/{id}/chunks`). A fetcher asks the peers for whole chunks by
+//! `Range`, checks each chunk against the master's hash before it writes it, and takes a
+//! chunk that does not match (a lying or corrupt peer) from the master ([`crate::swarm`]).
 //! The whole clip's BLAKE3 is still checked at the end, as for a download from the master.
 
 use std::io::Read;
@@ -66,16 +67,6 @@ impl ChunkList {
 /// (a partial chunk is fetched again, so less than one chunk is ever fetched twice).
 pub fn resume_chunk(have: u64, chunk: u64) -> usize {
     (have / chunk.max(1)) as usize
-}
-
-/// Which source serves chunk `k`: the peers take turns, each fetcher starting at its own
-/// `salt` so that many fetchers spread over the peers.
-pub fn pick(sources: &[String], k: usize, salt: u64) -> Option<&str> {
-    if sources.is_empty() {
-        return None;
-    }
-    let i = (k as u64).wrapping_add(salt) % sources.len() as u64;
-    sources.get(i as usize).map(String::as_str)
 }
 
 /// A salt from a node id (FNV-1a).
@@ -145,6 +136,37 @@ pub fn hash_chunks(path: &Path, chunk: u64) -> Result<ChunkList, StoreError> {
     })
 }
 
+/// Which chunks of `list` the file at `path` already holds (a resumed `.part`, written chunk
+/// by chunk in any order): each chunk-sized piece that hashes to its chunk's hash. A missing
+/// file holds none; a piece cut short or never written does not match.
+pub fn held_in(path: &Path, list: &ChunkList) -> Result<Vec<bool>, StoreError> {
+    let read_error = |e| StoreError::Read {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![false; list.len()]),
+        Err(e) => return Err(read_error(e)),
+    };
+    let mut buf = vec![0u8; list.chunk as usize];
+    let mut held = Vec::with_capacity(list.len());
+    for k in 0..list.len() {
+        let (start, end) = list.range(k);
+        let want = (end - start) as usize;
+        let mut filled = 0;
+        while filled < want {
+            let n = file.read(&mut buf[filled..want]).map_err(read_error)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        held.push(filled == want && list.matches(k, &buf[..want]));
+    }
+    Ok(held)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,14 +194,27 @@ mod tests {
             "a partial chunk is fetched again"
         );
         assert_eq!(resume_chunk(8192, 4096), 2);
+
+        // A `.part` written out of order: chunks 0 and 2 in place, 1 a hole of zeros.
+        let part = dir.path().join("clip.part");
+        let mut partial = bytes.clone();
+        partial[4096..8192].fill(0);
+        std::fs::write(&part, &partial).expect("write");
+        assert_eq!(held_in(&part, &list).expect("held"), [true, false, true]);
+        std::fs::write(&part, &bytes[..9000]).expect("write");
+        assert_eq!(
+            held_in(&part, &list).expect("held"),
+            [true, true, false],
+            "a last chunk cut short is not held"
+        );
+        assert_eq!(
+            held_in(&dir.path().join("none"), &list).expect("held"),
+            [false; 3]
+        );
     }
 
     #[test]
-    fn peers_take_turns_from_a_salt() {
-        let peers = vec!["a".to_string(), "b".to_string()];
-        let order: Vec<_> = (0..4).filter_map(|k| pick(&peers, k, 1)).collect();
-        assert_eq!(order, ["b", "a", "b", "a"]);
-        assert_eq!(pick(&[], 0, 0), None);
+    fn node_ids_give_different_salts() {
         assert_ne!(salt("media-1"), salt("media-2"));
     }
 

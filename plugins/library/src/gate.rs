@@ -227,6 +227,7 @@ mod tests {
                     state: s.clone(),
                 })
                 .collect(),
+            ..MediaReport::default()
         }
     }
 

@@ -14,7 +14,9 @@
 //! - [`readiness`]: [`ClipState`] (missing → downloading → verified → ready), [`MediaReport`].
 //! - [`resume`]: range and resume bookkeeping.
 //! - [`bucket`]: [`TokenBucket`], the bandwidth cap's arithmetic.
-//! - [`chunks`]: chunk hashes and source choice for peer-assisted fetches.
+//! - [`chunks`]: chunk hashes for peer-assisted fetches.
+//! - [`swarm`]: which chunk from which source ([`swarm::Schedule`]), chunk maps, and the
+//!   chunks a node holds of clips it is still downloading ([`swarm::Partials`]).
 //!
 //! I/O shells:
 //! - [`store`]: [`Store`], the content-addressed directory (hash while copying, fsync, rename).
@@ -34,6 +36,7 @@ pub mod readiness;
 pub mod resume;
 pub mod serve;
 pub mod store;
+pub mod swarm;
 pub mod transcode;
 
 pub use bucket::TokenBucket;

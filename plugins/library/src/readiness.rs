@@ -73,6 +73,12 @@ pub struct MediaReport {
     /// distribution); none: it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serves: Option<String>,
+    /// Bytes this node took from the master (verified chunks, or streamed), since it started.
+    #[serde(default)]
+    pub from_master_bytes: u64,
+    /// Bytes of verified chunks this node took from peers, since it started (peer assist).
+    #[serde(default)]
+    pub from_peers_bytes: u64,
 }
 
 impl MediaReport {
@@ -197,6 +203,7 @@ mod tests {
                 ),
                 clip("c", 300, ClipState::Missing),
             ],
+            ..MediaReport::default()
         };
         assert!(!report.ready());
         assert_eq!(report.bytes(), (150, 600));
@@ -210,6 +217,7 @@ mod tests {
         let done = MediaReport {
             serves: None,
             clips: vec![clip("a", 2_000_000, ClipState::Ready)],
+            ..MediaReport::default()
         };
         assert_eq!(done.line(), "ready · 1 clips, 2.0 MB");
     }
@@ -239,10 +247,12 @@ mod tests {
         let ready = MediaReport {
             serves: None,
             clips: vec![a],
+            ..MediaReport::default()
         };
         let busy = MediaReport {
             serves: None,
             clips: vec![clip("a", 1, ClipState::Verified)],
+            ..MediaReport::default()
         };
         let nodes = [("n1", Some(&ready)), ("n2", Some(&busy)), ("n3", None)];
         assert_eq!(nodes_not_ready(&id, nodes), vec!["n2", "n3"]);

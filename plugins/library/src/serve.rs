@@ -8,7 +8,10 @@
 //!   `Content-Range: bytes start-end/total`. Bytes go to `tmp/<id>.part`; each answer says
 //!   the offset to send next; the last range is hashed and installed only if its BLAKE3 is
 //!   the id and it is media.
-//! - `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes (peer-assisted fetches).
+//! - `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes (peer-assisted fetches);
+//!   with `?have`, the chunks this server holds ([`crate::swarm::Have`]). A receiver's peer
+//!   server also serves the verified chunks of a clip it is still downloading
+//!   ([`MediaServer::sharing`]): a `Range` inside them, from its `.part`.
 //! - `GET /api/media/manifest?node=ID`: the clips that node must hold.
 //! - `GET /api/media/status`: readiness of every node.
 //! - `GET /api/media/library`: every clip in the library with its media facts.
@@ -36,6 +39,7 @@ use crate::id::ClipId;
 use crate::manifest::Manifest;
 use crate::resume::parse_content_range;
 use crate::store::{ClipMeta, Store, StoreError};
+use crate::swarm::{Have, Partials};
 
 /// The access a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +66,14 @@ pub struct MediaServer {
     /// One upload writes at a time (uploads are rare; this keeps two writers off one `.part`).
     uploads: tokio::sync::Mutex<()>,
     /// Chunk hashes computed so far (a clip's bytes never change under its id).
-    chunk_lists: std::sync::Mutex<std::collections::HashMap<ClipId, Arc<ChunkList>>>,
+    /// Chunk hashes, computed once per clip however many fetchers ask at once (a cold start).
+    chunk_lists: std::sync::Mutex<
+        std::collections::HashMap<ClipId, Arc<tokio::sync::OnceCell<Arc<ChunkList>>>>,
+    >,
     /// A cap on all clip bodies served together (see [`MediaServer::capped`]).
     cap: Option<(Arc<std::sync::Mutex<TokenBucket>>, std::time::Instant)>,
+    /// The chunks held of clips being downloaded (a receiver's peer server).
+    partials: Option<Partials>,
 }
 
 impl std::fmt::Debug for MediaServer {
@@ -90,7 +99,14 @@ impl MediaServer {
             uploads: tokio::sync::Mutex::new(()),
             chunk_lists: std::sync::Mutex::default(),
             cap: None,
+            partials: None,
         }
+    }
+
+    /// Also serves the verified chunks of clips still downloading (the fetcher's `partials`).
+    pub fn sharing(mut self, partials: Partials) -> Self {
+        self.partials = Some(partials);
+        self
     }
 
     /// Serves all clip bodies together at most at `mbit` Mbit/s (`None` or 0: no cap).
@@ -155,13 +171,47 @@ fn stored_clip(
     Ok(id)
 }
 
+/// The file a `GET`/`HEAD` of clip `text` reads: the stored clip, or, on a peer still
+/// downloading it, its `.part` when the `Range` lies inside the chunks it holds.
+fn clip_file(
+    server: &MediaServer,
+    headers: &HeaderMap,
+    text: &str,
+) -> Result<(ClipId, std::path::PathBuf), Box<Response>> {
+    (server.authorize)(headers, Need::Read).map_err(Box::new)?;
+    let id = parse_id(text).map_err(Box::new)?;
+    if server.store.contains(&id) {
+        return Ok((id, server.store.object_path(&id)));
+    }
+    if let Some(partials) = &server.partials
+        && partials.get(&id).is_some()
+    {
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::swarm::single_range);
+        return match range {
+            Some((start, end)) if partials.holds_range(&id, start, end) => {
+                Ok((id, server.store.part_path(&id)))
+            }
+            _ => Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "this node is still downloading clip {id}: ask for one range inside the chunks it holds (GET /api/media/objects/{id}/chunks?have)"
+                ),
+            ))),
+        };
+    }
+    stored_clip(server, headers, text).map(|id| (id, server.store.object_path(&id)))
+}
+
 async fn object(
     State(server): State<Arc<MediaServer>>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let id = match stored_clip(&server, request.headers(), &id) {
-        Ok(id) => id,
+    let (id, path) = match clip_file(&server, request.headers(), &id) {
+        Ok(found) => found,
         Err(r) => return *r,
     };
     let etag = id.etag();
@@ -190,9 +240,7 @@ async fn object(
             "cannot build the file request",
         );
     };
-    let served = ServeFile::new(server.store.object_path(&id))
-        .oneshot(forward)
-        .await;
+    let served = ServeFile::new(&path).oneshot(forward).await;
     let mut response = match served {
         Ok(r) => match &server.cap {
             None => r.map(Body::new),
@@ -240,7 +288,7 @@ async fn object(
         HeaderValue::from_static("application/octet-stream"),
     );
     if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-        let size = server.store.size(&id).unwrap_or(0);
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let mut refused = error(
             StatusCode::RANGE_NOT_SATISFIABLE,
             format!("the Range asks for bytes outside clip {id}, which has {size} bytes"),
@@ -255,40 +303,68 @@ async fn object(
 
 /// `GET /api/media/objects/{id}/chunks`: the clip's chunk hashes, for fetchers that take
 /// chunks from peers ([`crate::chunks`]).
+#[derive(Deserialize)]
+struct ChunksQuery {
+    have: Option<String>,
+}
+
 async fn chunks(
     State(server): State<Arc<MediaServer>>,
     Path(id): Path<String>,
+    Query(query): Query<ChunksQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if query.have.is_some() {
+        return have(&server, &headers, &id);
+    }
     let id = match stored_clip(&server, &headers, &id) {
         Ok(id) => id,
         Err(r) => return *r,
     };
-    let cached = server
-        .chunk_lists
-        .lock()
-        .ok()
-        .and_then(|c| c.get(&id).cloned());
-    let list = match cached {
-        Some(list) => list,
-        None => {
-            let path = server.store.object_path(&id);
+    let cell = match server.chunk_lists.lock() {
+        Ok(mut lists) => Arc::clone(lists.entry(id).or_default()),
+        Err(_) => Arc::default(),
+    };
+    let path = server.store.object_path(&id);
+    let hashed = cell
+        .get_or_try_init(|| async move {
             match tokio::task::spawn_blocking(move || crate::chunks::hash_chunks(&path, CHUNK))
                 .await
             {
-                Ok(Ok(list)) => {
-                    let list = Arc::new(list);
-                    if let Ok(mut c) = server.chunk_lists.lock() {
-                        c.insert(id, Arc::clone(&list));
-                    }
-                    list
-                }
-                Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                Ok(Ok(list)) => Ok(Arc::new(list)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
             }
-        }
+        })
+        .await;
+    let list = match hashed {
+        Ok(list) => Arc::clone(list),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     axum::Json(&*list).into_response()
+}
+
+/// `GET /api/media/objects/{id}/chunks?have`: the chunks this server holds of the clip:
+/// all of a stored clip, the verified ones of a clip it is still downloading.
+fn have(server: &MediaServer, headers: &HeaderMap, text: &str) -> Response {
+    if let Err(response) = (server.authorize)(headers, Need::Read) {
+        return response;
+    }
+    let id = match parse_id(text) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Some(size) = server.store.size(&id) {
+        let all = vec![true; size.div_ceil(CHUNK) as usize];
+        return axum::Json(Have::new(CHUNK, size, &all)).into_response();
+    }
+    match server.partials.as_ref().and_then(|p| p.get(&id)) {
+        Some(have) => axum::Json(have).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("this node holds no chunk of clip {id}"),
+        ),
+    }
 }
 
 #[derive(Deserialize)]
@@ -518,4 +594,106 @@ fn finish_upload(store: &Store, id: &ClipId, total: u64) -> Result<ClipMeta, Sto
     store.write_meta(&meta)?;
     tracing::info!("media: upload of {id} complete ({total} bytes)");
     Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str, range: Option<&str>) -> axum::http::Request<Body> {
+        let mut request = axum::http::Request::get(path);
+        if let Some(r) = range {
+            request = request.header(header::RANGE, r);
+        }
+        request.body(Body::empty()).expect("request")
+    }
+
+    #[tokio::test]
+    #[allow(
+        clippy::result_large_err,
+        reason = "an Authorize's refusal is the axum Response it returns"
+    )]
+    async fn a_peer_serves_only_ranges_inside_the_chunks_it_holds_of_a_part() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let bytes: Vec<u8> = (0..2 * CHUNK + 100).map(|i| (i % 251) as u8).collect();
+        let id = ClipId::of(&bytes);
+        std::fs::write(store.part_path(&id), &bytes).expect("part");
+        let partials = Partials::default();
+        partials.start(id, CHUNK, bytes.len() as u64, &[false, true, false]);
+        let server = MediaServer::new(
+            store,
+            Box::new(|_, _| Ok(())),
+            Box::new(|_| None),
+            Box::new(|| json!({})),
+        )
+        .sharing(partials.clone());
+        let app = router(Arc::new(server));
+        let path = format!("/api/media/objects/{id}");
+
+        // Inside chunk 1: a 206 with exactly those bytes, from the `.part`.
+        let range = format!("bytes={}-{}", CHUNK + 5, 2 * CHUNK - 1);
+        let r = app
+            .clone()
+            .oneshot(get(&path, Some(&range)))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            r.headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok()),
+            Some(format!("bytes {}-{}/{}", CHUNK + 5, 2 * CHUNK - 1, bytes.len()).as_str())
+        );
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert_eq!(
+            &body[..],
+            &bytes[(CHUNK + 5) as usize..(2 * CHUNK) as usize]
+        );
+
+        // Into chunk 2 (not held), or the whole clip: refused, saying what to ask for.
+        for range in [Some(format!("bytes={CHUNK}-{}", 2 * CHUNK)), None] {
+            let r = app
+                .clone()
+                .oneshot(get(&path, range.as_deref()))
+                .await
+                .expect("answer");
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{range:?}");
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            assert!(
+                String::from_utf8_lossy(&body).contains("chunks?have"),
+                "{range:?}"
+            );
+        }
+
+        // Its map: chunk 1 of three held, chunk 2 being fetched.
+        partials.pending(&id, 2, true);
+        let r = app
+            .clone()
+            .oneshot(get(&format!("{path}/chunks?have"), None))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let have: Have = serde_json::from_slice(&body).expect("a map");
+        assert_eq!(
+            have.bits(CHUNK, bytes.len() as u64),
+            Some(vec![false, true, false])
+        );
+        assert_eq!(have.pending_bits(), vec![false, false, true]);
+
+        // Once held by nobody: no map.
+        partials.forget(&id);
+        let r = app
+            .oneshot(get(&format!("{path}/chunks?have"), None))
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
 }

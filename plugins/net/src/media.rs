@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use bevy::prelude::*;
 use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_library::gate::{self, Verdict};
+use rockontrol_library::swarm::Partials;
 use rockontrol_library::{
     FetchSettings, Fetcher, MediaReport, MediaServer, Need, NodePlays, Store, manifest_for,
 };
@@ -106,6 +107,7 @@ impl MasterMedia {
                     })
                 })
                 .collect(),
+            ..MediaReport::default()
         };
         gate::gate(setup.gate, &needs, &clips, |node| {
             if node == master {
@@ -116,6 +118,9 @@ impl MasterMedia {
         })
     }
 }
+
+/// Peers named as sources of one clip in a manifest, at most.
+const PEER_SOURCES: usize = 6;
 
 /// Insert before [`crate::MasterPlugin`] to serve `/api/media/…`.
 #[derive(Resource, Clone, Debug)]
@@ -156,7 +161,9 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
             .and_then(|s| gate::manifest_clips(&s, &clips, node))
             .map_or(NodePlays::from_capability(media_capable), NodePlays::Named);
         let mut manifest = manifest_for(node, &clips, &plays, |id| library.store.size(id));
-        // Peer-assisted distribution: linked peers that hold a clip ready and serve it.
+        // Peer-assisted distribution: linked peers that serve and hold a clip, or some of its
+        // chunks (downloading: they serve the chunks they verified, so nodes that start
+        // together trade chunks).
         let registry = reg.registry();
         for entry in &mut manifest.clips {
             let mut peers: Vec<String> = registry
@@ -166,12 +173,19 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
                     let report = n.metrics().media.as_ref()?;
                     report
                         .state(&entry.id)
-                        .is_some_and(rockontrol_library::ClipState::is_ready)
+                        .is_some_and(|s| {
+                            s.is_ready()
+                                || matches!(
+                                    s,
+                                    rockontrol_library::ClipState::Downloading { .. }
+                                        | rockontrol_library::ClipState::Verified
+                                )
+                        })
                         .then(|| report.serves.clone())?
                 })
                 .collect();
             // At most this many, a different few for each node.
-            let keep = 4.min(peers.len());
+            let keep = PEER_SOURCES.min(peers.len());
             if keep > 0 {
                 let start = (rockontrol_library::chunks::salt(node) % peers.len() as u64) as usize;
                 peers.rotate_left(start);
@@ -217,6 +231,8 @@ fn node_json(report: Option<&MediaReport>) -> serde_json::Value {
                 "bytes_total": all,
                 "not_ready": r.not_ready(),
                 "serves": r.serves,
+                "from_master_bytes": r.from_master_bytes,
+                "from_peers_bytes": r.from_peers_bytes,
                 "clips": r.clips,
             })
         }
@@ -237,6 +253,8 @@ pub struct ReceiverMedia {
     serve: Option<std::net::TcpListener>,
     /// Cap on serving to peers, Mbit/s.
     serve_mbit: Option<f64>,
+    /// The chunks held of clips being downloaded, when the node serves peers.
+    partials: Option<Partials>,
 }
 
 impl ReceiverMedia {
@@ -249,6 +267,7 @@ impl ReceiverMedia {
             running: None,
             serve: None,
             serve_mbit: None,
+            partials: None,
         }
     }
 
@@ -260,6 +279,7 @@ impl ReceiverMedia {
             report.serves = Some(addr.to_string());
         }
         self.serve = Some(listener);
+        self.partials = Some(Partials::default());
         self
     }
 
@@ -298,6 +318,9 @@ pub(crate) fn receiver_media(
         },
     );
     fetcher.share_report(Arc::clone(&media.report));
+    if let Some(partials) = &media.partials {
+        fetcher.share_partials(partials.clone());
+    }
     info!("media: fetching this node's clips from {master}");
     let flag = Arc::clone(&stop);
     runtime.spawn_background_task(move |_ctx| async move {
@@ -316,8 +339,9 @@ pub(crate) fn receiver_media(
 pub(crate) struct MediaKey(pub Option<String>);
 
 /// Serves a receiver's clips to its peers (peer-assisted distribution): the library's own
-/// routes on the node's store, for requests with the node's key. It serves only what is in
-/// the store, which holds only verified clips; a fetcher checks every chunk anyway.
+/// routes on the node's store, for requests with the node's key. It serves what is in the
+/// store (verified clips) and the verified chunks of clips it is still downloading; a fetcher
+/// checks every chunk anyway.
 #[allow(
     clippy::result_large_err,
     reason = "the refusal is the axum Response the handler returns as is"
@@ -348,15 +372,17 @@ pub(crate) fn receiver_media_serve(
             ))
         }
     };
-    let server = Arc::new(
-        MediaServer::new(
-            media.store.clone(),
-            Box::new(authorize),
-            Box::new(|_| None),
-            Box::new(|| json!({})),
-        )
-        .capped(media.serve_mbit),
-    );
+    let mut server = MediaServer::new(
+        media.store.clone(),
+        Box::new(authorize),
+        Box::new(|_| None),
+        Box::new(|| json!({})),
+    )
+    .capped(media.serve_mbit);
+    if let Some(partials) = &media.partials {
+        server = server.sharing(partials.clone());
+    }
+    let server = Arc::new(server);
     let addr = listener.local_addr().ok();
     info!("media: serving ready clips to peers on {addr:?}");
     runtime.spawn_background_task(move |_ctx| async move {
