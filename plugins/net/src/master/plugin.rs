@@ -19,7 +19,7 @@ use rockontrol_engine::{
     ShowTimeBase, TickDrive,
 };
 use rockontrol_library::gate::{self, Verdict};
-use rockontrol_replicate::ReplicationRules;
+use rockontrol_replicate::{CaptureMemo, Parts, ReplicationRules};
 use tokio::sync::mpsc;
 
 use super::server::{
@@ -66,12 +66,18 @@ pub struct MasterNet {
     limits: super::server::ServerLimits,
     /// The routing epoch and show generation the master's own universes were set for.
     routed_for: Option<(u64, u64)>,
+    /// Which other plugins' parts were read when ([`master_publish_parts`]).
+    pub capture_memo: CaptureMemo,
+    /// Those parts as last captured (what snapshots and the stage carry).
+    parts: Parts,
 }
 
 impl Plugin for MasterPlugin {
     fn build(&self, app: &mut App) {
         configure_sets(app);
         crate::parts::register(app);
+        // Parts applied here (a saved stage's) are the master's own state, not a replica.
+        app.insert_resource(rockontrol_replicate::ReplicationSource);
         let (tx, rx) = mpsc::channel(4096);
         let (plugin_tx, plugin_rx) = mpsc::channel(1024);
         let mut registry = Registry::new(&self.config, SystemTime::now());
@@ -121,6 +127,8 @@ impl Plugin for MasterPlugin {
                 .map(super::server::ServerLimits::new)
                 .unwrap_or_default(),
             routed_for: None,
+            capture_memo: CaptureMemo::default(),
+            parts: Parts::new(),
         })
         .add_systems(
             Startup,
@@ -319,28 +327,36 @@ fn master_apply_plugin_commands(world: &mut World) {
     }
 }
 
-/// The state parts other plugins registered (media, …), captured every tick: a change goes
-/// to every node as a new snapshot. The engine's state and the node overrides are published
-/// by type ([`master_publish`], the registry).
+/// The state parts other plugins registered (media, …): each read only on a tick where its
+/// resource changed (a part watched on a resource; see
+/// [`ReplicationRules::capture_changed`]), so a quiet DMX tick serializes nothing. A change
+/// goes to every node as a new snapshot and into the saved stage. The engine's state and the
+/// node overrides are published by type ([`master_publish`], the registry).
 fn master_publish_parts(world: &mut World) {
+    let mut memo = std::mem::take(&mut world.resource_mut::<MasterNet>().capture_memo);
     let Some(rules) = world.get_resource::<ReplicationRules>() else {
+        world.resource_mut::<MasterNet>().capture_memo = memo;
         return;
     };
-    let parts = match rules.capture_where(world, |name| {
+    let captured = rules.capture_changed(world, &mut memo, |name| {
         name != rockontrol_engine::PLAYBACK_PART && name != protocol::OVERRIDES_PART
-    }) {
-        Ok(parts) => parts,
+    });
+    let mut net = world.resource_mut::<MasterNet>();
+    net.capture_memo = memo;
+    let changed = match captured {
+        Ok(changed) => changed,
         Err(e) => {
             warn!("{e}; the nodes keep the parts they have");
             return;
         }
     };
-    if world
-        .resource::<MasterNet>()
-        .shared
-        .registry()
-        .publish_parts(parts)
-    {
+    if changed.is_empty() || changed.iter().all(|(k, v)| net.parts.get(k) == Some(v)) {
+        return;
+    }
+    net.parts.extend(changed);
+    let parts = net.parts.clone();
+    if net.shared.registry().publish_parts(parts) {
+        net.stage_dirty = true;
         debug!("replicated parts changed: a snapshot went to every node");
     }
 }
@@ -398,6 +414,7 @@ fn master_save_stage(world: &mut World) {
         wall_unix_ms: crate::stage::unix_ms(SystemTime::now()),
         state,
         overrides,
+        parts: net.parts.clone(),
     };
     net.stage_dirty = false;
     net.saved_overrides = version;
@@ -587,6 +604,17 @@ fn resume_stage(world: &mut World, hash: &str) {
     if record.show_hash.as_deref() == Some(hash) && fits {
         info!("the stage saved at tick {} is back", record.tick);
         engine.state = record.state;
+        // The other plugins' parts (the media log: what plays where since when) come back
+        // through their own handlers.
+        if let Some(rules) = world.get_resource::<ReplicationRules>().cloned() {
+            let names: Vec<String> = record.parts.keys().cloned().collect();
+            for e in rules.restore(world, record.parts) {
+                warn!("{e}; that part starts empty");
+            }
+            if !names.is_empty() {
+                info!("restored the replicated parts {}", names.join(", "));
+            }
+        }
     } else {
         warn!(
             "the saved stage belongs to show {:?}, not this one ({hash}); starting dark",
