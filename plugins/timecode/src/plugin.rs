@@ -190,7 +190,9 @@ pub fn register_replication(rules: &mut ReplicationRules) -> Result<(), Duplicat
             }
             Ok(())
         },
-    )?;
+    )?
+    // Read only on a tick the tempo changed (the master captures parts by change).
+    .watch::<Tempo>(TEMPO_PART);
     Ok(())
 }
 
