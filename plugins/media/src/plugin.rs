@@ -541,4 +541,57 @@ mod tests {
         );
         assert!(receiver.world().contains_resource::<MediaReplica>());
     }
+
+    /// Issue 14: an operator's GO (queued for the next tick) starts its media one pre-roll
+    /// (here 200 ms from the node setting) after the GO tick, while its lighting goes on the
+    /// tick; a GO scheduled on its tick (`CommandQueue::at`) starts its media on the tick.
+    #[test]
+    fn an_operators_go_starts_media_one_preroll_later_and_lighting_on_the_tick() {
+        let show = rockontrol_show::parse_show(SHOW, "media.ron").expect("parses");
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
+            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
+            .insert_resource(MediaSettings {
+                preroll: Duration::from_millis(200),
+            });
+        load_show(app.world_mut(), &show);
+        for _ in 0..3 {
+            app.update();
+        }
+        let go: Command = "go main".parse().expect("command");
+        app.world_mut().resource_mut::<CommandQueue>().push(go);
+        let tick = app.world().resource::<ShowClock>().next_tick;
+        app.update();
+        let state = app.world().resource::<rockontrol_engine::ShowEngine>().state.clone();
+        let run = &state.expect("state").playbacks[0];
+        assert_eq!(
+            (run.cue, run.go_tick),
+            (Some(0), tick),
+            "lighting: the cue went on the tick the GO was applied"
+        );
+        let base = *app.world().resource::<ShowTimeBase>();
+        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        assert!(
+            matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }]
+                if *at_ns == base.ns_of_tick(tick) + 200_000_000),
+            "media: one pre-roll after the GO tick {tick}: {entries:?}"
+        );
+
+        // Scheduled on its tick: no pre-roll (`run --at`, `render`).
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
+            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+        load_show(app.world_mut(), &show);
+        let go: Command = "go main".parse().expect("command");
+        app.world_mut().resource_mut::<CommandQueue>().at(3, go);
+        for _ in 0..6 {
+            app.update();
+        }
+        let base = *app.world().resource::<ShowTimeBase>();
+        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        assert!(
+            matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }] if *at_ns == base.ns_of_tick(3)),
+            "a scheduled GO's media starts on its tick: {entries:?}"
+        );
+    }
 }
