@@ -15,7 +15,7 @@ use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowPlayback,
+    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine,
     ShowTimeBase, TickDrive,
 };
 use rockontrol_library::gate::{self, Verdict};
@@ -426,13 +426,14 @@ fn master_save_stage(world: &mut World) {
 /// Where the REST handler waits for the tick a show command was applied at.
 type ShowCommandReply = tokio::sync::oneshot::Sender<Result<Applied, Refused>>;
 
-/// The cues (cue list, cue) `command` would start, tried on copies of the engine and state
-/// (only when the show has media cues: the GO gate needs them before the command runs).
-fn cues_started(
-    running: &rockontrol_engine::Running<'_>,
+/// The cue (cue list, cue) `command` would start at `tick`, read from the engine without
+/// running it (only when the show has media cues: the GO gate needs it before the command
+/// runs). The seam first advances to `tick` (the follows and releases due then, which the
+/// command's own apply would run first anyway), so the cue read is the one the command runs.
+fn cue_started(
+    running: &mut rockontrol_engine::Running<'_>,
     command: &Command,
     tick: u64,
-    playbacks: &Query<&ShowPlayback>,
 ) -> Vec<(String, rockontrol_show::CueNumber)> {
     if !matches!(
         command,
@@ -440,28 +441,11 @@ fn cues_started(
     ) {
         return Vec::new();
     }
-    let (mut fade, mut state, mut seam) = (
-        running.fade.clone(),
-        running.state.clone(),
-        running.seam.clone(),
-    );
-    let Ok(events) = seam.apply(&mut fade, &mut state, command, tick) else {
-        return Vec::new();
-    };
-    events
+    running.seam.advance(running.fade, running.state, tick);
+    running
+        .fade
+        .cue_to_run(running.state, command)
         .into_iter()
-        .filter_map(|e| match e {
-            rockontrol_engine::Event::Cue {
-                playback,
-                cue,
-                by_follow: false,
-                ..
-            } => playbacks
-                .iter()
-                .find(|p| p.0.name == playback)
-                .map(|p| (p.0.cue_list.clone(), cue)),
-            _ => None,
-        })
         .collect()
 }
 
@@ -470,7 +454,6 @@ fn master_apply_commands(
     mut engine: ResMut<ShowEngine>,
     mut queue: ResMut<CommandQueue>,
     clock: Res<ShowClock>,
-    playbacks: Query<&ShowPlayback>,
     mut events: MessageWriter<EngineEvent>,
     mut rejected: MessageWriter<CommandRejected>,
 ) {
@@ -496,7 +479,7 @@ fn master_apply_commands(
         // The GO gate (issue 13): a cue that starts a clip not ready where it must play.
         let mut media_not_ready = Vec::new();
         if let Some(media) = &media {
-            let went = cues_started(&running, &command, tick, &playbacks);
+            let went = cue_started(&mut running, &command, tick);
             if !went.is_empty() {
                 match media.gate(&net.shared.registry(), &went) {
                     Verdict::Go => {}
