@@ -485,7 +485,8 @@ fn the_cue_a_command_would_run_is_read_without_running_it() {
         r#"(name: "main", cue_list: "main"), (name: "fx", cue_list: "loop")"#,
     ));
     t.run_through(0);
-    let script: [(u64, &str, Option<(&str, u32)>); 9] = [
+    type Step<'a> = (u64, &'a str, Option<(&'a str, u32)>);
+    let script: [Step; 9] = [
         (1, "go main", Some(("main", 1000))),
         // The follow of cue 1 fires at tick 23 (1 + 0.5 s at 44 Hz): GO then runs cue 3.
         (23, "go main", Some(("main", 3000))),

@@ -353,8 +353,18 @@ fn master_publish_parts(world: &mut World) {
     if changed.is_empty() || changed.iter().all(|(k, v)| net.parts.get(k) == Some(v)) {
         return;
     }
+    let log_changed = changed.contains_key(rockontrol_media::MEDIA_PART);
     net.parts.extend(changed);
     let parts = net.parts.clone();
+    if log_changed && let Some(media) = net.shared.media.clone() {
+        // Manifests follow what media commands play where (the one clip-need rule).
+        let commanded = world
+            .get_resource::<rockontrol_media::MediaShow>()
+            .map(|s| s.0.log().commanded())
+            .unwrap_or_default();
+        media.follow_commands(commanded);
+    }
+    let mut net = world.resource_mut::<MasterNet>();
     if net.shared.registry().publish_parts(parts) {
         net.stage_dirty = true;
         debug!("replicated parts changed: a snapshot went to every node");
