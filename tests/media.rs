@@ -1543,10 +1543,7 @@ fn a_commanded_clip_reaches_the_node_of_its_layer_and_plays_there() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(
-        before.is_empty(),
-        "b is placed on media-2 only: {before:?}"
-    );
+    assert!(before.is_empty(), "b is placed on media-2 only: {before:?}");
 
     let (status, answer) = command(
         addr,

@@ -518,6 +518,10 @@ fn the_cue_a_command_would_run_is_read_without_running_it() {
                 rockontrol_engine::Event::Cue { cue, .. } => Some(cue),
                 _ => None,
             });
-        assert_eq!(ran, read.map(|(_, c)| c), "tick {tick}: {text} ran that cue");
+        assert_eq!(
+            ran,
+            read.map(|(_, c)| c),
+            "tick {tick}: {text} ran that cue"
+        );
     }
 }

@@ -296,7 +296,10 @@ mod tests {
             !on1.contains("b") && on2.contains("b"),
             "the show places b on media-2 only: {on1:?} {on2:?}"
         );
-        assert!(with.contains("b"), "the command puts b on media-1's layer: {with:?}");
+        assert!(
+            with.contains("b"),
+            "the command puts b on media-1's layer: {with:?}"
+        );
         assert_eq!(
             clips_needed(&media, &table, &commanded, "media-2"),
             Some(on2),

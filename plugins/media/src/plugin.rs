@@ -562,7 +562,11 @@ mod tests {
         app.world_mut().resource_mut::<CommandQueue>().push(go);
         let tick = app.world().resource::<ShowClock>().next_tick;
         app.update();
-        let state = app.world().resource::<rockontrol_engine::ShowEngine>().state.clone();
+        let state = app
+            .world()
+            .resource::<rockontrol_engine::ShowEngine>()
+            .state
+            .clone();
         let run = &state.expect("state").playbacks[0];
         assert_eq!(
             (run.cue, run.go_tick),

@@ -365,7 +365,8 @@ pub fn compact(log: &MediaLog, setup: &MediaSetup, now_ns: u64) -> MediaLog {
         }
         // Opacity, then transform: back to a fade that had ended when it was next read.
         for is_attr in [
-            (|a: &MediaAction| matches!(a, MediaAction::Opacity { .. })) as fn(&MediaAction) -> bool,
+            (|a: &MediaAction| matches!(a, MediaAction::Opacity { .. }))
+                as fn(&MediaAction) -> bool,
             |a: &MediaAction| matches!(a, MediaAction::Transform { .. }),
         ] {
             let mut read_at = now_ns;
@@ -718,22 +719,28 @@ mod tests {
                 layers: vec![a, b],
                 cues: vec![
                     cue(1, vec![play("a", "x", 0.0), opacity("b", 1.0)]),
-                    cue(2, vec![
-                        play("b", "y", 1.5),
-                        opacity("a", 0.25),
-                        MediaAction::Transform {
-                            layer: "b".into(),
-                            transform: moved(40.0),
-                        },
-                    ]),
-                    cue(3, vec![
-                        MediaAction::Stop { layer: "a".into() },
-                        opacity("b", 0.0),
-                    ]),
-                    cue(4, vec![MediaAction::Transform {
-                        layer: "a".into(),
-                        transform: moved(-10.0),
-                    }]),
+                    cue(
+                        2,
+                        vec![
+                            play("b", "y", 1.5),
+                            opacity("a", 0.25),
+                            MediaAction::Transform {
+                                layer: "b".into(),
+                                transform: moved(40.0),
+                            },
+                        ],
+                    ),
+                    cue(
+                        3,
+                        vec![MediaAction::Stop { layer: "a".into() }, opacity("b", 0.0)],
+                    ),
+                    cue(
+                        4,
+                        vec![MediaAction::Transform {
+                            layer: "a".into(),
+                            transform: moved(-10.0),
+                        }],
+                    ),
                 ],
                 ..MediaSetup::default()
             }
@@ -746,7 +753,11 @@ mod tests {
             let at = (0u64..40).prop_map(|q| q * Q);
             let pos = (0u32..8).prop_map(|q| f64::from(q) / 2.0);
             let command = prop_oneof![
-                (layer.clone(), prop::option::of(prop_oneof![Just("x"), Just("z")]), prop::option::of(pos.clone()))
+                (
+                    layer.clone(),
+                    prop::option::of(prop_oneof![Just("x"), Just("z")]),
+                    prop::option::of(pos.clone())
+                )
                     .prop_map(|(layer, clip, position)| MediaCommand::Play {
                         layer,
                         clip: clip.map(String::from),
@@ -754,8 +765,12 @@ mod tests {
                         rate: None,
                         at: None,
                     }),
-                layer.clone().prop_map(|layer| MediaCommand::Pause { layer, at: None }),
-                layer.clone().prop_map(|layer| MediaCommand::Stop { layer, at: None }),
+                layer
+                    .clone()
+                    .prop_map(|layer| MediaCommand::Pause { layer, at: None }),
+                layer
+                    .clone()
+                    .prop_map(|layer| MediaCommand::Stop { layer, at: None }),
                 (layer, pos).prop_map(|(layer, position)| MediaCommand::Seek {
                     layer,
                     position,
@@ -763,13 +778,16 @@ mod tests {
                 }),
             ];
             prop_oneof![
-                (at.clone(), command).prop_map(|(at_ns, command)| LogEntry::Command { at_ns, command }),
-                (at, 1u32..6, 0u64..4, 0u64..12).prop_map(|(at_ns, n, delay, fade)| LogEntry::Cue {
-                    at_ns,
-                    cue_list: "main".into(),
-                    cue: CueNumber(n * 1000),
-                    delay_ns: delay * Q,
-                    fade_ns: fade * Q,
+                (at.clone(), command)
+                    .prop_map(|(at_ns, command)| LogEntry::Command { at_ns, command }),
+                (at, 1u32..6, 0u64..4, 0u64..12).prop_map(|(at_ns, n, delay, fade)| {
+                    LogEntry::Cue {
+                        at_ns,
+                        cue_list: "main".into(),
+                        cue: CueNumber(n * 1000),
+                        delay_ns: delay * Q,
+                        fade_ns: fade * Q,
+                    }
                 }),
             ]
         }

@@ -926,7 +926,11 @@ mod tests {
         app.world_mut().remove_resource::<v1::Level>();
         app.world_mut().resource_mut::<Bumps>().0 += 1;
         let gone = tick(&mut app, &mut memo);
-        assert_eq!(gone.get("test.level"), Some(&Value::Null), "removal is a change");
+        assert_eq!(
+            gone.get("test.level"),
+            Some(&Value::Null),
+            "removal is a change"
+        );
         assert!(tick(&mut app, &mut memo).is_empty());
         assert_eq!(memo.captures, 3);
         // An unwatched part is read every call.

@@ -15,8 +15,8 @@ use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine,
-    ShowTimeBase, TickDrive,
+    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowTimeBase,
+    TickDrive,
 };
 use rockontrol_library::gate::{self, Verdict};
 use rockontrol_replicate::{CaptureMemo, Parts, ReplicationRules};
