@@ -87,6 +87,7 @@ fn add_media_node(
     args: &NodeArgs,
     node: &str,
     store: Option<rockontrol_library::Store>,
+    config_preroll_ms: Option<u64>,
 ) {
     let files = rockontrol_media::MediaClipFiles {
         files: Default::default(),
@@ -119,7 +120,8 @@ fn add_media_node(
                 every: args.media_capture_every.max(1),
             }),
     });
-    if let Some(ms) = args.media_preroll_ms {
+    // The flag wins over the configuration's `media_preroll_ms`.
+    if let Some(ms) = args.media_preroll_ms.or(config_preroll_ms) {
         app.insert_resource(rockontrol_media::MediaSettings {
             preroll: Duration::from_millis(ms),
         });
@@ -303,7 +305,13 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
         library.display(),
         show.clips.len()
     );
-    add_media_node(&mut app, &args, &config.node_id, Some(store.clone()));
+    add_media_node(
+        &mut app,
+        &args,
+        &config.node_id,
+        Some(store.clone()),
+        config.media_preroll_ms,
+    );
     app.insert_resource(MasterMediaSetup(Arc::new(MasterMedia {
         serve_mbit: config.media_serve_mbit,
         ..MasterMedia::new(store, &show)
@@ -463,7 +471,13 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         app.insert_resource(media);
     }
     if media_store.is_some() || args.media_capture.is_some() || args.clips_dir.is_some() {
-        add_media_node(&mut app, &args, &config.node_id, media_store);
+        add_media_node(
+            &mut app,
+            &args,
+            &config.node_id,
+            media_store,
+            config.media_preroll_ms,
+        );
     }
     let receiver = ReceiverPlugin {
         state_dir: state_dir(config.state_dir.as_deref()),

@@ -1657,3 +1657,119 @@ fn go_gate_set_to_warn_runs_the_cue_and_names_what_is_not_ready() {
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 13/14, one clip-need rule: the show places clip b only on media-2's layer, so
+/// media-1's manifest starts without it. A media command that plays b on media-1's layer
+/// puts it in the replicated media log; the master adds b to media-1's manifest from that
+/// log, media-1 fetches it, and its status shows the layer playing b, frames advancing.
+#[test]
+fn a_commanded_clip_reaches_the_node_of_its_layer_and_plays_there() {
+    use support::node::{Node, rest};
+    let dir = temp_dir("media-commanded");
+    let b = dir.join("b.mp4");
+    if small_clip("a_commanded_clip…", &b, 7).is_none() {
+        return;
+    }
+    let state = dir.join("state-master");
+    let library = state.join("media");
+    let id_b = add(&library, &b);
+    let show = dir.join("show.ron");
+    std::fs::write(
+        &show,
+        format!(
+            r#"(name: "commanded", universes: [(id: 1)],
+  clips: [(name: "b", id: "{id_b}")],
+  media: (
+    outputs: [
+      (name: "w1", node: "media-1", width: 160, height: 120, rate: "25"),
+      (name: "w2", node: "media-2", width: 160, height: 120, rate: "25"),
+    ],
+    layers: [(name: "l1", output: "w1", end: Loop), (name: "l2", output: "w2", clip: Some("b"))],
+  ),
+)"#
+        ),
+    )
+    .expect("show");
+    let (master, port, addr) = Node::start_media_master(&dir, &show, &state);
+    let cfg = dir.join("media-1.json");
+    std::fs::write(
+        &cfg,
+        receiver_json("media-1", port, "media_playback", "[]", 0),
+    )
+    .expect("config");
+    let receiver = Node::start("receiver", &cfg, None, &dir.join("media-1"));
+    let manifest = || -> Option<Vec<String>> {
+        let (status, m) = rest(
+            addr,
+            "GET",
+            "/api/media/manifest?node=media-1",
+            Some(KEY),
+            None,
+        );
+        (status == 200).then(|| {
+            m["clips"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|c| c["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let start = Instant::now();
+    let before = loop {
+        if let Some(m) = manifest() {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "media-1 never registered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(before.is_empty(), "b is placed on media-2 only: {before:?}");
+
+    let (status, answer) = command(
+        addr,
+        r#"{"type": "media", "action": "play", "layer": "l1", "clip": "b"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let start = Instant::now();
+    while manifest().as_deref() != Some(std::slice::from_ref(&id_b)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "b is added to media-1's manifest: {:?}",
+            manifest()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // media-1 fetches b (its manifest is polled) and plays it on l1 from the command's time.
+    let start = Instant::now();
+    let mut frames = Vec::new();
+    loop {
+        let (_, st) = rest(addr, "GET", "/api/nodes/media-1/status", Some(KEY), None);
+        let l1 = st["playback"]["layers"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["layer"] == "l1"))
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        if l1["clip"] == "b"
+            && let Some(f) = l1["frame"].as_u64()
+            && !frames.contains(&f)
+        {
+            frames.push(f);
+            if frames.len() >= 3 {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "media-1 plays b (looped) on l1, frames moving: {frames:?} {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(receiver);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}

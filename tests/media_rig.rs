@@ -334,8 +334,9 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
     );
     assert_eq!(status, 200, "{go}");
     let tick = go["tick"].as_u64().expect("the GO's tick");
-    // Tick k at the show's 44 Hz is show time ⌈k · 10⁹ / 44⌉.
-    let go_ns = (tick * S).div_ceil(44);
+    // Tick k at the show's 44 Hz is show time ⌈k · 10⁹ / 44⌉; an operator's GO starts its
+    // media one pre-roll later (the master's default, 150 ms), its lighting on the tick.
+    let go_ns = (tick * S).div_ceil(44) + 150_000_000;
     let after_go = |t: u64| -> Option<u64> {
         if t < go_ns {
             expected(t, start)

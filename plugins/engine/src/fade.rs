@@ -727,7 +727,40 @@ impl FadeEngine {
                 events.extend(self.release(state, index, now, tick));
                 Ok(events)
             }
-            Command::Go { playback, fade } => {
+            Command::Go { fade, .. } | Command::Back { fade, .. } | Command::Goto { fade, .. } => {
+                let Some((index, target)) = self.target(state, command)? else {
+                    return Ok(Vec::new());
+                };
+                // BACK does not arm the cue's follow: stepping back must not jump forward.
+                let arm_follow = !matches!(command, Command::Back { .. });
+                self.transition(state, index, target, now, tick, *fade, arm_follow);
+                Ok(vec![self.cue_event(state, index, tick, false)])
+            }
+        }
+    }
+
+    /// The cue a Go, Back or Goto would run from `state`, without running it: its cue list
+    /// and number (`None`: another command, or one that would be refused). What the GO gate
+    /// reads before a command runs. The state must be advanced to the command's tick first
+    /// (follows and releases due then), as [`crate::CommandSeam::apply`] does.
+    pub fn cue_to_run(
+        &self,
+        state: &PlaybackState,
+        command: &Command,
+    ) -> Option<(String, rockontrol_show::CueNumber)> {
+        let (index, cue) = self.target(state, command).ok()??;
+        let list = &self.show.lists[self.show.playbacks[index].list];
+        Some((list.name.clone(), list.cues.get(cue)?.number))
+    }
+
+    /// The playback and cue index a Go, Back or Goto moves to (`Ok(None)`: another command).
+    fn target(
+        &self,
+        state: &PlaybackState,
+        command: &Command,
+    ) -> Result<Option<(usize, usize)>, CommandError> {
+        let target = match command {
+            Command::Go { playback, .. } => {
                 let index = self.playback(playback)?;
                 let list = &self.show.lists[self.show.playbacks[index].list];
                 if list.cues.is_empty() {
@@ -735,10 +768,9 @@ impl FadeEngine {
                 }
                 let next = next_cue(list, state.playbacks[index].cue)
                     .ok_or_else(|| CommandError::EndOfList(playback.clone()))?;
-                self.transition(state, index, next, now, tick, *fade, true);
-                Ok(vec![self.cue_event(state, index, tick, false)])
+                (index, next)
             }
-            Command::Back { playback, fade } => {
+            Command::Back { playback, .. } => {
                 let index = self.playback(playback)?;
                 let list = &self.show.lists[self.show.playbacks[index].list];
                 let previous = match state.playbacks[index].cue {
@@ -747,24 +779,19 @@ impl FadeEngine {
                     Some(0) => return Err(CommandError::StartOfList(playback.clone())),
                     Some(i) => i - 1,
                 };
-                // BACK does not arm the cue's follow: stepping back must not jump forward.
-                self.transition(state, index, previous, now, tick, *fade, false);
-                Ok(vec![self.cue_event(state, index, tick, false)])
+                (index, previous)
             }
-            Command::Goto {
-                playback,
-                cue,
-                fade,
-            } => {
+            Command::Goto { playback, cue, .. } => {
                 let index = self.playback(playback)?;
                 let list = &self.show.lists[self.show.playbacks[index].list];
                 let target = list
                     .cue_index(*cue)
                     .ok_or_else(|| CommandError::UnknownCue(playback.clone(), cue.to_string()))?;
-                self.transition(state, index, target, now, tick, *fade, true);
-                Ok(vec![self.cue_event(state, index, tick, false)])
+                (index, target)
             }
-        }
+            _ => return Ok(None),
+        };
+        Ok(Some(target))
     }
 
     /// Computes merged channel levels (before grand master and blackout) for `tick`.

@@ -465,3 +465,63 @@ fn assert_and_release_time_are_optional_checked_and_written_back() {
         "names the playback and the field: {e}"
     );
 }
+
+// ---- The GO gate reads the cue a command would run (issue 13) -----------------------------
+
+/// `FadeEngine::cue_to_run` names the cue Go, Back and Goto then run, for every kind of step:
+/// the first GO, a GO on a tick whose follow fires first, BACK, GOTO, a GO that wraps a looped
+/// list, and none for a GO past the end or a non-cue command.
+#[test]
+fn the_cue_a_command_would_run_is_read_without_running_it() {
+    let mut t = TestShow::new(&show(
+        r#"(name: "main", cues: [
+            (number: 1, follow: After(0.5), values: {Fixture(1): {Intensity: Dmx(10)}}),
+            (number: 2, values: {Fixture(1): {Intensity: Dmx(20)}}),
+            (number: 3, values: {Fixture(1): {Intensity: Dmx(30)}}),
+        ]), (name: "loop", looped: true, cues: [
+            (number: 1, values: {Fixture(1): {Intensity: Dmx(40)}}),
+            (number: 2.5, values: {Fixture(1): {Intensity: Dmx(50)}}),
+        ])"#,
+        r#"(name: "main", cue_list: "main"), (name: "fx", cue_list: "loop")"#,
+    ));
+    t.run_through(0);
+    type Step<'a> = (u64, &'a str, Option<(&'a str, u32)>);
+    let script: [Step; 9] = [
+        (1, "go main", Some(("main", 1000))),
+        // The follow of cue 1 fires at tick 23 (1 + 0.5 s at 44 Hz): GO then runs cue 3.
+        (23, "go main", Some(("main", 3000))),
+        (24, "go main", None),
+        (25, "back main", Some(("main", 2000))),
+        (26, "goto main 1", Some(("main", 1000))),
+        (27, "go fx", Some(("loop", 1000))),
+        (28, "go fx", Some(("loop", 2500))),
+        (29, "go fx", Some(("loop", 1000))),
+        (30, "blackout", None),
+    ];
+    let mut engine = t
+        .app
+        .world_mut()
+        .resource_mut::<rockontrol_engine::ShowEngine>();
+    let running = engine.running().expect("a compiled show");
+    for (tick, text, want) in script {
+        let command: rockontrol_engine::Command = text.parse().expect("command");
+        running.seam.advance(running.fade, running.state, tick);
+        let read = running.fade.cue_to_run(running.state, &command);
+        let want = want.map(|(l, c)| (l.to_string(), rockontrol_show::CueNumber(c)));
+        assert_eq!(read, want, "tick {tick}: {text}");
+        let ran = running
+            .seam
+            .apply(running.fade, running.state, &command, tick)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|e| match e {
+                rockontrol_engine::Event::Cue { cue, .. } => Some(cue),
+                _ => None,
+            });
+        assert_eq!(
+            ran,
+            read.map(|(_, c)| c),
+            "tick {tick}: {text} ran that cue"
+        );
+    }
+}

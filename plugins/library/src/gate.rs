@@ -65,11 +65,30 @@ pub fn clips_for_commands(media: &MediaSetup, clips: &[Clip]) -> BTreeSet<String
         .collect()
 }
 
-/// [`clips_of_node`], plus [`clips_for_commands`] when the node shows an output.
-pub fn manifest_clips(media: &MediaSetup, clips: &[Clip], node: &str) -> Option<BTreeSet<String>> {
+/// A clip a media command plays on a layer (from the replicated media log): `(layer, clip)`.
+pub type Commanded = (String, String);
+
+/// The one rule of which clips `node` needs, for its manifest: the clips the show places on
+/// its outputs' layers ([`clips_of_node`]: a layer's own clip, a cue's `Play`), every clip a
+/// media command in the replicated log plays on one of its layers (`commanded`: a command may
+/// put any clip on any layer, also one the show places only on other nodes), and, when it
+/// shows an output, the clips nothing places ([`clips_for_commands`]: staged ahead, so a
+/// command with them plays without waiting for a download). `None`: the show places no
+/// output on any node (the capability rule decides).
+pub fn clips_needed(
+    media: &MediaSetup,
+    clips: &[Clip],
+    commanded: &[Commanded],
+    node: &str,
+) -> Option<BTreeSet<String>> {
     let mut names = clips_of_node(media, node)?;
     if media.outputs.iter().any(|o| o.node == node) {
         names.extend(clips_for_commands(media, clips));
+    }
+    for (layer, clip) in commanded {
+        if node_of_layer(media, layer) == Some(node) {
+            names.insert(clip.clone());
+        }
     }
     Some(names)
 }
@@ -257,10 +276,41 @@ mod tests {
             clips_for_commands(&media, &table),
             ["spare".to_string()].into()
         );
-        let names = |n| manifest_clips(&media, &table, n).expect("outputs exist");
+        let names = |n| clips_needed(&media, &table, &[], n).expect("outputs exist");
         assert!(names("media-1").contains("spare"));
         assert!(names("media-2").contains("spare") && names("media-2").contains("b"));
         assert!(names("dmx-1").is_empty(), "no output, no clips");
+    }
+
+    /// A command that plays a clip on a layer adds it to that layer's node only.
+    #[test]
+    fn a_commanded_clip_is_needed_by_the_node_of_its_layer() {
+        let media = setup(MediaGate::Refuse);
+        let table = [clip("a"), clip("b"), clip("c")];
+        let (on1, on2) = (
+            clips_needed(&media, &table, &[], "media-1").expect("outputs"),
+            clips_needed(&media, &table, &[], "media-2").expect("outputs"),
+        );
+        let commanded = [("l1".to_string(), "b".to_string())];
+        let with = clips_needed(&media, &table, &commanded, "media-1").expect("outputs");
+        assert!(
+            !on1.contains("b") && on2.contains("b"),
+            "the show places b on media-2 only: {on1:?} {on2:?}"
+        );
+        assert!(
+            with.contains("b"),
+            "the command puts b on media-1's layer: {with:?}"
+        );
+        assert_eq!(
+            clips_needed(&media, &table, &commanded, "media-2"),
+            Some(on2),
+            "media-2 is not commanded"
+        );
+        assert_eq!(
+            clips_needed(&media, &table, &[("nope".into(), "b".into())], "media-1"),
+            Some(on1),
+            "a layer the show does not have places nothing"
+        );
     }
 
     #[test]

@@ -231,6 +231,32 @@ pub struct MediaLog {
     pub entries: Vec<LogEntry>,
 }
 
+impl MediaLog {
+    /// Every `(layer, clip)` a media command in the log plays: what the clip-need rule
+    /// (`rockontrol_library::gate::clips_needed`) adds to the manifest of the layer's node.
+    pub fn commanded(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                LogEntry::Command {
+                    command:
+                        MediaCommand::Play {
+                            layer,
+                            clip: Some(clip),
+                            ..
+                        },
+                    ..
+                } => Some((layer.clone(), clip.clone())),
+                _ => None,
+            })
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
+}
+
 /// Registers the media part and command for their shape only (no handlers): what net's base
 /// protocol rules (and their golden) include, since every node role runs the media plugin,
 /// which registers the same types with handlers.

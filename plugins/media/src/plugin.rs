@@ -74,6 +74,11 @@ pub struct MediaNode {
 #[derive(Resource, Debug, Clone, Copy, Default)]
 pub struct GpuFrames;
 
+/// The tick whose commands were scheduled ahead (`CommandQueue::at`: `run --at`, `render`,
+/// a test): its cue GOs start their media on the tick, without a pre-roll.
+#[derive(Resource, Debug, Default)]
+struct ScheduledTick(Option<u64>);
+
 /// Present on a receiver once the master's media log arrived: the log is the master's, and
 /// this node's own cue events no longer add to it.
 #[derive(Resource, Debug, Default)]
@@ -131,7 +136,8 @@ pub struct LayerStatus {
 
 impl Plugin for MediaPlugin {
     fn build(&self, app: &mut App) {
-        app.replicate_state::<MediaLog, _, _>(MEDIA_PART, capture_log, apply_log)
+        // Read from `MediaShow` only: the master serializes the log only on a tick it changed.
+        app.replicate_state_of::<MediaShow, MediaLog, _, _>(MEDIA_PART, capture_log, apply_log)
             .add_replicated_command_handler::<MediaCommand, _>(
                 MEDIA_COMMAND_PART,
                 MEDIA_COMMAND_TYPE,
@@ -143,9 +149,15 @@ impl Plugin for MediaPlugin {
             .init_resource::<PlaybackReport>()
             .init_resource::<PlaybackFrames>()
             .init_resource::<LivePlayer>()
+            .init_resource::<ScheduledTick>()
             .configure_sets(
                 FixedUpdate,
                 MediaSystems::Cues.after(EngineSystems::Playback),
+            )
+            .add_systems(
+                FixedUpdate,
+                // Before anything takes this tick's commands from the queue.
+                note_scheduled.before(EngineSystems::Compile),
             )
             .add_systems(
                 FixedUpdate,
@@ -177,7 +189,8 @@ fn capture_log(world: &World) -> MediaLog {
         .unwrap_or_default()
 }
 
-/// A receiver takes the master's log as it is.
+/// A receiver takes the master's log as it is (and so does a restarted master, from its saved
+/// stage: there it stays the master's own log, which its cue GOs add to).
 fn apply_log(world: &mut World, log: MediaLog) -> Result<(), String> {
     let Some(mut show) = world.get_resource_mut::<MediaShow>() else {
         return Err("this app runs no media plugin".into());
@@ -189,7 +202,9 @@ fn apply_log(world: &mut World, log: MediaLog) -> Result<(), String> {
         );
         show.0.set_log(log);
     }
-    world.insert_resource(MediaReplica);
+    if !world.contains_resource::<rockontrol_replicate::ReplicationSource>() {
+        world.insert_resource(MediaReplica);
+    }
     Ok(())
 }
 
@@ -229,6 +244,10 @@ fn handle_command(world: &mut World, command: MediaCommand) -> Result<serde_json
         "now_ns": now_ns,
     });
     show.0.command(at_ns, command);
+    let dropped = show.0.compact(now_ns);
+    if dropped > 0 {
+        debug!(dropped, "media: log compacted");
+    }
     Ok(answer)
 }
 
@@ -290,9 +309,29 @@ fn play_live(
     frames.0.clone_from(player.0.frames());
 }
 
+fn note_scheduled(
+    queue: Res<rockontrol_engine::CommandQueue>,
+    clock: Res<ShowClock>,
+    mut scheduled: ResMut<ScheduledTick>,
+) {
+    let tick = clock.next_tick;
+    let due = queue.scheduled.range(..=tick).next().is_some();
+    let now = due.then_some(tick);
+    if scheduled.0 != now {
+        scheduled.0 = now;
+    }
+}
+
+/// Cue GOs with media actions into the log. An operator's GO (REST, WebSocket, UI, a key)
+/// starts its media one pre-roll later than its lighting, so every node can open and fill
+/// its decoders first and report armed; a GO known ahead (scheduled on the tick, or a
+/// follow) starts its media on the tick. Lighting is never delayed.
+#[allow(clippy::too_many_arguments, reason = "a Bevy system's parameters")]
 fn fire_cues(
     mut events: MessageReader<EngineEvent>,
     base: Res<ShowTimeBase>,
+    settings: Res<MediaSettings>,
+    scheduled: Res<ScheduledTick>,
     playbacks: Query<&ShowPlayback>,
     lists: Query<&ShowCueList>,
     mut show: ResMut<MediaShow>,
@@ -308,6 +347,7 @@ fn fire_cues(
             playback,
             cue,
             tick,
+            by_follow,
             ..
         } = &event.0
         else {
@@ -332,14 +372,25 @@ fn fire_cues(
         {
             continue;
         }
-        debug!(playback, %cue, tick, "media: cue went");
+        let go_ns = base.ns_of_tick(*tick);
+        let known_ahead = *by_follow || scheduled.0 == Some(*tick);
+        let preroll_ns = if known_ahead {
+            0
+        } else {
+            settings.preroll.as_nanos() as u64
+        };
+        debug!(playback, %cue, tick, preroll_ns, "media: cue went");
         show.0.fire(CueFired {
-            at_ns: base.ns_of_tick(*tick),
+            at_ns: go_ns + preroll_ns,
             cue_list: list.0.name.clone(),
             cue: *cue,
             delay_ns: seconds_to_ns(c.delay),
             fade_ns: seconds_to_ns(c.fade_in),
         });
+        let dropped = show.0.compact(go_ns);
+        if dropped > 0 {
+            debug!(dropped, "media: log compacted");
+        }
     }
 }
 
@@ -489,5 +540,62 @@ mod tests {
             master.world().resource::<MediaShow>().0.log()
         );
         assert!(receiver.world().contains_resource::<MediaReplica>());
+    }
+
+    /// Issue 14: an operator's GO (queued for the next tick) starts its media one pre-roll
+    /// (here 200 ms from the node setting) after the GO tick, while its lighting goes on the
+    /// tick; a GO scheduled on its tick (`CommandQueue::at`) starts its media on the tick.
+    #[test]
+    fn an_operators_go_starts_media_one_preroll_later_and_lighting_on_the_tick() {
+        let show = rockontrol_show::parse_show(SHOW, "media.ron").expect("parses");
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
+            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
+            .insert_resource(MediaSettings {
+                preroll: Duration::from_millis(200),
+            });
+        load_show(app.world_mut(), &show);
+        for _ in 0..3 {
+            app.update();
+        }
+        let go: Command = "go main".parse().expect("command");
+        app.world_mut().resource_mut::<CommandQueue>().push(go);
+        let tick = app.world().resource::<ShowClock>().next_tick;
+        app.update();
+        let state = app
+            .world()
+            .resource::<rockontrol_engine::ShowEngine>()
+            .state
+            .clone();
+        let run = &state.expect("state").playbacks[0];
+        assert_eq!(
+            (run.cue, run.go_tick),
+            (Some(0), tick),
+            "lighting: the cue went on the tick the GO was applied"
+        );
+        let base = *app.world().resource::<ShowTimeBase>();
+        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        assert!(
+            matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }]
+                if *at_ns == base.ns_of_tick(tick) + 200_000_000),
+            "media: one pre-roll after the GO tick {tick}: {entries:?}"
+        );
+
+        // Scheduled on its tick: no pre-roll (`run --at`, `render`).
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
+            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+        load_show(app.world_mut(), &show);
+        let go: Command = "go main".parse().expect("command");
+        app.world_mut().resource_mut::<CommandQueue>().at(3, go);
+        for _ in 0..6 {
+            app.update();
+        }
+        let base = *app.world().resource::<ShowTimeBase>();
+        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        assert!(
+            matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }] if *at_ns == base.ns_of_tick(3)),
+            "a scheduled GO's media starts on its tick: {entries:?}"
+        );
     }
 }

@@ -283,12 +283,114 @@ impl MediaTimeline {
         layers
     }
 
+    /// Drops the entries of the log that no longer decide any layer's state at a show time
+    /// from `now_ns` on ([`compact`]); returns how many went.
+    pub fn compact(&mut self, now_ns: u64) -> usize {
+        let before = self.log.entries.len();
+        self.log = compact(&self.log, &self.setup, now_ns);
+        before - self.log.entries.len()
+    }
+
     fn actions_of<'a>(&'a self, go: &'a CueFired) -> impl Iterator<Item = &'a MediaAction> + 'a {
         self.setup
             .cues
             .iter()
             .filter(move |c| c.cue_list == go.cue_list && c.cue == go.cue)
             .flat_map(|c| c.actions.iter())
+    }
+}
+
+/// The log with only the entries that decide some layer's state at a show time `≥ now_ns`:
+/// [`MediaTimeline::at`] gives the same for every output at every such time (for `setup`;
+/// a show reloaded with other media cues may read old entries differently).
+///
+/// Per layer of `setup`, among the entries in effect by `now_ns`:
+/// - the clip: the last entry that plays a clip or stops the layer (it replaces whatever
+///   was before) and every later one (pause, seek, resume, rate build on it);
+/// - opacity and transform: the last fade, and the fades before it as far back as one that
+///   had ended when the next began (its start value no longer matters).
+///
+/// Entries that take effect after `now_ns` all stay. An entry is kept if any layer needs it;
+/// the ones it also carries for other layers precede what those layers keep, so they change
+/// nothing there. Order is kept. Pure.
+pub fn compact(log: &MediaLog, setup: &MediaSetup, now_ns: u64) -> MediaLog {
+    let entries = &log.entries;
+    let mut keep: Vec<bool> = entries.iter().map(|e| e.begin_ns() > now_ns).collect();
+    let past: Vec<usize> = (0..entries.len()).filter(|&i| !keep[i]).collect();
+    let actions = |e: &LogEntry| -> Vec<&MediaAction> {
+        match e {
+            LogEntry::Cue { cue_list, cue, .. } => setup
+                .cues
+                .iter()
+                .filter(|c| c.cue_list == *cue_list && c.cue == *cue)
+                .flat_map(|c| c.actions.iter())
+                .collect(),
+            LogEntry::Command { .. } => Vec::new(),
+        }
+    };
+    let fade_ns = |e: &LogEntry| match e {
+        LogEntry::Cue { fade_ns, .. } => *fade_ns,
+        LogEntry::Command { .. } => 0,
+    };
+    for layer in &setup.layers {
+        let name = layer.name.as_str();
+        // The clip: back to the last entry that replaces it.
+        for &i in past.iter().rev() {
+            let e = &entries[i];
+            let (touches, replaces) = match e {
+                LogEntry::Command { command, .. } => (
+                    command.layer() == name,
+                    matches!(
+                        command,
+                        MediaCommand::Play { clip: Some(_), .. } | MediaCommand::Stop { .. }
+                    ),
+                ),
+                LogEntry::Cue { .. } => {
+                    let clip_actions: Vec<_> = actions(e)
+                        .into_iter()
+                        .filter(|a| {
+                            a.layer() == name
+                                && matches!(a, MediaAction::Play { .. } | MediaAction::Stop { .. })
+                        })
+                        .collect();
+                    (!clip_actions.is_empty(), !clip_actions.is_empty())
+                }
+            };
+            if touches {
+                keep[i] = true;
+                if replaces {
+                    break;
+                }
+            }
+        }
+        // Opacity, then transform: back to a fade that had ended when it was next read.
+        for is_attr in [
+            (|a: &MediaAction| matches!(a, MediaAction::Opacity { .. }))
+                as fn(&MediaAction) -> bool,
+            |a: &MediaAction| matches!(a, MediaAction::Transform { .. }),
+        ] {
+            let mut read_at = now_ns;
+            for &i in past.iter().rev() {
+                let e = &entries[i];
+                if !actions(e).iter().any(|a| a.layer() == name && is_attr(a)) {
+                    continue;
+                }
+                keep[i] = true;
+                let begin = e.begin_ns();
+                if begin.saturating_add(fade_ns(e)) <= read_at {
+                    break;
+                }
+                read_at = begin;
+            }
+        }
+    }
+    MediaLog {
+        entries: entries
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(e, _)| e.clone())
+            .collect(),
     }
 }
 
@@ -578,5 +680,180 @@ mod tests {
         assert_eq!(bg(2 * S), 0.5, "the second fade starts at the first's 0.5");
         assert_eq!(bg(3 * S), 0.75);
         assert_eq!(bg(4 * S), 1.0);
+    }
+
+    mod compaction {
+        use proptest::prelude::*;
+        use rockontrol_show::{MediaCue, MediaLayer};
+
+        use super::*;
+
+        /// Two layers on one output; four cues whose actions play, stop, fade opacity and move
+        /// either layer (some touch both).
+        fn show() -> MediaSetup {
+            let mut a = MediaLayer::new("a", "wall");
+            a.clip = Some("still".into());
+            let b = MediaLayer::new("b", "wall");
+            let moved = |x: f64| Transform {
+                position: (x, 0.0),
+                ..Transform::default()
+            };
+            let play = |layer: &str, clip: &str, from: f64| MediaAction::Play {
+                layer: layer.into(),
+                clip: clip.into(),
+                from: Some(from),
+                end: None,
+                rate: None,
+            };
+            let opacity = |layer: &str, level: f64| MediaAction::Opacity {
+                layer: layer.into(),
+                level,
+            };
+            let cue = |n: u32, actions| MediaCue {
+                cue_list: "main".into(),
+                cue: CueNumber(n * 1000),
+                actions,
+            };
+            MediaSetup {
+                outputs: vec![],
+                layers: vec![a, b],
+                cues: vec![
+                    cue(1, vec![play("a", "x", 0.0), opacity("b", 1.0)]),
+                    cue(
+                        2,
+                        vec![
+                            play("b", "y", 1.5),
+                            opacity("a", 0.25),
+                            MediaAction::Transform {
+                                layer: "b".into(),
+                                transform: moved(40.0),
+                            },
+                        ],
+                    ),
+                    cue(
+                        3,
+                        vec![MediaAction::Stop { layer: "a".into() }, opacity("b", 0.0)],
+                    ),
+                    cue(
+                        4,
+                        vec![MediaAction::Transform {
+                            layer: "a".into(),
+                            transform: moved(-10.0),
+                        }],
+                    ),
+                ],
+                ..MediaSetup::default()
+            }
+        }
+
+        const Q: u64 = S / 4;
+
+        fn entry() -> impl Strategy<Value = LogEntry> {
+            let layer = prop_oneof![Just("a"), Just("b"), Just("gone")].prop_map(String::from);
+            let at = (0u64..40).prop_map(|q| q * Q);
+            let pos = (0u32..8).prop_map(|q| f64::from(q) / 2.0);
+            let command = prop_oneof![
+                (
+                    layer.clone(),
+                    prop::option::of(prop_oneof![Just("x"), Just("z")]),
+                    prop::option::of(pos.clone())
+                )
+                    .prop_map(|(layer, clip, position)| MediaCommand::Play {
+                        layer,
+                        clip: clip.map(String::from),
+                        position,
+                        rate: None,
+                        at: None,
+                    }),
+                layer
+                    .clone()
+                    .prop_map(|layer| MediaCommand::Pause { layer, at: None }),
+                layer
+                    .clone()
+                    .prop_map(|layer| MediaCommand::Stop { layer, at: None }),
+                (layer, pos).prop_map(|(layer, position)| MediaCommand::Seek {
+                    layer,
+                    position,
+                    at: None
+                }),
+            ];
+            prop_oneof![
+                (at.clone(), command)
+                    .prop_map(|(at_ns, command)| LogEntry::Command { at_ns, command }),
+                (at, 1u32..6, 0u64..4, 0u64..12).prop_map(|(at_ns, n, delay, fade)| {
+                    LogEntry::Cue {
+                        at_ns,
+                        cue_list: "main".into(),
+                        cue: CueNumber(n * 1000),
+                        delay_ns: delay * Q,
+                        fade_ns: fade * Q,
+                    }
+                }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+            /// The compacted log gives every layer the same clip, playhead, opacity and
+            /// transform as the full log at any show time from `now` on: at `now`, at every
+            /// entry's start and fade end after it, a nanosecond either side, and beyond.
+            #[test]
+            fn a_compacted_log_gives_the_same_layers_from_now_on(
+                entries in prop::collection::vec(entry(), 0..40),
+                now_q in 0u64..48,
+            ) {
+                let mut full = MediaTimeline::new(show());
+                for e in entries {
+                    match e {
+                        LogEntry::Command { at_ns, command } => full.command(at_ns, command),
+                        cue => full.fire(cue.cue().expect("a cue")),
+                    }
+                }
+                let now = now_q * Q;
+                let mut compacted = full.clone();
+                compacted.compact(now);
+                prop_assert!(compacted.log().entries.len() <= full.log().entries.len());
+                let mut times = vec![now, now + 1, 20 * S, 100 * S];
+                for e in &full.log().entries {
+                    let end = e.begin_ns() + match e { LogEntry::Cue { fade_ns, .. } => *fade_ns, _ => 0 };
+                    for t in [e.begin_ns(), end] {
+                        times.extend([t.saturating_sub(1), t, t + 1, t + Q / 2]);
+                    }
+                }
+                for t in times.into_iter().filter(|&t| t >= now) {
+                    prop_assert_eq!(compacted.at("wall", t), full.at("wall", t), "at {} ns, now {} ns", t, now);
+                }
+                // Compacting again at the same time keeps it as it is.
+                let again = compact(compacted.log(), compacted.setup(), now);
+                prop_assert_eq!(&again, compacted.log());
+            }
+        }
+
+        /// A long show of GOs and commands on one layer keeps a handful of entries, not all.
+        #[test]
+        fn a_long_show_keeps_the_log_short() {
+            let mut t = MediaTimeline::new(show());
+            for k in 0..1000u64 {
+                let at = k * S;
+                t.fire(CueFired {
+                    at_ns: at,
+                    cue_list: "main".into(),
+                    cue: CueNumber((k % 4 + 1) as u32 * 1000),
+                    delay_ns: 0,
+                    fade_ns: S / 2,
+                });
+                t.command(
+                    at + S / 3,
+                    MediaCommand::Seek {
+                        layer: "a".into(),
+                        position: 1.0,
+                        at: None,
+                    },
+                );
+                t.compact(at);
+            }
+            let n = t.log().entries.len();
+            assert!(n <= 12, "{n} entries after 2000 records: {:?}", t.log());
+        }
     }
 }

@@ -177,6 +177,11 @@ pub struct MasterConfig {
     /// and the thread runs at normal priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmx_output_priority: Option<u8>,
+    /// Media pre-roll, milliseconds (default 150; `--media-preroll-ms` overrides it): a media
+    /// command without `at` and the media of an operator's cue GO start this long after the
+    /// master got them, so every node can seek and fill its decoders first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_preroll_ms: Option<u64>,
 }
 
 /// A receiver the master drives (`managed_nodes[]`).
@@ -239,6 +244,11 @@ pub struct ReceiverConfig {
     /// Cap on that serving to peers, Mbit/s (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_serve_mbit: Option<f64>,
+    /// How far ahead this node opens and fills the decoders of clips about to start,
+    /// milliseconds (default 150; `--media-preroll-ms` overrides it). Keep it at least the
+    /// master's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_preroll_ms: Option<u64>,
     /// Advertise this receiver over mDNS.
     #[serde(default = "yes")]
     pub broadcast_enabled: bool,

@@ -36,6 +36,9 @@ pub struct MasterMedia {
     pub setup: RwLock<MediaSetup>,
     /// Cap on clip serving, Mbit/s (`media_serve_mbit` in the master's config).
     pub serve_mbit: Option<f64>,
+    /// The clips media commands in the replicated media log play on which layers (kept by
+    /// the master as the log changes): manifests add them to their layers' nodes.
+    pub commanded: RwLock<Vec<gate::Commanded>>,
 }
 
 impl MasterMedia {
@@ -46,6 +49,21 @@ impl MasterMedia {
             clips: RwLock::new(show.clips.clone()),
             setup: RwLock::new(show.media.clone()),
             serve_mbit: None,
+            commanded: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Follows the replicated media log's commands: `commanded` is every (layer, clip) a
+    /// media command in it plays.
+    pub fn follow_commands(&self, commanded: Vec<gate::Commanded>) {
+        if let Ok(mut now) = self.commanded.write()
+            && *now != commanded
+        {
+            info!(
+                "media: commands play {} clip(s) on layers; manifests follow",
+                commanded.len()
+            );
+            *now = commanded;
         }
     }
 
@@ -151,14 +169,20 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
             .capabilities()
             .contains(&Capability::MediaPlayback);
         let clips = library.clips.read().map(|c| c.clone()).unwrap_or_default();
-        // The show's outputs say which node plays which clip (and clips no layer or cue places
-        // go to every node with an output, for media commands); a show without media outputs
-        // sends every clip to every media node.
+        let commanded = library
+            .commanded
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        // One rule (`gate::clips_needed`): the show's outputs say which node plays which clip,
+        // media commands in the replicated log add the clips they play to their layers'
+        // nodes, and clips nothing places go to every node with an output; a show without
+        // media outputs sends every clip to every media node.
         let plays = library
             .setup
             .read()
             .ok()
-            .and_then(|s| gate::manifest_clips(&s, &clips, node))
+            .and_then(|s| gate::clips_needed(&s, &clips, &commanded, node))
             .map_or(NodePlays::from_capability(media_capable), NodePlays::Named);
         let mut manifest = manifest_for(node, &clips, &plays, |id| library.store.size(id));
         // Peer-assisted distribution: linked peers that serve and hold a clip, or some of its

@@ -628,6 +628,11 @@ impl Registry {
         self.replication.seq
     }
 
+    /// The other plugins' state parts snapshots carry now ([`Registry::publish_parts`]).
+    pub fn parts(&self) -> &Parts {
+        &self.replication.parts
+    }
+
     /// The master's next show tick now (see [`Registry::show_time_refreshed`]).
     pub fn show_tick(&self) -> u64 {
         self.replication.current_tick(self.clock.now())

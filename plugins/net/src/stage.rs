@@ -25,7 +25,10 @@
 //! `master-stage-<master_id>.json`: one JSON object ([`StageRecord`]):
 //! `{"format":1, "show_hash":"<sha-256 hex>"|null, "rate":44, "tick":12345,
 //! "wall_unix_ms":1764650000000, "state":<PlaybackState>|null, "overrides":{"node-01":
-//! {"blackout":true,"intensity":1.0}}}` — `tick` is the master's next show tick at
+//! {"blackout":true,"intensity":1.0}}, "parts":{"media.playback":{"entries":[…]}}}` —
+//! `parts` are the other plugins' replicated state parts (the media log: which clips play on
+//! which layer from which show time), so a restarted master keeps playing the same clips at
+//! the same frames; `tick` is the master's next show tick at
 //! `wall_unix_ms` (milliseconds since the Unix epoch, system clock); `state` is the engine's
 //! playback state as replicated in snapshots (unset lanes as `null`). Written to
 //! `master-stage-<master_id>.json.tmp`, `fsync`ed, renamed over the file, and the directory
@@ -70,6 +73,10 @@ pub struct StageRecord {
     pub state: Option<PlaybackState>,
     #[serde(default)]
     pub overrides: BTreeMap<String, NodeOverride>,
+    /// The state parts other plugins replicate (the media log, …), by part name, as
+    /// snapshots carry them; applied back into the restarted master's world.
+    #[serde(default)]
+    pub parts: rockontrol_replicate::Parts,
 }
 
 /// Why a saved stage cannot be used.
@@ -278,6 +285,10 @@ mod tests {
                     intensity: 1.0,
                 },
             )]),
+            parts: rockontrol_replicate::Parts::from([(
+                "media.playback".to_string(),
+                serde_json::json!({"entries": [{"kind": "command", "at_ns": 5}]}),
+            )]),
         }
     }
 
@@ -291,6 +302,7 @@ mod tests {
         save(&path, &saved).expect("saved");
         let back = load(&path).expect("readable").expect("a record");
         assert_eq!(back.overrides, saved.overrides);
+        assert_eq!(back.parts, saved.parts, "the media log comes back");
         assert_eq!(back.tick, 1000);
         let state = back.state.as_ref().expect("state");
         assert!(state.playbacks[0].to[1].is_nan(), "unset lanes stay unset");

@@ -31,6 +31,7 @@ use std::any::{TypeId, type_name};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bevy::ecs::change_detection::Tick;
 use bevy::prelude::*;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde::Serialize;
@@ -92,6 +93,8 @@ pub struct DuplicatePart {
 }
 
 type CaptureFn = Arc<dyn Fn(&World) -> Result<Value, serde_json::Error> + Send + Sync>;
+/// The change tick of the resource a part is read from (`None`: the resource is absent).
+type WatchFn = Arc<dyn Fn(&World) -> Option<Tick> + Send + Sync>;
 type ApplyFn = Arc<dyn Fn(&mut World, Value) -> Result<(), PartError> + Send + Sync>;
 /// A command handler: the command's JSON (its `type` removed) applied in the master's world,
 /// answered with what the caller is told.
@@ -105,6 +108,18 @@ struct Rule {
     shape: Value,
     capture: Option<CaptureFn>,
     apply: Option<ApplyFn>,
+    /// The resource the part is read from, when it is one ([`ReplicationRules::watch`]):
+    /// [`ReplicationRules::capture_changed`] reads the part only when it changed.
+    watch: Option<WatchFn>,
+}
+
+/// What [`ReplicationRules::capture_changed`] saw last, per part: the change tick of the
+/// part's resource when it was last captured. Owned by whoever captures (the master's net).
+#[derive(Debug, Clone, Default)]
+pub struct CaptureMemo {
+    seen: BTreeMap<String, Option<Tick>>,
+    /// Parts read (serialized) so far, for checks and benches.
+    pub captures: u64,
 }
 
 /// Everything registered for replication on one `App`.
@@ -255,9 +270,26 @@ impl ReplicationRules {
                 shape: shape_of::<T>(),
                 capture,
                 apply,
+                watch: None,
             },
         );
         Ok(self)
+    }
+
+    /// Declares that state part `name` is read from resource `R` only, so
+    /// [`capture_changed`](Self::capture_changed) reads it only when `R` changed (Bevy's
+    /// change ticks: a `ResMut` dereferenced mutably, an insert or a removal). `false` when
+    /// `name` is not a registered state part.
+    pub fn watch<R: Resource>(&mut self, name: &str) -> bool {
+        match self.rules.get_mut(name) {
+            Some(rule) if rule.kind == PartKind::State => {
+                rule.watch = Some(Arc::new(|world: &World| {
+                    world.get_resource_change_ticks::<R>().map(|t| t.changed)
+                }));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The registered names of one kind, in name order.
@@ -342,6 +374,55 @@ impl ReplicationRules {
         Ok(parts)
     }
 
+    /// The registered state parts whose name `wanted` accepts and that may have changed since
+    /// the last call with `memo`: a part [watched](Self::watch) on a resource is read only
+    /// when that resource's change tick moved (or it appeared or went); an unwatched part is
+    /// read every call. A quiet tick with only watched parts serializes nothing.
+    pub fn capture_changed(
+        &self,
+        world: &World,
+        memo: &mut CaptureMemo,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Parts, PartError> {
+        let mut parts = Parts::new();
+        for (name, rule) in &self.rules {
+            let Some(capture) = &rule.capture else {
+                continue;
+            };
+            if !wanted(name) {
+                continue;
+            }
+            let seen = rule.watch.as_ref().map(|w| w(world));
+            if let Some(seen) = seen
+                && memo.seen.get(name) == Some(&seen)
+            {
+                continue;
+            }
+            let value = capture(world).map_err(|e| PartError::Encode {
+                name: name.clone(),
+                type_name: rule.type_name,
+                reason: e.to_string(),
+            })?;
+            memo.captures += 1;
+            if let Some(seen) = seen {
+                memo.seen.insert(name.clone(), seen);
+            }
+            parts.insert(name.clone(), value);
+        }
+        Ok(parts)
+    }
+
+    /// Applies the parts given (a saved stage's) through their handlers; registered parts not
+    /// given are left as they are. Unknown, malformed or refused parts come back, one error
+    /// each.
+    pub fn restore(&self, world: &mut World, parts: Parts) -> Vec<PartError> {
+        let given: Vec<String> = parts.keys().cloned().collect();
+        self.apply(world, parts)
+            .into_iter()
+            .filter(|e| !matches!(e, PartError::Missing { name } if !given.contains(name)))
+            .collect()
+    }
+
     /// Applies each part of a snapshot through its registered handler, in name order. Every
     /// part that can be applied is; what could not (unknown, missing, malformed or refused
     /// parts) comes back, one error each.
@@ -373,6 +454,11 @@ impl ReplicationRules {
     }
 }
 
+/// Present in the world whose parts are the reference (the master's): a part applied there
+/// ([`ReplicationRules::restore`], a saved stage) is its own state again, not a replica.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct ReplicationSource;
+
 /// Captures every registered state part of `world` (none when nothing is registered).
 pub fn capture_parts(world: &World) -> Result<Parts, PartError> {
     match world.get_resource::<ReplicationRules>() {
@@ -396,6 +482,17 @@ pub trait AppReplicateExt {
     /// ([`ReplicationRules::add_state`]).
     fn replicate_state<T, C, A>(&mut self, name: &str, capture: C, apply: A) -> &mut Self
     where
+        T: Serialize + DeserializeOwned + JsonSchema + 'static,
+        C: Fn(&World) -> T + Send + Sync + 'static,
+        A: Fn(&mut World, T) -> Result<(), String> + Send + Sync + 'static;
+
+    /// A replicated state part read from resource `R` only ([`replicate_state`] plus
+    /// [`ReplicationRules::watch`]): the master reads it only on ticks where `R` changed.
+    ///
+    /// [`replicate_state`]: AppReplicateExt::replicate_state
+    fn replicate_state_of<R, T, C, A>(&mut self, name: &str, capture: C, apply: A) -> &mut Self
+    where
+        R: Resource,
         T: Serialize + DeserializeOwned + JsonSchema + 'static,
         C: Fn(&World) -> T + Send + Sync + 'static,
         A: Fn(&mut World, T) -> Result<(), String> + Send + Sync + 'static;
@@ -453,11 +550,25 @@ impl AppReplicateExt for App {
         self
     }
 
+    fn replicate_state_of<R, T, C, A>(&mut self, name: &str, capture: C, apply: A) -> &mut Self
+    where
+        R: Resource,
+        T: Serialize + DeserializeOwned + JsonSchema + 'static,
+        C: Fn(&World) -> T + Send + Sync + 'static,
+        A: Fn(&mut World, T) -> Result<(), String> + Send + Sync + 'static,
+    {
+        register(self, |r| {
+            r.add_state(name, capture, apply)?.watch::<R>(name);
+            Ok(())
+        });
+        self
+    }
+
     fn replicate_resource<R>(&mut self, name: &str) -> &mut Self
     where
         R: Resource + Clone + Serialize + DeserializeOwned + JsonSchema,
     {
-        self.replicate_state::<Option<R>, _, _>(
+        self.replicate_state_of::<R, Option<R>, _, _>(
             name,
             |world| world.get_resource::<R>().cloned(),
             |world, value| {
@@ -769,6 +880,74 @@ mod tests {
             None
         );
         assert_eq!(app.world().resource::<v1::Level>().level, 0.75);
+    }
+
+    /// A watched part is read once when it appears, never on ticks where its resource did not
+    /// change (even through a `ResMut` that was only read), once per change, and once when it
+    /// goes away.
+    #[test]
+    fn a_watched_part_is_captured_only_when_its_resource_changed() {
+        #[derive(Resource, Default)]
+        struct Bumps(u32);
+        let mut app = App::new();
+        app.replicate_resource::<v1::Level>("test.level")
+            .insert_resource(v1::Level { level: 0.25 })
+            .init_resource::<Bumps>()
+            .add_systems(
+                Update,
+                |level: Option<ResMut<v1::Level>>, bumps: Res<Bumps>| {
+                    // Reads through `ResMut` without writing: no change.
+                    let _ = level.map(|l| l.level + f64::from(bumps.0));
+                },
+            );
+        let rules = app.world().resource::<ReplicationRules>().clone();
+        let mut memo = CaptureMemo::default();
+        let tick = |app: &mut App, memo: &mut CaptureMemo| {
+            app.update();
+            rules
+                .capture_changed(app.world(), memo, |_| true)
+                .expect("captures")
+        };
+        let first = tick(&mut app, &mut memo);
+        assert_eq!(first.len(), 1, "the first capture reads it");
+        assert_eq!(memo.captures, 1);
+        for _ in 0..100 {
+            assert!(tick(&mut app, &mut memo).is_empty());
+        }
+        assert_eq!(memo.captures, 1, "100 quiet ticks: no capture");
+        app.world_mut().resource_mut::<v1::Level>().level = 0.5;
+        let changed = tick(&mut app, &mut memo);
+        assert_eq!(
+            changed.get("test.level"),
+            Some(&serde_json::json!({"level": 0.5}))
+        );
+        assert_eq!(memo.captures, 2, "one change, one capture");
+        assert!(tick(&mut app, &mut memo).is_empty());
+        app.world_mut().remove_resource::<v1::Level>();
+        app.world_mut().resource_mut::<Bumps>().0 += 1;
+        let gone = tick(&mut app, &mut memo);
+        assert_eq!(
+            gone.get("test.level"),
+            Some(&Value::Null),
+            "removal is a change"
+        );
+        assert!(tick(&mut app, &mut memo).is_empty());
+        assert_eq!(memo.captures, 3);
+        // An unwatched part is read every call.
+        let mut plain = ReplicationRules::default();
+        plain
+            .add_state::<u32, _, _>("test.n", |_| 7, |_, _| Ok(()))
+            .expect("registers");
+        let mut memo = CaptureMemo::default();
+        for _ in 0..3 {
+            assert_eq!(
+                plain
+                    .capture_changed(app.world(), &mut memo, |_| true)
+                    .expect("captures")
+                    .len(),
+                1
+            );
+        }
     }
 
     #[test]

@@ -205,19 +205,22 @@ impl Plugin for TimecodePlugin {
 /// # Errors
 /// [`DuplicatePart`] if the name is taken.
 pub fn register_replication(rules: &mut ReplicationRules) -> Result<(), DuplicatePart> {
-    rules.add_state::<Option<Tempo>, _, _>(
-        TEMPO_PART,
-        |world| world.get_resource::<Tempo>().copied(),
-        |world, tempo| {
-            match tempo {
-                Some(t) => world.insert_resource(t),
-                None => {
-                    world.remove_resource::<Tempo>();
+    rules
+        .add_state::<Option<Tempo>, _, _>(
+            TEMPO_PART,
+            |world| world.get_resource::<Tempo>().copied(),
+            |world, tempo| {
+                match tempo {
+                    Some(t) => world.insert_resource(t),
+                    None => {
+                        world.remove_resource::<Tempo>();
+                    }
                 }
-            }
-            Ok(())
-        },
-    )?;
+                Ok(())
+            },
+        )?
+        // Read only on a tick the tempo changed (the master captures parts by change).
+        .watch::<Tempo>(TEMPO_PART);
     Ok(())
 }
 

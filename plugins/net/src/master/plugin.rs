@@ -15,11 +15,11 @@ use bevy_tokio_tasks::TokioTasksRuntime;
 use rockontrol_clock::{ClockResponderSlot, ClockSyncPlugin};
 use rockontrol_dmx::DmxSettings;
 use rockontrol_engine::{
-    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowPlayback,
-    ShowTimeBase, TickDrive,
+    Command, CommandQueue, CommandRejected, EngineEvent, ShowClock, ShowEngine, ShowTimeBase,
+    TickDrive,
 };
 use rockontrol_library::gate::{self, Verdict};
-use rockontrol_replicate::ReplicationRules;
+use rockontrol_replicate::{CaptureMemo, Parts, ReplicationRules};
 use tokio::sync::mpsc;
 
 use super::server::{
@@ -66,12 +66,18 @@ pub struct MasterNet {
     limits: super::server::ServerLimits,
     /// The routing epoch and show generation the master's own universes were set for.
     routed_for: Option<(u64, u64)>,
+    /// Which other plugins' parts were read when ([`master_publish_parts`]).
+    pub capture_memo: CaptureMemo,
+    /// Those parts as last captured (what snapshots and the stage carry).
+    parts: Parts,
 }
 
 impl Plugin for MasterPlugin {
     fn build(&self, app: &mut App) {
         configure_sets(app);
         crate::parts::register(app);
+        // Parts applied here (a saved stage's) are the master's own state, not a replica.
+        app.insert_resource(rockontrol_replicate::ReplicationSource);
         let (tx, rx) = mpsc::channel(4096);
         let (plugin_tx, plugin_rx) = mpsc::channel(1024);
         let mut registry = Registry::new(&self.config, SystemTime::now());
@@ -121,6 +127,8 @@ impl Plugin for MasterPlugin {
                 .map(super::server::ServerLimits::new)
                 .unwrap_or_default(),
             routed_for: None,
+            capture_memo: CaptureMemo::default(),
+            parts: Parts::new(),
         })
         .add_systems(
             Startup,
@@ -319,28 +327,46 @@ fn master_apply_plugin_commands(world: &mut World) {
     }
 }
 
-/// The state parts other plugins registered (media, …), captured every tick: a change goes
-/// to every node as a new snapshot. The engine's state and the node overrides are published
-/// by type ([`master_publish`], the registry).
+/// The state parts other plugins registered (media, …): each read only on a tick where its
+/// resource changed (a part watched on a resource; see
+/// [`ReplicationRules::capture_changed`]), so a quiet DMX tick serializes nothing. A change
+/// goes to every node as a new snapshot and into the saved stage. The engine's state and the
+/// node overrides are published by type ([`master_publish`], the registry).
 fn master_publish_parts(world: &mut World) {
+    let mut memo = std::mem::take(&mut world.resource_mut::<MasterNet>().capture_memo);
     let Some(rules) = world.get_resource::<ReplicationRules>() else {
+        world.resource_mut::<MasterNet>().capture_memo = memo;
         return;
     };
-    let parts = match rules.capture_where(world, |name| {
+    let captured = rules.capture_changed(world, &mut memo, |name| {
         name != rockontrol_engine::PLAYBACK_PART && name != protocol::OVERRIDES_PART
-    }) {
-        Ok(parts) => parts,
+    });
+    let mut net = world.resource_mut::<MasterNet>();
+    net.capture_memo = memo;
+    let changed = match captured {
+        Ok(changed) => changed,
         Err(e) => {
             warn!("{e}; the nodes keep the parts they have");
             return;
         }
     };
-    if world
-        .resource::<MasterNet>()
-        .shared
-        .registry()
-        .publish_parts(parts)
-    {
+    if changed.is_empty() || changed.iter().all(|(k, v)| net.parts.get(k) == Some(v)) {
+        return;
+    }
+    let log_changed = changed.contains_key(rockontrol_media::MEDIA_PART);
+    net.parts.extend(changed);
+    let parts = net.parts.clone();
+    if log_changed && let Some(media) = net.shared.media.clone() {
+        // Manifests follow what media commands play where (the one clip-need rule).
+        let commanded = world
+            .get_resource::<rockontrol_media::MediaShow>()
+            .map(|s| s.0.log().commanded())
+            .unwrap_or_default();
+        media.follow_commands(commanded);
+    }
+    let mut net = world.resource_mut::<MasterNet>();
+    if net.shared.registry().publish_parts(parts) {
+        net.stage_dirty = true;
         debug!("replicated parts changed: a snapshot went to every node");
     }
 }
@@ -398,6 +424,7 @@ fn master_save_stage(world: &mut World) {
         wall_unix_ms: crate::stage::unix_ms(SystemTime::now()),
         state,
         overrides,
+        parts: net.parts.clone(),
     };
     net.stage_dirty = false;
     net.saved_overrides = version;
@@ -409,13 +436,14 @@ fn master_save_stage(world: &mut World) {
 /// Where the REST handler waits for the tick a show command was applied at.
 type ShowCommandReply = tokio::sync::oneshot::Sender<Result<Applied, Refused>>;
 
-/// The cues (cue list, cue) `command` would start, tried on copies of the engine and state
-/// (only when the show has media cues: the GO gate needs them before the command runs).
-fn cues_started(
-    running: &rockontrol_engine::Running<'_>,
+/// The cue (cue list, cue) `command` would start at `tick`, read from the engine without
+/// running it (only when the show has media cues: the GO gate needs it before the command
+/// runs). The seam first advances to `tick` (the follows and releases due then, which the
+/// command's own apply would run first anyway), so the cue read is the one the command runs.
+fn cue_started(
+    running: &mut rockontrol_engine::Running<'_>,
     command: &Command,
     tick: u64,
-    playbacks: &Query<&ShowPlayback>,
 ) -> Vec<(String, rockontrol_show::CueNumber)> {
     if !matches!(
         command,
@@ -423,28 +451,11 @@ fn cues_started(
     ) {
         return Vec::new();
     }
-    let (mut fade, mut state, mut seam) = (
-        running.fade.clone(),
-        running.state.clone(),
-        running.seam.clone(),
-    );
-    let Ok(events) = seam.apply(&mut fade, &mut state, command, tick) else {
-        return Vec::new();
-    };
-    events
+    running.seam.advance(running.fade, running.state, tick);
+    running
+        .fade
+        .cue_to_run(running.state, command)
         .into_iter()
-        .filter_map(|e| match e {
-            rockontrol_engine::Event::Cue {
-                playback,
-                cue,
-                by_follow: false,
-                ..
-            } => playbacks
-                .iter()
-                .find(|p| p.0.name == playback)
-                .map(|p| (p.0.cue_list.clone(), cue)),
-            _ => None,
-        })
         .collect()
 }
 
@@ -453,7 +464,6 @@ fn master_apply_commands(
     mut engine: ResMut<ShowEngine>,
     mut queue: ResMut<CommandQueue>,
     clock: Res<ShowClock>,
-    playbacks: Query<&ShowPlayback>,
     mut events: MessageWriter<EngineEvent>,
     mut rejected: MessageWriter<CommandRejected>,
 ) {
@@ -479,7 +489,7 @@ fn master_apply_commands(
         // The GO gate (issue 13): a cue that starts a clip not ready where it must play.
         let mut media_not_ready = Vec::new();
         if let Some(media) = &media {
-            let went = cues_started(&running, &command, tick, &playbacks);
+            let went = cue_started(&mut running, &command, tick);
             if !went.is_empty() {
                 match media.gate(&net.shared.registry(), &went) {
                     Verdict::Go => {}
@@ -587,6 +597,17 @@ fn resume_stage(world: &mut World, hash: &str) {
     if record.show_hash.as_deref() == Some(hash) && fits {
         info!("the stage saved at tick {} is back", record.tick);
         engine.state = record.state;
+        // The other plugins' parts (the media log: what plays where since when) come back
+        // through their own handlers.
+        if let Some(rules) = world.get_resource::<ReplicationRules>().cloned() {
+            let names: Vec<String> = record.parts.keys().cloned().collect();
+            for e in rules.restore(world, record.parts) {
+                warn!("{e}; that part starts empty");
+            }
+            if !names.is_empty() {
+                info!("restored the replicated parts {}", names.join(", "));
+            }
+        }
     } else {
         warn!(
             "the saved stage belongs to show {:?}, not this one ({hash}); starting dark",

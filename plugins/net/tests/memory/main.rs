@@ -255,6 +255,14 @@ fn a_part_registered_by_another_plugin_replicates_without_touching_net() {
         })
     });
     assert_eq!(rig.registry().seq(), seq + 1, "one change, one snapshot");
+    let captures = |rig: &Rig| {
+        rig.master
+            .world()
+            .resource::<rockontrol_net::MasterNet>()
+            .capture_memo
+            .captures
+    };
+    let before = captures(&rig);
     for _ in 0..5 {
         rig.step();
     }
@@ -262,6 +270,11 @@ fn a_part_registered_by_another_plugin_replicates_without_touching_net() {
         rig.registry().seq(),
         seq + 1,
         "no snapshot while it stays the same"
+    );
+    assert_eq!(
+        captures(&rig),
+        before,
+        "quiet ticks serialize no part (the part is read only when its resource changed)"
     );
     let tick = rig.master.world().resource::<ShowClock>().next_tick;
     assert!(tick > 0);
@@ -394,4 +407,139 @@ fn the_masters_clip_table_follows_a_show_reload() {
         "the media part (the gate mode) follows too"
     );
     let _ = std::fs::remove_dir_all(media_store_dir());
+}
+
+/// The seam show with a media layer `bg` on output `wall` and cue 1 of `fx` playing `intro`.
+fn media_show() -> rockontrol_show::Show {
+    let mut show = show();
+    show.media.outputs = vec![rockontrol_show::LedWallOutput {
+        name: "wall".into(),
+        node: "node-01".into(),
+        width: 16,
+        height: 9,
+        rate: rockontrol_show::FrameRate::whole(25),
+        display: rockontrol_show::Display::default(),
+        regions: Vec::new(),
+    }];
+    show.media.layers = vec![rockontrol_show::MediaLayer::new("bg", "wall")];
+    show.media.cues = vec![rockontrol_show::MediaCue {
+        cue_list: "fx".into(),
+        cue: rockontrol_show::CueNumber(1000),
+        actions: vec![rockontrol_show::MediaAction::Play {
+            layer: "bg".into(),
+            clip: "intro".into(),
+            from: None,
+            end: None,
+            rate: None,
+        }],
+    }];
+    show
+}
+
+fn media_plugin(app: &mut App) {
+    app.add_plugins(rockontrol_media::MediaPlugin);
+}
+
+fn media_log(app: &App) -> rockontrol_media::MediaLog {
+    app.world()
+        .resource::<rockontrol_media::MediaShow>()
+        .0
+        .log()
+        .clone()
+}
+
+/// Issue 14: the media log is saved with the master's stage. A master restarted on its state
+/// directory has the same log (the GO's clip and the seek at the same show times), so it
+/// replicates the same clips at the same frames; its own next GO adds to that log (it is the
+/// master's, not a replica).
+#[test]
+fn a_restarted_master_keeps_its_media_log() {
+    let dir = std::env::temp_dir().join(format!("rk-media-stage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("state dir");
+    let show = media_show();
+    rockontrol_show::validate(&show).expect("a valid show");
+    let mut master = rig::master_app(&show, media_plugin, Some(dir.clone()));
+    for _ in 0..3 {
+        master.update();
+    }
+    master
+        .world_mut()
+        .resource_mut::<CommandQueue>()
+        .push(Command::Go {
+            playback: "fx".into(),
+            fade: None,
+        });
+    master.update();
+    let rules = master.world().resource::<ReplicationRules>().clone();
+    rules
+        .handle_command(
+            master.world_mut(),
+            "media",
+            serde_json::json!({"action": "seek", "layer": "bg", "position": 2.0}),
+        )
+        .expect("a media handler")
+        .expect("accepted");
+    master.update();
+    let before = media_log(&master);
+    assert_eq!(before.entries.len(), 2, "the GO and the seek: {before:?}");
+    let stage = rockontrol_net::stage::stage_path(&dir, "master-mem");
+    let saved = |want: &rockontrol_media::MediaLog| {
+        rockontrol_net::stage::load(&stage)
+            .ok()
+            .flatten()
+            .and_then(|r| r.parts.get(rockontrol_media::MEDIA_PART).cloned())
+            .is_some_and(|v| v == serde_json::to_value(want).expect("json"))
+    };
+    let start = std::time::Instant::now();
+    while !saved(&before) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the stage file holds the media log within 10 s"
+        );
+        master.update();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(master);
+
+    let mut again = rig::master_app(&show, media_plugin, Some(dir.clone()));
+    for _ in 0..3 {
+        again.update();
+    }
+    assert_eq!(media_log(&again), before, "the same log after the restart");
+    assert!(
+        !again
+            .world()
+            .contains_resource::<rockontrol_media::MediaReplica>(),
+        "the restored log is the master's own"
+    );
+    let published = again
+        .world()
+        .resource::<rockontrol_net::MasterNet>()
+        .shared
+        .registry()
+        .parts()
+        .get(rockontrol_media::MEDIA_PART)
+        .cloned();
+    assert_eq!(
+        published,
+        Some(serde_json::to_value(&before).expect("json")),
+        "and it is what the restarted master replicates"
+    );
+    rules
+        .handle_command(
+            again.world_mut(),
+            "media",
+            serde_json::json!({"action": "stop", "layer": "bg"}),
+        )
+        .expect("a media handler")
+        .expect("accepted");
+    again.update();
+    let after = media_log(&again);
+    assert!(
+        matches!(after.entries.last(), Some(rockontrol_media::LogEntry::Command { command, .. })
+            if command.action() == "stop"),
+        "a command after the restart goes into the master's log: {after:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

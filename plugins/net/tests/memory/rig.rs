@@ -84,6 +84,35 @@ fn engine_app() -> App {
     app
 }
 
+/// A master app (`master-mem`) running `show`, set up by `setup` before its net plugin, with
+/// its stage saved in `state_dir` when given (a restart test builds a second one on it).
+pub fn master_app(show: &Show, setup: Setup, state_dir: Option<PathBuf>) -> App {
+    let mut text = r#"{"role": "master", "node_id": "master-mem", "listen_port": 0,
+        "broadcast_enabled": false"#
+        .to_string();
+    if let Some(dir) = &state_dir {
+        text += &format!(r#", "state_dir": {:?}"#, dir.display().to_string());
+    }
+    text += "}";
+    let config = match NodeConfig::parse(&text, Syntax::Json, "memory master") {
+        Ok(NodeConfig::Master(m)) => m,
+        other => panic!("master config: {other:?}"),
+    };
+    let mut master = engine_app();
+    setup(&mut master);
+    master.add_plugins(MasterPlugin {
+        config,
+        keys: Keys {
+            control: vec![KEY.into()],
+            read_only: Vec::new(),
+        },
+        // No socket: the rig is the transport.
+        listener: std::sync::Mutex::new(None),
+    });
+    load_show(master.world_mut(), show);
+    master
+}
+
 impl Rig {
     /// A master running `show` and receivers `node-01`… (not linked yet), each set up by
     /// `setup` (the master too) before the net plugins are added.
@@ -92,24 +121,7 @@ impl Rig {
             std::env::temp_dir().join(format!("rockontrol-memory-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("state dir");
-        let text = r#"{"role": "master", "node_id": "master-mem", "listen_port": 0,
-            "broadcast_enabled": false}"#;
-        let config = match NodeConfig::parse(text, Syntax::Json, "memory master") {
-            Ok(NodeConfig::Master(m)) => m,
-            other => panic!("master config: {other:?}"),
-        };
-        let mut master = engine_app();
-        setup(&mut master);
-        master.add_plugins(MasterPlugin {
-            config,
-            keys: Keys {
-                control: vec![KEY.into()],
-                read_only: Vec::new(),
-            },
-            // No socket: the rig is the transport.
-            listener: std::sync::Mutex::new(None),
-        });
-        load_show(master.world_mut(), show);
+        let master = master_app(show, setup, None);
         let clock = MonoClock::manual();
         master
             .world()
