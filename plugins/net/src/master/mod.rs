@@ -10,6 +10,7 @@
 //! admission, routing, queues, replication stream), [`crate::handshake`], [`crate::alerts`],
 //! [`crate::stage`] and [`crate::adoptions`] (what a restarted master keeps).
 
+pub mod control;
 pub mod plugin;
 pub mod server;
 
