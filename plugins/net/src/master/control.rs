@@ -58,10 +58,18 @@ const WRITE_QUEUE: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControlRequest {
     /// A command, with the body `POST /api/command` takes.
-    Command { id: Value, body: Value },
+    Command {
+        id: Value,
+        body: Value,
+    },
     /// Push the state at most every `interval`.
-    Subscribe { id: Value, interval: Duration },
-    Unsubscribe { id: Value },
+    Subscribe {
+        id: Value,
+        interval: Duration,
+    },
+    Unsubscribe {
+        id: Value,
+    },
 }
 
 impl ControlRequest {
@@ -107,7 +115,9 @@ pub fn parse_request(text: &str) -> Result<ControlRequest, BadRequest> {
     if let Some(extra) = fields.keys().next() {
         return Err(bad(
             &id,
-            format!("unknown field {extra:?}; a request has id and one of command, subscribe, unsubscribe"),
+            format!(
+                "unknown field {extra:?}; a request has id and one of command, subscribe, unsubscribe"
+            ),
         ));
     }
     match (command, subscribe, unsubscribe) {
@@ -140,10 +150,7 @@ pub fn parse_request(text: &str) -> Result<ControlRequest, BadRequest> {
                     }
                 },
                 _ => {
-                    return Err(bad(
-                        &id,
-                        "subscribe is true or {\"interval_ms\": N}".into(),
-                    ));
+                    return Err(bad(&id, "subscribe is true or {\"interval_ms\": N}".into()));
                 }
             };
             if let Value::Object(o) = &s
@@ -468,8 +475,8 @@ mod tests {
         let e = parse_request(r#"{"id": 3, "command": "go"}"#).expect_err("a string");
         assert_eq!(e.id, json!(3));
         assert!(e.reason.contains("JSON object"), "{e:?}");
-        let e = parse_request(r#"{"id": 4, "subscribe": {"interval_ms": 5}}"#)
-            .expect_err("too often");
+        let e =
+            parse_request(r#"{"id": 4, "subscribe": {"interval_ms": 5}}"#).expect_err("too often");
         assert!(e.reason.contains("100..=10000"), "{e:?}");
         let e = parse_request(r#"{"id": 5, "comand": {}}"#).expect_err("a typo");
         assert!(e.reason.contains("\"comand\""), "{e:?}");

@@ -792,7 +792,11 @@ async fn node_command(
 /// key was checked: the one code path of `POST /api/command`, `POST /api/nodes/{id}/command`
 /// and the control WebSocket ([`super::control`]), which answers with this response's
 /// status and JSON body.
-pub(crate) async fn run_command(shared: &Arc<MasterShared>, node_id: &str, body: Bytes) -> Response {
+pub(crate) async fn run_command(
+    shared: &Arc<MasterShared>,
+    node_id: &str,
+    body: Bytes,
+) -> Response {
     let shared = Arc::clone(shared);
     let node_id = node_id.to_string();
     let master_id = shared.registry().master_id().to_string();
