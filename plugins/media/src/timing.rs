@@ -182,14 +182,15 @@ impl RefreshGrid {
         gaps.sort_unstable();
         let rough = gaps[gaps.len() / 2] as f64;
         let t0 = times[0];
-        // Vblank numbers from the rough period, then the least-squares period over them.
-        let points: Vec<(f64, f64)> = times
-            .iter()
-            .map(|t| {
-                let dt = t.saturating_sub(t0) as f64;
-                ((dt / rough).round(), dt)
-            })
-            .collect();
+        // Vblank numbers counted gap by gap with the rough period (a gap's jitter is well
+        // under half a period; counting from t0 would let the rough period's error add up),
+        // then the least-squares period over them.
+        let mut vblank = 0.0;
+        let mut points: Vec<(f64, f64)> = vec![(0.0, 0.0)];
+        for w in times.windows(2) {
+            vblank += (w[1].saturating_sub(w[0]) as f64 / rough).round();
+            points.push((vblank, w[1].saturating_sub(t0) as f64));
+        }
         let n = points.len() as f64;
         let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
         let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
@@ -199,11 +200,12 @@ impl RefreshGrid {
         if !(period.is_finite() && period >= 1.0) {
             return None;
         }
-        // Residuals from the grid through t0, wrapped into (-period/2, period/2].
+        // Residuals from the fitted line, wrapped into (-period/2, period/2].
+        let intercept = mean_y - period * mean_x;
         let mut residuals: Vec<f64> = points
             .iter()
             .map(|(x, y)| {
-                let r = (y - x * period) % period;
+                let r = (y - intercept - x * period) % period;
                 if r > period / 2.0 {
                     r - period
                 } else if r <= -period / 2.0 {
@@ -216,8 +218,10 @@ impl RefreshGrid {
         residuals.sort_by(f64::total_cmp);
         let offset = residuals[residuals.len() / 2];
         let period_ns = period.round() as u64;
-        let anchor = t0 as f64 + offset;
-        let phase = anchor.rem_euclid(period).round() as u64 % period_ns.max(1);
+        // The phase of the integer grid through the fitted vblank nearest the first frame
+        // (exact there; a period error adds up only with the distance from the frames seen).
+        let anchor = (t0 as f64 + intercept + offset).round().max(0.0) as u64;
+        let phase = anchor % period_ns.max(1);
         Some(RefreshGrid {
             period_ns,
             phase_ns: phase,
@@ -420,11 +424,12 @@ mod tests {
             "period {} vs {period}",
             grid.period_ns
         );
-        assert!(
-            grid.phase_ns.abs_diff(phase) < 700_000,
-            "phase {} vs {phase}",
-            grid.phase_ns
-        );
+        // The grid lies on the true vblanks where the frames were seen.
+        for m in [601u64, 640, 672] {
+            let vblank = phase + m * period;
+            let (_, t) = grid.nearest(vblank);
+            assert!(t.abs_diff(vblank) < 700_000, "vblank {m}: {t} vs {vblank}");
+        }
         // Every frame composed after a jittery start is predicted onto the next vblank.
         for m in 700..760u64 {
             let began = (phase + m * period) as i64 + jitter(&mut rng, 2_000_000);

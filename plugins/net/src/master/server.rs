@@ -440,7 +440,7 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .route("/api/show/{hash}", get(show))
         .route("/api/openapi.json", get(openapi))
         .route("/api/ws", get(websocket))
-        .route(super::control::CONTROL_PATH, get(super::control::control))
+        .route("/api/control", get(super::control::control))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(request_timeout))
         .with_state(Arc::clone(&shared));
