@@ -800,3 +800,47 @@ fn write_capture(
         warn!("media capture: cannot start the writer: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rockontrol_show::{EndMode, FrameRate};
+
+    fn play(start_s: u64, from_s: u64, paused: bool) -> ClipPlay {
+        ClipPlay {
+            clip: "count".into(),
+            start_ns: start_s * NANOS_PER_SEC,
+            from_ns: from_s * NANOS_PER_SEC,
+            speed_ppm: crate::timing::UNIT_SPEED_PPM,
+            end: EndMode::HoldLast,
+            paused,
+        }
+    }
+
+    #[test]
+    fn a_seek_or_replay_needs_a_pre_seek_and_a_pause_or_resume_does_not() {
+        let fps = FrameRate::whole(30);
+        let now = play(1, 0, false);
+        // Seek to 7 s at show time 3 s: frame 210, where the playing decoder is at 60.
+        assert_eq!(
+            jump_target(&now, &play(3, 7, false), fps, Some(300)),
+            Some(210)
+        );
+        // Replay from 0 at 5 s.
+        assert_eq!(
+            jump_target(&now, &play(5, 0, false), fps, Some(300)),
+            Some(0)
+        );
+        // Pause at 3 s (holds 2 s in) and resume from there: the decoder is already there.
+        assert_eq!(jump_target(&now, &play(3, 2, true), fps, Some(300)), None);
+        assert_eq!(
+            jump_target(&play(3, 2, true), &play(4, 2, false), fps, Some(300)),
+            None
+        );
+        // The same play, or another clip (a decoder of its own anyway).
+        assert_eq!(jump_target(&now, &now.clone(), fps, Some(300)), None);
+        let mut other = play(3, 0, false);
+        other.clip = "other".into();
+        assert_eq!(jump_target(&now, &other, fps, Some(300)), None);
+    }
+}
