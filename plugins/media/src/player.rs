@@ -471,9 +471,22 @@ impl Player {
                             close_off_thread(vec![old]);
                         }
                     }
-                    // A seek or replay of this clip within the pre-roll: a second decoder
+                    // A seek or replay of this clip within the pre-roll (the first change
+                    // of the layer's play, however soon another follows): a second decoder
                     // opens at the frame it needs.
-                    if let Some(next) = ahead_play.as_ref().filter(|n| n.clip == play.clip)
+                    let next_play = r
+                        .timeline
+                        .changes_between(t, t.saturating_add(r.preroll_ns))
+                        .into_iter()
+                        .find_map(|at| {
+                            r.timeline
+                                .at(&output.name, at)
+                                .into_iter()
+                                .find(|l| l.layer == state.layer)
+                                .and_then(|l| l.clip)
+                                .filter(|next| next != play)
+                        });
+                    if let Some(next) = next_play.as_ref().filter(|n| n.clip == play.clip)
                         && let Some(info) = self
                             .slots
                             .get(&key)

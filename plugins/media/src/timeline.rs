@@ -191,6 +191,21 @@ impl MediaTimeline {
         self.record(LogEntry::Command { at_ns, command });
     }
 
+    /// The show times in `(after_ns, until_ns]` at which a recorded cue or command takes
+    /// effect (where a layer's play may change), in order, each once.
+    pub fn changes_between(&self, after_ns: u64, until_ns: u64) -> Vec<u64> {
+        let mut times: Vec<u64> = self
+            .log
+            .entries
+            .iter()
+            .map(LogEntry::begin_ns)
+            .filter(|b| (after_ns + 1..=until_ns).contains(b))
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        times
+    }
+
     /// The layers of `output` at show time `t_ns`, in stacking order (bottom first).
     pub fn at(&self, output: &str, t_ns: u64) -> Vec<LayerState> {
         let mut layers: Vec<LayerState> = Vec::new();

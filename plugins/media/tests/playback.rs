@@ -474,8 +474,10 @@ fn a_scheduled_seek_and_replay_show_the_right_frame_at_once_with_no_missed_refre
         ..MediaSetup::default()
     };
     let mut timeline = MediaTimeline::new(setup);
-    // Play at 1 s; seek to 7 s into the clip at 2.6 s; replay it from 0 at 4.2 s.
+    // Play at 1 s; seek to 7 s into the clip at 2.6 s; replay it from 0 at 4.2 s; seek to 1 s
+    // in at 5 s and to 3 s in at 5.4 s (two jumps within one pre-roll).
     let (play_at, seek_at, replay_at) = (S, 2_600_000_000, 4_200_000_000);
+    let (seek2_at, seek3_at) = (5 * S, 5_400_000_000);
     let command = |json: &str| serde_json::from_str::<MediaCommand>(json).expect("command");
     timeline.command(
         play_at,
@@ -489,8 +491,20 @@ fn a_scheduled_seek_and_replay_show_the_right_frame_at_once_with_no_missed_refre
         replay_at,
         command(r#"{"action": "play", "layer": "a", "clip": "count", "position": 0.0}"#),
     );
+    timeline.command(
+        seek2_at,
+        command(r#"{"action": "seek", "layer": "a", "position": 1.0}"#),
+    );
+    timeline.command(
+        seek3_at,
+        command(r#"{"action": "seek", "layer": "a", "position": 3.0}"#),
+    );
     let want = |t: u64| -> Option<u64> {
-        if t >= replay_at {
+        if t >= seek3_at {
+            Some(90 + expected(t, seek3_at, fps, 1, 1)?)
+        } else if t >= seek2_at {
+            Some(30 + expected(t, seek2_at, fps, 1, 1)?)
+        } else if t >= replay_at {
             expected(t, replay_at, fps, 1, 1)
         } else if t >= seek_at {
             Some(210 + expected(t, seek_at, fps, 1, 1)?)
@@ -538,7 +552,7 @@ fn a_scheduled_seek_and_replay_show_the_right_frame_at_once_with_no_missed_refre
     let a = &report.layers[0];
     eprintln!("layer a: {a:?}");
     // The refreshes at and right after each jump show the frame the show clock chose.
-    for jump in [play_at, seek_at, replay_at] {
+    for jump in [play_at, seek_at, replay_at, seek2_at, seek3_at] {
         let first: Vec<_> = checked.iter().filter(|c| c.1 >= jump).take(3).collect();
         for (k, t, wanted, shown) in first {
             assert_eq!(Some(*wanted), want(*t), "refresh {k}");
