@@ -435,6 +435,11 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
     assert_eq!(a["paused"], false, "{st}");
     assert!(a["shown"].as_u64().is_some_and(|n| n > 100), "{st}");
     eprintln!("rx-1 layer a: {a}");
+    // Every play, pause, seek and resume was scheduled within the pre-roll: no refresh found
+    // its decoder without a frame (refreshes the loaded node never composed are `skipped`).
+    let missed = a["missed"].as_u64().expect("missed");
+    let skipped = a["skipped"].as_u64().expect("skipped");
+    assert_eq!(missed - skipped, 0, "{a}");
     drop(rx2b);
     let _ = std::fs::remove_dir_all(&dir);
 }
