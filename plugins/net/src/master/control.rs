@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::server::{MasterShared, error, link_error, run_command, status_of};
+use super::server::{MasterShared, authorize, link_error, run_command, status_of};
 use crate::auth::Access;
 
 /// Where the control WebSocket is served.
@@ -243,32 +243,33 @@ pub(crate) fn state_message(shared: &MasterShared) -> Value {
     })
 }
 
-/// The upgrade: the key is checked first (a read-only key may subscribe, not command).
+/// The upgrade: the key is checked first, as for REST (a read-only key may subscribe; each
+/// command is checked again, so a key that loses control access stops commanding at once).
 pub(crate) async fn control(
     State(shared): State<Arc<MasterShared>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let access = shared.keys.check(header);
-    if access == Access::None {
-        return if header.is_none() {
-            error(
-                StatusCode::UNAUTHORIZED,
-                "missing Authorization: Bearer <key>",
-            )
-        } else {
-            error(StatusCode::UNAUTHORIZED, "invalid API key")
-        };
+    if let Err(refused) = authorize(&shared, &headers, Access::ReadOnly) {
+        return refused;
     }
     ws.max_message_size(MAX_CONTROL_FRAME)
         .max_frame_size(MAX_CONTROL_FRAME)
-        .on_upgrade(move |socket| control_link(socket, shared, access))
+        .on_upgrade(move |socket| control_link(socket, shared, headers))
 }
 
-async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, access: Access) {
+/// A REST response as a reply on the link: its status and JSON body.
+async fn reply_of(id: &Value, response: Response) -> String {
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), MAX_CONTROL_FRAME * 16)
+        .await
+        .unwrap_or_default();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    reply(id, status, body)
+}
+
+async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, headers: HeaderMap) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(WRITE_QUEUE);
     let writer = tokio::spawn(async move {
@@ -292,6 +293,9 @@ async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, access: Acce
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             Ok(Message::Binary(_)) => {
                 bad += 1;
+                shared
+                    .bad_frames
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = tx
                     .send(Message::Text(
                         refusal(
@@ -340,12 +344,8 @@ async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, access: Acce
         };
         let answer = match request {
             ControlRequest::Command { id, body } => {
-                if access < Access::Control {
-                    refusal(
-                        &id,
-                        StatusCode::FORBIDDEN,
-                        "this key is read-only; a control key is needed",
-                    )
+                if let Err(refused) = authorize(&shared, &headers, Access::Control) {
+                    reply_of(&id, refused).await
                 } else if !limit.allow(Instant::now()) {
                     refusal(
                         &id,
@@ -356,15 +356,7 @@ async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, access: Acce
                     )
                 } else {
                     let body = Bytes::from(body.to_string());
-                    let response = run_command(&shared, &master_id, body).await;
-                    let status = response.status();
-                    let bytes = axum::body::to_bytes(response.into_body(), MAX_CONTROL_FRAME * 16)
-                        .await
-                        .unwrap_or_default();
-                    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                    });
-                    reply(&id, status, body)
+                    reply_of(&id, run_command(&shared, &master_id, body).await).await
                 }
             }
             ControlRequest::Subscribe { id, interval } => {

@@ -326,7 +326,7 @@ impl Drop for RegistryGuard<'_> {
 }
 
 /// A JSON error response.
-pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let message = message.into();
     (
         status,
