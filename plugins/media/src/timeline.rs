@@ -557,6 +557,13 @@ mod tests {
             "resumed at 6 s from 10 s"
         );
         assert_eq!(frame(&t, "top", 8 * S), FrameChoice::Ended, "stopped");
+        // Where the layer's play may change (the player pre-seeks for the first of them).
+        assert_eq!(t.changes_between(2 * S, 6 * S), [4 * S, 5 * S, 6 * S]);
+        assert_eq!(t.changes_between(0, 2 * S), [2 * S], "the end is included");
+        assert!(
+            t.changes_between(8 * S, 20 * S).is_empty(),
+            "the start is not"
+        );
         // A receiver that gets the log late computes the same frames.
         let mut late = MediaTimeline::new(setup());
         late.set_log(t.log().clone());
