@@ -449,6 +449,7 @@ fn diffs(a: &[u8], b: &[u8]) -> (u8, f64) {
 /// layer needs at `t`, so the first refresh at or after `t` already shows
 /// `⌊(t − t_start') · fps⌋ + from`, read from the frame's pixels. The player runs live
 /// (decoders on their threads, refreshes paced in real time); only the show time is given.
+/// Three refreshes it is never asked to compose count as skipped (and missed), no others.
 #[test]
 fn a_scheduled_seek_and_replay_show_the_right_frame_at_once_with_no_missed_refresh() {
     use rockontrol_media::player::{Player, Refresh};
@@ -520,9 +521,14 @@ fn a_scheduled_seek_and_replay_show_the_right_frame_at_once_with_no_missed_refre
     let began = Instant::now();
     let mut checked = Vec::new();
     let mut report = None;
-    // Refreshes 0..150 of 25 Hz (6 s), each given at its own show time, paced in real time.
+    // Refreshes 0..150 of 25 Hz (6 s), each given at its own show time, paced in real time;
+    // three are never composed (as when the node presents slower than the output's rate).
+    let never = [141u64, 143, 145];
     for k in 0..150u64 {
         let t = refresh_ns(k, rate);
+        if never.contains(&k) {
+            continue;
+        }
         let due = began + Duration::from_nanos(t);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -563,8 +569,10 @@ fn a_scheduled_seek_and_replay_show_the_right_frame_at_once_with_no_missed_refre
             );
         }
     }
-    assert_eq!(a.missed, 0, "no refresh missed: {a:?}");
-    assert_eq!(a.skipped, 0, "every refresh composed: {a:?}");
+    // The only missed refreshes are the three never composed.
+    assert_eq!((a.missed, a.skipped), (3, 3), "{a:?}");
+    assert_eq!(report.outputs[0].skipped, 3, "{:?}", report.outputs[0]);
+    assert_eq!(report.outputs[0].timing, "rate", "offscreen: the rate grid");
     let exact = checked.iter().filter(|c| c.3 == want(c.1)).count();
     assert!(
         exact + a.late as usize == checked.len(),
