@@ -1248,6 +1248,15 @@ fn go_gate_refuses_a_cue_until_its_clips_are_ready_where_they_play() {
     );
 
     // Cue 2 needs b on media-2, still downloading: refused, and the playback stays on cue 1.
+    // (Once media-2 reported: its first heartbeat may come after media-1's.)
+    let start = Instant::now();
+    while rest(addr, "GET", "/api/media/status", Some(KEY), None).1["nodes"]["media-2"].is_null() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "media-2 never reported"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (status, answer) = command(addr, go);
     assert_eq!(status, 409, "{answer}");
     let refused = not_ready(&answer);

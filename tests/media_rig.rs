@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -147,18 +147,14 @@ fn check_all(dir: &Path, from_k: u64, want: impl Fn(u64) -> Option<u64>) -> usiz
     n
 }
 
-#[test]
-fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_and_seek() {
-    let dir = temp_dir("media-rig");
+/// The test clip ("count") made in `dir` and added to the master's library under `state`:
+/// its id, or `None` after a loud skip when ffmpeg is missing.
+fn clip_in_library(test: &str, dir: &Path, state: &Path) -> Option<String> {
     let clip = dir.join("count.mp4");
     if let Err(e) = write_test_clip(&clip, FRAMES as u32, FrameRate::NTSC, W, H, Codec::H264) {
-        skip::unavailable(
-            "media_commands_play_the_same_frame…",
-            &format!("{e}; `./dev setup` installs ffmpeg"),
-        );
-        return;
+        skip::unavailable(test, &format!("{e}; `./dev setup` installs ffmpeg"));
+        return None;
     }
-    let state = dir.join("state-master");
     let out = Command::new(BIN)
         .args(["media", "add"])
         .arg(&clip)
@@ -172,7 +168,16 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let id = stdout.split_whitespace().next().expect("an id").to_string();
+    Some(stdout.split_whitespace().next().expect("an id").to_string())
+}
+
+#[test]
+fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_and_seek() {
+    let dir = temp_dir("media-rig");
+    let state = dir.join("state-master");
+    let Some(id) = clip_in_library("media_commands_play_the_same_frame…", &dir, &state) else {
+        return;
+    };
     // Each node holds what the show places on its outputs (issue 13's manifests): the cue
     // list "wall-1" (never run) places the clip on rx-1's layer, which media commands then play.
     let show = dir.join("show.ron");
@@ -431,6 +436,347 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
     assert_eq!(a["paused"], false, "{st}");
     assert!(a["shown"].as_u64().is_some_and(|n| n > 100), "{st}");
     eprintln!("rx-1 layer a: {a}");
+    // Every play, pause, seek and resume was scheduled within the pre-roll: no refresh found
+    // its decoder without a frame (refreshes the loaded node never composed are `skipped`).
+    let missed = a["missed"].as_u64().expect("missed");
+    let skipped = a["skipped"].as_u64().expect("skipped");
+    assert_eq!(missed - skipped, 0, "{a}");
     drop(rx2b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tool's link to `GET /api/control` with the control key (reads time out after 20 s).
+fn control_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<TcpStream> {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/api/control")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("header"),
+    );
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let (ws, _) = tungstenite::client::client(request, stream).expect("upgrade");
+    ws
+}
+
+/// The next text frame as JSON; `None` when the link closed.
+fn next_frame(ws: &mut tungstenite::WebSocket<TcpStream>) -> Option<Value> {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                return Some(serde_json::from_str(&t).expect("JSON from the master"));
+            }
+            Ok(tungstenite::Message::Close(_)) => return None,
+            Ok(_) => continue,
+            Err(
+                tungstenite::Error::ConnectionClosed
+                | tungstenite::Error::AlreadyClosed
+                | tungstenite::Error::Protocol(_),
+            ) => return None,
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::ConnectionReset
+                    || e.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                return None;
+            }
+            Err(e) => panic!("control link: {e}"),
+        }
+    }
+}
+
+/// Sends `frame` and returns the reply with `id` (status, body); state events that come
+/// meanwhile go to `events`.
+fn ask(
+    ws: &mut tungstenite::WebSocket<TcpStream>,
+    frame: tungstenite::Message,
+    id: &Value,
+    events: &mut Vec<Value>,
+) -> (u16, Value) {
+    ws.send(frame).expect("send");
+    loop {
+        let v = next_frame(ws).expect("a reply before the link closed");
+        if v["event"] == "state" {
+            events.push(v);
+            continue;
+        }
+        if &v["id"] == id {
+            let status = v["status"].as_u64().expect("a status") as u16;
+            return (status, v["body"].clone());
+        }
+        panic!("a reply to another request: {v} (waiting for {id})");
+    }
+}
+
+/// A command over the control link: `{"id", "command": body}` → (status, body).
+fn command_ws(
+    ws: &mut tungstenite::WebSocket<TcpStream>,
+    id: u64,
+    body: Value,
+    events: &mut Vec<Value>,
+) -> (u16, Value) {
+    let frame = json!({"id": id, "command": body}).to_string();
+    ask(ws, tungstenite::Message::text(frame), &json!(id), events)
+}
+
+/// A node's status in a pushed state event.
+fn pushed<'a>(event: &'a Value, node: &str) -> Option<&'a Value> {
+    event["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["node_id"] == node)
+}
+
+/// Commands over the control WebSocket take the REST path: the GO gate's 409 (the same body
+/// as REST), a media play that the receiver then renders (frames read from its pictures) and
+/// reports (pushed state), bad frames answered 400 with the link going on, and the bounds
+/// (rate → 429, ten bad frames or an oversized one → closed). The master's own output's
+/// playback shows in its status and in the pushed state like a receiver's.
+#[test]
+fn commands_over_the_control_websocket_play_media_and_push_state() {
+    let dir = temp_dir("media-ws");
+    let state = dir.join("state-master");
+    let Some(id) = clip_in_library("commands_over_the_control_websocket…", &dir, &state) else {
+        return;
+    };
+    let show = dir.join("show.ron");
+    std::fs::write(
+        &show,
+        format!(
+            r#"(name: "ws", universes: [(id: 1)], clips: [(name: "count", id: "{id}")],
+  cue_lists: [(name: "main", cues: [(number: 1)])],
+  playbacks: [(name: "main", cue_list: "main")],
+  media: (
+    outputs: [
+      (name: "wall-1", node: "rx-1", width: {W}, height: {H}, rate: "25"),
+      (name: "wall-m", node: "master-01", width: {W}, height: {H}, rate: "25"),
+    ],
+    layers: [(name: "a", output: "wall-1", end: Loop), (name: "m", output: "wall-m", end: Loop)],
+    cues: [(cue_list: "main", cue: 1, actions: [Play(layer: "a", clip: "count")])],
+  ))"#
+        ),
+    )
+    .expect("show");
+    let (_master, port, addr) = Node::start_media_master(&dir, &show, &state);
+    let mut events = Vec::new();
+
+    // No key: the upgrade is refused.
+    let refused = tungstenite::connect(format!("ws://{addr}/api/control"));
+    assert!(
+        matches!(&refused, Err(tungstenite::Error::Http(r)) if r.status() == 401),
+        "{refused:?}"
+    );
+    let mut ws = control_link(addr, KEY);
+
+    // The GO gate: rx-1 has not reported its clip; the 409 over the link is REST's answer.
+    let go = json!({"type": "go", "playback": "main"});
+    let (status, body) = command_ws(&mut ws, 1, go.clone(), &mut events);
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["media_not_ready"][0]["node"], "rx-1", "{body}");
+    assert_eq!(body["media_not_ready"][0]["clip"], "count", "{body}");
+    let (rest_status, rest_body) = rest(
+        addr,
+        "POST",
+        "/api/command",
+        Some(KEY),
+        Some(&go.to_string()),
+    );
+    assert_eq!(
+        (rest_status, &rest_body),
+        (409, &body),
+        "REST and WebSocket answer alike"
+    );
+
+    // Garbage and binary frames: a 400 saying what is wrong; the link goes on.
+    let (status, body) = ask(
+        &mut ws,
+        tungstenite::Message::text("{not json"),
+        &Value::Null,
+        &mut events,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("not JSON")),
+        "{body}"
+    );
+    let (status, body) = ask(
+        &mut ws,
+        tungstenite::Message::binary(vec![1u8, 2, 3]),
+        &Value::Null,
+        &mut events,
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = command_ws(
+        &mut ws,
+        2,
+        json!({"type": "media", "action": "play", "layer": "nope", "clip": "count"}),
+        &mut events,
+    );
+    assert_eq!(status, 422, "a bad layer is named: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("\"nope\"")),
+        "{body}"
+    );
+
+    // rx-1 joins and fetches the clip; the state is pushed to the subscriber.
+    let cap = dir.join("cap-1");
+    let _rx1 = start_receiver(&dir, "rx-1", port, &cap);
+    wait_until("rx-1 ready", Duration::from_secs(60), || {
+        let (_, st) = rest(addr, "GET", "/api/media/status", Some(KEY), None);
+        (st["nodes"]["rx-1"]["ready"].as_bool() == Some(true)).then_some(())
+    });
+    let sub = json!({"id": "sub", "subscribe": {"interval_ms": 200}}).to_string();
+    let (status, body) = ask(
+        &mut ws,
+        tungstenite::Message::text(sub),
+        &json!("sub"),
+        &mut events,
+    );
+    assert_eq!(
+        (status, body["subscribed"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+
+    // Play on rx-1's layer and on the master's own layer, 3 s ahead, over the link.
+    let (status, body) = command_ws(
+        &mut ws,
+        3,
+        json!({"type": "media", "action": "stop", "layer": "a"}),
+        &mut events,
+    );
+    assert_eq!(status, 200, "{body}");
+    let start = body["result"]["now_ns"].as_u64().expect("now_ns") + 3 * S;
+    let at = start as f64 / S as f64;
+    for (n, layer) in [(4, "a"), (5, "m")] {
+        let (status, body) = command_ws(
+            &mut ws,
+            n,
+            json!({"type": "media", "action": "play", "layer": layer, "clip": "count", "at": at}),
+            &mut events,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "executed", "{body}");
+        assert_eq!(body["result"]["at_ns"].as_u64(), Some(start), "{body}");
+    }
+
+    // The pushed state shows both playing, with the frame the show clock gives.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (rx_layer, master_layer) = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no pushed state with both layers playing: {events:?}"
+        );
+        let event = next_frame(&mut ws).expect("a state push");
+        assert_eq!(event["event"], "state", "{event}");
+        let l = |node: &str, layer: &str| {
+            pushed(&event, node).map(|n| {
+                (
+                    n["playback"]["show_ns"].as_u64(),
+                    n["playback"]["layers"]
+                        .as_array()
+                        .and_then(|ls| ls.iter().find(|l| l["layer"] == layer).cloned())
+                        .unwrap_or(Value::Null),
+                )
+            })
+        };
+        if let (Some(a), Some(m)) = (l("rx-1", "a"), l("master-01", "m"))
+            && a.1["frame"].is_u64()
+            && m.1["frame"].is_u64()
+        {
+            break (a, m);
+        }
+    };
+    for (node, (show_ns, layer)) in [("rx-1", &rx_layer), ("master-01", &master_layer)] {
+        let show_ns = show_ns.expect("show_ns");
+        assert_eq!(layer["clip"], "count", "{node}: {layer}");
+        assert_eq!(layer["start_ns"].as_u64(), Some(start), "{node}: {layer}");
+        let k = show_ns / REFRESH_NS;
+        assert_eq!(
+            layer["frame"].as_u64(),
+            expected(k * REFRESH_NS, start),
+            "{node}: the frame of the last refresh: {layer}"
+        );
+    }
+    // The master's status over REST carries its own output, as a receiver's does.
+    let own = node_status(addr, "master-01");
+    assert_eq!(own["playback"]["outputs"][0]["output"], "wall-m", "{own}");
+    assert_eq!(layer(&own, "m")["clip"], "count", "{own}");
+
+    // What rx-1 renders is what the command over the link said.
+    wait_until("rx-1 captures 1 s of play", Duration::from_secs(20), || {
+        captured(&cap.join("wall-1"))
+            .keys()
+            .any(|k| k * REFRESH_NS > start + S)
+            .then_some(())
+    });
+    let pictures = captured(&cap.join("wall-1"));
+    let playing = pictures
+        .keys()
+        .filter(|k| **k * REFRESH_NS >= start)
+        .count();
+    assert!(playing >= 5, "pictures after the start: {pictures:?}");
+    let n = check_all(&cap.join("wall-1"), 0, |t| expected(t, start));
+    eprintln!("control link: {n} pictures as expected ({playing} while playing)");
+
+    // Unsubscribed: no more pushes.
+    let unsub = json!({"id": "u", "unsubscribe": true}).to_string();
+    let (status, _) = ask(
+        &mut ws,
+        tungstenite::Message::text(unsub),
+        &json!("u"),
+        &mut events,
+    );
+    assert_eq!(status, 200);
+
+    // The rate bound: a burst of 100, then 50 a second; more are answered 429 (300 requests
+    // take well under the 4 s that would refill 200 tokens).
+    let mut answered = BTreeMap::<u16, usize>::new();
+    for i in 0..300u64 {
+        let (status, _) = command_ws(&mut ws, 100 + i, json!({}), &mut events);
+        *answered.entry(status).or_default() += 1;
+    }
+    assert!(
+        answered.get(&400).is_some_and(|n| *n >= 100),
+        "{answered:?}"
+    );
+    assert!(answered.get(&429).is_some_and(|n| *n >= 1), "{answered:?}");
+
+    // Ten bad frames close the link.
+    let mut ws2 = control_link(addr, KEY);
+    for _ in 0..10 {
+        let _ = ws2.send(tungstenite::Message::text("garbage"));
+    }
+    let mut bad = 0;
+    while let Some(v) = next_frame(&mut ws2) {
+        assert_eq!(v["status"], 400, "{v}");
+        bad += 1;
+    }
+    assert_eq!(bad, 10, "each bad frame answered, then the link closed");
+
+    // An oversized frame closes the link, saying why.
+    let mut ws3 = control_link(addr, KEY);
+    let huge = json!({"id": 1, "command": {"pad": "x".repeat(100_000)}}).to_string();
+    let _ = ws3.send(tungstenite::Message::text(huge));
+    let last = next_frame(&mut ws3);
+    assert!(
+        last.as_ref().is_none_or(|v| v["status"] == 413
+            && v["body"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("limit"))),
+        "{last:?}"
+    );
+    assert!(
+        next_frame(&mut ws3).is_none(),
+        "closed after an oversized frame"
+    );
+
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -63,4 +63,4 @@ pub use plugin::{
     MediaShow, MediaStatus, MediaSystems,
 };
 pub use timeline::{CueFired, LayerState, MediaTimeline};
-pub use timing::{FrameChoice, FrameStats, Playhead, cadence_warning};
+pub use timing::{FrameChoice, FrameStats, Playhead, RefreshGrid, cadence_warning};

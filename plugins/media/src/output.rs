@@ -9,11 +9,13 @@
 //!   ([`crate::player`], through [`PlaybackFrames`]): one decode path for capture, status and
 //!   screens. The player opens the decoders (from the library store, or `--clips-dir`), picks
 //!   the frame the show clock gives at the output's refresh `t_k` (Xvfb and most platforms
-//!   give no scanout timing through wgpu, so the refresh's target time stands in for the
-//!   predicted scanout) and counts late and missed frames once per refresh. With this plugin
+//!   give no scanout timing through wgpu, so the scanout is predicted from the grid of the
+//!   frames the app presents, [`measure_displays`]) and counts late and missed frames once
+//!   per refresh. With this plugin
 //!   the decoders give NV12 ([`GpuFrames`]) unless the node captures (CPU compositor, RGBA).
-//! - [`measure_displays`] measures the spacing and phase of the frames the app presents and
-//!   hands them, with each output's display, to the player's report ([`DisplayTimings`]).
+//! - [`measure_displays`] fits a refresh grid (period and phase, [`RefreshGrid::fit`]) to the
+//!   frames the app presents and hands it, with each output's display, to the player
+//!   ([`DisplayTimings`]), which predicts each frame's scanout from it.
 //! - **Render world**: the draw lists are extracted, and [`composite_outputs`] uploads the
 //!   frames that changed into the layers' persistent textures (NV12 planes, converted in the
 //!   shader) and composites them into the output `Image`'s GPU texture through a
@@ -53,7 +55,7 @@ pub use crate::player::MediaClipFiles;
 use crate::player::{DisplayTiming, DisplayTimings, PlaybackFrames};
 use crate::plugin::{GpuFrames, MediaNode, MediaShow, MediaSystems};
 use crate::regions::{Placed, placements, region_problems};
-use crate::timing::FrameStats;
+use crate::timing::{FrameStats, RefreshGrid};
 
 /// Render layers of output windows start here (the stage preview and UI use layer 0).
 const FIRST_RENDER_LAYER: usize = 16;
@@ -473,10 +475,10 @@ fn pick_frames(
     draws.0 = new_draws;
 }
 
-/// Measures the frames the app presents (their spacing, median of the last
-/// [`TIMING_WINDOW`], and their phase on the show clock) and publishes them with each
-/// output's display for the player's report. wgpu gives no scanout timestamps here, so the
-/// time a frame starts stands in for its vblank.
+/// Measures the frames the app presents (a refresh grid fitted to the last
+/// [`TIMING_WINDOW`] frames' show times: period and phase) and publishes it with each
+/// output's display for the player, which predicts scanouts from it. wgpu gives no scanout
+/// timestamps here; the swapchain paces the loop, so a frame starts just after a vblank.
 fn measure_displays(
     base: Res<ShowTimeBase>,
     outputs: Query<&LiveOutput>,
@@ -488,7 +490,7 @@ fn measure_displays(
     while seen.len() > TIMING_WINDOW {
         seen.pop_front();
     }
-    let period = median_spacing(seen.make_contiguous());
+    let grid = RefreshGrid::fit(seen.make_contiguous());
     timings.0.clear();
     for out in &outputs {
         let display = match &out.display {
@@ -501,25 +503,11 @@ fn measure_displays(
             out.output.name.clone(),
             DisplayTiming {
                 display,
-                period_ns: period.filter(|_| on_screen),
-                phase_ns: period.filter(|_| on_screen).map(|p| now % p),
+                period_ns: grid.filter(|_| on_screen).map(|g| g.period_ns),
+                phase_ns: grid.filter(|_| on_screen).map(|g| g.phase_ns),
             },
         );
     }
-}
-
-/// The median spacing of increasing times, if there are at least two gaps.
-fn median_spacing(times: &[u64]) -> Option<u64> {
-    let mut gaps: Vec<u64> = times
-        .windows(2)
-        .map(|w| w[1].saturating_sub(w[0]))
-        .filter(|g| *g > 0)
-        .collect();
-    if gaps.len() < 2 {
-        return None;
-    }
-    gaps.sort_unstable();
-    Some(gaps[gaps.len() / 2])
 }
 
 fn extract_draws(mut commands: Commands, draws: Extract<Res<OutputDraws>>) {
@@ -598,19 +586,5 @@ fn composite_outputs(
         if let Err(e) = entry.compositor.render_into(gpu, &layers, &entry.view) {
             warn!("media: composite failed: {e}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median_spacing;
-
-    #[test]
-    fn the_display_period_is_the_median_frame_spacing() {
-        // 60 Hz frames with one late frame and one doubled: the median ignores both.
-        let t = [0, 16_667, 33_333, 70_000, 70_000, 86_667, 103_333];
-        assert_eq!(median_spacing(&t), Some(16_667));
-        assert_eq!(median_spacing(&[5, 10]), None, "one gap is not a period");
-        assert_eq!(median_spacing(&[]), None);
     }
 }

@@ -5,9 +5,17 @@
 //!
 //! The shell around the pure parts: decoders run on their own threads (opened off the ECS
 //! thread, since opening blocks for the pre-roll); the ECS only asks each ring for a frame,
-//! which never waits. Refresh `k` of an output at rate `r` is at show time
-//! `t_k = ⌈k / r⌉` (its target time: offscreen outputs have no scanout to predict); the frame a
-//! layer shows there is [`ClipPlay::frame_at`]`(t_k)`.
+//! which never waits. The show time `t_k` of refresh `k` is its predicted scanout: on a
+//! display whose frames were measured, the vblank after the one the frame began on
+//! ([`RefreshGrid::scanout_after`]); otherwise (offscreen, or before the display was measured)
+//! the target time on the output's rate grid, `t_k = ⌈k / r⌉`. The frame a layer shows there is
+//! [`ClipPlay::frame_at`]`(t_k)`. Refreshes of the grid that were never composed (the node
+//! presented slower than it) are counted as skipped and missed.
+//!
+//! A seek or a replay of the clip a layer plays (scheduled a pre-roll ahead, as commands
+//! are) does not make the playing decoder seek at `t`: a second decoder of the same clip is
+//! opened at the frame the layer needs at `t` during the pre-roll, and takes over at `t`, so
+//! the first refresh at or after `t` shows the right frame.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -23,7 +31,10 @@ use tracing::{debug, info, warn};
 use crate::composite::{LayerParams, Rgba, composite_cpu};
 use crate::decode::{ClipDecoder, DecodeError, DecoderChoice, Frame, Pick, PixelFormat};
 use crate::timeline::{ClipPlay, MediaTimeline};
-use crate::timing::{FrameChoice, FrameStats, NANOS_PER_SEC, frame_of_ns, ns_of_frame};
+use crate::timing::{
+    FrameChoice, FrameStats, NANOS_PER_SEC, RefreshGrid, ns_of_frame, rate_refresh,
+    refreshes_skipped,
+};
 
 /// How long a decoder may take to open and pre-roll before the layer reports an error.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,6 +104,9 @@ pub struct LayerReport {
     pub late: u64,
     #[serde(default)]
     pub missed: u64,
+    /// Of the missed: refreshes never composed (the node presented slower than the grid).
+    #[serde(default)]
+    pub skipped: u64,
     /// The decoder element in use (`avdec_h264`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoder: Option<String>,
@@ -112,8 +126,15 @@ pub struct OutputReport {
     /// Refresh period in ns (from the output's rate).
     pub refresh_ns: u64,
     /// Offset of the refresh grid from show time 0, ns (0 for offscreen outputs, whose
-    /// refreshes are their target times; a display's measured vblank phase later).
+    /// refreshes are their target times; a display's measured vblank phase).
     pub phase_ns: u64,
+    /// What the refreshes' show times are: `scanout` (predicted from the display's measured
+    /// grid) or `rate` (the output rate's target times).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timing: String,
+    /// Refreshes of the grid never composed (presenting slower than it).
+    #[serde(default)]
+    pub skipped: u64,
     /// Refreshes composed since start.
     pub refreshes: u64,
     /// How long after its show time the last refresh was composed, ns.
@@ -206,6 +227,19 @@ pub struct DisplayTiming {
     pub phase_ns: Option<u64>,
 }
 
+impl DisplayTiming {
+    /// The display's measured refresh grid, if it was measured.
+    pub fn grid(&self) -> Option<RefreshGrid> {
+        match (self.period_ns, self.phase_ns) {
+            (Some(period_ns), Some(phase_ns)) if period_ns > 0 => Some(RefreshGrid {
+                period_ns,
+                phase_ns: phase_ns % period_ns,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The on-screen outputs' [`DisplayTiming`] by output name; it goes into the report.
 #[derive(bevy::prelude::Resource, Debug, Clone, Default)]
 pub struct DisplayTimings(pub HashMap<String, DisplayTiming>);
@@ -221,7 +255,8 @@ struct Slot {
 }
 
 impl Slot {
-    fn open(path: PathBuf, choice: DecoderChoice, format: PixelFormat) -> Slot {
+    /// Opens `path` in a decoder pre-rolled at frame `first`.
+    fn open(path: PathBuf, choice: DecoderChoice, format: PixelFormat, first: u64) -> Slot {
         let (tx, rx) = channel();
         let name = format!(
             "open {}",
@@ -230,7 +265,13 @@ impl Slot {
                 .unwrap_or_default()
         );
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            let _ = tx.send(ClipDecoder::open_as(&path, choice, format, 0, OPEN_TIMEOUT));
+            let _ = tx.send(ClipDecoder::open_as(
+                &path,
+                choice,
+                format,
+                first,
+                OPEN_TIMEOUT,
+            ));
         });
         match spawned {
             Ok(_) => Slot {
@@ -283,15 +324,25 @@ impl Slot {
 
 #[derive(Default)]
 struct OutputRun {
-    last_refresh: Option<u64>,
+    /// The show time of the last composed refresh, and whether it was on a display's grid.
+    last: Option<(u64, bool)>,
     refreshes: u64,
+    skipped: u64,
     lag_ns: u64,
 }
+
+/// A layer's decoders are keyed by (layer index, clip); a pre-seek's also by the show time the
+/// play it is for starts at.
+type SlotKey = (usize, String);
+type PreSeekKey = (usize, String, u64);
 
 /// The node's live decoders and counters (see the [module docs](self)).
 #[derive(Default)]
 pub struct Player {
-    slots: HashMap<(usize, String), Slot>,
+    slots: HashMap<SlotKey, Slot>,
+    /// Second decoders of a clip a layer plays, opened at the frame a seek or replay of it
+    /// needs, for the play starting at that show time.
+    pre_seeks: HashMap<PreSeekKey, Slot>,
     stats: HashMap<usize, FrameStats>,
     outputs: HashMap<String, OutputRun>,
     armed_logged: HashSet<(usize, String, u64)>,
@@ -327,7 +378,8 @@ impl Player {
     /// Runs every output of this node whose next refresh has come; returns the report.
     pub fn refresh(&mut self, r: &Refresh<'_>) -> PlaybackReport {
         let setup = r.timeline.setup();
-        let mut used: HashSet<(usize, String)> = HashSet::new();
+        let mut used: HashSet<SlotKey> = HashSet::new();
+        let mut used_pre: HashSet<PreSeekKey> = HashSet::new();
         let mut outputs = Vec::new();
         let mut live_layers = HashSet::new();
         for output in setup
@@ -335,20 +387,45 @@ impl Player {
             .iter()
             .filter(|o| r.node.is_none_or(|n| o.node == n))
         {
-            let k = frame_of_ns(r.now_ns, output.rate);
-            let t = ns_of_frame(k, output.rate);
+            let shown_on = r.displays.and_then(|d| d.0.get(&output.name));
+            let grid = shown_on.and_then(DisplayTiming::grid);
+            // t_k: the predicted scanout on a measured display, else the rate grid's target.
+            let (k, t, period) = match grid {
+                Some(g) => {
+                    let (k, t) = g.scanout_after(r.now_ns);
+                    (k, t, g.period_ns)
+                }
+                None => {
+                    let (k, t) = rate_refresh(r.now_ns, output.rate);
+                    (k, t, ns_of_frame(1, output.rate))
+                }
+            };
+            let on_display = grid.is_some();
             let run = self.outputs.entry(output.name.clone()).or_default();
-            let due = run.last_refresh != Some(k);
+            let due = run
+                .last
+                .is_none_or(|(prev, _)| prev.abs_diff(t) > period / 2);
+            // Refreshes between the last composed one and this (same grid only).
+            let mut skipped = 0;
+            let mut prev_t = None;
             if due {
-                run.last_refresh = Some(k);
+                if let Some((prev, was_on_display)) = run.last
+                    && was_on_display == on_display
+                {
+                    skipped = refreshes_skipped(prev, t, period);
+                    prev_t = Some(prev);
+                }
+                run.last = Some((t, on_display));
                 run.refreshes += 1;
+                run.skipped += skipped;
                 run.lag_ns = r.now_ns.saturating_sub(t);
             }
-            let shown_on = r.displays.and_then(|d| d.0.get(&output.name));
             outputs.push(OutputReport {
                 output: output.name.clone(),
                 refresh_ns: ns_of_frame(1, output.rate),
-                phase_ns: shown_on.and_then(|d| d.phase_ns).unwrap_or(0),
+                phase_ns: grid.map_or(0, |g| g.phase_ns),
+                timing: if on_display { "scanout" } else { "rate" }.into(),
+                skipped: run.skipped,
                 refreshes: run.refreshes,
                 lag_ns: run.lag_ns,
                 display: shown_on.map(|d| d.display.clone()),
@@ -375,11 +452,10 @@ impl Player {
                     output: output.name.clone(),
                     ..LayerReport::default()
                 };
+                let ahead_play = ahead.get(&state.layer).cloned().flatten();
                 // The clip that starts within the pre-roll, if it is another play.
-                let upcoming = ahead
-                    .get(&state.layer)
-                    .cloned()
-                    .flatten()
+                let upcoming = ahead_play
+                    .clone()
                     .filter(|next| state.clip.as_ref().is_none_or(|now| now.clip != next.clip));
                 if let Some(play) = &state.clip {
                     report.clip = Some(play.clip.clone());
@@ -387,6 +463,60 @@ impl Player {
                     report.paused = play.paused;
                     let key = (state.layer, play.clip.clone());
                     used.insert(key.clone());
+                    // A decoder pre-seeked for this play takes over from the one that played.
+                    let pre_key = (state.layer, play.clip.clone(), play.start_ns);
+                    if let Some(pre) = self.pre_seeks.remove(&pre_key) {
+                        debug!(layer = %state.name, clip = %play.clip, "media: the pre-seeked decoder takes over");
+                        if let Some(old) = self.slots.insert(key.clone(), pre) {
+                            close_off_thread(vec![old]);
+                        }
+                    }
+                    // A seek or replay of this clip within the pre-roll (the first change
+                    // of the layer's play, however soon another follows): a second decoder
+                    // opens at the frame it needs.
+                    let next_play = r
+                        .timeline
+                        .changes_between(t, t.saturating_add(r.preroll_ns))
+                        .into_iter()
+                        .find_map(|at| {
+                            r.timeline
+                                .at(&output.name, at)
+                                .into_iter()
+                                .find(|l| l.layer == state.layer)
+                                .and_then(|l| l.clip)
+                                .filter(|next| next != play)
+                        });
+                    if let Some(next) = next_play.as_ref().filter(|n| n.clip == play.clip)
+                        && let Some(info) = self
+                            .slots
+                            .get(&key)
+                            .and_then(|s| s.decoder.as_ref())
+                            .map(ClipDecoder::info)
+                        && let Some(first) = jump_target(play, next, info.fps, info.frames)
+                    {
+                        let pre_key = (state.layer, next.clip.clone(), next.start_ns);
+                        used_pre.insert(pre_key.clone());
+                        let pre = pre_seek_for(&mut self.pre_seeks, pre_key, first, r);
+                        pre.poll();
+                        if let Some(decoder) = pre.decoder.as_ref() {
+                            decoder.pick(first);
+                            if decoder.is_armed()
+                                && self.armed_logged.insert((
+                                    state.layer,
+                                    next.clip.clone(),
+                                    next.start_ns,
+                                ))
+                            {
+                                info!(
+                                    layer = %state.name,
+                                    clip = %next.clip,
+                                    frame = first,
+                                    at_s = next.start_ns as f64 / NANOS_PER_SEC as f64,
+                                    "media: armed (pre-seeked)"
+                                );
+                            }
+                        }
+                    }
                     let slot = slot_for(&mut self.slots, key, r);
                     slot.poll();
                     report.error = slot.error.clone();
@@ -398,6 +528,10 @@ impl Player {
                             let pick = if due { Some(decoder.pick(want)) } else { None };
                             if let Some(pick) = pick {
                                 let stats = self.stats.entry(state.layer).or_default();
+                                // Refreshes skipped while this play was on count as missed.
+                                if prev_t.is_some_and(|p| p >= play.start_ns) {
+                                    stats.record_skipped(skipped);
+                                }
                                 stats.record(want, pick.frame().map(|f| f.index));
                                 report.armed = matches!(pick, Pick::Exact(_));
                                 exact &= report.armed;
@@ -476,6 +610,7 @@ impl Player {
                 report.shown = stats.shown;
                 report.late = stats.late;
                 report.missed = stats.missed;
+                report.skipped = stats.skipped;
                 self.layers.insert(state.layer, report);
             }
             if due {
@@ -490,13 +625,21 @@ impl Player {
             }
         }
         // Decoders no layer needs any more are closed (their threads end), off this thread.
-        let gone: Vec<(usize, String)> = self
+        let gone: Vec<SlotKey> = self
             .slots
             .keys()
             .filter(|k| !used.contains(*k))
             .cloned()
             .collect();
-        close_off_thread(gone.iter().filter_map(|k| self.slots.remove(k)).collect());
+        let mut closing: Vec<Slot> = gone.iter().filter_map(|k| self.slots.remove(k)).collect();
+        let gone: Vec<PreSeekKey> = self
+            .pre_seeks
+            .keys()
+            .filter(|k| !used_pre.contains(*k))
+            .cloned()
+            .collect();
+        closing.extend(gone.iter().filter_map(|k| self.pre_seeks.remove(k)));
+        close_off_thread(closing);
         self.layers.retain(|layer, _| live_layers.contains(layer));
         let names: HashSet<&str> = outputs.iter().map(|o| o.output.as_str()).collect();
         self.frames.retain(|name, _| names.contains(name.as_str()));
@@ -531,10 +674,49 @@ fn close_off_thread(slots: Vec<Slot>) {
     }
 }
 
+/// The frame a decoder must be pre-seeked to for `next`, a later play of the clip `now`
+/// plays on the same layer, when `next` does not continue what `now` shows (a seek, a
+/// replay, a rate change that jumps); `None` when the playing decoder gets there by
+/// decoding on (a pause, a resume, a jump a few frames ahead).
+pub fn jump_target(
+    now: &ClipPlay,
+    next: &ClipPlay,
+    fps: rockontrol_show::FrameRate,
+    frames: Option<u64>,
+) -> Option<u64> {
+    if now == next || now.clip != next.clip {
+        return None;
+    }
+    let FrameChoice::Frame(first) = next.frame_at(next.start_ns, fps, frames) else {
+        return None;
+    };
+    match now.frame_at(next.start_ns, fps, frames) {
+        // Up to a few frames on: the playing ring holds it or soon will.
+        FrameChoice::Frame(shown) if (shown..=shown + 2).contains(&first) => None,
+        _ => Some(first),
+    }
+}
+
+/// The pre-seek slot for `key`, opening its decoder at `first` the first time.
+fn pre_seek_for<'a>(
+    slots: &'a mut HashMap<PreSeekKey, Slot>,
+    key: PreSeekKey,
+    first: u64,
+    r: &Refresh<'_>,
+) -> &'a mut Slot {
+    slots.entry(key).or_insert_with_key(|(_, clip, _)| {
+        let id = r.clip_ids.get(clip).map(String::as_str);
+        match (r.locate)(clip, id) {
+            Some(path) => Slot::open(path, r.decoder, r.format, first),
+            None => Slot::failed(format!("no verified file for clip {clip:?} on this node")),
+        }
+    })
+}
+
 /// The slot of (layer, clip), opening its decoder the first time.
 fn slot_for<'a>(
-    slots: &'a mut HashMap<(usize, String), Slot>,
-    key: (usize, String),
+    slots: &'a mut HashMap<SlotKey, Slot>,
+    key: SlotKey,
     r: &Refresh<'_>,
 ) -> &'a mut Slot {
     // A clip that failed (not fetched yet, a decoder error) is tried again after a while: a
@@ -548,7 +730,7 @@ fn slot_for<'a>(
     slots.entry(key).or_insert_with_key(|(_, clip)| {
         let id = r.clip_ids.get(clip).map(String::as_str);
         match (r.locate)(clip, id) {
-            Some(path) => Slot::open(path, r.decoder, r.format),
+            Some(path) => Slot::open(path, r.decoder, r.format, 0),
             None => {
                 let error = format!(
                     "no verified file for clip {clip:?}{} on this node yet (the library fetches it; see GET /api/media/status)",
@@ -629,5 +811,49 @@ fn write_capture(
         });
     if let Err(e) = written {
         warn!("media capture: cannot start the writer: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rockontrol_show::{EndMode, FrameRate};
+
+    fn play(start_s: u64, from_s: u64, paused: bool) -> ClipPlay {
+        ClipPlay {
+            clip: "count".into(),
+            start_ns: start_s * NANOS_PER_SEC,
+            from_ns: from_s * NANOS_PER_SEC,
+            speed_ppm: crate::timing::UNIT_SPEED_PPM,
+            end: EndMode::HoldLast,
+            paused,
+        }
+    }
+
+    #[test]
+    fn a_seek_or_replay_needs_a_pre_seek_and_a_pause_or_resume_does_not() {
+        let fps = FrameRate::whole(30);
+        let now = play(1, 0, false);
+        // Seek to 7 s at show time 3 s: frame 210, where the playing decoder is at 60.
+        assert_eq!(
+            jump_target(&now, &play(3, 7, false), fps, Some(300)),
+            Some(210)
+        );
+        // Replay from 0 at 5 s.
+        assert_eq!(
+            jump_target(&now, &play(5, 0, false), fps, Some(300)),
+            Some(0)
+        );
+        // Pause at 3 s (holds 2 s in) and resume from there: the decoder is already there.
+        assert_eq!(jump_target(&now, &play(3, 2, true), fps, Some(300)), None);
+        assert_eq!(
+            jump_target(&play(3, 2, true), &play(4, 2, false), fps, Some(300)),
+            None
+        );
+        // The same play, or another clip (a decoder of its own anyway).
+        assert_eq!(jump_target(&now, &now.clone(), fps, Some(300)), None);
+        let mut other = play(3, 0, false);
+        other.clip = "other".into();
+        assert_eq!(jump_target(&now, &other, fps, Some(300)), None);
     }
 }

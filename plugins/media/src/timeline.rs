@@ -191,6 +191,21 @@ impl MediaTimeline {
         self.record(LogEntry::Command { at_ns, command });
     }
 
+    /// The show times in `(after_ns, until_ns]` at which a recorded cue or command takes
+    /// effect (where a layer's play may change), in order, each once.
+    pub fn changes_between(&self, after_ns: u64, until_ns: u64) -> Vec<u64> {
+        let mut times: Vec<u64> = self
+            .log
+            .entries
+            .iter()
+            .map(LogEntry::begin_ns)
+            .filter(|b| (after_ns + 1..=until_ns).contains(b))
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        times
+    }
+
     /// The layers of `output` at show time `t_ns`, in stacking order (bottom first).
     pub fn at(&self, output: &str, t_ns: u64) -> Vec<LayerState> {
         let mut layers: Vec<LayerState> = Vec::new();
@@ -644,6 +659,13 @@ mod tests {
             "resumed at 6 s from 10 s"
         );
         assert_eq!(frame(&t, "top", 8 * S), FrameChoice::Ended, "stopped");
+        // Where the layer's play may change (the player pre-seeks for the first of them).
+        assert_eq!(t.changes_between(2 * S, 6 * S), [4 * S, 5 * S, 6 * S]);
+        assert_eq!(t.changes_between(0, 2 * S), [2 * S], "the end is included");
+        assert!(
+            t.changes_between(8 * S, 20 * S).is_empty(),
+            "the start is not"
+        );
         // A receiver that gets the log late computes the same frames.
         let mut late = MediaTimeline::new(setup());
         late.set_log(t.log().clone());

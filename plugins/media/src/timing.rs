@@ -144,17 +144,138 @@ pub fn cadence_warning(output: FrameRate, content: FrameRate, speed_ppm: u64) ->
     })
 }
 
+/// A refresh grid on the show clock: refresh `n` is at `phase_ns + n · period_ns`.
+///
+/// For an on-screen output it is fitted to the show times the app's frames began
+/// ([`RefreshGrid::fit`]): the swapchain paces the loop, so frames begin just after a vblank,
+/// and a frame composed now is scanned out at the next one ([`RefreshGrid::scanout_after`]).
+/// Without a display (offscreen outputs, or before enough frames were seen) the output's own
+/// rate is the grid and a refresh is at its target time ([`rate_refresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshGrid {
+    pub period_ns: u64,
+    /// In `0..period_ns`.
+    pub phase_ns: u64,
+}
+
+/// Frames a fit needs at least.
+pub const MIN_FIT_FRAMES: usize = 8;
+
+impl RefreshGrid {
+    /// Fits a grid to increasing frame times that jitter around it, with frames that took
+    /// two or more periods (skipped vblanks) among them: the period is first the median
+    /// spacing, each frame then gets its vblank number, and the period is refined by least
+    /// squares over those numbers; the phase is the median residual, so a few outliers do not
+    /// move it. `None` with fewer than [`MIN_FIT_FRAMES`] frames or no spacing.
+    pub fn fit(times: &[u64]) -> Option<RefreshGrid> {
+        if times.len() < MIN_FIT_FRAMES {
+            return None;
+        }
+        let mut gaps: Vec<u64> = times
+            .windows(2)
+            .map(|w| w[1].saturating_sub(w[0]))
+            .filter(|g| *g > 0)
+            .collect();
+        if gaps.len() < 2 {
+            return None;
+        }
+        gaps.sort_unstable();
+        let rough = gaps[gaps.len() / 2] as f64;
+        let t0 = times[0];
+        // Vblank numbers counted gap by gap with the rough period (a gap's jitter is well
+        // under half a period; counting from t0 would let the rough period's error add up),
+        // then the least-squares period over them.
+        let mut vblank = 0.0;
+        let mut points: Vec<(f64, f64)> = vec![(0.0, 0.0)];
+        for w in times.windows(2) {
+            vblank += (w[1].saturating_sub(w[0]) as f64 / rough).round();
+            points.push((vblank, w[1].saturating_sub(t0) as f64));
+        }
+        let n = points.len() as f64;
+        let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+        let period = if sxx > 0.0 { sxy / sxx } else { rough };
+        if !(period.is_finite() && period >= 1.0) {
+            return None;
+        }
+        // Residuals from the fitted line, wrapped into (-period/2, period/2].
+        let intercept = mean_y - period * mean_x;
+        let mut residuals: Vec<f64> = points
+            .iter()
+            .map(|(x, y)| {
+                let r = (y - intercept - x * period) % period;
+                if r > period / 2.0 {
+                    r - period
+                } else if r <= -period / 2.0 {
+                    r + period
+                } else {
+                    r
+                }
+            })
+            .collect();
+        residuals.sort_by(f64::total_cmp);
+        let offset = residuals[residuals.len() / 2];
+        let period_ns = period.round() as u64;
+        // The phase of the integer grid through the fitted vblank nearest the first frame
+        // (exact there; a period error adds up only with the distance from the frames seen).
+        let anchor = (t0 as f64 + intercept + offset).round().max(0.0) as u64;
+        let phase = anchor % period_ns.max(1);
+        Some(RefreshGrid {
+            period_ns,
+            phase_ns: phase,
+        })
+    }
+
+    /// The grid point nearest `t_ns`: its number and show time.
+    pub fn nearest(&self, t_ns: u64) -> (u64, u64) {
+        let p = self.period_ns.max(1);
+        let since = t_ns.saturating_sub(self.phase_ns);
+        let n = (since + p / 2) / p;
+        (n, self.phase_ns + n * p)
+    }
+
+    /// The predicted scanout of a frame composed at `now_ns` (which began on a vblank, give
+    /// or take the jitter): the vblank after the one the frame began on. Its number and show
+    /// time.
+    pub fn scanout_after(&self, now_ns: u64) -> (u64, u64) {
+        let (n, t) = self.nearest(now_ns);
+        (n + 1, t + self.period_ns.max(1))
+    }
+}
+
+/// The refresh of an output at `rate` that show time `now_ns` falls in, and its target time
+/// (the grid without a display): `k = ⌊now · rate⌋`, `t_k = ⌈k / rate⌉`.
+pub fn rate_refresh(now_ns: u64, rate: FrameRate) -> (u64, u64) {
+    let k = frame_of_ns(now_ns, rate);
+    (k, ns_of_frame(k, rate))
+}
+
+/// Refreshes of a grid of period `period_ns` that fell strictly between two composed ones
+/// at `prev_ns` and `t_ns` (none were composed for them: the node presented slower than the
+/// grid), rounding the spacing to whole periods.
+pub fn refreshes_skipped(prev_ns: u64, t_ns: u64, period_ns: u64) -> u64 {
+    let p = period_ns.max(1);
+    let spacing = t_ns.saturating_sub(prev_ns);
+    ((spacing + p / 2) / p).saturating_sub(1)
+}
+
 /// Per-layer counts of what each refresh showed, for status and heartbeats.
 ///
 /// - **shown**: the refresh showed the frame the show clock chose.
 /// - **late**: that frame was not decoded in time, and an earlier one stood in (the composite
 ///   never waits for the decoder).
-/// - **missed**: no frame of the clip at all was ready (the layer showed nothing new).
+/// - **missed**: no frame of the clip at all was ready (the layer showed nothing new), or
+///   the refresh was never composed (the node presented slower than its refresh grid); the
+///   latter are also counted in **skipped**.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FrameStats {
     pub shown: u64,
     pub late: u64,
     pub missed: u64,
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 impl FrameStats {
@@ -166,6 +287,12 @@ impl FrameStats {
             Some(_) => self.late += 1,
             None => self.missed += 1,
         }
+    }
+
+    /// Counts `n` refreshes that were never composed (missed, and skipped).
+    pub fn record_skipped(&mut self, n: u64) {
+        self.missed += n;
+        self.skipped += n;
     }
 }
 
@@ -261,9 +388,80 @@ mod tests {
             FrameStats {
                 shown: 1,
                 late: 1,
-                missed: 1
+                missed: 1,
+                skipped: 0,
             }
         );
+        s.record_skipped(2);
+        assert_eq!((s.missed, s.skipped), (3, 2));
+    }
+
+    /// A small deterministic generator (no randomness in tests): xorshift.
+    fn jitter(state: &mut u64, amplitude: u64) -> i64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        (*state % (2 * amplitude + 1)) as i64 - amplitude as i64
+    }
+
+    #[test]
+    fn a_jittery_60_hz_display_gives_a_stable_grid_and_scanout() {
+        // 59.94 Hz (16 683 350 ns), vblanks at 3.2 ms + n·period; frames begin up to ±2 ms
+        // off their vblank, and every 10th frame took two periods (a vblank skipped).
+        let period = 16_683_350u64;
+        let phase = 3_200_000u64;
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut times = Vec::new();
+        let mut n = 600u64;
+        for i in 0..64 {
+            n += if i % 10 == 9 { 2 } else { 1 };
+            let t = (phase + n * period) as i64 + jitter(&mut rng, 2_000_000);
+            times.push(t as u64);
+        }
+        let grid = RefreshGrid::fit(&times).expect("a grid");
+        assert!(
+            grid.period_ns.abs_diff(period) < 20_000,
+            "period {} vs {period}",
+            grid.period_ns
+        );
+        // The grid lies on the true vblanks where the frames were seen.
+        for m in [601u64, 640, 672] {
+            let vblank = phase + m * period;
+            let (_, t) = grid.nearest(vblank);
+            assert!(t.abs_diff(vblank) < 700_000, "vblank {m}: {t} vs {vblank}");
+        }
+        // Every frame composed after a jittery start is predicted onto the next vblank.
+        for m in 700..760u64 {
+            let began = (phase + m * period) as i64 + jitter(&mut rng, 2_000_000);
+            let (k, t) = grid.scanout_after(began as u64);
+            assert_eq!(k, m + 1, "frame beginning at {began}");
+            assert!(t.abs_diff(phase + (m + 1) * period) < 1_000_000, "{t}");
+        }
+        // Refitting on later frames (a sliding window) predicts the same vblanks.
+        let later = RefreshGrid::fit(&times[8..]).expect("a grid");
+        for m in 700..760u64 {
+            let at = phase + m * period;
+            assert_eq!(later.scanout_after(at).0, grid.scanout_after(at).0);
+        }
+    }
+
+    #[test]
+    fn too_few_frames_fit_no_grid() {
+        assert_eq!(RefreshGrid::fit(&[1, 2, 3]), None);
+        assert_eq!(RefreshGrid::fit(&[5; 10]), None, "no spacing");
+    }
+
+    #[test]
+    fn the_rate_grid_and_skipped_refreshes() {
+        let r = FrameRate::whole(25);
+        assert_eq!(rate_refresh(79_999_999, r), (1, 40_000_000));
+        assert_eq!(rate_refresh(80_000_000, r), (2, 80_000_000));
+        // Composed at refreshes 2 and 5 of 40 ms: 3 and 4 were skipped.
+        assert_eq!(refreshes_skipped(80_000_000, 200_000_000, 40_000_000), 2);
+        assert_eq!(refreshes_skipped(80_000_000, 120_000_000, 40_000_000), 0);
+        // A jittery display: 1.4 periods apart is the next vblank, 1.6 skips one.
+        assert_eq!(refreshes_skipped(0, 23_000_000, 16_666_667), 0);
+        assert_eq!(refreshes_skipped(0, 27_000_000, 16_666_667), 1);
     }
 
     proptest! {

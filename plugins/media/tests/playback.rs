@@ -443,3 +443,145 @@ fn diffs(a: &[u8], b: &[u8]) -> (u8, f64) {
     }
     (worst, sum as f64 / count.max(1) as f64)
 }
+
+/// A seek and a replay of the clip a layer plays, scheduled a pre-roll ahead (as media
+/// commands are), show no missed refresh: a second decoder is pre-seeked to the frame the
+/// layer needs at `t`, so the first refresh at or after `t` already shows
+/// `⌊(t − t_start') · fps⌋ + from`, read from the frame's pixels. The player runs live
+/// (decoders on their threads, refreshes paced in real time); only the show time is given.
+/// Three refreshes it is never asked to compose count as skipped (and missed), no others.
+#[test]
+fn a_scheduled_seek_and_replay_show_the_right_frame_at_once_with_no_missed_refresh() {
+    use rockontrol_media::player::{Player, Refresh};
+    use rockontrol_media::{ClipLocator, MediaCommand, blockcode};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let dir = temp_dir("preseek");
+    let clip = dir.join("count.mp4");
+    let fps = FrameRate::whole(30);
+    if let Err(e) = write_test_clip(&clip, 300, fps, 160, 96, Codec::H264) {
+        skip::unavailable("a_scheduled_seek_and_replay…", &e.to_string());
+        return;
+    }
+    let rate = FrameRate::whole(25);
+    let mut wall = output(rate);
+    wall.width = 160;
+    wall.height = 96;
+    let setup = MediaSetup {
+        outputs: vec![wall],
+        layers: vec![MediaLayer::new("a", "wall")],
+        ..MediaSetup::default()
+    };
+    let mut timeline = MediaTimeline::new(setup);
+    // Play at 1 s; seek to 7 s into the clip at 2.6 s; replay it from 0 at 4.2 s; seek to 1 s
+    // in at 5 s and to 3 s in at 5.4 s (two jumps within one pre-roll).
+    let (play_at, seek_at, replay_at) = (S, 2_600_000_000, 4_200_000_000);
+    let (seek2_at, seek3_at) = (5 * S, 5_400_000_000);
+    let command = |json: &str| serde_json::from_str::<MediaCommand>(json).expect("command");
+    timeline.command(
+        play_at,
+        command(r#"{"action": "play", "layer": "a", "clip": "count"}"#),
+    );
+    timeline.command(
+        seek_at,
+        command(r#"{"action": "seek", "layer": "a", "position": 7.0}"#),
+    );
+    timeline.command(
+        replay_at,
+        command(r#"{"action": "play", "layer": "a", "clip": "count", "position": 0.0}"#),
+    );
+    timeline.command(
+        seek2_at,
+        command(r#"{"action": "seek", "layer": "a", "position": 1.0}"#),
+    );
+    timeline.command(
+        seek3_at,
+        command(r#"{"action": "seek", "layer": "a", "position": 3.0}"#),
+    );
+    let want = |t: u64| -> Option<u64> {
+        if t >= seek3_at {
+            Some(90 + expected(t, seek3_at, fps, 1, 1)?)
+        } else if t >= seek2_at {
+            Some(30 + expected(t, seek2_at, fps, 1, 1)?)
+        } else if t >= replay_at {
+            expected(t, replay_at, fps, 1, 1)
+        } else if t >= seek_at {
+            Some(210 + expected(t, seek_at, fps, 1, 1)?)
+        } else {
+            expected(t, play_at, fps, 1, 1)
+        }
+    };
+    let path = clip.clone();
+    let locate: ClipLocator =
+        Arc::new(move |name: &str, _| (name == "count").then(|| path.clone()));
+    let clip_ids = HashMap::new();
+    let mut player = Player::default();
+    let began = Instant::now();
+    let mut checked = Vec::new();
+    let mut report = None;
+    // Refreshes 0..150 of 25 Hz (6 s), each given at its own show time, paced in real time;
+    // three are never composed (as when the node presents slower than the output's rate).
+    let never = [141u64, 143, 145];
+    for k in 0..150u64 {
+        let t = refresh_ns(k, rate);
+        if never.contains(&k) {
+            continue;
+        }
+        let due = began + Duration::from_nanos(t);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        report = Some(player.refresh(&Refresh {
+            timeline: &timeline,
+            node: None,
+            now_ns: t,
+            preroll_ns: S,
+            locate: &locate,
+            clip_ids: &clip_ids,
+            decoder: DecoderChoice::Software,
+            format: PixelFormat::Rgba,
+            capture: None,
+            displays: None,
+        }));
+        let frames = &player.frames()["wall"];
+        assert_eq!(frames.show_ns, t);
+        if let Some(layer) = frames.layers.first() {
+            let shown = layer.frame.as_ref().map(|f| {
+                u64::from(blockcode::read(&f.data, f.width, f.height).expect("a block code"))
+            });
+            checked.push((k, t, layer.wanted, shown));
+        }
+    }
+    let report = report.expect("a report");
+    let a = &report.layers[0];
+    eprintln!("layer a: {a:?}");
+    // The refreshes at and right after each jump show the frame the show clock chose.
+    for jump in [play_at, seek_at, replay_at, seek2_at, seek3_at] {
+        let first: Vec<_> = checked.iter().filter(|c| c.1 >= jump).take(3).collect();
+        for (k, t, wanted, shown) in first {
+            assert_eq!(Some(*wanted), want(*t), "refresh {k}");
+            assert_eq!(
+                *shown,
+                want(*t),
+                "refresh {k} at {t} ns, the jump at {jump}"
+            );
+        }
+    }
+    // The only missed refreshes are the three never composed.
+    assert_eq!((a.missed, a.skipped), (3, 3), "{a:?}");
+    assert_eq!(report.outputs[0].skipped, 3, "{:?}", report.outputs[0]);
+    assert_eq!(report.outputs[0].timing, "rate", "offscreen: the rate grid");
+    let exact = checked.iter().filter(|c| c.3 == want(c.1)).count();
+    assert!(
+        exact + a.late as usize == checked.len(),
+        "every refresh showed the chosen frame or a late stand-in: {checked:?}"
+    );
+    assert_eq!(
+        checked.first().map(|c| c.1),
+        Some(play_at),
+        "the layer plays from 1 s"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -140,6 +140,7 @@ mod tests {
                 shown: 10,
                 late,
                 missed: 0,
+                skipped: 0,
             },
             decoder: None,
         };

@@ -182,6 +182,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct NodesModel {
     pub master_id: String,
     pub master_addr: Option<String>,
+    /// Media playback on the master's own outputs (shown like a receiver's).
+    pub master_playback: Option<rockontrol_media::PlaybackReport>,
     pub nodes: Vec<NodeRow>,
     /// Matrix columns: show universes and every assigned one.
     pub universes: Vec<u16>,
@@ -210,6 +212,7 @@ impl Default for NodesModel {
         NodesModel {
             master_id: String::new(),
             master_addr: None,
+            master_playback: None,
             nodes: Vec::new(),
             universes: Vec::new(),
             conflicts: BTreeSet::new(),
@@ -436,6 +439,7 @@ pub fn refresh_nodes(
     let system_now = SystemTime::now();
     model.master_id = reg.master_id().to_string();
     model.master_addr = net.addr.map(|a| a.to_string());
+    model.master_playback = net.shared.own_playback();
     let relink = model.relink.clone();
     model.nodes = reg
         .nodes()
@@ -601,9 +605,18 @@ fn topology(
         master + egui::vec2(radius + 6.0, 0.0),
         egui::Align2::LEFT_CENTER,
         format!(
-            "{} (master)\n{}",
+            "{} (master)\n{}{}",
             model.master_id,
-            model.master_addr.as_deref().unwrap_or("")
+            model.master_addr.as_deref().unwrap_or(""),
+            model
+                .master_playback
+                .as_ref()
+                .map(|p| format!(
+                    "\nmedia{}: {}",
+                    if p.armed { "" } else { " (arming)" },
+                    p.summary()
+                ))
+                .unwrap_or_default()
         ),
         egui::FontId::proportional(13.0),
         egui::Color32::LIGHT_GRAY,

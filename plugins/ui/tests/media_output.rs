@@ -17,9 +17,9 @@
 //!   for the sRGB round trip).
 //!
 //! - **Stage preview**: in the programmer window, an offscreen output's picture is drawn 1:1
-//!   over the stage; the frame number read from a screenshot of it lies between the frames
-//!   the output chose just before and just after the screenshot (the script's steps run in
-//!   the same update as the frame choice, in either order).
+//!   over the stage; the layer is paused at a chosen show time `T` (a media command in the
+//!   timeline), and the frame number read from a screenshot of the preview is exactly the
+//!   one paused on, `⌊(T − 0.5 s) · 30⌋`, computed here.
 //!
 //! The test re-runs itself as a child process on the Xvfb (winit wants the main thread and
 //! the display must be set before the process starts).
@@ -41,7 +41,7 @@ use rockontrol_engine::{EnginePlugin, load_show};
 use rockontrol_media::output::{LiveOutput, LiveOutputs, MediaClipFiles, MediaOutputPlugin};
 use rockontrol_media::regions::{place_regions, placements};
 use rockontrol_media::testclip::{Codec, write_test_clip};
-use rockontrol_media::{MediaPlugin, PlaybackReport, Rgba, blockcode};
+use rockontrol_media::{MediaCommand, MediaPlugin, MediaShow, PlaybackReport, Rgba, blockcode};
 use rockontrol_show::{FrameRate, parse_show};
 use rockontrol_ui::media_preview::MediaPreviewLayout;
 use rockontrol_ui::script::{
@@ -151,20 +151,51 @@ fn main_frame(world: &World) -> Result<(u64, u64), String> {
 
 fn preview_child() -> i32 {
     let show = parse_show(PREVIEW_SHOW, "media-preview.ron").expect("show parses");
-    let noted: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let note = |noted: &Arc<Mutex<Vec<u64>>>| -> ScriptStep {
-        let noted = Arc::clone(noted);
+    // The show time the layer pauses at, and the frame it holds from then on:
+    // ⌊(T − 0.5 s) · 30⌋, written out here.
+    let paused: Arc<Mutex<Option<(u64, u64)>>> = Arc::default();
+    let pause = {
+        let paused = Arc::clone(&paused);
         ScriptStep::Run(
-            "note the frame".into(),
+            "pause the layer 300-400 ms ahead".into(),
             Box::new(move |w: &mut World| {
-                let (_, f) = main_frame(w)?;
-                noted.lock().map_err(|e| e.to_string())?.push(f);
+                let (t, _) = main_frame(w)?;
+                let at = (t / (S / 10) + 4) * (S / 10);
+                let frame = (at - START_NS) * 30 / S;
+                w.resource_mut::<MediaShow>().0.command(
+                    at,
+                    MediaCommand::Pause {
+                        layer: "a".into(),
+                        at: Some(at as f64 / S as f64),
+                    },
+                );
+                *paused.lock().map_err(|e| e.to_string())? = Some((at, frame));
+                Ok(())
+            }),
+        )
+    };
+    let held = {
+        let paused = Arc::clone(&paused);
+        ScriptStep::WaitUntil(
+            "the output holds the paused frame".into(),
+            std::time::Duration::from_secs(30),
+            Box::new(move |w: &mut World| {
+                let (at, frame) = paused
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("not paused")?;
+                let (t, f) = main_frame(w)?;
+                if t < at + 3 * S / 10 || f != frame {
+                    return Err(format!(
+                        "show time {t} ns, frame {f} (paused at {at}: {frame})"
+                    ));
+                }
                 Ok(())
             }),
         )
     };
     let read_preview = {
-        let noted = Arc::clone(&noted);
+        let paused = Arc::clone(&paused);
         ScriptStep::Run(
             "read the frame from the preview".into(),
             Box::new(move |w: &mut World| {
@@ -188,14 +219,14 @@ fn preview_child() -> i32 {
                     }
                 }
                 let read = u64::from(blockcode::read(&data, W, H).map_err(|e| e.to_string())?);
-                let noted = noted.lock().map_err(|e| e.to_string())?.clone();
-                let (before, after) = (noted[0], noted[1]);
-                println!(
-                    "stage preview: reads frame {read} (chosen {before} before the screenshot, {after} after)"
-                );
-                if !(before..=after).contains(&read) {
+                let (at, frame) = paused
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("not paused")?;
+                println!("stage preview: reads frame {read} (paused at {at} ns on frame {frame})");
+                if read != frame {
                     return Err(format!(
-                        "the preview shows frame {read}, the output chose {before}..={after}"
+                        "the preview shows frame {read}, the layer paused on {frame}"
                     ));
                 }
                 Ok(())
@@ -214,9 +245,9 @@ fn preview_child() -> i32 {
                 Ok(())
             }),
         ),
-        note(&noted),
+        pause,
+        held,
         ScriptStep::Screenshot(None),
-        note(&noted),
         read_preview,
         ScriptStep::Exit,
     ];

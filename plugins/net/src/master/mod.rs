@@ -2,6 +2,9 @@
 //!
 //! - [`plugin`]: [`MasterPlugin`] and [`MasterNet`], the network as Bevy systems (the engine
 //!   applies show commands at a tick, the registry streams them).
+//! - [`control`]: `GET /api/control`, the WebSocket for tools: `POST /api/command`'s bodies
+//!   run by the same code path ([`server::run_command`]) with REST's answers, a pushed state,
+//!   bounds on frame size, rate and bad frames.
 //! - [`server`]: the transport, the axum REST + WebSocket server, with its timeouts and
 //!   connection cap; it keeps each link's writer and drains the registry's outbox into them
 //!   whenever a lock on the registry ends ([`server::RegistryGuard`]).
@@ -10,6 +13,7 @@
 //! admission, routing, queues, replication stream), [`crate::handshake`], [`crate::alerts`],
 //! [`crate::stage`] and [`crate::adoptions`] (what a restarted master keeps).
 
+pub mod control;
 pub mod plugin;
 pub mod server;
 

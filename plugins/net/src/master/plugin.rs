@@ -150,13 +150,38 @@ impl Plugin for MasterPlugin {
         )
         .add_systems(
             Update,
-            (master_clock, master_routing).in_set(NetSystems::Send),
+            (master_clock, master_routing, master_own_playback).in_set(NetSystems::Send),
         );
         // The master's show time is the rig's clock (see `rockontrol_clock`).
         if !app.is_plugin_added::<ClockSyncPlugin>() {
             app.add_plugins(ClockSyncPlugin::default());
         }
     }
+}
+
+/// How often the master's own playback report is handed to its status (a receiver's goes
+/// in its heartbeat, once a second).
+const OWN_PLAYBACK_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The playback report of the master's own media outputs, for its status
+/// (`GET /api/nodes/{master}/status`, the control link's state, the node view).
+fn master_own_playback(
+    net: Res<MasterNet>,
+    report: Option<Res<rockontrol_media::PlaybackReport>>,
+    mut last: Local<Option<Instant>>,
+) {
+    let Some(report) = report else {
+        return;
+    };
+    if last.is_some_and(|t| t.elapsed() < OWN_PLAYBACK_PERIOD) {
+        return;
+    }
+    *last = Some(Instant::now());
+    let own = (!report.outputs.is_empty()).then(|| report.clone());
+    *net.shared
+        .own_playback
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = own;
 }
 
 /// Answers receivers' clock pings on UDP at the master's own address and port number (UDP and

@@ -172,6 +172,9 @@ pub struct MasterShared {
     /// Answers clock pings that come over the link (clock sync's WebSocket fallback), once
     /// the clock responder started.
     pub clock_answerer: std::sync::OnceLock<Arc<rockontrol_clock::ClockAnswerer>>,
+    /// The media playback report of the master's own outputs (none while the show gives it
+    /// none), written by the ECS a few times a second: its status shows it like a receiver's.
+    pub own_playback: Mutex<Option<rockontrol_media::PlaybackReport>>,
 }
 
 impl MasterShared {
@@ -193,7 +196,16 @@ impl MasterShared {
             bad_frames: AtomicU64::new(0),
             media,
             clock_answerer: std::sync::OnceLock::new(),
+            own_playback: Mutex::new(None),
         }
+    }
+
+    /// The master's own playback report, if its outputs play media.
+    pub fn own_playback(&self) -> Option<rockontrol_media::PlaybackReport> {
+        self.own_playback
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The registry, locked (a poisoned lock is taken over: the data stays consistent per
@@ -428,6 +440,7 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .route("/api/show/{hash}", get(show))
         .route("/api/openapi.json", get(openapi))
         .route("/api/ws", get(websocket))
+        .route("/api/control", get(super::control::control))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(request_timeout))
         .with_state(Arc::clone(&shared));
@@ -668,7 +681,7 @@ pub struct NodeStatus {
     pub playback: Option<rockontrol_media::PlaybackReport>,
 }
 
-fn status_of(n: &NodeEntry) -> NodeStatus {
+pub(crate) fn status_of(n: &NodeEntry) -> NodeStatus {
     let metrics = n.metrics();
     NodeStatus {
         online: matches!(
@@ -772,6 +785,20 @@ async fn node_command(
     Path(node_id): Path<String>,
     body: Bytes,
 ) -> Response {
+    run_command(&shared, &node_id, body).await
+}
+
+/// A command for `node_id` (the master's id: a show or plugin command), after the caller's
+/// key was checked: the one code path of `POST /api/command`, `POST /api/nodes/{id}/command`
+/// and the control WebSocket ([`super::control`]), which answers with this response's
+/// status and JSON body.
+pub(crate) async fn run_command(
+    shared: &Arc<MasterShared>,
+    node_id: &str,
+    body: Bytes,
+) -> Response {
+    let shared = Arc::clone(shared);
+    let node_id = node_id.to_string();
     let master_id = shared.registry().master_id().to_string();
     if body.len() > protocol::MAX_FRAME_BYTES {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
@@ -946,10 +973,45 @@ async fn node_status(
     if let Some(n) = reg.node(&node_id) {
         return axum::Json(status_of(n)).into_response();
     }
+    if node_id == reg.master_id()
+        && let Some(own) = master_status(&shared, &reg)
+    {
+        return axum::Json(own).into_response();
+    }
     match reg.pending().into_iter().find(|p| p.node_id == node_id) {
         Some(p) => axum::Json(pending_status(&p)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no node {node_id:?}")),
     }
+}
+
+/// The master itself in the status shape, when it has something a receiver would report
+/// (media playback on its own outputs); `None` otherwise.
+pub(crate) fn master_status(shared: &MasterShared, reg: &Registry) -> Option<NodeStatus> {
+    let playback = shared.own_playback()?;
+    let now = crate::health::rfc3339(SystemTime::now());
+    Some(NodeStatus {
+        online: true,
+        last_heartbeat: Some(now.clone()),
+        dmx_fps: 0.0,
+        cpu_usage: 0.0,
+        node_id: reg.master_id().to_string(),
+        state: "online".into(),
+        state_since: now,
+        universes: Vec::new(),
+        capabilities: Vec::new(),
+        memory_mb: 0.0,
+        frames_out: 0,
+        seq: reg.seq(),
+        pending_commands: 0,
+        commands_executed: 0,
+        commands_failed: 0,
+        degraded_reason: None,
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        clock: None,
+        media: None,
+        timecode: None,
+        playback: Some(playback),
+    })
 }
 
 /// A key-less connection waiting to be adopted, in the status shape.
@@ -1474,7 +1536,7 @@ async fn prove_node(
 }
 
 /// A WebSocket receive error, said plainly (oversized frames name the limit).
-fn link_error(e: &axum::Error) -> String {
+pub(crate) fn link_error(e: &axum::Error) -> String {
     let text = e.to_string();
     if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
         format!(
