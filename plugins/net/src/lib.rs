@@ -51,6 +51,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod discovery;
+pub mod doctor;
 pub mod events;
 pub mod executed;
 pub mod handshake;
