@@ -9,9 +9,7 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::Args;
 use rockontrol_net::config::NodeConfig;
-use rockontrol_net::doctor::{
-    self, Direction, Finding, FirewallVerdict, PortUse, Proto, Severity,
-};
+use rockontrol_net::doctor::{self, Direction, Finding, FirewallVerdict, PortUse, Proto, Severity};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {

@@ -33,8 +33,8 @@ use rockontrol_net::auth::Keys;
 use rockontrol_net::config::{Capability, NodeConfig, Role, Syntax};
 use rockontrol_net::master::server::{MasterShared, PluginCommands};
 use rockontrol_net::protocol::{
-    self, AckStatus, Delta, Hello, HelloAuth, Metrics, NodeCommand, NodeOverride, NodeOverrides, Snapshot,
-    ToMaster, ToReceiver, Welcome,
+    self, AckStatus, Delta, Hello, HelloAuth, Metrics, NodeCommand, NodeOverride, NodeOverrides,
+    Snapshot, ToMaster, ToReceiver, Welcome,
 };
 use rockontrol_net::registry::Registry;
 use tokio::sync::mpsc;
@@ -143,8 +143,8 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
                 // A digit run replaced by a huge or negative number.
                 let i = rng.below(len);
                 if out[i].is_ascii_digit() {
-                    let token = [b"99999999999999999999".as_slice(), b"-7", b"0.5", b"1e40"]
-                        [rng.below(4)];
+                    let token =
+                        [b"99999999999999999999".as_slice(), b"-7", b"0.5", b"1e40"][rng.below(4)];
                     out.splice(i..i + 1, token.iter().copied());
                 }
             }
@@ -673,8 +673,7 @@ fn every_decoder_survives_its_corpus_and_random_mutations() {
             match catch_unwind(AssertUnwindSafe(|| run(input))) {
                 Ok(Ok(())) => true,
                 Ok(Err(e)) => {
-                    let names_file = !target.starts_with("node_config")
-                        && *target != "show_ron"
+                    let names_file = !target.starts_with("node_config") && *target != "show_ron"
                         || e.contains("fuzz");
                     if e.trim().is_empty() || !names_file {
                         unnamed.push(format!("{target}/{label}: {e:?}"));

@@ -169,7 +169,10 @@ pub fn ports(config: &NodeConfig, show: Option<&Show>) -> Vec<PortUse> {
                                 proto: Proto::Udp,
                                 direction: Direction::Send,
                                 addr,
-                                why: format!("sACN output of universe {} (wire universe {wire})", u.id),
+                                why: format!(
+                                    "sACN output of universe {} (wire universe {wire})",
+                                    u.id
+                                ),
                                 unauthenticated: true,
                             });
                         }
@@ -193,9 +196,10 @@ pub fn ports(config: &NodeConfig, show: Option<&Show>) -> Vec<PortUse> {
         if let Some(input) = &u.input {
             let (port, what) = match input.source {
                 InputSource::Sacn(n) => (rockontrol_wire::sacn::PORT, format!("sACN universe {n}")),
-                InputSource::ArtNet(n) => {
-                    (rockontrol_wire::artnet::PORT, format!("Art-Net port-address {n}"))
-                }
+                InputSource::ArtNet(n) => (
+                    rockontrol_wire::artnet::PORT,
+                    format!("Art-Net port-address {n}"),
+                ),
             };
             out.push(PortUse {
                 unauthenticated: true,
@@ -214,9 +218,11 @@ pub fn ports(config: &NodeConfig, show: Option<&Show>) -> Vec<PortUse> {
 /// `host:port` or `host` (with `default_port`), numeric hosts only (names are resolved at
 /// run time; the doctor leaves them out).
 fn socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
-    text.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, default_port)))
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, default_port))
+    })
 }
 
 /// How bad a finding is.
@@ -269,7 +275,10 @@ pub fn config_findings(config: &NodeConfig, insecure: bool, origin: &str) -> Vec
         )));
     }
     let key = |key: &str, what: &str, out: &mut Vec<Finding>| {
-        if DEFAULT_KEYS.iter().any(|d| d.eq_ignore_ascii_case(key.trim())) {
+        if DEFAULT_KEYS
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(key.trim()))
+        {
             out.push(warn(format!(
                 "{origin}: {what} is a well-known default ({key:?}): replace it with `rockontrol`'s generated key or a random one of 32+ characters"
             )));
@@ -401,13 +410,15 @@ fn names_port(after: &str, port: u16) -> bool {
         Some(set) => set.split('}').next().unwrap_or(""),
         None => after.split_whitespace().next().unwrap_or(""),
     };
-    list.split(',').map(str::trim).any(|item| match item.split_once([':', '-']) {
-        Some((a, b)) => matches!(
-            (a.trim().parse::<u16>(), b.trim().parse::<u16>()),
-            (Ok(a), Ok(b)) if (a..=b).contains(&port)
-        ),
-        None => item.parse::<u16>() == Ok(port),
-    })
+    list.split(',')
+        .map(str::trim)
+        .any(|item| match item.split_once([':', '-']) {
+            Some((a, b)) => matches!(
+                (a.trim().parse::<u16>(), b.trim().parse::<u16>()),
+                (Ok(a), Ok(b)) if (a..=b).contains(&port)
+            ),
+            None => item.parse::<u16>() == Ok(port),
+        })
 }
 
 #[cfg(test)]
@@ -417,9 +428,7 @@ mod tests {
 
     fn master(extra: &str) -> NodeConfig {
         NodeConfig::parse(
-            &format!(
-                r#"{{"role": "master", "node_id": "master-01", "listen_port": 9000{extra}}}"#
-            ),
+            &format!(r#"{{"role": "master", "node_id": "master-01", "listen_port": 9000{extra}}}"#),
             Syntax::Json,
             "m.json",
         )
@@ -440,7 +449,10 @@ mod tests {
         let ports = ports(&master(""), Some(&show));
         let lines: Vec<String> = ports.iter().map(ToString::to_string).collect();
         assert_eq!(
-            lines.iter().map(|l| l.split("  ").next().unwrap_or("")).collect::<Vec<_>>(),
+            lines
+                .iter()
+                .map(|l| l.split("  ").next().unwrap_or(""))
+                .collect::<Vec<_>>(),
             vec![
                 "tcp listen 0.0.0.0:9000",
                 "udp listen 0.0.0.0:9000",
@@ -467,15 +479,28 @@ mod tests {
         )
         .expect("config");
         let lines: Vec<String> = ports(&cfg, None).iter().map(ToString::to_string).collect();
-        assert!(lines[0].starts_with("tcp send to 10.0.0.1:9000"), "{lines:?}");
-        assert!(lines[1].starts_with("udp send to 10.0.0.1:9000"), "{lines:?}");
-        assert!(lines[2].starts_with("tcp listen 10.0.0.5:9100"), "{lines:?}");
+        assert!(
+            lines[0].starts_with("tcp send to 10.0.0.1:9000"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("udp send to 10.0.0.1:9000"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].starts_with("tcp listen 10.0.0.5:9100"),
+            "{lines:?}"
+        );
         assert_eq!(lines.len(), 3);
     }
 
     #[test]
     fn insecure_configs_and_default_keys_are_warned_about() {
-        let f = config_findings(&master(r#", "api_key": "your-secure-key-here""#), true, "m.json");
+        let f = config_findings(
+            &master(r#", "api_key": "your-secure-key-here""#),
+            true,
+            "m.json",
+        );
         let warnings: Vec<&str> = f
             .iter()
             .filter(|f| f.severity == Severity::Warning)

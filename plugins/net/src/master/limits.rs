@@ -328,7 +328,13 @@ mod tests {
             .map(|_| a.admit(flood, || false).expect("within the share"))
             .collect();
         let refused = a.admit(flood, || false).expect_err("over the share");
-        assert_eq!(refused, Refusal::PerAddress { ip: flood, limit: 8 });
+        assert_eq!(
+            refused,
+            Refusal::PerAddress {
+                ip: flood,
+                limit: 8
+            }
+        );
         assert_eq!(refused.status(), 429);
         assert!(refused.http_answer().starts_with(b"HTTP/1.1 429 "));
         // Other addresses are not affected.
@@ -366,10 +372,7 @@ mod tests {
         let r1 = a.admit(node, || true).expect("reserve 1");
         assert_eq!(r1.pool(), Pool::Reserve);
         let r2 = a.admit(node, || true).expect("reserve 2");
-        assert!(matches!(
-            a.admit(node, || true),
-            Err(Refusal::Full { .. })
-        ));
+        assert!(matches!(a.admit(node, || true), Err(Refusal::Full { .. })));
         a.release(r1);
         assert_eq!(a.admit(node, || true).expect("again").pool(), Pool::Reserve);
         a.release(r2);
@@ -385,7 +388,9 @@ mod tests {
     fn whether_an_address_is_known_is_asked_only_when_it_matters() {
         let mut a = Admission::new(Policy::new(64));
         let t = a
-            .admit(ip("10.0.0.9"), || panic!("not needed with room and under the share"))
+            .admit(ip("10.0.0.9"), || {
+                panic!("not needed with room and under the share")
+            })
             .expect("room");
         assert_eq!(t.pool(), Pool::General);
     }

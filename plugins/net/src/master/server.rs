@@ -39,8 +39,8 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::{Access, Keys};
 use super::limits::{Admission, LogThrottle, Slot};
+use crate::auth::{Access, Keys};
 use crate::config::Capability;
 use crate::events::{NodeEvent, NodeEvents};
 use crate::handshake::{MasterChallenge, Nonce, ProofError};
@@ -411,7 +411,9 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(request_timeout))
         // A body larger than a frame is refused (413) before it is read whole.
-        .layer(axum::extract::DefaultBodyLimit::max(protocol::MAX_FRAME_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            protocol::MAX_FRAME_BYTES,
+        ))
         .with_state(Arc::clone(&shared));
     // After the request timeout: a clip download takes as long as it takes.
     match crate::media::routes(&shared) {
