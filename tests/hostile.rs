@@ -594,3 +594,56 @@ fn doctor_lists_ports_and_warns_about_an_insecure_config() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `request` and returns the server's first answer line (empty: closed without one).
+fn first_line(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // The server may answer and close before it has read everything: a failed write is fine.
+    let _ = s.write_all(request);
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.contains(&b'\n') {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A request head over 64 KiB gets 431 and a JSON body over 1 MiB gets 413, before either is
+/// read whole; the master keeps answering.
+#[test]
+fn oversized_heads_and_bodies_are_refused() {
+    let dir = temp_dir("oversized");
+    let port = free_port();
+    let listener = Listener::start_for(Duration::from_secs(60));
+    let (config, show) = master_files(&dir, port, listener.port);
+    let master = Node::start("master", &config, Some(&show), &dir.join("state-m"));
+    let addr = master_addr(&master);
+    let head = format!(
+        "GET /api/nodes HTTP/1.1\r\nHost: rk\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    let line = first_line(addr, head.as_bytes());
+    assert!(
+        line.starts_with("HTTP/1.1 431") || line.is_empty(),
+        "a 200 KiB head: {line:?}"
+    );
+    let body = format!(
+        "POST /api/command HTTP/1.1\r\nHost: rk\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"type\": \"go\", \"pad\": \"",
+        2 << 20
+    );
+    let line = first_line(addr, body.as_bytes());
+    assert!(line.starts_with("HTTP/1.1 413"), "a 2 MiB body: {line:?}");
+    let (code, body) = rest(addr, "GET", "/api/nodes", Some(KEY), None);
+    assert_eq!(code, 200, "{body}");
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -410,15 +410,40 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .route("/api/ws", get(websocket))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(request_timeout))
-        // A body larger than a frame is refused (413) before it is read whole.
+        // A body larger than a frame is refused (413): at once when its Content-Length says
+        // so, else when it passes the limit while read.
         .layer(axum::extract::DefaultBodyLimit::max(
             protocol::MAX_FRAME_BYTES,
         ))
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(Arc::clone(&shared));
     // After the request timeout: a clip download takes as long as it takes.
     match crate::media::routes(&shared) {
         Some(media) => api.merge(media),
         None => api,
+    }
+}
+
+/// Answers 413 at once for a request whose `Content-Length` is over
+/// [`protocol::MAX_FRAME_BYTES`] (no endpoint of this router takes more), without reading it.
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        Some(n) if n > protocol::MAX_FRAME_BYTES as u64 => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a body of {n} bytes is over the {}-byte limit",
+                protocol::MAX_FRAME_BYTES
+            ),
+        ),
+        _ => next.run(request).await,
     }
 }
 
