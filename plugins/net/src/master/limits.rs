@@ -12,7 +12,7 @@
 //! | request                     | answered within `server::REQUEST_TIMEOUT`, body at most `protocol::MAX_FRAME_BYTES` |
 //! | TLS handshake               | [`TLS_HANDSHAKE_TIMEOUT`], holding its [`Slot`]           |
 //! | WebSocket hello             | `server::HANDSHAKE_TIMEOUT` after the upgrade           |
-//! | pending (unadopted) nodes   | `registry::MAX_PENDING`, each for `registry::PENDING_WAIT` |
+//! | pending (unadopted) nodes   | `registry::MAX_PENDING`, `registry::MAX_PENDING_PER_ADDRESS` from one address, each for `registry::PENDING_WAIT` |
 //!
 //! A refused connection is answered at once ([`Refusal::http_answer`]: 503 when the server is
 //! full, 429 when one address has too many open) and closed; the log says so at most once
