@@ -647,3 +647,63 @@ fn oversized_heads_and_bodies_are_refused() {
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A receiver's peer media server (`media_serve`) is bounded like the control port: one
+/// address gets its share and then 429, and a trickled head is cut off at the head timeout.
+#[test]
+fn the_bounded_server_refuses_a_flood_and_cuts_a_slowloris() {
+    use rockontrol_net::master::limits::Policy;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
+    runtime.spawn(rockontrol_net::bounded::serve_bounded(
+        listener,
+        app,
+        Policy::new(32), // 4 reserved, 4 per address
+        Duration::from_secs(1),
+        "test server",
+    ));
+    let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7));
+    let mut held: Vec<Conn> = (0..10)
+        .map(|_| Conn {
+            s: connect_from(from, addr).expect("connect"),
+            opened: Instant::now(),
+            head: Vec::new(),
+            fate: Fate::Open,
+        })
+        .collect();
+    let start = Instant::now();
+    while held.iter().any(|c| c.fate == Fate::Open) && start.elapsed() < Duration::from_secs(10) {
+        for c in held.iter_mut().filter(|c| c.fate == Fate::Open) {
+            let _ = c.s.write(b"G");
+            c.poll();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fates: Vec<Fate> = held.iter().map(|c| c.fate).collect();
+    assert_eq!(
+        fates.iter().filter(|f| **f == Fate::Answered(429)).count(),
+        6,
+        "4 admitted from one address, 6 answered 429: {fates:?}"
+    );
+    assert!(
+        fates
+            .iter()
+            .filter(|f| matches!(f, Fate::Closed(_)))
+            .all(|f| matches!(f, Fate::Closed(d) if *d < Duration::from_secs(5))),
+        "the admitted slowloris connections are cut at the 1 s head timeout: {fates:?}"
+    );
+    // The places are free again: a normal request is answered.
+    let line = first_line(
+        addr,
+        b"GET /ok HTTP/1.1\r\nHost: rk\r\nConnection: close\r\n\r\n",
+    );
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+}

@@ -48,6 +48,7 @@ pub mod adoptions;
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod bounded;
 pub mod client;
 pub mod config;
 pub mod discovery;
