@@ -25,7 +25,7 @@ use crate::auth::Access;
 use crate::config::Capability;
 use crate::master::MasterShared;
 
-/// Open connections at most on a receiver's peer media server (16 from one address).
+/// Open connections at most on a receiver's peer media server (32 from one address).
 pub const PEER_SERVE_CONNECTIONS: usize = 128;
 
 /// The master's library and the clips its show names.

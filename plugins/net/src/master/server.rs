@@ -11,7 +11,7 @@
 //! [`HANDSHAKE_TIMEOUT`] of the upgrade, pings or not. At most `max_connections` are open;
 //! the last eighth of them is kept for peers at known node addresses (configured managed
 //! nodes, and addresses that authenticated or were adopted), so a flood from elsewhere cannot
-//! keep a node from reconnecting; one address that is not a node's holds an eighth at most.
+//! keep a node from reconnecting; one address that is not a node's holds a quarter at most.
 //! A refused connection gets 503 (full) or 429 (too many from it) and is closed at once, and
 //! logged at most once per [`crate::alerts::LOG_INTERVAL`] with a count. The pure rules and
 //! the table of every bound are in [`super::limits`].
