@@ -13,6 +13,7 @@
 //! - `artnet_args.rs`: `--artnet-broadcast` and `--artnet-timecode`, shared by `run` and nodes.
 
 mod artnet_args;
+mod doctor;
 mod fixtures_cli;
 mod live;
 mod media_cli;
@@ -121,6 +122,10 @@ enum Cmd {
     /// The media library: add, list, show, rm, gc clips; serve or fetch them.
     #[command(subcommand)]
     Media(media_cli::MediaCommand),
+    /// Check a node before a show: every port it opens and why, whether each can be bound and
+    /// what the host firewall (nft, iptables) says, and what is insecure in its config and
+    /// key files. Exit 1 when there is a warning.
+    Doctor(doctor::DoctorArgs),
     /// Convert a QLC+ workspace (.qxw) into a RocKontrol show.
     ImportQlc {
         workspace: PathBuf,
@@ -178,6 +183,7 @@ fn main() -> ExitCode {
             drop_comments,
         } => fmt(&show, check, drop_comments),
         Cmd::Fixtures(command) => fixtures_cli::run(command),
+        Cmd::Doctor(args) => doctor::run(&args),
         Cmd::ImportQlc { workspace, out } => fixtures_cli::import_qlc(workspace, out),
         Cmd::Master(args) => node_cli::master(args),
         Cmd::Receiver(args) => node_cli::receiver(args),

@@ -26,6 +26,9 @@ use crate::auth::Access;
 use crate::config::Capability;
 use crate::master::MasterShared;
 
+/// Open connections at most on a receiver's peer media server (32 from one address).
+pub const PEER_SERVE_CONNECTIONS: usize = 128;
+
 /// The master's library and the clips its show names.
 #[derive(Debug)]
 pub struct MasterMedia {
@@ -413,7 +416,15 @@ pub(crate) fn receiver_media_serve(
         let served = async {
             listener.set_nonblocking(true)?;
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, rockontrol_library::router(server)).await
+            // Bounded like the control port: peers are not trusted before they show the key.
+            crate::bounded::serve_bounded(
+                listener,
+                rockontrol_library::router(server),
+                crate::master::limits::Policy::new(PEER_SERVE_CONNECTIONS),
+                crate::master::server::HEADER_READ_TIMEOUT,
+                "media peer server",
+            )
+            .await
         };
         if let Err(e) = served.await {
             error!("media: the peer server stopped: {e}");

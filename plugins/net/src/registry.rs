@@ -18,7 +18,8 @@
 //! the registry sees its hello. Nothing about a node changes for an unauthenticated hello.
 //! One claiming an id the master knows (managed, registered, adopted or linked with a key) is
 //! refused; one with a new id becomes a [`PendingRequest`] bound to its connection, at most
-//! [`MAX_PENDING`] of them, each for at most [`PENDING_WAIT`]. An operator adopts that
+//! [`MAX_PENDING`] of them ([`MAX_PENDING_PER_ADDRESS`] from one address), each for at most
+//! [`PENDING_WAIT`]. An operator adopts that
 //! connection ([`Registry::adopt`]), never an id: the node is linked on it, and its id is
 //! bound to the control key from then on (see [`crate::adoptions`]).
 //!
@@ -64,6 +65,8 @@ pub const LOW_OUTPUT_RATE: f64 = 0.75;
 const LOW_OUTPUT_REASON: &str = "DMX output rate low";
 /// Key-less connections waiting to be adopted, at most.
 pub const MAX_PENDING: usize = 64;
+/// Of those, from one address at most: one host cannot take every place.
+pub const MAX_PENDING_PER_ADDRESS: usize = 8;
 /// A key-less connection not adopted within this is closed (the node connects again).
 pub const PENDING_WAIT: Duration = Duration::from_secs(60);
 
@@ -372,6 +375,10 @@ pub enum Refusal {
     KeyRequired(String),
     #[error("{MAX_PENDING} key-less connections wait to be adopted already; try later")]
     TooManyPending,
+    #[error(
+        "{MAX_PENDING_PER_ADDRESS} key-less connections from {0} wait to be adopted already; adopt or let them time out first"
+    )]
+    TooManyPendingFrom(IpAddr),
     #[error("universe {universe} belongs to node {owner:?}; this node may not output it")]
     UniverseTaken { universe: u16, owner: String },
     #[error("{0}")]
@@ -1064,6 +1071,12 @@ impl Registry {
             }
             if self.pending.len() >= MAX_PENDING {
                 return Err(Refusal::TooManyPending);
+            }
+            let ip = peer.addr.ip();
+            if self.pending.values().filter(|p| p.addr.ip() == ip).count()
+                >= MAX_PENDING_PER_ADDRESS
+            {
+                return Err(Refusal::TooManyPendingFrom(ip));
             }
             return Ok(());
         }
@@ -1916,7 +1929,9 @@ mod tests {
         for i in 0..2000 {
             match reg.hello(&hello(&format!("x-{i}")), &keyless("10.0.0.66:5001"), now) {
                 Ok(Admitted::Pending(_)) => {}
-                Err(Refusal::TooManyPending) => refused += 1,
+                Err(Refusal::TooManyPendingFrom(ip)) if ip.to_string() == "10.0.0.66" => {
+                    refused += 1
+                }
                 other => panic!("hello {i}: {other:?}"),
             }
         }
@@ -1925,17 +1940,35 @@ mod tests {
             before,
             "no entry for an unauthenticated node"
         );
-        assert_eq!(reg.pending().len(), MAX_PENDING);
-        assert_eq!(refused, 2000 - MAX_PENDING);
+        assert_eq!(
+            (reg.pending().len(), refused),
+            (MAX_PENDING_PER_ADDRESS, 2000 - MAX_PENDING_PER_ADDRESS),
+            "one address holds its share of the pending places"
+        );
         assert_eq!(
             reg.alerts()
                 .iter()
                 .filter(|a| a.kind == AlertKind::RefusedHello)
                 .map(|a| (a.source.clone(), a.count))
                 .collect::<Vec<_>>(),
-            vec![(Some("10.0.0.66".into()), 1 + 2000 - MAX_PENDING as u64)],
+            vec![(
+                Some("10.0.0.66".into()),
+                1 + 2000 - MAX_PENDING_PER_ADDRESS as u64
+            )],
             "refusals aggregate per source"
         );
+        // From many addresses: MAX_PENDING in all.
+        let mut refused = 0;
+        for i in 0..2000 {
+            let from = format!("10.0.1.{}:5001", i % 200);
+            match reg.hello(&hello(&format!("y-{i}")), &keyless(&from), now) {
+                Ok(Admitted::Pending(_)) => {}
+                Err(Refusal::TooManyPending | Refusal::TooManyPendingFrom(_)) => refused += 1,
+                other => panic!("hello {i}: {other:?}"),
+            }
+        }
+        assert_eq!(reg.pending().len(), MAX_PENDING);
+        assert_eq!(refused, 2000 - (MAX_PENDING - MAX_PENDING_PER_ADDRESS));
         // Pending connections are closed after a while, which makes room again.
         reg.check_timeouts(now + PENDING_WAIT);
         assert!(reg.pending().is_empty());

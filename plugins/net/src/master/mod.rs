@@ -8,12 +8,15 @@
 //! - [`server`]: the transport, the axum REST + WebSocket server, with its timeouts and
 //!   connection cap; it keeps each link's writer and drains the registry's outbox into them
 //!   whenever a lock on the registry ends ([`server::RegistryGuard`]).
+//! - [`limits`]: what an unauthenticated peer may hold (connections in all and per address,
+//!   head size, handshake times), pure logic.
 //!
 //! The pure logic the master uses lives beside the roles: [`crate::registry`] (nodes,
 //! admission, routing, queues, replication stream), [`crate::handshake`], [`crate::alerts`],
 //! [`crate::stage`] and [`crate::adoptions`] (what a restarted master keeps).
 
 pub mod control;
+pub mod limits;
 pub mod plugin;
 pub mod server;
 

@@ -11,8 +11,10 @@
 //! [`HANDSHAKE_TIMEOUT`] of the upgrade, pings or not. At most `max_connections` are open;
 //! the last eighth of them is kept for peers at known node addresses (configured managed
 //! nodes, and addresses that authenticated or were adopted), so a flood from elsewhere cannot
-//! keep a node from reconnecting. A refused connection is closed at once and logged, at most
-//! once per [`crate::alerts::LOG_INTERVAL`] with a count.
+//! keep a node from reconnecting; one address that is not a node's holds a quarter at most.
+//! A refused connection gets 503 (full) or 429 (too many from it) and is closed at once, and
+//! logged at most once per [`crate::alerts::LOG_INTERVAL`] with a count. The pure rules and
+//! the table of every bound are in [`super::limits`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,8 +37,9 @@ use rockontrol_engine::Command;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::limits::{Admission, LogThrottle, Slot};
 use crate::auth::{Access, Keys};
 use crate::config::Capability;
 use crate::events::{NodeEvent, NodeEvents};
@@ -59,33 +62,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A pending (key-less) link is pinged this often, so the node does not call it silent.
 const PENDING_KEEPALIVE: Duration = Duration::from_secs(1);
 /// Open connections at most, by default.
-pub const MAX_CONNECTIONS: usize = 512;
+pub use super::limits::MAX_CONNECTIONS;
 
-/// How many connections the server keeps open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerLimits {
-    /// Open connections at most (REST and WebSocket together).
-    pub max_connections: usize,
-    /// Of those, kept for peers at known node addresses.
-    pub reserved: usize,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits::new(MAX_CONNECTIONS)
-    }
-}
-
-impl ServerLimits {
-    /// `max_connections` in all, an eighth of them (at least one) kept in reserve.
-    pub fn new(max_connections: usize) -> Self {
-        let max_connections = max_connections.max(2);
-        ServerLimits {
-            max_connections,
-            reserved: (max_connections / 8).max(1),
-        }
-    }
-}
+/// How many connections the server keeps open: see [`super::limits::Policy`].
+pub type ServerLimits = super::limits::Policy;
 
 /// A show command for the master's engine, answered with the tick it was applied at.
 #[derive(Debug)]
@@ -443,11 +423,40 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .route("/api/control", get(super::control::control))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(request_timeout))
+        // A body larger than a frame is refused (413): at once when its Content-Length says
+        // so, else when it passes the limit while read.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            protocol::MAX_FRAME_BYTES,
+        ))
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(Arc::clone(&shared));
     // After the request timeout: a clip download takes as long as it takes.
     match crate::media::routes(&shared) {
         Some(media) => api.merge(media),
         None => api,
+    }
+}
+
+/// Answers 413 at once for a request whose `Content-Length` is over
+/// [`protocol::MAX_FRAME_BYTES`] (no endpoint of this router takes more), without reading it.
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        Some(n) if n > protocol::MAX_FRAME_BYTES as u64 => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a body of {n} bytes is over the {}-byte limit",
+                protocol::MAX_FRAME_BYTES
+            ),
+        ),
+        _ => next.run(request).await,
     }
 }
 
@@ -484,8 +493,7 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&shared));
     tokio::spawn(housekeeping(Arc::clone(&shared)));
-    let general = Arc::new(Semaphore::new(limits.max_connections - limits.reserved));
-    let reserve = Arc::new(Semaphore::new(limits.reserved));
+    let admission = Arc::new(Mutex::new(Admission::new(limits)));
     let mut refused = RefusalLog::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -502,34 +510,28 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let permit = match Arc::clone(&general).try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) if shared.registry().is_known_address(peer.ip()) => {
-                Arc::clone(&reserve).try_acquire_owned().ok()
+        let slot = match Slot::admit(&admission, peer.ip(), || {
+            shared.registry().is_known_address(peer.ip())
+        }) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Best effort, never waiting: the answer fits an empty socket buffer.
+                let _ = tcp.try_write(refusal.http_answer());
+                drop(tcp);
+                refused.note(&format!("connection from {peer} refused: {refusal}"));
+                let source = peer.ip().to_string();
+                shared.registry().raise(
+                    crate::alerts::NewAlert {
+                        severity: Severity::Warning,
+                        kind: AlertKind::RefusedConnection,
+                        source: Some(&source),
+                        node_id: None,
+                        message: format!("connection from {peer} refused: {refusal}"),
+                    },
+                    SystemTime::now(),
+                );
+                continue;
             }
-            Err(_) => None,
-        };
-        let Some(permit) = permit else {
-            drop(tcp);
-            refused.note(&format!(
-                "connection from {peer} refused: {} connections open (the limit; {} kept for known nodes)",
-                limits.max_connections, limits.reserved
-            ));
-            let source = peer.ip().to_string();
-            shared.registry().raise(
-                crate::alerts::NewAlert {
-                    severity: Severity::Warning,
-                    kind: AlertKind::RefusedConnection,
-                    source: Some(&source),
-                    node_id: None,
-                    message: format!(
-                        "connection from {peer} refused: the limit of {} connections is reached",
-                        limits.max_connections
-                    ),
-                },
-                SystemTime::now(),
-            );
-            continue;
         };
         // Frames are small and latency matters: no Nagle delay behind an unacknowledged segment.
         if let Err(e) = tcp.set_nodelay(true) {
@@ -544,14 +546,15 @@ pub async fn serve_with(
                     tower_service::Service::call(&mut app, request)
                 },
             );
-            // The permit lives with the socket, through a WebSocket upgrade too.
+            // The slot lives with the socket, through a WebSocket upgrade too.
             let io = hyper_util::rt::TokioIo::new(Limited {
                 io: tcp,
-                _permit: permit,
+                _slot: slot,
             });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(super::limits::MAX_HEAD_BYTES)
                 .serve_connection(io, service)
                 .with_upgrades()
                 .await;
@@ -563,31 +566,26 @@ pub async fn serve_with(
 }
 
 /// The accept loop's error log, at most once per [`crate::alerts::LOG_INTERVAL`] with a count.
-#[derive(Default)]
-struct RefusalLog {
-    last: Option<Instant>,
-    since: u64,
+struct RefusalLog(LogThrottle);
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog(LogThrottle::new(crate::alerts::LOG_INTERVAL))
+    }
 }
 
 impl RefusalLog {
     fn note(&mut self, what: &str) {
-        self.since += 1;
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < crate::alerts::LOG_INTERVAL)
-        {
-            return;
+        if let Some(held) = self.0.note(Instant::now()) {
+            tracing::error!("{what} ({held} more such since the last report)");
         }
-        tracing::error!("{what} ({} such since the last report)", self.since);
-        self.last = Some(Instant::now());
-        self.since = 0;
     }
 }
 
 /// A socket holding its connection slot until it closes.
 struct Limited {
     io: tokio::net::TcpStream,
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl AsyncRead for Limited {
