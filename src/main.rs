@@ -14,6 +14,7 @@
 
 mod artnet_args;
 mod fixtures_cli;
+mod keys_cli;
 mod live;
 mod media_cli;
 mod media_render;
@@ -121,6 +122,9 @@ enum Cmd {
     /// The media library: add, list, show, rm, gc clips; serve or fetch them.
     #[command(subcommand)]
     Media(media_cli::MediaCommand),
+    /// The master's API keys: add (with a role and limits), list, revoke.
+    #[command(subcommand)]
+    Keys(keys_cli::KeysCommand),
     /// Convert a QLC+ workspace (.qxw) into a RocKontrol show.
     ImportQlc {
         workspace: PathBuf,
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
         Cmd::Demo => node_cli::demo(),
         Cmd::Monitor(args) => monitor::run(args),
         Cmd::Media(command) => media_cli::run(command),
+        Cmd::Keys(command) => keys_cli::run(command),
     };
     match result {
         Ok(code) => code,

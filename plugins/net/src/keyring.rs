@@ -320,7 +320,10 @@ mod tests {
         let text = std::fs::read_to_string(dir.join(FILE)).expect("read");
         assert!(!text.contains("operator-key-0001"), "no key on disk: {text}");
         assert!(text.contains(&key_hash("operator-key-0001")), "{text}");
-        assert!(text.contains("\"universes\": [\n      1,\n      2\n    ]"), "{text}");
+        assert!(
+            text.contains("\"role\": \"operator\"") && text.contains("\"universes\": ["),
+            "role and limits beside the hash: {text}"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
