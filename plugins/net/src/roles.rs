@@ -307,9 +307,64 @@ pub fn playback_universes(show: &rockontrol_show::Show) -> BTreeMap<String, Vec<
         .collect()
 }
 
+/// The seed's "command filtering based on role" on a receiver: whether a node with
+/// `capabilities` can run `command` at all (`Err`: why not, for the ack). Media needs
+/// `media_playback`; identify flashes fixtures and needs `dmx_output`; the rest act on any
+/// node.
+pub fn node_can_run(
+    capabilities: &[crate::config::Capability],
+    command: &crate::protocol::NodeCommand,
+) -> Result<(), String> {
+    use crate::config::Capability;
+    use crate::protocol::NodeCommand;
+    let (needs, what) = match command {
+        NodeCommand::Media { .. } => (Capability::MediaPlayback, "a media command"),
+        NodeCommand::Identify { .. } => (Capability::DmxOutput, "identify (it flashes fixtures)"),
+        _ => return Ok(()),
+    };
+    if capabilities.contains(&needs) {
+        return Ok(());
+    }
+    let name = |c: &Capability| {
+        serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    Err(format!(
+        "this node cannot run {what}: it needs the {} capability, and this node has [{}]",
+        name(&needs),
+        capabilities.iter().map(name).collect::<Vec<_>>().join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_refuses_commands_its_capabilities_cannot_run() {
+        use crate::config::Capability::{DmxOutput, MediaPlayback};
+        use crate::protocol::{MediaAction, NodeCommand};
+        let media = NodeCommand::Media {
+            action: MediaAction::Play,
+            clip: Some("intro".into()),
+            position: None,
+        };
+        let identify = NodeCommand::Identify { seconds: 1.0 };
+        let blackout = NodeCommand::Blackout { on: true };
+        assert_eq!(
+            node_can_run(&[DmxOutput], &media),
+            Err("this node cannot run a media command: it needs the media_playback capability, and this node has [dmx_output]".into())
+        );
+        assert_eq!(node_can_run(&[DmxOutput, MediaPlayback], &media), Ok(()));
+        assert_eq!(
+            node_can_run(&[MediaPlayback], &identify),
+            Err("this node cannot run identify (it flashes fixtures): it needs the dmx_output capability, and this node has [media_playback]".into())
+        );
+        assert_eq!(node_can_run(&[DmxOutput], &identify), Ok(()));
+        assert_eq!(node_can_run(&[], &blackout), Ok(()), "any node goes dark");
+    }
 
     fn caller(role: Role, universes: &[u16], playbacks: &[&str]) -> Caller {
         Caller {
