@@ -105,6 +105,11 @@ impl Keys {
             caller("read-only key (config)", Role::Viewer, Limits::default())
         } else if let Some(record) = file.find(key) {
             caller(&record.name, record.role, record.limits.clone())
+        } else if let Some(r) = file.revoked_key(key) {
+            return Err(Unauthenticated::Revoked {
+                id: r.id.clone(),
+                at: r.at.clone(),
+            });
         } else {
             return Err(Unauthenticated::Invalid);
         };

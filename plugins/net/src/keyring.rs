@@ -53,6 +53,9 @@ pub struct Revoked {
     pub id: String,
     pub name: String,
     pub at: String,
+    /// The key's hash (keys of the file), so it is refused as revoked, not as unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// The whole file.
@@ -174,12 +177,14 @@ impl KeysFile {
                     id: record.id,
                     name: record.name,
                     at,
+                    sha256: Some(record.sha256),
                 }
             }
             None if any_id => Revoked {
                 id: which.to_string(),
                 name: String::new(),
                 at,
+                sha256: None,
             },
             None => return Err(KeysError::NoSuchKey(which.to_string())),
         };
@@ -192,6 +197,14 @@ impl KeysFile {
     /// Whether the key with this id was revoked.
     pub fn is_revoked(&self, id: &str) -> bool {
         self.revoked.iter().any(|r| r.id == id)
+    }
+
+    /// The revocation of bearer key `key` (a key of the file that was revoked), by hash.
+    pub fn revoked_key(&self, key: &str) -> Option<&Revoked> {
+        let hash = key_hash(key);
+        self.revoked
+            .iter()
+            .find(|r| r.sha256.as_deref().is_some_and(|h| crate::auth::same(h, &hash)))
     }
 
     /// The record of bearer key `key`, compared by hash (in constant time).
@@ -348,6 +361,11 @@ mod tests {
         let seen = ring.file();
         assert!(seen.find("operator-key-0001").is_none(), "reloaded at the next look");
         assert!(seen.is_revoked(&id) && seen.is_revoked("00112233aabbccdd"));
+        assert_eq!(
+            seen.revoked_key("operator-key-0001").map(|r| r.id.as_str()),
+            Some(id.as_str()),
+            "a revoked key is known as revoked, by its hash"
+        );
         assert!(changes.has_changed().expect("open"), "subscribers hear of it");
         let _ = std::fs::remove_dir_all(&dir);
     }
