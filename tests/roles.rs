@@ -511,6 +511,17 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     receiver.wait_event("refused with the revoked key", Duration::from_secs(15), |e| {
         matches!(e, NodeEvent::Refused { reason, .. } if reason.contains("revoked"))
     });
+    // It links again every 5 s, and is refused again: the revoked key links no more.
+    let refusals = |e: &NodeEvent| matches!(e, NodeEvent::Refused { reason } if reason.contains("revoked"));
+    let start = Instant::now();
+    while receiver.count_events(refusals) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "node-01 tried to link again and was refused: {:?}",
+            receiver.events()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(state_of(addr, &viewer, "node-01"), "offline", "stays out");
     let (status, _) = rest(addr, "GET", "/api/nodes", Some(KEY), None);
     assert_eq!(status, 401, "the link key is refused on the API too");

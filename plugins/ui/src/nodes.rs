@@ -190,6 +190,8 @@ pub struct NodesModel {
     /// Universes the master outputs itself.
     pub master_universes: Vec<u16>,
     pub alerts: Vec<Alert>,
+    /// The last control actions of the audit log (who, what, result), oldest first.
+    pub audit: Vec<rockontrol_net::audit::AuditEntry>,
     /// Nodes seen over mDNS that the master does not know yet: (node id, address).
     pub discovered: Vec<(String, String)>,
     pub history: BTreeMap<String, VecDeque<Sample>>,
@@ -215,6 +217,7 @@ impl Default for NodesModel {
             conflicts: BTreeSet::new(),
             master_universes: Vec::new(),
             alerts: Vec::new(),
+            audit: Vec::new(),
             discovered: Vec::new(),
             history: BTreeMap::new(),
             selected: None,
@@ -459,6 +462,12 @@ pub fn refresh_nodes(
         })
         .collect();
     model.alerts = reg.alerts();
+    model.audit = net
+        .shared
+        .audit
+        .as_ref()
+        .map(|log| log.recent(AUDIT_SHOWN))
+        .unwrap_or_default();
     model.discovered = reg
         .discovered_unknown()
         .map(|d| (d.node_id.clone(), d.address.clone()))
@@ -540,6 +549,8 @@ pub fn draw_master_view(
         ui.columns(2, |cols| {
             cols[0].strong("Topology");
             topology(&mut cols[0], &model, ppp, &mut new_layout, &mut out);
+            cols[0].separator();
+            audit(&mut cols[0], &model);
             cols[0].separator();
             alerts(&mut cols[0], &model);
             cols[1].strong("Universe assignment");
@@ -695,6 +706,40 @@ fn state_name(state: NodeState) -> &'static str {
         NodeState::Degraded => "degraded",
         NodeState::Offline => "offline",
         NodeState::Pending => "pending",
+    }
+}
+
+/// Audit entries the node view lists.
+pub const AUDIT_SHOWN: usize = 8;
+
+/// The last control actions: time, who (key name and role), what, and the status (refusals
+/// in the degraded colour, with why on hover). `GET /api/audit` has them all.
+fn audit(ui: &mut egui::Ui, model: &NodesModel) {
+    ui.strong("Audit (latest control actions)");
+    if model.audit.is_empty() {
+        ui.weak("none yet");
+    }
+    for entry in model.audit.iter().rev() {
+        ui.horizontal_wrapped(|ui| {
+            ui.monospace(entry.time.get(11..19).unwrap_or(&entry.time));
+            let who = match (&entry.name, entry.role) {
+                (Some(name), Some(role)) => format!("{name} ({role})"),
+                _ => "no valid key".to_string(),
+            };
+            ui.label(who);
+            ui.label(&entry.action);
+            let status = ui.colored_label(
+                if entry.status < 400 {
+                    egui::Color32::GRAY
+                } else {
+                    DEGRADED
+                },
+                entry.status.to_string(),
+            );
+            if let Some(reason) = &entry.reason {
+                status.on_hover_text(reason);
+            }
+        });
     }
 }
 
