@@ -33,7 +33,10 @@ fn keys_add(state: &Path, role: &str, name: &str, extra: &[&str]) -> String {
         "keys add: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let key = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
     assert_eq!(key.len(), 32, "the key alone on standard output: {key:?}");
     key
 }
@@ -170,7 +173,13 @@ fn table() -> Vec<Endpoint> {
         e("get", "/api/alerts", "/api/alerts", None, "viewer"),
         e("get", "/api/audit", "/api/audit", None, "admin"),
         e("get", "/api/show/{hash}", "/api/show/0000", None, "viewer"),
-        e("get", "/api/media/objects/{id}/chunks", chunks, None, "viewer"),
+        e(
+            "get",
+            "/api/media/objects/{id}/chunks",
+            chunks,
+            None,
+            "viewer",
+        ),
         e("get", "/api/media/objects/{id}", objects, None, "viewer"),
         e(
             "put",
@@ -186,9 +195,27 @@ fn table() -> Vec<Endpoint> {
             None,
             "viewer",
         ),
-        e("get", "/api/media/status", "/api/media/status", None, "viewer"),
-        e("get", "/api/media/library", "/api/media/library", None, "viewer"),
-        e("get", "/api/openapi.json", "/api/openapi.json", None, "public"),
+        e(
+            "get",
+            "/api/media/status",
+            "/api/media/status",
+            None,
+            "viewer",
+        ),
+        e(
+            "get",
+            "/api/media/library",
+            "/api/media/library",
+            None,
+            "viewer",
+        ),
+        e(
+            "get",
+            "/api/openapi.json",
+            "/api/openapi.json",
+            None,
+            "public",
+        ),
         e("get", "/api/ws", "/api/ws", None, "admin"),
     ]
 }
@@ -235,7 +262,12 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
     let table = table();
     let tabled: BTreeMap<_, _> = table
         .iter()
-        .map(|e| ((e.method.to_string(), e.template.to_string()), e.min.to_string()))
+        .map(|e| {
+            (
+                (e.method.to_string(), e.template.to_string()),
+                e.min.to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         tabled, documented,
@@ -255,7 +287,13 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
             let (status, body) = if entry.template == "/api/ws" {
                 ws_upgrade(addr, key)
             } else {
-                rest(addr, &entry.method.to_uppercase(), entry.path, key, entry.body)
+                rest(
+                    addr,
+                    &entry.method.to_uppercase(),
+                    entry.path,
+                    key,
+                    entry.body,
+                )
             };
             let what = format!("{} {} as {role}", entry.method, entry.path);
             if rank(role) >= rank(entry.min) {
@@ -271,7 +309,10 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
                 assert_eq!(status, 401, "{what}: no key: {body}");
             } else {
                 assert_eq!(status, 403, "{what}: {body}");
-                assert_eq!(body["role"], role, "{what}: the refusal names the role: {body}");
+                assert_eq!(
+                    body["role"], role,
+                    "{what}: the refusal names the role: {body}"
+                );
                 assert_eq!(
                     body["needs_role"], entry.min,
                     "{what}: and the role needed: {body}"
@@ -286,7 +327,10 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
         }
     }
     let (status, body) = rest(addr, "GET", "/api/nodes", Some("not-a-key-0000000"), None);
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid API key")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid API key"))
+    );
 
     // Limits: `chase-desk` may run chase (universe 1) and nothing else.
     let cmd = |key: &str, body: &str| rest(addr, "POST", "/api/command", Some(key), Some(body));
@@ -307,7 +351,10 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
     let (status, body) = cmd(&universe_1, r#"{"type": "blackout", "on": true}"#);
     assert_eq!(status, 403, "{body}");
     assert!(
-        body["missing"].as_str().unwrap_or_default().contains("whole rig"),
+        body["missing"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("whole rig"),
         "{body}"
     );
     let node = |n: &str| format!("/api/nodes/{n}/command");
@@ -334,30 +381,43 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
     assert_eq!(status, 200, "{page}");
     let entries = page["entries"].as_array().expect("entries").clone();
     let find = |key: &str, action: &str, status: u64| {
-        entries.iter().find(|e| {
-            e["key_id"] == key_id(key) && e["action"] == action && e["status"] == status
-        })
+        entries
+            .iter()
+            .find(|e| e["key_id"] == key_id(key) && e["action"] == action && e["status"] == status)
     };
     let denied = find(&viewer, "POST /api/command", 403).expect("the viewer's refused command");
     assert_eq!(denied["role"], "viewer");
     assert_eq!(denied["name"], "lighting-designer");
     assert!(
-        denied["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")),
+        denied["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
         "from where: {denied}"
     );
     assert!(
-        denied["reason"].as_str().unwrap_or_default().contains("the operator role is needed"),
+        denied["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the operator role is needed"),
         "{denied}"
     );
     let went = find(&chase_only, "go chase", 200).expect("the limited key's GO");
     assert_eq!(went["role"], "operator");
     let refused = find(&chase_only, "go main", 403).expect("its refused GO");
     assert!(
-        refused["reason"].as_str().unwrap_or_default().contains("not among this key's playbacks"),
+        refused["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not among this key's playbacks"),
         "{refused}"
     );
     assert!(
-        find(&programmer, &format!("PUT /api/media/objects/{ZERO_ID}"), 422).is_some(),
+        find(
+            &programmer,
+            &format!("PUT /api/media/objects/{ZERO_ID}"),
+            422
+        )
+        .is_some(),
         "the programmer's upload, refused as no clip: {entries:?}"
     );
     assert!(
@@ -373,17 +433,34 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["seq"], i as u64 + 1, "numbered in order: {line}");
     }
-    for key in [&viewer, &operator, &programmer, &admin, &chase_only, &universe_1] {
+    for key in [
+        &viewer,
+        &operator,
+        &programmer,
+        &admin,
+        &chase_only,
+        &universe_1,
+    ] {
         assert!(!text.contains(key.as_str()), "no key in the audit log");
     }
-    let (_, second) = rest(addr, "GET", "/api/audit?after=2&limit=2", Some(&admin), None);
+    let (_, second) = rest(
+        addr,
+        "GET",
+        "/api/audit?after=2&limit=2",
+        Some(&admin),
+        None,
+    );
     let seqs: Vec<u64> = second["entries"]
         .as_array()
         .expect("entries")
         .iter()
         .filter_map(|e| e["seq"].as_u64())
         .collect();
-    assert_eq!((seqs, second["next"].as_u64()), (vec![3, 4], Some(4)), "paging");
+    assert_eq!(
+        (seqs, second["next"].as_u64()),
+        (vec![3, 4], Some(4)),
+        "paging"
+    );
 
     // The keys file keeps hashes, and `keys list` shows ids, roles, limits, never a key.
     let file = std::fs::read_to_string(state.join("keys.json")).expect("keys file");
@@ -448,7 +525,13 @@ fn read_until(
 
 /// `GET /api/nodes/NODE/status` with `key`: its state.
 fn state_of(addr: SocketAddr, key: &str, node: &str) -> String {
-    let (_, status) = rest(addr, "GET", &format!("/api/nodes/{node}/status"), Some(key), None);
+    let (_, status) = rest(
+        addr,
+        "GET",
+        &format!("/api/nodes/{node}/status"),
+        Some(key),
+        None,
+    );
     status["state"].as_str().unwrap_or_default().to_string()
 }
 
@@ -470,6 +553,11 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     let mut ws = tool_link(addr, &tool);
     read_until(&mut ws, "\"welcome\"", Duration::from_secs(5)).expect("the tool is linked");
 
+    // A key added while the master runs works at its first request.
+    let late = keys_add(&state, "viewer", "late", &[]);
+    let (status, body) = rest(addr, "GET", "/api/nodes", Some(&late), None);
+    assert_eq!(status, 200, "{body}");
+
     let go = Some(r#"{"type": "go", "playback": "main"}"#);
     let (status, body) = rest(addr, "POST", "/api/command", Some(&operator), go);
     assert_eq!(status, 200, "{body}");
@@ -478,7 +566,10 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     let (status, body) = rest(addr, "POST", "/api/command", Some(&operator), go);
     assert_eq!(status, 401, "refused at the next request: {body}");
     assert!(
-        body["error"].as_str().unwrap_or_default().contains("revoked"),
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("revoked"),
         "{body}"
     );
 
@@ -493,12 +584,19 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     if let Some(frame) = refused {
         assert!(frame.contains("\"refused\""), "told why: {frame}");
     }
-    assert_eq!(state_of(addr, &viewer, "node-02"), "offline", "node-02 dropped");
+    assert_eq!(
+        state_of(addr, &viewer, "node-02"),
+        "offline",
+        "node-02 dropped"
+    );
 
     // The link key: node-01 proved it by HMAC; revoked, the node is dropped and stays out.
     assert_eq!(state_of(addr, &viewer, "node-01"), "online");
     let listed = keys(&state, &["list"]);
-    assert!(!listed.contains(KEY), "the link key is never listed: {listed}");
+    assert!(
+        !listed.contains(KEY),
+        "the link key is never listed: {listed}"
+    );
     keys(&state, &["revoke", &key_id(KEY)]);
     let start = Instant::now();
     while state_of(addr, &viewer, "node-01") != "offline" {
@@ -508,11 +606,14 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    receiver.wait_event("refused with the revoked key", Duration::from_secs(15), |e| {
-        matches!(e, NodeEvent::Refused { reason, .. } if reason.contains("revoked"))
-    });
+    receiver.wait_event(
+        "refused with the revoked key",
+        Duration::from_secs(15),
+        |e| matches!(e, NodeEvent::Refused { reason, .. } if reason.contains("revoked")),
+    );
     // It links again every 5 s, and is refused again: the revoked key links no more.
-    let refusals = |e: &NodeEvent| matches!(e, NodeEvent::Refused { reason } if reason.contains("revoked"));
+    let refusals =
+        |e: &NodeEvent| matches!(e, NodeEvent::Refused { reason } if reason.contains("revoked"));
     let start = Instant::now();
     while receiver.count_events(refusals) < 2 {
         assert!(
@@ -527,7 +628,10 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     assert_eq!(status, 401, "the link key is refused on the API too");
 
     let (_, page) = rest(addr, "GET", "/api/audit?limit=1000", Some(&viewer), None);
-    assert_eq!(page["role"], "viewer", "the audit log is an admin's: {page}");
+    assert_eq!(
+        page["role"], "viewer",
+        "the audit log is an admin's: {page}"
+    );
     let log = std::fs::read_to_string(state.join("audit.jsonl")).expect("audit log");
     assert!(
         log.contains(&format!(
@@ -549,7 +653,10 @@ fn a_receiver_refuses_commands_its_capabilities_cannot_run() {
     let rx_cfg = dir.join("node-01.json");
     let config = receiver_config(1, port, free_port(), "hold")
         .replace(r#"["dmx_output", "media_playback"]"#, r#"["dmx_output"]"#);
-    assert!(config.contains(r#""capabilities": ["dmx_output"]"#), "{config}");
+    assert!(
+        config.contains(r#""capabilities": ["dmx_output"]"#),
+        "{config}"
+    );
     std::fs::write(&rx_cfg, config).expect("config");
     let receiver = Node::start("receiver", &rx_cfg, None, &dir.join("rx-state"));
     receiver.wait_connected("master-01", &[1], Duration::from_secs(20));
@@ -562,9 +669,11 @@ fn a_receiver_refuses_commands_its_capabilities_cannot_run() {
     );
     assert_eq!(status, 202, "{body}");
     let id = body["command_id"].as_str().expect("command id").to_string();
-    let failed = receiver.wait_event("the media command refused", Duration::from_secs(10), |e| {
-        matches!(e, NodeEvent::CommandFailed { id: i, .. } if *i == id)
-    });
+    let failed = receiver.wait_event(
+        "the media command refused",
+        Duration::from_secs(10),
+        |e| matches!(e, NodeEvent::CommandFailed { id: i, .. } if *i == id),
+    );
     let NodeEvent::CommandFailed { reason, .. } = failed else {
         unreachable!()
     };

@@ -247,12 +247,18 @@ mod tests {
             t0 + Duration::from_secs(120),
         );
         assert_eq!(third.seq, 3);
-        assert_eq!(log.recent(2).iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            log.recent(2).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 3]
+        );
         let seqs = |page: Vec<AuditEntry>| page.iter().map(|e| e.seq).collect::<Vec<_>>();
         assert_eq!(seqs(log.page(0, None, 2).expect("page")), [1, 2]);
         assert_eq!(seqs(log.page(2, None, 2).expect("page")), [3]);
         assert_eq!(
-            seqs(log.page(0, Some("2027-01-15T08:01:00Z"), 10).expect("since")),
+            seqs(
+                log.page(0, Some("2027-01-15T08:01:00Z"), 10)
+                    .expect("since")
+            ),
             [2, 3]
         );
         let _ = std::fs::remove_dir_all(&dir);

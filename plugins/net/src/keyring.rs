@@ -105,7 +105,9 @@ impl KeysFile {
     pub fn load(state_dir: &Path) -> Result<KeysFile, KeysError> {
         let path = state_dir.join(FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|source| KeysError::Parse { path, source }),
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|source| KeysError::Parse { path, source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
             Err(source) => Err(KeysError::Read { path, source }),
         }
@@ -170,7 +172,11 @@ impl KeysFile {
         now: SystemTime,
     ) -> Result<Revoked, KeysError> {
         let at = crate::health::rfc3339(now);
-        let revoked = match self.keys.iter().position(|k| k.id == which || k.name == which) {
+        let revoked = match self
+            .keys
+            .iter()
+            .position(|k| k.id == which || k.name == which)
+        {
             Some(i) => {
                 let record = self.keys.remove(i);
                 Revoked {
@@ -202,9 +208,11 @@ impl KeysFile {
     /// The revocation of bearer key `key` (a key of the file that was revoked), by hash.
     pub fn revoked_key(&self, key: &str) -> Option<&Revoked> {
         let hash = key_hash(key);
-        self.revoked
-            .iter()
-            .find(|r| r.sha256.as_deref().is_some_and(|h| crate::auth::same(h, &hash)))
+        self.revoked.iter().find(|r| {
+            r.sha256
+                .as_deref()
+                .is_some_and(|h| crate::auth::same(h, &hash))
+        })
     }
 
     /// The record of bearer key `key`, compared by hash (in constant time).
@@ -320,18 +328,33 @@ mod tests {
             playbacks: vec!["main".into()],
         };
         let id = file
-            .add("operator-key-0001", "desk", Role::Operator, limits.clone(), now)
+            .add(
+                "operator-key-0001",
+                "desk",
+                Role::Operator,
+                limits.clone(),
+                now,
+            )
             .expect("added")
             .id
             .clone();
         assert_eq!(id, crate::handshake::key_id("operator-key-0001"));
         assert!(matches!(
-            file.add("other-key-00000", "desk", Role::Viewer, Limits::default(), now),
+            file.add(
+                "other-key-00000",
+                "desk",
+                Role::Viewer,
+                Limits::default(),
+                now
+            ),
             Err(KeysError::NameTaken(_))
         ));
         file.save(&dir).expect("saved");
         let text = std::fs::read_to_string(dir.join(FILE)).expect("read");
-        assert!(!text.contains("operator-key-0001"), "no key on disk: {text}");
+        assert!(
+            !text.contains("operator-key-0001"),
+            "no key on disk: {text}"
+        );
         assert!(text.contains(&key_hash("operator-key-0001")), "{text}");
         assert!(
             text.contains("\"role\": \"operator\"") && text.contains("\"universes\": ["),
@@ -340,7 +363,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(FILE)).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(dir.join(FILE))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "only the owner reads it");
         }
         let back = KeysFile::load(&dir).expect("loaded");
@@ -354,19 +380,31 @@ mod tests {
         assert!(!ring.refresh(), "unchanged");
         let mut file = back;
         let revoked = file.revoke("desk", false, now).expect("revoked by name");
-        assert_eq!((revoked.id.as_str(), revoked.at.as_str()), (id.as_str(), "2027-01-15T08:00:00Z"));
-        assert!(matches!(file.revoke("desk", false, now), Err(KeysError::NoSuchKey(_))));
+        assert_eq!(
+            (revoked.id.as_str(), revoked.at.as_str()),
+            (id.as_str(), "2027-01-15T08:00:00Z")
+        );
+        assert!(matches!(
+            file.revoke("desk", false, now),
+            Err(KeysError::NoSuchKey(_))
+        ));
         file.revoke("00112233aabbccdd", true, now).expect("any id");
         file.save(&dir).expect("saved");
         let seen = ring.file();
-        assert!(seen.find("operator-key-0001").is_none(), "reloaded at the next look");
+        assert!(
+            seen.find("operator-key-0001").is_none(),
+            "reloaded at the next look"
+        );
         assert!(seen.is_revoked(&id) && seen.is_revoked("00112233aabbccdd"));
         assert_eq!(
             seen.revoked_key("operator-key-0001").map(|r| r.id.as_str()),
             Some(id.as_str()),
             "a revoked key is known as revoked, by its hash"
         );
-        assert!(changes.has_changed().expect("open"), "subscribers hear of it");
+        assert!(
+            changes.has_changed().expect("open"),
+            "subscribers hear of it"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

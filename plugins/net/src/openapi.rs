@@ -155,6 +155,25 @@ mod tests {
         );
     }
 
+    /// Every operation says the lowest role it needs (`tests/roles.rs` holds the master to it).
+    #[test]
+    fn every_operation_names_its_lowest_role() {
+        let v = description();
+        for (path, ops) in v["paths"].as_object().expect("paths") {
+            for (method, op) in ops.as_object().expect("operations") {
+                let role = op["x-role"].as_str().unwrap_or("(none)");
+                let known =
+                    role == "public" || crate::roles::Role::ALL.iter().any(|r| r.name() == role);
+                assert!(known, "{method} {path}: x-role {role:?}");
+                let keyed_above_viewer = role != "public" && role != "viewer";
+                assert!(
+                    !keyed_above_viewer || op["responses"]["403"].is_object(),
+                    "{method} {path} ({role}) documents its 403"
+                );
+            }
+        }
+    }
+
     /// The variants serde accepts, read from its "unknown variant" error.
     fn serde_variants<T: serde::de::DeserializeOwned + std::fmt::Debug>(
         json: &str,

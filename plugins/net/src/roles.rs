@@ -66,7 +66,9 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("no role {s:?}: the roles are viewer, operator, programmer, admin"))
+            .ok_or_else(|| {
+                format!("no role {s:?}: the roles are viewer, operator, programmer, admin")
+            })
     }
 }
 
@@ -160,9 +162,10 @@ impl Action<'_> {
                 Role::Operator
             }
             Action::EditShow { .. } => Role::Programmer,
-            Action::ReadAudit | Action::ActAsNode | Action::AdoptNode | Action::RestartNode { .. } => {
-                Role::Admin
-            }
+            Action::ReadAudit
+            | Action::ActAsNode
+            | Action::AdoptNode
+            | Action::RestartNode { .. } => Role::Admin,
             Action::Endpoint { role, .. } => *role,
         }
     }
@@ -401,7 +404,12 @@ mod tests {
                 },
                 Role::Operator,
             ),
-            (Action::EditShow { what: "upload a clip" }, Role::Programmer),
+            (
+                Action::EditShow {
+                    what: "upload a clip",
+                },
+                Role::Programmer,
+            ),
             (Action::AdoptNode, Role::Admin),
             (Action::ActAsNode, Role::Admin),
             (Action::ReadAudit, Role::Admin),
@@ -417,7 +425,9 @@ mod tests {
                     assert_eq!(denied.needs_role, Some(*lowest), "{denied}");
                     assert!(
                         denied.to_string().contains(&format!("role {role}"))
-                            && denied.missing.contains(&format!("the {lowest} role is needed")),
+                            && denied
+                                .missing
+                                .contains(&format!("the {lowest} role is needed")),
                         "the reason names the role and what is missing: {denied}"
                     );
                 }
@@ -452,21 +462,30 @@ mod tests {
             universes,
         };
         assert_eq!(permit(&op, &node(&[2])), Ok(()));
-        assert!(permit(&op, &node(&[2, 3])).is_err(), "node-03 also outputs 3");
+        assert!(
+            permit(&op, &node(&[2, 3])).is_err(),
+            "node-03 also outputs 3"
+        );
         // Only a playbacks limit: any node, no rig-wide command.
         let pb = caller(Role::Admin, &[], &["main"]);
         assert_eq!(permit(&pb, &node(&[7])), Ok(()));
-        assert!(permit(&pb, &Action::RigWide { what: "grand master" }).is_err());
+        assert!(
+            permit(
+                &pb,
+                &Action::RigWide {
+                    what: "grand master"
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn playbacks_drive_the_universes_of_their_fixtures_and_groups() {
         use rockontrol_show::model::Target;
-        let mut show = rockontrol_show::parse_show(
-            include_str!("../../../shows/demo.ron"),
-            "demo.ron",
-        )
-        .expect("the demo show");
+        let mut show =
+            rockontrol_show::parse_show(include_str!("../../../shows/demo.ron"), "demo.ron")
+                .expect("the demo show");
         // A list whose cues name fixtures directly (the demo's main sets spots 202 and 203).
         let mut direct = show.cue_lists[0].clone();
         direct.name = "direct".into();

@@ -39,11 +39,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::audit::{AuditLog, Record};
 use crate::auth::Keys;
-use crate::keyring::KeyRing;
-use crate::roles::{Action, Caller, Role};
 use crate::config::Capability;
 use crate::events::{NodeEvent, NodeEvents};
 use crate::handshake::{MasterChallenge, Nonce, ProofError};
+use crate::keyring::KeyRing;
 use crate::protocol::{
     self, AckStatus, FrameError, HelloAuth, Metrics, NodeCommand, ToMaster, ToReceiver,
     decode_to_master,
@@ -52,6 +51,7 @@ use crate::registry::{
     Admitted, AdoptError, AlertKind, Delivery, LinkAuth, NodeEntry, Outgoing, Peer, PendingView,
     Registry, Severity, SubmitError,
 };
+use crate::roles::{Action, Caller, Role};
 
 /// A connection must send a whole request head within this (also: idle keep-alive time).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -594,7 +594,10 @@ async fn reason_of(response: Response) -> (Response, Option<String>) {
             let text = String::from_utf8_lossy(&bytes).trim().to_string();
             (!text.is_empty()).then_some(text)
         });
-    (Response::from_parts(parts, axum::body::Body::from(bytes)), reason)
+    (
+        Response::from_parts(parts, axum::body::Body::from(bytes)),
+        reason,
+    )
 }
 
 /// Records every request that may change something (all but GET and HEAD), allowed or not,
@@ -1040,7 +1043,12 @@ async fn command(
         }
         let action = value.get("action").and_then(|a| a.as_str()).unwrap_or("");
         *what = format!("{kind} {action}");
-        if let Err(r) = shared.permit(caller, &Action::RigWide { what: what.as_str() }) {
+        if let Err(r) = shared.permit(
+            caller,
+            &Action::RigWide {
+                what: what.as_str(),
+            },
+        ) {
             return r;
         }
         return plugin_command(shared, kind, value).await;
@@ -1086,14 +1094,18 @@ async fn command(
             | Command::Master { playback, .. } => Some(playback.as_str()),
             Command::ReleaseAll | Command::Blackout { .. } | Command::GrandMaster { .. } => None,
         };
-        let universes = playback.map(|p| shared.playback_universes(p)).unwrap_or_default();
+        let universes = playback
+            .map(|p| shared.playback_universes(p))
+            .unwrap_or_default();
         let action = match playback {
             Some(playback) => Action::Playback {
                 what: what.as_str(),
                 playback,
                 universes: &universes,
             },
-            None => Action::RigWide { what: what.as_str() },
+            None => Action::RigWide {
+                what: what.as_str(),
+            },
         };
         if let Err(r) = shared.permit(caller, &action) {
             return r;
