@@ -473,6 +473,39 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
         listed.contains("universes [1], playbacks [\"chase\"]"),
         "limits listed: {listed}"
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&keys(&state, &["list", "--json"])).expect("keys list --json");
+    let desk = json["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "chase-desk")
+        .expect("listed");
+    assert_eq!(
+        (
+            &desk["id"],
+            &desk["role"],
+            &desk["universes"],
+            &desk["playbacks"]
+        ),
+        (
+            &serde_json::json!(key_id(&chase_only)),
+            &serde_json::json!("operator"),
+            &serde_json::json!([1]),
+            &serde_json::json!(["chase"])
+        )
+    );
+    let out = Command::new(BIN)
+        .args(["keys", "revoke", "nobody", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("keys revoke");
+    assert!(!out.status.success(), "an unknown key is an error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no key \"nobody\" in the keys file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -591,7 +624,8 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     );
 
     // The link key: node-01 proved it by HMAC; revoked, the node is dropped and stays out.
-    assert_eq!(state_of(addr, &viewer, "node-01"), "online");
+    let (_, status) = rest(addr, "GET", "/api/nodes/node-01/status", Some(&viewer), None);
+    assert_eq!(status["online"], true, "linked (online or degraded): {status}");
     let listed = keys(&state, &["list"]);
     assert!(
         !listed.contains(KEY),

@@ -261,18 +261,32 @@ pub fn apply_node_actions(
     let now = Instant::now();
     for action in std::mem::take(&mut actions.0) {
         info!("node view: {action:?}");
+        // Control actions at the master's own console go to the audit log like the API's.
+        let audited = (!matches!(
+            action,
+            NodeAction::Select(_) | NodeAction::TestConnection(_)
+        ))
+        .then(|| format!("node view: {action:?}"));
         let mut reg = net.shared.registry();
-        match action {
-            NodeAction::Select(id) => model.selected = Some(id),
+        let outcome: Result<(), String> = match action {
+            NodeAction::Select(id) => {
+                model.selected = Some(id);
+                Ok(())
+            }
             NodeAction::Assign { node, universe, on } => {
                 // The registry keeps the assignment, raises any conflict, and the master's
                 // own outputs follow (`MasterPlugin`'s routing).
-                if let Err(e) = reg.assign(&node, universe, on, SystemTime::now()) {
-                    warn!("cannot assign universe {universe}: {e}");
-                    continue;
-                }
-                if reg.node(&node).is_some_and(|n| n.is_linked()) {
-                    model.relink.insert(node.clone());
+                match reg.assign(&node, universe, on, SystemTime::now()) {
+                    Err(e) => {
+                        warn!("cannot assign universe {universe}: {e}");
+                        Err(e.to_string())
+                    }
+                    Ok(_) => {
+                        if reg.node(&node).is_some_and(|n| n.is_linked()) {
+                            model.relink.insert(node.clone());
+                        }
+                        Ok(())
+                    }
                 }
             }
             NodeAction::RestartLink(id) => {
@@ -281,29 +295,60 @@ pub fn apply_node_actions(
                     reg.drop_link(&id);
                     model.relink.remove(&id);
                     info!("node {id}: link restarted from the node view");
+                    Ok(())
+                } else {
+                    Err(format!("no node {id:?}"))
                 }
             }
             NodeAction::TestConnection(id) => {
                 start_probe(&mut model, &mut reg, &id, true, now);
+                Ok(())
             }
             NodeAction::RestartNode(id) => match reg.submit(&id, NodeCommand::Restart {}) {
-                Ok((command_id, _)) => info!("node {id}: restart sent ({command_id})"),
-                Err(e) => warn!("node view: cannot restart {id}: {e}"),
+                Ok((command_id, _)) => {
+                    info!("node {id}: restart sent ({command_id})");
+                    Ok(())
+                }
+                Err(e) => {
+                    warn!("node view: cannot restart {id}: {e}");
+                    Err(e.to_string())
+                }
             },
             NodeAction::Identify(id) => {
                 let identify = NodeCommand::Identify {
                     seconds: IDENTIFY_SECONDS,
                 };
                 match reg.submit(&id, identify) {
-                    Ok((command_id, _)) => info!("node {id}: identify sent ({command_id})"),
-                    Err(e) => warn!("node view: cannot identify {id}: {e}"),
+                    Ok((command_id, _)) => {
+                        info!("node {id}: identify sent ({command_id})");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        warn!("node view: cannot identify {id}: {e}");
+                        Err(e.to_string())
+                    }
                 }
             }
-            NodeAction::Command(id, command) => {
-                if let Err(e) = reg.submit(&id, command) {
-                    warn!("node view: {e}");
-                }
-            }
+            NodeAction::Command(id, command) => reg.submit(&id, command).map(|_| ()).map_err(|e| {
+                warn!("node view: {e}");
+                e.to_string()
+            }),
+        };
+        drop(reg);
+        if let Some(action) = audited {
+            net.shared.audit(rockontrol_net::audit::Record {
+                caller: Some(rockontrol_net::roles::Caller {
+                    key_id: "console".into(),
+                    name: "master console (node view)".into(),
+                    role: rockontrol_net::roles::Role::Admin,
+                    limits: Default::default(),
+                    peer: None,
+                }),
+                action,
+                status: if outcome.is_ok() { 200 } else { 422 },
+                reason: outcome.err(),
+                ..Default::default()
+            });
         }
     }
 }

@@ -331,5 +331,22 @@ fn the_node_view_lists_the_latest_control_actions() {
             Some("127.0.0.1:40001")
         )
     );
+    // The console's own control actions are recorded too, with their outcome.
+    act(&mut app, NodeAction::Identify("nobody".into()));
+    let model = app.world().resource::<NodesModel>();
+    let last = model.audit.last().expect("listed");
+    assert_eq!(
+        (last.name.as_deref(), last.action.as_str(), last.status),
+        (
+            Some("master console (node view)"),
+            "node view: Identify(\"nobody\")",
+            422
+        ),
+        "{last:?}"
+    );
+    assert!(
+        last.reason.as_deref().is_some_and(|r| r.contains("nobody")),
+        "{last:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
