@@ -624,8 +624,17 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     );
 
     // The link key: node-01 proved it by HMAC; revoked, the node is dropped and stays out.
-    let (_, status) = rest(addr, "GET", "/api/nodes/node-01/status", Some(&viewer), None);
-    assert_eq!(status["online"], true, "linked (online or degraded): {status}");
+    let (_, status) = rest(
+        addr,
+        "GET",
+        "/api/nodes/node-01/status",
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(
+        status["online"], true,
+        "linked (online or degraded): {status}"
+    );
     let listed = keys(&state, &["list"]);
     assert!(
         !listed.contains(KEY),

@@ -247,6 +247,11 @@ pub fn permit(caller: &Caller, action: &Action) -> Result<(), Denied> {
             format!("it acts on the whole rig, and this key is limited to {limits}"),
             None,
         )),
+        // A node says which universes it outputs: only an unlimited key may speak for one.
+        Action::ActAsNode if !limits.is_unlimited() => Err(deny(
+            format!("a node link needs an unlimited key, and this key is limited to {limits}"),
+            None,
+        )),
         Action::NodeCommand {
             node, universes, ..
         } => {
@@ -478,6 +483,11 @@ mod tests {
             )
             .is_err()
         );
+        assert!(
+            permit(&pb, &Action::ActAsNode).is_err(),
+            "a limited admin key cannot speak for a node"
+        );
+        assert_eq!(permit(&pb, &Action::AdoptNode), Ok(()));
     }
 
     #[test]
