@@ -15,6 +15,7 @@
 mod artnet_args;
 mod doctor;
 mod fixtures_cli;
+mod keys_cli;
 mod live;
 mod media_cli;
 mod media_render;
@@ -126,6 +127,9 @@ enum Cmd {
     /// what the host firewall (nft, iptables) says, and what is insecure in its config and
     /// key files. Exit 1 when there is a warning.
     Doctor(doctor::DoctorArgs),
+    /// The master's API keys: add (with a role and limits), list, revoke.
+    #[command(subcommand)]
+    Keys(keys_cli::KeysCommand),
     /// Convert a QLC+ workspace (.qxw) into a RocKontrol show.
     ImportQlc {
         workspace: PathBuf,
@@ -190,6 +194,7 @@ fn main() -> ExitCode {
         Cmd::Demo => node_cli::demo(),
         Cmd::Monitor(args) => monitor::run(args),
         Cmd::Media(command) => media_cli::run(command),
+        Cmd::Keys(command) => keys_cli::run(command),
     };
     match result {
         Ok(code) => code,

@@ -413,6 +413,7 @@ fn seeds() -> BTreeMap<&'static str, Vec<(String, Vec<u8>)>> {
             timing: vec![0, 0],
             ..Default::default()
         }],
+        effects: Vec::new(),
     };
     let command: NodeCommand =
         serde_json::from_str(r#"{"type": "cue", "cue_id": 1.5, "fade_time": 3.0}"#)

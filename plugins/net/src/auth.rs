@@ -2,8 +2,11 @@
 //! upgrade from tools); receivers prove their key on the WebSocket without sending it
 //! ([`crate::handshake`]).
 //!
-//! Control keys may do everything; read-only keys may only read (GET). A master with no key
-//! configured generates one at first start into its state directory.
+//! Every key has a role ([`crate::roles`]): the link key (configured, from the environment, or
+//! generated at first start into the state directory) is `admin`, configured read-only keys
+//! are `viewer`, and the keys file ([`crate::keyring`]) holds keys of any role, hashed.
+//! [`Keys::caller`] says who a request's key belongs to; [`crate::roles::permit`] says what
+//! it may do.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -63,8 +66,65 @@ impl Keys {
     }
 }
 
+/// Why a request has no caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthenticated {
+    #[error("missing Authorization: Bearer <key>")]
+    Missing,
+    #[error("invalid API key")]
+    Invalid,
+    #[error("API key {id} was revoked at {at}")]
+    Revoked { id: String, at: String },
+}
+
+impl Keys {
+    /// Who the `Authorization` header value `header` speaks for: a link key is `admin`, a
+    /// configured read-only key `viewer`, a key of the keys `file` has its role and limits.
+    /// A key whose id `file` lists as revoked is refused.
+    pub fn caller(
+        &self,
+        header: Option<&str>,
+        file: &crate::keyring::KeysFile,
+    ) -> Result<crate::roles::Caller, Unauthenticated> {
+        use crate::roles::{Caller, Limits, Role};
+        let header = header.ok_or(Unauthenticated::Missing)?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .ok_or(Unauthenticated::Invalid)?;
+        let caller = |name: &str, role, limits| Caller {
+            key_id: crate::handshake::key_id(key),
+            name: name.to_string(),
+            role,
+            limits,
+            peer: None,
+        };
+        let caller = if self.control.iter().any(|k| same(k, key)) {
+            caller("link key", Role::Admin, Limits::default())
+        } else if self.read_only.iter().any(|k| same(k, key)) {
+            caller("read-only key (config)", Role::Viewer, Limits::default())
+        } else if let Some(record) = file.find(key) {
+            caller(&record.name, record.role, record.limits.clone())
+        } else if let Some(r) = file.revoked_key(key) {
+            return Err(Unauthenticated::Revoked {
+                id: r.id.clone(),
+                at: r.at.clone(),
+            });
+        } else {
+            return Err(Unauthenticated::Invalid);
+        };
+        match file.revoked.iter().find(|r| r.id == caller.key_id) {
+            Some(r) => Err(Unauthenticated::Revoked {
+                id: r.id.clone(),
+                at: r.at.clone(),
+            }),
+            None => Ok(caller),
+        }
+    }
+}
+
 /// Compares without stopping at the first difference (no timing hint about the key).
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;

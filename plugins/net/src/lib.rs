@@ -38,7 +38,10 @@
 //! - [`link_policy`]: when the master counts as silent, which master to try next (no I/O).
 //! - [`discovery`]: mDNS advertising and browsing.
 //! - [`handshake`]: the link's mutual key proof (HMAC challenge–response, no I/O).
-//! - [`auth`]: API keys.
+//! - [`auth`]: API keys: who a request's key belongs to.
+//! - [`roles`]: roles and limits, and [`roles::permit`], the one permission check (no I/O).
+//! - [`keyring`]: the keys file (hashed keys, revocations), reloaded by a running master.
+//! - [`audit`]: the append-only audit log of control actions.
 //! - [`health`]: timestamps, CPU and memory figures.
 //! - [`media`]: the media library wired to the master's server and the receiver's heartbeat.
 //! - [`openapi`]: the REST API's OpenAPI description.
@@ -47,6 +50,7 @@
 pub mod adoptions;
 pub mod alerts;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bounded;
 pub mod client;
@@ -57,6 +61,7 @@ pub mod events;
 pub mod executed;
 pub mod handshake;
 pub mod health;
+pub mod keyring;
 pub mod link_policy;
 pub mod master;
 pub mod media;
@@ -66,6 +71,7 @@ pub mod protocol;
 pub mod receiver;
 pub mod registry;
 pub mod replica;
+pub mod roles;
 pub mod stage;
 pub mod systems;
 

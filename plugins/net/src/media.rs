@@ -156,12 +156,16 @@ pub struct MasterMediaSetup(pub Arc<MasterMedia>);
 pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
     let media = shared.media.clone()?;
     let auth = Arc::clone(shared);
+    // Reading needs any key; an upload edits the show's media (programmer). The peer's
+    // address is not passed here; the audit log has it from the request.
     let authorize = move |headers: &HeaderMap, need: Need| {
-        let need = match need {
-            Need::Read => Access::ReadOnly,
-            Need::Control => Access::Control,
+        let action = match need {
+            Need::Read => crate::roles::Action::Read,
+            Need::Control => crate::roles::Action::EditShow {
+                what: "upload a clip to the media library",
+            },
         };
-        crate::master::server::authorize(&auth, headers, need)
+        crate::master::server::authorize(&auth, headers, None, &action).map(|_| ())
     };
     let reg = Arc::clone(shared);
     let library = Arc::clone(&media);

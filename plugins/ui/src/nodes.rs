@@ -192,6 +192,8 @@ pub struct NodesModel {
     /// Universes the master outputs itself.
     pub master_universes: Vec<u16>,
     pub alerts: Vec<Alert>,
+    /// The last control actions of the audit log (who, what, result), oldest first.
+    pub audit: Vec<rockontrol_net::audit::AuditEntry>,
     /// Nodes seen over mDNS that the master does not know yet: (node id, address).
     pub discovered: Vec<(String, String)>,
     pub history: BTreeMap<String, VecDeque<Sample>>,
@@ -218,6 +220,7 @@ impl Default for NodesModel {
             conflicts: BTreeSet::new(),
             master_universes: Vec::new(),
             alerts: Vec::new(),
+            audit: Vec::new(),
             discovered: Vec::new(),
             history: BTreeMap::new(),
             selected: None,
@@ -261,18 +264,32 @@ pub fn apply_node_actions(
     let now = Instant::now();
     for action in std::mem::take(&mut actions.0) {
         info!("node view: {action:?}");
+        // Control actions at the master's own console go to the audit log like the API's.
+        let audited = (!matches!(
+            action,
+            NodeAction::Select(_) | NodeAction::TestConnection(_)
+        ))
+        .then(|| format!("node view: {action:?}"));
         let mut reg = net.shared.registry();
-        match action {
-            NodeAction::Select(id) => model.selected = Some(id),
+        let outcome: Result<(), String> = match action {
+            NodeAction::Select(id) => {
+                model.selected = Some(id);
+                Ok(())
+            }
             NodeAction::Assign { node, universe, on } => {
                 // The registry keeps the assignment, raises any conflict, and the master's
                 // own outputs follow (`MasterPlugin`'s routing).
-                if let Err(e) = reg.assign(&node, universe, on, SystemTime::now()) {
-                    warn!("cannot assign universe {universe}: {e}");
-                    continue;
-                }
-                if reg.node(&node).is_some_and(|n| n.is_linked()) {
-                    model.relink.insert(node.clone());
+                match reg.assign(&node, universe, on, SystemTime::now()) {
+                    Err(e) => {
+                        warn!("cannot assign universe {universe}: {e}");
+                        Err(e.to_string())
+                    }
+                    Ok(_) => {
+                        if reg.node(&node).is_some_and(|n| n.is_linked()) {
+                            model.relink.insert(node.clone());
+                        }
+                        Ok(())
+                    }
                 }
             }
             NodeAction::RestartLink(id) => {
@@ -281,29 +298,60 @@ pub fn apply_node_actions(
                     reg.drop_link(&id);
                     model.relink.remove(&id);
                     info!("node {id}: link restarted from the node view");
+                    Ok(())
+                } else {
+                    Err(format!("no node {id:?}"))
                 }
             }
             NodeAction::TestConnection(id) => {
                 start_probe(&mut model, &mut reg, &id, true, now);
+                Ok(())
             }
             NodeAction::RestartNode(id) => match reg.submit(&id, NodeCommand::Restart {}) {
-                Ok((command_id, _)) => info!("node {id}: restart sent ({command_id})"),
-                Err(e) => warn!("node view: cannot restart {id}: {e}"),
+                Ok((command_id, _)) => {
+                    info!("node {id}: restart sent ({command_id})");
+                    Ok(())
+                }
+                Err(e) => {
+                    warn!("node view: cannot restart {id}: {e}");
+                    Err(e.to_string())
+                }
             },
             NodeAction::Identify(id) => {
                 let identify = NodeCommand::Identify {
                     seconds: IDENTIFY_SECONDS,
                 };
                 match reg.submit(&id, identify) {
-                    Ok((command_id, _)) => info!("node {id}: identify sent ({command_id})"),
-                    Err(e) => warn!("node view: cannot identify {id}: {e}"),
+                    Ok((command_id, _)) => {
+                        info!("node {id}: identify sent ({command_id})");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        warn!("node view: cannot identify {id}: {e}");
+                        Err(e.to_string())
+                    }
                 }
             }
-            NodeAction::Command(id, command) => {
-                if let Err(e) = reg.submit(&id, command) {
-                    warn!("node view: {e}");
-                }
-            }
+            NodeAction::Command(id, command) => reg.submit(&id, command).map(|_| ()).map_err(|e| {
+                warn!("node view: {e}");
+                e.to_string()
+            }),
+        };
+        drop(reg);
+        if let Some(action) = audited {
+            net.shared.audit(rockontrol_net::audit::Record {
+                caller: Some(rockontrol_net::roles::Caller {
+                    key_id: "console".into(),
+                    name: "master console (node view)".into(),
+                    role: rockontrol_net::roles::Role::Admin,
+                    limits: Default::default(),
+                    peer: None,
+                }),
+                action,
+                status: if outcome.is_ok() { 200 } else { 422 },
+                reason: outcome.err(),
+                ..Default::default()
+            });
         }
     }
 }
@@ -463,6 +511,12 @@ pub fn refresh_nodes(
         })
         .collect();
     model.alerts = reg.alerts();
+    model.audit = net
+        .shared
+        .audit
+        .as_ref()
+        .map(|log| log.recent(AUDIT_SHOWN))
+        .unwrap_or_default();
     model.discovered = reg
         .discovered_unknown()
         .map(|d| (d.node_id.clone(), d.address.clone()))
@@ -544,6 +598,8 @@ pub fn draw_master_view(
         ui.columns(2, |cols| {
             cols[0].strong("Topology");
             topology(&mut cols[0], &model, ppp, &mut new_layout, &mut out);
+            cols[0].separator();
+            audit(&mut cols[0], &model);
             cols[0].separator();
             alerts(&mut cols[0], &model);
             cols[1].strong("Universe assignment");
@@ -708,6 +764,40 @@ fn state_name(state: NodeState) -> &'static str {
         NodeState::Degraded => "degraded",
         NodeState::Offline => "offline",
         NodeState::Pending => "pending",
+    }
+}
+
+/// Audit entries the node view lists.
+pub const AUDIT_SHOWN: usize = 8;
+
+/// The last control actions: time, who (key name and role), what, and the status (refusals
+/// in the degraded colour, with why on hover). `GET /api/audit` has them all.
+fn audit(ui: &mut egui::Ui, model: &NodesModel) {
+    ui.strong("Audit (latest control actions)");
+    if model.audit.is_empty() {
+        ui.weak("none yet");
+    }
+    for entry in model.audit.iter().rev() {
+        ui.horizontal_wrapped(|ui| {
+            ui.monospace(entry.time.get(11..19).unwrap_or(&entry.time));
+            let who = match (&entry.name, entry.role) {
+                (Some(name), Some(role)) => format!("{name} ({role})"),
+                _ => "no valid key".to_string(),
+            };
+            ui.label(who);
+            ui.label(&entry.action);
+            let status = ui.colored_label(
+                if entry.status < 400 {
+                    egui::Color32::GRAY
+                } else {
+                    DEGRADED
+                },
+                entry.status.to_string(),
+            );
+            if let Some(reason) = &entry.reason {
+                status.on_hover_text(reason);
+            }
+        });
     }
 }
 

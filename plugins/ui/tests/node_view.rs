@@ -26,12 +26,17 @@ const DEMO: &str = include_str!("../../../shows/demo.ron");
 /// A headless master (the role's one assembly, [`rockontrol_net::app::master_app`]) running
 /// the demo, DMX output off, with the node view's model.
 fn app() -> App {
+    app_with(master_config("master"))
+}
+
+/// [`app`] with `config`.
+fn app_with(config: rockontrol_net::MasterConfig) -> App {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let mut app = rockontrol_net::app::headless();
     rockontrol_net::app::master_app(
         &mut app,
         MasterPlugin {
-            config: master_config("master"),
+            config,
             keys: Keys {
                 control: vec!["test-key-1234".into()],
                 read_only: Vec::new(),
@@ -273,4 +278,75 @@ fn states_conflicts_master_universes_and_connection_test() {
             .map(|n| n.state),
         Some(NodeState::Offline)
     );
+}
+
+/// The node view lists the audit log's latest control actions: who (key name and role), what,
+/// the status and, for a refusal, why.
+#[test]
+fn the_node_view_lists_the_latest_control_actions() {
+    use rockontrol_net::audit::Record;
+    use rockontrol_net::roles::{Caller, Role as KeyRole};
+    let dir = std::env::temp_dir().join(format!("rk-ui-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = master_config("master");
+    config.state_dir = Some(dir.clone());
+    let mut app = app_with(config);
+    settle(&mut app);
+    assert!(
+        app.world().resource::<NodesModel>().audit.is_empty(),
+        "a new master has done nothing yet"
+    );
+    let shared = Arc::clone(&app.world().resource::<MasterNet>().shared);
+    shared.audit(Record {
+        caller: Some(Caller {
+            key_id: "0011223344556677".into(),
+            name: "desk".into(),
+            role: KeyRole::Operator,
+            limits: Default::default(),
+            peer: Some("127.0.0.1:40001".parse().expect("address")),
+        }),
+        peer: None,
+        action: "restart command to stage-pars".into(),
+        status: 403,
+        reason: Some("the admin role is needed".into()),
+    });
+    settle(&mut app);
+    let model = app.world().resource::<NodesModel>();
+    let last = model.audit.last().expect("listed");
+    assert_eq!(
+        (
+            last.name.as_deref(),
+            last.role,
+            last.action.as_str(),
+            last.status,
+            last.reason.as_deref(),
+            last.peer.as_deref()
+        ),
+        (
+            Some("desk"),
+            Some(KeyRole::Operator),
+            "restart command to stage-pars",
+            403,
+            Some("the admin role is needed"),
+            Some("127.0.0.1:40001")
+        )
+    );
+    // The console's own control actions are recorded too, with their outcome.
+    act(&mut app, NodeAction::Identify("nobody".into()));
+    let model = app.world().resource::<NodesModel>();
+    let last = model.audit.last().expect("listed");
+    assert_eq!(
+        (last.name.as_deref(), last.action.as_str(), last.status),
+        (
+            Some("master console (node view)"),
+            "node view: Identify(\"nobody\")",
+            422
+        ),
+        "{last:?}"
+    );
+    assert!(
+        last.reason.as_deref().is_some_and(|r| r.contains("nobody")),
+        "{last:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

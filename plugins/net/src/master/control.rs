@@ -2,7 +2,9 @@
 //! push of the rig's state.
 //!
 //! The upgrade carries the bearer key as REST does (`Authorization: Bearer <key>`; a
-//! read-only key may connect and subscribe, a command needs the control key). Then each text
+//! `viewer` key may connect and subscribe, a command needs what `POST /api/command` needs: the
+//! `operator` role and the key's limits, [`crate::roles::permit`]; the link closes when the
+//! key is revoked). Then each text
 //! frame is one request, a JSON object with an optional `id` (any JSON value, echoed back):
 //!
 //! - `{"id": 1, "command": {…}}`: the body of `POST /api/command` (`{"type": "go", "playback":
@@ -34,7 +36,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::server::{MasterShared, authorize, link_error, run_command, status_of};
-use crate::auth::Access;
+use crate::roles::Action;
 
 /// Where the control WebSocket is served.
 pub const CONTROL_PATH: &str = "/api/control";
@@ -243,19 +245,22 @@ pub(crate) fn state_message(shared: &MasterShared) -> Value {
     })
 }
 
-/// The upgrade: the key is checked first, as for REST (a read-only key may subscribe; each
-/// command is checked again, so a key that loses control access stops commanding at once).
+/// The upgrade: the key is checked first, as for REST (a viewer key may subscribe; each
+/// command is checked again, so a key that is revoked stops commanding at once).
 pub(crate) async fn control(
     State(shared): State<Arc<MasterShared>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = authorize(&shared, &headers, Access::ReadOnly) {
-        return refused;
-    }
+    let peer = peer.map(|p| p.0.0);
+    let caller = match authorize(&shared, &headers, peer, &Action::Read) {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     ws.max_message_size(MAX_CONTROL_FRAME)
         .max_frame_size(MAX_CONTROL_FRAME)
-        .on_upgrade(move |socket| control_link(socket, shared, headers))
+        .on_upgrade(move |socket| control_link(socket, shared, headers, peer, caller.key_id))
 }
 
 /// A REST response as a reply on the link: its status and JSON body.
@@ -269,7 +274,13 @@ async fn reply_of(id: &Value, response: Response) -> String {
     reply(id, status, body)
 }
 
-async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, headers: HeaderMap) {
+async fn control_link(
+    socket: WebSocket,
+    shared: Arc<MasterShared>,
+    headers: HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    key_id: String,
+) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(WRITE_QUEUE);
     let writer = tokio::spawn(async move {
@@ -286,7 +297,23 @@ async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, headers: Hea
     let mut bad = 0u32;
     let master_id = shared.registry().master_id().to_string();
     tracing::debug!("control link opened");
-    while let Some(message) = stream.next().await {
+    // The link closes when the key that opened it is revoked (as a node's link does).
+    let revoked = {
+        let shared = Arc::clone(&shared);
+        let key_id = key_id.clone();
+        async move { shared.key_revoked(&key_id).await }
+    };
+    let mut revoked = std::pin::pin!(revoked);
+    let mut revoked_now = false;
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = &mut revoked => {
+                revoked_now = true;
+                break;
+            }
+        };
+        let Some(message) = message else { break };
         let text = match message {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) => break,
@@ -343,22 +370,22 @@ async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, headers: Hea
             }
         };
         let answer = match request {
-            ControlRequest::Command { id, body } => {
-                if let Err(refused) = authorize(&shared, &headers, Access::Control) {
-                    reply_of(&id, refused).await
-                } else if !limit.allow(Instant::now()) {
-                    refusal(
-                        &id,
-                        StatusCode::TOO_MANY_REQUESTS,
-                        format!(
-                            "more than {COMMANDS_PER_SECOND} commands a second on this link; slow down"
-                        ),
-                    )
-                } else {
+            // The key is looked up again for every command (a revoked key stops at once), and
+            // run_command checks its role and limits for what the command does, as for REST.
+            ControlRequest::Command { id, body } => match shared.caller(&headers, peer) {
+                Err(refused) => reply_of(&id, refused).await,
+                Ok(_) if !limit.allow(Instant::now()) => refusal(
+                    &id,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "more than {COMMANDS_PER_SECOND} commands a second on this link; slow down"
+                    ),
+                ),
+                Ok(caller) => {
                     let body = Bytes::from(body.to_string());
-                    reply_of(&id, run_command(&shared, &master_id, body).await).await
+                    reply_of(&id, run_command(&shared, &caller, &master_id, &body).await).await
                 }
-            }
+            },
             ControlRequest::Subscribe { id, interval } => {
                 if let Some(p) = pushes.take() {
                     p.abort();
@@ -388,7 +415,16 @@ async fn control_link(socket: WebSocket, shared: Arc<MasterShared>, headers: Hea
     if let Some(p) = pushes.take() {
         p.abort();
     }
-    if bad >= MAX_BAD_FRAMES {
+    if revoked_now {
+        let reason = format!("the key {key_id} that opened this link was revoked");
+        tracing::warn!("control link: {reason}; closing it");
+        let _ = tx
+            .send(Message::Close(Some(CloseFrame {
+                code: axum::extract::ws::close_code::POLICY,
+                reason: reason.into(),
+            })))
+            .await;
+    } else if bad >= MAX_BAD_FRAMES {
         tracing::warn!("control link: {bad} bad frames; closing it");
         let _ = tx
             .send(Message::Close(Some(CloseFrame {

@@ -570,6 +570,8 @@ fn master_publish(world: &mut World) {
     };
     if world.resource::<MasterNet>().last_generation != Some(generation) {
         let show = rockontrol_engine::show_from_world(world);
+        // Keys limited to universes: which universes each playback drives.
+        world.resource::<MasterNet>().shared.set_show(&show);
         if let Some(media) = &world.resource::<MasterNet>().shared.media {
             // Manifests and the GO gate follow the show (a reload or an edit), not only the start.
             media.follow(&show);

@@ -40,10 +40,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::limits::{Admission, LogThrottle, Slot};
-use crate::auth::{Access, Keys};
+use crate::audit::{AuditLog, Record};
+use crate::auth::Keys;
 use crate::config::Capability;
 use crate::events::{NodeEvent, NodeEvents};
 use crate::handshake::{MasterChallenge, Nonce, ProofError};
+use crate::keyring::KeyRing;
 use crate::protocol::{
     self, AckStatus, FrameError, HelloAuth, Metrics, NodeCommand, ToMaster, ToReceiver,
     decode_to_master,
@@ -52,6 +54,7 @@ use crate::registry::{
     Admitted, AdoptError, AlertKind, Delivery, LinkAuth, NodeEntry, Outgoing, Peer, PendingView,
     Registry, Severity, SubmitError,
 };
+use crate::roles::{Action, Caller, Role};
 
 /// A connection must send a whole request head within this (also: idle keep-alive time).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,6 +158,12 @@ pub struct MasterShared {
     /// The media playback report of the master's own outputs (none while the show gives it
     /// none), written by the ECS a few times a second: its status shows it like a receiver's.
     pub own_playback: Mutex<Option<rockontrol_media::PlaybackReport>>,
+    /// The keys file (roles, limits, revocations), reloaded when it changes.
+    pub keyring: KeyRing,
+    /// The audit log of control actions (with a state directory).
+    pub audit: Option<AuditLog>,
+    /// The universes each playback of the show drives (for keys limited to universes).
+    playback_universes: std::sync::RwLock<std::collections::BTreeMap<String, Vec<u16>>>,
 }
 
 impl MasterShared {
@@ -166,7 +175,21 @@ impl MasterShared {
         plugin_commands: PluginCommands,
         media: Option<Arc<crate::media::MasterMedia>>,
     ) -> Self {
+        let state_dir = registry.state_dir().map(std::path::Path::to_path_buf);
+        let audit = state_dir.as_deref().and_then(|dir| {
+            AuditLog::open(dir)
+                .map_err(|e| {
+                    tracing::error!(
+                        "audit: cannot open the log in {}: {e}; control actions are not recorded",
+                        dir.display()
+                    )
+                })
+                .ok()
+        });
         MasterShared {
+            keyring: KeyRing::open(state_dir.as_deref()),
+            audit,
+            playback_universes: Default::default(),
             registry: Mutex::new(registry),
             links: Mutex::new(Links::new()),
             keys,
@@ -197,6 +220,108 @@ impl MasterShared {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
             links: &self.links,
+        }
+    }
+
+    /// Follows the show: which universes each playback drives.
+    pub fn set_show(&self, show: &rockontrol_show::Show) {
+        if let Ok(mut map) = self.playback_universes.write() {
+            *map = crate::roles::playback_universes(show);
+        }
+    }
+
+    /// The universes playback `name` drives (none known: empty).
+    pub fn playback_universes(&self, name: &str) -> Vec<u16> {
+        self.playback_universes
+            .read()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Who the request with `headers` from `peer` comes from (401 without a valid key).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error is the HTTP response, returned at once"
+    )]
+    pub fn caller(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Caller, Response> {
+        let header = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.keys
+            .caller(header, &self.keyring.file())
+            .map(|c| Caller { peer, ..c })
+            .map_err(|e| error(StatusCode::UNAUTHORIZED, e.to_string()))
+    }
+
+    /// Whether `caller` may do `action`: `Err` is the 403, naming the key, its role and what
+    /// is missing ([`crate::roles::permit`]).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error is the HTTP response, returned at once"
+    )]
+    pub fn permit(&self, caller: &Caller, action: &Action) -> Result<(), Response> {
+        crate::roles::permit(caller, action).map_err(|denied| {
+            (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({
+                    "error": denied.to_string(),
+                    "status": 403,
+                    "key_id": denied.key_id,
+                    "role": denied.role,
+                    "action": denied.action,
+                    "missing": denied.missing,
+                    "needs_role": denied.needs_role,
+                })),
+            )
+                .into_response()
+        })
+    }
+
+    /// The link key with id `key_id`, unless revoked (node links prove it by HMAC).
+    pub fn link_key(&self, key_id: &str) -> Option<&str> {
+        let key = self.keys.control_with_id(key_id)?;
+        (!self.keyring.file().is_revoked(key_id)).then_some(key)
+    }
+
+    /// Whether a connection authorised by key `key_id` may stay open: not revoked, and (a
+    /// key of the keys file) still listed.
+    pub fn key_live(&self, key_id: &str) -> bool {
+        let file = self.keyring.file();
+        if file.is_revoked(key_id) {
+            return false;
+        }
+        let static_key = self
+            .keys
+            .control
+            .iter()
+            .chain(&self.keys.read_only)
+            .any(|k| crate::handshake::key_id(k) == key_id);
+        static_key || file.keys.iter().any(|k| k.id == key_id)
+    }
+
+    /// Completes when key `key_id` is revoked (or leaves the keys file): an open connection
+    /// it authorised selects on this and closes.
+    pub async fn key_revoked(&self, key_id: &str) {
+        let mut changes = self.keyring.subscribe();
+        loop {
+            if !self.key_live(key_id) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Appends to the audit log (a master without a state directory keeps none).
+    pub fn audit(&self, record: Record) {
+        if let Some(log) = &self.audit {
+            log.record(record, SystemTime::now());
         }
     }
 
@@ -315,6 +440,8 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// The caller of a request with `headers`, allowed `action` (401 without a valid key, 403
+/// with the reason where its role or limits do not allow it).
 #[expect(
     clippy::result_large_err,
     reason = "the error is the HTTP response, returned at once"
@@ -322,26 +449,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 pub(crate) fn authorize(
     shared: &MasterShared,
     headers: &HeaderMap,
-    need: Access,
-) -> Result<(), Response> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let access = shared.keys.check(header);
-    if access >= need {
-        return Ok(());
-    }
-    Err(match access {
-        Access::None if header.is_none() => error(
-            StatusCode::UNAUTHORIZED,
-            "missing Authorization: Bearer <key>",
-        ),
-        Access::None => error(StatusCode::UNAUTHORIZED, "invalid API key"),
-        _ => error(
-            StatusCode::FORBIDDEN,
-            "this key is read-only; a control key is needed",
-        ),
-    })
+    peer: Option<SocketAddr>,
+    action: &Action,
+) -> Result<Caller, Response> {
+    let caller = shared.caller(headers, peer)?;
+    shared.permit(&caller, action)?;
+    Ok(caller)
 }
 
 #[expect(
@@ -356,27 +469,33 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response>
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-/// What an endpoint needs of the caller's key ([`Authorized`]).
+/// The lowest role an endpoint needs ([`Authorized`]).
 pub(crate) trait Need {
-    const ACCESS: Access;
+    const ROLE: Role;
 }
 
-/// A read-only key is enough.
+/// Any valid key (`viewer`).
 pub(crate) struct ReadOnly;
 impl Need for ReadOnly {
-    const ACCESS: Access = Access::ReadOnly;
+    const ROLE: Role = Role::Viewer;
 }
 
-/// The control key is needed.
+/// `operator` or above: runs the show (the command path checks playbacks and universes).
+pub(crate) struct Operate;
+impl Need for Operate {
+    const ROLE: Role = Role::Operator;
+}
+
+/// `admin`: nodes, the audit log.
 pub(crate) struct Control;
 impl Need for Control {
-    const ACCESS: Access = Access::Control;
+    const ROLE: Role = Role::Admin;
 }
 
 /// Every REST handler's prologue as an extractor: the caller's `Authorization` checked for
-/// `N` before anything else is read (401 without a valid key, 403 for a read-only key where
-/// control is needed).
-pub(crate) struct Authorized<N: Need>(std::marker::PhantomData<N>);
+/// `N` before anything else is read (401 without a valid key, 403 naming the role and what is
+/// missing). Holds the [`Caller`], its peer address included.
+pub(crate) struct Authorized<N: Need>(pub Caller, std::marker::PhantomData<N>);
 
 impl<N: Need> axum::extract::FromRequestParts<Arc<MasterShared>> for Authorized<N> {
     type Rejection = Response;
@@ -385,7 +504,21 @@ impl<N: Need> axum::extract::FromRequestParts<Arc<MasterShared>> for Authorized<
         parts: &mut axum::http::request::Parts,
         shared: &Arc<MasterShared>,
     ) -> Result<Self, Response> {
-        authorize(shared, &parts.headers, N::ACCESS).map(|()| Authorized(std::marker::PhantomData))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let what = format!("{} {}", parts.method, parts.uri.path());
+        authorize(
+            shared,
+            &parts.headers,
+            peer,
+            &Action::Endpoint {
+                role: N::ROLE,
+                what: &what,
+            },
+        )
+        .map(|caller| Authorized(caller, std::marker::PhantomData))
     }
 }
 
@@ -417,6 +550,7 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .route("/api/master/heartbeat", post(rest_heartbeat))
         .route("/api/master/ack", post(rest_ack))
         .route("/api/alerts", get(alerts))
+        .route("/api/audit", get(audit))
         .route("/api/show/{hash}", get(show))
         .route("/api/openapi.json", get(openapi))
         .route("/api/ws", get(websocket))
@@ -431,10 +565,71 @@ pub fn router(shared: Arc<MasterShared>) -> Router {
         .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(Arc::clone(&shared));
     // After the request timeout: a clip download takes as long as it takes.
-    match crate::media::routes(&shared) {
+    let all = match crate::media::routes(&shared) {
         Some(media) => api.merge(media),
         None => api,
+    };
+    all.layer(axum::middleware::from_fn_with_state(shared, audit_layer))
+}
+
+/// Marks a response whose action is in the audit log already ([`run_command`] records its
+/// own, with what the command was).
+#[derive(Debug, Clone, Copy)]
+struct Audited;
+
+/// The reason of an error response (its JSON `error`), and the response rebuilt.
+async fn reason_of(response: Response) -> (Response, Option<String>) {
+    if response.status().as_u16() < 400 {
+        return (response, None);
     }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let reason = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+        .or_else(|| {
+            let text = String::from_utf8_lossy(&bytes).trim().to_string();
+            (!text.is_empty()).then_some(text)
+        });
+    (
+        Response::from_parts(parts, axum::body::Body::from(bytes)),
+        reason,
+    )
+}
+
+/// Records every request that may change something (all but GET and HEAD), allowed or not,
+/// in the audit log: who, what, from where, the status and the reason of a refusal.
+async fn audit_layer(
+    State(shared): State<Arc<MasterShared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let caller = shared.caller(request.headers(), peer).ok();
+    let action = format!("{method} {}", request.uri().path());
+    let response = next.run(request).await;
+    if response.extensions().get::<Audited>().is_some() {
+        return response;
+    }
+    let status = response.status().as_u16();
+    let (response, reason) = reason_of(response).await;
+    shared.audit(Record {
+        caller,
+        peer,
+        action,
+        status,
+        reason,
+    });
+    response
 }
 
 /// Answers 413 at once for a request whose `Content-Length` is over
@@ -628,13 +823,15 @@ impl AsyncWrite for Limited {
     }
 }
 
-/// Timeouts every 250 ms, the show clock to every node every second.
+/// Timeouts and the keys file every 250 ms, the show clock to every node every second.
 async fn housekeeping(shared: Arc<MasterShared>) {
     let mut interval = tokio::time::interval(Duration::from_millis(250));
     let mut n: u64 = 0;
     loop {
         interval.tick().await;
         n += 1;
+        // A key revoked by `rockontrol keys revoke` closes its open connections now.
+        shared.keyring.refresh();
         let mut reg = shared.registry();
         reg.check_timeouts(SystemTime::now());
         if n.is_multiple_of(4) {
@@ -769,33 +966,70 @@ async fn register(
 /// `POST /api/command`: a show command, applied by the master's engine and replicated to
 /// every node (the same as a command to the master's own node id).
 async fn show_command(
-    auth: Authorized<Control>,
+    Authorized(caller, _): Authorized<Operate>,
     State(shared): State<Arc<MasterShared>>,
     body: Bytes,
 ) -> Response {
     let master_id = shared.registry().master_id().to_string();
-    node_command(auth, State(shared), Path(master_id), body).await
+    run_command(&shared, &caller, &master_id, &body).await
 }
 
 async fn node_command(
-    _: Authorized<Control>,
+    Authorized(caller, _): Authorized<Operate>,
     State(shared): State<Arc<MasterShared>>,
     Path(node_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    run_command(&shared, &node_id, body).await
+    run_command(&shared, &caller, &node_id, &body).await
 }
 
-/// A command for `node_id` (the master's id: a show or plugin command), after the caller's
-/// key was checked: the one code path of `POST /api/command`, `POST /api/nodes/{id}/command`
-/// and the control WebSocket ([`super::control`]), which answers with this response's
-/// status and JSON body.
-pub(crate) async fn run_command(
-    shared: &Arc<MasterShared>,
+/// The one command path (REST `POST /api/command`, `POST /api/nodes/{id}/command`, and
+/// tools' WebSocket commands): `caller`'s role and limits are checked for what the command
+/// does ([`crate::roles::permit`]), then it runs; the answer is recorded in the audit log.
+pub async fn run_command(
+    shared: &MasterShared,
+    caller: &Caller,
     node_id: &str,
-    body: Bytes,
+    body: &Bytes,
 ) -> Response {
-    let shared = Arc::clone(shared);
+    let mut what = format!("command to {node_id}");
+    if let Some(kind) = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("type")?.as_str().map(str::to_string))
+    {
+        what = format!("{kind} command to {node_id}");
+    }
+    let response = command(shared, caller, node_id, body, &mut what).await;
+    let status = response.status().as_u16();
+    let (mut response, reason) = reason_of(response).await;
+    shared.audit(Record {
+        caller: Some(caller.clone()),
+        peer: caller.peer,
+        action: what,
+        status,
+        reason,
+    });
+    response.extensions_mut().insert(Audited);
+    response
+}
+
+/// [`run_command`] before the audit: `what` says what the command was, once known.
+async fn command(
+    shared: &MasterShared,
+    caller: &Caller,
+    node_id: &str,
+    body: &Bytes,
+    what: &mut String,
+) -> Response {
+    if let Err(r) = shared.permit(
+        caller,
+        &Action::Endpoint {
+            role: Role::Operator,
+            what: "send commands",
+        },
+    ) {
+        return r;
+    }
     let node_id = node_id.to_string();
     let master_id = shared.registry().master_id().to_string();
     if body.len() > protocol::MAX_FRAME_BYTES {
@@ -804,8 +1038,8 @@ pub(crate) async fn run_command(
     // The seed's node command shape (`{"type": "media", "action", "clip", "position"}`, no
     // layer) still goes to the node, which refuses it with where to send it instead.
     let legacy_for_node =
-        node_id != master_id && serde_json::from_slice::<NodeCommand>(&body).is_ok();
-    if !legacy_for_node && let Some((kind, value)) = shared.plugin_commands.kind_of(&body) {
+        node_id != master_id && serde_json::from_slice::<NodeCommand>(body).is_ok();
+    if !legacy_for_node && let Some((kind, value)) = shared.plugin_commands.kind_of(body) {
         if node_id != master_id {
             if shared.registry().node(&node_id).is_none() {
                 return error(StatusCode::NOT_FOUND, format!("no node {node_id:?}"));
@@ -818,11 +1052,21 @@ pub(crate) async fn run_command(
                 ),
             );
         }
-        return plugin_command(&shared, kind, value).await;
+        let action = value.get("action").and_then(|a| a.as_str()).unwrap_or("");
+        *what = format!("{kind} {action}");
+        if let Err(r) = shared.permit(
+            caller,
+            &Action::RigWide {
+                what: what.as_str(),
+            },
+        ) {
+            return r;
+        }
+        return plugin_command(shared, kind, value).await;
     }
     if node_id == master_id {
         // A command for the master is a show command: applied by the engine, replicated.
-        let command: Command = match serde_json::from_slice::<NodeCommand>(&body) {
+        let command: Command = match serde_json::from_slice::<NodeCommand>(body) {
             Ok(nc) if nc.check().is_err() => {
                 let reason = nc.check().err().map(|e| e.to_string()).unwrap_or_default();
                 return error(StatusCode::BAD_REQUEST, reason);
@@ -830,7 +1074,7 @@ pub(crate) async fn run_command(
             Ok(nc) => match nc.to_engine(None) {
                 Ok(c) => c,
                 Err(crate::protocol::CommandMapError::NoPlayback) => {
-                    match serde_json::from_slice::<Command>(&body) {
+                    match serde_json::from_slice::<Command>(body) {
                         Ok(c) => c,
                         Err(_) => {
                             return error(
@@ -842,7 +1086,7 @@ pub(crate) async fn run_command(
                 }
                 Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             },
-            Err(e1) => match serde_json::from_slice::<Command>(&body) {
+            Err(e1) => match serde_json::from_slice::<Command>(body) {
                 Ok(c) => c,
                 Err(_) => {
                     return error(StatusCode::BAD_REQUEST, format!("invalid command: {e1}"));
@@ -851,6 +1095,26 @@ pub(crate) async fn run_command(
         };
         if let Err(e) = command.check() {
             return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        *what = command.to_string();
+        // Without a playback (release all, blackout, grand master, an effect, which may drive
+        // any fixture): rig-wide, for unlimited keys.
+        let playback = command.playback();
+        let universes = playback
+            .map(|p| shared.playback_universes(p))
+            .unwrap_or_default();
+        let action = match playback {
+            Some(playback) => Action::Playback {
+                what: what.as_str(),
+                playback,
+                universes: &universes,
+            },
+            None => Action::RigWide {
+                what: what.as_str(),
+            },
+        };
+        if let Err(r) = shared.permit(caller, &action) {
+            return r;
         }
         let (tx, rx) = oneshot::channel();
         if shared
@@ -899,7 +1163,7 @@ pub(crate) async fn run_command(
             ),
         };
     }
-    let command: NodeCommand = match parse_body(&body) {
+    let command: NodeCommand = match parse_body(body) {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -912,6 +1176,22 @@ pub(crate) async fn run_command(
         }
         // 409: the command is valid, but not for one node (it names the right endpoint).
         return error(StatusCode::CONFLICT, e.to_string());
+    }
+    let universes = shared
+        .registry()
+        .node(&node_id)
+        .map(|n| n.universes().to_vec())
+        .unwrap_or_default();
+    let action = match &command {
+        NodeCommand::Restart {} => Action::RestartNode { node: &node_id },
+        _ => Action::NodeCommand {
+            what: what.as_str(),
+            node: &node_id,
+            universes: &universes,
+        },
+    };
+    if let Err(r) = shared.permit(caller, &action) {
+        return r;
     }
     let submitted = shared.registry().submit(&node_id, command);
     match submitted {
@@ -1181,28 +1461,64 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// `GET /api/audit?after=SEQ&since=RFC3339&limit=N` (admin): the audit log's entries after
+/// number `after` (default 0) and at or after `since`, at most `limit` (default 100, at most
+/// [`crate::audit::MAX_PAGE`]); `next` is the `after` of the next page.
+async fn audit(
+    _: Authorized<Control>,
+    State(shared): State<Arc<MasterShared>>,
+    axum::extract::Query(query): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let Some(log) = &shared.audit else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this master keeps no audit log (it has no state directory)",
+        );
+    };
+    let after = query.after.unwrap_or(0);
+    match log.page(after, query.since.as_deref(), query.limit.unwrap_or(100)) {
+        Ok(entries) => {
+            let next = entries.last().map_or(after, |e| e.seq);
+            axum::Json(json!({ "entries": entries, "next": next })).into_response()
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the audit log: {e}"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    after: Option<u64>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/ws`: a node's link. Without `Authorization` the node proves its key in the
+/// frames (or waits to be adopted); with it, the key must be `admin` (a bearer key speaks for
+/// a node). The link closes when the key that opened it is revoked.
 async fn websocket(
     State(shared): State<Arc<MasterShared>>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let access = shared.keys.check(header);
-    if header.is_some() && access == Access::None {
-        return error(StatusCode::UNAUTHORIZED, "invalid API key");
-    }
-    if access == Access::ReadOnly {
-        return error(
-            StatusCode::FORBIDDEN,
-            "a read-only key cannot connect a node",
-        );
-    }
+    let addr = peer.map(|p| (p.0).0);
+    let bearer = match shared.caller(&headers, addr) {
+        Ok(caller) => {
+            if let Err(r) = shared.permit(&caller, &Action::ActAsNode) {
+                return r;
+            }
+            Some(caller.key_id)
+        }
+        Err(_) if headers.get(header::AUTHORIZATION).is_none() => None,
+        Err(r) => return r,
+    };
     let peer = Peer {
-        addr: peer.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| (p.0).0),
-        auth: if access == Access::Control {
+        addr: addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+        auth: if bearer.is_some() {
             LinkAuth::ControlKey
         } else {
             LinkAuth::Unauthenticated
@@ -1210,7 +1526,7 @@ async fn websocket(
     };
     ws.max_message_size(protocol::MAX_FRAME_BYTES)
         .max_frame_size(protocol::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| node_link(socket, shared, peer))
+        .on_upgrade(move |socket| node_link(socket, shared, peer, bearer))
 }
 
 /// Garbage frames tolerated on one link before it is closed.
@@ -1220,7 +1536,12 @@ const WRITE_BATCH: usize = 64;
 /// Frames buffered for one node before it is cut off as too slow.
 const LINK_QUEUE: usize = 8192;
 
-async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer) {
+async fn node_link(
+    socket: WebSocket,
+    shared: Arc<MasterShared>,
+    mut peer: Peer,
+    mut key_id: Option<String>,
+) {
     let (mut sink, mut stream) = socket.split();
     let reply = |msg: &ToReceiver| Message::Text(protocol::encode(msg).into());
     // The first frame must be a hello, within the handshake time (pings do not extend it).
@@ -1292,7 +1613,10 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
     // registry changes; the key itself never crosses the link.
     if let Some(auth) = &hello.auth {
         match prove_node(&mut sink, &mut stream, &shared, &hello.node_id, auth).await {
-            Ok(()) => peer.auth = LinkAuth::ControlKey,
+            Ok(()) => {
+                peer.auth = LinkAuth::ControlKey;
+                key_id = Some(auth.key_id.clone());
+            }
             Err(refusal) => {
                 // An alert like any refused hello: aggregated per source, logged at most
                 // every few seconds, so a flood of bad proofs cannot flood the log.
@@ -1387,11 +1711,34 @@ async fn node_link(socket: WebSocket, shared: Arc<MasterShared>, mut peer: Peer)
     // The registry closes a link through its outbox, which drops its writer's sender: the
     // writer ends, and so does this.
     let mut writer_done = false;
+    // The key that opened the link: when it is revoked, the node is dropped.
+    let revoked = async {
+        match &key_id {
+            Some(id) => shared.key_revoked(id).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut revoked = std::pin::pin!(revoked);
     loop {
         let msg = tokio::select! {
             msg = stream.next() => msg,
             _ = &mut writer => {
                 writer_done = true;
+                break;
+            }
+            () = &mut revoked => {
+                let id = key_id.as_deref().unwrap_or_default();
+                let reason = format!("the key {id} this link proved was revoked");
+                tracing::warn!("node {node_id}: {reason}; dropping its link");
+                shared.audit(Record {
+                    peer: Some(peer.addr),
+                    action: format!("drop node {node_id}: its link key {id} was revoked"),
+                    status: 401,
+                    reason: Some(reason.clone()),
+                    ..Record::default()
+                });
+                let frame: Arc<str> = protocol::encode(&ToReceiver::Refused { reason }).into();
+                shared.registry().send_on(&node_id, conn_id, frame);
                 break;
             }
         };
@@ -1469,7 +1816,7 @@ const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the master refuses a keyed node during the handshake.
 #[derive(Debug, thiserror::Error)]
 enum ProofRefusal {
-    #[error("no control key with id {0} on this master")]
+    #[error("no control key with id {0} on this master (or it was revoked)")]
     UnknownKey(String),
     #[error("bad hello auth: {0}")]
     BadAuth(ProofError),
@@ -1502,8 +1849,7 @@ async fn prove_node(
     auth: &HelloAuth,
 ) -> Result<(), ProofRefusal> {
     let key = shared
-        .keys
-        .control_with_id(&auth.key_id)
+        .link_key(&auth.key_id)
         .ok_or_else(|| ProofRefusal::UnknownKey(auth.key_id.clone()))?;
     let client_nonce = Nonce::from_hex(&auth.nonce).map_err(ProofRefusal::BadAuth)?;
     let master_nonce = Nonce::random().map_err(ProofRefusal::Random)?;

@@ -89,6 +89,8 @@ pub struct ReceiverNet {
     restart_at: Option<Instant>,
     /// The control key that signs clock sync packets (none: no clock sync).
     clock_key: Option<String>,
+    /// What this node can do: commands it cannot run are refused with the reason.
+    capabilities: Vec<crate::config::Capability>,
 }
 
 /// How long a restart waits after its acknowledgement was queued, so the ack reaches the
@@ -179,6 +181,7 @@ impl Plugin for ReceiverPlugin {
             identify: None,
             restart_at: None,
             clock_key: self.key.clone(),
+            capabilities: self.config.capabilities.clone(),
         })
         .insert_resource(LinkChannels(std::sync::Mutex::new(Some((ev_tx, out_rx)))))
         .insert_resource(crate::media::MediaKey(self.key.clone()))
@@ -613,7 +616,10 @@ fn receiver_apply(
             });
             continue;
         }
+        // The seed's command filtering by role: what this node cannot run is refused.
+        let refusal = crate::roles::node_can_run(&net.capabilities, &command).err();
         let result = match &command {
+            _ if refusal.is_some() => Err(refusal.unwrap_or_default()),
             // A node's own output is the master's record, applied at render: never the show's.
             NodeCommand::Blackout { .. }
             | NodeCommand::Intensity { .. }
