@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rockontrol_net::client::probe_blocking;
 use support::node::{
-    KEY, Node, free_port, master_addr, node_status as status, rest, temp_dir, wait_state,
+    KEY, Node, endpoint, free_port, master_addr, node_status as status, rest, temp_dir, wait_state,
 };
 
 fn master_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
@@ -67,7 +67,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
 
     // node-01 is managed and offline: a key-less claim is refused and changes nothing.
     let frames = probe_blocking(
-        addr,
+        &endpoint(addr),
         None,
         &[hello("node-01", "attacker-6.6.6", 1)],
         Duration::from_secs(1),
@@ -117,7 +117,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
 
     // Now a key-less hello with the adopted id is refused; the real node stays linked.
     let frames = probe_blocking(
-        addr,
+        &endpoint(addr),
         None,
         &[hello("node-05", "x", 5)],
         Duration::from_secs(1),
@@ -155,7 +155,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
         "{st}"
     );
     let frames = probe_blocking(
-        addr,
+        &endpoint(addr),
         None,
         &[hello("node-05", "x", 5)],
         Duration::from_secs(1),

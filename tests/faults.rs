@@ -441,6 +441,7 @@ fn impostor_scenario() {
             port: rogue_addr.port(),
             universes: vec![],
             capabilities: vec![],
+            fingerprint: None,
         },
         Some(rogue_addr.ip()),
         Some("lo"),

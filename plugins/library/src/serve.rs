@@ -519,3 +519,58 @@ fn finish_upload(store: &Store, id: &ClipId, total: u64) -> Result<ClipMeta, Sto
     tracing::info!("media: upload of {id} complete ({total} bytes)");
     Ok(meta)
 }
+
+/// How long a client of [`serve_on`] may take to send a request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` (the library's, say) on `listener`, each connection on its own task; with
+/// `tls`, the TLS handshake runs there too, with its timeout, so a slow client never holds up
+/// the next accept. Runs until the task is dropped.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<rockontrol_tls::tokio_rustls::TlsAcceptor>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors, say: wait a little rather than spin.
+                tracing::warn!("media server: cannot accept a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let router = router.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(tcp, peer, router).await,
+                Some(acceptor) => {
+                    match rockontrol_tls::ServerIdentity::accept(&acceptor, tcp).await {
+                        Ok(stream) => serve_connection(stream, peer, router).await,
+                        Err(e) => tracing::debug!("media client {peer}: {e}"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<IO>(io: IO, peer: std::net::SocketAddr, router: Router)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            router.clone().oneshot(request)
+        });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("media client {peer}: {e}");
+    }
+}

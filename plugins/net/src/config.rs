@@ -172,6 +172,17 @@ pub struct MasterConfig {
     /// keeps the master's port free for the control link (peers then carry the fan-out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_serve_mbit: Option<f64>,
+    /// Plaintext REST, WebSocket and media (no TLS): closed lab networks only; warned about
+    /// at every start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// The TLS certificate (PEM) to serve with; default: a self-signed one generated into
+    /// the state directory. Needs `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM) of `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A receiver the master drives (`managed_nodes[]`).
@@ -237,6 +248,15 @@ pub struct ReceiverConfig {
     /// Advertise this receiver over mDNS.
     #[serde(default = "yes")]
     pub broadcast_enabled: bool,
+    /// Plaintext to the master and to peers (no TLS): closed lab networks only; warned about
+    /// at every start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// The SHA-256 fingerprint of the master's certificate (as the master prints it at
+    /// start); without it the first master linked to is trusted and pinned in the state
+    /// directory (`master-fingerprint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_fingerprint: Option<String>,
 }
 
 /// A parsed node configuration.
@@ -366,6 +386,14 @@ impl NodeConfig {
                 {
                     return Err(format!("max_connections {n} is outside 2..=65536"));
                 }
+                if m.tls_cert.is_some() != m.tls_key.is_some() {
+                    return Err("tls_cert and tls_key go together: give both, or neither for a generated self-signed certificate".into());
+                }
+                if m.insecure && m.tls_cert.is_some() {
+                    return Err(
+                        "insecure: true serves plaintext, but tls_cert is set: remove one".into(),
+                    );
+                }
                 Ok(())
             }
             NodeConfig::Receiver(r) => {
@@ -385,6 +413,13 @@ impl NodeConfig {
                 }
                 if let Some(key) = &r.api_key {
                     check_key(key)?;
+                }
+                if let Some(f) = &r.master_fingerprint {
+                    f.parse::<rockontrol_tls::Fingerprint>()
+                        .map_err(|e| format!("master_fingerprint: {e}"))?;
+                    if r.insecure {
+                        return Err("insecure: true talks plaintext, but master_fingerprint is set: remove one".into());
+                    }
                 }
                 Ok(())
             }

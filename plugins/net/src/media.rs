@@ -237,6 +237,8 @@ pub struct ReceiverMedia {
     serve: Option<std::net::TcpListener>,
     /// Cap on serving to peers, Mbit/s.
     serve_mbit: Option<f64>,
+    /// The certificate peers are served with (none: plaintext, `insecure`).
+    serve_tls: Option<rockontrol_tls::ServerIdentity>,
 }
 
 impl ReceiverMedia {
@@ -249,7 +251,14 @@ impl ReceiverMedia {
             running: None,
             serve: None,
             serve_mbit: None,
+            serve_tls: None,
         }
+    }
+
+    /// Serves peers over TLS with `identity` (without: plaintext, for `insecure` nodes).
+    pub fn serve_tls(mut self, identity: rockontrol_tls::ServerIdentity) -> Self {
+        self.serve_tls = Some(identity);
+        self
     }
 
     /// Serves the node's ready clips to peers on `listener`, at most at `mbit` Mbit/s (see
@@ -295,6 +304,10 @@ pub(crate) fn receiver_media(
             node_id: net.node_id.clone(),
             parallel: media.parallel,
             mbit: media.mbit,
+            tls: match &net.security {
+                crate::receiver::link::LinkSecurity::Plain => None,
+                crate::receiver::link::LinkSecurity::Tls { pin, .. } => Some(pin.clone()),
+            },
         },
     );
     fetcher.share_report(Arc::clone(&media.report));
@@ -358,15 +371,28 @@ pub(crate) fn receiver_media_serve(
         .capped(media.serve_mbit),
     );
     let addr = listener.local_addr().ok();
-    info!("media: serving ready clips to peers on {addr:?}");
+    let tls = media
+        .serve_tls
+        .as_ref()
+        .map(rockontrol_tls::ServerIdentity::acceptor);
+    info!(
+        "media: serving ready clips to peers on {addr:?} ({})",
+        if tls.is_some() { "TLS" } else { "plaintext" }
+    );
     runtime.spawn_background_task(move |_ctx| async move {
-        let served = async {
-            listener.set_nonblocking(true)?;
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, rockontrol_library::router(server)).await
-        };
-        if let Err(e) = served.await {
-            error!("media: the peer server stopped: {e}");
+        let listener = listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener));
+        match listener {
+            Ok(listener) => {
+                rockontrol_library::serve::serve_on(
+                    listener,
+                    rockontrol_library::router(server),
+                    tls,
+                )
+                .await;
+            }
+            Err(e) => error!("media: the peer server cannot start: {e}"),
         }
     });
 }

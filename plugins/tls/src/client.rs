@@ -260,11 +260,16 @@ impl PinSlot {
             fingerprint,
             source: pin::PinSource::File(path),
         };
-        match self.0.write() {
-            Ok(mut p) => *p = Some(pin.clone()),
-            Err(e) => *e.into_inner() = Some(pin.clone()),
-        }
+        self.set(Some(pin.clone()));
         Ok(pin)
+    }
+
+    /// Sets the pin in memory only.
+    pub fn set(&self, pin: Option<Pin>) {
+        match self.0.write() {
+            Ok(mut p) => *p = pin,
+            Err(e) => *e.into_inner() = pin,
+        }
     }
 }
 

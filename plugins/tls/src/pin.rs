@@ -20,6 +20,9 @@ pub enum PinSource {
     Option,
     /// Read from the master's own state directory (tools on the master's machine).
     MasterState(PathBuf),
+    /// Trusted on first use in this run, kept nowhere (a node without a state directory), or
+    /// the certificate of the connection at hand.
+    Session,
 }
 
 /// A pinned fingerprint and where it came from.
@@ -99,6 +102,10 @@ impl std::fmt::Display for Mismatch {
             PinSource::Option => write!(
                 f,
                 "(--fingerprint); give the fingerprint the master prints at start"
+            ),
+            PinSource::Session => write!(
+                f,
+                "(trusted on first use in this run); restart the node to trust the new master, or set master_fingerprint"
             ),
             PinSource::MasterState(path) => write!(
                 f,

@@ -11,7 +11,6 @@
 //!   through the programmer, so the output shows it and the show's own state is untouched).
 //! - **Command log**: link changes, replicated commands and node commands, newest first.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,7 +136,7 @@ fn apply_receiver_actions(
         info!("receiver view: {action:?}");
         match action {
             ReceiverAction::PingMaster => {
-                let Some(addr) = net.as_ref().and_then(|n| n.master_addr) else {
+                let Some(addr) = net.as_ref().and_then(|n| n.master_endpoint()) else {
                     view.ping = Some(PingResult::Failed("no master address known yet".into()));
                     continue;
                 };
@@ -146,7 +145,7 @@ fn apply_receiver_actions(
                 let spawned = std::thread::Builder::new()
                     .name("ping-master".into())
                     .spawn(move || {
-                        let result = ping(addr);
+                        let result = ping(&addr);
                         if let Ok(mut s) = slot.lock() {
                             *s = Some(result);
                         }
@@ -172,7 +171,7 @@ fn apply_receiver_actions(
 }
 
 /// `GET /api/openapi.json` on the master (no key needed): TCP connect, request, answer.
-fn ping(addr: SocketAddr) -> PingResult {
+fn ping(addr: &rockontrol_net::client::Endpoint) -> PingResult {
     let start = Instant::now();
     match rockontrol_net::client::http_request_blocking(
         addr,

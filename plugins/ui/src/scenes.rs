@@ -222,6 +222,7 @@ pub fn spawn_master(show: &Show) -> std::io::Result<(PeerNode, SocketAddr)> {
             config: master_config("scene-master"),
             keys: keys(),
             listener: std::sync::Mutex::new(Some(listener)),
+            tls: None,
         };
         rockontrol_net::app::master_app(&mut app, master, scene_dmx(Vec::new()), Some(&show));
         let mut queue = app.world_mut().resource_mut::<CommandQueue>();
@@ -253,6 +254,7 @@ pub fn master_scene(show: &Show, show_path: Option<PathBuf>, script: UiScript) -
         config: master_config("master"),
         keys: keys(),
         listener: std::sync::Mutex::new(Some(listener)),
+        tls: None,
     };
     // The window's app loaded the show already.
     rockontrol_net::app::master_app(&mut app, master, scene_dmx(Vec::new()), None);

@@ -37,6 +37,7 @@ fn app() -> App {
                 read_only: Vec::new(),
             },
             listener: std::sync::Mutex::new(Some(listener)),
+            tls: None,
         },
         DmxSettings {
             enabled: false,

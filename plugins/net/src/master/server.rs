@@ -452,21 +452,27 @@ async fn request_timeout(
     }
 }
 
-/// Serves until `shutdown` completes, with the default [`ServerLimits`].
+/// Serves plaintext until `shutdown` completes, with the default [`ServerLimits`] (benchmarks
+/// and in-process tests; a node serves TLS through [`serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<MasterShared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, shared, ServerLimits::default(), shutdown).await
+    serve_with(listener, shared, ServerLimits::default(), None, shutdown).await
 }
 
 /// Serves until `shutdown` completes: HTTP/1.1 with upgrades, bounded as [`ServerLimits`]
-/// and the module's timeouts say.
+/// and the module's timeouts say, over TLS with `tls` (none: plaintext, `insecure`).
+///
+/// The accept loop only accepts and admits (connection limits); the TLS handshake (with its
+/// timeout, [`rockontrol_tls::HANDSHAKE_TIMEOUT`]) runs in the connection's own task, so a
+/// slow or silent client never delays the next accept.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     shared: Arc<MasterShared>,
     limits: ServerLimits,
+    tls: Option<rockontrol_tls::tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&shared));
@@ -523,29 +529,44 @@ pub async fn serve_with(
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
         let app = app.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    let mut app = app.clone();
-                    tower_service::Service::call(&mut app, request)
-                },
-            );
-            // The permit lives with the socket, through a WebSocket upgrade too.
-            let io = hyper_util::rt::TokioIo::new(Limited {
+            // The permit lives with the socket, through TLS and a WebSocket upgrade too.
+            let io = Limited {
                 io: tcp,
                 _permit: permit,
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(io, service)
-                .with_upgrades()
-                .await;
-            if let Err(e) = served {
-                tracing::debug!("connection from {peer}: {e}");
+            };
+            match tls {
+                None => serve_connection(io, peer, app).await,
+                Some(acceptor) => match rockontrol_tls::ServerIdentity::accept(&acceptor, io).await
+                {
+                    Ok(stream) => serve_connection(stream, peer, app).await,
+                    Err(e) => tracing::debug!("connection from {peer}: {e}"),
+                },
             }
         });
+    }
+}
+
+/// HTTP/1.1 with upgrades on one accepted connection (plaintext or TLS).
+async fn serve_connection<IO>(io: IO, peer: SocketAddr, app: Router)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut app = app.clone();
+            tower_service::Service::call(&mut app, request)
+        });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("connection from {peer}: {e}");
     }
 }
 
@@ -1532,12 +1553,14 @@ pub fn watch_mdns(
         interface,
         move |seen| {
             if shared.registry().saw_over_mdns(&seen, SystemTime::now()) {
+                let fingerprint = seen.fingerprint().map(|f| f.to_string());
                 tracing::info!(
-                    "mDNS: sees {} {} at {} (universes {})",
+                    "mDNS: sees {} {} at {} (universes {}; TLS {})",
                     seen.role,
                     seen.node_id,
                     seen.addr.ip(),
-                    seen.txt.get("universes").map_or("", String::as_str)
+                    seen.txt.get("universes").map_or("", String::as_str),
+                    fingerprint.as_deref().unwrap_or("off")
                 );
                 crate::events::emit(
                     events.as_ref(),
@@ -1545,6 +1568,7 @@ pub fn watch_mdns(
                         role: seen.role.to_string(),
                         node_id: seen.node_id.clone(),
                         addr: seen.addr.ip().to_string(),
+                        fingerprint,
                     },
                 );
             }

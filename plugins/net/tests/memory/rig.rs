@@ -108,6 +108,7 @@ impl Rig {
             },
             // No socket: the rig is the transport.
             listener: std::sync::Mutex::new(None),
+            tls: None,
         });
         load_show(master.world_mut(), show);
         let clock = MonoClock::manual();
