@@ -143,12 +143,13 @@ fn spawn_peer(name: &str, build: impl FnOnce(Arc<AtomicBool>) -> App + Send + 's
     }
 }
 
-/// A receiver's configuration: fixed master address, sACN redirected to a closed loopback port.
+/// A receiver's configuration: fixed master address, sACN redirected to a closed loopback port;
+/// plaintext, as the scenes' in-process masters serve (`tls: None`).
 pub fn receiver_config(node_id: &str, universes: &[u16], master: SocketAddr) -> ReceiverConfig {
     let text = format!(
         r#"{{"role": "receiver", "node_id": "{node_id}", "master_ip": "{}", "master_port": {},
   "local_universes": {universes:?}, "capabilities": ["dmx_output"], "auto_discover": false,
-  "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9"}}"#,
+  "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9", "insecure": true}}"#,
         master.ip(),
         master.port()
     );
