@@ -23,7 +23,7 @@ pub use client::{PinSlot, Transport};
 pub use fingerprint::Fingerprint;
 pub use identity::ServerIdentity;
 pub use pin::{Mismatch, Pin, PinSource, Verdict};
-pub use tokio_rustls;
+pub use {rustls, tokio_rustls};
 
 /// How long a TLS handshake may take, on either side.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
