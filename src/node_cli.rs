@@ -597,6 +597,56 @@ fn sacn_sink(universe: u16, listening: Arc<AtomicBool>) -> anyhow::Result<(u16, 
     Ok((port, latest))
 }
 
+/// `rockontrol api`: one REST call to a master.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// GET, POST, …
+    pub method: String,
+    /// e.g. `/api/nodes`.
+    pub path: String,
+    /// A JSON body, e.g. `'{"type": "go", "playback": "main"}'`.
+    pub body: Option<String>,
+    /// The master's `ip:port`.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub master: SocketAddr,
+    /// The SHA-256 fingerprint of the master's certificate (as the master prints it at
+    /// start). Without it: the certificate in the master's state directory (`--state-dir`,
+    /// else $ROCKONTROL_STATE_DIR), for a call on the master's own machine.
+    #[arg(long)]
+    pub fingerprint: Option<rockontrol_tls::Fingerprint>,
+    /// The master's state directory (its `tls-cert.pem` pins the call).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Plaintext, for a master running with `insecure`.
+    #[arg(long, conflicts_with = "fingerprint")]
+    pub insecure: bool,
+}
+
+pub fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
+    let to = rockontrol_net::client::Endpoint::for_tool(
+        args.master,
+        args.fingerprint,
+        &state_dir(args.state_dir.as_deref()),
+        args.insecure,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let key = std::env::var("ROCKONTROL_API_KEY").ok();
+    let (status, body) = rockontrol_net::client::http_request_blocking(
+        &to,
+        &args.method.to_uppercase(),
+        &args.path,
+        key.as_deref(),
+        args.body.as_deref(),
+    )?;
+    println!("{body}");
+    if (200..300).contains(&status) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("HTTP {status}");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 /// The demo show, built in so `rockontrol demo` runs from anywhere.
 const DEMO_SHOW: &str = include_str!("../shows/demo.ron");
 

@@ -116,6 +116,39 @@ fn a_receiver_pins_its_master_on_first_use_and_refuses_a_master_with_another_cer
         String::from_utf8_lossy(&answer)
     );
 
+    // `rockontrol api` pins the master from its state directory, or `--fingerprint`.
+    let api = |args: &[&str]| {
+        Command::new(support::node::BIN)
+            .arg("api")
+            .args(args)
+            .args(["--master", &addr.to_string()])
+            .env("ROCKONTROL_API_KEY", KEY)
+            .env("ROCKONTROL_STATE_DIR", &state_1)
+            .output()
+            .expect("rockontrol api")
+    };
+    let out = api(&["GET", "/api/nodes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"nodes\""));
+    let out = api(&["GET", "/api/nodes", "--fingerprint", &first.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wrong = Fingerprint([7; 32]).to_string();
+    let out = api(&["GET", "/api/nodes", "--fingerprint", &wrong]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&wrong) && stderr.contains(&first.to_string()),
+        "the refusal names both certificates: {stderr}"
+    );
+
     // The receiver trusts it on first use and keeps the pin.
     let receiver_state = dir.join("receiver-state");
     let rx_config = receiver_config(&dir, "node-01", port, "");
@@ -296,17 +329,39 @@ fn insecure_serves_plaintext_with_a_warning_and_tls_clients_refuse_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `dumpcap` on `lo` for TCP `port`, into `file`, running once it says so.
-fn capture(filter: &str, file: &Path) -> std::process::Child {
-    let mut child = Command::new("dumpcap")
-        .args(["-i", "lo", "-f", filter, "-w"])
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dumpcap starts");
-    let stderr = child.stderr.take().expect("stderr");
+/// A capture process, killed and reaped when dropped.
+struct Capture(std::process::Child);
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Capture {
+    /// Stops with SIGINT (dumpcap then writes its file out) and waits for it.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// `dumpcap` on `lo` with capture `filter`, into `file`, running once it says so.
+fn capture(filter: &str, file: &Path) -> Capture {
+    let mut child = Capture(
+        Command::new("dumpcap")
+            .args(["-i", "lo", "-f", filter, "-w"])
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dumpcap starts"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -416,7 +471,7 @@ fn tshark_on_the_control_port_sees_only_tls_while_a_receiver_links_fetches_and_i
     let port = free_port();
     let peer_port = free_port();
     let pcap = dir.join("control.pcapng");
-    let mut dump = capture(&format!("tcp port {port}"), &pcap);
+    let dump = capture(&format!("tcp port {port}"), &pcap);
 
     let config = master_config(&dir, port, "master.json");
     let master = Node::start("master", &config, Some(&show), &state);
@@ -470,10 +525,7 @@ fn tshark_on_the_control_port_sees_only_tls_while_a_receiver_links_fetches_and_i
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill")
-        .args(["-INT", &dump.id().to_string()])
-        .status();
-    let _ = dump.wait();
+    dump.stop();
 
     // The bytes on the wire: no key, no bearer header, no JSON, no show RON.
     let bytes = std::fs::read(&pcap).expect("capture file");
