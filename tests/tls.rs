@@ -580,3 +580,47 @@ fn tshark_on_the_control_port_sees_only_tls_while_a_receiver_links_fetches_and_i
     drop((receiver, master));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The TLS handshake runs in each connection's task with a timeout, not in the accept loop:
+/// clients that connect and never say hello neither hold up a REST call nor stay open.
+#[test]
+fn silent_tls_clients_neither_hold_up_others_nor_stay_open() {
+    let dir = temp_dir("tls-silent");
+    let port = free_port();
+    let config = master_config(&dir, port, "master.json");
+    let master = Node::start("master", &config, None, &dir.join("master-state"));
+    let addr = master_addr(&master);
+    let mut silent: Vec<TcpStream> = (0..50)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    // A real client meanwhile: served at once.
+    let asked = Instant::now();
+    let (status, body) = rest(addr, "GET", "/api/nodes", Some(KEY), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "REST behind 50 silent handshakes took {:?}",
+        asked.elapsed()
+    );
+    // Each silent one is closed by the server at its handshake timeout (5 s).
+    for s in &mut silent {
+        s.set_read_timeout(Some(Duration::from_secs(12)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        let closed = match s.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        assert!(
+            closed,
+            "a silent client still open after {:?}",
+            asked.elapsed()
+        );
+    }
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
