@@ -596,6 +596,30 @@ mod tests {
                     .replace("true", "false"),
                 "no master",
             ),
+            (
+                seed::RECEIVER.replace(
+                    "\"auto_discover\"",
+                    "\"master_fingerprint\": \"AB:CD\", \"auto_discover\"",
+                ),
+                "master_fingerprint: bad certificate fingerprint \"AB:CD\": 4 hex digits",
+            ),
+            (
+                seed::RECEIVER.replace(
+                    "\"auto_discover\"",
+                    &format!(
+                        "\"insecure\": true, \"master_fingerprint\": \"{}\", \"auto_discover\"",
+                        "AB".repeat(32)
+                    ),
+                ),
+                "insecure: true talks plaintext, but master_fingerprint is set",
+            ),
+            (
+                seed::MASTER.replace(
+                    "\"listen_port\"",
+                    "\"tls_cert\": \"/etc/rk/cert.pem\", \"listen_port\"",
+                ),
+                "tls_cert and tls_key go together",
+            ),
         ];
         for (text, expected) in cases {
             let e =
