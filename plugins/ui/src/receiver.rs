@@ -2,7 +2,8 @@
 //! a Steam Deck (1280×800, fullscreen) with touch-sized controls.
 //!
 //! - **Master connection**: connected (green) with the master's address, or lost (red) with
-//!   why and a countdown to the next attempt.
+//!   why and a countdown to the next attempt; how the master is trusted (the pinned
+//!   certificate fingerprint, or plaintext).
 //! - **Local output**: the 512 slots of every universe this node outputs, live.
 //! - **Resources**: CPU and memory of this process, DMX frames per second, engine tick and
 //!   frame rate.
@@ -349,6 +350,7 @@ fn draw_receiver_view(
                         n.replica.seq.unwrap_or(0),
                         clock.next_tick
                     ));
+                    ui.label(n.trust_line());
                 }
             });
         });

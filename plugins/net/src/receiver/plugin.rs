@@ -275,6 +275,31 @@ impl ReceiverNet {
         })
     }
 
+    /// How this node trusts its master, for the operator: the pinned fingerprint and where it
+    /// comes from, none yet (first use), or plaintext.
+    pub fn trust_line(&self) -> String {
+        match &self.security {
+            crate::receiver::link::LinkSecurity::Plain => {
+                "PLAINTEXT (insecure): no TLS to the master".to_string()
+            }
+            crate::receiver::link::LinkSecurity::Tls { pin, .. } => match pin.get() {
+                None => {
+                    "TLS · no master certificate pinned yet (the first master to link is trusted)"
+                        .to_string()
+                }
+                Some(p) => format!(
+                    "TLS · master certificate SHA-256 {} pinned {}",
+                    p.fingerprint,
+                    match p.source {
+                        rockontrol_tls::PinSource::Config => "by the config",
+                        rockontrol_tls::PinSource::File(_) => "on first use (state directory)",
+                        _ => "on first use (this run)",
+                    }
+                ),
+            },
+        }
+    }
+
     /// The master's certificate fingerprint this node pins, if any yet.
     pub fn pinned_master(&self) -> Option<rockontrol_tls::Fingerprint> {
         match &self.security {
