@@ -31,7 +31,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rockontrol_net::client::http_request_blocking;
 use support::node::{
-    KEY, Listener, Node, free_port, master_addr, master_config, receiver_config, signal, temp_dir,
+    KEY, Listener, Node, endpoint, free_port, master_addr, master_config, receiver_config, signal,
+    temp_dir,
 };
 use support::proxy::FreezingProxy;
 
@@ -120,7 +121,8 @@ fn call(
     path: &str,
     body: Option<&str>,
 ) -> Option<(u16, serde_json::Value)> {
-    let (status, text) = http_request_blocking(addr, method, path, Some(KEY), body).ok()?;
+    let (status, text) =
+        http_request_blocking(&endpoint(addr), method, path, Some(KEY), body).ok()?;
     Some((
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),

@@ -118,6 +118,9 @@ enum Cmd {
     Receiver(node_cli::NodeArgs),
     /// A master and two receivers on this machine, running the demo show.
     Demo,
+    /// One REST call to a master over TLS, its certificate pinned (`--fingerprint`, or the
+    /// master's state directory on its own machine); the key from $ROCKONTROL_API_KEY.
+    Api(node_cli::ApiArgs),
     /// Watch incoming sACN and Art-Net: universes, sources (name, IP, priority, rate), values.
     Monitor(monitor::MonitorArgs),
     /// The media library: add, list, show, rm, gc clips; serve or fetch them.
@@ -192,6 +195,7 @@ fn main() -> ExitCode {
         Cmd::Master(args) => node_cli::master(args),
         Cmd::Receiver(args) => node_cli::receiver(args),
         Cmd::Demo => node_cli::demo(),
+        Cmd::Api(args) => node_cli::api(args),
         Cmd::Monitor(args) => monitor::run(args),
         Cmd::Media(command) => media_cli::run(command),
         Cmd::Keys(command) => keys_cli::run(command),

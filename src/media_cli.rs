@@ -455,6 +455,8 @@ fn fetch(
             node_id: node,
             parallel,
             mbit: (mbit > 0.0).then_some(mbit),
+            // The standalone fetcher talks to the standalone `media serve` (plaintext).
+            tls: None,
         },
     );
     let report = fetcher.report();

@@ -74,6 +74,10 @@ pub struct NodeArgs {
     /// node's media outputs.
     #[arg(long)]
     pub clips_dir: Option<PathBuf>,
+    /// Plaintext REST, WebSocket and media, no TLS (as `insecure: true` in the config): for
+    /// a closed lab network or a test; warned about at start.
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub artnet: crate::artnet_args::ArtNetArgs,
     #[command(flatten)]
@@ -191,6 +195,34 @@ fn load_optional_show(path: Option<&Path>, fallback_name: &str) -> anyhow::Resul
     }
 }
 
+/// The node's TLS certificate: the configured files, else the one kept in (or generated
+/// into) its state directory, fingerprint printed; `None` with `insecure` (warned about).
+fn server_identity(
+    insecure: bool,
+    state_dir: &Path,
+    files: Option<(&Path, &Path)>,
+    node_id: &str,
+) -> anyhow::Result<Option<rockontrol_tls::ServerIdentity>> {
+    if insecure {
+        // The node's log says it again (WARN) once logging runs.
+        println!("WARNING: insecure: plaintext, no TLS");
+        return Ok(None);
+    }
+    let identity =
+        rockontrol_tls::ServerIdentity::load_or_generate(state_dir, files, &[node_id.to_string()])?;
+    let origin = match identity.origin {
+        rockontrol_tls::identity::Origin::Configured => "configured",
+        rockontrol_tls::identity::Origin::Generated => "self-signed, generated into",
+        rockontrol_tls::identity::Origin::Kept => "self-signed, kept in",
+    };
+    println!(
+        "TLS certificate ({origin} {}): SHA-256 fingerprint {}",
+        identity.cert_path.display(),
+        identity.fingerprint
+    );
+    Ok(Some(identity))
+}
+
 fn state_dir(configured: Option<&Path>) -> PathBuf {
     configured
         .map(Path::to_path_buf)
@@ -243,18 +275,27 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
             path.display()
         ),
     }
+    config.insecure |= args.insecure;
+    let tls = server_identity(
+        config.insecure,
+        &dir,
+        config.tls_cert.as_deref().zip(config.tls_key.as_deref()),
+        &config.node_id,
+    )?;
     let bind = config.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let listener = std::net::TcpListener::bind(SocketAddr::new(bind, config.listen_port))
         .with_context(|| format!("cannot listen on {bind}:{}", config.listen_port))?;
     let addr = listener.local_addr()?;
     let events = open_events(&args)?;
     println!(
-        "master {} listening on http://{addr} (REST /api, WebSocket /api/ws, OpenAPI /api/openapi.json)",
-        config.node_id
+        "master {} listening on {}://{addr} (REST /api, WebSocket /api/ws, OpenAPI /api/openapi.json)",
+        config.node_id,
+        if tls.is_some() { "https" } else { "http" }
     );
     events.emit(&NodeEvent::Listening {
         node_id: config.node_id.clone(),
         addr: addr.to_string(),
+        fingerprint: tls.as_ref().map(|t| t.fingerprint.to_string()),
     });
     let routed = config.routed_universes();
     let local: Vec<u16> = show
@@ -271,6 +312,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 port: addr.port(),
                 universes: local.clone(),
                 capabilities: vec![rockontrol_net::config::Capability::DmxOutput],
+                fingerprint: tls.as_ref().map(|t| t.fingerprint),
             },
             None,
         )
@@ -323,6 +365,7 @@ pub fn master(args: NodeArgs) -> anyhow::Result<ExitCode> {
             read_only: config.read_only_keys.clone(),
         },
         listener: std::sync::Mutex::new(Some(listener)),
+        tls,
     };
     rockontrol_net::app::master_app(&mut app, master, dmx, Some(&show));
     let exit = app.run();
@@ -359,6 +402,25 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         (false, Some(a)) => MasterAddress::Fixed(a),
         (false, None) => bail!("no master_ip and auto_discover is off"),
     };
+    let mut config = config;
+    config.insecure |= args.insecure;
+    let node_state = state_dir(config.state_dir.as_deref());
+    if config.insecure {
+        println!("WARNING: insecure: plaintext, no TLS");
+    } else {
+        // A bad pin file stops the node here, naming the file, rather than trusting anew.
+        let configured = config
+            .master_fingerprint
+            .as_deref()
+            .map(str::parse::<rockontrol_tls::Fingerprint>)
+            .transpose()?;
+        rockontrol_tls::PinSlot::load(configured, &node_state)?;
+    }
+    // The certificate this node serves its clips to peers with.
+    let tls = match config.media_serve {
+        Some(_) => server_identity(config.insecure, &node_state, None, &config.node_id)?,
+        None => None,
+    };
     let key = auth::node_key(config.api_key.as_deref());
     if key.is_none() {
         println!(
@@ -373,6 +435,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 port: config.master_port,
                 universes: config.local_universes.clone(),
                 capabilities: config.capabilities.clone(),
+                fingerprint: tls.as_ref().map(|t| t.fingerprint),
             },
             None,
         )
@@ -467,6 +530,9 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 listener.local_addr().map_or(addr, |a| a)
             );
             media = media.serve_peers(listener, config.media_serve_mbit);
+            if let Some(identity) = &tls {
+                media = media.serve_tls(identity.clone());
+            }
         }
         app.insert_resource(media);
     }
@@ -480,7 +546,7 @@ pub fn receiver(args: NodeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let receiver = ReceiverPlugin {
-        state_dir: state_dir(config.state_dir.as_deref()),
+        state_dir: node_state,
         key,
         master,
         known_show,
@@ -548,6 +614,56 @@ fn sacn_sink(universe: u16, listening: Arc<AtomicBool>) -> anyhow::Result<(u16, 
             }
         })?;
     Ok((port, latest))
+}
+
+/// `rockontrol api`: one REST call to a master.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// GET, POST, …
+    pub method: String,
+    /// e.g. `/api/nodes`.
+    pub path: String,
+    /// A JSON body, e.g. `'{"type": "go", "playback": "main"}'`.
+    pub body: Option<String>,
+    /// The master's `ip:port`.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub master: SocketAddr,
+    /// The SHA-256 fingerprint of the master's certificate (as the master prints it at
+    /// start). Without it: the certificate in the master's state directory (`--state-dir`,
+    /// else $ROCKONTROL_STATE_DIR), for a call on the master's own machine.
+    #[arg(long)]
+    pub fingerprint: Option<rockontrol_tls::Fingerprint>,
+    /// The master's state directory (its `tls-cert.pem` pins the call).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Plaintext, for a master running with `insecure`.
+    #[arg(long, conflicts_with = "fingerprint")]
+    pub insecure: bool,
+}
+
+pub fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
+    let to = rockontrol_net::client::Endpoint::for_tool(
+        args.master,
+        args.fingerprint,
+        &state_dir(args.state_dir.as_deref()),
+        args.insecure,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let key = std::env::var("ROCKONTROL_API_KEY").ok();
+    let (status, body) = rockontrol_net::client::http_request_blocking(
+        &to,
+        &args.method.to_uppercase(),
+        &args.path,
+        key.as_deref(),
+        args.body.as_deref(),
+    )?;
+    println!("{body}");
+    if (200..300).contains(&status) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("HTTP {status}");
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// The demo show, built in so `rockontrol demo` runs from anywhere.
@@ -628,8 +744,16 @@ pub fn demo() -> anyhow::Result<ExitCode> {
     }
     let stop = stop_flag()?;
     let master: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
+    let master_state = dir.join(format!(
+        "state-master-{}",
+        master_cfg.display().to_string().len()
+    ));
+    // Pinned to the certificate the master generated into its state directory.
     let request = |method: &str, path: &str, body: Option<&str>| {
-        rockontrol_net::client::http_request_blocking(master, method, path, Some(&key), body)
+        let to = rockontrol_net::client::Endpoint::for_tool(master, None, &master_state, false)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        rockontrol_net::client::http_request_blocking(&to, method, path, Some(&key), body)
+            .map_err(anyhow::Error::from)
     };
     let script: [(u64, &str, &str); 5] = [
         (3, "demo-master", r#"{"type": "go", "playback": "main"}"#),
@@ -639,7 +763,7 @@ pub fn demo() -> anyhow::Result<ExitCode> {
         (20, "demo-master", r#"{"type": "clear"}"#),
     ];
     println!(
-        "master http://{master}/api/nodes (key {key}); receivers send sACN unicast to 127.0.0.1:{} and :{} (shown: the first 6 slots). Ctrl-C stops.",
+        "master https://{master}/api/nodes (key {key}); receivers send sACN unicast to 127.0.0.1:{} and :{} (shown: the first 6 slots). Ctrl-C stops.",
         outputs[0].1, outputs[1].1
     );
     let start = Instant::now();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rockontrol_net::client::probe_blocking;
 use support::node::{
-    KEY, Node, free_port, master_addr, node_status as status, rest, temp_dir, wait_state,
+    KEY, Node, endpoint, free_port, master_addr, node_status as status, rest, temp_dir, wait_state,
 };
 
 fn master_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
@@ -67,7 +67,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
 
     // node-01 is managed and offline: a key-less claim is refused and changes nothing.
     let frames = probe_blocking(
-        addr,
+        &endpoint(addr),
         None,
         &[hello("node-01", "attacker-6.6.6", 1)],
         Duration::from_secs(1),
@@ -117,7 +117,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
 
     // Now a key-less hello with the adopted id is refused; the real node stays linked.
     let frames = probe_blocking(
-        addr,
+        &endpoint(addr),
         None,
         &[hello("node-05", "x", 5)],
         Duration::from_secs(1),
@@ -155,7 +155,7 @@ fn keyless_claims_change_nothing_and_adoption_is_per_connection_and_kept() {
         "{st}"
     );
     let frames = probe_blocking(
-        addr,
+        &endpoint(addr),
         None,
         &[hello("node-05", "x", 5)],
         Duration::from_secs(1),
@@ -222,7 +222,9 @@ fn closed(s: &mut TcpStream) -> bool {
 fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() {
     let dir = temp_dir("timeouts");
     let port = free_port();
-    let master_cfg = master_config(&dir, port, "");
+    // Plaintext: the point is HTTP's and the WebSocket's own timeouts, driven byte by byte
+    // (a TLS master closes such peers even sooner, at its handshake timeout).
+    let master_cfg = master_config(&dir, port, r#", "insecure": true"#);
     let _master = Node::start("master", &master_cfg, None, &dir.join("state-m"));
     let addr = master_addr(&_master);
     let opened = Instant::now();
@@ -270,6 +272,15 @@ fn half_open_requests_and_silent_websockets_are_closed_while_nodes_still_link() 
         port,
         sacn.local_addr().expect("addr").port(),
     );
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace(
+            r#""role": "receiver","#,
+            r#""role": "receiver", "insecure": true,"#,
+        ),
+    )
+    .expect("insecure receiver config");
     let _receiver = Node::start("receiver", &cfg, None, &dir.join("state-1"));
     wait_state(addr, "node-01", "online", Duration::from_secs(30));
 

@@ -169,10 +169,15 @@ fn a_receiver_behind_a_frozen_partition_blacks_out_and_recovers_when_it_heals() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A plain WebSocket client (the tool path: `Authorization: Bearer`), linked as `node-01`.
-fn tool_link(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
+/// A TLS stream to the master, its certificate pinned (blocking, for tungstenite).
+type TlsStream =
+    rockontrol_tls::rustls::StreamOwned<rockontrol_tls::rustls::ClientConnection, TcpStream>;
+
+/// A plain WebSocket client (the tool path: `Authorization: Bearer`) over TLS pinned to the
+/// master's certificate, linked as `node-01`.
+fn tool_link(addr: SocketAddr) -> tungstenite::WebSocket<TlsStream> {
     use tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{addr}/api/ws")
+    let mut request = format!("wss://{addr}/api/ws")
         .into_client_request()
         .expect("request");
     request.headers_mut().insert(
@@ -180,6 +185,16 @@ fn tool_link(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
         format!("Bearer {KEY}").parse().expect("header"),
     );
     let stream = TcpStream::connect(addr).expect("connect");
+    let pin = match support::node::endpoint(addr).transport {
+        rockontrol_net::client::Transport::Tls(pin) => pin,
+        rockontrol_net::client::Transport::Plain => panic!("the master serves TLS"),
+    };
+    let connection = rockontrol_tls::rustls::ClientConnection::new(
+        rockontrol_tls::client::client_config(pin),
+        "rockontrol".try_into().expect("a server name"),
+    )
+    .expect("a TLS client");
+    let stream = rockontrol_tls::rustls::StreamOwned::new(connection, stream);
     let (mut ws, _) = tungstenite::client::client(request, stream).expect("handshake");
     let hello = format!(
         r#"{{"v":1,"type":"hello","node_id":"node-01","role":"receiver","version":"0.1.0","protocol":1,"protocol_hash":"{}","capabilities":[],"universes":[1]}}"#,
@@ -202,6 +217,7 @@ fn an_idle_master_sends_every_linked_node_a_frame_every_second() {
     let addr = master_addr(&master);
     let mut ws = tool_link(addr);
     ws.get_ref()
+        .sock
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let heartbeat = r#"{"v":1,"type":"heartbeat","status":"online","metrics":{}}"#;
@@ -441,6 +457,7 @@ fn impostor_scenario() {
             port: rogue_addr.port(),
             universes: vec![],
             capabilities: vec![],
+            fingerprint: None,
         },
         Some(rogue_addr.ip()),
         Some("lo"),
@@ -449,14 +466,27 @@ fn impostor_scenario() {
 
     let show = dir.join("show.ron");
     std::fs::write(&show, SHOW).expect("show");
+    // Plaintext (`insecure`) on both sides: the fakes speak no TLS, and what is tested here is
+    // the key proof of the link's own handshake (with TLS, a pinned receiver refuses another
+    // certificate before any of it: tests/tls.rs).
     let master_cfg = write_master(&dir, "master-real", free_port(), true);
+    let text = std::fs::read_to_string(&master_cfg).expect("master config");
+    std::fs::write(
+        &master_cfg,
+        text.replacen(
+            r#""role": "master","#,
+            r#""role": "master", "insecure": true,"#,
+            1,
+        ),
+    )
+    .expect("insecure master config");
     let master = Node::start("master", &master_cfg, Some(&show), &dir.join("state-m"));
     let addr = master_addr(&master);
     let recv_cfg = write_receiver(
         &dir,
         fake_addr.port(),
         sacn.port,
-        r#", "auto_discover": true, "master_id": "master-real""#,
+        r#", "auto_discover": true, "master_id": "master-real", "insecure": true"#,
     );
     let receiver = Node::start("receiver", &recv_cfg, None, &dir.join("state-r"));
     wait_state(addr, "node-01", "online", Duration::from_secs(60));

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::node::{BIN, KEY, Listener, Node, free_port, master_addr, rest, temp_dir, wait_state};
+use support::node::{
+    BIN, KEY, Listener, Node, Wire, free_port, master_addr, rest, temp_dir, wait_state,
+};
 
 /// A master on `port` managing node-01 (at 127.0.0.1, a known node address), running a show
 /// that outputs universe 1 as unicast sACN to `sacn_port` every tick.
@@ -627,8 +629,9 @@ fn doctor_lists_ports_and_warns_about_an_insecure_config() {
 
 /// Sends `request` and returns the server's first answer line (empty: closed without one).
 fn first_line(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
+    let mut s = Wire::connect(addr);
+    s.tcp()
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     // The server may answer and close before it has read everything: a failed write is fine.
     let _ = s.write_all(request);
@@ -699,6 +702,7 @@ fn the_bounded_server_refuses_a_flood_and_cuts_a_slowloris() {
         Policy::new(16), // 2 reserved, 4 per address
         Duration::from_secs(1),
         "test server",
+        None,
     ));
     let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7));
     let mut held: Vec<Conn> = (0..10)

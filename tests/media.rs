@@ -1351,8 +1351,9 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
             .to_string()
     };
     let (peer_1, peer_2) = (serves("peer-1"), serves("peer-2"));
-    // A peer without the key gets nothing.
-    let (head, _) = curl(&[&format!("http://{peer_1}/api/media/objects/{id}")]);
+    // A peer without the key gets nothing (peers serve TLS with their own self-signed
+    // certificates: `-k`).
+    let (head, _) = curl(&["-k", &format!("https://{peer_1}/api/media/objects/{id}")]);
     assert!(status_line(&head).contains("401"), "{head}");
 
     // peer-2's copy goes bad on disk (it still says ready: it checks at start only), one byte

@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rockontrol_media::testclip::{Codec, read_png_frame, write_test_clip};
 use rockontrol_show::FrameRate;
 use serde_json::{Value, json};
-use support::node::{BIN, KEY, Node, node_status, rest, temp_dir};
+use support::node::{BIN, KEY, Node, Wire, node_status, rest, temp_dir};
 use support::skip;
 
 const S: u64 = 1_000_000_000;
@@ -446,7 +446,7 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
 }
 
 /// A tool's link to `GET /api/control` with the control key (reads time out after 20 s).
-fn control_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<TcpStream> {
+fn control_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<Wire> {
     use tungstenite::client::IntoClientRequest;
     let mut request = format!("ws://{addr}/api/control")
         .into_client_request()
@@ -455,8 +455,9 @@ fn control_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<TcpStream
         "authorization",
         format!("Bearer {key}").parse().expect("header"),
     );
-    let stream = TcpStream::connect(addr).expect("connect");
+    let stream = Wire::connect(addr);
     stream
+        .tcp()
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
     let (ws, _) = tungstenite::client::client(request, stream).expect("upgrade");
@@ -464,7 +465,7 @@ fn control_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<TcpStream
 }
 
 /// The next text frame as JSON; `None` when the link closed.
-fn next_frame(ws: &mut tungstenite::WebSocket<TcpStream>) -> Option<Value> {
+fn next_frame(ws: &mut tungstenite::WebSocket<Wire>) -> Option<Value> {
     loop {
         match ws.read() {
             Ok(tungstenite::Message::Text(t)) => {
@@ -491,7 +492,7 @@ fn next_frame(ws: &mut tungstenite::WebSocket<TcpStream>) -> Option<Value> {
 /// Sends `frame` and returns the reply with `id` (status, body); state events that come
 /// meanwhile go to `events`.
 fn ask(
-    ws: &mut tungstenite::WebSocket<TcpStream>,
+    ws: &mut tungstenite::WebSocket<Wire>,
     frame: tungstenite::Message,
     id: &Value,
     events: &mut Vec<Value>,
@@ -513,7 +514,7 @@ fn ask(
 
 /// A command over the control link: `{"id", "command": body}` → (status, body).
 fn command_ws(
-    ws: &mut tungstenite::WebSocket<TcpStream>,
+    ws: &mut tungstenite::WebSocket<Wire>,
     id: u64,
     body: Value,
     events: &mut Vec<Value>,
@@ -564,9 +565,10 @@ fn commands_over_the_control_websocket_play_media_and_push_state() {
     let mut events = Vec::new();
 
     // No key: the upgrade is refused.
-    let refused = tungstenite::connect(format!("ws://{addr}/api/control"));
+    let refused =
+        tungstenite::client::client(format!("ws://{addr}/api/control"), Wire::connect(addr));
     assert!(
-        matches!(&refused, Err(tungstenite::Error::Http(r)) if r.status() == 401),
+        matches!(&refused, Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) if r.status() == 401),
         "{refused:?}"
     );
     let mut ws = control_link(addr, KEY);

@@ -17,7 +17,7 @@ use rockontrol_net::client::probe_blocking;
 use rockontrol_net::config::seed;
 use rockontrol_net::events::NodeEvent;
 use support::node::{
-    BIN, KEY, Listener, Node, free_port, is_root, master_addr, master_config, node_state,
+    BIN, KEY, Listener, Node, endpoint, free_port, is_root, master_addr, master_config, node_state,
     receiver_config, rest, signal, temp_dir, wait_state,
 };
 use support::skip;
@@ -141,13 +141,18 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         Some(r#"{"type":"clear"}"#),
     );
     assert_eq!(status, 404);
-    let refused = probe_blocking(addr, Some("wrong-key-123"), &[], Duration::from_millis(200));
+    let refused = probe_blocking(
+        &endpoint(addr),
+        Some("wrong-key-123"),
+        &[],
+        Duration::from_millis(200),
+    );
     assert!(
         refused.as_ref().is_err_and(|e| e.contains("401")),
         "{refused:?}"
     );
     let garbage = probe_blocking(
-        addr,
+        &endpoint(addr),
         Some(KEY),
         &["\u{1}garbage".into()],
         Duration::from_secs(1),
@@ -164,7 +169,7 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         rockontrol_net::protocol::protocol_hash()
     );
     let dup = probe_blocking(
-        addr,
+        &endpoint(addr),
         Some(KEY),
         std::slice::from_ref(&hello),
         Duration::from_secs(1),
@@ -178,29 +183,39 @@ fn master_and_three_receivers_replicate_queue_and_survive_failures() {
         &rockontrol_net::protocol::protocol_hash(),
         "0123456789abcdef",
     );
-    let mismatch =
-        probe_blocking(addr, Some(KEY), &[old], Duration::from_secs(1)).expect("handshake");
+    let mismatch = probe_blocking(&endpoint(addr), Some(KEY), &[old], Duration::from_secs(1))
+        .expect("handshake");
     assert!(
         mismatch.iter().any(|f| f.contains("protocol mismatch")),
         "{mismatch:?}"
     );
     let huge = format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(2 << 20));
-    let oversized =
-        probe_blocking(addr, Some(KEY), &[huge], Duration::from_secs(2)).expect("handshake");
+    let oversized = probe_blocking(&endpoint(addr), Some(KEY), &[huge], Duration::from_secs(2))
+        .expect("handshake");
     assert!(
         oversized
             .iter()
             .any(|f| f.contains("refused") && f.contains("larger than the 1048576-byte limit")),
         "{oversized:?}"
     );
-    let reader = probe_blocking(addr, Some(READ_KEY), &[], Duration::from_millis(200));
+    let reader = probe_blocking(
+        &endpoint(addr),
+        Some(READ_KEY),
+        &[],
+        Duration::from_millis(200),
+    );
     assert!(
         reader.as_ref().is_err_and(|e| e.contains("403")),
         "a read-only key cannot connect a node: {reader:?}"
     );
     let intruder = hello.replace("node-01", "node-09");
-    let taken =
-        probe_blocking(addr, Some(KEY), &[intruder], Duration::from_secs(1)).expect("handshake");
+    let taken = probe_blocking(
+        &endpoint(addr),
+        Some(KEY),
+        &[intruder],
+        Duration::from_secs(1),
+    )
+    .expect("handshake");
     assert!(
         taken
             .iter()
@@ -590,7 +605,7 @@ fn a_receiver_with_auto_discover_finds_its_master_over_mdns() {
         "the master sees node-01 over mDNS",
         Duration::from_secs(15),
         |e| {
-            matches!(e, NodeEvent::MdnsSeen { role, node_id, addr }
+            matches!(e, NodeEvent::MdnsSeen { role, node_id, addr, .. }
                 if role == "receiver" && node_id == "node-01" && addr == "127.0.0.1")
         },
     );

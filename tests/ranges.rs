@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use rockontrol_net::client::http_request_blocking;
-use support::node::{BIN, KEY, Node, free_port, master_addr, temp_dir};
+use support::node::{BIN, KEY, Node, endpoint, free_port, master_addr, temp_dir};
 
 /// A one-dimmer show whose cue 1 has `cue_fields` (e.g. `follow: After(1)`).
 fn show(cue_fields: &str, extra: &str) -> String {
@@ -106,8 +106,9 @@ impl Master {
     }
 
     fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let (status, text) = http_request_blocking(self.addr, "POST", path, Some(KEY), Some(body))
-            .unwrap_or_else(|e| panic!("POST {path} {body}: {e}"));
+        let (status, text) =
+            http_request_blocking(&endpoint(self.addr), "POST", path, Some(KEY), Some(body))
+                .unwrap_or_else(|e| panic!("POST {path} {body}: {e}"));
         (status, serde_json::from_str(&text).unwrap_or_default())
     }
 }

@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use rockontrol_net::events::NodeEvent;
 use rockontrol_net::handshake::key_id;
 use rockontrol_net::protocol;
 use support::node::{
-    BIN, KEY, Node, free_port, master_addr, master_config, receiver_config, rest, temp_dir,
+    BIN, KEY, Node, Wire, free_port, master_addr, master_config, receiver_config, rest, temp_dir,
 };
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/shows/demo.ron");
@@ -82,7 +82,7 @@ fn ws_upgrade(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, serde_js
             format!("Bearer {key}").parse().expect("header"),
         );
     }
-    let stream = TcpStream::connect(addr).expect("connect");
+    let stream = Wire::connect(addr);
     match tungstenite::client::client(request, stream) {
         Ok((_ws, response)) => (response.status().as_u16(), serde_json::Value::Null),
         Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
@@ -513,7 +513,7 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
 }
 
 /// A WebSocket link with `key` (the tool path), linked as `node-02`, read with a timeout.
-fn tool_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<TcpStream> {
+fn tool_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<Wire> {
     use tungstenite::client::IntoClientRequest;
     let mut request = format!("ws://{addr}/api/ws")
         .into_client_request()
@@ -522,8 +522,9 @@ fn tool_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<TcpStream> {
         "authorization",
         format!("Bearer {key}").parse().expect("header"),
     );
-    let stream = TcpStream::connect(addr).expect("connect");
+    let stream = Wire::connect(addr);
     stream
+        .tcp()
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let (mut ws, _) = tungstenite::client::client(request, stream).expect("handshake");
@@ -538,7 +539,7 @@ fn tool_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<TcpStream> {
 /// Reads `ws` until a text frame contains `needle` or the link closes (`None`), within
 /// `timeout`.
 fn read_until(
-    ws: &mut tungstenite::WebSocket<TcpStream>,
+    ws: &mut tungstenite::WebSocket<Wire>,
     needle: &str,
     timeout: Duration,
 ) -> Option<String> {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rockontrol_net::client::http_request_blocking;
+use rockontrol_net::client::{Endpoint, http_request_blocking};
 use rockontrol_net::events::NodeEvent;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rockontrol");
@@ -459,7 +459,7 @@ pub fn rest(
     body: Option<&str>,
 ) -> (u16, serde_json::Value) {
     let (status, text) =
-        http_request_blocking(master, method, path, key, body).expect("REST request");
+        http_request_blocking(&endpoint(master), method, path, key, body).expect("REST request");
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, json)
 }
@@ -501,13 +501,47 @@ pub fn wait_state(master: SocketAddr, node: &str, state: &str, timeout: Duration
     );
 }
 
-/// The address a master reports once it listens.
+/// The address a master reports once it listens. Its certificate fingerprint (none:
+/// plaintext, `insecure`) is kept for [`endpoint`], so REST and WebSocket helpers pin it.
 pub fn master_addr(master: &Node) -> SocketAddr {
     match master.wait_event("listening", Duration::from_secs(60), |e| {
         matches!(e, NodeEvent::Listening { .. })
     }) {
-        NodeEvent::Listening { addr, .. } => addr.parse().expect("socket address"),
+        NodeEvent::Listening {
+            addr, fingerprint, ..
+        } => {
+            let addr: SocketAddr = addr.parse().expect("socket address");
+            let fingerprint = fingerprint.map(|f| f.parse().expect("a fingerprint in the event"));
+            MASTERS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(addr, fingerprint);
+            addr
+        }
         other => panic!("not a listening event: {other:?}"),
+    }
+}
+
+/// The masters this test process started (by [`master_addr`]) and their certificates' fingerprints.
+static MASTERS: Mutex<std::collections::BTreeMap<SocketAddr, Option<rockontrol_tls::Fingerprint>>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// How to reach the master at `addr`: TLS pinned to the fingerprint of its `listening`
+/// event, plaintext if it serves plaintext, and TLS taking any certificate for an address
+/// no [`master_addr`] reported.
+pub fn endpoint(addr: SocketAddr) -> Endpoint {
+    let known = MASTERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&addr)
+        .copied();
+    match known {
+        Some(Some(f)) => Endpoint::pinned(addr, f, rockontrol_tls::PinSource::Option),
+        Some(None) => Endpoint::plain(addr),
+        None => Endpoint {
+            addr,
+            transport: rockontrol_net::client::Transport::Tls(None),
+        },
     }
 }
 
@@ -575,5 +609,74 @@ pub fn wait_clock_locked(
             "{node} never locked to the master's clock with {samples} samples within {timeout:?}: {status}"
         );
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A blocking connection to a master as [`endpoint`] reaches it: TLS pinned to its
+/// certificate, or plaintext for an `insecure` one. For tests that speak raw HTTP or a
+/// WebSocket (tungstenite) to the control port.
+#[derive(Debug)]
+pub enum Wire {
+    Plain(std::net::TcpStream),
+    Tls(
+        Box<
+            rockontrol_tls::rustls::StreamOwned<
+                rockontrol_tls::rustls::ClientConnection,
+                std::net::TcpStream,
+            >,
+        >,
+    ),
+}
+
+impl Wire {
+    /// Connects to the master at `addr` (the TLS handshake runs on the first read or write).
+    pub fn connect(addr: SocketAddr) -> Wire {
+        let tcp = std::net::TcpStream::connect(addr).expect("connect");
+        match endpoint(addr).transport {
+            rockontrol_net::client::Transport::Plain => Wire::Plain(tcp),
+            rockontrol_net::client::Transport::Tls(pin) => {
+                let config = rockontrol_tls::client::client_config(pin);
+                let name = rockontrol_tls::rustls::pki_types::ServerName::try_from("rockontrol")
+                    .expect("a valid name");
+                let conn = rockontrol_tls::rustls::ClientConnection::new(config, name)
+                    .expect("a TLS client");
+                Wire::Tls(Box::new(rockontrol_tls::rustls::StreamOwned::new(
+                    conn, tcp,
+                )))
+            }
+        }
+    }
+
+    /// The TCP socket under it (timeouts).
+    pub fn tcp(&self) -> &std::net::TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl std::io::Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
     }
 }

@@ -59,6 +59,11 @@ pub struct FetchSettings {
     pub parallel: usize,
     /// Cap for all downloads together, Mbit/s (`None`: none).
     pub mbit: Option<f64>,
+    /// TLS: the master's certificate must have the pinned fingerprint (the receiver's link
+    /// pins it; nothing is fetched from the master before); peers' certificates are not
+    /// pinned (their chunks are checked against the master's hashes). `None`: plaintext
+    /// (`insecure`).
+    pub tls: Option<rockontrol_tls::PinSlot>,
 }
 
 /// Why one download failed (it is retried).
@@ -74,6 +79,25 @@ pub enum FetchError {
     Store(#[from] StoreError),
     #[error("the download of {name} stopped at {got} of {total} bytes")]
     Truncated { name: String, got: u64, total: u64 },
+}
+
+/// An HTTP/1.1 client connection on `io` (plaintext or TLS), driven on its own task.
+async fn handshake<IO>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("media link: {e}");
+        }
+    });
+    Ok(sender)
 }
 
 /// The fetcher: a store, settings, one bandwidth bucket and the readiness report.
@@ -287,16 +311,25 @@ impl Fetcher {
             .map_err(|_| connect_error("timed out".into()))?
             .map_err(|e| connect_error(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .map_err(|e| connect_error(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("media link: {e}");
+        let Some(slot) = &self.settings.tls else {
+            return handshake(tcp).await.map_err(connect_error);
+        };
+        let pin = if *master == self.settings.master {
+            match slot.get() {
+                Some(pin) => Some(pin),
+                None => {
+                    return Err(connect_error(
+                        "the master's certificate is not pinned yet (the link pins it when it first links)".into(),
+                    ));
+                }
             }
-        });
-        Ok(sender)
+        } else {
+            None
+        };
+        let (stream, _) = rockontrol_tls::client::connect(tcp, pin.as_ref())
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+        handshake(stream).await.map_err(connect_error)
     }
 
     fn request(&self, path: &str) -> hyper::http::request::Builder {

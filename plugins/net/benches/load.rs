@@ -260,6 +260,8 @@ async fn receiver(
         known_shows: vec![],
         protocol_hash: String::new(),
         clock_inbox: None,
+        // The bench's master serves plaintext (`master::serve`).
+        security: rockontrol_net::receiver::LinkSecurity::Plain,
     };
     let link = tokio::spawn(run_link(link, ev_tx, out_rx));
     let mut result = ReceiverResult {
@@ -632,9 +634,13 @@ fn run_bench(secs: u64, rate: u64, receivers: usize, phases: &str) {
 
 /// (commands executed, commands pending) over every node, from `GET /api/nodes`.
 fn master_counts(addr: SocketAddr) -> (u64, u64) {
-    let Ok((200, body)) =
-        rockontrol_net::client::http_request_blocking(addr, "GET", "/api/nodes", Some(KEY), None)
-    else {
+    let Ok((200, body)) = rockontrol_net::client::http_request_blocking(
+        &rockontrol_net::client::Endpoint::plain(addr),
+        "GET",
+        "/api/nodes",
+        Some(KEY),
+        None,
+    ) else {
         return (0, u64::MAX);
     };
     let Ok(json) = serde_json::from_str::<serde_json::Value>(&body) else {

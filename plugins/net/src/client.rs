@@ -1,21 +1,83 @@
 //! The REST client (hyper, one connection per request, bodies streamed and bounded) and a raw
 //! WebSocket probe: used by receivers to fetch shows, by the CLI, the UI, tests and tools.
+//! Both speak TLS to an [`Endpoint`] pinned to the master's certificate (plaintext only
+//! where the master is `insecure`).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
+
+pub use rockontrol_tls::Transport;
+use rockontrol_tls::{Fingerprint, PinSource};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+/// Where a master (or any node's server) is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+impl Endpoint {
+    /// Plaintext (a master with `insecure: true`).
+    pub fn plain(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            transport: Transport::Plain,
+        }
+    }
+
+    /// TLS to a master whose certificate has `fingerprint` (`source`: where the pin came
+    /// from, named when another certificate is presented).
+    pub fn pinned(addr: SocketAddr, fingerprint: Fingerprint, source: PinSource) -> Endpoint {
+        Endpoint {
+            addr,
+            transport: Transport::pinned(fingerprint, source),
+        }
+    }
+
+    /// How a tool reaches the master at `addr`: pinned to `fingerprint` (`--fingerprint`)
+    /// when given, else to the certificate in the master's state directory `state_dir`
+    /// (a tool on the master's machine), else plaintext when `insecure`.
+    pub fn for_tool(
+        addr: SocketAddr,
+        fingerprint: Option<Fingerprint>,
+        state_dir: &Path,
+        insecure: bool,
+    ) -> Result<Endpoint, String> {
+        if let Some(f) = fingerprint {
+            return Ok(Endpoint::pinned(addr, f, PinSource::Option));
+        }
+        if insecure {
+            return Ok(Endpoint::plain(addr));
+        }
+        let cert = state_dir.join(rockontrol_tls::identity::CERT_FILE);
+        match rockontrol_tls::identity::fingerprint_of_pem_file(&cert) {
+            Ok(f) => Ok(Endpoint::pinned(addr, f, PinSource::MasterState(cert))),
+            Err(e) => Err(format!(
+                "{e}: give the master's certificate fingerprint (printed at its start) with --fingerprint, or the master's state directory"
+            )),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.transport.http_scheme(), self.addr)
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url(""))
+    }
+}
+
 /// `GET /api/show/{hash}`: the show's canonical RON.
-pub async fn fetch_show(
-    addr: SocketAddr,
-    hash: &str,
-    key: Option<&str>,
-) -> Result<String, HttpError> {
-    let (status, body) = http_request(addr, "GET", &format!("/api/show/{hash}"), key, None).await?;
+pub async fn fetch_show(to: &Endpoint, hash: &str, key: Option<&str>) -> Result<String, HttpError> {
+    let (status, body) = http_request(to, "GET", &format!("/api/show/{hash}"), key, None).await?;
     if status != 200 {
         return Err(HttpError::Status { status, body });
     }
@@ -37,6 +99,13 @@ pub enum HttpError {
     Connect {
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    /// TLS failed: the master presented another certificate than the pinned one, or does
+    /// not speak TLS.
+    #[error("{addr}: {source}")]
+    Tls {
+        addr: SocketAddr,
+        source: Box<rockontrol_tls::client::ConnectError>,
     },
     #[error("cannot build the request {method} {path}: {reason}")]
     Request {
@@ -74,17 +143,93 @@ pub enum HttpError {
 /// status and the body as text. The body streams in up to [`MAX_RESPONSE_BYTES`]; the
 /// whole exchange has [`REQUEST_TIMEOUT`].
 pub async fn http_request(
-    addr: SocketAddr,
+    to: &Endpoint,
     method: &str,
     path: &str,
     key: Option<&str>,
     body: Option<&str>,
 ) -> Result<(u16, String), HttpError> {
-    request_limited(addr, method, path, key, body, MAX_RESPONSE_BYTES).await
+    request_limited(to, method, path, key, body, MAX_RESPONSE_BYTES).await
+}
+
+/// A TCP connection to `to`, with TLS when its transport says so (the certificate checked
+/// against its pin before anything is sent).
+pub async fn connect(to: &Endpoint) -> Result<Connection, HttpError> {
+    let addr = to.addr;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|source| HttpError::Connect { addr, source })?;
+    // Requests and frames are small and latency matters.
+    let _ = tcp.set_nodelay(true);
+    match &to.transport {
+        Transport::Plain => Ok(Connection::Plain(tcp)),
+        Transport::Tls(pin) => {
+            let (stream, _) = rockontrol_tls::client::connect(tcp, pin.as_ref())
+                .await
+                .map_err(|source| HttpError::Tls {
+                    addr,
+                    source: Box::new(source),
+                })?;
+            Ok(Connection::Tls(Box::new(stream)))
+        }
+    }
+}
+
+/// A connection made by [`connect`].
+#[derive(Debug)]
+pub enum Connection {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<rockontrol_tls::client::Stream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Connection {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Connection::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Connection {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Connection::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Connection::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Connection::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 async fn request_limited(
-    addr: SocketAddr,
+    to: &Endpoint,
     method: &str,
     path: &str,
     key: Option<&str>,
@@ -94,6 +239,7 @@ async fn request_limited(
     use http_body_util::BodyExt;
     use hyper::header;
 
+    let addr = to.addr;
     let request_error = |reason: String| HttpError::Request {
         method: method.to_string(),
         path: path.to_string(),
@@ -124,9 +270,7 @@ async fn request_limited(
         )))
         .map_err(|e| request_error(e.to_string()))?;
     let work = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|source| HttpError::Connect { addr, source })?;
+        let stream = connect(to).await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
@@ -172,7 +316,7 @@ async fn request_limited(
 /// until the master closes or `listen` passes.
 /// A refused handshake is an `Err` naming the HTTP status.
 pub fn probe_blocking(
-    addr: SocketAddr,
+    to: &Endpoint,
     key: Option<&str>,
     frames: &[String],
     listen: Duration,
@@ -182,7 +326,7 @@ pub fn probe_blocking(
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     runtime.block_on(async {
-        let mut request = format!("ws://{addr}/api/ws")
+        let mut request = format!("{}://{}/api/ws", to.transport.ws_scheme(), to.addr)
             .into_client_request()
             .map_err(|e| e.to_string())?;
         if let Some(key) = key {
@@ -190,7 +334,8 @@ pub fn probe_blocking(
                 HeaderValue::from_str(&format!("Bearer {key}")).map_err(|e| e.to_string())?;
             request.headers_mut().insert("authorization", value);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(request)
+        let stream = connect(to).await.map_err(|e| e.to_string())?;
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
             .await
             .map_err(|e| format!("handshake refused: {e}"))?;
         let (mut sink, mut stream) = ws.split();
@@ -216,7 +361,7 @@ pub fn probe_blocking(
 
 /// [`http_request`] from synchronous code (the CLI, tests, benchmarks).
 pub fn http_request_blocking(
-    addr: SocketAddr,
+    to: &Endpoint,
     method: &str,
     path: &str,
     key: Option<&str>,
@@ -226,7 +371,7 @@ pub fn http_request_blocking(
         .enable_all()
         .build()
         .map_err(HttpError::Runtime)?;
-    runtime.block_on(http_request(addr, method, path, key, body))
+    runtime.block_on(http_request(to, method, path, key, body))
 }
 
 #[cfg(test)]
@@ -258,7 +403,13 @@ mod tests {
     }
 
     fn get(response: &'static [u8]) -> Result<(u16, String), HttpError> {
-        http_request_blocking(answer_once(response), "GET", "/api/nodes", None, None)
+        http_request_blocking(
+            &Endpoint::plain(answer_once(response)),
+            "GET",
+            "/api/nodes",
+            None,
+            None,
+        )
     }
 
     #[test]
@@ -310,7 +461,14 @@ mod tests {
             .expect("runtime");
         let addr = answer_once(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n");
         let e = runtime
-            .block_on(request_limited(addr, "GET", "/api/show/x", None, None, 10))
+            .block_on(request_limited(
+                &Endpoint::plain(addr),
+                "GET",
+                "/api/show/x",
+                None,
+                None,
+                10,
+            ))
             .expect_err("16 bytes > 10");
         assert!(matches!(e, HttpError::TooLarge { limit: 10, .. }), "{e}");
     }
@@ -320,7 +478,8 @@ mod tests {
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("port");
-        let e = http_request_blocking(addr, "GET", "/", None, None).expect_err("closed port");
+        let e = http_request_blocking(&Endpoint::plain(addr), "GET", "/", None, None)
+            .expect_err("closed port");
         assert!(matches!(e, HttpError::Connect { .. }), "{e}");
     }
 }

@@ -182,6 +182,17 @@ pub struct MasterConfig {
     /// master got them, so every node can seek and fill its decoders first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_preroll_ms: Option<u64>,
+    /// Plaintext REST, WebSocket and media (no TLS): closed lab networks only; warned about
+    /// at every start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// The TLS certificate (PEM) to serve with; default: a self-signed one generated into
+    /// the state directory. Needs `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM) of `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A receiver the master drives (`managed_nodes[]`).
@@ -260,6 +271,15 @@ pub struct ReceiverConfig {
     /// Real-time priority (SCHED_FIFO 1..=99) of the DMX output thread; see the master's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmx_output_priority: Option<u8>,
+    /// Plaintext to the master and to peers (no TLS): closed lab networks only; warned about
+    /// at every start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// The SHA-256 fingerprint of the master's certificate (as the master prints it at
+    /// start); without it the first master linked to is trusted and pinned in the state
+    /// directory (`master-fingerprint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_fingerprint: Option<String>,
 }
 
 /// A parsed node configuration.
@@ -389,6 +409,14 @@ impl NodeConfig {
                 {
                     return Err(format!("max_connections {n} is outside 2..=65536"));
                 }
+                if m.tls_cert.is_some() != m.tls_key.is_some() {
+                    return Err("tls_cert and tls_key go together: give both, or neither for a generated self-signed certificate".into());
+                }
+                if m.insecure && m.tls_cert.is_some() {
+                    return Err(
+                        "insecure: true serves plaintext, but tls_cert is set: remove one".into(),
+                    );
+                }
                 Ok(())
             }
             NodeConfig::Receiver(r) => {
@@ -408,6 +436,13 @@ impl NodeConfig {
                 }
                 if let Some(key) = &r.api_key {
                     check_key(key)?;
+                }
+                if let Some(f) = &r.master_fingerprint {
+                    f.parse::<rockontrol_tls::Fingerprint>()
+                        .map_err(|e| format!("master_fingerprint: {e}"))?;
+                    if r.insecure {
+                        return Err("insecure: true talks plaintext, but master_fingerprint is set: remove one".into());
+                    }
                 }
                 Ok(())
             }
@@ -583,6 +618,30 @@ mod tests {
                     .replace("\"master_ip\": \"192.168.1.100\",", "")
                     .replace("true", "false"),
                 "no master",
+            ),
+            (
+                seed::RECEIVER.replace(
+                    "\"auto_discover\"",
+                    "\"master_fingerprint\": \"AB:CD\", \"auto_discover\"",
+                ),
+                "master_fingerprint: bad certificate fingerprint \"AB:CD\": 4 hex digits",
+            ),
+            (
+                seed::RECEIVER.replace(
+                    "\"auto_discover\"",
+                    &format!(
+                        "\"insecure\": true, \"master_fingerprint\": \"{}\", \"auto_discover\"",
+                        "AB".repeat(32)
+                    ),
+                ),
+                "insecure: true talks plaintext, but master_fingerprint is set",
+            ),
+            (
+                seed::MASTER.replace(
+                    "\"listen_port\"",
+                    "\"tls_cert\": \"/etc/rk/cert.pem\", \"listen_port\"",
+                ),
+                "tls_cert and tls_key go together",
             ),
         ];
         for (text, expected) in cases {

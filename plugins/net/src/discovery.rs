@@ -54,13 +54,16 @@ pub struct Advert {
     pub port: u16,
     pub universes: Vec<u16>,
     pub capabilities: Vec<Capability>,
+    /// The SHA-256 fingerprint of the node's TLS certificate (TXT `fingerprint`; none:
+    /// plaintext, TXT `tls=off`).
+    pub fingerprint: Option<rockontrol_tls::Fingerprint>,
 }
 
 impl Advert {
     /// The TXT records.
     pub fn txt(&self) -> BTreeMap<String, String> {
         let join = |v: Vec<String>| v.join(",");
-        BTreeMap::from([
+        let mut txt = BTreeMap::from([
             ("node_id".into(), self.node_id.clone()),
             ("role".into(), self.role.as_str().into()),
             ("version".into(), crate::protocol::VERSION.into()),
@@ -78,7 +81,17 @@ impl Advert {
                         .collect(),
                 ),
             ),
-        ])
+        ]);
+        match self.fingerprint {
+            Some(f) => {
+                txt.insert("tls".into(), "on".into());
+                txt.insert("fingerprint".into(), f.to_string());
+            }
+            None => {
+                txt.insert("tls".into(), "off".into());
+            }
+        }
+        txt
     }
 }
 
@@ -135,6 +148,14 @@ pub struct Seen {
     pub role: String,
     pub addr: SocketAddr,
     pub txt: BTreeMap<String, String>,
+}
+
+impl Seen {
+    /// The certificate fingerprint the node advertises (TXT `fingerprint`), if any and well
+    /// formed. Informational: a receiver trusts its pin, not what mDNS says.
+    pub fn fingerprint(&self) -> Option<rockontrol_tls::Fingerprint> {
+        self.txt.get("fingerprint")?.parse().ok()
+    }
 }
 
 /// Browses (on `$ROCKONTROL_MDNS_INTERFACE`, else everywhere) for `timeout` and returns every

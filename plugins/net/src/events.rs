@@ -15,8 +15,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum NodeEvent {
-    /// A master listens for REST and WebSocket connections.
-    Listening { node_id: String, addr: String },
+    /// A master listens for REST and WebSocket connections; over TLS with the certificate
+    /// of this SHA-256 `fingerprint` (none: plaintext, `insecure`).
+    Listening {
+        node_id: String,
+        addr: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
+    },
     /// A receiver starts (again, after a restart): its universes and how it finds its master.
     Starting {
         node_id: String,
@@ -32,6 +38,14 @@ pub enum NodeEvent {
     MasterLost { reason: String, on_loss: String },
     /// The master refused this node.
     Refused { reason: String },
+    /// This receiver pinned its master's certificate: `first_use` when it trusted it now and
+    /// kept it in `file` (TOFU), else the pin came from the config.
+    MasterPinned {
+        fingerprint: String,
+        first_use: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+    },
     /// A snapshot from the master was applied at `tick`.
     SnapshotApplied { seq: u64, tick: u64 },
     /// A node command ran (`command`: what it did).
@@ -55,6 +69,9 @@ pub enum NodeEvent {
         role: String,
         node_id: String,
         addr: String,
+        /// The TLS certificate fingerprint it advertises (TXT `fingerprint`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
     },
     /// The node restarts itself (an acknowledged restart command).
     Restarting { node_id: String },

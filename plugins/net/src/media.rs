@@ -286,6 +286,8 @@ pub struct ReceiverMedia {
     serve_mbit: Option<f64>,
     /// The chunks held of clips being downloaded, when the node serves peers.
     partials: Option<Partials>,
+    /// The certificate peers are served with (none: plaintext, `insecure`).
+    serve_tls: Option<rockontrol_tls::ServerIdentity>,
 }
 
 impl ReceiverMedia {
@@ -299,7 +301,14 @@ impl ReceiverMedia {
             serve: None,
             serve_mbit: None,
             partials: None,
+            serve_tls: None,
         }
+    }
+
+    /// Serves peers over TLS with `identity` (without: plaintext, for `insecure` nodes).
+    pub fn serve_tls(mut self, identity: rockontrol_tls::ServerIdentity) -> Self {
+        self.serve_tls = Some(identity);
+        self
     }
 
     /// Serves the node's ready clips to peers on `listener`, at most at `mbit` Mbit/s (see
@@ -346,6 +355,10 @@ pub(crate) fn receiver_media(
             node_id: net.node_id.clone(),
             parallel: media.parallel,
             mbit: media.mbit,
+            tls: match &net.security {
+                crate::receiver::link::LinkSecurity::Plain => None,
+                crate::receiver::link::LinkSecurity::Tls { pin, .. } => Some(pin.clone()),
+            },
         },
     );
     fetcher.share_report(Arc::clone(&media.report));
@@ -415,7 +428,14 @@ pub(crate) fn receiver_media_serve(
     }
     let server = Arc::new(server);
     let addr = listener.local_addr().ok();
-    info!("media: serving ready clips to peers on {addr:?}");
+    let tls = media
+        .serve_tls
+        .as_ref()
+        .map(rockontrol_tls::ServerIdentity::acceptor);
+    info!(
+        "media: serving ready clips to peers on {addr:?} ({})",
+        if tls.is_some() { "TLS" } else { "plaintext" }
+    );
     runtime.spawn_background_task(move |_ctx| async move {
         let served = async {
             listener.set_nonblocking(true)?;
@@ -427,6 +447,7 @@ pub(crate) fn receiver_media_serve(
                 crate::master::limits::Policy::new(PEER_SERVE_CONNECTIONS),
                 crate::master::server::HEADER_READ_TIMEOUT,
                 "media peer server",
+                tls,
             )
             .await
         };

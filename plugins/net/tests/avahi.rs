@@ -247,7 +247,9 @@ fn avahi_browse_sees_a_node_advertised_with_mdns_sd() {
         port: 9123,
         universes: vec![5, 6],
         capabilities: vec![Capability::DmxOutput, Capability::MediaPlayback],
+        fingerprint: Some(rockontrol_tls::Fingerprint([0xA5; 32])),
     };
+    let fingerprint = rockontrol_tls::Fingerprint([0xA5; 32]).to_string();
     let daemon = advertise_on(&advert, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), Some("lo"))
         .expect("advertise on lo");
 
@@ -269,6 +271,8 @@ fn avahi_browse_sees_a_node_advertised_with_mdns_sd() {
         ("protocol", protocol::protocol_hash().as_str()),
         ("universes", "5,6"),
         ("capabilities", "dmx_output,media_playback"),
+        ("tls", "on"),
+        ("fingerprint", fingerprint.as_str()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -293,6 +297,11 @@ fn avahi_browse_sees_a_node_advertised_with_mdns_sd() {
         .find(|s| s.node_id == node_id)
         .unwrap_or_else(|| panic!("mdns-sd browse missed {node_id}: {seen:?}"));
     assert_eq!(ours.txt, expected_txt);
+    assert_eq!(
+        ours.fingerprint(),
+        Some(rockontrol_tls::Fingerprint([0xA5; 32])),
+        "the fingerprint read back from the TXT record"
+    );
     assert_eq!(ours.addr, "127.0.0.1:9123".parse().expect("addr"));
 
     // Goodbye: once unregistered, avahi drops it.

@@ -89,6 +89,7 @@ fn master_app() -> App {
                 read_only: Vec::new(),
             },
             listener: std::sync::Mutex::new(Some(listener)),
+            tls: None,
         },
         no_output(),
         None,

@@ -2,7 +2,8 @@
 //! a Steam Deck (1280×800, fullscreen) with touch-sized controls.
 //!
 //! - **Master connection**: connected (green) with the master's address, or lost (red) with
-//!   why and a countdown to the next attempt.
+//!   why and a countdown to the next attempt; how the master is trusted (the pinned
+//!   certificate fingerprint, or plaintext).
 //! - **Local output**: the 512 slots of every universe this node outputs, live.
 //! - **Resources**: CPU and memory of this process, DMX frames per second, engine tick and
 //!   frame rate.
@@ -11,7 +12,6 @@
 //!   through the programmer, so the output shows it and the show's own state is untouched).
 //! - **Command log**: link changes, replicated commands and node commands, newest first.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,7 +137,7 @@ fn apply_receiver_actions(
         info!("receiver view: {action:?}");
         match action {
             ReceiverAction::PingMaster => {
-                let Some(addr) = net.as_ref().and_then(|n| n.master_addr) else {
+                let Some(addr) = net.as_ref().and_then(|n| n.master_endpoint()) else {
                     view.ping = Some(PingResult::Failed("no master address known yet".into()));
                     continue;
                 };
@@ -146,7 +146,7 @@ fn apply_receiver_actions(
                 let spawned = std::thread::Builder::new()
                     .name("ping-master".into())
                     .spawn(move || {
-                        let result = ping(addr);
+                        let result = ping(&addr);
                         if let Ok(mut s) = slot.lock() {
                             *s = Some(result);
                         }
@@ -172,7 +172,7 @@ fn apply_receiver_actions(
 }
 
 /// `GET /api/openapi.json` on the master (no key needed): TCP connect, request, answer.
-fn ping(addr: SocketAddr) -> PingResult {
+fn ping(addr: &rockontrol_net::client::Endpoint) -> PingResult {
     let start = Instant::now();
     match rockontrol_net::client::http_request_blocking(
         addr,
@@ -350,6 +350,7 @@ fn draw_receiver_view(
                         n.replica.seq.unwrap_or(0),
                         clock.next_tick
                     ));
+                    ui.label(n.trust_line());
                 }
             });
         });

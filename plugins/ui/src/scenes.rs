@@ -143,12 +143,13 @@ fn spawn_peer(name: &str, build: impl FnOnce(Arc<AtomicBool>) -> App + Send + 's
     }
 }
 
-/// A receiver's configuration: fixed master address, sACN redirected to a closed loopback port.
+/// A receiver's configuration: fixed master address, sACN redirected to a closed loopback port;
+/// plaintext, as the scenes' in-process masters serve (`tls: None`).
 pub fn receiver_config(node_id: &str, universes: &[u16], master: SocketAddr) -> ReceiverConfig {
     let text = format!(
         r#"{{"role": "receiver", "node_id": "{node_id}", "master_ip": "{}", "master_port": {},
   "local_universes": {universes:?}, "capabilities": ["dmx_output"], "auto_discover": false,
-  "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9"}}"#,
+  "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9", "insecure": true}}"#,
         master.ip(),
         master.port()
     );
@@ -222,6 +223,7 @@ pub fn spawn_master(show: &Show) -> std::io::Result<(PeerNode, SocketAddr)> {
             config: master_config("scene-master"),
             keys: keys(),
             listener: std::sync::Mutex::new(Some(listener)),
+            tls: None,
         };
         rockontrol_net::app::master_app(&mut app, master, scene_dmx(Vec::new()), Some(&show));
         let mut queue = app.world_mut().resource_mut::<CommandQueue>();
@@ -253,6 +255,7 @@ pub fn master_scene(show: &Show, show_path: Option<PathBuf>, script: UiScript) -
         config: master_config("master"),
         keys: keys(),
         listener: std::sync::Mutex::new(Some(listener)),
+        tls: None,
     };
     // The window's app loaded the show already.
     rockontrol_net::app::master_app(&mut app, master, scene_dmx(Vec::new()), None);

@@ -42,6 +42,7 @@ fn app_with(config: rockontrol_net::MasterConfig) -> App {
                 read_only: Vec::new(),
             },
             listener: std::sync::Mutex::new(Some(listener)),
+            tls: None,
         },
         DmxSettings {
             enabled: false,

@@ -10,7 +10,7 @@
 //! | connections per address     | [`Policy::per_address`] (known node addresses exempt)   |
 //! | request head (slowloris)    | whole within `server::HEADER_READ_TIMEOUT`, at most [`MAX_HEAD_BYTES`] |
 //! | request                     | answered within `server::REQUEST_TIMEOUT`, body at most `protocol::MAX_FRAME_BYTES` |
-//! | TLS handshake               | [`TLS_HANDSHAKE_TIMEOUT`], holding its [`Slot`]           |
+//! | TLS handshake               | `rockontrol_tls::HANDSHAKE_TIMEOUT`, holding its [`Slot`] (`crate::bounded::serve_admitted`) |
 //! | WebSocket hello             | `server::HANDSHAKE_TIMEOUT` after the upgrade           |
 //! | pending (unadopted) nodes   | `registry::MAX_PENDING`, `registry::MAX_PENDING_PER_ADDRESS` from one address, each for `registry::PENDING_WAIT` |
 //!
@@ -25,11 +25,6 @@ use std::time::{Duration, Instant};
 
 /// A request head (request line and headers) larger than this is refused (hyper answers 431).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// A TLS handshake must complete within this of the accept (the TLS shell wraps its
-/// handshake in `tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, …)` while holding the
-/// connection's [`Slot`], so slow handshakes count against the limits too).
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Open connections at most, by default.
 pub const MAX_CONNECTIONS: usize = 512;
 

@@ -39,6 +39,9 @@ pub struct MasterPlugin {
     pub keys: Keys,
     /// The bound listener (bind before building so the port is known; port 0 works).
     pub listener: std::sync::Mutex<Option<std::net::TcpListener>>,
+    /// The certificate REST, WebSocket and media transfer are served with; `None`:
+    /// plaintext (`insecure`, in-process tests).
+    pub tls: Option<rockontrol_tls::ServerIdentity>,
 }
 
 /// The master's side of the network, for systems and tests.
@@ -64,6 +67,8 @@ pub struct MasterNet {
     /// `overrides_version` of the registry when the stage was last handed over.
     saved_overrides: u64,
     limits: super::server::ServerLimits,
+    /// TLS for every connection (none: plaintext).
+    tls: Option<rockontrol_tls::tokio_rustls::TlsAcceptor>,
     /// The routing epoch and show generation the master's own universes were set for.
     routed_for: Option<(u64, u64)>,
     /// Which other plugins' parts were read when ([`master_publish_parts`]).
@@ -126,6 +131,10 @@ impl Plugin for MasterPlugin {
                 .max_connections
                 .map(super::server::ServerLimits::new)
                 .unwrap_or_default(),
+            tls: self
+                .tls
+                .as_ref()
+                .map(rockontrol_tls::ServerIdentity::acceptor),
             routed_for: None,
             capture_memo: CaptureMemo::default(),
             parts: Parts::new(),
@@ -247,6 +256,13 @@ fn start_master_server(
     };
     let shared = Arc::clone(&net.shared);
     let limits = net.limits;
+    let tls = net.tls.clone();
+    if tls.is_none() {
+        warn!(
+            "insecure: serving REST, WebSocket and media in plaintext (no TLS) on {:?}: keys and commands cross the network in clear; for a closed lab network only",
+            net.addr
+        );
+    }
     runtime.spawn_background_task(move |_ctx| async move {
         let listener = match listener
             .set_nonblocking(true)
@@ -259,7 +275,7 @@ fn start_master_server(
             }
         };
         if let Err(e) =
-            super::server::serve_with(listener, shared, limits, std::future::pending()).await
+            super::server::serve_with(listener, shared, limits, tls, std::future::pending()).await
         {
             tracing::error!("master server stopped: {e}");
         }

@@ -669,21 +669,27 @@ async fn request_timeout(
     }
 }
 
-/// Serves until `shutdown` completes, with the default [`ServerLimits`].
+/// Serves plaintext until `shutdown` completes, with the default [`ServerLimits`] (benchmarks
+/// and in-process tests; a node serves TLS through [`serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<MasterShared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, shared, ServerLimits::default(), shutdown).await
+    serve_with(listener, shared, ServerLimits::default(), None, shutdown).await
 }
 
 /// Serves until `shutdown` completes: HTTP/1.1 with upgrades, bounded as [`ServerLimits`]
-/// and the module's timeouts say.
+/// and the module's timeouts say, over TLS with `tls` (none: plaintext, `insecure`).
+///
+/// The accept loop only accepts and admits (connection limits); the TLS handshake (with its
+/// timeout, [`rockontrol_tls::HANDSHAKE_TIMEOUT`]) runs in the connection's own task, so a
+/// slow or silent client never delays the next accept.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     shared: Arc<MasterShared>,
     limits: ServerLimits,
+    tls: Option<rockontrol_tls::tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&shared));
@@ -733,29 +739,15 @@ pub async fn serve_with(
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
         let app = app.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    let mut app = app.clone();
-                    tower_service::Service::call(&mut app, request)
-                },
-            );
-            // The slot lives with the socket, through a WebSocket upgrade too.
-            let io = hyper_util::rt::TokioIo::new(Limited {
+            // The slot lives with the socket, through TLS and a WebSocket upgrade too.
+            let io = Limited {
                 io: tcp,
                 _slot: slot,
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(super::limits::MAX_HEAD_BYTES)
-                .serve_connection(io, service)
-                .with_upgrades()
+            };
+            crate::bounded::serve_admitted(io, peer, app, tls, HEADER_READ_TIMEOUT, "control port")
                 .await;
-            if let Err(e) = served {
-                tracing::debug!("connection from {peer}: {e}");
-            }
         });
     }
 }
@@ -1938,12 +1930,14 @@ pub fn watch_mdns(
         interface,
         move |seen| {
             if shared.registry().saw_over_mdns(&seen, SystemTime::now()) {
+                let fingerprint = seen.fingerprint().map(|f| f.to_string());
                 tracing::info!(
-                    "mDNS: sees {} {} at {} (universes {})",
+                    "mDNS: sees {} {} at {} (universes {}; TLS {})",
                     seen.role,
                     seen.node_id,
                     seen.addr.ip(),
-                    seen.txt.get("universes").map_or("", String::as_str)
+                    seen.txt.get("universes").map_or("", String::as_str),
+                    fingerprint.as_deref().unwrap_or("off")
                 );
                 crate::events::emit(
                     events.as_ref(),
@@ -1951,6 +1945,7 @@ pub fn watch_mdns(
                         role: seen.role.to_string(),
                         node_id: seen.node_id.clone(),
                         addr: seen.addr.ip().to_string(),
+                        fingerprint,
                     },
                 );
             }

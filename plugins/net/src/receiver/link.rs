@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::client::fetch_show;
+use crate::client::{Connection, Endpoint, Transport, fetch_show};
 use crate::config::{Capability, Role};
 use crate::handshake::{HandshakeError, ReceiverHandshake, Step};
 pub use crate::link_policy::{DISTRUST_PERIOD, MasterAddress, MasterSelection, SilenceWatch};
@@ -67,6 +67,22 @@ pub struct LinkConfig {
     /// Where the master's clock packets go, straight from the link with their frames'
     /// arrival instants (clock sync's WebSocket fallback); none: dropped.
     pub clock_inbox: Option<rockontrol_clock::WsInbox>,
+    /// How the link is secured.
+    pub security: LinkSecurity,
+}
+
+/// TLS to the master with its certificate pinned, or plaintext (`insecure`).
+#[derive(Debug, Clone)]
+pub enum LinkSecurity {
+    Plain,
+    Tls {
+        /// The pin in force (configured, or kept from first use); empty until the first
+        /// master links (trust on first use), then filled.
+        pin: rockontrol_tls::PinSlot,
+        /// Where a pin taken on first use is kept (`master-fingerprint` in it); none: only
+        /// in memory.
+        state_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// What the link reports.
@@ -83,6 +99,11 @@ pub enum LinkEvent {
     Refused(String),
     /// The link is down, or an attempt to bring it up failed (the reason says which).
     Disconnected(String),
+    /// The master's certificate was trusted on first use and pinned (kept in `file`).
+    Pinned {
+        fingerprint: rockontrol_tls::Fingerprint,
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 /// Why a link to one master ended (or never came up).
@@ -98,6 +119,14 @@ pub enum LinkError {
     Handshake {
         addr: SocketAddr,
         source: HandshakeError,
+    },
+    /// TLS failed: another certificate than the pinned one (the reason names both), or a
+    /// master that does not speak TLS.
+    #[error("master at {addr}: {reason}")]
+    Tls {
+        addr: SocketAddr,
+        reason: String,
+        mismatch: bool,
     },
     #[error("master at {0} did not finish the handshake within {HANDSHAKE_TIMEOUT:?}")]
     HandshakeTimeout(SocketAddr),
@@ -121,7 +150,9 @@ impl LinkError {
     pub fn distrusts(&self) -> bool {
         matches!(
             self,
-            LinkError::Handshake { .. } | LinkError::Refused { .. }
+            LinkError::Handshake { .. }
+                | LinkError::Refused { .. }
+                | LinkError::Tls { mismatch: true, .. }
         )
     }
 }
@@ -227,28 +258,92 @@ async fn session(
     known: &mut Vec<String>,
     linked: &mut bool,
 ) -> LinkError {
-    let request = match format!("ws://{addr}/api/ws").into_client_request() {
-        Ok(r) => r,
-        Err(e) => {
-            return LinkError::Address {
-                addr,
-                reason: e.to_string(),
-            };
+    let (endpoint, first_use) = match &config.security {
+        LinkSecurity::Plain => (Endpoint::plain(addr), false),
+        LinkSecurity::Tls { pin, .. } => {
+            let pinned = pin.get();
+            (
+                Endpoint {
+                    addr,
+                    transport: Transport::Tls(pinned.clone()),
+                },
+                pinned.is_none(),
+            )
         }
     };
+    let request =
+        match format!("{}://{addr}/api/ws", endpoint.transport.ws_scheme()).into_client_request() {
+            Ok(r) => r,
+            Err(e) => {
+                return LinkError::Address {
+                    addr,
+                    reason: e.to_string(),
+                };
+            }
+        };
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(protocol::MAX_FRAME_BYTES))
         .max_frame_size(Some(protocol::MAX_FRAME_BYTES));
-    let connect = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
-    let ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+    // TCP, then TLS (the certificate checked against the pin before anything is sent), then
+    // the WebSocket upgrade.
+    let connect = async {
+        let connection = crate::client::connect(&endpoint)
+            .await
+            .map_err(|e| match e {
+                crate::client::HttpError::Tls { source, .. } => LinkError::Tls {
+                    addr,
+                    mismatch: matches!(*source, rockontrol_tls::client::ConnectError::Mismatch(_)),
+                    reason: source.to_string(),
+                },
+                e => LinkError::Connect {
+                    addr,
+                    reason: e.to_string(),
+                },
+            })?;
+        let presented = match &connection {
+            Connection::Tls(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| rockontrol_tls::Fingerprint::of_der(c.as_ref())),
+            Connection::Plain(_) => None,
+        };
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(request, connection, Some(ws_config))
+                .await
+                .map_err(|e| LinkError::Connect {
+                    addr,
+                    reason: e.to_string(),
+                })?;
+        Ok::<_, LinkError>((ws, presented))
+    };
+    let (ws, presented) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => return LinkError::ConnectTimeout(addr),
         Ok(Err(e)) => {
-            return LinkError::Connect {
-                addr,
-                reason: e.to_string(),
-            };
+            if let LinkError::Tls {
+                mismatch: true,
+                reason,
+                ..
+            } = &e
+            {
+                tracing::error!("refusing the master at {addr}: {reason}");
+                let _ = events.send(LinkEvent::Refused(reason.clone())).await;
+            }
+            return e;
         }
-        Ok(Ok((ws, _))) => ws,
+        Ok(Ok(ws)) => ws,
+    };
+    // The show is fetched from this very certificate.
+    let endpoint = match presented {
+        Some(fingerprint) => Endpoint {
+            addr,
+            transport: Transport::Tls(Some(rockontrol_tls::Pin {
+                fingerprint,
+                source: rockontrol_tls::PinSource::Session,
+            })),
+        },
+        None => endpoint,
     };
     let (mut sink, mut stream) = ws.split();
     let mut handshake = match ReceiverHandshake::start(
@@ -323,10 +418,50 @@ async fn session(
         }
     };
     *linked = true;
+    // Trust on first use: the first master that proved itself (keyed) or adopted this node
+    // is pinned from now on.
+    if first_use
+        && let (Some(fingerprint), LinkSecurity::Tls { pin, state_dir }) =
+            (presented, &config.security)
+    {
+        let file = match state_dir {
+            Some(dir) => match pin.trust_first_use(fingerprint, dir) {
+                Ok(p) => match p.source {
+                    rockontrol_tls::PinSource::File(f) => Some(f),
+                    _ => None,
+                },
+                Err(e) => {
+                    tracing::error!("{e}; the pin holds until this node stops");
+                    None
+                }
+            },
+            None => None,
+        };
+        if file.is_none() {
+            // Memory only: still pinned for this run.
+            pin.set(Some(rockontrol_tls::Pin {
+                fingerprint,
+                source: rockontrol_tls::PinSource::Session,
+            }));
+        }
+        tracing::info!(
+            "trusting the master at {addr} on first use: certificate SHA-256 {fingerprint}{}",
+            file.as_ref()
+                .map(|f| format!(", pinned in {}", f.display()))
+                .unwrap_or_default()
+        );
+        if events
+            .send(LinkEvent::Pinned { fingerprint, file })
+            .await
+            .is_err()
+        {
+            return LinkError::Stopping;
+        }
+    }
     if events.send(LinkEvent::Connected(addr)).await.is_err() {
         return LinkError::Stopping;
     }
-    if let Err(e) = deliver(welcome, config, addr, events, known).await {
+    if let Err(e) = deliver(welcome, config, &endpoint, events, known).await {
         return e;
     }
 
@@ -364,7 +499,7 @@ async fn session(
                 tracing::warn!("master at {addr} sent a challenge after its welcome; ignored");
             }
             Ok(Some(msg)) => {
-                if let Err(e) = deliver(msg, config, addr, events, known).await {
+                if let Err(e) = deliver(msg, config, &endpoint, events, known).await {
                     return e;
                 }
             }
@@ -374,10 +509,8 @@ async fn session(
     }
 }
 
-type Sink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    Message,
->;
+type Sink =
+    futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<Connection>, Message>;
 
 /// A frame from the master: its message, `None` for a frame that carries none (control
 /// frames, garbage, which is logged), or why the link ended.
@@ -411,7 +544,7 @@ fn read_frame(
 async fn deliver(
     msg: ToReceiver,
     config: &LinkConfig,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     events: &mpsc::Sender<LinkEvent>,
     known: &mut Vec<String>,
 ) -> Result<(), LinkError> {
@@ -425,7 +558,7 @@ async fn deliver(
         && let Some(hash) = show
         && !known.contains(&hash)
     {
-        match fetch_show(addr, &hash, config.key.as_deref()).await {
+        match fetch_show(endpoint, &hash, config.key.as_deref()).await {
             Ok(ron) => {
                 known.push(hash.clone());
                 if events.send(LinkEvent::Show { hash, ron }).await.is_err() {
@@ -438,7 +571,7 @@ async fn deliver(
     if let ToReceiver::Refused { reason } = &msg {
         let _ = events.send(LinkEvent::Refused(reason.clone())).await;
         return Err(LinkError::Refused {
-            addr,
+            addr: endpoint.addr,
             reason: reason.clone(),
         });
     }

@@ -14,7 +14,7 @@ pub mod link;
 pub mod plugin;
 
 pub use identify::IdentifyFlash;
-pub use link::{LinkConfig, LinkEvent, MasterAddress, run_link};
+pub use link::{LinkConfig, LinkEvent, LinkSecurity, MasterAddress, run_link};
 pub use plugin::{
     HISTORY_KEPT, HistoryEntry, NodeRestart, RESTART_GRACE, ReceiverNet, ReceiverPlugin,
     redirect_sacn,

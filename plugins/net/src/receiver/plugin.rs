@@ -62,6 +62,8 @@ pub struct ReceiverNet {
     events: mpsc::Receiver<LinkEvent>,
     out: mpsc::Sender<ToMaster>,
     link: Option<LinkConfig>,
+    /// How the link (and the media fetcher) reach the master: TLS with the pin, or plaintext.
+    pub(crate) security: crate::receiver::link::LinkSecurity,
     pending_snapshot: Option<protocol::Snapshot>,
     load_generation: Option<u64>,
     deltas: Vec<(u64, Command)>,
@@ -139,6 +141,40 @@ impl Plugin for ReceiverPlugin {
         configure_sets(app);
         let (ev_tx, ev_rx) = mpsc::channel(4096);
         let (out_tx, out_rx) = mpsc::channel(4096);
+        let security = if self.config.insecure {
+            crate::receiver::link::LinkSecurity::Plain
+        } else {
+            let configured = self
+                .config
+                .master_fingerprint
+                .as_deref()
+                .and_then(|f| f.parse().ok());
+            let pin =
+                rockontrol_tls::PinSlot::load(configured, &self.state_dir).unwrap_or_else(|e| {
+                    error!("{e}; the master is trusted on first use in this run only");
+                    rockontrol_tls::PinSlot::new(rockontrol_tls::pin::choose(configured, None))
+                });
+            match pin.get() {
+                Some(p) => info!(
+                    "the master's certificate is pinned: SHA-256 {} ({})",
+                    p.fingerprint,
+                    match &p.source {
+                        rockontrol_tls::PinSource::File(f) => format!("kept in {}", f.display()),
+                        _ => "master_fingerprint in the config".to_string(),
+                    }
+                ),
+                None => info!(
+                    "no master certificate pinned yet: the first master this node links to is trusted and pinned in {}",
+                    self.state_dir
+                        .join(rockontrol_tls::client::PIN_FILE)
+                        .display()
+                ),
+            }
+            crate::receiver::link::LinkSecurity::Tls {
+                pin,
+                state_dir: Some(self.state_dir.clone()),
+            }
+        };
         let link = LinkConfig {
             node_id: self.config.node_id.clone(),
             key: self.key.clone(),
@@ -153,6 +189,7 @@ impl Plugin for ReceiverPlugin {
             protocol_hash: String::new(),
             // Set at startup, from clock sync.
             clock_inbox: None,
+            security: security.clone(),
         };
         app.insert_resource(ReceiverNet {
             node_id: self.config.node_id.clone(),
@@ -163,6 +200,7 @@ impl Plugin for ReceiverPlugin {
             events: ev_rx,
             out: out_tx.clone(),
             link: Some(link),
+            security,
             pending_snapshot: None,
             load_generation: None,
             deltas: Vec::new(),
@@ -224,6 +262,58 @@ impl Plugin for ReceiverPlugin {
     }
 }
 
+impl ReceiverNet {
+    /// The master as the link reaches it (TLS with its pinned certificate, or plaintext),
+    /// once an address is known: for tools on this node (the view's ping).
+    pub fn master_endpoint(&self) -> Option<crate::client::Endpoint> {
+        let addr = self.master_addr?;
+        Some(crate::client::Endpoint {
+            addr,
+            transport: match &self.security {
+                crate::receiver::link::LinkSecurity::Plain => crate::client::Transport::Plain,
+                crate::receiver::link::LinkSecurity::Tls { pin, .. } => {
+                    crate::client::Transport::Tls(pin.get())
+                }
+            },
+        })
+    }
+
+    /// How this node trusts its master, for the operator: the pinned fingerprint and where it
+    /// comes from, none yet (first use), or plaintext.
+    pub fn trust_line(&self) -> String {
+        match &self.security {
+            crate::receiver::link::LinkSecurity::Plain => {
+                "PLAINTEXT (insecure): no TLS to the master".to_string()
+            }
+            crate::receiver::link::LinkSecurity::Tls { pin, .. } => match pin.get() {
+                None => {
+                    "TLS · no master certificate pinned yet (the first master to link is trusted)"
+                        .to_string()
+                }
+                Some(p) => format!(
+                    "TLS · master certificate SHA-256 {} pinned {}",
+                    p.fingerprint,
+                    match p.source {
+                        rockontrol_tls::PinSource::Config => "by the config",
+                        rockontrol_tls::PinSource::File(_) => "on first use (state directory)",
+                        _ => "on first use (this run)",
+                    }
+                ),
+            },
+        }
+    }
+
+    /// The master's certificate fingerprint this node pins, if any yet.
+    pub fn pinned_master(&self) -> Option<rockontrol_tls::Fingerprint> {
+        match &self.security {
+            crate::receiver::link::LinkSecurity::Plain => None,
+            crate::receiver::link::LinkSecurity::Tls { pin, .. } => {
+                pin.get().map(|p| p.fingerprint)
+            }
+        }
+    }
+}
+
 /// Takes the receiver's ends of its link before startup, so that no transport is started and
 /// the caller carries the link's events and messages itself (the in-memory test harness).
 /// `None` once the link has started (or was taken).
@@ -251,6 +341,11 @@ fn start_receiver_link(
     let Some(mut link) = net.link.take() else {
         return;
     };
+    if matches!(link.security, crate::receiver::link::LinkSecurity::Plain) {
+        warn!(
+            "insecure: plaintext to the master and to peers (no TLS): the key and every command cross the network in clear; for a closed lab network only"
+        );
+    }
     if let Some(rules) = rules {
         link.protocol_hash = rules.protocol_hash();
     }
@@ -328,6 +423,21 @@ fn receiver_receive(world: &mut World) {
             LinkEvent::Refused(reason) => {
                 error!("the master refused this node: {reason}");
                 emit_event(world, NodeEvent::Refused { reason });
+            }
+            LinkEvent::Pinned { fingerprint, file } => {
+                let tick = world.resource::<ShowClock>().next_tick;
+                world.resource_mut::<ReceiverNet>().remember(
+                    tick,
+                    format!("master certificate pinned on first use: {fingerprint}"),
+                );
+                emit_event(
+                    world,
+                    NodeEvent::MasterPinned {
+                        fingerprint: fingerprint.to_string(),
+                        first_use: true,
+                        file: file.map(|f| f.display().to_string()),
+                    },
+                );
             }
             LinkEvent::Disconnected(reason) => {
                 let tick = world.resource::<ShowClock>().next_tick;

@@ -108,6 +108,7 @@ pub fn master_app(show: &Show, setup: Setup, state_dir: Option<PathBuf>) -> App 
         },
         // No socket: the rig is the transport.
         listener: std::sync::Mutex::new(None),
+        tls: None,
     });
     load_show(master.world_mut(), show);
     master
