@@ -169,33 +169,10 @@ fn a_receiver_behind_a_frozen_partition_blacks_out_and_recovers_when_it_heals() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A TLS stream to the master, its certificate pinned (blocking, for tungstenite).
-type TlsStream =
-    rockontrol_tls::rustls::StreamOwned<rockontrol_tls::rustls::ClientConnection, TcpStream>;
-
 /// A plain WebSocket client (the tool path: `Authorization: Bearer`) over TLS pinned to the
 /// master's certificate, linked as `node-01`.
-fn tool_link(addr: SocketAddr) -> tungstenite::WebSocket<TlsStream> {
-    use tungstenite::client::IntoClientRequest;
-    let mut request = format!("wss://{addr}/api/ws")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {KEY}").parse().expect("header"),
-    );
-    let stream = TcpStream::connect(addr).expect("connect");
-    let pin = match support::node::endpoint(addr).transport {
-        rockontrol_net::client::Transport::Tls(pin) => pin,
-        rockontrol_net::client::Transport::Plain => panic!("the master serves TLS"),
-    };
-    let connection = rockontrol_tls::rustls::ClientConnection::new(
-        rockontrol_tls::client::client_config(pin),
-        "rockontrol".try_into().expect("a server name"),
-    )
-    .expect("a TLS client");
-    let stream = rockontrol_tls::rustls::StreamOwned::new(connection, stream);
-    let (mut ws, _) = tungstenite::client::client(request, stream).expect("handshake");
+fn tool_link(addr: SocketAddr) -> tungstenite::WebSocket<support::node::Wire> {
+    let (mut ws, _) = support::node::ws_link(addr, "/api/ws", Some(KEY)).expect("handshake");
     let hello = format!(
         r#"{{"v":1,"type":"hello","node_id":"node-01","role":"receiver","version":"0.1.0","protocol":1,"protocol_hash":"{}","capabilities":[],"universes":[1]}}"#,
         protocol::protocol_hash()

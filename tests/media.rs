@@ -1185,25 +1185,7 @@ fn go_gate_refuses_a_cue_until_its_clips_are_ready_where_they_play() {
     }
 
     // Each receiver's manifest is what its outputs play.
-    let ids = |node: &str| -> Option<Vec<String>> {
-        let (status, m) = rest(
-            addr,
-            "GET",
-            &format!("/api/media/manifest?node={node}"),
-            Some(KEY),
-            None,
-        );
-        (status == 200).then(|| {
-            m["clips"]
-                .as_array()
-                .map(|c| {
-                    c.iter()
-                        .filter_map(|c| c["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-    };
+    let ids = |node: &str| manifest_ids(addr, node);
     let start = Instant::now();
     let manifests = loop {
         let all: Vec<_> = ["media-1", "media-2", "dmx-1"]
@@ -1708,25 +1690,7 @@ fn a_commanded_clip_reaches_the_node_of_its_layer_and_plays_there() {
     )
     .expect("config");
     let receiver = Node::start("receiver", &cfg, None, &dir.join("media-1"));
-    let manifest = || -> Option<Vec<String>> {
-        let (status, m) = rest(
-            addr,
-            "GET",
-            "/api/media/manifest?node=media-1",
-            Some(KEY),
-            None,
-        );
-        (status == 200).then(|| {
-            m["clips"]
-                .as_array()
-                .map(|c| {
-                    c.iter()
-                        .filter_map(|c| c["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-    };
+    let manifest = || manifest_ids(addr, "media-1");
     let start = Instant::now();
     let before = loop {
         if let Some(m) = manifest() {
@@ -1782,4 +1746,25 @@ fn a_commanded_clip_reaches_the_node_of_its_layer_and_plays_there() {
     drop(receiver);
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The clip ids of `node`'s manifest on the master at `addr` (none while it answers no 200).
+fn manifest_ids(addr: SocketAddr, node: &str) -> Option<Vec<String>> {
+    let (status, m) = rest(
+        addr,
+        "GET",
+        &format!("/api/media/manifest?node={node}"),
+        Some(KEY),
+        None,
+    );
+    (status == 200).then(|| {
+        m["clips"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|c| c["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }

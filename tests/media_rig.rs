@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rockontrol_media::testclip::{Codec, read_png_frame, write_test_clip};
 use rockontrol_show::FrameRate;
 use serde_json::{Value, json};
-use support::node::{BIN, KEY, Node, Wire, node_status, rest, temp_dir};
+use support::node::{BIN, KEY, Node, Wire, node_status, rest, temp_dir, ws_link};
 use support::skip;
 
 const S: u64 = 1_000_000_000;
@@ -447,20 +447,11 @@ fn media_commands_play_the_same_frame_on_two_receivers_across_late_join_pause_an
 
 /// A tool's link to `GET /api/control` with the control key (reads time out after 20 s).
 fn control_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<Wire> {
-    use tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{addr}/api/control")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("header"),
-    );
-    let stream = Wire::connect(addr);
-    stream
+    let (ws, _) = ws_link(addr, "/api/control", Some(key)).expect("upgrade");
+    ws.get_ref()
         .tcp()
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
-    let (ws, _) = tungstenite::client::client(request, stream).expect("upgrade");
     ws
 }
 

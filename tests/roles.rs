@@ -15,7 +15,7 @@ use rockontrol_net::events::NodeEvent;
 use rockontrol_net::handshake::key_id;
 use rockontrol_net::protocol;
 use support::node::{
-    BIN, KEY, Node, Wire, free_port, master_addr, master_config, receiver_config, rest, temp_dir,
+    BIN, KEY, Node, Wire, free_port, ws_link, master_addr, master_config, receiver_config, rest, temp_dir,
 };
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/shows/demo.ron");
@@ -72,18 +72,7 @@ fn start_master(dir: &Path, state: &Path) -> (Node, SocketAddr, u16) {
 /// The WebSocket upgrade of `path` (`/api/ws`, `/api/control`) with `key`: the HTTP status
 /// and the refusal's body.
 fn ws_upgrade(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, serde_json::Value) {
-    use tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{addr}{path}")
-        .into_client_request()
-        .expect("request");
-    if let Some(key) = key {
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {key}").parse().expect("header"),
-        );
-    }
-    let stream = Wire::connect(addr);
-    match tungstenite::client::client(request, stream) {
+    match ws_link(addr, path, key) {
         Ok((_ws, response)) => (response.status().as_u16(), serde_json::Value::Null),
         Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
             let body = response
@@ -514,20 +503,11 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
 
 /// A WebSocket link with `key` (the tool path), linked as `node-02`, read with a timeout.
 fn tool_link(addr: SocketAddr, key: &str) -> tungstenite::WebSocket<Wire> {
-    use tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{addr}/api/ws")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("header"),
-    );
-    let stream = Wire::connect(addr);
-    stream
+    let (mut ws, _) = ws_link(addr, "/api/ws", Some(key)).expect("handshake");
+    ws.get_ref()
         .tcp()
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
-    let (mut ws, _) = tungstenite::client::client(request, stream).expect("handshake");
     let hello = format!(
         r#"{{"v":1,"type":"hello","node_id":"node-02","role":"receiver","version":"0.1.0","protocol":1,"protocol_hash":"{}","capabilities":["dmx_output"],"universes":[2]}}"#,
         protocol::protocol_hash()

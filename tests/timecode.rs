@@ -833,7 +833,6 @@ fn the_show_clock_chases_ola_timecode() {
 /// sync message.
 #[test]
 fn a_receiver_reports_the_masters_timecode_and_beat() {
-    use rockontrol_net::config::seed;
     use support::node::{KEY, Node, free_port, master_addr, node_status, wait_state};
     let dir = temp_dir("tc-nodes");
     let port = free_port();
@@ -841,11 +840,7 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
     let master_cfg = dir.join("master.json");
     std::fs::write(
         &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
-  "broadcast_enabled": false,
-  "managed_nodes": [{{"node_id": "node-01", "ip": "127.0.0.1", "universe_map": [1], "role": "dmx_output"}}]}}"#
-        ),
+        support::node::master_config(port, 1),
     )
     .expect("master config");
     let master = Node::start(
@@ -856,14 +851,7 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
     );
     let addr = master_addr(&master);
     let cfg = dir.join("node-01.json");
-    let text = seed::RECEIVER
-        .replace("192.168.1.100", "127.0.0.1")
-        .replace("9000", &port.to_string())
-        .replace("[1, 2]", "[1]")
-        .replace(
-            "\"auto_discover\": true",
-            "\"auto_discover\": false, \"broadcast_enabled\": false, \"dmx_destination\": \"127.0.0.1:9\"",
-        );
+    let text = seed_receiver(port, "");
     std::fs::write(&cfg, text).expect("config");
     let mut cmd = Command::new(BIN);
     cmd.args(["receiver", "--headless", "--duration", "60", "--config"])
@@ -1205,7 +1193,6 @@ fn mtc_labels(fifo: PathBuf, how_long: Duration) -> std::thread::JoinHandle<Vec<
 /// `out`) and the receiver write MTC to a FIFO; the same label leaves both within one frame.
 #[test]
 fn a_receiver_sends_mtc_of_the_masters_show_clock() {
-    use rockontrol_net::config::seed;
     use support::node::{KEY, Node, free_port, master_addr, wait_state};
     let dir = temp_dir("tc-rx-out");
     std::fs::create_dir_all(&dir).expect("dir");
@@ -1233,11 +1220,7 @@ fn a_receiver_sends_mtc_of_the_masters_show_clock() {
     let master_cfg = dir.join("master.json");
     std::fs::write(
         &master_cfg,
-        format!(
-            r#"{{"role": "master", "node_id": "master-01", "listen_port": {port}, "bind": "127.0.0.1",
-  "broadcast_enabled": false,
-  "managed_nodes": [{{"node_id": "node-01", "ip": "127.0.0.1", "universe_map": [1], "role": "dmx_output"}}]}}"#
-        ),
+        support::node::master_config(port, 1),
     )
     .expect("master config");
     let master_reader = mtc_labels(master_fifo, Duration::from_secs(40));
@@ -1249,17 +1232,10 @@ fn a_receiver_sends_mtc_of_the_masters_show_clock() {
     );
     let addr = master_addr(&master);
     let cfg = dir.join("node-01.json");
-    let text = seed::RECEIVER
-        .replace("192.168.1.100", "127.0.0.1")
-        .replace("9000", &port.to_string())
-        .replace("[1, 2]", "[1]")
-        .replace(
-            "\"auto_discover\": true",
-            &format!(
-                r#""auto_discover": false, "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9", "timecode_out": [{{"Mtc": "{}"}}]"#,
-                rx_fifo.display()
-            ),
-        );
+    let text = seed_receiver(
+        port,
+        &format!(r#", "timecode_out": [{{"Mtc": "{}"}}]"#, rx_fifo.display()),
+    );
     std::fs::write(&cfg, text).expect("config");
     let mut cmd = Command::new(BIN);
     cmd.args(["receiver", "--headless", "--duration", "60", "--config"])
@@ -1305,4 +1281,19 @@ fn a_receiver_sends_mtc_of_the_masters_show_clock() {
         worst < 33_333,
         "the receiver's labels leave within one frame of the master's: worst {worst} µs"
     );
+}
+
+/// The seed's receiver config as node-01 on universe 1, linking to the master on `port` at
+/// loopback, its sACN to a discard port, with `extra` JSON fields.
+fn seed_receiver(port: u16, extra: &str) -> String {
+    rockontrol_net::config::seed::RECEIVER
+        .replace("192.168.1.100", "127.0.0.1")
+        .replace("9000", &port.to_string())
+        .replace("[1, 2]", "[1]")
+        .replace(
+            "\"auto_discover\": true",
+            &format!(
+                r#""auto_discover": false, "broadcast_enabled": false, "dmx_destination": "127.0.0.1:9"{extra}"#
+            ),
+        )
 }

@@ -680,3 +680,31 @@ impl std::io::Write for Wire {
         }
     }
 }
+
+/// A WebSocket to `path` (`/api/ws`, `/api/control`) on the master at `addr` over a [`Wire`]
+/// (TLS pinned, or plaintext for an `insecure` master), with `Authorization: Bearer key`
+/// when given: the socket and the upgrade's answer, or the refusal.
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is tungstenite's, with the HTTP answer in it"
+)]
+pub fn ws_link(
+    addr: SocketAddr,
+    path: &str,
+    key: Option<&str>,
+) -> Result<
+    (tungstenite::WebSocket<Wire>, tungstenite::handshake::client::Response),
+    tungstenite::HandshakeError<tungstenite::ClientHandshake<Wire>>,
+> {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}{path}")
+        .into_client_request()
+        .expect("request");
+    if let Some(key) = key {
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {key}").parse().expect("header"),
+        );
+    }
+    tungstenite::client::client(request, Wire::connect(addr))
+}

@@ -7,7 +7,6 @@
 //! whole (a temporary file, fsynced, renamed over the old one), so a crash leaves the old
 //! list or the new one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -75,21 +74,10 @@ pub fn load(state_dir: &Path) -> Result<Vec<Adoption>, AdoptionsError> {
 /// Writes `adoptions` to `state_dir` durably (temporary file, fsync, rename).
 pub fn save(state_dir: &Path, adoptions: &[Adoption]) -> Result<(), AdoptionsError> {
     let path = state_dir.join(FILE);
-    let tmp = state_dir.join(format!("{FILE}.tmp"));
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(state_dir)?;
-        let text = serde_json::to_string_pretty(adoptions).map_err(std::io::Error::other)?;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(dir) = std::fs::File::open(state_dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|source| AdoptionsError::Write { path, source })
+    let written = serde_json::to_string_pretty(adoptions)
+        .map_err(std::io::Error::other)
+        .and_then(|text| crate::durable::replace(&path, format!("{text}\n").as_bytes(), false));
+    written.map_err(|source| AdoptionsError::Write { path, source })
 }
 
 #[cfg(test)]

@@ -287,23 +287,12 @@ impl Writer {
 
     /// Rewrites the log with the last `keep` ids (temp file, fsync, rename, fsync the dir).
     fn compact(&mut self) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("tmp");
         let mut text = String::new();
         for id in &self.recent {
             text.push_str(id);
             text.push('\n');
         }
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = File::open(dir)
-        {
-            d.sync_all()?;
-        }
+        crate::durable::replace(&self.path, text.as_bytes(), false)?;
         self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
         self.lines = self.recent.len();
         tracing::debug!("executed-id log compacted to the last {} ids", self.lines);

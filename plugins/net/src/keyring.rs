@@ -16,7 +16,6 @@
 //! request or within a quarter second ([`KeyRing::refresh`]) and tells open connections
 //! ([`KeyRing::subscribe`]), which close when their key is gone.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -117,26 +116,10 @@ impl KeysFile {
     /// never reads half of it.
     pub fn save(&self, state_dir: &Path) -> Result<(), KeysError> {
         let path = state_dir.join(FILE);
-        let tmp = state_dir.join(format!("{FILE}.tmp"));
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(state_dir)?;
-            let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-            let mut file = std::fs::File::create(&tmp)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            }
-            file.write_all(text.as_bytes())?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            if let Ok(dir) = std::fs::File::open(state_dir) {
-                let _ = dir.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|source| KeysError::Write { path, source })
+        let written = serde_json::to_string_pretty(self)
+            .map_err(std::io::Error::other)
+            .and_then(|text| crate::durable::replace(&path, format!("{text}\n").as_bytes(), true));
+        written.map_err(|source| KeysError::Write { path, source })
     }
 
     /// Adds `key` (only its hash is kept) as `name` with `role` and `limits`.

@@ -57,6 +57,7 @@ pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod doctor;
+pub mod durable;
 pub mod events;
 pub mod executed;
 pub mod handshake;

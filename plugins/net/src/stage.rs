@@ -143,24 +143,8 @@ pub fn load(path: &Path) -> Result<Option<StageRecord>, StageError> {
 
 /// Writes `record` to `path` atomically (temp file, fsync, rename, fsync the directory).
 pub fn save(path: &Path, record: &StageRecord) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let text = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&text)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::durable::replace(path, &text, false)
 }
 
 /// Saves stage records on a thread of its own (see the module docs).

@@ -182,16 +182,7 @@ impl TimecodeConfig {
             .iter()
             .map(|c| c.command.clone())
             .collect();
-        if let Some(tempo) = tempo {
-            for beat in tempo.beats_in(after, upto) {
-                for f in self.follows.iter().filter(|f| beat % f.every == 0) {
-                    due.push(Command::Go {
-                        playback: f.playback.clone(),
-                        fade: None,
-                    });
-                }
-            }
-        }
+        self.beat_follows(tempo, after, upto, &mut due);
         due
     }
 
@@ -217,17 +208,27 @@ impl TimecodeConfig {
         let jumped = passed(from, before.max(from)).map(|c| (c, true));
         let now = passed(before.max(from), upto).map(|c| (c, false));
         let mut due = jumped_over(jumped.chain(now));
-        if let Some(tempo) = tempo {
-            for beat in tempo.beats_in(Some(before.max(from)), upto) {
-                for f in self.follows.iter().filter(|f| beat % f.every == 0) {
-                    due.push(Command::Go {
-                        playback: f.playback.clone(),
-                        fade: None,
-                    });
-                }
+        self.beat_follows(tempo, Some(before.max(from)), upto, &mut due);
+        due
+    }
+
+    /// The GOs of the beat follows for the beats of `(after, upto]`.
+    fn beat_follows(
+        &self,
+        tempo: Option<&Tempo>,
+        after: Option<u64>,
+        upto: u64,
+        due: &mut Vec<Command>,
+    ) {
+        let Some(tempo) = tempo else { return };
+        for beat in tempo.beats_in(after, upto) {
+            for f in self.follows.iter().filter(|f| beat % f.every == 0) {
+                due.push(Command::Go {
+                    playback: f.playback.clone(),
+                    fade: None,
+                });
             }
         }
-        due
     }
 }
 
