@@ -194,7 +194,7 @@ fn an_idle_master_sends_every_linked_node_a_frame_every_second() {
     let addr = master_addr(&master);
     let mut ws = tool_link(addr);
     ws.get_ref()
-        .sock
+        .tcp()
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let heartbeat = r#"{"v":1,"type":"heartbeat","status":"online","metrics":{}}"#;

@@ -1750,7 +1750,7 @@ fn a_commanded_clip_reaches_the_node_of_its_layer_and_plays_there() {
 
 /// The clip ids of `node`'s manifest on the master at `addr` (none while it answers no 200).
 fn manifest_ids(addr: SocketAddr, node: &str) -> Option<Vec<String>> {
-    let (status, m) = rest(
+    let (status, m) = support::node::rest(
         addr,
         "GET",
         &format!("/api/media/manifest?node={node}"),

@@ -15,7 +15,8 @@ use rockontrol_net::events::NodeEvent;
 use rockontrol_net::handshake::key_id;
 use rockontrol_net::protocol;
 use support::node::{
-    BIN, KEY, Node, Wire, free_port, ws_link, master_addr, master_config, receiver_config, rest, temp_dir,
+    BIN, KEY, Node, Wire, free_port, master_addr, master_config, receiver_config, rest, temp_dir,
+    ws_link,
 };
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/shows/demo.ron");

@@ -838,11 +838,7 @@ fn a_receiver_reports_the_masters_timecode_and_beat() {
     let port = free_port();
     let show = write_show(&dir, r#"(start: "10:00:00:00", tempo: (bpm: 120.0))"#);
     let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        support::node::master_config(port, 1),
-    )
-    .expect("master config");
+    std::fs::write(&master_cfg, support::node::master_config(port, 1)).expect("master config");
     let master = Node::start(
         "master",
         &master_cfg,
@@ -1218,11 +1214,7 @@ fn a_receiver_sends_mtc_of_the_masters_show_clock() {
         ),
     );
     let master_cfg = dir.join("master.json");
-    std::fs::write(
-        &master_cfg,
-        support::node::master_config(port, 1),
-    )
-    .expect("master config");
+    std::fs::write(&master_cfg, support::node::master_config(port, 1)).expect("master config");
     let master_reader = mtc_labels(master_fifo, Duration::from_secs(40));
     let master = Node::start(
         "master",

@@ -693,7 +693,10 @@ pub fn ws_link(
     path: &str,
     key: Option<&str>,
 ) -> Result<
-    (tungstenite::WebSocket<Wire>, tungstenite::handshake::client::Response),
+    (
+        tungstenite::WebSocket<Wire>,
+        tungstenite::handshake::client::Response,
+    ),
     tungstenite::HandshakeError<tungstenite::ClientHandshake<Wire>>,
 > {
     use tungstenite::client::IntoClientRequest;
