@@ -70,11 +70,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Throughput of `media fetch` against curl, from one `media serve`.
+/// Throughput of `media fetch` against curl, from one `media serve`, both in plaintext
+/// (`--insecure`): what is compared is the fetcher (hashing, fsync), not TLS.
 fn throughput(dir: &Path, library: &Path, show: &Path, id: &str, bytes: u64) {
     let log = std::fs::File::create(dir.join("serve.log")).expect("log");
     let mut serve = Command::new(BIN)
-        .args(["media", "serve", "--library"])
+        .args(["media", "serve", "--insecure", "--library"])
         .arg(library)
         .arg("--show")
         .arg(show)
@@ -123,7 +124,7 @@ fn throughput(dir: &Path, library: &Path, show: &Path, id: &str, bytes: u64) {
                 "media", "fetch", "--master", &addr, "--node", "bench", "--dir",
             ])
             .arg(&store)
-            .args(["--mbit", "0", "--until-ready"])
+            .args(["--mbit", "0", "--until-ready", "--insecure"])
             .env("ROCKONTROL_API_KEY", KEY)
             .output()
             .expect("media fetch");

@@ -71,7 +71,8 @@ pub enum MediaCommand {
         library: LibraryArg,
     },
     /// Serve the library's media endpoints alone (a master serves them on its own port).
-    /// Keys: $ROCKONTROL_API_KEY is the control key (required).
+    /// Keys: $ROCKONTROL_API_KEY is the control key (required). TLS with the certificate of
+    /// the state directory (generated there if absent; its fingerprint is printed).
     Serve {
         /// The show whose clips are sent.
         #[arg(long)]
@@ -83,6 +84,8 @@ pub enum MediaCommand {
         plays: Vec<String>,
         #[command(flatten)]
         library: LibraryArg,
+        #[command(flatten)]
+        tls: ServeTls,
     },
     /// Fetch this node's clips from a master into a store (what a receiver does).
     Fetch {
@@ -103,7 +106,70 @@ pub enum MediaCommand {
         /// Exit once every clip of the manifest is ready.
         #[arg(long)]
         until_ready: bool,
+        #[command(flatten)]
+        tls: FetchTls,
     },
+}
+
+/// How `media serve` serves: TLS (default) or plaintext.
+#[derive(clap::Args, Debug)]
+pub struct ServeTls {
+    /// Where the server's certificate is kept (`tls-cert.pem`, `tls-key.pem`; default the
+    /// state directory, $ROCKONTROL_STATE_DIR).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Plaintext (no TLS): closed lab networks only.
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// How `media fetch` trusts the server: a pinned fingerprint, or plaintext.
+#[derive(clap::Args, Debug)]
+pub struct FetchTls {
+    /// The SHA-256 fingerprint of the server's certificate (as `media serve` or the master
+    /// prints it at start). Without it: the certificate in `--state-dir`, for a fetch on the
+    /// server's own machine.
+    #[arg(long)]
+    fingerprint: Option<rockontrol_tls::Fingerprint>,
+    /// The server's state directory (its `tls-cert.pem` pins the fetch).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Plaintext, for a server running with `--insecure`.
+    #[arg(long, conflicts_with = "fingerprint")]
+    insecure: bool,
+}
+
+impl FetchTls {
+    /// The pin to fetch with (`None`: plaintext).
+    fn pin(&self) -> anyhow::Result<Option<rockontrol_tls::PinSlot>> {
+        use rockontrol_tls::{Pin, PinSlot, PinSource};
+        if let Some(fingerprint) = self.fingerprint {
+            return Ok(Some(PinSlot::new(Some(Pin {
+                fingerprint,
+                source: PinSource::Option,
+            }))));
+        }
+        if self.insecure {
+            return Ok(None);
+        }
+        let dir = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(rockontrol_dmx::cid::state_dir);
+        let cert = dir.join(rockontrol_tls::identity::CERT_FILE);
+        let fingerprint =
+            rockontrol_tls::identity::fingerprint_of_pem_file(&cert).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}: give the server's certificate fingerprint (printed at its start) with \
+                 --fingerprint, its state directory with --state-dir, or --insecure for a \
+                 plaintext server"
+                )
+            })?;
+        Ok(Some(PinSlot::new(Some(Pin {
+            fingerprint,
+            source: PinSource::MasterState(cert),
+        }))))
+    }
 }
 
 fn library_dir(arg: &LibraryArg) -> PathBuf {
@@ -220,7 +286,8 @@ pub fn run(command: MediaCommand) -> anyhow::Result<ExitCode> {
             listen,
             plays,
             library,
-        } => serve(open(&library)?, &show, listen, &plays),
+            tls,
+        } => serve(open(&library)?, &show, listen, &plays, &tls),
         MediaCommand::Fetch {
             master,
             node,
@@ -228,7 +295,8 @@ pub fn run(command: MediaCommand) -> anyhow::Result<ExitCode> {
             parallel,
             mbit,
             until_ready,
-        } => fetch(master, node, &dir, parallel, mbit, until_ready),
+            tls,
+        } => fetch(master, node, &dir, parallel, mbit, until_ready, &tls),
     }
 }
 
@@ -370,6 +438,7 @@ fn serve(
     show: &Path,
     listen: SocketAddr,
     plays: &[String],
+    tls: &ServeTls,
 ) -> anyhow::Result<ExitCode> {
     let Some(show) = crate::load_or_report(show)? else {
         return Ok(ExitCode::FAILURE);
@@ -419,21 +488,37 @@ fn serve(
         Box::new(manifests),
         Box::new(|| serde_json::json!({ "nodes": {} })),
     ));
+    let dir = tls
+        .state_dir
+        .clone()
+        .unwrap_or_else(rockontrol_dmx::cid::state_dir);
+    let identity = crate::node_cli::server_identity(tls.insecure, &dir, None, "media-server")?
+        .map(|i| i.acceptor());
+    let scheme = if identity.is_some() { "https" } else { "http" };
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         println!(
-            "media server listening on http://{}",
+            "media server listening on {scheme}://{}",
             listener.local_addr()?
         );
-        axum::serve(listener, rockontrol_library::router(server))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("media server")
+        // Bounded like a receiver's peer server (connections, slow heads, TLS handshakes).
+        let served = rockontrol_net::bounded::serve_bounded(
+            listener,
+            rockontrol_library::router(server),
+            rockontrol_net::master::limits::Policy::new(
+                rockontrol_net::media::PEER_SERVE_CONNECTIONS,
+            ),
+            rockontrol_net::master::server::HEADER_READ_TIMEOUT,
+            "media server",
+            identity,
+        );
+        tokio::select! {
+            r = served => r.context("media server"),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -445,7 +530,9 @@ fn fetch(
     parallel: usize,
     mbit: f64,
     until_ready: bool,
+    tls: &FetchTls,
 ) -> anyhow::Result<ExitCode> {
+    let pin = tls.pin()?;
     let store = Store::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
     let fetcher = Fetcher::new(
         store,
@@ -455,12 +542,16 @@ fn fetch(
             node_id: node,
             parallel,
             mbit: (mbit > 0.0).then_some(mbit),
-            // The standalone fetcher talks to the standalone `media serve` (plaintext).
-            tls: None,
+            tls: pin,
         },
     );
     let report = fetcher.report();
     let rt = runtime()?;
+    // A tool fails at once when the server cannot be reached or trusted (a receiver's fetcher
+    // retries instead): the first manifest says which.
+    if let Err(e) = rt.block_on(fetcher.manifest()) {
+        bail!("{e}");
+    }
     let bar = bytes_bar(0, "media");
     let progress = {
         let bar = bar.clone();

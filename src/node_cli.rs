@@ -197,7 +197,7 @@ fn load_optional_show(path: Option<&Path>, fallback_name: &str) -> anyhow::Resul
 
 /// The node's TLS certificate: the configured files, else the one kept in (or generated
 /// into) its state directory, fingerprint printed; `None` with `insecure` (warned about).
-fn server_identity(
+pub(crate) fn server_identity(
     insecure: bool,
     state_dir: &Path,
     files: Option<(&Path, &Path)>,

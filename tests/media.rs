@@ -213,8 +213,10 @@ impl Drop for Proc {
     }
 }
 
-/// `rockontrol media serve` for `show` from `library`; returns it and its address.
+/// `rockontrol media serve` for `show` from `library` (TLS with a certificate generated beside
+/// `log`, unless `extra` says `--insecure`); returns it and its address.
 fn serve(library: &Path, show: &Path, extra: &[&str], log: PathBuf) -> (Proc, SocketAddr) {
+    let state = log.with_extension("state");
     let mut args = vec![
         "media",
         "serve",
@@ -222,16 +224,27 @@ fn serve(library: &Path, show: &Path, extra: &[&str], log: PathBuf) -> (Proc, So
         library.to_str().expect("utf-8"),
         "--show",
         show.to_str().expect("utf-8"),
+        "--state-dir",
+        state.to_str().expect("utf-8"),
     ];
     args.extend_from_slice(extra);
     let server = Proc::start(&args, log);
-    let line = server.wait_log("listening on http://", Duration::from_secs(30));
+    let line = server.wait_log("media server listening on ", Duration::from_secs(30));
     let addr = line
-        .rsplit("http://")
+        .rsplit("://")
         .next()
         .and_then(|a| a.trim().parse().ok())
         .expect("address");
     (server, addr)
+}
+
+/// The certificate fingerprint a TLS `media serve` printed.
+fn fingerprint_of(server: &Proc) -> String {
+    let line = server.wait_log("SHA-256 fingerprint", Duration::from_secs(10));
+    line.split_whitespace()
+        .last()
+        .expect("a fingerprint")
+        .to_string()
 }
 
 fn curl(args: &[&str]) -> (String, Vec<u8>) {
@@ -499,7 +512,7 @@ fn objects_serve_ranges_if_range_and_clear_errors_to_curl() {
     let id = add(&library, &clip);
     let bytes = std::fs::read(&clip).expect("clip");
     let show = show_with_clips(&dir, &[("c", &id)]);
-    let (_server, addr) = serve(&library, &show, &[], dir.join("server.log"));
+    let (_server, addr) = serve(&library, &show, &["--insecure"], dir.join("server.log"));
     let url = format!("http://{addr}/api/media/objects/{id}");
     let auth = format!("Authorization: Bearer {KEY}");
     let etag = format!("\"{id}\"");
@@ -621,7 +634,7 @@ fn uploads_resume_refuse_truncation_bad_hashes_and_read_only_keys() {
     let id = blake3_hex(&clip);
     let n = bytes.len();
     let show = show_with_clips(&dir, &[("u", &id)]);
-    let (_server, addr) = serve(&library, &show, &[], dir.join("server.log"));
+    let (_server, addr) = serve(&library, &show, &["--insecure"], dir.join("server.log"));
     let path = format!("/api/media/objects/{id}");
     let url = format!("http://{addr}{path}");
     let auth = format!("Authorization: Bearer {KEY}");
@@ -754,7 +767,15 @@ fn uploads_resume_refuse_truncation_bad_hashes_and_read_only_keys() {
     assert!(!library.join("objects").join(&other).exists());
 }
 
-fn fetch_args<'a>(addr: &'a str, dir: &'a str, node: &'a str, mbit: &'a str) -> Vec<&'a str> {
+/// `media fetch` of `node`'s clips into `dir`, capped at `mbit`, the server pinned to
+/// `fingerprint`.
+fn fetch_args<'a>(
+    addr: &'a str,
+    dir: &'a str,
+    node: &'a str,
+    mbit: &'a str,
+    fingerprint: &'a str,
+) -> Vec<&'a str> {
     vec![
         "media",
         "fetch",
@@ -767,6 +788,8 @@ fn fetch_args<'a>(addr: &'a str, dir: &'a str, node: &'a str, mbit: &'a str) -> 
         "--mbit",
         mbit,
         "--until-ready",
+        "--fingerprint",
+        fingerprint,
     ]
 }
 
@@ -788,18 +811,72 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
         "the big clip is over 200 MB: {big_len}"
     );
     let show = show_with_clips(&dir, &[("big", &big_id), ("small", &small_id)]);
-    let (_server, addr) = serve(
+    let (server, addr) = serve(
         &library,
         &show,
         &["--plays", "dmx=", "--plays", "small-only=small"],
         dir.join("server.log"),
     );
     let addr = addr.to_string();
+    // TLS by default: the fetcher pins the server's certificate; another fingerprint, or a
+    // plaintext fetcher, gets nothing and says why.
+    let fp = fingerprint_of(&server);
+    let wrong = format!(
+        "{}{}",
+        if fp.starts_with("00") { "11" } else { "00" },
+        &fp[2..]
+    );
+    let cache = dir.join("wrong-pin");
+    let mut p = Proc::start(
+        &fetch_args(
+            &addr,
+            cache.to_str().expect("utf-8"),
+            "small-only",
+            "0",
+            &wrong,
+        ),
+        dir.join("wrong-pin.log"),
+    );
+    assert!(
+        !p.wait_exit(Duration::from_secs(60)).success(),
+        "{}",
+        p.log()
+    );
+    assert!(
+        p.log().contains(&fp) && p.log().contains(&wrong),
+        "the refusal names both fingerprints: {}",
+        p.log()
+    );
+    let mut args = fetch_args(
+        &addr,
+        cache.to_str().expect("utf-8"),
+        "small-only",
+        "0",
+        &fp,
+    );
+    args.truncate(args.len() - 2);
+    args.push("--insecure");
+    let mut p = Proc::start(&args, dir.join("plain.log"));
+    assert!(
+        !p.wait_exit(Duration::from_secs(60)).success(),
+        "{}",
+        p.log()
+    );
+    assert!(
+        std::fs::read_dir(cache.join("objects")).map_or(0, |d| d.count()) == 0,
+        "nothing fetched without the pin"
+    );
 
     // Each node gets exactly its manifest.
     let cache = dir.join("small-only");
     let mut p = Proc::start(
-        &fetch_args(&addr, cache.to_str().expect("utf-8"), "small-only", "0"),
+        &fetch_args(
+            &addr,
+            cache.to_str().expect("utf-8"),
+            "small-only",
+            "0",
+            &fp,
+        ),
         dir.join("small-only.log"),
     );
     assert!(
@@ -814,7 +891,7 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
     );
     let cache = dir.join("dmx");
     let mut p = Proc::start(
-        &fetch_args(&addr, cache.to_str().expect("utf-8"), "dmx", "0"),
+        &fetch_args(&addr, cache.to_str().expect("utf-8"), "dmx", "0", &fp),
         dir.join("dmx.log"),
     );
     assert!(
@@ -832,7 +909,7 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
     let cache_s = cache.to_str().expect("utf-8").to_string();
     let part = cache.join("tmp").join(format!("{big_id}.part"));
     let mut p = Proc::start(
-        &fetch_args(&addr, &cache_s, "media1", "400"),
+        &fetch_args(&addr, &cache_s, "media1", "400", &fp),
         dir.join("m1-a.log"),
     );
     let start = Instant::now();
@@ -855,7 +932,7 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
     );
 
     let mut p = Proc::start(
-        &fetch_args(&addr, &cache_s, "media1", "400"),
+        &fetch_args(&addr, &cache_s, "media1", "400", &fp),
         dir.join("m1-b.log"),
     );
     assert!(
@@ -895,7 +972,7 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
     bytes[1000] ^= 0xff;
     std::fs::write(cache.join("objects").join(&small_id), &bytes).expect("corrupt");
     let mut p = Proc::start(
-        &fetch_args(&addr, &cache_s, "media1", "0"),
+        &fetch_args(&addr, &cache_s, "media1", "0", &fp),
         dir.join("m1-c.log"),
     );
     assert!(
@@ -917,7 +994,7 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
     // The cap: 200 Mbit/s over the big clip, within ±10 %.
     let cache = dir.join("media2");
     let mut p = Proc::start(
-        &fetch_args(&addr, cache.to_str().expect("utf-8"), "media2", "200"),
+        &fetch_args(&addr, cache.to_str().expect("utf-8"), "media2", "200", &fp),
         dir.join("m2.log"),
     );
     assert!(
