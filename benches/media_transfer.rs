@@ -10,7 +10,8 @@
 //!    from the same `rockontrol media serve`, in the same run; the ratio.
 //! 2. DMX lateness: a receiver outputs a universe (sACN to a local listener) while it fetches
 //!    the clip at full speed, then idle; p50/p99/max of the lateness of each packet against
-//!    the tick period (interval − period), in both windows.
+//!    the tick period (interval − period), in both windows. Again with the receivers' default
+//!    transfer cap (300 Mbit/s).
 //! 3. Fan-out: the clip to N receivers, every node's port capped (a gigabit port each);
 //!    without peer assist, then with it (`media_serve` on every receiver); time until every
 //!    receiver reports it ready, and how many copies the master sent. Twice: a cold start
@@ -169,14 +170,15 @@ fn master_config(dir: &Path, port: u16, cap: Option<u64>) -> PathBuf {
     path
 }
 
-fn receiver_config(dir: &Path, node: &str, port: u16, extra: &str) -> PathBuf {
+/// A media receiver's config, its transfers capped at `mbit` (0: none).
+fn receiver_config(dir: &Path, node: &str, port: u16, mbit: u32, extra: &str) -> PathBuf {
     let path = dir.join(format!("{node}.json"));
     std::fs::write(
         &path,
         format!(
             r#"{{"role": "receiver", "node_id": "{node}", "master_ip": "127.0.0.1", "master_port": {port},
   "capabilities": ["media_playback", "dmx_output"], "auto_discover": false,
-  "broadcast_enabled": false, "media_bandwidth_mbit": 0{extra}}}"#
+  "broadcast_enabled": false, "media_bandwidth_mbit": {mbit}{extra}}}"#
         ),
     )
     .expect("receiver config");
@@ -202,8 +204,8 @@ fn wait_ready(addr: std::net::SocketAddr, nodes: &[String], limit: Duration) -> 
     }
 }
 
-/// DMX lateness on a receiver during a full-speed fetch, then idle.
-fn dmx_lateness(dir: &Path, show: &Path, state: &Path) {
+/// DMX lateness on a receiver during a fetch capped at `mbit` (0: full speed), then idle.
+fn dmx_lateness(dir: &Path, show: &Path, state: &Path, mbit: u32) {
     let listener = Listener::start_for(Duration::from_secs(600));
     let port = free_port();
     let master = Node::start_for(
@@ -218,6 +220,7 @@ fn dmx_lateness(dir: &Path, show: &Path, state: &Path) {
         dir,
         "dmx-media",
         port,
+        mbit,
         &format!(
             r#", "local_universes": [1], "dmx_destination": "127.0.0.1:{}""#,
             listener.port
@@ -256,7 +259,12 @@ fn dmx_lateness(dir: &Path, show: &Path, state: &Path) {
         "## DMX output lateness (interval − median interval {:.1} ms, in ms), one receiver",
         period * 1e3
     );
-    for (name, l) in [("during a full-speed fetch", &busy), ("idle", &idle)] {
+    let during = if mbit == 0 {
+        "during a full-speed fetch".to_string()
+    } else {
+        format!("during a fetch at {mbit} Mbit/s (the default cap)")
+    };
+    for (name, l) in [(during.as_str(), &busy), ("idle", &idle)] {
         println!(
             "{name}: {} packets · p50 {:.3} · p99 {:.3} · max {:.3}",
             l.len(),
@@ -315,7 +323,7 @@ fn fan_out(
         names
             .iter()
             .map(|name| {
-                let cfg = receiver_config(dir, name, port, &extra);
+                let cfg = receiver_config(dir, name, port, 0, &extra);
                 Node::start_for("receiver", &cfg, None, &dir.join(name), 900)
             })
             .collect()
@@ -368,8 +376,10 @@ fn main() {
     .expect("show");
 
     throughput(&dir, &library, &show, &id, bytes);
-    dmx_lateness(&dir, &show, &state);
-    let _ = std::fs::remove_dir_all(dir.join("dmx-media"));
+    for mbit in [0, rockontrol_library::fetch::DEFAULT_MBIT as u32] {
+        dmx_lateness(&dir, &show, &state, mbit);
+        let _ = std::fs::remove_dir_all(dir.join("dmx-media"));
+    }
     for staged in [false, true] {
         if staged {
             println!(
