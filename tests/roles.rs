@@ -625,6 +625,10 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
         !listed.contains(KEY),
         "the link key is never listed: {listed}"
     );
+    assert!(
+        clock_answers(addr, KEY, 1),
+        "the master answers clock pings signed with the link key"
+    );
     keys(&state, &["revoke", &key_id(KEY)]);
     let start = Instant::now();
     while state_of(addr, &viewer, "node-01") != "offline" {
@@ -654,6 +658,10 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
     assert_eq!(state_of(addr, &viewer, "node-01"), "offline", "stays out");
     let (status, _) = rest(addr, "GET", "/api/nodes", Some(KEY), None);
     assert_eq!(status, 401, "the link key is refused on the API too");
+    assert!(
+        !clock_answers(addr, KEY, 2),
+        "and its clock pings are answered no more"
+    );
 
     let (_, page) = rest(addr, "GET", "/api/audit?limit=1000", Some(&viewer), None);
     assert_eq!(
@@ -669,6 +677,27 @@ fn a_revoked_key_stops_at_once_also_on_open_connections() {
         "{log}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether the master's UDP clock responder (its address and port) answers a ping signed
+/// with `key` within a second.
+fn clock_answers(addr: SocketAddr, key: &str, seq: u64) -> bool {
+    let key = rockontrol_clock::ClockKey::derive(key);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    let ping = rockontrol_clock::Ping {
+        session: 0x5eed,
+        seq,
+        t1: 1,
+    };
+    socket.send_to(&ping.encode(&key), addr).expect("send");
+    let mut buf = [0u8; 256];
+    match socket.recv(&mut buf) {
+        Ok(n) => rockontrol_clock::Pong::decode(&buf[..n], &key).is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// The seed's "command filtering based on role": a `dmx_output`-only receiver refuses a media

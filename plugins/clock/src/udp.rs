@@ -212,7 +212,8 @@ pub enum AnswerError {
 /// keys, the clock, the show time handed out and one replay window.
 #[derive(Debug)]
 pub struct ClockAnswerer {
-    keys: Vec<ClockKey>,
+    /// The keys pings may be signed with; replaced when a key is revoked ([`Self::set_keys`]).
+    keys: std::sync::RwLock<Vec<ClockKey>>,
     clock: LocalClock,
     show: ShowTimeShare,
     /// Random per run: receivers see a restarted master as another clock.
@@ -227,7 +228,7 @@ impl ClockAnswerer {
     /// time in `show`.
     pub fn new(keys: Vec<ClockKey>, clock: LocalClock, show: ShowTimeShare) -> ClockAnswerer {
         ClockAnswerer {
-            keys,
+            keys: std::sync::RwLock::new(keys),
             clock,
             show,
             master_clock: random_u64(),
@@ -242,7 +243,11 @@ impl ClockAnswerer {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             e
         };
-        let (ping, key) = Ping::decode(bytes, &self.keys).map_err(|e| refuse(e.into()))?;
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (ping, key) = Ping::decode(bytes, &keys).map_err(|e| refuse(e.into()))?;
         let fresh = self
             .replay
             .lock()
@@ -264,6 +269,15 @@ impl ClockAnswerer {
         };
         self.stats.answered.fetch_add(1, Ordering::Relaxed);
         Ok(pong.encode(key))
+    }
+
+    /// From now on, answers only pings signed with one of `keys` (a revoked key's pings are
+    /// refused at once, as its connections are closed).
+    pub fn set_keys(&self, keys: Vec<ClockKey>) {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
     }
 }
 
@@ -820,4 +834,35 @@ fn ping_loop(
         }
     }
     debug!("clock client stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_taken_away_is_refused_at_once() {
+        let kept = ClockKey::derive("kept-key-0123456789");
+        let revoked = ClockKey::derive("revoked-key-0123456789");
+        let answerer = ClockAnswerer::new(
+            vec![kept.clone(), revoked.clone()],
+            LocalClock::system(),
+            ShowTimeShare::default(),
+        );
+        let ping = |key: &ClockKey, seq: u64| {
+            Ping {
+                session: 7,
+                seq,
+                t1: 1,
+            }
+            .encode(key)
+        };
+        assert!(answerer.answer(&ping(&revoked, 1), Instant::now()).is_ok());
+        answerer.set_keys(vec![kept.clone()]);
+        assert!(matches!(
+            answerer.answer(&ping(&revoked, 2), Instant::now()),
+            Err(AnswerError::Packet(PacketError::UnknownKey(_)))
+        ));
+        assert!(answerer.answer(&ping(&kept, 3), Instant::now()).is_ok());
+    }
 }

@@ -199,7 +199,8 @@ fn start_clock_responder(net: Res<MasterNet>, slot: Option<ResMut<ClockResponder
     let (Some(addr), Some(mut slot)) = (net.addr, slot) else {
         return;
     };
-    let started = slot.start(addr, &net.shared.keys.control);
+    // Revoked link keys are left out (and taken away later by the server's housekeeping).
+    let started = slot.start(addr, &net.shared.live_link_keys());
     // Pings over the control WebSocket are answered either way.
     if let Some(answerer) = slot.answerer() {
         let _ = net.shared.clock_answerer.set(answerer);

@@ -288,6 +288,17 @@ impl MasterShared {
         (!self.keyring.file().is_revoked(key_id)).then_some(key)
     }
 
+    /// The link keys (configured control keys) not revoked: what clock pings may be signed
+    /// with.
+    pub fn live_link_keys(&self) -> Vec<String> {
+        self.keys
+            .control
+            .iter()
+            .filter(|k| self.key_live(&crate::handshake::key_id(k)))
+            .cloned()
+            .collect()
+    }
+
     /// Whether a connection authorised by key `key_id` may stay open: not revoked, and (a
     /// key of the keys file) still listed.
     pub fn key_live(&self, key_id: &str) -> bool {
@@ -819,11 +830,25 @@ impl AsyncWrite for Limited {
 async fn housekeeping(shared: Arc<MasterShared>) {
     let mut interval = tokio::time::interval(Duration::from_millis(250));
     let mut n: u64 = 0;
+    // The link keys the clock answerer was last given.
+    let mut clock_keys: Option<Vec<String>> = None;
     loop {
         interval.tick().await;
         n += 1;
-        // A key revoked by `rockontrol keys revoke` closes its open connections now.
+        // A key revoked by `rockontrol keys revoke` closes its open connections now, and its
+        // clock pings are refused from now on.
         shared.keyring.refresh();
+        if let Some(answerer) = shared.clock_answerer.get() {
+            let live = shared.live_link_keys();
+            if clock_keys.as_ref() != Some(&live) {
+                answerer.set_keys(
+                    live.iter()
+                        .map(|k| rockontrol_clock::ClockKey::derive(k))
+                        .collect(),
+                );
+                clock_keys = Some(live);
+            }
+        }
         let mut reg = shared.registry();
         reg.check_timeouts(SystemTime::now());
         if n.is_multiple_of(4) {
