@@ -177,6 +177,23 @@ fn a_receiver_pins_its_master_on_first_use_and_refuses_a_master_with_another_cer
         first.to_string(),
         "the pin is kept in the receiver's state directory"
     );
+    // The master's node view (and status) shows how the node trusts it.
+    let start = std::time::Instant::now();
+    let trust = loop {
+        let status = support::node::node_status(addr, "node-01");
+        if let Some(t) = status["trust"].as_str() {
+            break t.to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no trust in the status: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        trust,
+        format!("TLS · master certificate SHA-256 {first} pinned on first use (state directory)")
+    );
 
     // Another master (another state directory: another certificate) on the same address:
     // refused, naming both fingerprints and what to do.

@@ -382,6 +382,11 @@ pub struct Metrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Boxed, as `timecode`: it would make every heartbeat message larger in memory.
     pub playback: Option<Box<rockontrol_media::PlaybackReport>>,
+    /// How the receiver trusts its master: the certificate fingerprint it pins and whether by
+    /// its config or on first use, or plaintext (`insecure`), for the master's node view.
+    /// Boxed: every heartbeat message stays as small in memory as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<Box<str>>,
 }
 
 /// A receiver's first message.

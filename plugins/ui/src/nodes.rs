@@ -994,6 +994,14 @@ fn node_details(ui: &mut egui::Ui, model: &NodesModel, out: &mut Vec<NodeAction>
             ui.weak("clock: no clock sync (follows the master's 1 Hz sync)");
         }
     }
+    if let Some(trust) = &node.metrics.trust {
+        // Trust on first use is shown where the operator sees every node.
+        if trust.starts_with("PLAINTEXT") {
+            ui.colored_label(OFFLINE, format!("link: {trust}"));
+        } else {
+            ui.label(format!("link: {trust}"));
+        }
+    }
     if let Some(media) = &node.metrics.media {
         let line = format!("media: {}", media.line());
         if media.ready() {

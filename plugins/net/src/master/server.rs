@@ -891,6 +891,10 @@ pub struct NodeStatus {
     /// decoder, armed; per output refresh period and phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub playback: Option<rockontrol_media::PlaybackReport>,
+    /// How the node trusts this master (its pinned fingerprint, by config or on first use, or
+    /// plaintext), from its heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<String>,
 }
 
 pub(crate) fn status_of(n: &NodeEntry) -> NodeStatus {
@@ -923,6 +927,7 @@ pub(crate) fn status_of(n: &NodeEntry) -> NodeStatus {
         media: metrics.media.clone(),
         timecode: metrics.timecode.as_deref().cloned(),
         playback: metrics.playback.as_deref().cloned(),
+        trust: metrics.trust.as_deref().map(str::to_string),
     }
 }
 
@@ -1306,6 +1311,7 @@ pub(crate) fn master_status(shared: &MasterShared, reg: &Registry) -> Option<Nod
         media: None,
         timecode: None,
         playback: Some(playback),
+        trust: None,
     })
 }
 
@@ -1333,6 +1339,7 @@ fn pending_status(p: &PendingView) -> NodeStatus {
         media: None,
         timecode: None,
         playback: None,
+        trust: None,
     }
 }
 

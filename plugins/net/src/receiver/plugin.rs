@@ -948,6 +948,7 @@ fn receiver_heartbeat(
         playback: playback
             .filter(|p| !p.outputs.is_empty())
             .map(|p| Box::new((*p).clone())),
+        trust: Some(net.trust_line().into()),
     };
     // A log that cannot be written is reported (the commands still run).
     let status = match net.executed.error() {
