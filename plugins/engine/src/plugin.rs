@@ -59,6 +59,9 @@ pub struct EnginePlugin;
 pub enum EngineSystems {
     /// Recompile the show if its entities changed.
     Compile,
+    /// Systems that queue commands for this very tick because the show said so ahead of
+    /// time (timecode cues, beat follows: `CommandQueue::at(tick, …)`), not an operator.
+    Triggers,
     /// Follows, releases and commands due at this tick.
     Playback,
     /// Compute the frame for this tick.
@@ -86,6 +89,7 @@ impl Plugin for EnginePlugin {
                 FixedUpdate,
                 (
                     EngineSystems::Compile,
+                    EngineSystems::Triggers,
                     EngineSystems::Playback,
                     EngineSystems::Render,
                     EngineSystems::Publish,

@@ -156,8 +156,11 @@ impl Plugin for MediaPlugin {
             )
             .add_systems(
                 FixedUpdate,
-                // Before anything takes this tick's commands from the queue.
-                note_scheduled.before(EngineSystems::Compile),
+                // After the triggers queued this tick's scheduled commands (timecode cues),
+                // before the playback takes them from the queue.
+                note_scheduled
+                    .after(EngineSystems::Triggers)
+                    .before(EngineSystems::Playback),
             )
             .add_systems(
                 FixedUpdate,
@@ -324,8 +327,8 @@ fn note_scheduled(
 
 /// Cue GOs with media actions into the log. An operator's GO (REST, WebSocket, UI, a key)
 /// starts its media one pre-roll later than its lighting, so every node can open and fill
-/// its decoders first and report armed; a GO known ahead (scheduled on the tick, or a
-/// follow) starts its media on the tick. Lighting is never delayed.
+/// its decoders first and report armed; a GO known ahead (scheduled on the tick: `run --at`,
+/// `render`, a timecode cue; or a follow) starts its media on the tick. Lighting is never delayed.
 #[allow(clippy::too_many_arguments, reason = "a Bevy system's parameters")]
 fn fire_cues(
     mut events: MessageReader<EngineEvent>,
@@ -596,6 +599,30 @@ mod tests {
         assert!(
             matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }] if *at_ns == base.ns_of_tick(3)),
             "a scheduled GO's media starts on its tick: {entries:?}"
+        );
+
+        // Queued by a trigger on its own tick (a timecode cue): no pre-roll either.
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
+            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
+            .add_systems(
+                FixedUpdate,
+                (|clock: Res<ShowClock>, mut queue: ResMut<CommandQueue>| {
+                    if clock.next_tick == 4 {
+                        queue.at(4, "go main".parse().expect("command"));
+                    }
+                })
+                .in_set(EngineSystems::Triggers),
+            );
+        load_show(app.world_mut(), &show);
+        for _ in 0..7 {
+            app.update();
+        }
+        let base = *app.world().resource::<ShowTimeBase>();
+        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        assert!(
+            matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }] if *at_ns == base.ns_of_tick(4)),
+            "a timecode cue's media starts on its tick: {entries:?}"
         );
     }
 }

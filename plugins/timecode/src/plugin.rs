@@ -99,7 +99,7 @@ pub enum TimecodeSystems {
     Configure,
     /// Follow incoming timecode (`PreUpdate`, before the engine counts ticks).
     Chase,
-    /// Fire timecode cues and beat follows (`FixedUpdate`, before [`EngineSystems::Playback`]).
+    /// Fire timecode cues and beat follows (`FixedUpdate`, in [`EngineSystems::Triggers`]).
     Trigger,
     /// Status and sharing the time base with output threads (`PostUpdate`).
     Publish,
@@ -187,9 +187,7 @@ impl Plugin for TimecodePlugin {
             )
             .configure_sets(
                 FixedUpdate,
-                TimecodeSystems::Trigger
-                    .after(EngineSystems::Compile)
-                    .before(EngineSystems::Playback),
+                TimecodeSystems::Trigger.in_set(EngineSystems::Triggers),
             )
             .add_systems(PreUpdate, configure.in_set(TimecodeSystems::Configure))
             .add_systems(PreUpdate, chase.in_set(TimecodeSystems::Chase))
@@ -443,7 +441,9 @@ fn trigger(
             "tick {tick}: timecode {} fires {command}",
             config.timecode.label_at_ns(upto)
         );
-        queue.push(command);
+        // On this tick, as the show scheduled it: media of the cue start on the tick too,
+        // not one operator pre-roll later (video stays on the timecode).
+        queue.at(tick, command);
     }
     active.fired += fired;
 }
