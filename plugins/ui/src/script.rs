@@ -507,10 +507,22 @@ pub struct Xvfb {
 impl Xvfb {
     /// Starts `Xvfb :N -screen 0 WxHx24` on the first free display number from 90.
     pub fn start(size: (u32, u32)) -> Result<Xvfb, String> {
+        // One start at a time in this process, so that a stale lock is cleared once and
+        // never after another thread's server took the number.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for n in 90..190 {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            {
+            let lock = format!("/tmp/.X{n}-lock");
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            if stale_lock(&lock) {
+                // Left by an X server that was killed (SIGKILL leaves its lock and socket):
+                // the number is free again, as Xvfb itself would decide.
+                let _ = std::fs::remove_file(&lock);
+                let _ = std::fs::remove_file(&socket);
+            }
+            if Path::new(&lock).exists() || Path::new(&socket).exists() {
                 continue;
             }
             let display = format!(":{n}");
@@ -554,6 +566,18 @@ impl Xvfb {
             env.push(("WGPU_BACKEND".into(), "vulkan".into()));
         }
         env
+    }
+}
+
+/// Whether the X lock file `path` names a process that is gone (an X server's lock holds its
+/// pid as text). A lock that cannot be read is not stale: it may be being written.
+fn stale_lock(path: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    match text.trim().parse::<u32>() {
+        Ok(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        Err(_) => false,
     }
 }
 
