@@ -767,6 +767,13 @@ fn uploads_resume_refuse_truncation_bad_hashes_and_read_only_keys() {
     assert!(!library.join("objects").join(&other).exists());
 }
 
+/// Runs `args` to its end (within a minute): whether it succeeded, and its log.
+fn run_to_end(args: &[&str], log: PathBuf) -> (bool, String) {
+    let mut p = Proc::start(args, log);
+    let ok = p.wait_exit(Duration::from_secs(60)).success();
+    (ok, p.log())
+}
+
 /// `media fetch` of `node`'s clips into `dir`, capped at `mbit`, the server pinned to
 /// `fingerprint`.
 fn fetch_args<'a>(
@@ -827,7 +834,7 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
         &fp[2..]
     );
     let cache = dir.join("wrong-pin");
-    let mut p = Proc::start(
+    let (ok, log) = run_to_end(
         &fetch_args(
             &addr,
             cache.to_str().expect("utf-8"),
@@ -837,15 +844,10 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
         ),
         dir.join("wrong-pin.log"),
     );
+    assert!(!ok, "{log}");
     assert!(
-        !p.wait_exit(Duration::from_secs(60)).success(),
-        "{}",
-        p.log()
-    );
-    assert!(
-        p.log().contains(&fp) && p.log().contains(&wrong),
-        "the refusal names both fingerprints: {}",
-        p.log()
+        log.contains(&fp) && log.contains(&wrong),
+        "the refusal names both fingerprints: {log}"
     );
     let mut args = fetch_args(
         &addr,
@@ -856,12 +858,8 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
     );
     args.truncate(args.len() - 2);
     args.push("--insecure");
-    let mut p = Proc::start(&args, dir.join("plain.log"));
-    assert!(
-        !p.wait_exit(Duration::from_secs(60)).success(),
-        "{}",
-        p.log()
-    );
+    let (ok, log) = run_to_end(&args, dir.join("plain.log"));
+    assert!(!ok, "{log}");
     assert!(
         std::fs::read_dir(cache.join("objects")).map_or(0, |d| d.count()) == 0,
         "nothing fetched without the pin"
@@ -869,7 +867,7 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
 
     // Each node gets exactly its manifest.
     let cache = dir.join("small-only");
-    let mut p = Proc::start(
+    let (ok, log) = run_to_end(
         &fetch_args(
             &addr,
             cache.to_str().expect("utf-8"),
@@ -879,26 +877,18 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
         ),
         dir.join("small-only.log"),
     );
-    assert!(
-        p.wait_exit(Duration::from_secs(60)).success(),
-        "{}",
-        p.log()
-    );
+    assert!(ok, "{log}");
     assert!(cache.join("objects").join(&small_id).is_file());
     assert!(
         !cache.join("objects").join(&big_id).exists(),
         "small-only gets only small"
     );
     let cache = dir.join("dmx");
-    let mut p = Proc::start(
+    let (ok, log) = run_to_end(
         &fetch_args(&addr, cache.to_str().expect("utf-8"), "dmx", "0", &fp),
         dir.join("dmx.log"),
     );
-    assert!(
-        p.wait_exit(Duration::from_secs(60)).success(),
-        "{}",
-        p.log()
-    );
+    assert!(ok, "{log}");
     let held = std::fs::read_dir(cache.join("objects"))
         .expect("objects")
         .count();
@@ -971,16 +961,11 @@ fn fetch_resumes_after_kill_9_refetches_a_flipped_byte_and_holds_the_cap() {
     let mut bytes = std::fs::read(cache.join("objects").join(&small_id)).expect("small");
     bytes[1000] ^= 0xff;
     std::fs::write(cache.join("objects").join(&small_id), &bytes).expect("corrupt");
-    let mut p = Proc::start(
+    let (ok, log) = run_to_end(
         &fetch_args(&addr, &cache_s, "media1", "0", &fp),
         dir.join("m1-c.log"),
     );
-    assert!(
-        p.wait_exit(Duration::from_secs(60)).success(),
-        "{}",
-        p.log()
-    );
-    let log = p.log();
+    assert!(ok, "{log}");
     assert!(
         log.contains("fetching it again"),
         "the flipped byte is detected: {log}"

@@ -830,24 +830,28 @@ impl AsyncWrite for Limited {
 async fn housekeeping(shared: Arc<MasterShared>) {
     let mut interval = tokio::time::interval(Duration::from_millis(250));
     let mut n: u64 = 0;
-    // The link keys the clock answerer was last given.
-    let mut clock_keys: Option<Vec<String>> = None;
+    // Whether the clock answerer has the link keys of the keys file as it is now.
+    let mut keys_changes = shared.keyring.subscribe();
+    let mut clock_keys_current = false;
     loop {
         interval.tick().await;
         n += 1;
         // A key revoked by `rockontrol keys revoke` closes its open connections now, and its
         // clock pings are refused from now on.
         shared.keyring.refresh();
-        if let Some(answerer) = shared.clock_answerer.get() {
-            let live = shared.live_link_keys();
-            if clock_keys.as_ref() != Some(&live) {
-                answerer.set_keys(
-                    live.iter()
-                        .map(|k| rockontrol_clock::ClockKey::derive(k))
-                        .collect(),
-                );
-                clock_keys = Some(live);
-            }
+        if keys_changes.has_changed().unwrap_or(false) {
+            keys_changes.mark_unchanged();
+            clock_keys_current = false;
+        }
+        if !clock_keys_current && let Some(answerer) = shared.clock_answerer.get() {
+            answerer.set_keys(
+                shared
+                    .live_link_keys()
+                    .iter()
+                    .map(|k| rockontrol_clock::ClockKey::derive(k))
+                    .collect(),
+            );
+            clock_keys_current = true;
         }
         let mut reg = shared.registry();
         reg.check_timeouts(SystemTime::now());
