@@ -3,13 +3,14 @@
 # skipping whatever is already there. Idempotent; safe to run on every `./dev` call.
 set -euo pipefail
 
-# Build: pkg-config + GStreamer dev libs (media), udev for serialport enumeration.
+# Build: a C compiler (rustc links with cc; ring, the TLS crypto, and blake3 compile C),
+# pkg-config + GStreamer dev libs (media), udev for serialport enumeration.
 # Media: libav decoders (avdec_h264/h265) for playback, ffmpeg to make test clips.
 # Timecode: libltc (an independent LTC encoder/decoder for the tests, built with cc).
 # Peers for interop tests: OLA (olad, ola_set_dmx), tshark, avahi (avahi-browse), iproute2.
 # Rendering without a GPU: Xvfb + Mesa's lavapipe Vulkan driver; xwd (x11-apps) screenshots the screen.
 PACKAGES=(
-  pkg-config libudev-dev ffmpeg
+  gcc libc6-dev pkg-config libudev-dev ffmpeg
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
   gstreamer1.0-libav ffmpeg
