@@ -9,7 +9,8 @@
 //!    at 10 Hz, about a minute at 1 Hz).
 //! 2. **Min-delay gate**: only samples whose delay is within a gate of the window's minimum
 //!    count (the gate is [`EstimatorConfig::gate_floor_ns`] or a fraction of the minimum,
-//!    whichever is larger, widened to take at least [`EstimatorConfig::min_used`] samples). A
+//!    whichever is larger, widened to take at least [`EstimatorConfig::min_used`] samples, and
+//!    samples spanning [`EstimatorConfig::min_drift_span_ns`] where the window does). A
 //!    delayed sample is kept (it may count later, if the path got slower for good) but does
 //!    not move the estimate.
 //! 3. **Weighted regression** of offset against local time over the gated samples, weights
@@ -221,10 +222,30 @@ impl ClockEstimator {
             self.estimate = None;
             return;
         };
-        let mut delays: Vec<i64> = self.samples.iter().map(Sample::delay).collect();
-        delays.sort_unstable();
-        let kth = delays[self.config.min_used.clamp(1, delays.len()) - 1];
-        let gate = self.gate(min_delay).max(kth - min_delay);
+        // (delay, local time) by delay: the gate widens to the `min_used`-th lowest delay, and
+        // on until the samples it takes span `min_drift_span_ns` where the window does. The
+        // lowest delays can bunch in one quiet moment (a loaded machine, a path that got
+        // slower); gated to that moment alone the drift went unfitted, and the offset read
+        // now was extrapolated from there at the hint's rate (0 at first), off by the node's
+        // skew for every second since (120 ppm × 12 s = 1.5 ms, seen in `tests/clock_rig.rs`).
+        // The samples the span takes in weigh little (`1 / (excess + floor)²`).
+        let mut by_delay: Vec<(i64, i64)> = self
+            .samples
+            .iter()
+            .map(|s| (s.delay(), s.local_mid()))
+            .collect();
+        by_delay.sort_unstable();
+        let kth = by_delay[self.config.min_used.clamp(1, by_delay.len()) - 1].0;
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let spanning = by_delay.iter().find_map(|&(delay, at)| {
+            first = first.min(at);
+            last = last.max(at);
+            (last - first >= self.config.min_drift_span_ns).then_some(delay)
+        });
+        let gate = self
+            .gate(min_delay)
+            .max(kth - min_delay)
+            .max(spanning.map_or(0, |d| d - min_delay));
         let used: Vec<&Sample> = self
             .samples
             .iter()
@@ -444,6 +465,41 @@ mod tests {
         assert_eq!(after.offset_ns, before.offset_ns, "the offset did not move");
         assert_eq!(after.drift, before.drift, "the drift did not move");
         assert_eq!(after.at, before.at);
+    }
+
+    #[test]
+    fn a_drift_is_fitted_when_the_fastest_exchanges_bunch_in_one_moment() {
+        // The flake of `tests/clock_rig.rs`: +120 ppm, the first second quiet (100 µs round
+        // trips), then a loaded machine (3 ms more each way, jittery). The eight fastest
+        // exchanges all lie in the first second; gated to them alone the drift stayed 0 and the
+        // offset read now was off by 120 µs for every second since.
+        let mut trace = Trace {
+            offset_ns: 250e6,
+            drift: 120e-6,
+            seed: 13,
+        };
+        let mut est = ClockEstimator::default();
+        let n = 64;
+        for i in 0..n {
+            let t = 1e9 + i as f64 * 1e8;
+            let load = if i < 10 { 0.0 } else { 3e6 };
+            let out = 50_000.0 + load + -20_000.0 * (1.0 - trace.rand()).ln();
+            let back = 50_000.0 + load + -20_000.0 * (1.0 - trace.rand()).ln();
+            est.add(trace.sample(t, out, back));
+        }
+        let e = est.estimate().expect("estimate");
+        assert!(
+            (e.drift_ppm() - 120.0).abs() < 10.0,
+            "drift read {} ppm, want 120",
+            e.drift_ppm()
+        );
+        // Read as the node reports it: at its clock now (the latest exchange).
+        let now = trace.local(1e9 + n as f64 * 1e8);
+        let err = e.offset_at(now) - trace.truth_at_local(now);
+        assert!(
+            err.abs() < 50_000.0,
+            "off by {err} ns at the latest exchange"
+        );
     }
 
     #[test]
