@@ -369,14 +369,14 @@ fn seeds() -> BTreeMap<&'static str, Vec<(String, Vec<u8>)>> {
             "heartbeat",
             ToMaster::Heartbeat {
                 status: "online".into(),
-                metrics: Metrics {
+                metrics: Box::new(Metrics {
                     dmx_fps: 44.0,
                     frames_out: 4400,
                     seq: 12,
                     tick: 4410,
                     show_hash: Some("ab".repeat(32)),
                     ..Metrics::default()
-                },
+                }),
             },
         ),
         (
@@ -570,6 +570,11 @@ fn seeds() -> BTreeMap<&'static str, Vec<(String, Vec<u8>)>> {
             sources: vec!["10.0.0.5:9100".into()],
         }],
         unavailable: vec!["outro".into()],
+        peer_certificates: [(
+            "10.0.0.5:9100".to_string(),
+            rockontrol_tls::Fingerprint([0xab; 32]).to_string(),
+        )]
+        .into(),
     };
     add(
         "media_manifest",

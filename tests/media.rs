@@ -1459,6 +1459,15 @@ fn a_receiver_takes_chunks_from_peers_and_a_lying_peer_is_caught() {
         sources, both,
         "the manifest names the ready peers: {manifest}"
     );
+    // With the certificate each serves peers with, as each reported it: the late node pins them.
+    for peer in [&peer_1, &peer_2] {
+        assert!(
+            manifest["peer_certificates"][peer]
+                .as_str()
+                .is_some_and(|f| f.parse::<rockontrol_tls::Fingerprint>().is_ok()),
+            "the manifest names {peer}'s certificate: {manifest}"
+        );
+    }
     wait_ready(&["late"]);
     let line = late.wait_log("chunks from peers", Duration::from_secs(10));
     let chunks = 30_000_000_u64.div_ceil(4 * 1024 * 1024);
@@ -1829,4 +1838,220 @@ fn manifest_ids(addr: SocketAddr, node: &str) -> Option<Vec<String>> {
             })
             .unwrap_or_default()
     })
+}
+
+/// A TLS server that presents `identity` and counts what reaches it: connections, finished
+/// handshakes, and bytes of requests read after one (an HTTP request carries the key).
+struct Listener {
+    addr: SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    handshakes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    request_bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Listener {
+    fn count(c: &std::sync::atomic::AtomicUsize) -> usize {
+        c.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn impostor(identity: &rockontrol_tls::ServerIdentity) -> Listener {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let acceptor = identity.acceptor();
+    let counts: [std::sync::Arc<AtomicUsize>; 3] = Default::default();
+    let [accepted, handshakes, request_bytes] = counts.clone();
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, handshakes, request_bytes) =
+                (acceptor.clone(), handshakes.clone(), request_bytes.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                handshakes.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                    request_bytes.fetch_add(n, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let [accepted, handshakes, request_bytes] = counts;
+    Listener {
+        addr,
+        accepted,
+        handshakes,
+        request_bytes,
+    }
+}
+
+/// Serves `store`'s media routes over TLS with `identity` (the key `KEY` reads), the manifest
+/// being whatever `manifest` holds at the time.
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is the axum Response the library's Authorize returns as is"
+)]
+async fn media_server(
+    store: rockontrol_library::store::Store,
+    identity: &rockontrol_tls::ServerIdentity,
+    manifest: std::sync::Arc<std::sync::Mutex<rockontrol_library::manifest::Manifest>>,
+) -> SocketAddr {
+    use rockontrol_library::serve::{MediaServer, error};
+    let authorize = |headers: &axum::http::HeaderMap, _| {
+        let key = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if key == Some(KEY) {
+            Ok(())
+        } else {
+            Err(error(axum::http::StatusCode::UNAUTHORIZED, "the key"))
+        }
+    };
+    let server = MediaServer::new(
+        store,
+        Box::new(authorize),
+        Box::new(move |_| manifest.lock().ok().map(|m| m.clone())),
+        Box::new(|| serde_json::json!({})),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let tls = Some(identity.acceptor());
+    tokio::spawn(rockontrol_net::bounded::serve_bounded(
+        listener,
+        rockontrol_library::router(std::sync::Arc::new(server)),
+        rockontrol_net::master::limits::Policy::new(16),
+        Duration::from_secs(10),
+        "test media server",
+        tls,
+    ));
+    addr
+}
+
+/// Peers are pinned: the master's manifest names each peer's certificate (as the peer
+/// reported it over its pinned link), and a fetcher over TLS sends its key only to a peer that
+/// presents it. A host answering at a peer's address with another certificate gets a
+/// handshake and no request (so never the key) and the clip comes from the master; a peer the
+/// manifest names without a certificate is not asked at all; the real peer gives the chunks.
+#[test]
+fn a_fetcher_pins_peers_from_the_manifest_and_an_impostor_never_gets_the_key() {
+    use rockontrol_library::fetch::{FetchSettings, Fetcher};
+    use rockontrol_library::manifest::{Manifest, ManifestEntry};
+    use rockontrol_library::store::Store;
+    use rockontrol_tls::{Pin, PinSlot, PinSource, ServerIdentity};
+    let dir = temp_dir("media-peer-pins");
+    let clip = dir.join("clip.mp4");
+    if small_clip("a_fetcher_pins_peers…", &clip, 40).is_none() {
+        return;
+    }
+    let identity = |name: &str| {
+        ServerIdentity::load_or_generate(&dir.join(format!("tls-{name}")), None, &[name.into()])
+            .expect("a certificate")
+    };
+    let (master_id, peer_id, impostor_id) = (identity("master"), identity("peer"), identity("x"));
+    let master_store = Store::open(dir.join("master")).expect("store");
+    let meta = master_store.ingest(&clip, &mut |_| {}).expect("ingest");
+    let peer_store = Store::open(dir.join("peer")).expect("store");
+    peer_store.ingest(&clip, &mut |_| {}).expect("ingest");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let manifest = std::sync::Arc::new(std::sync::Mutex::new(Manifest::default()));
+    let (master, peer, fake) = runtime.block_on(async {
+        (
+            media_server(master_store, &master_id, manifest.clone()).await,
+            media_server(peer_store, &peer_id, std::sync::Arc::default()).await,
+            impostor(&impostor_id).await,
+        )
+    });
+    // The manifest names `source`, with `certificate` for it when given.
+    let name = |source: SocketAddr, certificate: Option<&ServerIdentity>| {
+        *manifest.lock().expect("manifest") = Manifest {
+            node_id: "late".into(),
+            clips: vec![ManifestEntry {
+                id: meta.id,
+                name: "clip".into(),
+                size: meta.size,
+                sources: vec![source.to_string()],
+            }],
+            peer_certificates: certificate
+                .map(|c| (source.to_string(), c.fingerprint.to_string()))
+                .into_iter()
+                .collect(),
+            ..Manifest::default()
+        };
+    };
+    // Fetches into a fresh store; the bytes taken from peers.
+    let fetch = |store: &str| {
+        let store = Store::open(dir.join(store)).expect("store");
+        let fetcher = Fetcher::new(
+            store.clone(),
+            FetchSettings {
+                master: master.to_string(),
+                key: Some(KEY.into()),
+                node_id: "late".into(),
+                parallel: 1,
+                mbit: None,
+                tls: Some(PinSlot::new(Some(Pin {
+                    fingerprint: master_id.fingerprint,
+                    source: PinSource::Config,
+                }))),
+            },
+        );
+        runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), fetcher.run(true, || false)).await
+            })
+            .expect("the fetch ends within 60 s")
+            .expect("the fetch");
+        assert_eq!(
+            blake3_hex(&store.object_path(&meta.id)),
+            meta.id.to_string(),
+            "the clip arrived byte for byte"
+        );
+        let report = fetcher.report();
+        report.lock().map(|r| r.from_peers_bytes).expect("report")
+    };
+
+    // An impostor at the peer's address (it presents another certificate than the one the
+    // manifest names): asked, refused at the handshake, never sent a request.
+    name(fake.addr, Some(&peer_id));
+    assert_eq!(fetch("late-1"), 0, "nothing came from the impostor");
+    assert!(
+        Listener::count(&fake.accepted) >= 1,
+        "the fetcher did try the named peer"
+    );
+    assert_eq!(
+        Listener::count(&fake.request_bytes),
+        0,
+        "no request (so no key) reached the impostor"
+    );
+    assert_eq!(
+        Listener::count(&fake.handshakes),
+        0,
+        "the fetcher refused the impostor's certificate"
+    );
+
+    // A peer named without a certificate (it serves plaintext, say): not asked at all.
+    let before = Listener::count(&fake.accepted);
+    name(fake.addr, None);
+    assert_eq!(fetch("late-2"), 0);
+    assert_eq!(
+        Listener::count(&fake.accepted),
+        before,
+        "a peer without a certificate in the manifest is not contacted"
+    );
+
+    // The real peer, with its certificate: the clip's chunk comes from it.
+    name(peer, Some(&peer_id));
+    assert_eq!(fetch("late-3"), meta.size, "the chunk came from the peer");
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -60,9 +60,9 @@ pub struct FetchSettings {
     /// Cap for all downloads together, Mbit/s (`None`: none).
     pub mbit: Option<f64>,
     /// TLS: the master's certificate must have the pinned fingerprint (the receiver's link
-    /// pins it; nothing is fetched from the master before); peers' certificates are not
-    /// pinned (their chunks are checked against the master's hashes). `None`: plaintext
-    /// (`insecure`).
+    /// pins it; nothing is fetched from the master before); a peer's must have the fingerprint
+    /// the master's manifest names for it (and its chunks are checked against the master's
+    /// hashes too). `None`: plaintext (`insecure`).
     pub tls: Option<rockontrol_tls::PinSlot>,
 }
 
@@ -114,6 +114,8 @@ pub struct Fetcher {
     partials: Option<Partials>,
     /// The peers the latest manifest names for each clip (a fetch follows them).
     sources: Arc<Mutex<HashMap<ClipId, Vec<String>>>>,
+    /// Over TLS, each peer's certificate as the latest manifest names it.
+    peer_pins: Arc<Mutex<HashMap<String, rockontrol_tls::Fingerprint>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -132,6 +134,7 @@ impl Fetcher {
             report: Arc::new(Mutex::new(MediaReport::default())),
             partials: None,
             sources: Arc::default(),
+            peer_pins: Arc::default(),
         }
     }
 
@@ -315,18 +318,26 @@ impl Fetcher {
             return handshake(tcp).await.map_err(connect_error);
         };
         let pin = if *master == self.settings.master {
-            match slot.get() {
-                Some(pin) => Some(pin),
-                None => {
-                    return Err(connect_error(
-                        "the master's certificate is not pinned yet (the link pins it when it first links)".into(),
-                    ));
-                }
-            }
+            slot.get().ok_or_else(|| {
+                connect_error(
+                    "the master's certificate is not pinned yet (the link pins it when it first links)".into(),
+                )
+            })?
         } else {
-            None
+            // A peer: the certificate the master's manifest names for it, never none (the key
+            // in the request would go to whoever answers at its address).
+            let fingerprint = lock(&self.peer_pins).get(master).copied().ok_or_else(|| {
+                connect_error(
+                    "the master's manifest names no certificate for this peer: it is not asked"
+                        .into(),
+                )
+            })?;
+            rockontrol_tls::Pin {
+                fingerprint,
+                source: rockontrol_tls::PinSource::Peer,
+            }
         };
-        let (stream, _) = rockontrol_tls::client::connect(tcp, pin.as_ref())
+        let (stream, _) = rockontrol_tls::client::connect(tcp, Some(&pin))
             .await
             .map_err(|e| connect_error(e.to_string()))?;
         handshake(stream).await.map_err(connect_error)
@@ -370,8 +381,44 @@ impl Fetcher {
                 String::from_utf8_lossy(&body)
             )));
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| FetchError::Http(format!("the manifest is not what was expected: {e}")))
+        let mut manifest: Manifest = serde_json::from_slice(&body)
+            .map_err(|e| FetchError::Http(format!("the manifest is not what was expected: {e}")))?;
+        self.pin_peers(&mut manifest);
+        Ok(manifest)
+    }
+
+    /// Over TLS, keeps the peers the manifest names with a certificate (and pins it for
+    /// [`Fetcher::connect_to`]); a peer named without one (it serves plaintext, or the master
+    /// has no fingerprint for it) is dropped: this node's key goes to no unverified host.
+    /// Plaintext (`insecure`): every source is kept.
+    fn pin_peers(&self, manifest: &mut Manifest) {
+        if self.settings.tls.is_none() {
+            return;
+        }
+        let mut pins = HashMap::new();
+        for (addr, text) in &manifest.peer_certificates {
+            match text.parse::<rockontrol_tls::Fingerprint>() {
+                Ok(fingerprint) => {
+                    pins.insert(addr.clone(), fingerprint);
+                }
+                Err(e) => tracing::warn!(
+                    "media: the manifest names peer {addr} with a certificate fingerprint that does not parse ({e}): its chunks come from elsewhere"
+                ),
+            }
+        }
+        for entry in &mut manifest.clips {
+            entry.sources.retain(|peer| {
+                let pinned = pins.contains_key(peer);
+                if !pinned {
+                    tracing::debug!(
+                        "media: {}: peer {peer} has no certificate in the manifest (it serves plaintext?): not asked",
+                        entry.name
+                    );
+                }
+                pinned
+            });
+        }
+        *lock(&self.peer_pins) = pins;
     }
 
     /// One attempt at one clip. A node that shares (or whose manifest names peers) fetches it

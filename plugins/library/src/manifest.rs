@@ -58,6 +58,12 @@ pub struct Manifest {
     /// the show is malformed): they cannot be sent until someone runs `media add`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<String>,
+    /// The certificate fingerprint (SHA-256, hex with colons) of each peer the entries name
+    /// as a source, as the peer reported it over its own pinned link. A fetcher over TLS
+    /// takes chunks only from peers named here, and pins their certificates: the key it sends
+    /// goes to no host that merely answers at a peer's address.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub peer_certificates: std::collections::BTreeMap<String, String>,
 }
 
 impl Manifest {

@@ -73,6 +73,10 @@ pub struct MediaReport {
     /// distribution); none: it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serves: Option<String>,
+    /// The SHA-256 fingerprint of the certificate it serves peers with (the master names it
+    /// beside the address, so fetchers pin it); none: it serves plaintext (`insecure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves_fingerprint: Option<String>,
     /// Bytes this node took from the master (verified chunks, or streamed), since it started.
     #[serde(default)]
     pub from_master_bytes: u64,

@@ -34,7 +34,7 @@ use rockontrol_net::auth::Keys;
 use rockontrol_net::config::{Capability, NodeConfig, Syntax};
 use rockontrol_net::health;
 use rockontrol_net::master::{self, MasterShared};
-use rockontrol_net::protocol::{AckStatus, Metrics, NodeCommand, ToMaster, ToReceiver};
+use rockontrol_net::protocol::{AckStatus, NodeCommand, ToMaster, ToReceiver};
 use rockontrol_net::receiver::{LinkConfig, LinkEvent, MasterAddress, run_link};
 use rockontrol_net::registry::Registry;
 use tokio::sync::{mpsc, watch};
@@ -275,7 +275,7 @@ async fn receiver(
             _ = heartbeat.tick() => {
                 let _ = out.try_send(ToMaster::Heartbeat {
                     status: "online".into(),
-                    metrics: Metrics::default(),
+                    metrics: Box::default(),
                 });
             }
             event = events.recv() => match event {

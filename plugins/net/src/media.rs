@@ -196,8 +196,9 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
         // chunks (downloading: they serve the chunks they verified, so nodes that start
         // together trade chunks).
         let registry = reg.registry();
+        let mut certificates = BTreeMap::new();
         for entry in &mut manifest.clips {
-            let mut peers: Vec<String> = registry
+            let mut peers: Vec<(String, Option<String>)> = registry
                 .nodes()
                 .filter(|n| n.node_id() != node && n.is_linked())
                 .filter_map(|n| {
@@ -212,7 +213,9 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
                                         | rockontrol_library::ClipState::Verified
                                 )
                         })
-                        .then(|| report.serves.clone())?
+                        .then(|| {
+                            Some((report.serves.clone()?, report.serves_fingerprint.clone()))
+                        })?
                 })
                 .collect();
             // At most this many, a different few for each node.
@@ -222,8 +225,15 @@ pub fn routes(shared: &Arc<MasterShared>) -> Option<Router> {
                 peers.rotate_left(start);
                 peers.truncate(keep);
             }
-            entry.sources = peers;
+            // Each peer's certificate, as it reported it over its pinned link: fetchers pin it.
+            for (addr, fingerprint) in &peers {
+                if let Some(f) = fingerprint {
+                    certificates.insert(addr.clone(), f.clone());
+                }
+            }
+            entry.sources = peers.into_iter().map(|(addr, _)| addr).collect();
         }
+        manifest.peer_certificates = certificates;
         Some(manifest)
     };
     let reg = Arc::clone(shared);
@@ -262,6 +272,7 @@ fn node_json(report: Option<&MediaReport>) -> serde_json::Value {
                 "bytes_total": all,
                 "not_ready": r.not_ready(),
                 "serves": r.serves,
+                "serves_fingerprint": r.serves_fingerprint,
                 "from_master_bytes": r.from_master_bytes,
                 "from_peers_bytes": r.from_peers_bytes,
                 "clips": r.clips,
@@ -307,6 +318,9 @@ impl ReceiverMedia {
 
     /// Serves peers over TLS with `identity` (without: plaintext, for `insecure` nodes).
     pub fn serve_tls(mut self, identity: rockontrol_tls::ServerIdentity) -> Self {
+        if let Ok(mut report) = self.report.lock() {
+            report.serves_fingerprint = Some(identity.fingerprint.to_string());
+        }
         self.serve_tls = Some(identity);
         self
     }

@@ -635,7 +635,8 @@ pub enum ToMaster {
     },
     Heartbeat {
         status: String,
-        metrics: Metrics,
+        /// Boxed: the media report makes it the largest message by far.
+        metrics: Box<Metrics>,
     },
     Ack {
         command_id: String,

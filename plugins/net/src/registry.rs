@@ -1591,7 +1591,7 @@ impl Registry {
     ) -> Result<(), &'static str> {
         match msg {
             ToMaster::Heartbeat { metrics, .. } => {
-                let _ = self.heartbeat(node_id, metrics, now);
+                let _ = self.heartbeat(node_id, *metrics, now);
             }
             ToMaster::Ack {
                 command_id,

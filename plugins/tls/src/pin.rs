@@ -23,6 +23,9 @@ pub enum PinSource {
     /// Trusted on first use in this run, kept nowhere (a node without a state directory), or
     /// the certificate of the connection at hand.
     Session,
+    /// A peer node's certificate, as the master's media manifest names it (the peer reported
+    /// it over its own pinned link to the master).
+    Peer,
 }
 
 /// A pinned fingerprint and where it came from.
@@ -84,12 +87,20 @@ pub struct Mismatch {
 
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = match self.source {
+            PinSource::Peer => "the peer",
+            _ => "the master",
+        };
         write!(
             f,
-            "certificate mismatch: the master presents SHA-256 {} but this node pins {} ",
+            "certificate mismatch: {who} presents SHA-256 {} but this node pins {} ",
             self.presented, self.expected
         )?;
         match &self.source {
+            PinSource::Peer => write!(
+                f,
+                "(the peer's certificate as the master's manifest names it); another host answers at the peer's address, or the peer's certificate changed since it last reported: nothing is sent to it, its chunks come from elsewhere"
+            ),
             PinSource::Config => write!(
                 f,
                 "(master_fingerprint in the config); if the master's certificate was replaced on purpose, set master_fingerprint to the new fingerprint the master prints at start"

@@ -955,7 +955,10 @@ fn receiver_heartbeat(
         Some(e) => format!("degraded: {e}"),
         None => "online".into(),
     };
-    let _ = net.out.try_send(ToMaster::Heartbeat { status, metrics });
+    let _ = net.out.try_send(ToMaster::Heartbeat {
+        status,
+        metrics: Box::new(metrics),
+    });
 }
 
 /// Emits `event` on the app's [`NodeEvents`], if it has one.
