@@ -3,11 +3,13 @@
 //! line, appended to `state_dir/audit.jsonl` and never rewritten.
 //!
 //! Each entry has a sequence number (its line number from 1), so readers page with
-//! `GET /api/audit?after=SEQ&limit=N` and never see an entry twice. The last few entries are
-//! also kept in memory for the node view.
+//! `GET /api/audit?after=SEQ&limit=N` and never see an entry twice. A page seeks to its first
+//! entry through an index of byte offsets (one per [`INDEX_EVERY`] entries, built when the log
+//! opens and kept as it grows): a show's long log is not read from its start for every page.
+//! The last few entries are also kept in memory for the node view.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -22,6 +24,8 @@ pub const FILE: &str = "audit.jsonl";
 pub const RECENT: usize = 50;
 /// Entries one page holds at most.
 pub const MAX_PAGE: usize = 1000;
+/// The index holds the byte offset of every this-many-th entry.
+pub const INDEX_EVERY: u64 = 1024;
 
 /// One control action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +75,21 @@ struct State {
     file: Option<std::fs::File>,
     next: u64,
     recent: VecDeque<AuditEntry>,
+    /// `index[k]`: the byte offset of line `k · INDEX_EVERY` (entry `k · INDEX_EVERY + 1`).
+    index: Vec<u64>,
+    /// Bytes in the file.
+    len: u64,
+}
+
+impl State {
+    /// Notes where the line about to be written at byte `len` starts, when it opens a block.
+    fn index_next(&mut self) {
+        if (self.next - 1).is_multiple_of(INDEX_EVERY)
+            && self.index.len() as u64 == (self.next - 1) / INDEX_EVERY
+        {
+            self.index.push(self.len);
+        }
+    }
 }
 
 impl AuditLog {
@@ -78,31 +97,42 @@ impl AuditLog {
     pub fn open(state_dir: &Path) -> std::io::Result<AuditLog> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join(FILE);
-        let mut recent = VecDeque::new();
-        let mut next = 1;
+        let mut state = State {
+            file: None,
+            next: 1,
+            recent: VecDeque::new(),
+            index: Vec::new(),
+            len: 0,
+        };
         if let Ok(file) = std::fs::File::open(&path) {
-            for line in BufReader::new(file).lines() {
-                let line = line?;
-                next += 1;
-                if let Ok(entry) = serde_json::from_str::<AuditEntry>(&line) {
-                    if recent.len() == RECENT {
-                        recent.pop_front();
+            let mut reader = BufReader::new(file);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                state.index_next();
+                let n = reader.read_line(&mut line)?;
+                if n == 0 {
+                    break;
+                }
+                state.len += n as u64;
+                state.next += 1;
+                if let Ok(entry) = serde_json::from_str::<AuditEntry>(line.trim_end()) {
+                    if state.recent.len() == RECENT {
+                        state.recent.pop_front();
                     }
-                    recent.push_back(entry);
+                    state.recent.push_back(entry);
                 }
             }
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        state.file = Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?,
+        );
         Ok(AuditLog {
             path,
-            state: Mutex::new(State {
-                file: Some(file),
-                next,
-                recent,
-            }),
+            state: Mutex::new(state),
         })
     }
 
@@ -127,23 +157,33 @@ impl AuditLog {
         };
         let mut line = serde_json::to_string(&entry).unwrap_or_default();
         line.push('\n');
+        let indexed = state.index.len();
+        state.index_next();
         let written = match state.file.as_mut() {
             Some(file) => file.write_all(line.as_bytes()),
             None => Err(std::io::Error::other("the log is closed")),
         };
         match written {
             Ok(()) => {
+                state.len += line.len() as u64;
                 state.next += 1;
                 if state.recent.len() == RECENT {
                     state.recent.pop_front();
                 }
                 state.recent.push_back(entry.clone());
             }
-            Err(e) => tracing::error!(
-                "audit: cannot append to {}: {e}; {} not recorded",
-                self.path.display(),
-                entry.action
-            ),
+            Err(e) => {
+                tracing::error!(
+                    "audit: cannot append to {}: {e}; {} not recorded",
+                    self.path.display(),
+                    entry.action
+                );
+                // Part of the line may be there: the index goes on from the file's length.
+                state.index.truncate(indexed);
+                if let Some(len) = state.file.as_ref().and_then(|f| f.metadata().ok()) {
+                    state.len = len.len();
+                }
+            }
         }
         entry
     }
@@ -157,10 +197,20 @@ impl AuditLog {
         limit: usize,
     ) -> std::io::Result<Vec<AuditEntry>> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let file = std::fs::File::open(&self.path)?;
+        // The indexed line at or before the page's first (line `after`).
+        let (first_line, offset) = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let k = ((after / INDEX_EVERY) as usize).min(state.index.len().saturating_sub(1));
+            (
+                k as u64 * INDEX_EVERY,
+                state.index.get(k).copied().unwrap_or(0),
+            )
+        };
+        let mut file = std::fs::File::open(&self.path)?;
+        file.seek(SeekFrom::Start(offset))?;
         let mut out = Vec::new();
         for (i, line) in BufReader::new(file).lines().enumerate() {
-            if (i as u64) < after {
+            if first_line + (i as u64) < after {
                 continue;
             }
             let line = line?;
@@ -261,6 +311,68 @@ mod tests {
             ),
             [2, 3]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pages_seek_through_the_index_and_agree_with_a_scan_after_reopening() {
+        let dir = std::env::temp_dir().join(format!("rk-audit-index-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let n = 3 * INDEX_EVERY + 17;
+        let record = |log: &AuditLog, i: u64| {
+            log.record(
+                Record {
+                    // Lines of different lengths: offsets are not a multiple of anything.
+                    action: format!("POST /api/command go {}", "x".repeat((i % 7) as usize)),
+                    status: 200,
+                    ..Record::default()
+                },
+                t0 + Duration::from_secs(i),
+            )
+        };
+        {
+            let log = AuditLog::open(&dir).expect("open");
+            for i in 1..=n / 2 {
+                record(&log, i);
+            }
+        }
+        // Reopened half way: the index is rebuilt from the file and goes on growing.
+        let log = AuditLog::open(&dir).expect("reopen");
+        for i in n / 2 + 1..=n {
+            assert_eq!(record(&log, i).seq, i);
+        }
+        let expect = |after: u64, limit: usize| -> Vec<u64> {
+            (after + 1..=n).take(limit.clamp(1, MAX_PAGE)).collect()
+        };
+        let seqs = |page: Vec<AuditEntry>| page.iter().map(|e| e.seq).collect::<Vec<_>>();
+        for after in [
+            0,
+            1,
+            INDEX_EVERY - 1,
+            INDEX_EVERY,
+            INDEX_EVERY + 1,
+            2 * INDEX_EVERY + 5,
+            3 * INDEX_EVERY,
+            n - 1,
+            n,
+            n + 50,
+        ] {
+            for limit in [1, 3, 2000] {
+                assert_eq!(
+                    seqs(log.page(after, None, limit).expect("page")),
+                    expect(after, limit),
+                    "after {after}, limit {limit}"
+                );
+            }
+        }
+        let state = log.state.lock().expect("state");
+        assert_eq!(state.index.len() as u64, n.div_ceil(INDEX_EVERY));
+        assert_eq!(
+            state.len,
+            std::fs::metadata(dir.join(FILE)).expect("file").len()
+        );
+        drop(state);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
