@@ -447,15 +447,29 @@ mod tests {
         ),
     )"#;
 
+    /// The engine and media plugins, one fixed step per update.
+    fn stepped_app() -> App {
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
+            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+        app
+    }
+
+    /// The show time base and the media log's entries.
+    fn media_log(app: &App) -> (ShowTimeBase, Vec<crate::LogEntry>) {
+        (
+            *app.world().resource::<ShowTimeBase>(),
+            app.world().resource::<MediaShow>().0.log().entries.clone(),
+        )
+    }
+
     /// A GO at tick 44 (1 s at 44 Hz) plays the clip after the cue's 0.5 s delay, at double
     /// speed, and fades the layer in over the cue's 1 s fade; status follows the show clock.
     #[test]
     fn a_go_starts_the_clip_on_the_show_clock() {
         let show = rockontrol_show::parse_show(SHOW, "media.ron").expect("parses");
         rockontrol_show::validate(&show).expect("valid");
-        let mut app = App::new();
-        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
-            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+        let mut app = stepped_app();
         load_show(app.world_mut(), &show);
         let go: Command = "go main".parse().expect("command");
         app.world_mut().resource_mut::<CommandQueue>().at(44, go);
@@ -551,12 +565,10 @@ mod tests {
     #[test]
     fn an_operators_go_starts_media_one_preroll_later_and_lighting_on_the_tick() {
         let show = rockontrol_show::parse_show(SHOW, "media.ron").expect("parses");
-        let mut app = App::new();
-        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
-            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
-            .insert_resource(MediaSettings {
-                preroll: Duration::from_millis(200),
-            });
+        let mut app = stepped_app();
+        app.insert_resource(MediaSettings {
+            preroll: Duration::from_millis(200),
+        });
         load_show(app.world_mut(), &show);
         for _ in 0..3 {
             app.update();
@@ -576,8 +588,7 @@ mod tests {
             (Some(0), tick),
             "lighting: the cue went on the tick the GO was applied"
         );
-        let base = *app.world().resource::<ShowTimeBase>();
-        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        let (base, entries) = media_log(&app);
         assert!(
             matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }]
                 if *at_ns == base.ns_of_tick(tick) + 200_000_000),
@@ -585,41 +596,35 @@ mod tests {
         );
 
         // Scheduled on its tick: no pre-roll (`run --at`, `render`).
-        let mut app = App::new();
-        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
-            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+        let mut app = stepped_app();
         load_show(app.world_mut(), &show);
         let go: Command = "go main".parse().expect("command");
         app.world_mut().resource_mut::<CommandQueue>().at(3, go);
         for _ in 0..6 {
             app.update();
         }
-        let base = *app.world().resource::<ShowTimeBase>();
-        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        let (base, entries) = media_log(&app);
         assert!(
             matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }] if *at_ns == base.ns_of_tick(3)),
             "a scheduled GO's media starts on its tick: {entries:?}"
         );
 
         // Queued by a trigger on its own tick (a timecode cue): no pre-roll either.
-        let mut app = App::new();
-        app.add_plugins((MinimalPlugins, EnginePlugin, MediaPlugin))
-            .insert_resource(TimeUpdateStrategy::FixedTimesteps(1))
-            .add_systems(
-                FixedUpdate,
-                (|clock: Res<ShowClock>, mut queue: ResMut<CommandQueue>| {
-                    if clock.next_tick == 4 {
-                        queue.at(4, "go main".parse().expect("command"));
-                    }
-                })
-                .in_set(EngineSystems::Triggers),
-            );
+        let mut app = stepped_app();
+        app.add_systems(
+            FixedUpdate,
+            (|clock: Res<ShowClock>, mut queue: ResMut<CommandQueue>| {
+                if clock.next_tick == 4 {
+                    queue.at(4, "go main".parse().expect("command"));
+                }
+            })
+            .in_set(EngineSystems::Triggers),
+        );
         load_show(app.world_mut(), &show);
         for _ in 0..7 {
             app.update();
         }
-        let base = *app.world().resource::<ShowTimeBase>();
-        let entries = app.world().resource::<MediaShow>().0.log().entries.clone();
+        let (base, entries) = media_log(&app);
         assert!(
             matches!(&entries[..], [crate::LogEntry::Cue { at_ns, .. }] if *at_ns == base.ns_of_tick(4)),
             "a timecode cue's media starts on its tick: {entries:?}"
